@@ -1,0 +1,125 @@
+//! Where a workflow's server keeps its socket, lock and log: a private (0700) per-user directory.
+//! One server runs per (user, workflow name); file names derive from a hash of the name, so any
+//! name (with `/`, spaces, any length) maps to a short, safe socket path.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the runtime directory.
+pub const RUNTIME_DIR_ENV: &str = "PYCAPIO_RUNTIME_DIR";
+
+/// The per-user runtime directory: `$PYCAPIO_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/pycapio`, else
+/// `/tmp/pycapio-<uid>`. Created 0700 if missing; refused if owned by someone else or open to others.
+pub fn runtime_dir() -> io::Result<PathBuf> {
+    let dir = if let Some(d) = std::env::var_os(RUNTIME_DIR_ENV).filter(|d| !d.is_empty()) {
+        PathBuf::from(d)
+    } else if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Path::new(&x).join("pycapio")
+    } else {
+        PathBuf::from(format!("/tmp/pycapio-{}", crate::sys::getuid()))
+    };
+    ensure_private_dir(&dir)?;
+    Ok(dir)
+}
+
+fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::Other,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    if meta.uid() != crate::sys::getuid() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "runtime directory {} is owned by uid {}, not by this user",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// FNV-1a, 64-bit: stable across versions and processes (unlike std's SipHash keys).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The file-name stem for a workflow: a readable prefix of the name plus its hash.
+pub fn workflow_stem(workflow: &str) -> String {
+    let readable: String = workflow
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(24)
+        .collect();
+    format!("{readable}-{:016x}", fnv1a(workflow.as_bytes()))
+}
+
+/// The paths one workflow's server uses inside the runtime directory.
+#[derive(Clone, Debug)]
+pub struct WorkflowPaths {
+    pub socket: PathBuf,
+    /// Held (flock) by the live server for its whole life: the single-instance guarantee.
+    pub server_lock: PathBuf,
+    /// Held by a client while it checks for a server and starts one: serialises concurrent starts.
+    pub start_lock: PathBuf,
+    pub log: PathBuf,
+    /// Written by the server once it listens: `pid\nworkflow\ncapio_dir\n`, for `pycapio server status`.
+    pub info: PathBuf,
+}
+
+impl WorkflowPaths {
+    pub fn new(runtime_dir: &Path, workflow: &str) -> WorkflowPaths {
+        let stem = workflow_stem(workflow);
+        WorkflowPaths {
+            socket: runtime_dir.join(format!("{stem}.sock")),
+            server_lock: runtime_dir.join(format!("{stem}.lock")),
+            start_lock: runtime_dir.join(format!("{stem}.start")),
+            log: runtime_dir.join(format!("{stem}.log")),
+            info: runtime_dir.join(format!("{stem}.info")),
+        }
+    }
+
+    pub fn for_workflow(workflow: &str) -> io::Result<WorkflowPaths> {
+        Ok(Self::new(&runtime_dir()?, workflow))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_are_safe_and_distinct() {
+        let a = workflow_stem("my/workflow with spaces");
+        assert!(!a.contains('/') && !a.contains(' '));
+        assert_ne!(workflow_stem("wf1"), workflow_stem("wf2"));
+        let long = "x".repeat(5000);
+        assert!(
+            WorkflowPaths::new(Path::new("/tmp/pycapio-0"), &long)
+                .socket
+                .as_os_str()
+                .len()
+                < 100
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! The raw syscalls CAPIO needs that `std` does not wrap: memfd, mmap, futex, fd passing,
+//! peer credentials, flock, signal waiting and detaching the server. Every `unsafe` block of the
+//! control plane lives here, each behind a safe function.
+
+use std::ffi::CString;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// An anonymous shared-memory file (`memfd_create`), close-on-exec.
+pub fn memfd(name: &str) -> io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Map `len` bytes of `fd` shared and read-write.
+pub fn mmap_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a fresh mapping at a kernel-chosen address; it aliases no Rust object.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// Unmap a region returned by [`mmap_shared`].
+///
+/// # Safety
+/// `ptr`/`len` must come from one `mmap_shared` call and no reference into it may outlive this call.
+pub unsafe fn munmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}
+
+/// Outcome of a futex wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Woken, or the word no longer held the expected value.
+    Changed,
+    TimedOut,
+    /// A signal arrived: the caller should check for pending signal handlers.
+    Interrupted,
+}
+
+/// Sleep while `*word == expected` (a process-shared futex: the word lives in shared memory).
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, aligned u32; the kernel only reads it; `ts_ptr` is null or valid.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            0usize,
+            0u32,
+        )
+    };
+    if r == 0 {
+        return Wake::Changed;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT) => Wake::TimedOut,
+        Some(libc::EINTR) => Wake::Interrupted,
+        _ => Wake::Changed, // EAGAIN: the value had already changed
+    }
+}
+
+/// Wake every waiter sleeping on `word`, in any process.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access its memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Send `bytes` in one message, with `fd` attached as `SCM_RIGHTS` when given.
+pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    let mut sent = 0;
+    let mut fd = fd;
+    while sent < bytes.len() {
+        let iov = [IoSlice::new(&bytes[sent..])];
+        let mut cmsg_buf = [0u64; 4]; // CMSG_SPACE(sizeof(int)) == 24 on Linux; u64 for alignment
+        // SAFETY: msghdr is a plain C struct; all-zero is a valid "no name, no control" value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = 1;
+        if let Some(f) = fd {
+            // SAFETY: CMSG_SPACE is a pure size computation.
+            let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+            msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            // SAFETY: msg_control points at `space` writable bytes, enough for one cmsg header + int.
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                (*cmsg).cmsg_level = libc::SOL_SOCKET;
+                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), f.as_raw_fd());
+            }
+        }
+        // SAFETY: `msg` points at live iovec/control buffers for the duration of the call.
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        sent += n as usize;
+        fd = None; // the fd travels with the first chunk only
+    }
+    Ok(())
+}
+
+/// Receive into `buf` (at least one byte, at most `buf.len()`), taking an `SCM_RIGHTS` fd if one came.
+pub fn recv_with_fd(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut cmsg_buf = [0u64; 8];
+        // SAFETY: as in `send_with_fd`, all-zero is a valid empty msghdr.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr().cast();
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&cmsg_buf);
+        // SAFETY: `msg` points at live, writable iovec/control buffers for the duration of the call.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut fd = None;
+        // SAFETY: the kernel filled `msg_control`; the CMSG_* macros walk it within msg_controllen.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+                    fd = Some(OwnedFd::from_raw_fd(raw));
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        return Ok((n as usize, fd));
+    }
+}
+
+/// The uid and pid of the process at the other end of a Unix socket.
+pub fn peer_cred(sock: &UnixStream) -> io::Result<(u32, i32)> {
+    // SAFETY: ucred is a plain C struct; zero is valid.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred`/`len` are valid out-parameters of the right size.
+    cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((cred.uid, cred.pid))
+}
+
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail and touches no memory.
+    unsafe { libc::getuid() }
+}
+
+/// `flock(LOCK_EX)`; with `wait == false` returns `Ok(false)` when another holder has it.
+pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<bool> {
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a valid fd touches no memory.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), op) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Block `SIGTERM`, `SIGINT` and `SIGHUP` in the calling thread (and threads it spawns later), so
+/// that [`wait_termination_signal`] can take them synchronously.
+pub fn block_termination_signals() -> io::Result<()> {
+    let set = termination_set();
+    // SAFETY: `set` is an initialised sigset; the old mask is not requested.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        Err(io::Error::from_raw_os_error(r))
+    } else {
+        Ok(())
+    }
+}
+
+/// Wait for one of the signals blocked by [`block_termination_signals`]; returns its number.
+pub fn wait_termination_signal() -> i32 {
+    let set = termination_set();
+    let mut sig = 0;
+    loop {
+        // SAFETY: `set` is initialised and `sig` is a valid out-parameter.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            return sig;
+        }
+    }
+}
+
+fn termination_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before sigaddset reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        set
+    }
+}
+
+/// Make a command start in its own session, so the terminal's Ctrl-C and the parent's process
+/// group never reach the server it runs.
+pub fn detach_on_spawn(cmd: &mut Command) {
+    // SAFETY: the hook runs between fork and exec and only calls async-signal-safe `setsid`.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
+/// Whether a process with this pid exists (signal 0 probe).
+pub fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 performs only the permission and existence check.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Send `sig` to `pid`.
+pub fn send_signal(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill touches no memory of ours.
+    cvt(unsafe { libc::kill(pid, sig) }).map(|_| ())
+}
+
+/// Poll whether a connected socket's peer has hung up, without blocking or consuming data.
+pub fn peer_hung_up(sock: &UnixStream) -> bool {
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r > 0 && (p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR)) != 0
+}
+
+/// Wake a thread blocked in `accept` on this listening socket (Linux: shutdown fails the accept).
+pub fn shutdown_socket(fd: BorrowedFd<'_>) {
+    // SAFETY: shutdown on a valid fd touches no memory.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+}

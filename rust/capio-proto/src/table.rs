@@ -1,0 +1,188 @@
+//! The per-file state shared by the server and every client: one 64-byte slot per CAPIO file in a
+//! memfd the server creates and hands out at `Hello`. A slot holds the published length, the commit
+//! state and a futex word, so readers wait and writers publish without any server round trip.
+//!
+//! Slot 0 is the namespace slot: its `seq` is bumped whenever a path is created or a file changes
+//! state, which is what a reader blocked in `open` of a not-yet-existing path sleeps on.
+
+use crate::sys;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+/// Number of slots in a server's table (64 MiB of sparse, lazily allocated shared memory).
+pub const DEFAULT_SLOTS: u32 = 1 << 20;
+/// The namespace slot.
+pub const NAMESPACE_SLOT: u32 = 0;
+
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotState {
+    Free = 0,
+    /// Being produced: readers follow the fire rule.
+    Open = 1,
+    Committed = 2,
+    /// Its producer terminated before the commit: readers get an error.
+    Aborted = 3,
+}
+
+impl SlotState {
+    pub fn from_u32(v: u32) -> SlotState {
+        match v {
+            1 => SlotState::Open,
+            2 => SlotState::Committed,
+            3 => SlotState::Aborted,
+            _ => SlotState::Free,
+        }
+    }
+}
+
+#[repr(C, align(64))]
+pub struct Slot {
+    /// Bytes published by producers (readers never read past it before the commit).
+    pub len: AtomicU64,
+    /// Futex word: bumped when `len` grows while someone waits, and on every state change.
+    pub seq: AtomicU32,
+    /// Number of readers sleeping on `seq`; writers skip the wake syscall when it is zero.
+    pub waiters: AtomicU32,
+    pub state: AtomicU32,
+}
+
+const _: () = assert!(size_of::<Slot>() == 64);
+
+impl Slot {
+    pub fn state(&self) -> SlotState {
+        SlotState::from_u32(self.state.load(SeqCst))
+    }
+
+    /// Publish bytes up to `end`; wakes sleeping readers only if there are any.
+    pub fn publish(&self, end: u64) {
+        let prev = self.len.fetch_max(end, SeqCst);
+        if end > prev && self.waiters.load(SeqCst) > 0 {
+            self.bump();
+        }
+    }
+
+    /// Set the state and wake everyone waiting on this slot.
+    pub fn set_state(&self, state: SlotState) {
+        self.state.store(state as u32, SeqCst);
+        self.bump();
+    }
+
+    /// Advance the futex word and wake all sleepers.
+    pub fn bump(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        sys::futex_wake_all(&self.seq);
+    }
+
+    /// Sleep until `seq` moves past `seen` (or the timeout / a signal). Callers read `seq` *before*
+    /// checking their condition and pass that value here, so a publish in between is never lost.
+    pub fn wait(&self, seen: u32, timeout: Option<Duration>) -> sys::Wake {
+        self.waiters.fetch_add(1, SeqCst);
+        let r = sys::futex_wait(&self.seq, seen, timeout);
+        self.waiters.fetch_sub(1, SeqCst);
+        r
+    }
+}
+
+/// A mapping of the shared slot array.
+pub struct StateTable {
+    base: NonNull<Slot>,
+    slots: u32,
+    fd: OwnedFd,
+}
+
+// SAFETY: the table is only ever accessed through atomics in `Slot`, and the mapping lives as long
+// as the value; sharing it between threads is exactly what the atomics are for.
+unsafe impl Send for StateTable {}
+// SAFETY: see `Send`.
+unsafe impl Sync for StateTable {}
+
+impl StateTable {
+    /// Create a fresh table (server side).
+    pub fn create(slots: u32) -> io::Result<StateTable> {
+        let fd = sys::memfd("capio-state")?;
+        let file = std::fs::File::from(fd);
+        file.set_len(u64::from(slots) * size_of::<Slot>() as u64)?;
+        Self::map(OwnedFd::from(file), slots)
+    }
+
+    /// Map a table received from the server.
+    pub fn map(fd: OwnedFd, slots: u32) -> io::Result<StateTable> {
+        let len = Self::byte_len(slots);
+        let base = sys::mmap_shared(fd.as_fd(), len)?.cast::<Slot>();
+        Ok(StateTable { base, slots, fd })
+    }
+
+    fn byte_len(slots: u32) -> usize {
+        slots as usize * size_of::<Slot>()
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn slot(&self, index: u32) -> Option<&Slot> {
+        if index >= self.slots {
+            return None;
+        }
+        // SAFETY: `index` is in bounds of the live mapping; slots are 64-byte aligned (mmap gives
+        // page alignment) and `Slot` is all atomics, valid for any bit pattern including zero.
+        Some(unsafe { &*self.base.as_ptr().add(index as usize) })
+    }
+
+    pub fn namespace(&self) -> &Slot {
+        self.slot(NAMESPACE_SLOT)
+            .expect("a table always has the namespace slot")
+    }
+}
+
+impl Drop for StateTable {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `map` with this length; `&self` borrows have ended.
+        unsafe { sys::munmap(self.base.cast(), Self::byte_len(self.slots)) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn publish_wakes_a_waiting_reader() {
+        let table = Arc::new(StateTable::create(16).unwrap());
+        let slot = table.slot(3).unwrap();
+        slot.set_state(SlotState::Open);
+        let t2 = table.clone();
+        let reader = std::thread::spawn(move || {
+            let s = t2.slot(3).unwrap();
+            loop {
+                let seen = s.seq.load(SeqCst);
+                if s.len.load(SeqCst) >= 10 {
+                    return s.len.load(SeqCst);
+                }
+                s.wait(seen, Some(Duration::from_secs(5)));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        slot.publish(10);
+        assert_eq!(reader.join().unwrap(), 10);
+    }
+
+    #[test]
+    fn a_second_mapping_sees_the_same_slots() {
+        let table = StateTable::create(8).unwrap();
+        let dup = table.fd().try_clone_to_owned().unwrap();
+        let other = StateTable::map(dup, 8).unwrap();
+        table.slot(5).unwrap().publish(42);
+        assert_eq!(other.slot(5).unwrap().len.load(SeqCst), 42);
+        assert!(other.slot(8).is_none());
+    }
+}

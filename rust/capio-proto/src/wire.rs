@@ -1,0 +1,384 @@
+//! Control-plane messages: a fixed 16-byte header followed by a POD body and, for most requests,
+//! a trailing path. Encoding and decoding are pure; the socket I/O lives in the server and client.
+
+use bytemuck::{Pod, Zeroable};
+use std::io::{self, Read, Write};
+
+pub const MAGIC: u32 = u32::from_le_bytes(*b"CPIO");
+/// Bumped whenever a message layout changes; exchanged in `Hello`.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Hard cap on a frame body, checked before anything is allocated.
+pub const MAX_BODY: u32 = 16 << 20;
+/// Replies carry the request kind with this bit set.
+pub const REPLY_BIT: u16 = 0x8000;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Header {
+    pub magic: u32,
+    pub version: u16,
+    pub kind: u16,
+    pub len: u32,
+    pub reserved: u32,
+}
+
+pub const HEADER_LEN: usize = size_of::<Header>();
+
+/// Request kinds. A reply uses `kind | REPLY_BIT`.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Hello = 1,
+    Open = 2,
+    /// One-way: the server sends no reply, so `close` costs no round trip.
+    Close = 3,
+    Stat = 4,
+    Mkdir = 5,
+    List = 6,
+    /// Clean termination of a client: commits its `on_termination` files; replied once persisted.
+    Exit = 7,
+    /// Ask the server to stop (after persisting what must persist).
+    Shutdown = 8,
+}
+
+impl Kind {
+    pub fn from_u16(v: u16) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Hello,
+            2 => Kind::Open,
+            3 => Kind::Close,
+            4 => Kind::Stat,
+            5 => Kind::Mkdir,
+            6 => Kind::List,
+            7 => Kind::Exit,
+            8 => Kind::Shutdown,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("bad frame magic {0:#x}")]
+    BadMagic(u32),
+    #[error("protocol version {0} is not supported (expected {PROTOCOL_VERSION})")]
+    BadVersion(u16),
+    #[error("unknown message kind {0}")]
+    UnknownKind(u16),
+    #[error("frame body of {0} bytes exceeds the {MAX_BODY}-byte limit")]
+    TooLarge(u32),
+    #[error("message body of {got} bytes is shorter than its {need}-byte fixed part")]
+    Truncated { need: usize, got: usize },
+    #[error("peer closed the connection")]
+    Eof,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Header {
+    pub fn new(kind: u16, len: usize) -> Result<Header, WireError> {
+        let len = u32::try_from(len).map_err(|_| WireError::TooLarge(u32::MAX))?;
+        if len > MAX_BODY {
+            return Err(WireError::TooLarge(len));
+        }
+        Ok(Header {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            kind,
+            len,
+            reserved: 0,
+        })
+    }
+
+    /// Validate a received header before its body is read or allocated.
+    pub fn check(&self) -> Result<(), WireError> {
+        if self.magic != MAGIC {
+            return Err(WireError::BadMagic(self.magic));
+        }
+        if self.version != PROTOCOL_VERSION {
+            return Err(WireError::BadVersion(self.version));
+        }
+        if self.len > MAX_BODY {
+            return Err(WireError::TooLarge(self.len));
+        }
+        Ok(())
+    }
+}
+
+/// Serialise one frame: header, fixed body, trailing bytes.
+pub fn encode<T: Pod>(kind: u16, fixed: &T, tail: &[u8]) -> Result<Vec<u8>, WireError> {
+    let fixed = bytemuck::bytes_of(fixed);
+    let header = Header::new(kind, fixed.len() + tail.len())?;
+    let mut out = Vec::with_capacity(HEADER_LEN + fixed.len() + tail.len());
+    out.extend_from_slice(bytemuck::bytes_of(&header));
+    out.extend_from_slice(fixed);
+    out.extend_from_slice(tail);
+    Ok(out)
+}
+
+/// Split a body into its fixed POD part and the trailing bytes.
+pub fn decode<T: Pod>(body: &[u8]) -> Result<(T, &[u8]), WireError> {
+    let need = size_of::<T>();
+    if body.len() < need {
+        return Err(WireError::Truncated {
+            need,
+            got: body.len(),
+        });
+    }
+    let (fixed, tail) = body.split_at(need);
+    Ok((bytemuck::pod_read_unaligned(fixed), tail))
+}
+
+/// Read one whole frame (header checked before the body is allocated).
+pub fn read_frame(r: &mut impl Read) -> Result<(Header, Vec<u8>), WireError> {
+    let mut raw = [0u8; HEADER_LEN];
+    read_exact_or_eof(r, &mut raw)?;
+    let header: Header = bytemuck::pod_read_unaligned(&raw);
+    header.check()?;
+    let mut body = vec![0u8; header.len as usize];
+    r.read_exact(&mut body)?;
+    Ok((header, body))
+}
+
+/// Like `read_exact`, but a clean EOF before the first byte is `WireError::Eof`.
+pub fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> Result<(), WireError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Err(WireError::Eof),
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+pub fn write_frame<T: Pod>(
+    w: &mut impl Write,
+    kind: u16,
+    fixed: &T,
+    tail: &[u8],
+) -> Result<(), WireError> {
+    w.write_all(&encode(kind, fixed, tail)?)?;
+    Ok(())
+}
+
+// ---- bodies -------------------------------------------------------------------------------
+
+/// `Hello` body; the tail is `app_name` bytes, a NUL, then the client's CAPIO directory (absolute, real).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct HelloReq {
+    pub pid: u32,
+    pub flags: u32,
+}
+
+/// Reply to `Hello`; carries the state-table memfd as ancillary data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct HelloReply {
+    pub status: i32,
+    pub server_pid: u32,
+    pub client_id: u64,
+    pub table_slots: u32,
+    pub _pad: u32,
+}
+
+/// `Open` body; the tail is the absolute, lexically normalised path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OpenReq {
+    /// Linux `open(2)` flags: access mode plus `O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_APPEND`.
+    pub flags: u32,
+    pub mode: u32,
+}
+
+/// What an `Open` reply tells the client to do.
+pub mod open_kind {
+    /// A CAPIO file: the fd is its shared-memory data object, `slot` its state.
+    pub const MEMORY: u32 = 1;
+    /// A committed input that lives on disk: the fd is the real file, opened read-only.
+    pub const DISK: u32 = 2;
+    /// The path does not exist yet: wait on the namespace word until it changes from `generation`, then retry.
+    pub const WAIT: u32 = 3;
+}
+
+/// Fire rules (CAPIO-CL `mode`).
+pub mod fire {
+    /// Readers wait for the commit.
+    pub const UPDATE: u32 = 0;
+    /// Readers see data as it is published, block at the current end, EOF only at commit.
+    pub const NO_UPDATE: u32 = 1;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OpenReply {
+    pub status: i32,
+    pub kind: u32,
+    pub slot: u32,
+    pub generation: u32,
+    /// Non-zero when the caller counts as a producer of the file (never waits on it).
+    pub producer: u32,
+    pub fire: u32,
+    pub size: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CloseReq {
+    pub slot: u32,
+    pub writable: u32,
+}
+
+/// `Stat`, `List` bodies are just the path (an empty fixed part).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Empty {}
+
+pub mod node_kind {
+    pub const FILE: u32 = 1;
+    pub const DIR: u32 = 2;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StatReply {
+    pub status: i32,
+    pub kind: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Permission bits (no file-type bits).
+    pub mode: u32,
+    pub committed: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MkdirReq {
+    pub mode: u32,
+    pub _pad: u32,
+}
+
+/// The reply of requests that return only a status (`Mkdir`, `Exit`, `Shutdown`), and the fixed
+/// part of a `List` reply, whose tail is a sequence of entries: one kind byte
+/// (`node_kind::FILE as u8` or `DIR`), the name bytes, a NUL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StatusReply {
+    pub status: i32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ExitReq {
+    /// Non-zero: stop the server once no client is left.
+    pub teardown: u32,
+    pub _pad: u32,
+}
+
+/// Append one directory entry to a `List` reply tail.
+pub fn push_entry(out: &mut Vec<u8>, kind: u32, name: &[u8]) {
+    out.push(kind as u8);
+    out.extend_from_slice(name);
+    out.push(0);
+}
+
+/// Parse a `List` reply tail into `(kind, name)` pairs.
+pub fn parse_entries(mut tail: &[u8]) -> Vec<(u32, &[u8])> {
+    let mut out = Vec::new();
+    while let Some((&kind, rest)) = tail.split_first() {
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        out.push((u32::from(kind), &rest[..end]));
+        tail = rest.get(end + 1..).unwrap_or(&[]);
+    }
+    out
+}
+
+/// Split a `Hello` tail into (app name, CAPIO directory).
+pub fn split_hello_tail(tail: &[u8]) -> (&[u8], &[u8]) {
+    match tail.iter().position(|&b| b == 0) {
+        Some(i) => (&tail[..i], &tail[i + 1..]),
+        None => (tail, &[]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_frame() {
+        let req = OpenReq {
+            flags: 0o101,
+            mode: 0o644,
+        };
+        let bytes = encode(Kind::Open as u16, &req, b"/tmp/x").unwrap();
+        let (h, body) = read_frame(&mut &bytes[..]).unwrap();
+        assert_eq!(h.kind, Kind::Open as u16);
+        let (got, tail): (OpenReq, _) = decode(&body).unwrap();
+        assert_eq!(got.flags, 0o101);
+        assert_eq!(tail, b"/tmp/x");
+    }
+
+    #[test]
+    fn back_to_back_frames() {
+        let mut bytes = encode(Kind::Stat as u16, &Empty {}, b"/a").unwrap();
+        bytes.extend(encode(Kind::Stat as u16, &Empty {}, b"/bb").unwrap());
+        let mut r = &bytes[..];
+        assert_eq!(read_frame(&mut r).unwrap().1, b"/a");
+        assert_eq!(read_frame(&mut r).unwrap().1, b"/bb");
+        assert!(matches!(read_frame(&mut r), Err(WireError::Eof)));
+    }
+
+    #[test]
+    fn oversize_rejected_before_allocation() {
+        let h = Header {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            kind: 2,
+            len: MAX_BODY + 1,
+            reserved: 0,
+        };
+        let bytes = bytemuck::bytes_of(&h).to_vec();
+        assert!(matches!(
+            read_frame(&mut &bytes[..]),
+            Err(WireError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn truncated_and_bad_magic() {
+        let bytes = encode(Kind::Open as u16, &OpenReq::default(), b"").unwrap();
+        let short = &bytes[..bytes.len() - 2];
+        assert!(matches!(read_frame(&mut &short[..]), Err(WireError::Io(_))));
+        let (_, body) = read_frame(&mut &bytes[..]).unwrap();
+        assert!(matches!(
+            decode::<OpenReply>(&body),
+            Err(WireError::Truncated { .. })
+        ));
+        let mut bad = bytes.clone();
+        bad[0] ^= 0xff;
+        assert!(matches!(
+            read_frame(&mut &bad[..]),
+            Err(WireError::BadMagic(_))
+        ));
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let mut tail = Vec::new();
+        push_entry(&mut tail, node_kind::FILE, b"a.txt");
+        push_entry(&mut tail, node_kind::DIR, b"sub dir");
+        assert_eq!(
+            parse_entries(&tail),
+            vec![
+                (node_kind::FILE, &b"a.txt"[..]),
+                (node_kind::DIR, &b"sub dir"[..])
+            ]
+        );
+    }
+}
