@@ -314,3 +314,89 @@ pub fn shutdown_socket(fd: BorrowedFd<'_>) {
     // SAFETY: shutdown on a valid fd touches no memory.
     unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
 }
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid two-int out-parameter.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both fds were just created by the kernel and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Let `fd` (normally close-on-exec) survive into the program `cmd` executes, at the same number.
+pub fn inherit_fd_on_spawn(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: the hook runs between fork and exec and only calls async-signal-safe `fcntl`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Wait up to `timeout` for `fd` to become readable (or hung up). `Ok(false)` on timeout.
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(r > 0);
+    }
+}
+
+/// Fork into the background: the parent exits at once (so whoever spawned us can reap it and no
+/// zombie is left), the child continues in a new session. Call before any thread is started.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: called while the process is single-threaded, so the child's state is consistent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        // SAFETY: `_exit` skips atexit handlers and destructors, which belong to the child now.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: setsid touches no memory.
+    unsafe { libc::setsid() };
+    Ok(())
+}
+
+/// Reap a child without blocking; true if it has exited.
+pub fn try_reap(pid: i32) -> bool {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-parameter.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
+}
+
+/// Wait for a child to exit; returns its raw wait status.
+pub fn reap(pid: i32) -> io::Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-parameter.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return Ok(status);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+"""Type stubs for the native extension ``pycapio._pycapio`` (Rust, pyo3-ffi).
+
+The public names follow the PyCAPIO API; the underscore-prefixed primitives are what the Python
+file, directory and path layers of :mod:`pycapio` are built on. Paths accept ``str``, ``bytes`` or
+``os.PathLike``. Every CAPIO "fd" is a real kernel file descriptor (the file's shared-memory object,
+or the on-disk file for a committed input), so ``os.fstat``/``mmap`` on it behave.
+
+Errors: failures raise ``OSError`` subclasses with ``errno``/``strerror``/``filename`` set as the
+built-ins would (``FileNotFoundError``, ``FileExistsError``, ``IsADirectoryError``, ...). Problems with
+the CAPIO runtime itself (server cannot start, server gone, not initialised) raise
+``PyCAPIOException``, a subclass of ``OSError``. Blocking waits release the GIL and are
+interruptible (``KeyboardInterrupt``).
+"""
+
+import os
+import pathlib
+from collections.abc import Buffer
+from typing import Final
+
+_Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+FILE_MODES: Final[dict[str, int]]
+"""POSIX open flags: O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_APPEND, O_TRUNC, O_EXCL."""
+CAPIO_DEFAULT_APP_NAME: Final[str]  # "default_app"
+CAPIO_DEFAULT_WORKFLOW_NAME: Final[str]  # "CAPIO"
+__version__: Final[str]
+
+class PyCAPIOException(OSError): ...
+
+def pycapio_init(
+    CAPIO_DIR: _Path = ".",
+    CAPIO_APP_NAME: str = "default_app",
+    CAPIO_WORKFLOW_NAME: str = "CAPIO",
+    capio_server_exec_path: str = "capio_server",
+    capio_cl_configuration_file: str = "",
+    await_server_timeout_seconds: float = 2,
+) -> int:
+    """Attach this process to the workflow's server, starting it if none runs.
+
+    Returns the pid of the server if this call started it, else -1. Calling it again while
+    initialised with the same arguments returns the same value; with different ones it raises
+    PyCAPIOException. ``capio_server_exec_path == "capio_server"`` means the server shipped inside
+    the package (then ``$PATH``). The CAPIO directory must exist (FileNotFoundError /
+    NotADirectoryError otherwise).
+    """
+
+def pycapio_teardown(teardown_server: bool = False) -> None:
+    """Detach cleanly: the server commits this process's ``on_termination`` files (and persists
+    them) before this returns. With ``teardown_server`` the server stops once no client is left.
+    A no-op when not initialised."""
+
+def pycapio_get_capio_dir() -> pathlib.Path:
+    """The CAPIO directory (its real path). PyCAPIOException if not initialised."""
+
+def pycapio_open(path: _Path, flags: int, mode: int = 0o666) -> int:
+    """Open a CAPIO file; returns its fd. Reading a path that does not exist yet blocks until a
+    producer creates it. PyCAPIOException if the path is outside the CAPIO directory."""
+
+def pycapio_mkdir(path: _Path, flags: int = 0o777) -> int:
+    """Create a directory inside the CAPIO directory; returns 0 (FileExistsError if it exists)."""
+
+# ---- primitives for the Python layer ----------------------------------------------------------
+
+def _is_initialized() -> bool: ...
+def _capio_path(path: _Path) -> str | None:
+    """The absolute, normalised path (rooted at the real CAPIO directory) if ``path`` lies inside
+    the CAPIO directory, else None. Relative paths resolve against the current working directory.
+    Component-wise: ``/data2/x`` is not inside ``/data``; ``capio/../x`` is outside. None when
+    not initialised."""
+
+def _read(fd: int, buffer: Buffer, offset: int = -1) -> int:
+    """readinto: fill ``buffer`` (writable) from the fd's position (advancing it), or from
+    ``offset`` when >= 0 (position untouched). Waits per the file's fire rule; 0 means EOF."""
+
+def _write(fd: int, data: Buffer, offset: int = -1) -> int:
+    """Write all of ``data`` at the position (advancing it; at the end for O_APPEND), or at
+    ``offset`` when >= 0. Returns len(data)."""
+
+def _seek(fd: int, offset: int, whence: int = 0) -> int: ...
+def _truncate(fd: int, size: int) -> int: ...
+def _close(fd: int) -> None:
+    """Close a CAPIO fd (no server round trip). OSError(EBADF) if it is not an open CAPIO fd."""
+
+def _is_capio_fd(fd: int) -> bool: ...
+def _fstat(fd: int) -> tuple[int, int, int, int, bool]:
+    """(kind, size, mtime_ns, mode, committed); kind is 1 = file, 2 = directory."""
+
+def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
+    """Like _fstat for a path inside the CAPIO directory; never blocks. FileNotFoundError if missing."""
+
+def _listdir(path: _Path) -> list[tuple[str, bool]]:
+    """(name, is_dir) for each entry, CAPIO files in creation order then on-disk ones."""
+
+def _after_fork_in_child() -> None:
+    """Forget the parent's connection in a forked child; the child attaches as a new client of
+    the same app on its next CAPIO call."""
