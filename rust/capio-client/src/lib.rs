@@ -1,1 +1,12 @@
+//! The CAPIO client: attach to a workflow's server (starting it on first use), then open, read,
+//! write and list CAPIO files. File bytes move through shared memory directly; waits sleep on
+//! futex words in the shared state table. No Python here: the extension module wraps this.
 
+mod bootstrap;
+mod client;
+mod conn;
+mod error;
+pub mod paths;
+
+pub use client::{Client, FileStat, Settings};
+pub use error::{ClientError, Result};

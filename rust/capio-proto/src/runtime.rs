@@ -36,10 +36,10 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
     let meta = fs::symlink_metadata(dir)?;
     if !meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::Other,
-            format!("{} is not a directory", dir.display()),
-        ));
+        return Err(io::Error::other(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
     }
     if meta.uid() != crate::sys::getuid() {
         return Err(io::Error::new(

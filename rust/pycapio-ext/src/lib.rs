@@ -1,1 +1,103 @@
+//! `pycapio._pycapio`: the CAPIO client as a CPython extension module (abi3, raw pyo3-ffi).
+//! `py/` holds every FFI call; `api` converts arguments and calls `capio-client`.
 
+mod api;
+mod py;
+mod state;
+
+use py::module::{Constant, Method, module_def, set_constants};
+use py::{convert, obj::Owned};
+use pyo3_ffi as ffi;
+
+entry!(pycapio_init => api::pycapio_init);
+entry!(pycapio_teardown => api::pycapio_teardown);
+entry!(pycapio_get_capio_dir => api::pycapio_get_capio_dir);
+entry!(pycapio_open => api::pycapio_open);
+entry!(pycapio_mkdir => api::pycapio_mkdir);
+entry!(is_initialized => api::is_initialized);
+entry!(capio_path => api::capio_path);
+entry!(read => api::read);
+entry!(write => api::write);
+entry!(seek => api::seek);
+entry!(truncate => api::truncate);
+entry!(close => api::close);
+entry!(is_capio_fd => api::is_capio_fd);
+entry!(fstat => api::fstat);
+entry!(stat => api::stat);
+entry!(listdir => api::listdir);
+entry!(after_fork_in_child => api::after_fork_in_child);
+
+fn file_modes() -> Result<Owned, py::err::PyErrSet> {
+    // SAFETY: a new dict; SetItemString copies the key and takes its own value reference.
+    unsafe {
+        let d = Owned::from_new(ffi::PyDict_New())?;
+        for (name, value) in [
+            (c"O_RDONLY", libc::O_RDONLY),
+            (c"O_WRONLY", libc::O_WRONLY),
+            (c"O_RDWR", libc::O_RDWR),
+            (c"O_CREAT", libc::O_CREAT),
+            (c"O_APPEND", libc::O_APPEND),
+            (c"O_TRUNC", libc::O_TRUNC),
+            (c"O_EXCL", libc::O_EXCL),
+        ] {
+            let v = convert::int(i64::from(value))?;
+            if ffi::PyDict_SetItemString(d.as_ptr(), name.as_ptr(), v.as_ptr()) != 0 {
+                return Err(py::err::PyErrSet);
+            }
+        }
+        Ok(d)
+    }
+}
+
+static CONSTANTS: &[Constant] = &[
+    (c"FILE_MODES", file_modes),
+    (c"CAPIO_DEFAULT_APP_NAME", || {
+        convert::str(api::DEFAULT_APP_NAME)
+    }),
+    (c"CAPIO_DEFAULT_WORKFLOW_NAME", || {
+        convert::str(api::DEFAULT_WORKFLOW_NAME)
+    }),
+    (c"__version__", || convert::str(env!("CARGO_PKG_VERSION"))),
+];
+
+macro_rules! method {
+    ($name:literal, $f:ident, $doc:literal) => {
+        Method {
+            name: $name,
+            func: $f,
+            doc: $doc,
+        }
+    };
+}
+
+/// # Safety
+/// Called by CPython's import machinery with the GIL held.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
+    set_constants(CONSTANTS);
+    let def = module_def(
+        c"pycapio._pycapio",
+        c"CAPIO client primitives: attach to the workflow's server and do CAPIO file I/O.",
+        &[
+            method!(c"pycapio_init", pycapio_init, c"Attach to (or start) the workflow's CAPIO server; returns the server pid if this call started it, else -1."),
+            method!(c"pycapio_teardown", pycapio_teardown, c"Detach cleanly, committing this process's files; optionally stop the server when no client is left."),
+            method!(c"pycapio_get_capio_dir", pycapio_get_capio_dir, c"The CAPIO directory (real path) as a pathlib.Path."),
+            method!(c"pycapio_open", pycapio_open, c"Open a CAPIO file with open(2) flags; returns its file descriptor."),
+            method!(c"pycapio_mkdir", pycapio_mkdir, c"Create a directory inside the CAPIO directory; returns 0."),
+            method!(c"_is_initialized", is_initialized, c"Whether this process is attached to a CAPIO server."),
+            method!(c"_capio_path", capio_path, c"The normalised CAPIO path for a path inside the CAPIO directory, else None."),
+            method!(c"_read", read, c"Read into a writable buffer at the position or at an offset; waits per CAPIO-CL."),
+            method!(c"_write", write, c"Write a buffer at the position (end with O_APPEND) or at an offset."),
+            method!(c"_seek", seek, c"Move a CAPIO fd's position."),
+            method!(c"_truncate", truncate, c"Resize a CAPIO file."),
+            method!(c"_close", close, c"Close a CAPIO fd."),
+            method!(c"_is_capio_fd", is_capio_fd, c"Whether an fd is an open CAPIO fd of this process."),
+            method!(c"_fstat", fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd."),
+            method!(c"_stat", stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits."),
+            method!(c"_listdir", listdir, c"[(name, is_dir)] of a CAPIO directory."),
+            method!(c"_after_fork_in_child", after_fork_in_child, c"Forget the parent's connection in a forked child."),
+        ],
+    );
+    // SAFETY: `def` is leaked, so it outlives the interpreter as multi-phase init requires.
+    unsafe { ffi::PyModuleDef_Init(def) }
+}

@@ -1,0 +1,177 @@
+//! Attaching to a workflow's server, starting it when none runs. Concurrent starters serialise on
+//! a start lock; the server proves it is listening through a ready pipe (no sleeps, no polling),
+//! and a server that cannot start says why on the same pipe.
+
+use crate::conn::Conn;
+use crate::error::{ClientError, Result};
+use capio_proto::runtime::WorkflowPaths;
+use capio_proto::{HelloReply, HelloReq, Kind, StateTable, sys};
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub struct Attached {
+    pub conn: Conn,
+    pub table: StateTable,
+    pub server_pid: i32,
+    /// Set when this call started the server.
+    pub started: bool,
+}
+
+pub struct StartParams<'a> {
+    pub workflow: &'a str,
+    pub app: &'a str,
+    pub capio_dir: &'a Path,
+    pub server_exe: &'a Path,
+    pub config_file: Option<&'a Path>,
+    pub ready_timeout: Duration,
+}
+
+/// Connect to the running server, or start one and connect. A server that is shutting down may
+/// reset a fresh connection: that is retried a few times against the next server.
+pub fn attach(p: &StartParams<'_>) -> Result<Attached> {
+    let paths = WorkflowPaths::for_workflow(p.workflow)
+        .map_err(|e| ClientError::Start(format!("runtime directory: {e}")))?;
+    let mut last = None;
+    for _ in 0..5 {
+        match attach_once(p, &paths) {
+            Ok(a) => return Ok(a),
+            Err(e @ ClientError::ServerGone(_)) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ClientError::ServerGone(p.workflow.to_owned())))
+}
+
+fn attach_once(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<Attached> {
+    if let Ok(stream) = UnixStream::connect(&paths.socket) {
+        return hello(stream, p, false, 0);
+    }
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&paths.start_lock)
+        .map_err(|e| ClientError::Start(format!("{}: {e}", paths.start_lock.display())))?;
+    sys::flock_exclusive(lock.as_fd(), true)
+        .map_err(|e| ClientError::Start(format!("start lock: {e}")))?;
+    // Someone else may have started it while we waited for the lock.
+    if let Ok(stream) = UnixStream::connect(&paths.socket) {
+        return hello(stream, p, false, 0);
+    }
+    let pid = start_server(p, paths)?;
+    let stream = UnixStream::connect(&paths.socket).map_err(|e| {
+        ClientError::Start(format!(
+            "server reported ready but {} refused: {e}",
+            paths.socket.display()
+        ))
+    })?;
+    drop(lock);
+    hello(stream, p, true, pid)
+}
+
+fn start_server(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<i32> {
+    let (ready_r, ready_w) = sys::pipe().map_err(|e| ClientError::Start(format!("pipe: {e}")))?;
+    let mut cmd = Command::new(p.server_exe);
+    cmd.arg("--daemonize")
+        .arg("--ready-fd")
+        .arg(ready_w.as_raw_fd().to_string())
+        .arg("--capio-dir")
+        .arg(p.capio_dir)
+        .arg("--workflow-name")
+        .arg(p.workflow)
+        .env("CAPIO_DIR", p.capio_dir)
+        .env("CAPIO_WORKFLOW_NAME", p.workflow)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match p.config_file {
+        Some(f) => cmd.arg("--config").arg(f),
+        None => cmd.arg("--no-config"),
+    };
+    sys::inherit_fd_on_spawn(&mut cmd, ready_w.as_raw_fd());
+    let mut child = cmd.spawn().map_err(|e| {
+        ClientError::Start(format!("cannot execute '{}': {e}", p.server_exe.display()))
+    })?;
+    drop(ready_w);
+    // The server forks into the background at once; reap the intermediate so no zombie remains.
+    let _ = child.wait();
+    let mut line = Vec::new();
+    let mut ready = std::fs::File::from(ready_r);
+    let deadline = std::time::Instant::now() + p.ready_timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if !sys::poll_readable(ready.as_fd(), left).unwrap_or(false) {
+            return Err(ClientError::Start(format!(
+                "the server did not become ready within {:.1} s (await_server_timeout_seconds); log: {}",
+                p.ready_timeout.as_secs_f64(),
+                paths.log.display()
+            )));
+        }
+        let mut buf = [0u8; 512];
+        let n = ready.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&buf[..n]);
+        if line.contains(&b'\n') {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&line);
+    let text = text.trim();
+    if let Some(pid) = text.strip_prefix("OK ") {
+        return pid
+            .trim()
+            .parse()
+            .map_err(|_| ClientError::Start(format!("bad ready message '{text}'")));
+    }
+    if let Some(msg) = text.strip_prefix("ERR ") {
+        return Err(ClientError::Start(msg.to_owned()));
+    }
+    Err(ClientError::Start(format!(
+        "the server exited during start-up; log: {}",
+        paths.log.display()
+    )))
+}
+
+fn hello(
+    stream: UnixStream,
+    p: &StartParams<'_>,
+    started: bool,
+    started_pid: i32,
+) -> Result<Attached> {
+    let mut conn = Conn::new(stream, p.workflow);
+    let mut tail = p.app.as_bytes().to_vec();
+    tail.push(0);
+    tail.extend_from_slice(p.capio_dir.as_os_str().as_bytes());
+    let req = HelloReq {
+        pid: std::process::id(),
+        flags: 0,
+    };
+    let reply = conn.call(Kind::Hello, &req, &tail)?;
+    let (hr, _) = crate::conn::status_of::<HelloReply>(&reply.body, |r| r.status, p.capio_dir)?;
+    let fd = reply
+        .fd
+        .ok_or_else(|| ClientError::Start("the server sent no state table".into()))?;
+    let table = StateTable::map(fd, hr.table_slots)
+        .map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+    let server_pid = if started {
+        started_pid
+    } else {
+        hr.server_pid as i32
+    };
+    Ok(Attached {
+        conn,
+        table,
+        server_pid,
+        started,
+    })
+}

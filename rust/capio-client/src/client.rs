@@ -1,0 +1,508 @@
+//! The per-process client: a table of open CAPIO fds and the operations on them. Reads and writes
+//! touch only the file's shared-memory object and its state slot; only open, stat, mkdir, listing
+//! and exit talk to the server.
+
+use crate::bootstrap::{self, StartParams};
+use crate::conn::{Conn, status_of};
+use crate::error::{ClientError, Result};
+use crate::paths::Scope;
+use capio_proto::{
+    CloseReq, Empty, ExitReq, Kind, MkdirReq, OpenReply, OpenReq, Slot, SlotState, StatReply,
+    StateTable, StatusReply, fire, node_kind, open_kind, sys,
+};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long one futex sleep lasts before the waiter checks that the server is alive and that no
+/// signal handler wants to run. Wake-ups for data never depend on it.
+const WAIT_SLICE: Duration = Duration::from_millis(250);
+
+/// What `pycapio_init` was given; a second init must match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub capio_dir: PathBuf,
+    pub app: String,
+    pub workflow: String,
+    pub server_exe: PathBuf,
+    pub config_file: Option<PathBuf>,
+    pub ready_timeout: Duration,
+    /// Upper bound for any single wait (open of a missing file, read of uncommitted data).
+    pub wait_timeout: Option<Duration>,
+}
+
+struct Handle {
+    file: File,
+    path: PathBuf,
+    /// `None` for a committed input served from its file on disk.
+    slot: Option<u32>,
+    producer: bool,
+    fire: u32,
+    readable: bool,
+    writable: bool,
+    append: bool,
+    pos: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FileStat {
+    pub is_dir: bool,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub committed: bool,
+}
+
+pub struct Client {
+    settings: Settings,
+    scope: Scope,
+    conn: Mutex<Conn>,
+    probe: UnixStream,
+    table: StateTable,
+    handles: Mutex<HashMap<RawFd, Arc<Handle>>>,
+    server_pid: i32,
+    started_server: bool,
+}
+
+impl Client {
+    /// Attach to the workflow's server (starting it if needed).
+    pub fn connect(settings: Settings) -> Result<Client> {
+        let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+        let scope = Scope::new(&settings.capio_dir, &cwd)
+            .map_err(|e| ClientError::from_io(e, settings.capio_dir.clone()))?;
+        let attached = bootstrap::attach(&StartParams {
+            workflow: &settings.workflow,
+            app: &settings.app,
+            capio_dir: &scope.real,
+            server_exe: &settings.server_exe,
+            config_file: settings.config_file.as_deref(),
+            ready_timeout: settings.ready_timeout,
+        })?;
+        let probe = attached
+            .conn
+            .probe()
+            .map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+        Ok(Client {
+            settings,
+            scope,
+            conn: Mutex::new(attached.conn),
+            probe,
+            table: attached.table,
+            handles: Mutex::new(HashMap::new()),
+            server_pid: attached.server_pid,
+            started_server: attached.started,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The real path of the CAPIO directory.
+    pub fn capio_dir(&self) -> &Path {
+        &self.scope.real
+    }
+
+    /// The server's pid if this client started it.
+    pub fn started_server_pid(&self) -> Option<i32> {
+        self.started_server.then_some(self.server_pid)
+    }
+
+    /// The normalised path inside the CAPIO directory, or None when `p` is outside it.
+    pub fn capio_path(&self, p: &Path) -> Option<PathBuf> {
+        let cwd = std::env::current_dir().ok()?;
+        self.scope.resolve(p, &cwd)
+    }
+
+    fn require_capio_path(&self, p: &Path) -> Result<PathBuf> {
+        self.capio_path(p)
+            .ok_or_else(|| ClientError::OutsideCapioDir {
+                path: p.to_path_buf(),
+                root: self.scope.real.clone(),
+            })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn handle(&self, fd: RawFd) -> Result<Arc<Handle>> {
+        let handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        handles
+            .get(&fd)
+            .cloned()
+            .ok_or_else(|| ClientError::os(libc::EBADF, None))
+    }
+
+    pub fn is_capio_fd(&self, fd: RawFd) -> bool {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&fd)
+    }
+
+    fn slot(&self, index: u32) -> Result<&Slot> {
+        self.table.slot(index).ok_or(ClientError::Os {
+            errno: libc::EIO,
+            path: None,
+        })
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.settings.wait_timeout.map(|t| Instant::now() + t)
+    }
+
+    /// One bounded sleep on `slot` while its word still equals `seen`, with the liveness, signal
+    /// and deadline checks every waiter needs.
+    fn sleep_on(
+        &self,
+        slot: &Slot,
+        seen: u32,
+        deadline: Option<Instant>,
+        path: &Path,
+        what: &'static str,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<()> {
+        let slice = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let secs = self.settings.wait_timeout.map_or(0.0, |t| t.as_secs_f64());
+                    return Err(ClientError::Timeout {
+                        path: path.to_path_buf(),
+                        what,
+                        secs,
+                    });
+                }
+                left.min(WAIT_SLICE)
+            }
+            None => WAIT_SLICE,
+        };
+        let woke = slot.wait(seen, Some(slice));
+        if woke != sys::Wake::Changed {
+            if !interrupt() {
+                return Err(ClientError::Interrupted);
+            }
+            if sys::peer_hung_up(&self.probe) {
+                return Err(ClientError::ServerGone(self.settings.workflow.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Open `path` with Linux `open(2)` flags; returns a real fd. A read-only open of a path that
+    /// does not exist yet waits until a producer creates it.
+    pub fn open(
+        &self,
+        path: &Path,
+        flags: i32,
+        mode: u32,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<RawFd> {
+        let abs = self.require_capio_path(path)?;
+        let req = OpenReq {
+            flags: flags as u32,
+            mode,
+        };
+        let deadline = self.deadline();
+        loop {
+            let reply = self
+                .conn()
+                .call(Kind::Open, &req, abs.as_os_str().as_bytes())?;
+            let (r, _) = status_of::<OpenReply>(&reply.body, |r| r.status, path)?;
+            match r.kind {
+                open_kind::WAIT => {
+                    let ns = self.table.namespace();
+                    self.sleep_on(ns, r.generation, deadline, path, "to be created", interrupt)?;
+                    continue;
+                }
+                open_kind::MEMORY | open_kind::DISK => {
+                    let fd = reply
+                        .fd
+                        .ok_or_else(|| ClientError::os(libc::EIO, path.to_path_buf()))?;
+                    let acc = flags & libc::O_ACCMODE;
+                    let append = flags & libc::O_APPEND != 0;
+                    let slot = (r.kind == open_kind::MEMORY).then_some(r.slot);
+                    let handle = Handle {
+                        file: File::from(fd),
+                        path: path.to_path_buf(),
+                        slot,
+                        producer: r.producer != 0,
+                        fire: r.fire,
+                        readable: acc == libc::O_RDONLY || acc == libc::O_RDWR,
+                        writable: acc == libc::O_WRONLY || acc == libc::O_RDWR,
+                        append,
+                        pos: AtomicU64::new(if append { r.size } else { 0 }),
+                    };
+                    let raw = handle.file.as_raw_fd();
+                    self.handles
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(raw, Arc::new(handle));
+                    return Ok(raw);
+                }
+                _ => return Err(ClientError::os(libc::EIO, path.to_path_buf())),
+            }
+        }
+    }
+
+    /// Close a CAPIO fd. The server is told without waiting for an answer.
+    pub fn close(&self, fd: RawFd) -> Result<()> {
+        let h = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd)
+            .ok_or_else(|| ClientError::os(libc::EBADF, None))?;
+        if let Some(slot) = h.slot {
+            let req = CloseReq {
+                slot,
+                writable: u32::from(h.writable),
+            };
+            // A server that is gone has nothing left to count; closing still succeeds locally.
+            let _ = self.conn().send(Kind::Close, &req, &[]);
+        }
+        Ok(())
+    }
+
+    /// The end of the bytes `h` may read now at `off`: waits per the fire rule unless the caller
+    /// produces the file.
+    fn readable_end(
+        &self,
+        h: &Handle,
+        off: u64,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<u64> {
+        let Some(index) = h.slot else {
+            return Ok(h
+                .file
+                .metadata()
+                .map_err(|e| ClientError::from_io(e, h.path.clone()))?
+                .len());
+        };
+        let slot = self.slot(index)?;
+        let deadline = self.deadline();
+        loop {
+            let seen = slot.seq.load(SeqCst);
+            let len = slot.len.load(SeqCst);
+            match slot.state() {
+                _ if h.producer => return Ok(len),
+                SlotState::Committed => return Ok(len),
+                SlotState::Aborted => {
+                    return Err(ClientError::ProducerDied {
+                        path: h.path.clone(),
+                    });
+                }
+                _ if h.fire == fire::NO_UPDATE && len > off => return Ok(len),
+                _ => {}
+            }
+            let what = if h.fire == fire::NO_UPDATE {
+                "to have more data"
+            } else {
+                "to be committed"
+            };
+            self.sleep_on(slot, seen, deadline, &h.path, what, interrupt)?;
+        }
+    }
+
+    /// Read into `buf` at `offset`, or at the fd's position (advancing it) when `offset` is None.
+    /// Returns 0 only at the end of a committed file.
+    pub fn read(
+        &self,
+        fd: RawFd,
+        buf: &mut [u8],
+        offset: Option<u64>,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<usize> {
+        let h = self.handle(fd)?;
+        if !h.readable {
+            return Err(ClientError::os(libc::EBADF, None));
+        }
+        let off = offset.unwrap_or_else(|| h.pos.load(SeqCst));
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let end = self.readable_end(&h, off, interrupt)?;
+        let want = end.saturating_sub(off).min(buf.len() as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            match h.file.read_at(&mut buf[got..want], off + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::from_io(e, h.path.clone())),
+            }
+        }
+        if offset.is_none() {
+            h.pos.store(off + got as u64, SeqCst);
+        }
+        Ok(got)
+    }
+
+    /// Write all of `data` at `offset`, or at the position (the end, with O_APPEND) when None.
+    pub fn write(&self, fd: RawFd, data: &[u8], offset: Option<u64>) -> Result<usize> {
+        let h = self.handle(fd)?;
+        if !h.writable {
+            return Err(ClientError::os(libc::EBADF, None));
+        }
+        let slot = match h.slot {
+            Some(i) => self.slot(i)?,
+            None => return Err(ClientError::os(libc::EBADF, None)),
+        };
+        let off = match offset {
+            Some(o) => o,
+            None if h.append => slot.len.load(SeqCst),
+            None => h.pos.load(SeqCst),
+        };
+        h.file
+            .write_all_at(data, off)
+            .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
+        let end = off + data.len() as u64;
+        slot.publish(end);
+        if offset.is_none() {
+            h.pos.store(end, SeqCst);
+        }
+        Ok(data.len())
+    }
+
+    fn current_size(&self, h: &Handle) -> Result<u64> {
+        match h.slot {
+            Some(i) => Ok(self.slot(i)?.len.load(SeqCst)),
+            None => Ok(h
+                .file
+                .metadata()
+                .map_err(|e| ClientError::from_io(e, h.path.clone()))?
+                .len()),
+        }
+    }
+
+    pub fn seek(&self, fd: RawFd, offset: i64, whence: i32) -> Result<u64> {
+        let h = self.handle(fd)?;
+        let base = match whence {
+            libc::SEEK_SET => 0,
+            libc::SEEK_CUR => h.pos.load(SeqCst) as i64,
+            libc::SEEK_END => self.current_size(&h)? as i64,
+            _ => return Err(ClientError::os(libc::EINVAL, None)),
+        };
+        let new = base
+            .checked_add(offset)
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| ClientError::os(libc::EINVAL, None))?;
+        h.pos.store(new as u64, SeqCst);
+        Ok(new as u64)
+    }
+
+    pub fn tell(&self, fd: RawFd) -> Result<u64> {
+        Ok(self.handle(fd)?.pos.load(SeqCst))
+    }
+
+    pub fn truncate(&self, fd: RawFd, size: u64) -> Result<()> {
+        let h = self.handle(fd)?;
+        let slot = match h.slot {
+            Some(i) if h.writable => self.slot(i)?,
+            _ => return Err(ClientError::os(libc::EINVAL, None)),
+        };
+        h.file
+            .set_len(size)
+            .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
+        slot.len.store(size, SeqCst);
+        slot.bump();
+        Ok(())
+    }
+
+    pub fn fstat(&self, fd: RawFd) -> Result<FileStat> {
+        use std::os::unix::fs::MetadataExt;
+        let h = self.handle(fd)?;
+        let meta = h
+            .file
+            .metadata()
+            .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
+        let (size, committed) = match h.slot {
+            Some(i) => {
+                let s = self.slot(i)?;
+                (s.len.load(SeqCst), s.state() == SlotState::Committed)
+            }
+            None => (meta.len(), true),
+        };
+        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+        Ok(FileStat {
+            is_dir: false,
+            size,
+            mtime_ns,
+            mode: 0o644,
+            committed,
+        })
+    }
+
+    /// Stat a path inside the CAPIO directory; never waits.
+    pub fn stat(&self, path: &Path) -> Result<FileStat> {
+        let abs = self.require_capio_path(path)?;
+        let reply = self
+            .conn()
+            .call(Kind::Stat, &Empty {}, abs.as_os_str().as_bytes())?;
+        let (r, _) = status_of::<StatReply>(&reply.body, |r| r.status, path)?;
+        Ok(FileStat {
+            is_dir: r.kind == node_kind::DIR,
+            size: r.size,
+            mtime_ns: r.mtime_ns,
+            mode: r.mode,
+            committed: r.committed != 0,
+        })
+    }
+
+    pub fn mkdir(&self, path: &Path, mode: u32) -> Result<()> {
+        let abs = self.require_capio_path(path)?;
+        let reply = self.conn().call(
+            Kind::Mkdir,
+            &MkdirReq { mode, _pad: 0 },
+            abs.as_os_str().as_bytes(),
+        )?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        Ok(())
+    }
+
+    /// `(name, is_dir)` for each entry of a directory inside the CAPIO directory.
+    pub fn listdir(&self, path: &Path) -> Result<Vec<(Vec<u8>, bool)>> {
+        let abs = self.require_capio_path(path)?;
+        let reply = self
+            .conn()
+            .call(Kind::List, &Empty {}, abs.as_os_str().as_bytes())?;
+        let (_, tail) = status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        Ok(capio_proto::parse_entries(tail)
+            .into_iter()
+            .map(|(k, n)| (n.to_vec(), k == node_kind::DIR))
+            .collect())
+    }
+
+    /// Clean termination: the server commits this client's `on_termination` files and persists
+    /// them before answering. Open fds are closed.
+    pub fn exit(&self, teardown_server: bool) -> Result<()> {
+        let fds: Vec<RawFd> = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for fd in fds {
+            let _ = self.close(fd);
+        }
+        let reply = self.conn().call(
+            Kind::Exit,
+            &ExitReq {
+                teardown: u32::from(teardown_server),
+                _pad: 0,
+            },
+            &[],
+        )?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, &self.scope.real)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,67 @@
+//! Client errors. The extension maps them to Python exceptions in one place: `Os`, `Timeout` and
+//! `ProducerDied` become `OSError` subclasses (by errno); the rest become `PyCAPIOException`.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// An errno from the server or a syscall, with the path it concerns.
+    #[error("[Errno {errno}] {}", std::io::Error::from_raw_os_error(*errno))]
+    Os { errno: i32, path: Option<PathBuf> },
+    #[error("CAPIO is not initialised in this process (call pycapio_init first)")]
+    NotInitialized,
+    #[error("'{}' is not inside the CAPIO directory '{}'", path.display(), root.display())]
+    OutsideCapioDir { path: PathBuf, root: PathBuf },
+    #[error("CAPIO is already initialised in this process with {0}; call pycapio_teardown() first")]
+    AlreadyInitialized(String),
+    #[error("the CAPIO server of workflow '{0}' is gone (it stopped or was killed)")]
+    ServerGone(String),
+    #[error("could not start capio_server: {0}")]
+    Start(String),
+    #[error("protocol error talking to capio_server: {0}")]
+    Protocol(#[from] capio_proto::WireError),
+    #[error("timed out after {secs:.1} s waiting for '{}' {what}", path.display())]
+    Timeout {
+        path: PathBuf,
+        what: &'static str,
+        secs: f64,
+    },
+    #[error("the producer of '{}' terminated before committing it", path.display())]
+    ProducerDied { path: PathBuf },
+    /// A signal handler raised (e.g. KeyboardInterrupt); the exception is already set.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl ClientError {
+    pub fn os(errno: i32, path: impl Into<Option<PathBuf>>) -> ClientError {
+        ClientError::Os {
+            errno,
+            path: path.into(),
+        }
+    }
+
+    pub fn from_io(e: std::io::Error, path: impl Into<Option<PathBuf>>) -> ClientError {
+        ClientError::os(e.raw_os_error().unwrap_or(libc::EIO), path)
+    }
+
+    /// The errno Python should see, for the errors that are plain OS errors.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            ClientError::Os { errno, .. } => Some(*errno),
+            ClientError::Timeout { .. } => Some(libc::ETIMEDOUT),
+            ClientError::ProducerDied { .. } => Some(libc::EIO),
+            _ => None,
+        }
+    }
+
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            ClientError::Os { path, .. } => path.as_deref(),
+            ClientError::Timeout { path, .. } | ClientError::ProducerDied { path } => Some(path),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Deciding whether a path is inside the CAPIO directory: lexical normalisation (like
+//! `posixpath.normpath` of an absolute path), then a component-wise prefix test against the
+//! directory's real path and the path it was given as (they differ when it is reached by a symlink).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Make `p` absolute against `cwd` and remove `.`, `..` and repeated slashes without touching the
+/// file system. `..` at the root stays at the root, as the kernel does.
+pub fn normalize(p: &Path, cwd: &Path) -> PathBuf {
+    let joined;
+    let p = if p.is_absolute() {
+        p
+    } else {
+        joined = cwd.join(p);
+        &joined
+    };
+    let mut out: Vec<&[u8]> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(s) => out.push(s.as_bytes()),
+        }
+    }
+    let mut buf = Vec::with_capacity(p.as_os_str().len());
+    for part in &out {
+        buf.push(b'/');
+        buf.extend_from_slice(part);
+    }
+    if buf.is_empty() {
+        buf.push(b'/');
+    }
+    PathBuf::from(OsString::from_vec(buf))
+}
+
+/// The CAPIO directory as seen by one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// The real path (symlinks resolved): what the server and the namespace use.
+    pub real: PathBuf,
+    /// The absolute path as the user gave it; equal to `real` unless it goes through a symlink.
+    pub given: PathBuf,
+}
+
+impl Scope {
+    /// `capio_dir` must exist and be a directory.
+    pub fn new(capio_dir: &Path, cwd: &Path) -> std::io::Result<Scope> {
+        let given = normalize(capio_dir, cwd);
+        let real = std::fs::canonicalize(&given)?;
+        if !real.is_dir() {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        Ok(Scope { real, given })
+    }
+
+    /// The normalised path rooted at the real CAPIO directory, or None when `p` is outside it.
+    pub fn resolve(&self, p: &Path, cwd: &Path) -> Option<PathBuf> {
+        let abs = normalize(p, cwd);
+        if abs.starts_with(&self.real) {
+            return Some(abs);
+        }
+        let rest = abs.strip_prefix(&self.given).ok()?;
+        Some(if rest.as_os_str().is_empty() {
+            self.real.clone()
+        } else {
+            self.real.join(rest)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation() {
+        let cwd = Path::new("/home/u");
+        assert_eq!(
+            normalize(Path::new("a/./b//c/../d"), cwd),
+            Path::new("/home/u/a/b/d")
+        );
+        assert_eq!(normalize(Path::new("/../.."), cwd), Path::new("/"));
+        assert_eq!(normalize(Path::new("x/"), cwd), Path::new("/home/u/x"));
+        assert_eq!(normalize(Path::new(""), cwd), Path::new("/home/u"));
+    }
+
+    #[test]
+    fn scoping_is_component_wise() {
+        let s = Scope {
+            real: "/data".into(),
+            given: "/data".into(),
+        };
+        let cwd = Path::new("/");
+        assert_eq!(s.resolve(Path::new("/data/x"), cwd), Some("/data/x".into()));
+        assert_eq!(s.resolve(Path::new("/data"), cwd), Some("/data".into()));
+        assert_eq!(s.resolve(Path::new("/data2/x"), cwd), None);
+        assert_eq!(s.resolve(Path::new("/data/../outside"), cwd), None);
+        assert_eq!(
+            s.resolve(Path::new("x"), Path::new("/data/sub")),
+            Some("/data/sub/x".into())
+        );
+        assert_eq!(
+            s.resolve(Path::new("../../etc"), Path::new("/data/sub")),
+            None
+        );
+    }
+
+    #[test]
+    fn symlinked_directory_maps_to_real_path() {
+        let s = Scope {
+            real: "/real/capio".into(),
+            given: "/link".into(),
+        };
+        let cwd = Path::new("/");
+        assert_eq!(
+            s.resolve(Path::new("/link/a/b"), cwd),
+            Some("/real/capio/a/b".into())
+        );
+        assert_eq!(
+            s.resolve(Path::new("/link"), cwd),
+            Some("/real/capio".into())
+        );
+        assert_eq!(s.resolve(Path::new("/linked/a"), cwd), None);
+    }
+}

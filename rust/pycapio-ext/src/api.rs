@@ -1,0 +1,323 @@
+//! The module's functions. Each converts its arguments, calls the client, converts the result;
+//! blocking calls run with the GIL released.
+
+use crate::py::buffer::Buffer;
+use crate::py::convert;
+use crate::py::err::{Error, PyResult};
+use crate::py::gil::allow_threads;
+use crate::py::module::{CallArgs, ModuleRef, value_error};
+use crate::py::obj::{Borrowed, Owned};
+use crate::state;
+use capio_client::{Client, ClientError, FileStat, Settings};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_APP_NAME: &str = "default_app";
+pub const DEFAULT_WORKFLOW_NAME: &str = "CAPIO";
+const SERVER_EXE: &str = "capio_server";
+/// Environment variable bounding every CAPIO wait, in seconds.
+const WAIT_TIMEOUT_ENV: &str = "PYCAPIO_WAIT_TIMEOUT";
+/// Writes at least this large copy without the GIL.
+const RELEASE_GIL_WRITE: usize = 64 * 1024;
+
+fn client() -> PyResult<Arc<Client>> {
+    Ok(state::current()?)
+}
+
+fn fd_arg(o: Option<Borrowed>) -> PyResult<i32> {
+    let v = convert::i64(o.expect("required"), "fd")?;
+    i32::try_from(v).map_err(|_| Error::Overflow("fd is out of range".into()))
+}
+
+fn offset_arg(o: Option<Borrowed>) -> PyResult<Option<u64>> {
+    match o {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => {
+            let v = convert::i64(o, "offset")?;
+            Ok(u64::try_from(v).ok())
+        }
+    }
+}
+
+fn stat_tuple(st: FileStat) -> PyResult<Owned> {
+    Ok(convert::tuple(vec![
+        convert::int(if st.is_dir { 2 } else { 1 })?,
+        convert::int(st.size as i64)?,
+        convert::int(st.mtime_ns)?,
+        convert::int(i64::from(st.mode))?,
+        convert::bool(st.committed)?,
+    ])?)
+}
+
+/// `capio_server` → beside this module, then `$PATH`; a path with `/` is used as given.
+fn locate_server(given: &str, module: ModuleRef) -> PyResult<PathBuf> {
+    if given.contains('/') {
+        return Ok(PathBuf::from(given));
+    }
+    let mut candidates = Vec::new();
+    if given == SERVER_EXE
+        && let Some(dir) = module.file().as_deref().and_then(Path::parent)
+    {
+        candidates.push(dir.join(SERVER_EXE));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join(given)));
+    }
+    candidates.into_iter().find(|c| c.is_file()).ok_or_else(|| {
+        Error::Client(ClientError::Start(format!(
+            "could not locate the '{given}' executable (looked beside pycapio and in PATH)"
+        )))
+    })
+}
+
+fn wait_timeout_from_env() -> PyResult<Option<Duration>> {
+    let Some(v) = std::env::var_os(WAIT_TIMEOUT_ENV) else {
+        return Ok(None);
+    };
+    let s = v.to_string_lossy();
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(Some(Duration::from_secs_f64(x))),
+        Ok(_) => Ok(None),
+        Err(_) => value_error(format!(
+            "{WAIT_TIMEOUT_ENV} must be a number of seconds, not '{s}'"
+        )),
+    }
+}
+
+pub fn pycapio_init(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
+    let names = [
+        "CAPIO_DIR",
+        "CAPIO_APP_NAME",
+        "CAPIO_WORKFLOW_NAME",
+        "capio_server_exec_path",
+        "capio_cl_configuration_file",
+        "await_server_timeout_seconds",
+    ];
+    let v = a.bind("pycapio_init", &names, 0)?;
+    let capio_dir = v[0]
+        .map(|o| convert::path(o, "CAPIO_DIR"))
+        .transpose()?
+        .unwrap_or_else(|| ".".into());
+    let app = v[1]
+        .map(|o| convert::string(o, "CAPIO_APP_NAME"))
+        .transpose()?
+        .unwrap_or_else(|| DEFAULT_APP_NAME.into());
+    let workflow = v[2]
+        .map(|o| convert::string(o, "CAPIO_WORKFLOW_NAME"))
+        .transpose()?
+        .unwrap_or_else(|| DEFAULT_WORKFLOW_NAME.into());
+    let exe = v[3]
+        .map(|o| convert::string(o, "capio_server_exec_path"))
+        .transpose()?
+        .unwrap_or_else(|| SERVER_EXE.into());
+    let config = v[4]
+        .map(|o| convert::path(o, "capio_cl_configuration_file"))
+        .transpose()?
+        .unwrap_or_default();
+    let await_secs = v[5]
+        .map(|o| convert::f64(o, "await_server_timeout_seconds"))
+        .transpose()?
+        .unwrap_or(2.0);
+    if app.is_empty() || app.contains('\0') {
+        return value_error("CAPIO_APP_NAME must be a non-empty string without NUL characters");
+    }
+    if workflow.is_empty() || workflow.contains('\0') {
+        return value_error(
+            "CAPIO_WORKFLOW_NAME must be a non-empty string without NUL characters",
+        );
+    }
+    if !(await_secs > 0.0 && await_secs.is_finite()) {
+        return value_error("await_server_timeout_seconds must be a positive number");
+    }
+    let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+    let config_file = if config.as_os_str().is_empty() {
+        None
+    } else {
+        let abs = capio_client::paths::normalize(&config, &cwd);
+        if !abs.is_file() {
+            return Err(ClientError::os(libc::ENOENT, config).into());
+        }
+        Some(abs)
+    };
+    let settings = Settings {
+        capio_dir: capio_client::paths::normalize(&capio_dir, &cwd),
+        app,
+        workflow,
+        server_exe: locate_server(&exe, m)?,
+        config_file,
+        ready_timeout: Duration::from_secs_f64(await_secs),
+        wait_timeout: wait_timeout_from_env()?,
+    };
+    if let Some(c) = state::peek() {
+        if *c.settings() == settings {
+            return Ok(convert::int(state::init_result())?);
+        }
+        let s = c.settings();
+        return Err(ClientError::AlreadyInitialized(format!(
+            "CAPIO_DIR='{}', app '{}', workflow '{}'",
+            s.capio_dir.display(),
+            s.app,
+            s.workflow
+        ))
+        .into());
+    }
+    let client = allow_threads(|_| Client::connect(settings))?;
+    let result = client.started_server_pid().map_or(-1, i64::from);
+    state::install(Arc::new(client), result);
+    Ok(convert::int(result)?)
+}
+
+pub fn pycapio_teardown(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("pycapio_teardown", &["teardown_server"], 0)?;
+    let teardown = v[0].map(convert::truthy).transpose()?.unwrap_or(false);
+    if let Some(c) = state::take() {
+        allow_threads(|_| c.exit(teardown))?;
+    }
+    Ok(Owned::none())
+}
+
+pub fn pycapio_get_capio_dir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    a.bind("pycapio_get_capio_dir", &[], 0)?;
+    convert::pathlib_path(client()?.capio_dir())
+}
+
+pub fn pycapio_open(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("pycapio_open", &["path", "flags", "mode"], 2)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let flags = convert::i64(v[1].expect("required"), "flags")?;
+    let mode = v[2]
+        .map(|o| convert::i64(o, "mode"))
+        .transpose()?
+        .unwrap_or(0o666);
+    let flags = i32::try_from(flags).map_err(|_| Error::Overflow("flags out of range".into()))?;
+    let c = client()?;
+    let fd = allow_threads(|intr| c.open(&path, flags, (mode & 0o7777) as u32, intr))?;
+    Ok(convert::int(i64::from(fd))?)
+}
+
+pub fn pycapio_mkdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("pycapio_mkdir", &["path", "flags"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let mode = v[1]
+        .map(|o| convert::i64(o, "flags"))
+        .transpose()?
+        .unwrap_or(0o777);
+    let c = client()?;
+    allow_threads(|_| c.mkdir(&path, (mode & 0o7777) as u32))?;
+    Ok(convert::int(0)?)
+}
+
+pub fn is_initialized(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    a.bind("_is_initialized", &[], 0)?;
+    Ok(convert::bool(state::peek().is_some())?)
+}
+
+pub fn capio_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_capio_path", &["path"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let Ok(c) = state::current() else {
+        return Ok(Owned::none());
+    };
+    match c.capio_path(&path) {
+        Some(p) => Ok(convert::fs_str(p.as_os_str().as_bytes())?),
+        None => Ok(Owned::none()),
+    }
+}
+
+pub fn read(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_read", &["fd", "buffer", "offset"], 2)?;
+    let fd = fd_arg(v[0])?;
+    let mut buf = Buffer::get(v[1].expect("required"), true)?;
+    let offset = offset_arg(v[2])?;
+    let c = client()?;
+    let slice = buf.as_mut_slice();
+    let n = allow_threads(|intr| c.read(fd, slice, offset, intr))?;
+    Ok(convert::int(n as i64)?)
+}
+
+pub fn write(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_write", &["fd", "data", "offset"], 2)?;
+    let fd = fd_arg(v[0])?;
+    let buf = Buffer::get(v[1].expect("required"), false)?;
+    let offset = offset_arg(v[2])?;
+    let c = client()?;
+    let data = buf.as_slice();
+    let n = if data.len() >= RELEASE_GIL_WRITE {
+        allow_threads(|_| c.write(fd, data, offset))?
+    } else {
+        c.write(fd, data, offset)?
+    };
+    Ok(convert::int(n as i64)?)
+}
+
+pub fn seek(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_seek", &["fd", "offset", "whence"], 2)?;
+    let fd = fd_arg(v[0])?;
+    let offset = convert::i64(v[1].expect("required"), "offset")?;
+    let whence = v[2]
+        .map(|o| convert::i64(o, "whence"))
+        .transpose()?
+        .unwrap_or(0);
+    let pos = client()?.seek(fd, offset, whence as i32)?;
+    Ok(convert::int(pos as i64)?)
+}
+
+pub fn truncate(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_truncate", &["fd", "size"], 2)?;
+    let fd = fd_arg(v[0])?;
+    let size = convert::i64(v[1].expect("required"), "size")?;
+    let size = u64::try_from(size).map_err(|_| ClientError::os(libc::EINVAL, None))?;
+    client()?.truncate(fd, size)?;
+    Ok(convert::int(size as i64)?)
+}
+
+pub fn close(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_close", &["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    client()?.close(fd)?;
+    Ok(Owned::none())
+}
+
+pub fn is_capio_fd(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_is_capio_fd", &["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    Ok(convert::bool(
+        state::peek().is_some_and(|c| c.is_capio_fd(fd)),
+    )?)
+}
+
+pub fn fstat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_fstat", &["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    stat_tuple(client()?.fstat(fd)?)
+}
+
+pub fn stat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_stat", &["path"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    stat_tuple(client()?.stat(&path)?)
+}
+
+pub fn listdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_listdir", &["path"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let c = client()?;
+    let entries = allow_threads(|_| c.listdir(&path))?;
+    let mut items = Vec::with_capacity(entries.len());
+    for (name, is_dir) in entries {
+        items.push(convert::tuple(vec![
+            convert::fs_str(&name)?,
+            convert::bool(is_dir)?,
+        ])?);
+    }
+    Ok(convert::list(items)?)
+}
+
+pub fn after_fork_in_child(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    a.bind("_after_fork_in_child", &[], 0)?;
+    state::after_fork_in_child();
+    Ok(Owned::none())
+}

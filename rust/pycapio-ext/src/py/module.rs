@@ -1,0 +1,243 @@
+//! The module object: multi-phase initialisation, module state (the `PyCAPIOException` type), the
+//! method table and the wrapper every entry point runs in (no panic crosses into CPython).
+
+use super::convert;
+use super::err::{self, Error, PyErrSet, PyResult};
+use super::obj::Owned;
+use pyo3_ffi as ffi;
+use std::ffi::{CStr, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::null_mut;
+
+/// What the module keeps per instance (never in a static).
+#[repr(C)]
+struct State {
+    capio_exc: *mut ffi::PyObject,
+}
+
+/// The arguments of one `METH_VARARGS | METH_KEYWORDS` call.
+pub struct CallArgs {
+    pub(super) args: *mut ffi::PyObject,
+    pub(super) kwargs: *mut ffi::PyObject,
+}
+
+impl CallArgs {
+    pub fn bind(
+        &self,
+        func: &str,
+        names: &[&str],
+        required: usize,
+    ) -> PyResult<Vec<Option<super::obj::Borrowed>>> {
+        super::args::bind(func, names, required, self.args, self.kwargs)
+    }
+}
+
+pub type Impl = fn(&CallArgs, ModuleRef) -> PyResult<Owned>;
+
+/// The module an entry point was called on.
+#[derive(Clone, Copy)]
+pub struct ModuleRef(*mut ffi::PyObject);
+
+impl ModuleRef {
+    fn state(&self) -> *mut State {
+        // SAFETY: `self.0` is our module (CPython passes it as `self`), whose state is a `State`.
+        unsafe { ffi::PyModule_GetState(self.0).cast::<State>() }
+    }
+
+    fn capio_exc(&self) -> *mut ffi::PyObject {
+        let st = self.state();
+        if st.is_null() {
+            // SAFETY: static exception type.
+            return unsafe { ffi::PyExc_OSError };
+        }
+        // SAFETY: the state was initialised by `exec`.
+        unsafe { (*st).capio_exc }
+    }
+
+    /// The module's `__file__`, used to find the server shipped beside it.
+    pub fn file(&self) -> Option<std::path::PathBuf> {
+        // SAFETY: `self.0` is a live module; a NULL result means no `__file__` (error cleared).
+        let f = unsafe { ffi::PyModule_GetFilenameObject(self.0) };
+        match Owned::from_new(f) {
+            Ok(f) => convert::path(f.borrow(), "__file__").ok(),
+            Err(_) => {
+                // SAFETY: discard the error: no `__file__` just means "not found here".
+                unsafe { ffi::PyErr_Clear() };
+                None
+            }
+        }
+    }
+}
+
+/// Run an entry point's body: map its error to a raised exception; turn a panic into SystemError.
+pub fn run(
+    module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+    f: Impl,
+) -> *mut ffi::PyObject {
+    let m = ModuleRef(module);
+    let call = CallArgs { args, kwargs };
+    match catch_unwind(AssertUnwindSafe(|| f(&call, m))) {
+        Ok(Ok(obj)) => obj.into_raw(),
+        Ok(Err(e)) => {
+            err::raise(e, m.capio_exc());
+            null_mut()
+        }
+        Err(_) => {
+            // SAFETY: static exception type; valid C string.
+            unsafe {
+                ffi::PyErr_SetString(
+                    ffi::PyExc_SystemError,
+                    c"pycapio: internal error (Rust panic)".as_ptr(),
+                )
+            };
+            null_mut()
+        }
+    }
+}
+
+/// Define an `extern "C"` entry point that runs `$imp` under [`run`].
+#[macro_export]
+macro_rules! entry {
+    ($cname:ident => $imp:path) => {
+        unsafe extern "C" fn $cname(
+            module: *mut pyo3_ffi::PyObject,
+            args: *mut pyo3_ffi::PyObject,
+            kwargs: *mut pyo3_ffi::PyObject,
+        ) -> *mut pyo3_ffi::PyObject {
+            $crate::py::module::run(module, args, kwargs, $imp)
+        }
+    };
+}
+
+pub struct Method {
+    pub name: &'static CStr,
+    pub func: ffi::PyCFunctionWithKeywords,
+    pub doc: &'static CStr,
+}
+
+/// Build the `PyModuleDef` (leaked once: CPython requires it to outlive the interpreter).
+pub fn module_def(
+    name: &'static CStr,
+    doc: &'static CStr,
+    methods: &[Method],
+) -> *mut ffi::PyModuleDef {
+    let mut table: Vec<ffi::PyMethodDef> = methods
+        .iter()
+        .map(|m| ffi::PyMethodDef {
+            ml_name: m.name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionWithKeywords: m.func,
+            },
+            ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
+            ml_doc: m.doc.as_ptr(),
+        })
+        .collect();
+    table.push(ffi::PyMethodDef::zeroed());
+    let slots = vec![
+        ffi::PyModuleDef_Slot {
+            slot: ffi::Py_mod_exec,
+            value: exec as *mut c_void,
+        },
+        ffi::PyModuleDef_Slot {
+            slot: 0,
+            value: null_mut(),
+        },
+    ];
+    Box::leak(Box::new(ffi::PyModuleDef {
+        m_base: ffi::PyModuleDef_HEAD_INIT,
+        m_name: name.as_ptr(),
+        m_doc: doc.as_ptr(),
+        m_size: size_of::<State>() as ffi::Py_ssize_t,
+        m_methods: Box::leak(table.into_boxed_slice()).as_mut_ptr(),
+        m_slots: Box::leak(slots.into_boxed_slice()).as_mut_ptr(),
+        m_traverse: Some(traverse),
+        m_clear: Some(clear),
+        m_free: Some(free),
+    }))
+}
+
+/// Constants the module exports: name → value builder.
+pub type Constant = (&'static CStr, fn() -> Result<Owned, PyErrSet>);
+
+static CONSTANTS: std::sync::OnceLock<&'static [Constant]> = std::sync::OnceLock::new();
+
+/// Register the constants `exec` adds (from `PyInit`, before any module exists).
+pub fn set_constants(c: &'static [Constant]) {
+    let _ = CONSTANTS.set(c);
+}
+
+unsafe extern "C" fn exec(module: *mut ffi::PyObject) -> c_int {
+    let r = catch_unwind(AssertUnwindSafe(|| -> Result<(), PyErrSet> {
+        let m = ModuleRef(module);
+        // SAFETY: static base type; valid C strings; a new reference or NULL.
+        let exc = Owned::from_new(unsafe {
+            ffi::PyErr_NewExceptionWithDoc(
+                c"pycapio._pycapio.PyCAPIOException".as_ptr(),
+                c"A failure of the CAPIO runtime itself (server start, server gone, bad state)."
+                    .as_ptr(),
+                ffi::PyExc_OSError,
+                null_mut(),
+            )
+        })?;
+        add(module, c"PyCAPIOException", &exc)?;
+        // SAFETY: the state block is ours, zeroed by CPython; we store one strong reference.
+        unsafe { (*m.state()).capio_exc = exc.into_raw() };
+        for (name, make) in CONSTANTS.get().copied().unwrap_or_default() {
+            add(module, name, &make()?)?;
+        }
+        Ok(())
+    }));
+    match r {
+        Ok(Ok(())) => 0,
+        _ => -1,
+    }
+}
+
+fn add(module: *mut ffi::PyObject, name: &CStr, value: &Owned) -> Result<(), PyErrSet> {
+    // SAFETY: `module` is being initialised; AddObjectRef takes its own reference.
+    match unsafe { ffi::PyModule_AddObjectRef(module, name.as_ptr(), value.as_ptr()) } {
+        0 => Ok(()),
+        _ => Err(PyErrSet),
+    }
+}
+
+unsafe extern "C" fn traverse(
+    module: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: GC calls this with our module; the state may be NULL before exec.
+    let st = unsafe { ffi::PyModule_GetState(module).cast::<State>() };
+    // SAFETY: reading our own state; visiting a live reference.
+    unsafe {
+        if !st.is_null() && !(*st).capio_exc.is_null() {
+            return visit((*st).capio_exc, arg);
+        }
+    }
+    0
+}
+
+unsafe extern "C" fn clear(module: *mut ffi::PyObject) -> c_int {
+    // SAFETY: our module's state; idempotent (the pointer is nulled after the release).
+    unsafe {
+        let st = ffi::PyModule_GetState(module).cast::<State>();
+        if !st.is_null() && !(*st).capio_exc.is_null() {
+            let p = (*st).capio_exc;
+            (*st).capio_exc = null_mut();
+            ffi::Py_DecRef(p);
+        }
+    }
+    0
+}
+
+unsafe extern "C" fn free(module: *mut c_void) {
+    // SAFETY: CPython passes the module being freed.
+    unsafe { clear(module.cast()) };
+}
+
+/// `Error::Value` helper for argument checks.
+pub fn value_error<T>(msg: impl Into<String>) -> PyResult<T> {
+    Err(Error::Value(msg.into()))
+}
