@@ -1,0 +1,88 @@
+"""pycapio: transparent, in-memory, streaming file I/O for file-based Python workflows.
+
+Files written under a *CAPIO directory* are served from memory by a node-local server, and a
+consumer may open a file before (and read it while) its producer writes it. Python code needs no
+change: :class:`CapioContext` (a decorator and a context manager) or the ``pycapio`` launcher swap
+``open``, ``io.open``, ``os.mkdir``, ``os.makedirs``, ``os.scandir``, ``os.listdir`` and
+``os.path`` for CAPIO-aware proxies that route only paths inside the CAPIO directory to CAPIO::
+
+    from pycapio import CapioContext
+
+    @CapioContext(capio_dir="./data", app_name="reader", workflow_name="example")
+    def read(path):
+        with open(path) as f:
+            return f.read()
+
+:mod:`pycapio.internals` has the raw primitives for custom I/O modules.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import _pycapio
+from ._context import (
+    CapioContext,
+    listdir_proxy,
+    makedirs_proxy,
+    mkdir_proxy,
+    open_proxy,
+    scandir_proxy,
+)
+from ._dirs import DirEntry, PyCapioScandirWrapper
+from ._fileio import CapioFileIO, PyCapioBinaryIOWrapper, PyCapioTextIOWrapper
+from ._path import PyCapioPath
+from ._pycapio import (
+    CAPIO_DEFAULT_APP_NAME,
+    CAPIO_DEFAULT_WORKFLOW_NAME,
+    FILE_MODES,
+    PyCAPIOException,
+    pycapio_get_capio_dir,
+    pycapio_init,
+    pycapio_mkdir,
+    pycapio_open,
+    pycapio_teardown,
+)
+
+__version__: str = _pycapio.__version__
+
+__all__ = [
+    "CAPIO_DEFAULT_APP_NAME",
+    "CAPIO_DEFAULT_WORKFLOW_NAME",
+    "FILE_MODES",
+    "CapioContext",
+    "CapioFileIO",
+    "DirEntry",
+    "PyCAPIOException",
+    "PyCapioBinaryIOWrapper",
+    "PyCapioPath",
+    "PyCapioScandirWrapper",
+    "PyCapioTextIOWrapper",
+    "get_include",
+    "listdir_proxy",
+    "makedirs_proxy",
+    "mkdir_proxy",
+    "open_proxy",
+    "pycapio_get_capio_dir",
+    "pycapio_init",
+    "pycapio_mkdir",
+    "pycapio_open",
+    "pycapio_teardown",
+    "scandir_proxy",
+]
+
+
+def get_include() -> str:
+    """The directory holding ``pycapio_capi.h``, for compiling extensions against the C API."""
+    return str(Path(__file__).resolve().parent / "include")
+
+
+# The seeds document these classes as names of the native module; they are written in Python on
+# top of its primitives, and published there too so ``from pycapio._pycapio import ...`` works.
+for _cls in (PyCapioBinaryIOWrapper, PyCapioTextIOWrapper, PyCapioScandirWrapper, DirEntry, PyCapioPath):
+    setattr(_pycapio, _cls.__name__, _cls)
+del _cls
+
+# A forked child (multiprocessing) must not reuse its parent's connection to the server.
+os.register_at_fork(after_in_child=_pycapio._after_fork_in_child)

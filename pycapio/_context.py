@@ -1,0 +1,386 @@
+"""``CapioContext`` and the proxies it installs in place of Python's file-system entry points."""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import functools
+import inspect
+import io
+import os
+import threading
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+from . import _pycapio
+from ._dirs import PyCapioScandirWrapper
+from ._fileio import open_capio
+from ._path import PyCapioPath, capio_target
+
+__all__ = [
+    "CapioContext",
+    "listdir_proxy",
+    "makedirs_proxy",
+    "mkdir_proxy",
+    "open_proxy",
+    "scandir_proxy",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# -- patching -------------------------------------------------------------------------------------
+#
+# The patch is process-wide (builtins and the os module are), so it is reference-counted rather than
+# stacked: it goes in when the first active context starts and comes out, restoring exactly what was
+# there before, when the last one ends, in whatever order threads and generators enter and leave.
+
+_PATCHED = (
+    (builtins, "open"),
+    (io, "open"),
+    (os, "mkdir"),
+    (os, "makedirs"),
+    (os, "scandir"),
+    (os, "listdir"),
+    (os, "path"),
+)
+
+_patch_lock = threading.RLock()
+_patch_depth = 0
+
+
+def _snapshot() -> dict[str, Any]:
+    return {f"{mod.__name__}.{name}": getattr(mod, name) for mod, name in _PATCHED}
+
+
+# What the proxies fall back to: the callables in place when the patch went in (import time until
+# then), so code that had already wrapped open() (a debugger, a test mock) keeps working.
+_originals: dict[str, Any] = _snapshot()
+
+
+def _proxies() -> dict[str, Any]:
+    return {
+        "builtins.open": open_proxy,
+        "io.open": open_proxy,
+        "os.mkdir": mkdir_proxy,
+        "os.makedirs": makedirs_proxy,
+        "os.scandir": scandir_proxy,
+        "os.listdir": listdir_proxy,
+        "os.path": PyCapioPath,
+    }
+
+
+def _install(values: dict[str, Any]) -> None:
+    for mod, name in _PATCHED:
+        setattr(mod, name, values[f"{mod.__name__}.{name}"])
+
+
+def _activate() -> None:
+    global _patch_depth, _originals
+    with _patch_lock:
+        if _patch_depth == 0:
+            _originals = _snapshot()
+            _install(_proxies())
+        _patch_depth += 1
+
+
+def _deactivate() -> None:
+    global _patch_depth
+    with _patch_lock:
+        _patch_depth -= 1
+        if _patch_depth == 0:
+            _install(_originals)
+
+
+def _is_patched() -> bool:
+    return _patch_depth > 0
+
+
+# -- proxies --------------------------------------------------------------------------------------
+
+
+def open_proxy(
+    file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[str, int], int] | None = None,
+) -> Any:
+    """``open()`` that serves paths inside the CAPIO directory from CAPIO.
+
+    Same signature, validation, error messages and file objects as the built-in. Anything else —
+    paths outside the CAPIO directory, integer fds, or any call with an ``opener`` (an opener
+    returns an OS fd, which CAPIO cannot serve) — goes to the original ``open`` with the same
+    arguments.
+    """
+    target = capio_target(file) if opener is None else None
+    if target is None:
+        return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
+    return open_capio(file, mode, buffering, encoding, errors, newline, closefd)
+
+
+def mkdir_proxy(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+    """``os.mkdir`` that creates directories inside the CAPIO directory in CAPIO.
+
+    Raises ``FileExistsError`` (and the other ``OSError`` subclasses) as ``os.mkdir`` does. Calls
+    with ``dir_fd`` and paths outside the CAPIO directory go to the original ``os.mkdir``.
+    """
+    target = capio_target(path) if dir_fd is None else None
+    if target is None:
+        _originals["os.mkdir"](path, mode, dir_fd=dir_fd)
+        return
+    _pycapio.pycapio_mkdir(target, mode)
+
+
+def makedirs_proxy(name: Any, mode: int = 0o777, exist_ok: bool = False) -> None:
+    """``os.makedirs``: every missing level is created, inside CAPIO for levels in the CAPIO
+    directory and by the original ``os.mkdir`` above it; ``exist_ok`` as in ``os.makedirs``."""
+    if capio_target(name) is None:
+        _originals["os.makedirs"](name, mode, exist_ok)
+        return
+    # The algorithm of os.makedirs, over CAPIO-aware primitives.
+    head, tail = PyCapioPath.split(name)
+    if not tail:
+        head, tail = PyCapioPath.split(head)
+    if head and tail and not PyCapioPath.exists(head):
+        try:
+            makedirs_proxy(head, exist_ok=exist_ok)
+        except FileExistsError:
+            pass  # another process created it meanwhile
+        cdir: str | bytes = os.curdir
+        if isinstance(tail, bytes):
+            cdir = bytes(os.curdir, "ASCII")
+        if tail == cdir:  # xxx/newdir/. exists if xxx/newdir exists
+            return
+    try:
+        mkdir_proxy(name, mode)
+    except OSError:
+        if not exist_ok or not PyCapioPath.isdir(name):
+            raise
+
+
+def scandir_proxy(path: Any = ".") -> Any:
+    """``os.scandir``: a :class:`PyCapioScandirWrapper` for directories inside the CAPIO directory."""
+    if path is None:
+        path = "."
+    if capio_target(path) is None:
+        return _originals["os.scandir"](path)
+    return PyCapioScandirWrapper(path)
+
+
+def listdir_proxy(path: Any = ".") -> list[Any]:
+    """``os.listdir``: names (``bytes`` if ``path`` is ``bytes``) of a directory inside CAPIO."""
+    if path is None:
+        path = "."
+    if capio_target(path) is None:
+        return _originals["os.listdir"](path)  # type: ignore[no-any-return]
+    with PyCapioScandirWrapper(path) as entries:
+        return [entry.name for entry in entries]
+
+
+# -- initialisation -------------------------------------------------------------------------------
+
+_init_lock = threading.Lock()
+_init_key: tuple[str, str, str] | None = None
+_teardown_server = True
+_atexit_registered = False
+
+
+def _atexit_teardown() -> None:
+    _pycapio.pycapio_teardown(_teardown_server)
+
+
+def _describe(key: tuple[str, str, str]) -> str:
+    return f"capio_dir={key[0]!r}, app_name={key[1]!r}, workflow_name={key[2]!r}"
+
+
+class CapioContext:
+    """Run code with CAPIO interception: as a decorator or as a (re-entrant) context manager.
+
+    On first use in a process it initialises CAPIO — attaching to the workflow's server, starting
+    it if none runs — and registers :func:`pycapio_teardown` (with ``teardown_server``) at exit.
+    Later uses with the same ``capio_dir``/``app_name``/``workflow_name`` reuse that; different
+    ones raise :class:`PyCAPIOException` until ``pycapio_teardown()`` is called.
+
+    While active, ``open``, ``io.open``, ``os.mkdir``, ``os.makedirs``, ``os.scandir``,
+    ``os.listdir`` and ``os.path`` are replaced by CAPIO-aware proxies; paths outside the CAPIO
+    directory behave exactly as before. Decorated generator and ``async`` functions are patched
+    while their body runs (not while they are suspended). The patch is process-wide: other threads
+    see it while any context is active.
+    """
+
+    def __init__(
+        self,
+        *,
+        capio_dir: str | os.PathLike[str] = ".",
+        app_name: str = _pycapio.CAPIO_DEFAULT_APP_NAME,
+        workflow_name: str = _pycapio.CAPIO_DEFAULT_WORKFLOW_NAME,
+        silent: bool = True,
+        server_exec_path: str = "capio_server",
+        capio_cl_configuration_file: str = "",
+        await_server_timeout_seconds: float = 2,
+        teardown_server: bool = True,
+    ) -> None:
+        self.capio_dir = capio_dir
+        self.app_name = app_name
+        self.workflow_name = workflow_name
+        self.silent = silent
+        self.server_exec_path = server_exec_path
+        self.capio_cl_configuration_file = capio_cl_configuration_file
+        self.await_server_timeout_seconds = await_server_timeout_seconds
+        self.teardown_server = teardown_server
+
+    def __repr__(self) -> str:
+        return (
+            f"CapioContext(capio_dir={self.capio_dir!r}, app_name={self.app_name!r}, "
+            f"workflow_name={self.workflow_name!r})"
+        )
+
+    def _initialise(self) -> None:
+        global _init_key, _teardown_server, _atexit_registered
+        os.environ["SILENT"] = "ON" if self.silent else "OFF"
+        key = (os.path.realpath(os.fspath(self.capio_dir)), self.app_name, self.workflow_name)
+        with _init_lock:
+            if _pycapio._is_initialized() and _init_key is not None:
+                if key != _init_key:
+                    raise _pycapio.PyCAPIOException(
+                        f"pycapio is already initialised in this process with {_describe(_init_key)}; "
+                        f"cannot switch to {_describe(key)} (call pycapio_teardown() first)"
+                    )
+                return
+            _pycapio.pycapio_init(
+                CAPIO_DIR=self.capio_dir,
+                CAPIO_APP_NAME=self.app_name,
+                CAPIO_WORKFLOW_NAME=self.workflow_name,
+                capio_server_exec_path=self.server_exec_path,
+                capio_cl_configuration_file=self.capio_cl_configuration_file,
+                await_server_timeout_seconds=self.await_server_timeout_seconds,
+            )
+            _init_key = key
+            _teardown_server = self.teardown_server
+            if not _atexit_registered:
+                atexit.register(_atexit_teardown)
+                _atexit_registered = True
+
+    # -- context manager ---------------------------------------------------------------------------
+
+    def __enter__(self) -> CapioContext:
+        self._initialise()
+        _activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _deactivate()
+
+    async def __aenter__(self) -> CapioContext:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__(*exc)
+
+    # -- decorator ---------------------------------------------------------------------------------
+
+    def __call__(self, func: _F) -> _F:
+        if inspect.isasyncgenfunction(func):
+            return self._wrap_asyncgen(func)  # type: ignore[return-value]
+        if inspect.iscoroutinefunction(func):
+            return self._wrap_coroutine(func)  # type: ignore[return-value]
+        if inspect.isgeneratorfunction(func):
+            return self._wrap_generator(func)  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def _wrap_generator(self, func: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            with self:
+                gen = func(*args, **kwargs)
+            return (yield from _Stepper(self, gen))
+
+        return wrapper
+
+    def _wrap_coroutine(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                coro = func(*args, **kwargs)
+            return await _Awaitable(self, coro)
+
+        return wrapper
+
+    def _wrap_asyncgen(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                agen = func(*args, **kwargs)
+            sent: Any = None
+            thrown: BaseException | None = None
+            try:
+                while True:
+                    step = agen.asend(sent) if thrown is None else agen.athrow(thrown)
+                    try:
+                        value = await _Awaitable(self, step)
+                    except StopAsyncIteration:
+                        return
+                    try:
+                        sent = yield value
+                        thrown = None
+                    except GeneratorExit:
+                        raise
+                    except BaseException as exc:  # delivered into the wrapped generator
+                        thrown = exc
+            finally:
+                await _Awaitable(self, agen.aclose())
+
+        return wrapper
+
+
+class _Stepper:
+    """Drives a generator (or an ``__await__`` iterator) with the patch active only while it runs."""
+
+    def __init__(self, ctx: CapioContext, gen: Any) -> None:
+        self._ctx = ctx
+        self._gen = gen
+
+    def __iter__(self) -> Generator[Any, Any, Any]:
+        gen = self._gen
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            # The context was entered (and CAPIO initialised) when the generator was created;
+            # each step only needs the patch.
+            _activate()
+            try:
+                value = gen.send(sent) if thrown is None else gen.throw(thrown)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                _deactivate()
+            try:
+                sent = yield value
+                thrown = None
+            except GeneratorExit:
+                _activate()
+                try:
+                    gen.close()
+                finally:
+                    _deactivate()
+                raise
+            except BaseException as exc:
+                thrown = exc
+
+
+class _Awaitable:
+    def __init__(self, ctx: CapioContext, awaitable: Any) -> None:
+        self._ctx = ctx
+        self._awaitable = awaitable
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield from _Stepper(self._ctx, self._awaitable.__await__()))

@@ -1,0 +1,150 @@
+"""Directory listing inside the CAPIO directory: ``os.DirEntry`` and ``os.scandir`` look-alikes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat as _stat_mod
+from collections.abc import Iterator
+from typing import Any, AnyStr, Generic
+
+from . import _pycapio
+
+__all__ = ["DirEntry", "PyCapioScandirWrapper", "capio_stat_result"]
+
+_KIND_DIR = 2
+
+
+def _inode(capio_path: str) -> int:
+    # CAPIO files have no inode of their own; a hash of the absolute path is stable across
+    # processes (unlike hash()), so two DirEntry objects for one file agree.
+    return int.from_bytes(hashlib.blake2b(os.fsencode(capio_path), digest_size=8).digest(), "little") >> 1
+
+
+def capio_stat_result(capio_path: str, info: tuple[int, int, int, int, bool] | None = None) -> os.stat_result:
+    """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing)."""
+    kind, size, mtime_ns, mode, _committed = info if info is not None else _pycapio._stat(capio_path)
+    ftype = _stat_mod.S_IFDIR if kind == _KIND_DIR else _stat_mod.S_IFREG
+    st_mode = ftype | _stat_mod.S_IMODE(mode)
+    seconds = mtime_ns // 1_000_000_000
+    fseconds = mtime_ns / 1e9
+    nlink = 2 if kind == _KIND_DIR else 1
+    blocks = (size + 511) // 512
+    return os.stat_result(
+        (
+            st_mode,
+            _inode(capio_path),
+            0,
+            nlink,
+            os.getuid(),
+            os.getgid(),
+            size,
+            seconds,
+            seconds,
+            seconds,
+            fseconds,
+            fseconds,
+            fseconds,
+            mtime_ns,
+            mtime_ns,
+            mtime_ns,
+            4096,
+            blocks,
+            0,
+        )
+    )
+
+
+class DirEntry(Generic[AnyStr]):
+    """One entry yielded by :class:`PyCapioScandirWrapper`, with the interface of ``os.DirEntry``."""
+
+    __slots__ = ("_capio_path", "_is_dir", "_stat", "name", "path")
+
+    name: AnyStr
+    path: AnyStr
+
+    def __init__(self, name: AnyStr, path: AnyStr, capio_path: str, is_dir: bool) -> None:
+        self.name = name
+        self.path = path
+        self._capio_path = capio_path
+        self._is_dir = is_dir
+        self._stat: os.stat_result | None = None
+
+    def inode(self) -> int:
+        return _inode(self._capio_path)
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return self._is_dir
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return not self._is_dir
+
+    def is_symlink(self) -> bool:
+        return False
+
+    def is_junction(self) -> bool:
+        return False
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        if self._stat is None:
+            self._stat = capio_stat_result(self._capio_path)
+        return self._stat
+
+    def __fspath__(self) -> AnyStr:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<DirEntry {self.name!r}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+
+class PyCapioScandirWrapper(Generic[AnyStr]):
+    """Iterator over a directory inside the CAPIO directory, like the one ``os.scandir`` returns.
+
+    Yields :class:`DirEntry` objects (``.`` and ``..`` excluded): files known to CAPIO in creation
+    order, then files that exist only on disk. ``path`` may be ``str``, ``bytes`` or
+    ``os.PathLike``; entry paths are joined to it as given, and are ``bytes`` if it is ``bytes``.
+    Also a context manager; ``close()`` ends the iteration.
+    """
+
+    def __init__(self, path: AnyStr | os.PathLike[AnyStr] = ".") -> None:  # type: ignore[assignment]
+        fspath = os.fspath(path)
+        capio_dir = _pycapio._capio_path(fspath)
+        if capio_dir is None:
+            raise _pycapio.PyCAPIOException(f"not inside the CAPIO directory: {fspath!r}")
+        listing = _pycapio._listdir(capio_dir)
+        self._base: AnyStr = fspath
+        self._entries: Iterator[tuple[str, bool]] | None = iter(listing)
+        self._capio_dir = capio_dir
+
+    def __iter__(self) -> PyCapioScandirWrapper[AnyStr]:
+        return self
+
+    def __next__(self) -> DirEntry[AnyStr]:
+        if self._entries is None:
+            raise StopIteration
+        for name, is_dir in self._entries:
+            if name in (".", ".."):
+                continue
+            capio_path = posixpath.join(self._capio_dir, name)
+            if isinstance(self._base, bytes):
+                bname = os.fsencode(name)
+                return DirEntry(bname, posixpath.join(self._base, bname), capio_path, is_dir)
+            return DirEntry(name, posixpath.join(self._base, name), capio_path, is_dir)
+        self._entries = None
+        raise StopIteration
+
+    def close(self) -> None:
+        self._entries = None
+
+    def __enter__(self) -> PyCapioScandirWrapper[AnyStr]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")

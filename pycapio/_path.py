@@ -1,0 +1,176 @@
+"""``PyCapioPath``: ``os.path`` that answers file-system queries for CAPIO paths from the server."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Any
+
+from . import _pycapio
+from ._dirs import capio_stat_result
+
+__all__ = ["PyCapioPath", "capio_target"]
+
+_KIND_FILE = 1
+_KIND_DIR = 2
+
+
+def capio_target(path: object) -> str | None:
+    """The resolved CAPIO path for ``path``, or None when it goes to the OS.
+
+    None for anything that is not ``str``/``bytes``/``os.PathLike`` (fds included), for paths
+    outside the CAPIO directory, when pycapio is not initialised, and for paths the OS would
+    reject anyway (embedded NUL): those reach the original function, which raises its own error.
+    """
+    if isinstance(path, int):
+        return None
+    try:
+        fspath = os.fspath(path)  # type: ignore[call-overload]
+    except TypeError:
+        return None
+    try:
+        return _pycapio._capio_path(fspath)
+    except (ValueError, TypeError):
+        return None
+
+
+def _capio_info(target: str) -> tuple[int, int, int, int, bool] | None:
+    """``_stat`` of a CAPIO path, None where posixpath's predicates answer False."""
+    try:
+        return _pycapio._stat(target)
+    except (OSError, ValueError):
+        return None
+
+
+def _exists(path: Any) -> bool:
+    target = capio_target(path)
+    if target is None:
+        return posixpath.exists(path)
+    return _capio_info(target) is not None
+
+
+def _lexists(path: Any) -> bool:
+    target = capio_target(path)
+    if target is None:
+        return posixpath.lexists(path)
+    return _capio_info(target) is not None or posixpath.islink(path)
+
+
+def _isfile(path: Any) -> bool:
+    target = capio_target(path)
+    if target is None:
+        return posixpath.isfile(path)
+    info = _capio_info(target)
+    return info is not None and info[0] == _KIND_FILE
+
+
+def _isdir(path: Any) -> bool:
+    target = capio_target(path)
+    if target is None:
+        return posixpath.isdir(path)
+    info = _capio_info(target)
+    return info is not None and info[0] == _KIND_DIR
+
+
+def _stat(path: Any) -> os.stat_result:
+    """os.stat, answered by CAPIO for CAPIO paths."""
+    target = capio_target(path)
+    if target is None:
+        return os.stat(path)
+    return capio_stat_result(target)
+
+
+def _getsize(filename: Any) -> int:
+    return _stat(filename).st_size
+
+
+def _getmtime(filename: Any) -> float:
+    return _stat(filename).st_mtime
+
+
+def _getatime(filename: Any) -> float:
+    return _stat(filename).st_atime
+
+
+def _getctime(filename: Any) -> float:
+    return _stat(filename).st_ctime
+
+
+def _samefile(f1: Any, f2: Any) -> bool:
+    s1 = _stat(f1)
+    s2 = _stat(f2)
+    t1, t2 = capio_target(f1), capio_target(f2)
+    if t1 is None and t2 is None:
+        return posixpath.samestat(s1, s2)
+    # A CAPIO file exists in one namespace only: the same file means the same resolved path.
+    return t1 is not None and t1 == t2
+
+
+class PyCapioPath:
+    """A drop-in for ``os.path`` (``posixpath``) that knows the CAPIO directory.
+
+    Every public name of ``posixpath`` is here with its signature. Pure path arithmetic and every
+    path outside the CAPIO directory go to ``posixpath`` unchanged; for CAPIO paths, ``exists``,
+    ``lexists``, ``isfile``, ``isdir``, ``getsize``, ``getmtime``, ``getatime``, ``getctime`` and
+    ``samefile`` are answered by the CAPIO server. They never block: a missing CAPIO file is
+    ``False`` or ``FileNotFoundError``, as ``posixpath`` says for a missing file.
+    """
+
+    # constants
+    curdir = posixpath.curdir
+    pardir = posixpath.pardir
+    extsep = posixpath.extsep
+    sep = posixpath.sep
+    pathsep = posixpath.pathsep
+    defpath = posixpath.defpath
+    altsep = posixpath.altsep
+    devnull = posixpath.devnull
+    supports_unicode_filenames = posixpath.supports_unicode_filenames
+
+    # pure path arithmetic (and cwd / symlink look-ups on the real file system)
+    normcase = staticmethod(posixpath.normcase)
+    isabs = staticmethod(posixpath.isabs)
+    join = staticmethod(posixpath.join)
+    splitdrive = staticmethod(posixpath.splitdrive)
+    split = staticmethod(posixpath.split)
+    splitext = staticmethod(posixpath.splitext)
+    basename = staticmethod(posixpath.basename)
+    dirname = staticmethod(posixpath.dirname)
+    commonprefix = staticmethod(posixpath.commonprefix)
+    commonpath = staticmethod(posixpath.commonpath)
+    expanduser = staticmethod(posixpath.expanduser)
+    expandvars = staticmethod(posixpath.expandvars)
+    normpath = staticmethod(posixpath.normpath)
+    abspath = staticmethod(posixpath.abspath)
+    realpath = staticmethod(posixpath.realpath)
+    relpath = staticmethod(posixpath.relpath)
+    samestat = staticmethod(posixpath.samestat)
+    sameopenfile = staticmethod(posixpath.sameopenfile)
+    # CAPIO has no symlinks or mount points: for CAPIO paths the answer is the disk's.
+    islink = staticmethod(posixpath.islink)
+    ismount = staticmethod(posixpath.ismount)
+
+    # file-system queries, CAPIO-aware
+    exists = staticmethod(_exists)
+    lexists = staticmethod(_lexists)
+    isfile = staticmethod(_isfile)
+    isdir = staticmethod(_isdir)
+    getsize = staticmethod(_getsize)
+    getmtime = staticmethod(_getmtime)
+    getatime = staticmethod(_getatime)
+    getctime = staticmethod(_getctime)
+    samefile = staticmethod(_samefile)
+
+    def __init__(self) -> None:
+        raise TypeError("PyCapioPath is a namespace like os.path; use its functions directly")
+
+
+# Names that newer Pythons add to posixpath (isjunction, splitroot, isdevdrive, ...) come along.
+def _add_missing_names() -> None:
+    for name in posixpath.__all__:
+        if not hasattr(PyCapioPath, name):
+            value = getattr(posixpath, name)
+            setattr(PyCapioPath, name, staticmethod(value) if callable(value) else value)
+
+
+_add_missing_names()
