@@ -1,1 +1,23 @@
+//! `capio_server`: the node-local CAPIO server of one workflow. It owns the namespace of the CAPIO
+//! directories its clients use, hands out shared-memory files, tracks producers and client
+//! lifetimes, and persists committed files. Layers: listener → session/connection → handlers →
+//! namespace (+ rules, persist, disk).
+#![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod connection;
+pub mod disk;
+pub mod error;
+pub mod handlers;
+pub mod listener;
+pub mod log;
+pub mod namespace;
+pub mod paths;
+pub mod persist;
+pub mod ready;
+pub mod rules;
+pub mod server;
+pub mod session;
+
+#[cfg(test)]
+mod testdir;

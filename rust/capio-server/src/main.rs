@@ -1,1 +1,39 @@
-fn main() {}
+//! The `capio_server` binary: parse the command line, then hand over to the listener.
+#![forbid(unsafe_code)]
+
+use capio_server::log::{self, Level};
+use capio_server::{cli, listener, ready::Ready};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let opts = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(cli::Command::Run(opts)) => opts,
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(cli::Command::Version) => {
+            println!("capio_server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("capio_server: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let mut ready = match Ready::claim(opts.ready_fd) {
+        Ok(ready) => ready,
+        Err(e) => {
+            eprintln!("ERR cannot use --ready-fd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener::run(&opts, &mut ready) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::write(Level::Error, format_args!("start-up failed: {e}"));
+            ready.fail(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Command-line options, and the environment defaults they fall back on (as the reference server).
+
+use crate::error::StartError;
+use crate::log::Level;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+Usage: capio_server [OPTIONS]
+
+The node-local CAPIO server of one workflow: serves files under the CAPIO directory from memory
+and persists them at commit.
+
+Options:
+      --capio-dir DIR       CAPIO directory (default: $CAPIO_DIR; must exist)
+      --workflow-name NAME  workflow name (default: $CAPIO_WORKFLOW_NAME, else CAPIO)
+      --no-config           run with the default rules (also the default without -c)
+  -c, --config FILE         CAPIO-CL file (checked for readability; rules not enforced yet)
+      --ready-fd N          once listening write 'OK <pid>' to fd N and close it;
+                            on a start-up failure write 'ERR <message>' and exit 1
+      --daemonize           fork into the background before starting
+      --log-file PATH       append the log there (default: stderr, or the workflow's log
+                            file in the runtime directory when daemonized)
+  -b, --backend NAME        only 'none' is supported by this build
+      --mem-only            accepted for compatibility; has no effect
+  -h, --help                print this help
+      --version             print the version
+
+Environment: CAPIO_DIR, CAPIO_WORKFLOW_NAME, CAPIO_LOG_LEVEL (error|warn|info|debug or 0-3),
+PYCAPIO_RUNTIME_DIR (where the socket, lock and log live).
+Exit status: 0 after a normal shutdown, 1 if start-up failed, 2 on a usage error.
+";
+
+pub const DEFAULT_WORKFLOW: &str = "CAPIO";
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub capio_dir: Option<PathBuf>,
+    pub workflow: Option<String>,
+    pub config: Option<PathBuf>,
+    pub no_config: bool,
+    pub ready_fd: Option<i32>,
+    pub daemonize: bool,
+    pub log_file: Option<PathBuf>,
+    pub backend: Option<String>,
+    pub mem_only: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Options),
+    Help,
+    Version,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("unknown option '{0}'")]
+    Unknown(String),
+    #[error("unexpected argument '{0}'")]
+    Positional(String),
+    #[error("option '{0}' needs a value")]
+    MissingValue(String),
+    #[error("option '{0}' takes no value")]
+    UnexpectedValue(String),
+    #[error("invalid value '{value}' for '{option}'")]
+    BadValue { option: String, value: String },
+    #[error("--no-config and --config cannot be combined")]
+    ConfigConflict,
+}
+
+/// Parse the arguments (without the program name). Both `--opt value` and `--opt=value` work.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
+    let mut args = args.into_iter();
+    let mut o = Options::default();
+    while let Some(arg) = args.next() {
+        let bytes = arg.as_bytes();
+        let (name, inline) = match bytes.iter().position(|&b| b == b'=') {
+            Some(i) if bytes.starts_with(b"--") => {
+                (&bytes[..i], Some(OsStr::from_bytes(&bytes[i + 1..])))
+            }
+            _ => (bytes, None),
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        let mut value = || -> Result<OsString, UsageError> {
+            inline
+                .map(OsStr::to_os_string)
+                .or_else(|| args.next())
+                .ok_or_else(|| UsageError::MissingValue(name.clone()))
+        };
+        let text = |v: OsString| -> Result<String, UsageError> {
+            v.into_string().map_err(|v| UsageError::BadValue {
+                option: name.clone(),
+                value: v.to_string_lossy().into_owned(),
+            })
+        };
+        let flag = |set: &mut bool| -> Result<(), UsageError> {
+            match inline {
+                Some(_) => Err(UsageError::UnexpectedValue(name.clone())),
+                None => {
+                    *set = true;
+                    Ok(())
+                }
+            }
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--version" => return Ok(Command::Version),
+            "--capio-dir" => o.capio_dir = Some(value()?.into()),
+            "--workflow-name" => o.workflow = Some(text(value()?)?),
+            "-c" | "--config" => o.config = Some(value()?.into()),
+            "--no-config" => flag(&mut o.no_config)?,
+            "--ready-fd" => {
+                let v = text(value()?)?;
+                let fd = v.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                o.ready_fd = Some(fd.ok_or(UsageError::BadValue {
+                    option: name.clone(),
+                    value: v,
+                })?);
+            }
+            "--daemonize" => flag(&mut o.daemonize)?,
+            "--log-file" => o.log_file = Some(value()?.into()),
+            "-b" | "--backend" => o.backend = Some(text(value()?)?),
+            "--mem-only" => flag(&mut o.mem_only)?,
+            _ if name.starts_with('-') => return Err(UsageError::Unknown(name)),
+            _ => return Err(UsageError::Positional(name)),
+        }
+    }
+    if o.no_config && o.config.is_some() {
+        return Err(UsageError::ConfigConflict);
+    }
+    Ok(Command::Run(o))
+}
+
+/// Options completed from the environment and checked.
+#[derive(Debug)]
+pub struct Settings {
+    /// Canonical.
+    pub capio_dir: PathBuf,
+    pub workflow: String,
+    pub config: Option<PathBuf>,
+    pub log_level: Level,
+    /// Set when `CAPIO_LOG_LEVEL` held something unusable (logged once the logger runs).
+    pub bad_log_level: Option<String>,
+}
+
+impl Options {
+    /// Fill in defaults from `env` (normally `std::env::var_os`) and validate.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<OsString>) -> Result<Settings, StartError> {
+        if let Some(b) = self
+            .backend
+            .as_deref()
+            .filter(|b| !b.is_empty() && *b != "none")
+        {
+            return Err(StartError::Backend(b.to_owned()));
+        }
+        let dir = self
+            .capio_dir
+            .clone()
+            .or_else(|| {
+                env("CAPIO_DIR")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            })
+            .ok_or(StartError::NoCapioDir)?;
+        let capio_dir = fs::canonicalize(&dir).map_err(|source| StartError::CapioDir {
+            path: dir.clone(),
+            source,
+        })?;
+        if !capio_dir.is_dir() {
+            return Err(StartError::CapioDirNotDir(dir));
+        }
+        let workflow = self
+            .workflow
+            .clone()
+            .or_else(|| {
+                env("CAPIO_WORKFLOW_NAME")
+                    .and_then(|w| w.into_string().ok())
+                    .filter(|w| !w.is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_WORKFLOW.to_owned());
+        if let Some(path) = &self.config {
+            let readable = File::open(path).and_then(|f| {
+                if f.metadata()?.is_dir() {
+                    Err(std::io::Error::from_raw_os_error(libc::EISDIR))
+                } else {
+                    Ok(())
+                }
+            });
+            readable.map_err(|source| StartError::Config {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let raw_level = env("CAPIO_LOG_LEVEL").map(|l| l.to_string_lossy().into_owned());
+        let parsed = raw_level.as_deref().map(Level::parse);
+        Ok(Settings {
+            capio_dir,
+            workflow,
+            config: self.config.clone(),
+            log_level: parsed.flatten().unwrap_or(Level::Info),
+            bad_log_level: raw_level.filter(|_| parsed == Some(None)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+
+    fn run(args: &[&str]) -> Result<Options, UsageError> {
+        match parse(args.iter().map(OsString::from))? {
+            Command::Run(o) => Ok(o),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let o = run(&[
+            "--capio-dir",
+            "/d",
+            "--workflow-name=wf",
+            "-c",
+            "x.json",
+            "--ready-fd",
+            "7",
+            "--daemonize",
+            "--log-file",
+            "/l",
+            "-b",
+            "none",
+            "--mem-only",
+        ])
+        .unwrap();
+        assert_eq!(o.capio_dir, Some(PathBuf::from("/d")));
+        assert_eq!(o.workflow.as_deref(), Some("wf"));
+        assert_eq!(o.config, Some(PathBuf::from("x.json")));
+        assert_eq!(o.ready_fd, Some(7));
+        assert!(o.daemonize && o.mem_only && !o.no_config);
+        assert_eq!(o.log_file, Some(PathBuf::from("/l")));
+        assert_eq!(o.backend.as_deref(), Some("none"));
+        assert_eq!(parse([OsString::from("--help")]).unwrap(), Command::Help);
+        assert_eq!(
+            parse([OsString::from("--version")]).unwrap(),
+            Command::Version
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(matches!(run(&["--bogus"]), Err(UsageError::Unknown(_))));
+        assert!(matches!(
+            run(&["script.py"]),
+            Err(UsageError::Positional(_))
+        ));
+        assert!(matches!(
+            run(&["--capio-dir"]),
+            Err(UsageError::MissingValue(_))
+        ));
+        assert!(matches!(
+            run(&["--daemonize=1"]),
+            Err(UsageError::UnexpectedValue(_))
+        ));
+        assert!(matches!(
+            run(&["--ready-fd", "-3"]),
+            Err(UsageError::BadValue { .. })
+        ));
+        assert!(matches!(
+            run(&["--no-config", "-c", "f"]),
+            Err(UsageError::ConfigConflict)
+        ));
+    }
+
+    #[test]
+    fn resolve_uses_the_environment_and_checks_it() {
+        let t = TestDir::new();
+        let dir = t.path().as_os_str().to_owned();
+        let env = |k: &str| match k {
+            "CAPIO_DIR" => Some(dir.clone()),
+            "CAPIO_LOG_LEVEL" => Some("-1".into()),
+            _ => None,
+        };
+        let s = Options::default().resolve(env).unwrap();
+        assert_eq!(s.capio_dir, t.path());
+        assert_eq!(s.workflow, DEFAULT_WORKFLOW);
+        assert_eq!(s.log_level, Level::Error);
+        assert!(s.bad_log_level.is_none());
+
+        let none = |_: &str| None;
+        assert!(matches!(
+            Options::default().resolve(none),
+            Err(StartError::NoCapioDir)
+        ));
+        let o = Options {
+            capio_dir: Some(t.path().join("missing")),
+            ..Options::default()
+        };
+        assert!(matches!(o.resolve(none), Err(StartError::CapioDir { .. })));
+        let o = Options {
+            capio_dir: Some(t.path().into()),
+            backend: Some("mpi".into()),
+            ..Options::default()
+        };
+        let e = o.resolve(none).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "backend 'mpi' is not supported by this build"
+        );
+        let o = Options {
+            capio_dir: Some(t.path().into()),
+            config: Some(t.path().join("nope.json")),
+            ..Options::default()
+        };
+        assert!(matches!(o.resolve(none), Err(StartError::Config { .. })));
+        let bad = |k: &str| (k == "CAPIO_LOG_LEVEL").then(|| OsString::from("loud"));
+        let o = Options {
+            capio_dir: Some(t.path().into()),
+            ..Options::default()
+        };
+        let s = o.resolve(bad).unwrap();
+        assert_eq!(
+            (s.log_level, s.bad_log_level.as_deref()),
+            (Level::Info, Some("loud"))
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! One client socket, framing only: read whole request frames, send a reply whose fd (if any)
+//! rides as `SCM_RIGHTS` on the same `sendmsg` as the reply's first bytes.
+
+use crate::server::WorkGuard;
+use bytemuck::Pod;
+use capio_proto::{Kind, REPLY_BIT, WireError, encode, read_frame, sys};
+use std::io::{self, BufReader};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+/// An encoded reply, the fd that travels with it, and the work it completes.
+pub struct Reply {
+    frame: Vec<u8>,
+    fd: Option<OwnedFd>,
+    /// Held until the reply is on the wire, so a shutdown cannot exit between a commit and the
+    /// reply that reports it.
+    _work: Option<WorkGuard>,
+}
+
+impl Reply {
+    pub fn new<T: Pod>(request: Kind, fixed: &T, tail: &[u8]) -> Result<Reply, WireError> {
+        Ok(Reply {
+            frame: encode(request as u16 | REPLY_BIT, fixed, tail)?,
+            fd: None,
+            _work: None,
+        })
+    }
+
+    pub fn with_fd(mut self, fd: OwnedFd) -> Reply {
+        self.fd = Some(fd);
+        self
+    }
+
+    pub fn holding(mut self, work: Option<WorkGuard>) -> Reply {
+        self._work = work;
+        self
+    }
+}
+
+pub struct Connection {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Connection {
+    pub fn new(stream: UnixStream) -> io::Result<Connection> {
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(Connection { stream, reader })
+    }
+
+    /// The next request, or `None` at a clean EOF between frames. A malformed frame is an error:
+    /// the caller drops the connection.
+    pub fn read_request(&mut self) -> Result<Option<(Kind, Vec<u8>)>, WireError> {
+        match read_frame(&mut self.reader) {
+            Ok((header, body)) => match Kind::from_u16(header.kind) {
+                Some(kind) => Ok(Some((kind, body))),
+                None => Err(WireError::UnknownKind(header.kind)),
+            },
+            Err(WireError::Eof) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn send(&self, reply: Reply) -> io::Result<()> {
+        sys::send_with_fd(
+            &self.stream,
+            &reply.frame,
+            reply.fd.as_ref().map(|f| f.as_fd()),
+        )
+    }
+}

@@ -1,0 +1,249 @@
+//! Confined access to the real file system under a client's CAPIO directory: every lookup resolves
+//! symlinks and refuses (`EXDEV`) anything that would lead outside the directory.
+//!
+//! `root` is always canonical here (checked at `Hello`), so "inside" is a component-wise prefix test
+//! on canonical paths.
+
+use crate::error::FsError;
+use crate::paths::confine;
+use crate::persist;
+use capio_proto::node_kind;
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    /// FIFO, socket, device: visible, never opened.
+    Other,
+}
+
+/// Something that exists on disk, with its symlink-free location.
+#[derive(Debug)]
+pub struct Node {
+    pub kind: Kind,
+    pub meta: Metadata,
+    pub real: PathBuf,
+}
+
+impl Node {
+    pub fn wire_kind(&self) -> u32 {
+        if self.kind == Kind::Dir {
+            node_kind::DIR
+        } else {
+            node_kind::FILE
+        }
+    }
+}
+
+fn kind_of(meta: &Metadata) -> Kind {
+    if meta.is_file() {
+        Kind::File
+    } else if meta.is_dir() {
+        Kind::Dir
+    } else {
+        Kind::Other
+    }
+}
+
+/// Look `path` (inside `root`) up on disk. `Ok(None)` when it does not exist (including a dangling
+/// final symlink); `NotDir` when an ancestor is not a directory.
+pub fn lookup(root: &Path, path: &Path) -> Result<Option<Node>, FsError> {
+    confine(path, root)?;
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if path != root => (parent, name),
+        _ => {
+            let meta = fs::metadata(root)?;
+            return Ok(Some(Node {
+                kind: kind_of(&meta),
+                meta,
+                real: root.to_path_buf(),
+            }));
+        }
+    };
+    let real_parent = match fs::canonicalize(parent) {
+        Ok(p) => p,
+        Err(e) => return missing_or(e),
+    };
+    confine(&real_parent, root)?;
+    let full = real_parent.join(name);
+    let meta = match fs::symlink_metadata(&full) {
+        Ok(m) => m,
+        Err(e) => return missing_or(e),
+    };
+    let (real, meta) = if meta.file_type().is_symlink() {
+        let real = match fs::canonicalize(&full) {
+            Ok(r) => r,
+            Err(e) => return missing_or(e),
+        };
+        confine(&real, root)?;
+        let meta = fs::metadata(&real)?;
+        (real, meta)
+    } else {
+        (full, meta)
+    };
+    Ok(Some(Node {
+        kind: kind_of(&meta),
+        meta,
+        real,
+    }))
+}
+
+fn missing_or(e: io::Error) -> Result<Option<Node>, FsError> {
+    match FsError::from_lookup(e) {
+        FsError::NotFound => Ok(None),
+        other => Err(other),
+    }
+}
+
+/// Open a regular file found by [`lookup`] read-only. `O_NOFOLLOW`/`O_NONBLOCK` make a swap of the
+/// path for a symlink or a FIFO since the lookup fail instead of escaping or hanging.
+pub fn open_read(node: &Node) -> Result<File, FsError> {
+    if node.kind != Kind::File {
+        return Err(FsError::Unsupported);
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(&node.real)
+        .map_err(FsError::from_lookup)?;
+    if !file.metadata()?.is_file() {
+        return Err(FsError::Unsupported);
+    }
+    Ok(file)
+}
+
+/// The entries of a real directory, minus persistence temp files, as `(node_kind, name)`.
+pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(real_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if persist::is_temp_name(&name) {
+            continue;
+        }
+        let ft = entry.file_type()?;
+        // A symlink is listed by what it points at; only its kind leaks, never its content.
+        let is_dir = ft.is_dir() || (ft.is_symlink() && entry.path().is_dir());
+        let kind = if is_dir {
+            node_kind::DIR
+        } else {
+            node_kind::FILE
+        };
+        out.push((kind, name));
+    }
+    Ok(out)
+}
+
+/// Make sure the directory `dir` (inside `root`) exists on disk, creating missing components with
+/// mode 0o755, and return its canonical path. Existing symlinked components are followed only while
+/// they stay inside `root`.
+pub fn ensure_dir(root: &Path, dir: &Path) -> Result<PathBuf, FsError> {
+    confine(dir, root)?;
+    let rel = dir.strip_prefix(root).map_err(|_| FsError::OutsideRoot)?;
+    let mut cur = root.to_path_buf();
+    for comp in rel.components() {
+        cur.push(comp);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                let real = fs::canonicalize(&cur).map_err(FsError::from_lookup)?;
+                confine(&real, root)?;
+                if !real.is_dir() {
+                    return Err(FsError::NotDir);
+                }
+                cur = real;
+            }
+            Ok(_) => return Err(FsError::NotDir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match DirBuilder::new().mode(0o755).create(&cur) {
+                    Ok(()) => {}
+                    // Raced with another creator: fine if what is there now is a directory.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur.is_dir() => {}
+                    Err(e) => return Err(FsError::from_lookup(e)),
+                }
+            }
+            Err(e) => return Err(FsError::from_lookup(e)),
+        }
+    }
+    Ok(cur)
+}
+
+/// Create the directory `path` on disk with `mode` (its parent is created if needed).
+pub fn mkdir(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(FsError::Exists);
+    };
+    let real_parent = ensure_dir(root, parent)?;
+    DirBuilder::new()
+        .mode(mode)
+        .create(real_parent.join(name))
+        .map_err(FsError::from_lookup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn lookup_follows_symlinks_only_inside_the_root() {
+        let t = TestDir::new();
+        let root = t.path().join("root");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("in.txt"), b"in").unwrap();
+        fs::write(t.path().join("secret"), b"s").unwrap();
+        symlink(root.join("in.txt"), root.join("good")).unwrap();
+        symlink(t.path().join("secret"), root.join("bad")).unwrap();
+        symlink(t.path(), root.join("up")).unwrap();
+        symlink(root.join("nowhere"), root.join("dangling")).unwrap();
+
+        let good = lookup(&root, &root.join("good")).unwrap().unwrap();
+        assert_eq!(good.kind, Kind::File);
+        assert_eq!(good.real, root.join("in.txt"));
+        assert_eq!(open_read(&good).unwrap().metadata().unwrap().len(), 2);
+        assert!(matches!(
+            lookup(&root, &root.join("bad")),
+            Err(FsError::OutsideRoot)
+        ));
+        assert!(matches!(
+            lookup(&root, &root.join("up/secret")),
+            Err(FsError::OutsideRoot)
+        ));
+        assert!(lookup(&root, &root.join("dangling")).unwrap().is_none());
+        assert!(lookup(&root, &root.join("missing/x")).unwrap().is_none());
+        assert!(matches!(
+            lookup(&root, &root.join("in.txt/x")),
+            Err(FsError::NotDir)
+        ));
+        assert_eq!(lookup(&root, &root).unwrap().unwrap().kind, Kind::Dir);
+    }
+
+    #[test]
+    fn ensure_dir_creates_inside_and_refuses_escapes() {
+        let t = TestDir::new();
+        let root = t.path().join("root");
+        fs::create_dir(&root).unwrap();
+        symlink(t.path(), root.join("up")).unwrap();
+        assert_eq!(
+            ensure_dir(&root, &root.join("a/b")).unwrap(),
+            root.join("a/b")
+        );
+        assert!(root.join("a/b").is_dir());
+        assert!(matches!(
+            ensure_dir(&root, &root.join("up/x")),
+            Err(FsError::OutsideRoot)
+        ));
+        assert!(!t.path().join("x").exists());
+        mkdir(&root, &root.join("a/c"), 0o700).unwrap();
+        assert!(matches!(
+            mkdir(&root, &root.join("a/c"), 0o700),
+            Err(FsError::Exists)
+        ));
+    }
+}

@@ -1,0 +1,95 @@
+//! The server's error types: per-request file-system errors (sent as `-errno`) and start-up failures.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a request on a path failed; each variant maps to the errno a real file system would give.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("file exists")]
+    Exists,
+    #[error("is a directory")]
+    IsDir,
+    #[error("not a directory")]
+    NotDir,
+    /// `EXDEV`: the path (or a symlink on the way) leaves the client's CAPIO directory.
+    #[error("path is outside the client's CAPIO directory")]
+    OutsideRoot,
+    #[error("path is not absolute and lexically normalised")]
+    BadPath,
+    /// `EIO`: the producer terminated before committing the file.
+    #[error("the file's producer terminated before committing it")]
+    Aborted,
+    /// FIFOs, sockets and devices inside a CAPIO directory are never opened by the server.
+    #[error("not a regular file or directory")]
+    Unsupported,
+    #[error("the shared state table is full")]
+    TableFull,
+    /// The client already sent `Exit`.
+    #[error("client has already exited")]
+    Exited,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl FsError {
+    /// The positive errno for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::Exists => libc::EEXIST,
+            FsError::IsDir => libc::EISDIR,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::OutsideRoot => libc::EXDEV,
+            FsError::BadPath => libc::EINVAL,
+            FsError::Aborted => libc::EIO,
+            FsError::Unsupported => libc::EOPNOTSUPP,
+            FsError::TableFull => libc::ENOSPC,
+            FsError::Exited => libc::ESHUTDOWN,
+            FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+
+    /// Classify an OS error from a lookup: the errors a path walk can legitimately produce become
+    /// their own variants, so callers can match on them.
+    pub fn from_lookup(e: io::Error) -> FsError {
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => FsError::NotFound,
+            Some(libc::ENOTDIR) => FsError::NotDir,
+            Some(libc::EEXIST) => FsError::Exists,
+            Some(libc::EISDIR) => FsError::IsDir,
+            _ => FsError::Io(e),
+        }
+    }
+}
+
+/// Why the server could not start; reported as `ERR <message>` and exit status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("CAPIO_DIR is not set and --capio-dir was not given")]
+    NoCapioDir,
+    #[error("CAPIO directory {}: {source}", path.display())]
+    CapioDir { path: PathBuf, source: io::Error },
+    #[error("CAPIO directory {} is not a directory", .0.display())]
+    CapioDirNotDir(PathBuf),
+    #[error("backend '{0}' is not supported by this build")]
+    Backend(String),
+    #[error("cannot read CAPIO-CL file {}: {source}", path.display())]
+    Config { path: PathBuf, source: io::Error },
+    #[error(
+        "a capio_server for workflow '{workflow}' is already running{}",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    AlreadyRunning { workflow: String, pid: Option<i32> },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+impl StartError {
+    pub fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
+        let what = what.into();
+        move |source| StartError::Io { what, source }
+    }
+}

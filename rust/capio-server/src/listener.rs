@@ -1,0 +1,278 @@
+//! The server process from start to exit: single-instance lock, socket, readiness, the accept loop
+//! with its peer-credential check, and the ordered shutdown.
+
+use crate::cli::{Options, Settings};
+use crate::error::StartError;
+use crate::log::{self, error, info, warning};
+use crate::namespace::Namespace;
+use crate::ready::Ready;
+use crate::rules::Rules;
+use crate::server::Server;
+use crate::session;
+use capio_proto::runtime::WorkflowPaths;
+use capio_proto::{StateTable, sys, table};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::Duration;
+
+/// How long a new server waits for a previous one of the same workflow to finish its shutdown.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Run the server until a graceful shutdown. `Err` means start-up failed before readiness was
+/// reported; the caller reports it.
+pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
+    if opts.daemonize {
+        sys::daemonize().map_err(StartError::io("cannot daemonize"))?;
+    }
+    // Before any thread exists: every thread inherits the mask, and only the signal thread takes
+    // the signals (synchronously, so shutdown runs as ordinary code).
+    sys::block_termination_signals().map_err(StartError::io("cannot block signals"))?;
+    let settings = opts.resolve(|k| std::env::var_os(k))?;
+    let paths = WorkflowPaths::for_workflow(&settings.workflow)
+        .map_err(StartError::io("runtime directory"))?;
+    init_log(opts, &settings, &paths)?;
+    let _lock = acquire_lock(&paths, &settings.workflow)?;
+
+    // Whatever socket file is there belongs to a server that no longer holds the lock.
+    remove_if_present(&paths.socket).map_err(StartError::io("cannot remove the stale socket"))?;
+    let listener = UnixListener::bind(&paths.socket).map_err(StartError::io(format!(
+        "cannot listen on {}",
+        paths.socket.display()
+    )))?;
+    let started = fs::set_permissions(&paths.socket, fs::Permissions::from_mode(0o600))
+        .map_err(StartError::io("cannot restrict the socket"))
+        .and_then(|()| write_info(&paths, &settings));
+    if let Err(e) = started {
+        let _ = remove_if_present(&paths.socket);
+        return Err(e);
+    }
+    let table = Arc::new(
+        StateTable::create(table::DEFAULT_SLOTS)
+            .map_err(StartError::io("cannot create the state table"))?,
+    );
+    let ns = Namespace::new(table.clone(), Rules::default_rules());
+    let server = Arc::new(Server::new(ns, table, listener));
+
+    let on_signal = server.clone();
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let sig = sys::wait_termination_signal();
+            on_signal.begin_shutdown(&format!("signal {sig}"));
+        })
+        .map_err(StartError::io("cannot start the signal thread"))?;
+
+    ready.ok();
+    info!(
+        "listening on {} (pid {}, workflow '{}', CAPIO dir {})",
+        paths.socket.display(),
+        std::process::id(),
+        settings.workflow,
+        settings.capio_dir.display()
+    );
+    accept_loop(&server);
+    shut_down(&server, &paths);
+    Ok(())
+}
+
+fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Result<(), StartError> {
+    let file = match (&opts.log_file, opts.daemonize) {
+        (Some(path), _) => Some(path.as_path()),
+        (None, true) => Some(paths.log.as_path()),
+        (None, false) => None,
+    };
+    let sink: Box<dyn Write + Send> = match file {
+        Some(path) => Box::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(StartError::io(format!(
+                    "cannot open log file {}",
+                    path.display()
+                )))?,
+        ),
+        None => Box::new(io::stderr()),
+    };
+    log::init(settings.log_level, sink);
+    if let Some(bad) = &settings.bad_log_level {
+        warning!("CAPIO_LOG_LEVEL='{bad}' is not error|warn|info|debug or 0-3; using info");
+    }
+    if let Some(config) = &settings.config {
+        warning!(
+            "CAPIO-CL rules in {} are not enforced yet: using the default rules \
+             (commit on termination, readers wait for the commit, persist everything)",
+            config.display()
+        );
+    }
+    if opts.mem_only {
+        info!("--mem-only has no effect: files are kept in memory until they are persisted");
+    }
+    Ok(())
+}
+
+/// Hold the workflow's server lock for the life of the process. A holder may be a server that is
+/// still finishing its shutdown (it unlinks its socket first, so clients start us meanwhile):
+/// wait for it, but not forever.
+fn acquire_lock(paths: &WorkflowPaths, workflow: &str) -> Result<File, StartError> {
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&paths.server_lock)
+        .map_err(StartError::io(format!(
+            "cannot open {}",
+            paths.server_lock.display()
+        )))?;
+    let take = |wait| sys::flock_exclusive(lock.as_fd(), wait).map_err(StartError::io("flock"));
+    if take(false)? {
+        return Ok(lock);
+    }
+    info!(
+        "another server of workflow '{workflow}' holds the lock; waiting up to {} s for it to exit",
+        LOCK_WAIT.as_secs()
+    );
+    // The waiter shares the lock's open file description, so the lock it gets is ours.
+    let waiter = lock.try_clone().map_err(StartError::io("dup"))?;
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("lock-wait".into())
+        .spawn(move || {
+            let _ = tx.send(sys::flock_exclusive(waiter.as_fd(), true));
+        })
+        .map_err(StartError::io("cannot start the lock waiter"))?;
+    match rx.recv_timeout(LOCK_WAIT) {
+        Ok(Ok(true)) => Ok(lock),
+        Ok(Err(e)) => Err(StartError::Io {
+            what: "flock".into(),
+            source: e,
+        }),
+        Ok(Ok(false)) | Err(_) => Err(StartError::AlreadyRunning {
+            workflow: workflow.to_owned(),
+            pid: read_info_pid(&paths.info),
+        }),
+    }
+}
+
+fn read_info_pid(info: &Path) -> Option<i32> {
+    fs::read_to_string(info)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `pid\nworkflow\ncapio_dir\n`, replaced atomically so a reader never sees half of it.
+fn write_info(paths: &WorkflowPaths, settings: &Settings) -> Result<(), StartError> {
+    let mut text = format!("{}\n{}\n", std::process::id(), settings.workflow).into_bytes();
+    text.extend_from_slice(settings.capio_dir.as_os_str().as_encoded_bytes());
+    text.push(b'\n');
+    let tmp = paths
+        .info
+        .with_extension(format!("info.tmp-{}", std::process::id()));
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&text))
+        .and_then(|()| fs::rename(&tmp, &paths.info));
+    written.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StartError::Io {
+            what: format!("cannot write {}", paths.info.display()),
+            source: e,
+        }
+    })
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Accept until shutdown; each same-user client gets its own thread.
+fn accept_loop(server: &Arc<Server>) {
+    let me = sys::getuid();
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let stream = match server.listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(_) if server.stopping() => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // Out of fds or memory: back off instead of spinning, and keep serving.
+                error!("accept failed: {e}");
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(1);
+        if server.stopping() {
+            return;
+        }
+        let (uid, pid) = match sys::peer_cred(&stream) {
+            Ok(cred) => cred,
+            Err(e) => {
+                warning!("cannot read a connection's peer credentials: {e}; dropping it");
+                continue;
+            }
+        };
+        if uid != me {
+            warning!("refused a connection from uid {uid} (pid {pid}): only uid {me} may attach");
+            continue;
+        }
+        let srv = server.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("client-{pid}"))
+            .spawn(move || session::serve(srv, stream, pid));
+        if let Err(e) = spawned {
+            error!("cannot start a thread for pid {pid}: {e}; dropping the connection");
+        }
+    }
+}
+
+/// Ordered shutdown: disappear from the runtime directory, let commits in flight finish
+/// persisting, then name every file whose content is not on disk.
+fn shut_down(server: &Server, paths: &WorkflowPaths) {
+    // First, so a client starting now spawns a fresh server (which waits on our lock).
+    for path in [&paths.socket, &paths.info] {
+        if let Err(e) = remove_if_present(path) {
+            warning!("cannot remove {}: {e}", path.display());
+        }
+    }
+    server.drain_work();
+    for f in server.ns().shut_down() {
+        let apps = if f.apps.is_empty() {
+            "no app".to_owned()
+        } else {
+            f.apps.join(", ")
+        };
+        warning!(
+            "not persisted: {} ({} bytes, {}, opened by {apps})",
+            f.path.display(),
+            f.size,
+            match f.state {
+                capio_proto::SlotState::Open => "still being written",
+                capio_proto::SlotState::Aborted => "its producer crashed",
+                _ => "committed, not configured to persist",
+            }
+        );
+    }
+    info!("stopped");
+}

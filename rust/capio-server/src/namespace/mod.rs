@@ -1,0 +1,734 @@
+//! The server's model of the CAPIO directories it serves: files (memfd, state slot, producers, open
+//! counts), directories in creation order, and attached clients. Callers keep it behind one mutex;
+//! its only I/O is memfd management and confined disk lookups, so it is tested without sockets.
+
+use crate::disk::{self, Kind as DiskKind};
+use crate::error::FsError;
+use crate::paths::confine;
+use crate::persist;
+use crate::rules::Rules;
+use capio_proto::table::NAMESPACE_SLOT;
+use capio_proto::{Slot, SlotState, StateTable, node_kind, sys};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Seek};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub type ClientId = u64;
+
+const O_ACCMODE: u32 = libc::O_ACCMODE as u32;
+const O_WRONLY: u32 = libc::O_WRONLY as u32;
+const O_RDWR: u32 = libc::O_RDWR as u32;
+const O_CREAT: u32 = libc::O_CREAT as u32;
+const O_EXCL: u32 = libc::O_EXCL as u32;
+const O_TRUNC: u32 = libc::O_TRUNC as u32;
+/// The kernel's limit on a memfd name is 249 bytes; names are only for debugging, so cut them.
+const MEMFD_NAME_MAX: usize = 200;
+
+struct Client {
+    pid: i32,
+    app: String,
+    /// Canonical CAPIO directory; every path the client names must lie inside it.
+    root: PathBuf,
+    /// Sent `Exit`: its later EOF is not a crash and it no longer counts as attached.
+    exited: bool,
+    produces: HashSet<u32>,
+    opened: HashSet<u32>,
+}
+
+struct FileNode {
+    slot: u32,
+    /// The memfd holding the bytes; clients receive duplicates (sharing its file offset).
+    data: File,
+    /// Canonical root of the creator: persistence never writes outside it.
+    root: PathBuf,
+    producers: BTreeSet<ClientId>,
+    /// Open count per client, so a crashed client's opens can be released.
+    opens: HashMap<ClientId, u32>,
+    /// Writable closes by producers: what `on_close:N` commit rules will count.
+    closes_by_producers: u64,
+    /// Mirror of the slot's state (the slot is shared memory anyone could scribble on).
+    state: SlotState,
+    mtime_ns: i64,
+    mode: u32,
+    /// Apps that opened it, for the shutdown report.
+    apps: BTreeSet<String>,
+    /// Bumped at each commit, so a persist of an older commit never lands after a newer one.
+    generation: u64,
+    persisted: bool,
+}
+
+#[derive(Clone, Copy)]
+struct DirMeta {
+    mode: u32,
+    mtime_ns: i64,
+}
+
+/// Children in creation order, kept for any directory something was created in (also for
+/// directories that exist only on disk); `made` when `Mkdir` created it.
+#[derive(Default)]
+struct DirNode {
+    made: Option<DirMeta>,
+    children: Vec<OsString>,
+    names: HashSet<OsString>,
+}
+
+/// The outcome of an `Open`.
+#[derive(Debug)]
+pub enum Opened {
+    Memory {
+        slot: u32,
+        producer: bool,
+        fire: u32,
+        size: u64,
+        data: OwnedFd,
+    },
+    Disk {
+        size: u64,
+        file: File,
+    },
+    /// Missing: sleep until the namespace slot's `seq` moves past `generation`, then retry.
+    Wait {
+        generation: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub committed: bool,
+}
+
+/// A file that will never reach its real path: aborted by a crash, or left at shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    pub path: PathBuf,
+    pub size: u64,
+    pub apps: Vec<String>,
+    pub state: SlotState,
+}
+
+/// What happened when a client's connection ended.
+#[derive(Debug)]
+pub struct Departure {
+    /// "app 'name' (pid N)", for logs.
+    pub label: String,
+    /// It went away without `Exit`.
+    pub crashed: bool,
+    pub aborted: Vec<Lost>,
+}
+
+/// Where a path lives.
+enum Where {
+    File,
+    Dir,
+    Disk(Box<disk::Node>),
+    Missing,
+}
+
+pub struct Namespace {
+    table: Arc<StateTable>,
+    rules: Rules,
+    files: HashMap<PathBuf, FileNode>,
+    by_slot: HashMap<u32, PathBuf>,
+    dirs: HashMap<PathBuf, DirNode>,
+    clients: HashMap<ClientId, Client>,
+    next_client: ClientId,
+    next_slot: u32,
+    teardown: bool,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn new_memfd(path: &Path) -> io::Result<File> {
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let mut cut = base.len().min(MEMFD_NAME_MAX);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Ok(File::from(sys::memfd(&format!("capio:{}", &base[..cut]))?))
+}
+
+impl Namespace {
+    pub fn new(table: Arc<StateTable>, rules: Rules) -> Namespace {
+        Namespace {
+            table,
+            rules,
+            files: HashMap::new(),
+            by_slot: HashMap::new(),
+            dirs: HashMap::new(),
+            clients: HashMap::new(),
+            next_client: 1,
+            next_slot: NAMESPACE_SLOT + 1,
+            teardown: false,
+        }
+    }
+
+    fn slot(&self, index: u32) -> &Slot {
+        self.table
+            .slot(index)
+            .expect("slots are only handed out inside the table")
+    }
+
+    /// Register a client. Its root must be an existing directory, given canonically (the client
+    /// resolves it; a non-canonical spelling would split one directory into two namespaces).
+    pub fn hello(&mut self, pid: i32, app: &str, root: &Path) -> Result<ClientId, FsError> {
+        if !root.is_absolute() {
+            return Err(FsError::BadPath);
+        }
+        let real = fs::canonicalize(root).map_err(|_| FsError::NotFound)?;
+        if !real.is_dir() {
+            return Err(FsError::NotFound);
+        }
+        if real != root {
+            return Err(FsError::BadPath);
+        }
+        let id = self.next_client;
+        self.next_client += 1;
+        self.clients.insert(
+            id,
+            Client {
+                pid,
+                app: app.to_owned(),
+                root: real,
+                exited: false,
+                produces: HashSet::new(),
+                opened: HashSet::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The root of a live client, once `path` is known to lie inside it.
+    fn root_for(&self, cid: ClientId, path: &Path) -> Result<PathBuf, FsError> {
+        let client = self
+            .clients
+            .get(&cid)
+            .filter(|c| !c.exited)
+            .ok_or(FsError::Exited)?;
+        confine(path, &client.root)?;
+        Ok(client.root.clone())
+    }
+
+    /// Aborted files are invisible to lookups; only `open` sees them (to report or restart them).
+    fn visible_file(&self, path: &Path) -> Option<&FileNode> {
+        self.files
+            .get(path)
+            .filter(|f| f.state != SlotState::Aborted)
+    }
+
+    fn locate(&self, root: &Path, path: &Path) -> Result<Where, FsError> {
+        if self.visible_file(path).is_some() {
+            return Ok(Where::File);
+        }
+        if self.dirs.get(path).is_some_and(|d| d.made.is_some()) {
+            return Ok(Where::Dir);
+        }
+        let mut ancestors = path.ancestors().skip(1).take_while(|a| a.starts_with(root));
+        if ancestors.any(|a| self.visible_file(a).is_some()) {
+            return Err(FsError::NotDir);
+        }
+        Ok(match disk::lookup(root, path)? {
+            Some(node) => Where::Disk(Box::new(node)),
+            None => Where::Missing,
+        })
+    }
+
+    /// The parent of `path` (which is strictly inside `root`) must be a directory.
+    fn check_parent(&self, root: &Path, path: &Path) -> Result<(), FsError> {
+        let parent = path.parent().ok_or(FsError::Exists)?;
+        match self.locate(root, parent)? {
+            Where::Dir => Ok(()),
+            Where::Disk(node) if node.kind == DiskKind::Dir => Ok(()),
+            Where::File | Where::Disk(_) => Err(FsError::NotDir),
+            Where::Missing => Err(FsError::NotFound),
+        }
+    }
+
+    fn add_child(&mut self, path: &Path) {
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+            let dir = self.dirs.entry(parent.to_path_buf()).or_default();
+            if dir.names.insert(name.to_owned()) {
+                dir.children.push(name.to_owned());
+            }
+        }
+    }
+
+    pub fn open(
+        &mut self,
+        cid: ClientId,
+        path: &Path,
+        flags: u32,
+        mode: u32,
+    ) -> Result<Opened, FsError> {
+        let root = self.root_for(cid, path)?;
+        // Read before deciding the path is missing: a create after this point moves `seq` past it,
+        // so the client's futex wait cannot miss it.
+        let generation = self.table.namespace().seq.load(SeqCst);
+        let writable = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
+        let create = flags & O_CREAT != 0;
+        let exclusive = create && flags & O_EXCL != 0;
+        if self.files.contains_key(path) {
+            return self.open_existing(cid, path, flags);
+        }
+        match self.locate(&root, path)? {
+            Where::File => self.open_existing(cid, path, flags),
+            Where::Dir => Err(FsError::IsDir),
+            Where::Disk(node) => match node.kind {
+                DiskKind::Dir => Err(FsError::IsDir),
+                DiskKind::Other => Err(FsError::Unsupported),
+                DiskKind::File if exclusive => Err(FsError::Exists),
+                DiskKind::File if !writable => {
+                    let file = disk::open_read(&node)?;
+                    let size = file.metadata()?.len();
+                    Ok(Opened::Disk { size, file })
+                }
+                DiskKind::File => self.import(cid, root, path, &node, flags & O_TRUNC != 0),
+            },
+            Where::Missing if create => {
+                self.check_parent(&root, path)?;
+                let mode = if mode == 0 {
+                    0o644
+                } else {
+                    mode & 0o777 & !0o022
+                };
+                self.insert(cid, root, path, new_memfd(path)?, 0, mode)?;
+                self.opened(cid, path)
+            }
+            Where::Missing if !writable => Ok(Opened::Wait { generation }),
+            Where::Missing => Err(FsError::NotFound),
+        }
+    }
+
+    /// A committed input opened for writing becomes a CAPIO file, seeded with its disk content.
+    fn import(
+        &mut self,
+        cid: ClientId,
+        root: PathBuf,
+        path: &Path,
+        node: &disk::Node,
+        truncate: bool,
+    ) -> Result<Opened, FsError> {
+        let mut data = new_memfd(path)?;
+        let len = if truncate {
+            0
+        } else {
+            let mut src = disk::open_read(node)?;
+            let len = io::copy(&mut src, &mut data)?;
+            // Clients share this file offset; hand the memfd over positioned at the start.
+            data.rewind()?;
+            len
+        };
+        self.insert(cid, root, path, data, len, node.meta.mode() & 0o7777)?;
+        self.opened(cid, path)
+    }
+
+    fn insert(
+        &mut self,
+        cid: ClientId,
+        root: PathBuf,
+        path: &Path,
+        data: File,
+        len: u64,
+        mode: u32,
+    ) -> Result<(), FsError> {
+        if self.next_slot >= self.table.slots() {
+            return Err(FsError::TableFull);
+        }
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let s = self.slot(slot);
+        s.len.store(len, SeqCst);
+        s.set_state(SlotState::Open);
+        self.files.insert(
+            path.to_path_buf(),
+            FileNode {
+                slot,
+                data,
+                root,
+                producers: BTreeSet::from([cid]),
+                opens: HashMap::new(),
+                closes_by_producers: 0,
+                state: SlotState::Open,
+                mtime_ns: now_ns(),
+                mode,
+                apps: BTreeSet::new(),
+                generation: 0,
+                persisted: false,
+            },
+        );
+        self.by_slot.insert(slot, path.to_path_buf());
+        if let Some(client) = self.clients.get_mut(&cid) {
+            client.produces.insert(slot);
+        }
+        self.add_child(path);
+        self.table.namespace().bump();
+        Ok(())
+    }
+
+    fn open_existing(&mut self, cid: ClientId, path: &Path, flags: u32) -> Result<Opened, FsError> {
+        let writable = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
+        let create = flags & O_CREAT != 0;
+        let table = &self.table;
+        let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
+        let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
+        let slot = table.slot(node.slot).ok_or(FsError::TableFull)?;
+        if create && flags & O_EXCL != 0 {
+            return Err(FsError::Exists);
+        }
+        if node.state == SlotState::Aborted {
+            if !(writable && create) {
+                return Err(FsError::Aborted);
+            }
+            // Restart: a new producer writes the file again from scratch.
+            node.data.set_len(0)?;
+            slot.len.store(0, SeqCst);
+            node.producers = BTreeSet::from([cid]);
+            node.closes_by_producers = 0;
+            node.state = SlotState::Open;
+            node.mtime_ns = now_ns();
+            node.persisted = false;
+            slot.set_state(SlotState::Open);
+            client.produces.insert(node.slot);
+            table.namespace().bump();
+        } else if writable {
+            node.producers.insert(cid);
+            client.produces.insert(node.slot);
+            if node.state == SlotState::Committed {
+                node.state = SlotState::Open;
+                node.persisted = false;
+                slot.set_state(SlotState::Open);
+                table.namespace().bump();
+            }
+            if flags & O_TRUNC != 0 {
+                node.data.set_len(0)?;
+                slot.len.store(0, SeqCst);
+            }
+        }
+        self.opened(cid, path)
+    }
+
+    /// Count an open and build the `Memory` reply.
+    fn opened(&mut self, cid: ClientId, path: &Path) -> Result<Opened, FsError> {
+        let fire = self.rules.rule_for(path).fire.wire();
+        let table = &self.table;
+        let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
+        let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
+        let data = OwnedFd::from(node.data.try_clone()?);
+        *node.opens.entry(cid).or_default() += 1;
+        node.apps.insert(client.app.clone());
+        client.opened.insert(node.slot);
+        let size = table.slot(node.slot).map_or(0, |s| s.len.load(SeqCst));
+        Ok(Opened::Memory {
+            slot: node.slot,
+            producer: node.producers.contains(&cid),
+            fire,
+            size,
+            data,
+        })
+    }
+
+    /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored.
+    pub fn close(&mut self, cid: ClientId, slot: u32, writable: bool) {
+        let Some(node) = self.by_slot.get(&slot).and_then(|p| self.files.get_mut(p)) else {
+            return;
+        };
+        let Some(count) = node.opens.get_mut(&cid) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            node.opens.remove(&cid);
+            if let Some(client) = self.clients.get_mut(&cid) {
+                client.opened.remove(&slot);
+            }
+        }
+        if writable && node.producers.contains(&cid) {
+            node.closes_by_producers += 1;
+        }
+    }
+
+    pub fn stat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
+        let root = self.root_for(cid, path)?;
+        match self.locate(&root, path)? {
+            Where::File => {
+                let node = self.visible_file(path).ok_or(FsError::NotFound)?;
+                Ok(Stat {
+                    kind: node_kind::FILE,
+                    size: self.slot(node.slot).len.load(SeqCst),
+                    mtime_ns: node.mtime_ns,
+                    mode: node.mode,
+                    committed: node.state == SlotState::Committed,
+                })
+            }
+            Where::Dir => {
+                let meta = self
+                    .dirs
+                    .get(path)
+                    .and_then(|d| d.made)
+                    .ok_or(FsError::NotFound)?;
+                Ok(Stat {
+                    kind: node_kind::DIR,
+                    size: 0,
+                    mtime_ns: meta.mtime_ns,
+                    mode: meta.mode,
+                    committed: true,
+                })
+            }
+            Where::Disk(node) => Ok(Stat {
+                kind: node.wire_kind(),
+                size: node.meta.len(),
+                mtime_ns: node
+                    .meta
+                    .mtime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(node.meta.mtime_nsec()),
+                mode: node.meta.mode() & 0o7777,
+                committed: true,
+            }),
+            Where::Missing => Err(FsError::NotFound),
+        }
+    }
+
+    pub fn mkdir(&mut self, cid: ClientId, path: &Path, mode: u32) -> Result<(), FsError> {
+        let root = self.root_for(cid, path)?;
+        // An aborted file keeps its node (it may be restarted), so its path stays taken.
+        if self.files.contains_key(path) || !matches!(self.locate(&root, path)?, Where::Missing) {
+            return Err(FsError::Exists);
+        }
+        self.check_parent(&root, path)?;
+        let mode = mode & 0o7777;
+        if self.rules.rule_for(path).persist {
+            // Mirror the tree on disk at once, so it matches a plain run even for empty dirs.
+            disk::mkdir(&root, path, mode)?;
+        }
+        self.dirs.entry(path.to_path_buf()).or_default().made = Some(DirMeta {
+            mode: if mode == 0 {
+                0o755
+            } else {
+                mode & 0o777 & !0o022
+            },
+            mtime_ns: now_ns(),
+        });
+        self.add_child(path);
+        self.table.namespace().bump();
+        Ok(())
+    }
+
+    /// Entries of a directory: CAPIO entries in creation order, then disk entries not yet listed.
+    pub fn list(&self, cid: ClientId, path: &Path) -> Result<Vec<(u32, OsString)>, FsError> {
+        let root = self.root_for(cid, path)?;
+        let real = match self.locate(&root, path)? {
+            Where::Dir => disk::lookup(&root, path)
+                .ok()
+                .flatten()
+                .filter(|n| n.kind == DiskKind::Dir)
+                .map(|n| n.real),
+            Where::Disk(node) if node.kind == DiskKind::Dir => Some(node.real),
+            Where::File | Where::Disk(_) => return Err(FsError::NotDir),
+            Where::Missing => return Err(FsError::NotFound),
+        };
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        if let Some(dir) = self.dirs.get(path) {
+            for name in &dir.children {
+                let child = path.join(name);
+                let kind = if self.visible_file(&child).is_some() {
+                    node_kind::FILE
+                } else if self.dirs.get(&child).is_some_and(|d| d.made.is_some()) {
+                    node_kind::DIR
+                } else {
+                    continue;
+                };
+                seen.insert(name.clone());
+                out.push((kind, name.clone()));
+            }
+        }
+        if let Some(real) = real {
+            for (kind, name) in disk::list(&real)? {
+                if !seen.contains(&name) {
+                    out.push((kind, name));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Clean termination: the client stops producing; files left without producers commit. Returns
+    /// `(path, generation)` of the commits to persist, in path order.
+    pub fn exit(&mut self, cid: ClientId, teardown: bool) -> Result<Vec<(PathBuf, u64)>, FsError> {
+        let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
+        if client.exited {
+            return Ok(Vec::new());
+        }
+        client.exited = true;
+        self.teardown |= teardown;
+        let produces = std::mem::take(&mut client.produces);
+        let mut commits = Vec::new();
+        for slot in produces {
+            let Some(path) = self.by_slot.get(&slot) else {
+                continue;
+            };
+            let Some(node) = self.files.get_mut(path) else {
+                continue;
+            };
+            node.producers.remove(&cid);
+            if node.producers.is_empty() && node.state == SlotState::Open {
+                node.state = SlotState::Committed;
+                node.mtime_ns = now_ns();
+                node.generation += 1;
+                node.persisted = false;
+                self.table
+                    .slot(slot)
+                    .expect("slot inside the table")
+                    .set_state(SlotState::Committed);
+                if self.rules.rule_for(path).persist {
+                    commits.push((path.clone(), node.generation));
+                }
+            }
+        }
+        self.table.namespace().bump();
+        commits.sort();
+        Ok(commits)
+    }
+
+    /// The work to persist one commit, or `None` when a later reopen or commit superseded it.
+    pub fn persist_job(
+        &self,
+        path: &Path,
+        generation: u64,
+    ) -> Result<Option<persist::Job>, FsError> {
+        let Some(node) = self
+            .files
+            .get(path)
+            .filter(|n| n.generation == generation && n.state == SlotState::Committed)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(persist::Job {
+            path: path.to_path_buf(),
+            root: node.root.clone(),
+            slot: node.slot,
+            generation,
+            data: node.data.try_clone()?,
+            len: self.slot(node.slot).len.load(SeqCst),
+            mode: node.mode,
+        }))
+    }
+
+    /// Rename a written temp file over the real path, unless its commit was superseded meanwhile
+    /// (then the temp is discarded). Runs under the lock, so the check and the rename are atomic
+    /// with respect to reopens.
+    pub fn install(&mut self, job: &persist::Job, temp: persist::Temp) -> io::Result<bool> {
+        let Some(node) = self.files.get_mut(&job.path).filter(|n| {
+            n.slot == job.slot && n.generation == job.generation && n.state == SlotState::Committed
+        }) else {
+            return Ok(false);
+        };
+        temp.install()?;
+        node.persisted = true;
+        Ok(true)
+    }
+
+    /// The client's connection ended. Without a prior `Exit` it crashed: every file it alone was
+    /// producing aborts (readers get an error instead of waiting forever).
+    pub fn detach(&mut self, cid: ClientId) -> Departure {
+        let Some(client) = self.clients.remove(&cid) else {
+            return Departure {
+                label: format!("client {cid}"),
+                crashed: false,
+                aborted: Vec::new(),
+            };
+        };
+        let label = format!("app '{}' (pid {})", client.app, client.pid);
+        let mut aborted = Vec::new();
+        for slot in &client.produces {
+            let Some(path) = self.by_slot.get(slot) else {
+                continue;
+            };
+            let Some(node) = self.files.get_mut(path) else {
+                continue;
+            };
+            node.producers.remove(&cid);
+            if node.producers.is_empty() && node.state == SlotState::Open {
+                node.state = SlotState::Aborted;
+                let s = self.table.slot(*slot).expect("slot inside the table");
+                s.set_state(SlotState::Aborted);
+                aborted.push(Lost {
+                    path: path.clone(),
+                    size: s.len.load(SeqCst),
+                    apps: node.apps.iter().cloned().collect(),
+                    state: SlotState::Open,
+                });
+            }
+        }
+        for slot in &client.opened {
+            if let Some(node) = self.by_slot.get(slot).and_then(|p| self.files.get_mut(p)) {
+                node.opens.remove(&cid);
+            }
+        }
+        if !aborted.is_empty() {
+            self.table.namespace().bump();
+        }
+        aborted.sort_by(|a, b| a.path.cmp(&b.path));
+        Departure {
+            label,
+            crashed: !client.exited,
+            aborted,
+        }
+    }
+
+    /// Clients attached that have not sent `Exit`.
+    pub fn live_clients(&self) -> usize {
+        self.clients.values().filter(|c| !c.exited).count()
+    }
+
+    /// A teardown was requested and nobody is left.
+    pub fn teardown_due(&self) -> bool {
+        self.teardown && self.live_clients() == 0
+    }
+
+    /// Stop serving: report every file that is not safely on disk, and abort the ones still being
+    /// produced so no reader waits on a server that is gone.
+    pub fn shut_down(&mut self) -> Vec<Lost> {
+        let mut lost = Vec::new();
+        for (path, node) in &mut self.files {
+            if node.state == SlotState::Committed && node.persisted {
+                continue;
+            }
+            let s = self.table.slot(node.slot).expect("slot inside the table");
+            lost.push(Lost {
+                path: path.clone(),
+                size: s.len.load(SeqCst),
+                apps: node.apps.iter().cloned().collect(),
+                state: node.state,
+            });
+            if node.state == SlotState::Open {
+                node.state = SlotState::Aborted;
+                s.set_state(SlotState::Aborted);
+            }
+        }
+        self.table.namespace().bump();
+        lost.sort_by(|a, b| a.path.cmp(&b.path));
+        lost
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! Request paths made trustworthy: absolute, lexically normalised, inside the client's CAPIO directory.
+
+use crate::error::FsError;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Parse a path sent by a client. The namespace is keyed by these bytes, so anything that is not
+/// already in normal form (`//`, `.`, `..`, a trailing `/`) is refused rather than silently
+/// rewritten: two spellings of one file must never become two files.
+pub fn parse(tail: &[u8]) -> Result<PathBuf, FsError> {
+    let rest = tail.strip_prefix(b"/").ok_or(FsError::BadPath)?;
+    if tail.contains(&0) {
+        return Err(FsError::BadPath);
+    }
+    if !rest.is_empty()
+        && rest
+            .split(|&b| b == b'/')
+            .any(|seg| seg.is_empty() || seg == b"." || seg == b"..")
+    {
+        return Err(FsError::BadPath);
+    }
+    Ok(PathBuf::from(OsStr::from_bytes(tail)))
+}
+
+/// `EXDEV` unless `path` is `root` or below it, component-wise (`/data2` is not inside `/data`).
+pub fn confine(path: &Path, root: &Path) -> Result<(), FsError> {
+    if path.starts_with(root) {
+        Ok(())
+    } else {
+        Err(FsError::OutsideRoot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_normal_absolute_paths_parse() {
+        assert_eq!(parse(b"/a/b c").unwrap(), Path::new("/a/b c"));
+        assert_eq!(parse(b"/").unwrap(), Path::new("/"));
+        assert_eq!(
+            parse(b"/a/\xff").unwrap().as_os_str().as_bytes(),
+            b"/a/\xff"
+        );
+        for bad in [
+            &b""[..],
+            b"a/b",
+            b"/a/",
+            b"/a//b",
+            b"/a/./b",
+            b"/a/../b",
+            b"/..",
+            b"/a\0b",
+        ] {
+            assert!(matches!(parse(bad), Err(FsError::BadPath)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn confinement_is_component_wise() {
+        let root = Path::new("/data");
+        assert!(confine(Path::new("/data"), root).is_ok());
+        assert!(confine(Path::new("/data/x"), root).is_ok());
+        assert!(matches!(
+            confine(Path::new("/data2/x"), root),
+            Err(FsError::OutsideRoot)
+        ));
+        assert!(confine(Path::new("/"), root).is_err());
+    }
+}

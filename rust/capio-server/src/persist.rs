@@ -1,0 +1,197 @@
+//! Atomic persistence of committed files: copy the published bytes into a temp file beside the real
+//! path, then rename it over the real path, which therefore only ever shows complete content.
+//! This is the only place the server copies file data.
+
+use crate::disk;
+use crate::error::FsError;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const TEMP_MARK: &[u8] = b".capio-tmp-";
+/// Keeps temp names under `NAME_MAX` however long the real name is.
+const TEMP_STEM_MAX: usize = 200;
+
+/// One committed file to write out; built under the namespace lock, run outside it.
+#[derive(Debug)]
+pub struct Job {
+    pub path: PathBuf,
+    /// Canonical CAPIO directory of the file's creator: nothing is written outside it.
+    pub root: PathBuf,
+    pub slot: u32,
+    /// The file's commit generation when the job was made; a later commit supersedes it.
+    pub generation: u64,
+    /// A duplicate of the file's memfd.
+    pub data: File,
+    pub len: u64,
+    pub mode: u32,
+}
+
+/// A fully written temp file; removed on drop unless installed.
+#[derive(Debug)]
+pub struct Temp {
+    path: PathBuf,
+    dest: PathBuf,
+    installed: bool,
+}
+
+impl Temp {
+    /// Rename over the real path.
+    pub fn install(mut self) -> io::Result<()> {
+        fs::rename(&self.path, &self.dest)?;
+        self.installed = true;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.installed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Copy the job's bytes into a temp file in the real parent directory (created if missing, never
+/// through a symlink that leaves the root).
+pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
+    let (Some(parent), Some(name)) = (job.path.parent(), job.path.file_name()) else {
+        return Err(FsError::IsDir);
+    };
+    let real_parent = disk::ensure_dir(&job.root, parent)?;
+    let temp = Temp {
+        path: real_parent.join(temp_name(name)),
+        dest: real_parent.join(name),
+        installed: false,
+    };
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(job.mode)
+        .open(&temp.path)?;
+    // A fresh open file description: reading through the memfd itself would move the file offset
+    // that every client holding it shares.
+    let src = File::open(format!("/proc/self/fd/{}", job.data.as_raw_fd()))?;
+    let copied = io::copy(&mut src.take(job.len), &mut out)?;
+    if copied != job.len {
+        return Err(FsError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{} shrank to {copied} of {} bytes while being persisted",
+                job.path.display(),
+                job.len
+            ),
+        )));
+    }
+    Ok(temp)
+}
+
+/// `.<name>.capio-tmp-<pid>-<n>`: hidden, unique per server and write, and recognisable by
+/// [`is_temp_name`] so listings never show it.
+pub fn temp_name(name: &OsStr) -> OsString {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let stem = &name.as_bytes()[..name.len().min(TEMP_STEM_MAX)];
+    let mut out = Vec::with_capacity(stem.len() + 40);
+    out.push(b'.');
+    out.extend_from_slice(stem);
+    out.extend_from_slice(TEMP_MARK);
+    out.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
+    OsString::from_vec(out)
+}
+
+pub fn is_temp_name(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    if b.first() != Some(&b'.') {
+        return false;
+    }
+    let Some(at) = b.windows(TEMP_MARK.len()).rposition(|w| w == TEMP_MARK) else {
+        return false;
+    };
+    let tail = &b[at + TEMP_MARK.len()..];
+    let mut parts = tail.split(|&c| c == b'-');
+    let digits =
+        |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TestDir;
+    use std::io::Write;
+
+    fn job(root: &Path, path: PathBuf, bytes: &[u8], len: u64) -> Job {
+        let mut data = File::from(capio_proto::sys::memfd("test").unwrap());
+        data.write_all(bytes).unwrap();
+        Job {
+            path,
+            root: root.to_path_buf(),
+            slot: 1,
+            generation: 1,
+            data,
+            len,
+            mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn temp_names_are_recognised() {
+        let n = temp_name(OsStr::new("out.txt"));
+        assert!(is_temp_name(&n), "{n:?}");
+        assert!(is_temp_name(&temp_name(OsStr::from_bytes(&[b'x'; 255]))));
+        assert!(temp_name(OsStr::from_bytes(&[b'x'; 255])).len() < 255);
+        for plain in [
+            ".capio-tmp-",
+            "out.txt",
+            ".x.capio-tmp-1",
+            ".x.capio-tmp-1-a",
+            "x.capio-tmp-1-2",
+        ] {
+            assert!(!is_temp_name(OsStr::new(plain)), "{plain}");
+        }
+    }
+
+    #[test]
+    fn persists_exactly_the_published_bytes_atomically() {
+        let t = TestDir::new();
+        let root = t.path().to_path_buf();
+        let dest = root.join("sub/dir/out.bin");
+        let j = job(&root, dest.clone(), b"hello world, unpublished tail", 11);
+        let temp = write_temp(&j).unwrap();
+        assert!(
+            !dest.exists(),
+            "the real path shows nothing before the rename"
+        );
+        assert!(is_temp_name(temp.path().file_name().unwrap()));
+        temp.install().unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"hello world");
+        assert_eq!(fs::read_dir(root.join("sub/dir")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_dropped_temp_leaves_nothing_and_escapes_are_refused() {
+        let t = TestDir::new();
+        let root = t.path().join("root");
+        fs::create_dir(&root).unwrap();
+        drop(write_temp(&job(&root, root.join("a"), b"abc", 3)).unwrap());
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+        std::os::unix::fs::symlink(t.path(), root.join("up")).unwrap();
+        assert!(matches!(
+            write_temp(&job(&root, root.join("up/a"), b"abc", 3)),
+            Err(FsError::OutsideRoot)
+        ));
+        let short = job(&root, root.join("b"), b"ab", 3);
+        assert!(write_temp(&short).is_err());
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 1);
+    }
+}

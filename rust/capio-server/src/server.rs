@@ -1,0 +1,99 @@
+//! State shared by every thread of a running server: the namespace, the state table, the listening
+//! socket, and shutdown coordination.
+
+use crate::log;
+use crate::namespace::Namespace;
+use capio_proto::StateTable;
+use capio_proto::sys;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+pub struct Server {
+    ns: Mutex<Namespace>,
+    pub table: Arc<StateTable>,
+    pub listener: UnixListener,
+    stopping: AtomicBool,
+    work: Arc<WorkGate>,
+}
+
+impl Server {
+    pub fn new(ns: Namespace, table: Arc<StateTable>, listener: UnixListener) -> Server {
+        Server {
+            ns: Mutex::new(ns),
+            table,
+            listener,
+            stopping: AtomicBool::new(false),
+            work: Arc::new(WorkGate::default()),
+        }
+    }
+
+    /// The namespace, locked. A panic in some connection thread must not take every other client
+    /// down with it, so a poisoned lock is taken over: each namespace operation leaves it consistent
+    /// before anything that could panic.
+    pub fn ns(&self) -> MutexGuard<'_, Namespace> {
+        self.ns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Start a graceful shutdown (idempotent): wake the accept loop, which runs the shutdown steps.
+    pub fn begin_shutdown(&self, why: &str) {
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            log::info!("shutting down: {why}");
+            sys::shutdown_socket(self.listener.as_fd());
+        }
+    }
+
+    /// Register work that shutdown must wait for (a commit and its persistence). `None` once
+    /// shutdown has begun draining.
+    pub fn begin_work(&self) -> Option<WorkGuard> {
+        WorkGate::enter(&self.work)
+    }
+
+    /// Refuse new work and wait until the work in flight is done.
+    pub fn drain_work(&self) {
+        self.work.close_and_drain();
+    }
+}
+
+#[derive(Default)]
+struct WorkGate {
+    state: Mutex<(usize, bool)>,
+    idle: Condvar,
+}
+
+impl WorkGate {
+    fn enter(gate: &Arc<WorkGate>) -> Option<WorkGuard> {
+        let mut st = gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.1 {
+            return None;
+        }
+        st.0 += 1;
+        Some(WorkGuard(gate.clone()))
+    }
+
+    fn close_and_drain(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.1 = true;
+        while st.0 > 0 {
+            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Work in flight; shutdown waits until every guard is dropped.
+pub struct WorkGuard(Arc<WorkGate>);
+
+impl Drop for WorkGuard {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 -= 1;
+        if st.0 == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
