@@ -400,3 +400,18 @@ pub fn reap(pid: i32) -> io::Result<i32> {
         }
     }
 }
+
+/// Take ownership of a descriptor inherited across `exec` and named on the command line (the
+/// server's `--ready-fd`): checked to be open, then made close-on-exec. Call it once per number at
+/// start-up, before anything else in the process could have come to own that descriptor.
+pub fn claim_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_GETFD only reads the descriptor flags; it fails with EBADF if `fd` is not open.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: F_SETFD only changes the descriptor flags of an fd just shown to be open.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    // SAFETY: `fd` is open, and by this function's contract nothing else in the process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
