@@ -63,8 +63,13 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let sig = sys::wait_termination_signal();
-            on_signal.begin_shutdown(&format!("signal {sig}"));
+            let why = match sys::wait_termination_signal() {
+                libc::SIGTERM => "SIGTERM".to_owned(),
+                libc::SIGINT => "SIGINT".to_owned(),
+                libc::SIGHUP => "SIGHUP".to_owned(),
+                other => format!("signal {other}"),
+            };
+            on_signal.begin_shutdown(&why);
         })
         .map_err(StartError::io("cannot start the signal thread"))?;
 
@@ -87,8 +92,8 @@ fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Resul
         (None, true) => Some(paths.log.as_path()),
         (None, false) => None,
     };
-    let sink: Box<dyn Write + Send> = match file {
-        Some(path) => Box::new(
+    let sink = match file {
+        Some(path) => log::Sink::File(
             OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -99,7 +104,7 @@ fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Resul
                     path.display()
                 )))?,
         ),
-        None => Box::new(io::stderr()),
+        None => log::Sink::Stderr,
     };
     log::init(settings.log_level, sink);
     if let Some(bad) = &settings.bad_log_level {

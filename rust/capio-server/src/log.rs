@@ -42,18 +42,35 @@ impl Level {
 
 struct Logger {
     level: Level,
+    to_stderr: bool,
     sink: Mutex<Box<dyn Write + Send>>,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
+/// Where log lines go.
+pub enum Sink {
+    Stderr,
+    File(std::fs::File),
+}
+
 /// Install the process-wide logger; later calls are ignored. Before it is installed (and in unit
 /// tests) messages are dropped.
-pub fn init(level: Level, sink: Box<dyn Write + Send>) {
+pub fn init(level: Level, sink: Sink) {
+    let (to_stderr, sink): (bool, Box<dyn Write + Send>) = match sink {
+        Sink::Stderr => (true, Box::new(std::io::stderr())),
+        Sink::File(f) => (false, Box::new(f)),
+    };
     let _ = LOGGER.set(Logger {
         level,
+        to_stderr,
         sink: Mutex::new(sink),
     });
+}
+
+/// Whether log lines already reach stderr (so a start-up error need not be printed twice).
+pub fn to_stderr() -> bool {
+    LOGGER.get().is_some_and(|l| l.to_stderr)
 }
 
 pub fn enabled(level: Level) -> bool {

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
     match listener::run(&opts, &mut ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::write(Level::Error, format_args!("start-up failed: {e}"));
+            // A daemon's log file should say why it is gone; on stderr the ERR line says it.
+            if !log::to_stderr() {
+                log::write(Level::Error, format_args!("start-up failed: {e}"));
+            }
             ready.fail(&e);
             ExitCode::FAILURE
         }

@@ -1,0 +1,339 @@
+//! End-to-end: the real `capio_server` binary, driven over its socket as a client library would.
+
+mod support;
+
+use capio_proto::*;
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+use support::*;
+
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn create_stream_share_commit_and_persist() {
+    let s = Scratch::new("commit");
+    let _server = ServerProc::start(&s);
+    let a = Client::hello(&s, "producer");
+    let b = Client::hello(&s, "consumer");
+    assert_ne!(a.id, b.id);
+    let out = s.capio.join("out.txt");
+
+    let (w, fd) = a.open(&out, WR | CREAT | TRUNC);
+    assert_eq!(
+        (w.status, w.kind, w.producer, w.fire),
+        (0, open_kind::MEMORY, 1, fire::UPDATE)
+    );
+    assert_ne!(w.slot, 0);
+    let data = fd.expect("memfd");
+    data.write_all_at(b"streamed bytes", 0).unwrap();
+    a.slot(w.slot).publish(14);
+
+    let (r, fd) = b.open(&out, RD);
+    assert_eq!(
+        (r.status, r.kind, r.slot, r.producer, r.size),
+        (0, open_kind::MEMORY, w.slot, 0, 14)
+    );
+    let mut buf = [0u8; 14];
+    fd.expect("memfd").read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"streamed bytes");
+    let st = b.stat(&out);
+    assert_eq!(
+        (st.status, st.kind, st.size, st.committed),
+        (0, node_kind::FILE, 14, 0)
+    );
+    assert!(!out.exists(), "nothing reaches disk before the commit");
+
+    a.close(w.slot, true);
+    assert_eq!(a.exit(false), 0);
+    // Persisted before the Exit reply: exact bytes, no temp file left beside it.
+    assert_eq!(fs::read(&out).unwrap(), b"streamed bytes");
+    assert_eq!(fs::read_dir(&s.capio).unwrap().count(), 1);
+    assert_eq!(b.slot(w.slot).state(), SlotState::Committed);
+    assert_eq!(b.stat(&out).committed, 1);
+}
+
+#[test]
+fn a_client_that_dies_without_exit_aborts_its_open_file() {
+    let s = Scratch::new("crash");
+    let server = ServerProc::start(&s);
+    let watcher = Client::hello(&s, "watcher");
+    let path = s.capio.join("partial.dat");
+    let slot = {
+        let crashy = Client::hello(&s, "crashy");
+        let (w, fd) = crashy.open(&path, WR | CREAT);
+        assert_eq!(w.status, 0);
+        fd.unwrap().write_all_at(b"half", 0).unwrap();
+        crashy.slot(w.slot).publish(4);
+        let (r, _) = watcher.open(&path, RD);
+        assert_eq!((r.slot, r.producer), (w.slot, 0));
+        w.slot
+        // dropped here: the socket closes without Exit, as when the process is killed
+    };
+    watcher.wait_state(slot, SlotState::Aborted);
+    assert_eq!(watcher.stat(&path).status, -libc::ENOENT);
+    assert_eq!(watcher.open(&path, RD).0.status, -libc::EIO);
+    assert!(!path.exists(), "an aborted file is never persisted");
+    assert!(
+        server.log_text().contains("partial.dat"),
+        "the abort is logged"
+    );
+}
+
+#[test]
+fn missing_reads_wait_and_peers_see_mkdir_list_stat() {
+    let s = Scratch::new("ns");
+    let _server = ServerProc::start(&s);
+    let a = Client::hello(&s, "a");
+    let b = Client::hello(&s, "b");
+    let later = s.capio.join("later.txt");
+
+    let (wait, fd) = b.open(&later, RD);
+    assert_eq!((wait.status, wait.kind), (0, open_kind::WAIT));
+    assert!(fd.is_none());
+    assert_eq!(b.stat(&later).status, -libc::ENOENT, "stat never waits");
+    assert_eq!(a.open(&later, WR | CREAT).0.status, 0);
+    assert_ne!(b.table.namespace().seq.load(SeqCst), wait.generation);
+    assert_eq!(b.open(&later, RD).0.kind, open_kind::MEMORY);
+
+    let sub = s.capio.join("sub");
+    assert_eq!(a.mkdir(&sub), 0);
+    assert!(sub.is_dir(), "directories are mirrored on disk at once");
+    assert_eq!(b.mkdir(&sub), -libc::EEXIST);
+    assert_eq!(b.mkdir(&s.capio.join("nope/x")), -libc::ENOENT);
+    assert_eq!(b.mkdir(&later.join("x")), -libc::ENOTDIR);
+    let st = b.stat(&sub);
+    assert_eq!((st.status, st.kind, st.committed), (0, node_kind::DIR, 1));
+    assert_eq!(b.open(&sub, RD).0.status, -libc::EISDIR);
+    assert_eq!(b.open(&sub.join("f"), RW | CREAT).0.status, 0);
+    fs::write(s.capio.join("z_input"), b"on disk").unwrap();
+
+    let (status, root) = b.list(&s.capio);
+    assert_eq!(status, 0);
+    let file = node_kind::FILE;
+    assert_eq!(
+        root,
+        vec![
+            (file, "later.txt".into()),
+            (node_kind::DIR, "sub".into()),
+            (file, "z_input".into())
+        ]
+    );
+    assert_eq!(a.list(&sub), (0, vec![(file, "f".into())]));
+    assert_eq!(a.list(&later).0, -libc::ENOTDIR);
+
+    let (input, fd) = a.open(&s.capio.join("z_input"), RD);
+    assert_eq!(
+        (input.kind, input.slot, input.size),
+        (open_kind::DISK, u32::MAX, 7)
+    );
+    assert_eq!(std::io::read_to_string(fd.unwrap()).unwrap(), "on disk");
+
+    assert_eq!(
+        a.stat(std::path::Path::new("/etc/passwd")).status,
+        -libc::EXDEV
+    );
+    let sibling = s.capio.with_file_name("capio2").join("x");
+    assert_eq!(a.stat(&sibling).status, -libc::EXDEV);
+    let mut dotted = s.capio.as_os_str().to_owned();
+    dotted.push("/sub/../later.txt");
+    assert_eq!(a.stat(dotted.as_ref()).status, -libc::EINVAL);
+}
+
+#[test]
+fn hello_comes_first_and_checks_the_capio_dir() {
+    let s = Scratch::new("hello");
+    let _server = ServerProc::start(&s);
+    let sock = connect(&s);
+    send(
+        &sock,
+        Kind::Stat,
+        &Empty {},
+        s.capio.as_os_str().as_encoded_bytes(),
+    );
+    assert!(
+        recv(&sock).is_none(),
+        "a request before Hello drops the connection"
+    );
+
+    let sock = connect(&s);
+    let missing = s.dir.join("missing");
+    let reply = call(
+        &sock,
+        Kind::Hello,
+        &HelloReq::default(),
+        &hello_tail("x", &missing),
+    );
+    assert_eq!(reply.fixed::<HelloReply>().status, -libc::ENOENT);
+    assert!(reply.fd.is_none());
+
+    let sock = connect(&s);
+    sys::send_with_fd(&sock, b"definitely not a frame", None).unwrap();
+    assert!(
+        recv(&sock).is_none(),
+        "a malformed frame drops the connection"
+    );
+    // The server survives all of that.
+    Client::hello(&s, "fine");
+}
+
+#[test]
+fn teardown_stops_the_server_when_the_last_client_exits() {
+    let s = Scratch::new("teardown");
+    let mut server = ServerProc::start(&s);
+    let a = Client::hello(&s, "a");
+    let b = Client::hello(&s, "b");
+    let out = s.capio.join("result");
+    let (w, fd) = b.open(&out, WR | CREAT);
+    fd.unwrap().write_all_at(b"42", 0).unwrap();
+    b.slot(w.slot).publish(2);
+
+    assert_eq!(a.exit(true), 0);
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "b is still attached"
+    );
+    assert_eq!(b.exit(false), 0);
+    assert!(server.wait_exit(EXIT_WAIT).success());
+    assert!(!s.paths().socket.exists());
+    assert!(!s.paths().info.exists());
+    assert_eq!(fs::read(&out).unwrap(), b"42");
+}
+
+#[test]
+fn without_teardown_the_server_outlives_its_clients_until_shutdown() {
+    let s = Scratch::new("shutdown");
+    let mut server = ServerProc::start(&s);
+    let a = Client::hello(&s, "a");
+    assert_eq!(a.exit(false), 0);
+    drop(a);
+    let b = Client::hello(&s, "b");
+    let reply = call(&b.sock, Kind::Shutdown, &Empty {}, &[]);
+    assert_eq!(reply.fixed::<StatusReply>().status, 0);
+    assert!(server.wait_exit(EXIT_WAIT).success());
+    assert!(!s.paths().socket.exists());
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_reports_unpersisted_files() {
+    let s = Scratch::new("sigterm");
+    let mut server = ServerProc::start(&s);
+    let info = fs::read_to_string(s.paths().info).unwrap();
+    assert_eq!(
+        info,
+        format!(
+            "{}\n{}\n{}\n",
+            server.pid(),
+            s.workflow(),
+            s.capio.display()
+        )
+    );
+    let a = Client::hello(&s, "writer");
+    let (w, _) = a.open(&s.capio.join("unfinished"), WR | CREAT);
+
+    sys::send_signal(server.pid(), libc::SIGTERM).unwrap();
+    assert!(server.wait_exit(EXIT_WAIT).success());
+    assert!(!s.paths().socket.exists());
+    assert!(!s.paths().info.exists());
+    // Readers of a file that will never be finished are released, not left hanging.
+    assert_eq!(a.slot(w.slot).state(), SlotState::Aborted);
+    let log = server.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("not persisted")
+            && l.contains("unfinished")
+            && l.contains("writer")),
+        "{log}"
+    );
+    assert!(!s.capio.join("unfinished").exists());
+}
+
+#[test]
+fn a_second_server_for_the_workflow_refuses_to_start() {
+    let s = Scratch::new("single");
+    let first = ServerProc::start(&s);
+    let (mut second, line) = ServerProc::spawn(&s, "second.log");
+    assert_eq!(
+        line,
+        format!(
+            "ERR a capio_server for workflow '{}' is already running (pid {})",
+            s.workflow(),
+            first.pid()
+        )
+    );
+    assert_eq!(second.wait_exit(EXIT_WAIT).code(), Some(1));
+    Client::hello(&s, "still-served");
+}
+
+#[test]
+fn a_new_server_waits_for_the_previous_one_to_finish_shutting_down() {
+    let s = Scratch::new("handover");
+    let mut first = ServerProc::start(&s);
+    let handover = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| ServerProc::spawn(&s, "second.log"));
+        // Let the newcomer find the lock held before the first server goes.
+        let log = s.dir.join("second.log");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("holds the lock")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the newcomer never waited"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sys::send_signal(first.pid(), libc::SIGTERM).unwrap();
+        waiting.join().unwrap()
+    });
+    assert!(first.wait_exit(EXIT_WAIT).success());
+    let (second, line) = handover;
+    assert_eq!(line, format!("OK {}", second.pid()));
+    Client::hello(&s, "after-handover");
+}
+
+#[test]
+fn usage_and_startup_errors_have_their_exit_codes() {
+    let exe = env!("CARGO_BIN_EXE_capio_server");
+    let help = std::process::Command::new(exe)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    for opt in [
+        "--capio-dir",
+        "--workflow-name",
+        "--no-config",
+        "--config",
+        "--ready-fd",
+        "--daemonize",
+        "--log-file",
+        "--backend",
+        "--mem-only",
+        "--version",
+    ] {
+        assert!(text.contains(opt), "--help lacks {opt}");
+    }
+    let bad = std::process::Command::new(exe)
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Usage:"));
+
+    let s = Scratch::new("usage");
+    let mpi = std::process::Command::new(exe)
+        .args(["--backend", "mpi", "--capio-dir"])
+        .arg(&s.capio)
+        .env(runtime::RUNTIME_DIR_ENV, &s.runtime)
+        .output()
+        .unwrap();
+    assert_eq!(mpi.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&mpi.stderr).trim(),
+        "ERR backend 'mpi' is not supported by this build"
+    );
+}
