@@ -192,8 +192,11 @@ def _atexit_teardown() -> None:
     _pycapio.pycapio_teardown(_teardown_server)
 
 
-def _describe(key: tuple[str, str, str]) -> str:
-    return f"capio_dir={key[0]!r}, app_name={key[1]!r}, workflow_name={key[2]!r}"
+def _same_dir(real_dir: str) -> bool:
+    try:
+        return os.path.realpath(_pycapio.pycapio_get_capio_dir()) == real_dir
+    except OSError:
+        return False
 
 
 class CapioContext:
@@ -243,23 +246,32 @@ class CapioContext:
         os.environ["SILENT"] = "ON" if self.silent else "OFF"
         key = (os.path.realpath(os.fspath(self.capio_dir)), self.app_name, self.workflow_name)
         with _init_lock:
-            if _pycapio._is_initialized() and _init_key is not None:
-                if key != _init_key:
-                    raise _pycapio.PyCAPIOException(
-                        f"pycapio is already initialised in this process with {_describe(_init_key)}; "
-                        f"cannot switch to {_describe(key)} (call pycapio_teardown() first)"
-                    )
-                return
-            _pycapio.pycapio_init(
-                CAPIO_DIR=self.capio_dir,
-                CAPIO_APP_NAME=self.app_name,
-                CAPIO_WORKFLOW_NAME=self.workflow_name,
-                capio_server_exec_path=self.server_exec_path,
-                capio_cl_configuration_file=self.capio_cl_configuration_file,
-                await_server_timeout_seconds=self.await_server_timeout_seconds,
-            )
+            was_initialised = _pycapio._is_initialized()
+            try:
+                # Attaches (starting the server if needed); when already initialised it returns at
+                # once if every setting is the same and raises PyCAPIOException otherwise.
+                _pycapio.pycapio_init(
+                    CAPIO_DIR=self.capio_dir,
+                    CAPIO_APP_NAME=self.app_name,
+                    CAPIO_WORKFLOW_NAME=self.workflow_name,
+                    capio_server_exec_path=self.server_exec_path,
+                    capio_cl_configuration_file=self.capio_cl_configuration_file,
+                    await_server_timeout_seconds=self.await_server_timeout_seconds,
+                )
+            except _pycapio.PyCAPIOException as exc:
+                if not was_initialised:
+                    raise
+                if key == _init_key and _same_dir(key[0]):
+                    # Same directory, app and workflow; only start-up settings (server path,
+                    # timeout, CAPIO-CL file) differ, and those no longer matter: reuse.
+                    return
+                raise _pycapio.PyCAPIOException(
+                    f"{self!r} cannot be used: {exc}"
+                    " (a process belongs to one CAPIO directory, app and workflow at a time)"
+                ) from exc
+            if not was_initialised:
+                _teardown_server = self.teardown_server
             _init_key = key
-            _teardown_server = self.teardown_server
             if not _atexit_registered:
                 atexit.register(_atexit_teardown)
                 _atexit_registered = True

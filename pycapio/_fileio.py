@@ -45,7 +45,9 @@ class CapioFileIO(io.RawIOBase):
     ``file`` is either an fd returned by :func:`pycapio_open` or a path inside the CAPIO
     directory; ``mode`` is parsed as ``FileIO`` parses it (``r``, ``w``, ``a``, ``x``, optional
     ``+``, optional ``b``). Reads wait as the file's CAPIO-CL rule says (by default until the
-    producer commits it).
+    producer commits it). ``fileno()`` gives the OS fd of a file open only for reading (``fstat``,
+    ``mmap``, ``sendfile`` from it work) and raises ``io.UnsupportedOperation`` for a file open
+    for writing, whose writes must go through :meth:`write`.
     """
 
     _blksize = _CAPIO_BLKSIZE
@@ -155,6 +157,13 @@ class CapioFileIO(io.RawIOBase):
 
     def fileno(self) -> int:
         self._check_closed()
+        if self._writable:
+            # Bytes written through the OS fd (os.write, os.sendfile — which shutil.copyfile uses —
+            # or a C library's fdopen) never reach CAPIO and are silently lost. Refusing makes
+            # such callers fall back to write() (shutil does) or fail loudly.
+            raise io.UnsupportedOperation(
+                "fileno: a CAPIO file open for writing has no OS file descriptor to write through"
+            )
         return self._fd
 
     def __repr__(self) -> str:

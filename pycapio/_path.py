@@ -64,10 +64,10 @@ def _isfile(path: Any) -> bool:
     return info is not None and info[0] == _KIND_FILE
 
 
-def _isdir(path: Any) -> bool:
-    target = capio_target(path)
+def _isdir(s: Any) -> bool:
+    target = capio_target(s)
     if target is None:
-        return posixpath.isdir(path)
+        return posixpath.isdir(s)
     info = _capio_info(target)
     return info is not None and info[0] == _KIND_DIR
 
