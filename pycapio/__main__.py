@@ -71,7 +71,11 @@ def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
     """Drop the launcher's and runpy's frames, as the interpreter does when it runs a script."""
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if not filename.startswith("<frozen importlib"):
+        if filename.startswith("<frozen "):
+            # runpy and importlib are frozen modules in 3.11+.
+            if not filename.startswith(("<frozen runpy", "<frozen importlib")):
+                break
+        else:
             filename = os.path.abspath(filename)
             if filename != _RUNPY_FILE and os.path.dirname(filename) != _LAUNCHER_DIR:
                 break
