@@ -19,9 +19,10 @@ change: :class:`CapioContext` (a decorator and a context manager) or the ``pycap
 from __future__ import annotations
 
 import os
+from multiprocessing import util as _mp_util
 from pathlib import Path
 
-from . import _pycapio
+from . import _context, _pycapio
 from ._context import (
     CapioContext,
     listdir_proxy,
@@ -84,5 +85,7 @@ for _cls in (PyCapioBinaryIOWrapper, PyCapioTextIOWrapper, PyCapioScandirWrapper
     setattr(_pycapio, _cls.__name__, _cls)
 del _cls
 
-# A forked child (multiprocessing) must not reuse its parent's connection to the server.
+# A forked child (multiprocessing) must not reuse its parent's connection to the server, and a
+# multiprocessing child must detach (committing its files) before its os._exit.
 os.register_at_fork(after_in_child=_pycapio._after_fork_in_child)
+_mp_util.register_after_fork(_context, _context._setup_multiprocessing_child)

@@ -192,6 +192,22 @@ def _atexit_teardown() -> None:
     _pycapio.pycapio_teardown(_teardown_server)
 
 
+def _teardown_multiprocessing_child() -> None:
+    _pycapio.pycapio_teardown(False)
+
+
+def _setup_multiprocessing_child(_: object) -> None:
+    """Run in a forked multiprocessing child: detach cleanly when it ends.
+
+    Such a child ends with ``os._exit`` (no ``atexit``), which the server cannot tell from a crash,
+    so the files it wrote would be aborted instead of committed. multiprocessing runs its own
+    finalizers before that exit; this registers one (the registry is cleared just before this runs).
+    """
+    from multiprocessing import util
+
+    util.Finalize(None, _teardown_multiprocessing_child, exitpriority=-100)
+
+
 def _same_dir(real_dir: str) -> bool:
     try:
         return os.path.realpath(_pycapio.pycapio_get_capio_dir()) == real_dir

@@ -389,3 +389,28 @@ def test_pycapio_open_errors_are_oserrors(capio: InProcess, tmp_path: Path) -> N
     with pytest.raises(pycapio.PyCAPIOException):
         pycapio.pycapio_open(str(tmp_path / "outside.bin"), flags["O_RDONLY"])
     assert pycapio.pycapio_get_capio_dir() == Path(os.path.realpath(capio.capio_dir))
+
+
+def test_threads_do_capio_io(capio: InProcess) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            data = bytes([i]) * (256 * 1024 + i)
+            path = capio.path(f"thread-{i}.bin")
+            for _ in range(5):
+                with open_proxy(path, "wb") as f:
+                    f.write(data)
+                with open_proxy(path, "rb") as f:
+                    assert f.read() == data
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

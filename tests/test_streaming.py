@@ -233,3 +233,61 @@ def test_server_stops_when_the_last_client_leaves(workflow: Workflow) -> None:
     assert result.stdout == "hi\n"
     tracker = ServerTracker(workflow.runtime_dir)
     assert wait_until(lambda: not tracker.live(), 15), f"servers still running: {tracker.live()}"
+
+
+def test_files_already_on_disk_are_inputs_readable_at_once(workflow: Workflow) -> None:
+    (workflow.capio_dir / "inputs").mkdir()
+    (workflow.capio_dir / "inputs" / "params.txt").write_text("alpha=1\n")
+    reader = """
+        import os, sys
+        d = sys.argv[1]
+        print(os.listdir(d), os.path.getsize(os.path.join(d, "params.txt")))
+        with open(os.path.join(d, "params.txt")) as f:
+            print(f.read().strip())
+    """
+    result = workflow.run_step(reader, "reader", str(workflow.capio_dir / "inputs"), timeout=30).check()
+    assert result.stdout.splitlines() == ["['params.txt'] 8", "alpha=1"]
+
+
+def test_pathlib_goes_through_the_patch(workflow: Workflow) -> None:
+    script = """
+        import pathlib, sys
+        root = pathlib.Path(sys.argv[1])
+        (root / "sub").mkdir()
+        (root / "sub" / "a.txt").write_text("A")
+        (root / "sub" / "b.bin").write_bytes(b"B")
+        print(sorted(p.name for p in (root / "sub").iterdir()), (root / "sub" / "a.txt").read_text())
+    """
+    result = workflow.run_step(script, "pathlib", str(workflow.capio_dir)).check()
+    assert result.stdout == "['a.txt', 'b.bin'] A\n"
+    assert (workflow.capio_dir / "sub" / "a.txt").read_text() == "A"
+
+
+def test_multiprocessing_fork_children_are_clients_of_the_same_app(workflow: Workflow) -> None:
+    script = """
+        import multiprocessing as mp, os, sys
+
+        def work(path, i):
+            with open(path, "w") as f:
+                f.write("child %d" % i)
+
+        if __name__ == "__main__":
+            d = sys.argv[1]
+            with open(os.path.join(d, "parent.txt"), "w") as f:
+                f.write("parent")
+            ctx = mp.get_context("fork")
+            procs = [ctx.Process(target=work, args=(os.path.join(d, "c%d.txt" % i), i)) for i in range(3)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            print([p.exitcode for p in procs])
+            for i in range(3):
+                with open(os.path.join(d, "c%d.txt" % i)) as f:
+                    print(f.read())
+    """
+    result = workflow.run_step(script, "forker", str(workflow.capio_dir), timeout=60).check()
+    assert result.stdout.splitlines() == ["[0, 0, 0]", "child 0", "child 1", "child 2"]
+    for i in range(3):
+        assert (workflow.capio_dir / f"c{i}.txt").read_text() == f"child {i}"
+    assert (workflow.capio_dir / "parent.txt").read_text() == "parent"
