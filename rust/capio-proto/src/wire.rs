@@ -39,6 +39,12 @@ pub enum Kind {
     Exit = 7,
     /// Ask the server to stop (after persisting what must persist).
     Shutdown = 8,
+    /// Remove a file (tail: the path); replied with a `StatusReply`.
+    Unlink = 9,
+    /// Move a file or directory like `rename(2)`; body `RenameReq`, replied with a `StatusReply`.
+    Rename = 10,
+    /// Remove an empty directory (tail: the path); replied with a `StatusReply`.
+    Rmdir = 11,
 }
 
 impl Kind {
@@ -52,6 +58,9 @@ impl Kind {
             6 => Kind::List,
             7 => Kind::Exit,
             8 => Kind::Shutdown,
+            9 => Kind::Unlink,
+            10 => Kind::Rename,
+            11 => Kind::Rmdir,
             _ => return None,
         })
     }
@@ -233,7 +242,7 @@ pub struct CloseReq {
     pub writable: u32,
 }
 
-/// `Stat`, `List` bodies are just the path (an empty fixed part).
+/// `Stat`, `List`, `Unlink`, `Rmdir` bodies are just the path (an empty fixed part).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct Empty {}
@@ -262,7 +271,8 @@ pub struct MkdirReq {
     pub _pad: u32,
 }
 
-/// The reply of requests that return only a status (`Mkdir`, `Exit`, `Shutdown`), and the fixed
+/// The reply of requests that return only a status (`Mkdir`, `Exit`, `Shutdown`, `Unlink`,
+/// `Rename`, `Rmdir`), and the fixed
 /// part of a `List` reply, whose tail is a sequence of entries: one kind byte
 /// (`node_kind::FILE as u8` or `DIR`), the name bytes, a NUL.
 #[repr(C)]
@@ -278,6 +288,30 @@ pub struct ExitReq {
     /// Non-zero: stop the server once no client is left.
     pub teardown: u32,
     pub _pad: u32,
+}
+
+/// `Rename` body; the tail is the source path (`src_len` bytes) followed by the destination path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RenameReq {
+    pub src_len: u32,
+    /// Reserved for `renameat2` flags; must be 0.
+    pub flags: u32,
+}
+
+/// Build a `Rename` tail.
+pub fn rename_tail(src: &[u8], dst: &[u8]) -> Result<(RenameReq, Vec<u8>), WireError> {
+    let src_len = u32::try_from(src.len()).map_err(|_| WireError::TooLarge(u32::MAX))?;
+    let mut tail = Vec::with_capacity(src.len() + dst.len());
+    tail.extend_from_slice(src);
+    tail.extend_from_slice(dst);
+    Ok((RenameReq { src_len, flags: 0 }, tail))
+}
+
+/// Split a `Rename` tail into (source, destination); `None` when `src_len` overruns it.
+pub fn split_rename_tail<'a>(req: &RenameReq, tail: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let at = usize::try_from(req.src_len).ok()?;
+    (at <= tail.len()).then(|| tail.split_at(at))
 }
 
 /// Append one directory entry to a `List` reply tail.
@@ -366,6 +400,51 @@ mod tests {
             read_frame(&mut &bad[..]),
             Err(WireError::BadMagic(_))
         ));
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_u16() {
+        let all = [
+            Kind::Hello,
+            Kind::Open,
+            Kind::Close,
+            Kind::Stat,
+            Kind::Mkdir,
+            Kind::List,
+            Kind::Exit,
+            Kind::Shutdown,
+            Kind::Unlink,
+            Kind::Rename,
+            Kind::Rmdir,
+        ];
+        for kind in all {
+            assert_eq!(Kind::from_u16(kind as u16), Some(kind));
+        }
+        assert_eq!(
+            (Kind::Unlink as u16, Kind::Rename as u16, Kind::Rmdir as u16),
+            (9, 10, 11)
+        );
+        assert_eq!(Kind::from_u16(0), None);
+        assert_eq!(Kind::from_u16(12), None);
+        assert_eq!(Kind::from_u16(2 | REPLY_BIT), None);
+    }
+
+    #[test]
+    fn rename_tail_round_trips_and_overruns_are_refused() {
+        let (req, tail) = rename_tail(b"/a/src", b"/a/dst").unwrap();
+        let bytes = encode(Kind::Rename as u16, &req, &tail).unwrap();
+        let (_, body) = read_frame(&mut &bytes[..]).unwrap();
+        let (got, tail): (RenameReq, _) = decode(&body).unwrap();
+        assert_eq!(got.flags, 0);
+        assert_eq!(
+            split_rename_tail(&got, tail),
+            Some((&b"/a/src"[..], &b"/a/dst"[..]))
+        );
+        let bad = RenameReq {
+            src_len: 99,
+            flags: 0,
+        };
+        assert_eq!(split_rename_tail(&bad, b"/short"), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub enum Kind {
     File,
     Dir,
-    /// FIFO, socket, device: visible, never opened.
+    /// FIFO, socket, device: visible, never opened. For an [`Entry`], also a symlink.
     Other,
 }
 
@@ -54,23 +54,9 @@ fn kind_of(meta: &Metadata) -> Kind {
 /// final symlink); `NotDir` when an ancestor is not a directory.
 pub fn lookup(root: &Path, path: &Path) -> Result<Option<Node>, FsError> {
     confine(path, root)?;
-    let (parent, name) = match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if path != root => (parent, name),
-        _ => {
-            let meta = fs::metadata(root)?;
-            return Ok(Some(Node {
-                kind: kind_of(&meta),
-                meta,
-                real: root.to_path_buf(),
-            }));
-        }
+    let Some(full) = real_location(root, path)? else {
+        return Ok(None);
     };
-    let real_parent = match fs::canonicalize(parent) {
-        Ok(p) => p,
-        Err(e) => return missing_or(e),
-    };
-    confine(&real_parent, root)?;
-    let full = real_parent.join(name);
     let meta = match fs::symlink_metadata(&full) {
         Ok(m) => m,
         Err(e) => return missing_or(e),
@@ -93,11 +79,102 @@ pub fn lookup(root: &Path, path: &Path) -> Result<Option<Node>, FsError> {
     }))
 }
 
-fn missing_or(e: io::Error) -> Result<Option<Node>, FsError> {
+/// Where `path` (inside `root`) really is: its parent with symlinks resolved (and confined), then
+/// its own name, not followed. `Ok(None)` when the parent does not exist.
+fn real_location(root: &Path, path: &Path) -> Result<Option<PathBuf>, FsError> {
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if path != root => (parent, name),
+        _ => return Ok(Some(root.to_path_buf())),
+    };
+    let real_parent = match fs::canonicalize(parent) {
+        Ok(p) => p,
+        Err(e) => return missing_or(e),
+    };
+    confine(&real_parent, root)?;
+    Ok(Some(real_parent.join(name)))
+}
+
+fn missing_or<T>(e: io::Error) -> Result<Option<T>, FsError> {
     match FsError::from_lookup(e) {
         FsError::NotFound => Ok(None),
         other => Err(other),
     }
+}
+
+/// A directory entry itself, as `unlink`, `rename` and `rmdir` act on it: a final symlink is the
+/// entry (kind `Other`), never its target, so removing or moving it cannot reach outside the root.
+#[derive(Debug)]
+pub struct Entry {
+    pub kind: Kind,
+    /// The entry's location with every parent symlink resolved.
+    pub real: PathBuf,
+}
+
+/// Find the entry `path` (inside `root`) names on disk; `Ok(None)` when there is none.
+pub fn entry(root: &Path, path: &Path) -> Result<Option<Entry>, FsError> {
+    confine(path, root)?;
+    let Some(real) = real_location(root, path)? else {
+        return Ok(None);
+    };
+    let meta = match fs::symlink_metadata(&real) {
+        Ok(m) => m,
+        Err(e) => return missing_or(e),
+    };
+    let kind = if meta.file_type().is_symlink() {
+        Kind::Other
+    } else {
+        kind_of(&meta)
+    };
+    Ok(Some(Entry { kind, real }))
+}
+
+/// Remove a non-directory entry found by [`entry`].
+pub fn remove_file(entry: &Entry) -> Result<(), FsError> {
+    fs::remove_file(&entry.real).map_err(FsError::from_lookup)
+}
+
+/// Move an entry found by [`entry`] to `to` (inside `root`), replacing what is there as
+/// `rename(2)` does. `to`'s parent is created on disk when only the namespace had it.
+pub fn rename(root: &Path, from: &Entry, to: &Path) -> Result<(), FsError> {
+    let (Some(parent), Some(name)) = (to.parent(), to.file_name()) else {
+        return Err(FsError::Busy);
+    };
+    let real_parent = ensure_dir(root, parent)?;
+    fs::rename(&from.real, real_parent.join(name)).map_err(FsError::from_lookup)
+}
+
+/// Whether a real directory holds nothing but persistence temp files.
+pub fn is_empty_dir(real_dir: &Path) -> io::Result<bool> {
+    for entry in fs::read_dir(real_dir)? {
+        if !persist::is_temp_name(&entry?.file_name()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Delete the persistence temp files in a real directory. They belong to files removed while being
+/// persisted (their install is discarded), and would otherwise keep the directory from going away.
+pub fn clear_temps(real_dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(real_dir)? {
+        let entry = entry?;
+        if persist::is_temp_name(&entry.file_name()) {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove an empty real directory (temp files aside) found by [`entry`].
+pub fn rmdir(dir: &Entry) -> Result<(), FsError> {
+    if !is_empty_dir(&dir.real)? {
+        return Err(FsError::NotEmpty);
+    }
+    clear_temps(&dir.real)?;
+    fs::remove_dir(&dir.real).map_err(FsError::from_lookup)
 }
 
 /// Open a regular file found by [`lookup`] read-only. `O_NOFOLLOW`/`O_NONBLOCK` make a swap of the

@@ -14,6 +14,17 @@ pub enum FsError {
     IsDir,
     #[error("not a directory")]
     NotDir,
+    #[error("directory not empty")]
+    NotEmpty,
+    /// `EBUSY`: the CAPIO directory itself cannot be removed or moved.
+    #[error("the CAPIO directory itself cannot be removed or moved")]
+    Busy,
+    /// `EINVAL`: a directory cannot be moved into its own subtree.
+    #[error("cannot move a directory into itself")]
+    IntoItself,
+    /// `EINVAL`: a request flag this server does not implement.
+    #[error("unsupported flags {0:#x}")]
+    BadFlags(u32),
     /// `EXDEV`: the path (or a symlink on the way) leaves the client's CAPIO directory.
     #[error("path is outside the client's CAPIO directory")]
     OutsideRoot,
@@ -42,6 +53,9 @@ impl FsError {
             FsError::Exists => libc::EEXIST,
             FsError::IsDir => libc::EISDIR,
             FsError::NotDir => libc::ENOTDIR,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::Busy => libc::EBUSY,
+            FsError::IntoItself | FsError::BadFlags(_) => libc::EINVAL,
             FsError::OutsideRoot => libc::EXDEV,
             FsError::BadPath => libc::EINVAL,
             FsError::Aborted => libc::EIO,
@@ -60,6 +74,7 @@ impl FsError {
             Some(libc::ENOTDIR) => FsError::NotDir,
             Some(libc::EEXIST) => FsError::Exists,
             Some(libc::EISDIR) => FsError::IsDir,
+            Some(libc::ENOTEMPTY) => FsError::NotEmpty,
             _ => FsError::Io(e),
         }
     }

@@ -11,7 +11,8 @@ use crate::persist;
 use crate::server::Server;
 use capio_proto::{
     CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, MAX_BODY, MkdirReq, OpenReply, OpenReq,
-    StatReply, StatusReply, WireError, decode, open_kind, push_entry, split_hello_tail,
+    RenameReq, StatReply, StatusReply, WireError, decode, open_kind, push_entry, split_hello_tail,
+    split_rename_tail,
 };
 use std::ffi::OsStr;
 use std::io;
@@ -189,6 +190,65 @@ pub fn exit(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
     Ok(status(Kind::Exit, first_error)?.holding(Some(work)))
 }
 
+pub fn unlink(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
+    let (_, tail): (Empty, _) = decode(body)?;
+    let result = paths::parse(tail).and_then(|p| server.ns().unlink(client, &p));
+    reply_status(Kind::Unlink, client, tail, result)
+}
+
+pub fn rmdir(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
+    let (_, tail): (Empty, _) = decode(body)?;
+    let result = paths::parse(tail).and_then(|p| server.ns().rmdir(client, &p));
+    reply_status(Kind::Rmdir, client, tail, result)
+}
+
+/// `Rename`: a committed file whose persist had not landed yet is persisted under its new path
+/// before the reply, as `Exit` would have done under the old one. A failed persist does not undo
+/// the rename, so the reply still reports success; the error is logged, and the file is named at
+/// shutdown as not persisted.
+pub fn rename(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
+    let (req, tail): (RenameReq, _) = decode(body)?;
+    let (src, dst) = split_rename_tail(&req, tail).ok_or(WireError::Truncated {
+        need: req.src_len as usize,
+        got: tail.len(),
+    })?;
+    let work = server.begin_work();
+    let result = if req.flags != 0 {
+        Err(FsError::BadFlags(req.flags))
+    } else {
+        paths::parse(src).and_then(|s| server.ns().rename(client, &s, &paths::parse(dst)?))
+    };
+    let pending = match result {
+        Ok(pending) => pending,
+        Err(e) => return reply_status(Kind::Rename, client, src, Err(e)),
+    };
+    // Without a work slot the server is draining: the shutdown report names what is left.
+    for (path, generation) in pending.into_iter().filter(|_| work.is_some()) {
+        if let Err(e) = persist_one(server, &path, generation) {
+            error!("cannot persist {} after a rename: {e}", path.display());
+        }
+    }
+    Ok(status(Kind::Rename, 0)?.holding(work))
+}
+
+fn reply_status(
+    kind: Kind,
+    client: ClientId,
+    path: &[u8],
+    result: Result<(), FsError>,
+) -> Result<Reply, WireError> {
+    match result {
+        Ok(()) => status(kind, 0),
+        Err(e) => {
+            debug!(
+                "client {client}: {kind:?} {:?}: {e}",
+                OsStr::from_bytes(path)
+            );
+            status(kind, -e.errno())
+        }
+    }
+}
+
 fn persist_one(server: &Server, path: &Path, generation: u64) -> Result<(), FsError> {
     // The copy runs outside the namespace lock; only the superseded-check and rename hold it.
     let Some(job) = server.ns().persist_job(path, generation)? else {
@@ -222,6 +282,9 @@ pub fn dispatch(
         Kind::Stat => stat(server, client, body)?,
         Kind::Mkdir => mkdir(server, client, body)?,
         Kind::List => list(server, client, body)?,
+        Kind::Unlink => unlink(server, client, body)?,
+        Kind::Rename => rename(server, client, body)?,
+        Kind::Rmdir => rmdir(server, client, body)?,
         Kind::Exit => exit(server, client, body)?,
         Kind::Shutdown => shutdown(server, client, body)?,
         Kind::Hello => {

@@ -10,7 +10,7 @@ use crate::rules::Rules;
 use capio_proto::table::NAMESPACE_SLOT;
 use capio_proto::{Slot, SlotState, StateTable, node_kind, sys};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Seek};
 use std::os::fd::OwnedFd;
@@ -59,7 +59,8 @@ struct FileNode {
     mode: u32,
     /// Apps that opened it, for the shutdown report.
     apps: BTreeSet<String>,
-    /// Bumped at each commit, so a persist of an older commit never lands after a newer one.
+    /// The namespace-wide number of its last commit, so a persist of an older commit never lands
+    /// after a newer one, even when the slot and path are reused by another file meanwhile.
     generation: u64,
     persisted: bool,
 }
@@ -75,8 +76,38 @@ struct DirMeta {
 #[derive(Default)]
 struct DirNode {
     made: Option<DirMeta>,
-    children: Vec<OsString>,
-    names: HashSet<OsString>,
+    /// Names in creation order; `None` where one was removed, until the next compaction.
+    children: Vec<Option<OsString>>,
+    /// Where each present name sits in `children`, so removal costs O(1) in a big directory.
+    index: HashMap<OsString, usize>,
+}
+
+impl DirNode {
+    fn add(&mut self, name: &OsStr) {
+        if !self.index.contains_key(name) {
+            self.index.insert(name.to_owned(), self.children.len());
+            self.children.push(Some(name.to_owned()));
+        }
+    }
+
+    fn remove(&mut self, name: &OsStr) {
+        if let Some(at) = self.index.remove(name) {
+            self.children[at] = None;
+        }
+        // Amortised: holes never outnumber names by much.
+        if self.children.len() > 2 * self.index.len() + 16 {
+            self.children.retain(Option::is_some);
+            for (at, name) in self.children.iter().flatten().enumerate() {
+                if let Some(i) = self.index.get_mut(name) {
+                    *i = at;
+                }
+            }
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &OsString> {
+        self.children.iter().flatten()
+    }
 }
 
 /// The outcome of an `Open`.
@@ -140,10 +171,17 @@ pub struct Namespace {
     rules: Rules,
     files: HashMap<PathBuf, FileNode>,
     by_slot: HashMap<u32, PathBuf>,
+    /// Files unlinked (or replaced by a rename) while some fd still had them open, by slot: they
+    /// keep working for those fds, as unlinked files do, and free their slot at the last close.
+    unlinked: HashMap<u32, FileNode>,
     dirs: HashMap<PathBuf, DirNode>,
     clients: HashMap<ClientId, Client>,
     next_client: ClientId,
     next_slot: u32,
+    /// Slots of removed files that no fd refers to any more.
+    free_slots: Vec<u32>,
+    /// Generation of the latest commit of any file.
+    last_generation: u64,
     teardown: bool,
 }
 
@@ -172,10 +210,13 @@ impl Namespace {
             rules,
             files: HashMap::new(),
             by_slot: HashMap::new(),
+            unlinked: HashMap::new(),
             dirs: HashMap::new(),
             clients: HashMap::new(),
             next_client: 1,
             next_slot: NAMESPACE_SLOT + 1,
+            free_slots: Vec::new(),
+            last_generation: 0,
             teardown: false,
         }
     }
@@ -233,16 +274,28 @@ impl Namespace {
             .filter(|f| f.state != SlotState::Aborted)
     }
 
-    fn locate(&self, root: &Path, path: &Path) -> Result<Where, FsError> {
+    fn is_made_dir(&self, path: &Path) -> bool {
+        self.dirs.get(path).is_some_and(|d| d.made.is_some())
+    }
+
+    /// `File` or `Dir` when the namespace has `path`, `None` when only the disk can tell.
+    fn locate_ns(&self, root: &Path, path: &Path) -> Result<Option<Where>, FsError> {
         if self.visible_file(path).is_some() {
-            return Ok(Where::File);
+            return Ok(Some(Where::File));
         }
-        if self.dirs.get(path).is_some_and(|d| d.made.is_some()) {
-            return Ok(Where::Dir);
+        if self.is_made_dir(path) {
+            return Ok(Some(Where::Dir));
         }
         let mut ancestors = path.ancestors().skip(1).take_while(|a| a.starts_with(root));
         if ancestors.any(|a| self.visible_file(a).is_some()) {
             return Err(FsError::NotDir);
+        }
+        Ok(None)
+    }
+
+    fn locate(&self, root: &Path, path: &Path) -> Result<Where, FsError> {
+        if let Some(found) = self.locate_ns(root, path)? {
+            return Ok(found);
         }
         Ok(match disk::lookup(root, path)? {
             Some(node) => Where::Disk(Box::new(node)),
@@ -263,11 +316,65 @@ impl Namespace {
 
     fn add_child(&mut self, path: &Path) {
         if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
-            let dir = self.dirs.entry(parent.to_path_buf()).or_default();
-            if dir.names.insert(name.to_owned()) {
-                dir.children.push(name.to_owned());
-            }
+            self.dirs.entry(parent.to_path_buf()).or_default().add(name);
         }
+    }
+
+    fn remove_child(&mut self, path: &Path) {
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name())
+            && let Some(dir) = self.dirs.get_mut(parent)
+        {
+            dir.remove(name);
+        }
+    }
+
+    /// The node behind a slot: a file in the namespace, or an unlinked one an fd still holds.
+    fn node_mut(&mut self, slot: u32) -> Option<&mut FileNode> {
+        match self.by_slot.get(&slot) {
+            Some(path) => self.files.get_mut(path),
+            None => self.unlinked.get_mut(&slot),
+        }
+    }
+
+    fn alloc_slot(&mut self) -> Result<u32, FsError> {
+        if let Some(slot) = self.free_slots.pop() {
+            return Ok(slot);
+        }
+        if self.next_slot >= self.table.slots() {
+            return Err(FsError::TableFull);
+        }
+        self.next_slot += 1;
+        Ok(self.next_slot - 1)
+    }
+
+    /// Take the file at `path` (if any) out of the namespace. Its memfd lives on for the fds
+    /// already open on it; the slot is reused only once the last of them is closed.
+    fn forget_file(&mut self, path: &Path) {
+        let Some(node) = self.files.remove(path) else {
+            return;
+        };
+        self.by_slot.remove(&node.slot);
+        self.remove_child(path);
+        let slot = node.slot;
+        self.unlinked.insert(slot, node);
+        self.release_unlinked(slot);
+    }
+
+    /// Free an unlinked file's slot once no fd can refer to it any more.
+    fn release_unlinked(&mut self, slot: u32) {
+        if !self.unlinked.get(&slot).is_some_and(|n| n.opens.is_empty()) {
+            return;
+        }
+        self.unlinked.remove(&slot);
+        // A stale slot number left in a client's sets would name the slot's next file.
+        for client in self.clients.values_mut() {
+            client.produces.remove(&slot);
+            client.opened.remove(&slot);
+        }
+        let s = self.slot(slot);
+        s.len.store(0, SeqCst);
+        s.set_state(SlotState::Free);
+        self.free_slots.push(slot);
     }
 
     pub fn open(
@@ -348,11 +455,7 @@ impl Namespace {
         len: u64,
         mode: u32,
     ) -> Result<(), FsError> {
-        if self.next_slot >= self.table.slots() {
-            return Err(FsError::TableFull);
-        }
-        let slot = self.next_slot;
-        self.next_slot += 1;
+        let slot = self.alloc_slot()?;
         let s = self.slot(slot);
         s.len.store(len, SeqCst);
         s.set_state(SlotState::Open);
@@ -446,21 +549,25 @@ impl Namespace {
 
     /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored.
     pub fn close(&mut self, cid: ClientId, slot: u32, writable: bool) {
-        let Some(node) = self.by_slot.get(&slot).and_then(|p| self.files.get_mut(p)) else {
+        let Some(node) = self.node_mut(slot) else {
             return;
         };
         let Some(count) = node.opens.get_mut(&cid) else {
             return;
         };
         *count -= 1;
-        if *count == 0 {
+        let last = *count == 0;
+        if last {
             node.opens.remove(&cid);
-            if let Some(client) = self.clients.get_mut(&cid) {
-                client.opened.remove(&slot);
-            }
         }
         if writable && node.producers.contains(&cid) {
             node.closes_by_producers += 1;
+        }
+        if last {
+            if let Some(client) = self.clients.get_mut(&cid) {
+                client.opened.remove(&slot);
+            }
+            self.release_unlinked(slot);
         }
     }
 
@@ -547,11 +654,11 @@ impl Namespace {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         if let Some(dir) = self.dirs.get(path) {
-            for name in &dir.children {
+            for name in dir.names() {
                 let child = path.join(name);
                 let kind = if self.visible_file(&child).is_some() {
                     node_kind::FILE
-                } else if self.dirs.get(&child).is_some_and(|d| d.made.is_some()) {
+                } else if self.is_made_dir(&child) {
                     node_kind::DIR
                 } else {
                     continue;
@@ -582,30 +689,37 @@ impl Namespace {
         let produces = std::mem::take(&mut client.produces);
         let mut commits = Vec::new();
         for slot in produces {
-            let Some(path) = self.by_slot.get(&slot) else {
+            let Some(generation) = self.stop_producing(cid, slot) else {
                 continue;
             };
-            let Some(node) = self.files.get_mut(path) else {
-                continue;
-            };
-            node.producers.remove(&cid);
-            if node.producers.is_empty() && node.state == SlotState::Open {
-                node.state = SlotState::Committed;
-                node.mtime_ns = now_ns();
-                node.generation += 1;
-                node.persisted = false;
-                self.table
-                    .slot(slot)
-                    .expect("slot inside the table")
-                    .set_state(SlotState::Committed);
-                if self.rules.rule_for(path).persist {
-                    commits.push((path.clone(), node.generation));
-                }
+            // An unlinked file commits (its readers are released) but has no path to persist to.
+            if let Some(path) = self.by_slot.get(&slot)
+                && self.rules.rule_for(path).persist
+            {
+                commits.push((path.clone(), generation));
             }
         }
         self.table.namespace().bump();
         commits.sort();
         Ok(commits)
+    }
+
+    /// `cid` no longer produces the file in `slot`; the last producer leaving commits it. Returns
+    /// the commit's generation.
+    fn stop_producing(&mut self, cid: ClientId, slot: u32) -> Option<u64> {
+        let generation = self.last_generation + 1;
+        let node = self.node_mut(slot)?;
+        node.producers.remove(&cid);
+        if !(node.producers.is_empty() && node.state == SlotState::Open) {
+            return None;
+        }
+        node.state = SlotState::Committed;
+        node.mtime_ns = now_ns();
+        node.generation = generation;
+        node.persisted = false;
+        self.last_generation = generation;
+        self.slot(slot).set_state(SlotState::Committed);
+        Some(generation)
     }
 
     /// The work to persist one commit, or `None` when a later reopen or commit superseded it.
@@ -658,30 +772,26 @@ impl Namespace {
         };
         let label = format!("app '{}' (pid {})", client.app, client.pid);
         let mut aborted = Vec::new();
-        for slot in &client.produces {
-            let Some(path) = self.by_slot.get(slot) else {
+        for &slot in &client.produces {
+            let path = self.by_slot.get(&slot).cloned();
+            let Some(apps) = self.abort_if_orphaned(cid, slot) else {
                 continue;
             };
-            let Some(node) = self.files.get_mut(path) else {
-                continue;
-            };
-            node.producers.remove(&cid);
-            if node.producers.is_empty() && node.state == SlotState::Open {
-                node.state = SlotState::Aborted;
-                let s = self.table.slot(*slot).expect("slot inside the table");
-                s.set_state(SlotState::Aborted);
+            // An unlinked file's readers are released too, but nobody expected it on disk.
+            if let Some(path) = path {
                 aborted.push(Lost {
-                    path: path.clone(),
-                    size: s.len.load(SeqCst),
-                    apps: node.apps.iter().cloned().collect(),
+                    path,
+                    size: self.slot(slot).len.load(SeqCst),
+                    apps,
                     state: SlotState::Open,
                 });
             }
         }
-        for slot in &client.opened {
-            if let Some(node) = self.by_slot.get(slot).and_then(|p| self.files.get_mut(p)) {
+        for &slot in &client.opened {
+            if let Some(node) = self.node_mut(slot) {
                 node.opens.remove(&cid);
             }
+            self.release_unlinked(slot);
         }
         if !aborted.is_empty() {
             self.table.namespace().bump();
@@ -692,6 +802,19 @@ impl Namespace {
             crashed: !client.exited,
             aborted,
         }
+    }
+
+    /// `cid` crashed: abort the file in `slot` if nobody else produces it. Returns its apps then.
+    fn abort_if_orphaned(&mut self, cid: ClientId, slot: u32) -> Option<Vec<String>> {
+        let node = self.node_mut(slot)?;
+        node.producers.remove(&cid);
+        if !(node.producers.is_empty() && node.state == SlotState::Open) {
+            return None;
+        }
+        node.state = SlotState::Aborted;
+        let apps = node.apps.iter().cloned().collect();
+        self.slot(slot).set_state(SlotState::Aborted);
+        Some(apps)
     }
 
     /// Clients attached that have not sent `Exit`.
@@ -724,11 +847,23 @@ impl Namespace {
                 s.set_state(SlotState::Aborted);
             }
         }
+        // Unlinked files are nobody's output; only their readers need releasing.
+        for node in self.unlinked.values_mut() {
+            if node.state == SlotState::Open {
+                node.state = SlotState::Aborted;
+                self.table
+                    .slot(node.slot)
+                    .expect("slot inside the table")
+                    .set_state(SlotState::Aborted);
+            }
+        }
         self.table.namespace().bump();
         lost.sort_by(|a, b| a.path.cmp(&b.path));
         lost
     }
 }
+
+mod names;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,300 @@
+//! Unlink, rename and rmdir: operations on names, applied to the namespace and to the disk alike,
+//! so that what a workflow leaves on disk matches a plain run.
+
+use super::{ClientId, Namespace, Where};
+use crate::disk::{self, Kind as DiskKind};
+use crate::error::FsError;
+use crate::paths::confine;
+use capio_proto::SlotState;
+use std::path::{Path, PathBuf};
+
+/// What a name operation finds at a path. Unlike a lookup for `open`, a final symlink on disk is
+/// the entry itself: unlink and rename act on links, never on their targets.
+enum Entry {
+    /// A visible namespace file (it may also have a copy on disk).
+    File,
+    /// A namespace directory (made by `Mkdir`; it may also exist on disk).
+    Dir,
+    Disk(disk::Entry),
+    Missing,
+}
+
+impl Entry {
+    fn is_dir(&self) -> bool {
+        match self {
+            Entry::Dir => true,
+            Entry::Disk(e) => e.kind == DiskKind::Dir,
+            Entry::File | Entry::Missing => false,
+        }
+    }
+}
+
+/// A file to persist again after a rename: `(new path, commit generation)`. Its persist under the
+/// old path, if one is in flight, is discarded at install because the path no longer matches.
+pub type Repersist = (PathBuf, u64);
+
+impl Namespace {
+    fn entry(&self, root: &Path, path: &Path) -> Result<Entry, FsError> {
+        Ok(match self.locate_ns(root, path)? {
+            Some(Where::File) => Entry::File,
+            Some(_) => Entry::Dir,
+            None => disk::entry(root, path)?.map_or(Entry::Missing, Entry::Disk),
+        })
+    }
+
+    /// Whether the namespace holds a visible file or a made directory directly inside `dir`.
+    fn has_children(&self, dir: &Path) -> bool {
+        self.dirs.get(dir).is_some_and(|d| {
+            d.names().any(|name| {
+                let child = dir.join(name);
+                self.visible_file(&child).is_some() || self.is_made_dir(&child)
+            })
+        })
+    }
+
+    /// Empty in the namespace and on disk (persistence temp files do not count).
+    fn dir_is_empty(&self, root: &Path, dir: &Path) -> Result<bool, FsError> {
+        if self.has_children(dir) {
+            return Ok(false);
+        }
+        match disk_dir(root, dir)? {
+            Some(e) => Ok(disk::is_empty_dir(&e.real)?),
+            None => Ok(true),
+        }
+    }
+
+    /// Forget the aborted files directly inside `dir`: invisible, they must not outlive it.
+    fn drop_tombstones(&mut self, dir: &Path) {
+        let Some(d) = self.dirs.get(dir) else {
+            return;
+        };
+        let dead: Vec<PathBuf> = d
+            .names()
+            .map(|name| dir.join(name))
+            .filter(|p| self.files.contains_key(p))
+            .collect();
+        for path in dead {
+            self.forget_file(&path);
+        }
+    }
+
+    /// `unlink(2)`: remove a file from the namespace and its copy (persisted or input) from disk.
+    /// Open fds keep working; a pending commit still releases readers but never persists it.
+    pub fn unlink(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
+        let root = self.root_for(cid, path)?;
+        if self
+            .files
+            .get(path)
+            .is_some_and(|n| n.state == SlotState::Aborted)
+        {
+            // Invisible already; unlinking clears what the crash left, then acts on the disk.
+            self.forget_file(path);
+            self.table.namespace().bump();
+        }
+        let on_disk = match self.entry(&root, path)? {
+            Entry::Missing => return Err(FsError::NotFound),
+            e if e.is_dir() => return Err(FsError::IsDir),
+            Entry::Disk(e) => Some(e),
+            Entry::File | Entry::Dir => disk_file(&root, path)?,
+        };
+        if let Some(e) = on_disk {
+            disk::remove_file(&e)?;
+        }
+        self.forget_file(path);
+        self.table.namespace().bump();
+        Ok(())
+    }
+
+    /// `rmdir(2)`: remove an empty directory from the namespace and the disk.
+    pub fn rmdir(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
+        let root = self.root_for(cid, path)?;
+        if path == root {
+            return Err(FsError::Busy);
+        }
+        match self.entry(&root, path)? {
+            Entry::Missing => return Err(FsError::NotFound),
+            e if !e.is_dir() => return Err(FsError::NotDir),
+            _ => {}
+        }
+        if !self.dir_is_empty(&root, path)? {
+            return Err(FsError::NotEmpty);
+        }
+        if let Some(e) = disk_dir(&root, path)? {
+            disk::rmdir(&e)?;
+        }
+        self.drop_tombstones(path);
+        self.dirs.remove(path);
+        self.remove_child(path);
+        self.table.namespace().bump();
+        Ok(())
+    }
+
+    /// `rename(2)` inside one client's CAPIO directory: an existing destination file is replaced
+    /// atomically, a directory moves with everything below it. Readers waiting for `dst` to appear
+    /// find the moved file as it is (same commit state, same producers). Returns the committed
+    /// files that still have to be persisted, now under their new paths.
+    pub fn rename(
+        &mut self,
+        cid: ClientId,
+        src: &Path,
+        dst: &Path,
+    ) -> Result<Vec<Repersist>, FsError> {
+        let root = self.root_for(cid, src)?;
+        confine(dst, &root)?;
+        if src == root || dst == root {
+            return Err(FsError::Busy);
+        }
+        let from = self.entry(&root, src)?;
+        if matches!(from, Entry::Missing) {
+            return Err(FsError::NotFound);
+        }
+        self.check_parent(&root, dst)?;
+        if src == dst {
+            return Ok(Vec::new());
+        }
+        let to = self.entry(&root, dst)?;
+        let pending = if from.is_dir() {
+            self.rename_dir(&root, src, dst, &to)?
+        } else {
+            self.rename_file(&root, src, dst, from, &to)?
+        };
+        self.table.namespace().bump();
+        Ok(pending)
+    }
+
+    fn rename_file(
+        &mut self,
+        root: &Path,
+        src: &Path,
+        dst: &Path,
+        from: Entry,
+        to: &Entry,
+    ) -> Result<Vec<Repersist>, FsError> {
+        if to.is_dir() {
+            return Err(FsError::IsDir);
+        }
+        let in_namespace = matches!(from, Entry::File);
+        // The disk first: if it refuses, the namespace is untouched.
+        let src_disk = match from {
+            Entry::Disk(e) => Some(e),
+            _ => disk_file(root, src)?,
+        };
+        match &src_disk {
+            Some(e) => disk::rename(root, e, dst)?,
+            // Nothing to move on disk, but the file `src` replaces must not linger there.
+            None => {
+                if let Some(old) = disk_file(root, dst)? {
+                    disk::remove_file(&old)?;
+                }
+            }
+        }
+        self.forget_file(dst);
+        if !in_namespace {
+            return Ok(Vec::new());
+        }
+        self.remove_child(src);
+        let pending = self.rekey_file(root, src, dst, src_disk.is_some());
+        self.add_child(dst);
+        Ok(pending.into_iter().collect())
+    }
+
+    fn rename_dir(
+        &mut self,
+        root: &Path,
+        src: &Path,
+        dst: &Path,
+        to: &Entry,
+    ) -> Result<Vec<Repersist>, FsError> {
+        if dst.starts_with(src) {
+            return Err(FsError::IntoItself);
+        }
+        match to {
+            Entry::Missing => {}
+            e if !e.is_dir() => return Err(FsError::NotDir),
+            _ if !self.dir_is_empty(root, dst)? => return Err(FsError::NotEmpty),
+            _ => {}
+        }
+        let src_disk = disk_dir(root, src)?;
+        if let Some(e) = &src_disk {
+            if let Some(old) = disk_dir(root, dst)? {
+                disk::clear_temps(&old.real)?;
+            }
+            disk::rename(root, e, dst)?;
+        }
+        self.drop_tombstones(dst);
+        self.dirs.remove(dst);
+        self.remove_child(src);
+        let pending = self.rekey_tree(root, src, dst, src_disk.is_some());
+        self.add_child(dst);
+        Ok(pending)
+    }
+
+    /// Re-key every namespace directory and file at or below `src` to the same place below `dst`.
+    /// Directories keep their child lists (names are relative), so no list needs touching.
+    fn rekey_tree(&mut self, root: &Path, src: &Path, dst: &Path, on_disk: bool) -> Vec<Repersist> {
+        let dirs: Vec<PathBuf> = self
+            .dirs
+            .keys()
+            .filter(|p| p.starts_with(src))
+            .cloned()
+            .collect();
+        for old in dirs {
+            if let Some(node) = self.dirs.remove(&old) {
+                self.dirs.insert(rebase(&old, src, dst), node);
+            }
+        }
+        let files: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| p.starts_with(src))
+            .cloned()
+            .collect();
+        files
+            .iter()
+            .filter_map(|old| self.rekey_file(root, old, &rebase(old, src, dst), on_disk))
+            .collect()
+    }
+
+    /// Give the namespace file at `src` the path `dst`; slot, producers, opens and commit state
+    /// stay. `on_disk`: its disk copy moved along, so a persisted copy is still in place.
+    fn rekey_file(
+        &mut self,
+        root: &Path,
+        src: &Path,
+        dst: &Path,
+        on_disk: bool,
+    ) -> Option<Repersist> {
+        let mut node = self.files.remove(src)?;
+        node.persisted &= on_disk;
+        if !dst.starts_with(&node.root) {
+            // Moved out of its creator's root by a client with a wider one: persist inside that.
+            node.root = root.to_path_buf();
+        }
+        let pending = (node.state == SlotState::Committed
+            && !node.persisted
+            && self.rules.rule_for(dst).persist)
+            .then(|| (dst.to_path_buf(), node.generation));
+        self.by_slot.insert(node.slot, dst.to_path_buf());
+        self.files.insert(dst.to_path_buf(), node);
+        pending
+    }
+}
+
+/// `path` (at or below `src`) moved below `dst`.
+fn rebase(path: &Path, src: &Path, dst: &Path) -> PathBuf {
+    match path.strip_prefix(src) {
+        // `join("")` would add a trailing slash, and namespace keys are exact bytes.
+        Ok(rel) if !rel.as_os_str().is_empty() => dst.join(rel),
+        _ => dst.to_path_buf(),
+    }
+}
+
+/// The non-directory entry at `path` on disk, if any.
+fn disk_file(root: &Path, path: &Path) -> Result<Option<disk::Entry>, FsError> {
+    Ok(disk::entry(root, path)?.filter(|e| e.kind != DiskKind::Dir))
+}
+
+/// The directory at `path` on disk, if any (a symlink to one is not it).
+fn disk_dir(root: &Path, path: &Path) -> Result<Option<disk::Entry>, FsError> {
+    Ok(disk::entry(root, path)?.filter(|e| e.kind == DiskKind::Dir))
+}
