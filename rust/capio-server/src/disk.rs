@@ -323,4 +323,42 @@ mod tests {
             Err(FsError::Exists)
         ));
     }
+
+    #[test]
+    fn entries_are_the_links_themselves_and_rmdir_ignores_only_temp_files() {
+        let t = TestDir::new();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("d")).unwrap();
+        symlink(root.join("d"), root.join("dlink")).unwrap();
+        symlink(t.path(), root.join("up")).unwrap();
+        assert_eq!(
+            entry(&root, &root.join("dlink")).unwrap().unwrap().kind,
+            Kind::Other
+        );
+        assert_eq!(
+            entry(&root, &root.join("d")).unwrap().unwrap().kind,
+            Kind::Dir
+        );
+        assert!(entry(&root, &root.join("nope/x")).unwrap().is_none());
+        assert!(matches!(
+            entry(&root, &root.join("up/x")),
+            Err(FsError::OutsideRoot)
+        ));
+
+        let moved = entry(&root, &root.join("dlink")).unwrap().unwrap();
+        rename(&root, &moved, &root.join("new/parent/link")).unwrap();
+        assert!(root.join("new/parent/link").is_dir(), "still a link to d");
+
+        fs::write(root.join("d/.f.capio-tmp-1-1"), b"").unwrap();
+        fs::write(root.join("d/real"), b"").unwrap();
+        let d = entry(&root, &root.join("d")).unwrap().unwrap();
+        assert!(matches!(rmdir(&d), Err(FsError::NotEmpty)));
+        assert!(
+            root.join("d/.f.capio-tmp-1-1").exists(),
+            "nothing removed on failure"
+        );
+        fs::remove_file(root.join("d/real")).unwrap();
+        rmdir(&d).unwrap();
+        assert!(!root.join("d").exists());
+    }
 }
