@@ -337,3 +337,180 @@ fn usage_and_startup_errors_have_their_exit_codes() {
         "ERR backend 'mpi' is not supported by this build"
     );
 }
+
+#[test]
+fn an_unlinked_open_file_stays_readable_and_is_never_persisted() {
+    let s = Scratch::new("unlink");
+    let _server = ServerProc::start(&s);
+    let a = Client::hello(&s, "producer");
+    let b = Client::hello(&s, "consumer");
+    let path = s.capio.join("scratch.bin");
+    let (w, wfd) = a.open(&path, RW | CREAT);
+    let wfd = wfd.unwrap();
+    wfd.write_all_at(b"before", 0).unwrap();
+    a.slot(w.slot).publish(6);
+    let (r, rfd) = b.open(&path, RD);
+    assert_eq!(r.slot, w.slot);
+
+    assert_eq!(b.unlink(&path), 0);
+    assert_eq!(b.stat(&path).status, -libc::ENOENT);
+    assert_eq!(b.list(&s.capio), (0, vec![]));
+    assert_eq!(b.unlink(&path), -libc::ENOENT);
+    wfd.write_all_at(b"+after", 6).unwrap();
+    a.slot(w.slot).publish(12);
+    let mut buf = [0u8; 12];
+    rfd.unwrap().read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"before+after");
+
+    assert_eq!(a.exit(false), 0);
+    assert_eq!(
+        b.slot(w.slot).state(),
+        SlotState::Committed,
+        "readers are released"
+    );
+    assert!(!path.exists(), "an unlinked file is not persisted");
+
+    fs::write(s.capio.join("input"), b"x").unwrap();
+    assert_eq!(b.unlink(&s.capio.join("input")), 0);
+    assert!(!s.capio.join("input").exists());
+    assert_eq!(b.mkdir(&s.capio.join("d")), 0);
+    assert_eq!(b.unlink(&s.capio.join("d")), -libc::EISDIR);
+}
+
+#[test]
+fn rename_publishes_a_temp_file_to_a_waiting_opener() {
+    let s = Scratch::new("rename-wait");
+    let _server = ServerProc::start(&s);
+    let a = Client::hello(&s, "producer");
+    let b = Client::hello(&s, "consumer");
+    let (tmp, dst) = (s.capio.join("out.tmp"), s.capio.join("out"));
+
+    let (wait, _) = b.open(&dst, RD);
+    assert_eq!((wait.status, wait.kind), (0, open_kind::WAIT));
+    let (w, fd) = a.open(&tmp, WR | CREAT);
+    fd.unwrap().write_all_at(b"whole", 0).unwrap();
+    a.slot(w.slot).publish(5);
+    // Creating the temp file wakes the waiter too; its retry still has to wait.
+    assert_eq!(b.open(&dst, RD).0.kind, open_kind::WAIT);
+    let seen = b.table.namespace().seq.load(SeqCst);
+
+    assert_eq!(a.rename(&tmp, &dst), 0);
+    assert_ne!(b.table.namespace().seq.load(SeqCst), seen);
+    let (r, fd) = b.open(&dst, RD);
+    assert_eq!(
+        (r.status, r.kind, r.slot, r.producer, r.size),
+        (0, open_kind::MEMORY, w.slot, 0, 5)
+    );
+    assert_eq!(
+        b.slot(r.slot).state(),
+        SlotState::Open,
+        "commit state is kept"
+    );
+    assert_eq!(b.stat(&tmp).status, -libc::ENOENT);
+
+    a.close(w.slot, true);
+    assert_eq!(a.exit(false), 0);
+    assert_eq!(b.slot(r.slot).state(), SlotState::Committed);
+    assert_eq!(fs::read(&dst).unwrap(), b"whole");
+    assert!(!tmp.exists());
+    let mut buf = [0u8; 5];
+    fd.unwrap().read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"whole");
+}
+
+#[test]
+fn rename_of_a_persisted_file_moves_it_on_disk_atomically() {
+    let s = Scratch::new("rename-disk");
+    let _server = ServerProc::start(&s);
+    let (src, dst) = (s.capio.join("result"), s.capio.join("final"));
+    fs::write(&dst, b"previous").unwrap();
+    {
+        let a = Client::hello(&s, "producer");
+        let (w, fd) = a.open(&src, WR | CREAT);
+        fd.unwrap().write_all_at(b"complete", 0).unwrap();
+        a.slot(w.slot).publish(8);
+        assert_eq!(a.exit(false), 0);
+    }
+    assert_eq!(fs::read(&src).unwrap(), b"complete");
+    let b = Client::hello(&s, "mover");
+    // The real destination shows one whole file or the other at every moment.
+    let watcher = std::thread::spawn({
+        let dst = dst.clone();
+        move || {
+            for _ in 0..2000 {
+                let seen = fs::read(&dst).unwrap();
+                assert!(seen == b"previous" || seen == b"complete", "{seen:?}");
+                if seen == b"complete" {
+                    return;
+                }
+            }
+        }
+    });
+    assert_eq!(b.rename(&src, &dst), 0);
+    watcher.join().unwrap();
+    assert!(!src.exists());
+    assert_eq!(fs::read(&dst).unwrap(), b"complete");
+    let st = b.stat(&dst);
+    assert_eq!((st.status, st.size, st.committed), (0, 8, 1));
+    assert_eq!(b.stat(&src).status, -libc::ENOENT);
+    assert_eq!(b.rename(&src, &dst), -libc::ENOENT);
+    let outside = s.dir.join("outside");
+    assert_eq!(b.rename(&dst, &outside), -libc::EXDEV);
+    assert_eq!(b.rename(&dst, &s.capio.join("no/such")), -libc::ENOENT);
+    assert_eq!(
+        fs::read_dir(&s.capio).unwrap().count(),
+        1,
+        "no temp files left"
+    );
+}
+
+#[test]
+fn rmdir_removes_empty_directories_from_the_namespace_and_the_disk() {
+    let s = Scratch::new("rmdir");
+    let _server = ServerProc::start(&s);
+    let a = Client::hello(&s, "a");
+    let d = s.capio.join("d");
+    assert_eq!(a.mkdir(&d), 0);
+    let (w, _) = a.open(&d.join("f"), WR | CREAT);
+    assert_eq!(a.rmdir(&d), -libc::ENOTEMPTY);
+    assert_eq!(a.rmdir(&d.join("f")), -libc::ENOTDIR);
+    assert_eq!(a.rmdir(&s.capio.join("missing")), -libc::ENOENT);
+    assert_eq!(a.rmdir(&s.capio), -libc::EBUSY);
+    a.close(w.slot, true);
+    assert_eq!(a.unlink(&d.join("f")), 0);
+    assert_eq!(a.rmdir(&d), 0);
+    assert!(!d.exists());
+    assert_eq!(a.stat(&d).status, -libc::ENOENT);
+
+    let disk = s.capio.join("disk");
+    fs::create_dir(&disk).unwrap();
+    fs::write(disk.join("x"), b"").unwrap();
+    assert_eq!(a.rmdir(&disk), -libc::ENOTEMPTY);
+    fs::remove_file(disk.join("x")).unwrap();
+    assert_eq!(a.rmdir(&disk), 0);
+    assert!(!disk.exists());
+}
+
+#[test]
+fn a_rename_with_unknown_flags_or_an_overrunning_source_length_is_refused() {
+    let s = Scratch::new("rename-bad");
+    let _server = ServerProc::start(&s);
+    let a = Client::hello(&s, "a");
+    let (src, dst) = (s.capio.join("a"), s.capio.join("b"));
+    assert_eq!(a.open(&src, WR | CREAT).0.status, 0);
+    let (mut req, tail) = rename_tail(
+        src.as_os_str().as_encoded_bytes(),
+        dst.as_os_str().as_encoded_bytes(),
+    )
+    .unwrap();
+    req.flags = 1;
+    let reply = call(&a.sock, Kind::Rename, &req, &tail);
+    assert_eq!(reply.fixed::<StatusReply>().status, -libc::EINVAL);
+    req.flags = 0;
+    req.src_len = tail.len() as u32 + 1;
+    send(&a.sock, Kind::Rename, &req, &tail);
+    assert!(
+        recv(&a.sock).is_none(),
+        "a malformed body drops the connection"
+    );
+}

@@ -276,6 +276,25 @@ impl Client {
         (f.fixed::<StatusReply>().status, entries)
     }
 
+    pub fn unlink(&self, path: &Path) -> i32 {
+        call(&self.sock, Kind::Unlink, &Empty {}, b(path))
+            .fixed::<StatusReply>()
+            .status
+    }
+
+    pub fn rmdir(&self, path: &Path) -> i32 {
+        call(&self.sock, Kind::Rmdir, &Empty {}, b(path))
+            .fixed::<StatusReply>()
+            .status
+    }
+
+    pub fn rename(&self, src: &Path, dst: &Path) -> i32 {
+        let (req, tail) = rename_tail(b(src), b(dst)).unwrap();
+        call(&self.sock, Kind::Rename, &req, &tail)
+            .fixed::<StatusReply>()
+            .status
+    }
+
     pub fn exit(&self, teardown: bool) -> i32 {
         let req = ExitReq {
             teardown: u32::from(teardown),
