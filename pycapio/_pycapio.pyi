@@ -91,6 +91,23 @@ def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
 def _listdir(path: _Path) -> list[tuple[str, bool]]:
     """(name, is_dir) for each entry, CAPIO files in creation order then on-disk ones."""
 
+def _unlink(path: _Path) -> None:
+    """Remove a file (like ``os.unlink``), from the namespace and from disk. fds already open on it
+    keep working; its commit releases readers but never persists it. IsADirectoryError for a
+    directory, FileNotFoundError if missing."""
+
+def _rename(src: _Path, dst: _Path) -> None:
+    """Move a file or directory like ``os.replace``: an existing ``dst`` file is replaced
+    atomically, in the namespace and on disk. Readers waiting for ``dst`` to appear find the moved
+    file with its commit state. ``OSError(EXDEV)`` when one end is outside the CAPIO directory
+    (fall back to copy and delete, like ``shutil.move``); IsADirectoryError, NotADirectoryError,
+    ``OSError(ENOTEMPTY)`` and ``OSError(EINVAL)`` (a directory into itself) as ``rename(2)``."""
+
+def _rmdir(path: _Path) -> None:
+    """Remove an empty directory (like ``os.rmdir``), from the namespace and from disk.
+    ``OSError(ENOTEMPTY)`` if not empty, NotADirectoryError, FileNotFoundError, and
+    ``OSError(EBUSY)`` for the CAPIO directory itself."""
+
 def _after_fork_in_child() -> None:
     """Forget the parent's connection in a forked child; the child attaches as a new client of
     the same app on its next CAPIO call."""

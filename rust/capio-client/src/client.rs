@@ -1,6 +1,6 @@
 //! The per-process client: a table of open CAPIO fds and the operations on them. Reads and writes
-//! touch only the file's shared-memory object and its state slot; only open, stat, mkdir, listing
-//! and exit talk to the server.
+//! touch only the file's shared-memory object and its state slot; only open, stat, mkdir, listing,
+//! unlink, rename, rmdir and exit talk to the server.
 
 use crate::bootstrap::{self, StartParams};
 use crate::conn::{Conn, status_of};
@@ -8,7 +8,7 @@ use crate::error::{ClientError, Result};
 use crate::paths::Scope;
 use capio_proto::{
     CloseReq, Empty, ExitReq, Kind, MkdirReq, OpenReply, OpenReq, Slot, SlotState, StatReply,
-    StateTable, StatusReply, fire, node_kind, open_kind, sys,
+    StateTable, StatusReply, fire, node_kind, open_kind, rename_tail, sys,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -481,6 +481,36 @@ impl Client {
             .collect())
     }
 
+    /// Remove a file (`unlink(2)`); fds already open on it keep working.
+    pub fn unlink(&self, path: &Path) -> Result<()> {
+        self.path_request(Kind::Unlink, path)
+    }
+
+    /// Remove an empty directory (`rmdir(2)`).
+    pub fn rmdir(&self, path: &Path) -> Result<()> {
+        self.path_request(Kind::Rmdir, path)
+    }
+
+    /// A request whose body is only the path and whose reply is only a status.
+    fn path_request(&self, kind: Kind, path: &Path) -> Result<()> {
+        let abs = self.require_capio_path(path)?;
+        let reply = self
+            .conn()
+            .call(kind, &Empty {}, abs.as_os_str().as_bytes())?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        Ok(())
+    }
+
+    /// Move `src` to `dst` like `rename(2)` / `os.replace`, replacing an existing file at `dst`.
+    pub fn rename(&self, src: &Path, dst: &Path) -> Result<()> {
+        let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+        let (from, to) = rename_ends(&self.scope, &cwd, src, dst)?;
+        let (req, tail) = rename_tail(from.as_os_str().as_bytes(), to.as_os_str().as_bytes())?;
+        let reply = self.conn().call(Kind::Rename, &req, &tail)?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, src)?;
+        Ok(())
+    }
+
     /// Clean termination: the server commits this client's `on_termination` files and persists
     /// them before answering. Open fds are closed.
     pub fn exit(&self, teardown_server: bool) -> Result<()> {
@@ -504,5 +534,50 @@ impl Client {
         )?;
         status_of::<StatusReply>(&reply.body, |r| r.status, &self.scope.real)?;
         Ok(())
+    }
+}
+
+/// Both ends of a rename, normalised inside the CAPIO directory. One end outside is `EXDEV`, decided
+/// here as between two file systems, so callers fall back to copy and delete like `shutil.move`;
+/// both outside is not a CAPIO call at all.
+fn rename_ends(scope: &Scope, cwd: &Path, src: &Path, dst: &Path) -> Result<(PathBuf, PathBuf)> {
+    match (scope.resolve(src, cwd), scope.resolve(dst, cwd)) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        (None, None) => Err(ClientError::OutsideCapioDir {
+            path: src.to_path_buf(),
+            root: scope.real.clone(),
+        }),
+        _ => Err(ClientError::os(libc::EXDEV, src.to_path_buf())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rename_across_the_capio_boundary_is_exdev_without_a_server() {
+        let scope = Scope {
+            real: "/data".into(),
+            given: "/link".into(),
+        };
+        let cwd = Path::new("/data/sub");
+        let ends = |src: &str, dst: &str| rename_ends(&scope, cwd, Path::new(src), Path::new(dst));
+        assert_eq!(
+            ends("a", "/link/b").unwrap(),
+            ("/data/sub/a".into(), "/data/b".into())
+        );
+        for (src, dst) in [("a", "/tmp/b"), ("/tmp/a", "../b")] {
+            match ends(src, dst) {
+                Err(ClientError::Os { errno, path }) => {
+                    assert_eq!((errno, path), (libc::EXDEV, Some(PathBuf::from(src))));
+                }
+                other => panic!("{src} -> {dst}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            ends("/tmp/a", "/tmp/b"),
+            Err(ClientError::OutsideCapioDir { .. })
+        ));
     }
 }

@@ -316,6 +316,32 @@ pub fn listdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(convert::list(items)?)
 }
 
+pub fn unlink(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_unlink", &["path"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let c = client()?;
+    allow_threads(|_| c.unlink(&path))?;
+    Ok(Owned::none())
+}
+
+pub fn rename(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_rename", &["src", "dst"], 2)?;
+    let src = convert::path(v[0].expect("required"), "src")?;
+    let dst = convert::path(v[1].expect("required"), "dst")?;
+    let c = client()?;
+    // Persisting a committed file under its new name may copy it: no GIL meanwhile.
+    allow_threads(|_| c.rename(&src, &dst))?;
+    Ok(Owned::none())
+}
+
+pub fn rmdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_rmdir", &["path"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let c = client()?;
+    allow_threads(|_| c.rmdir(&path))?;
+    Ok(Owned::none())
+}
+
 pub fn after_fork_in_child(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     a.bind("_after_fork_in_child", &[], 0)?;
     state::after_fork_in_child();

@@ -25,6 +25,9 @@ entry!(is_capio_fd => api::is_capio_fd);
 entry!(fstat => api::fstat);
 entry!(stat => api::stat);
 entry!(listdir => api::listdir);
+entry!(unlink => api::unlink);
+entry!(rename => api::rename);
+entry!(rmdir => api::rmdir);
 entry!(after_fork_in_child => api::after_fork_in_child);
 
 fn file_modes() -> Result<Owned, py::err::PyErrSet> {
@@ -95,6 +98,9 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"_fstat", fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd."),
             method!(c"_stat", stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits."),
             method!(c"_listdir", listdir, c"[(name, is_dir)] of a CAPIO directory."),
+            method!(c"_unlink", unlink, c"Remove a CAPIO file; fds already open on it keep working."),
+            method!(c"_rename", rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary."),
+            method!(c"_rmdir", rmdir, c"Remove an empty CAPIO directory."),
             method!(c"_after_fork_in_child", after_fork_in_child, c"Forget the parent's connection in a forked child."),
         ],
     );
