@@ -7,8 +7,8 @@ use crate::conn::{Conn, status_of};
 use crate::error::{ClientError, Result};
 use crate::paths::Scope;
 use capio_proto::{
-    CloseReq, Empty, ExitReq, Kind, MkdirReq, OpenReply, OpenReq, Slot, SlotState, StatReply,
-    StateTable, StatusReply, fire, node_kind, open_kind, rename_tail, sys,
+    CloseReq, Empty, ExitReq, Kind, ListReply, MkdirReq, OpenReply, OpenReq, Slot, SlotState,
+    StatReply, StateTable, StatusReply, fire, node_kind, open_kind, rename_tail, sys,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -474,7 +474,7 @@ impl Client {
         let reply = self
             .conn()
             .call(Kind::List, &Empty {}, abs.as_os_str().as_bytes())?;
-        let (_, tail) = status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        let (_, tail) = status_of::<ListReply>(&reply.body, |r| r.status, path)?;
         Ok(capio_proto::parse_entries(tail)
             .into_iter()
             .map(|(k, n)| (n.to_vec(), k == node_kind::DIR))

@@ -184,7 +184,9 @@ pub struct HelloReq {
     pub flags: u32,
 }
 
-/// Reply to `Hello`; carries the state-table memfd as ancillary data.
+/// Reply to `Hello`; carries the state-table memfd as ancillary data. Its tail is the absolute path
+/// of the server's CAPIO-CL file (empty without one), so every client applies the same `exclude`
+/// rules when deciding which paths are CAPIO's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct HelloReply {
@@ -272,13 +274,29 @@ pub struct MkdirReq {
 }
 
 /// The reply of requests that return only a status (`Mkdir`, `Exit`, `Shutdown`, `Unlink`,
-/// `Rename`, `Rmdir`), and the fixed
-/// part of a `List` reply, whose tail is a sequence of entries: one kind byte
-/// (`node_kind::FILE as u8` or `DIR`), the name bytes, a NUL.
+/// `Rename`, `Rmdir`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct StatusReply {
     pub status: i32,
+    pub _pad: u32,
+}
+
+/// The fixed part of a `List` reply. Its tail is a sequence of entries: one kind byte
+/// (`node_kind::FILE as u8` or `DIR`), the name bytes, a NUL; CAPIO entries in creation order.
+/// A directory that is not committed may still gain entries: a reader that is not its producer
+/// waits (on the namespace slot, from `generation`) for its commit under `fire::UPDATE`, or for
+/// new entries under `fire::NO_UPDATE`, and lists again.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ListReply {
+    pub status: i32,
+    pub committed: u32,
+    /// The namespace slot's `seq`, read before the listing was taken.
+    pub generation: u32,
+    pub fire: u32,
+    /// Non-zero when the caller produces this directory (it never waits on it).
+    pub producer: u32,
     pub _pad: u32,
 }
 

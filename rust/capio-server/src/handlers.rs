@@ -10,9 +10,9 @@ use crate::paths;
 use crate::persist;
 use crate::server::Server;
 use capio_proto::{
-    CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, MAX_BODY, MkdirReq, OpenReply, OpenReq,
-    RenameReq, StatReply, StatusReply, WireError, decode, open_kind, push_entry, split_hello_tail,
-    split_rename_tail,
+    CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, ListReply, MAX_BODY, MkdirReq, OpenReply,
+    OpenReq, RenameReq, StatReply, StatusReply, WireError, decode, fire, open_kind, push_entry,
+    split_hello_tail, split_rename_tail,
 };
 use std::ffi::OsStr;
 use std::io;
@@ -152,18 +152,43 @@ pub fn mkdir(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wi
 
 pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
     let (_, tail): (Empty, _) = decode(body)?;
+    let generation = server
+        .table
+        .namespace()
+        .seq
+        .load(std::sync::atomic::Ordering::SeqCst);
     let entries = match paths::parse(tail).and_then(|p| server.ns().list(client, &p)) {
         Ok(entries) => entries,
-        Err(e) => return status(Kind::List, -e.errno()),
+        Err(e) => {
+            let reply = ListReply {
+                status: -e.errno(),
+                ..ListReply::default()
+            };
+            return Reply::new(Kind::List, &reply, &[]);
+        }
     };
     let mut out = Vec::new();
     for (kind, name) in &entries {
         push_entry(&mut out, *kind, name.as_bytes());
     }
-    if out.len() + size_of::<StatusReply>() > MAX_BODY as usize {
-        return status(Kind::List, -libc::EOVERFLOW);
+    if out.len() + size_of::<ListReply>() > MAX_BODY as usize {
+        let reply = ListReply {
+            status: -libc::EOVERFLOW,
+            ..ListReply::default()
+        };
+        return Reply::new(Kind::List, &reply, &[]);
     }
-    Reply::new(Kind::List, &StatusReply { status: 0, _pad: 0 }, &out)
+    // Directory commit and fire rules come with CAPIO-CL enforcement; until then every
+    // directory is complete as listed.
+    let reply = ListReply {
+        status: 0,
+        committed: 1,
+        generation,
+        fire: fire::UPDATE,
+        producer: 0,
+        _pad: 0,
+    };
+    Reply::new(Kind::List, &reply, &out)
 }
 
 /// `Exit`: commit what the client leaves behind and persist it before replying, so the client's

@@ -269,11 +269,11 @@ impl Client {
 
     pub fn list(&self, path: &Path) -> (i32, Vec<(u32, String)>) {
         let f = call(&self.sock, Kind::List, &Empty {}, b(path));
-        let entries = parse_entries(f.tail::<StatusReply>())
+        let entries = parse_entries(f.tail::<ListReply>())
             .into_iter()
             .map(|(k, n)| (k, String::from_utf8_lossy(n).into_owned()))
             .collect();
-        (f.fixed::<StatusReply>().status, entries)
+        (f.fixed::<ListReply>().status, entries)
     }
 
     pub fn unlink(&self, path: &Path) -> i32 {
