@@ -12,6 +12,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-python3}"
 work="${1:-$(mktemp -d)}"
+mkdir -p "$work"
+work="$(cd "$work" && pwd)"
 capio_dir="$work/capio"
 workflow="example-$$"
 data="$capio_dir/measurements.csv"
@@ -24,6 +26,8 @@ run_step() {  # app_name script [args...]
 }
 
 echo "work directory: $work"
+# The steps run in the work directory: in a checkout, ./pycapio would shadow the installed package.
+cd "$work"
 run_step consumer "$here/consumer.py" "$data" > "$work/consumer.out" &
 consumer=$!
 sleep 1  # only so that the consumer is visibly first: it is now blocked in open()

@@ -22,7 +22,18 @@ import os
 from multiprocessing import util as _mp_util
 from pathlib import Path
 
-from . import _context, _pycapio
+try:
+    from . import _pycapio
+except ImportError as exc:  # pragma: no cover - depends on how the package was reached
+    if not list(Path(__file__).parent.glob("_pycapio*.so")):
+        raise ImportError(
+            f"pycapio was imported from {Path(__file__).parent}, which has no compiled extension: "
+            "this is the source checkout shadowing the installed package (the current directory "
+            "comes first on sys.path). Run from another directory, or install in place with "
+            "`pip install -e .`."
+        ) from exc
+    raise
+from . import _context
 from ._context import (
     CapioContext,
     listdir_proxy,
