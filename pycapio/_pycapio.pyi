@@ -14,7 +14,7 @@ interruptible (``KeyboardInterrupt``).
 
 import os
 import pathlib
-from collections.abc import Buffer
+from collections.abc import Buffer, Iterable
 from typing import Final
 
 _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
@@ -89,7 +89,17 @@ def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
     """Like _fstat for a path inside the CAPIO directory; never blocks. FileNotFoundError if missing."""
 
 def _listdir(path: _Path) -> list[tuple[str, bool]]:
-    """(name, is_dir) for each entry, CAPIO files in creation order then on-disk ones."""
+    """(name, is_dir) for each entry, CAPIO entries in creation order then on-disk ones. Waits
+    until the directory is committed unless the caller produces it (CAPIO-CL)."""
+
+def _list_new(path: _Path, seen: Iterable[str | bytes]) -> tuple[list[tuple[str, bool]], bool]:
+    """The entries not in ``seen`` and whether the directory is complete. For a ``no_update``
+    directory this returns as soon as a new entry appears (streaming ``os.scandir``); otherwise it
+    waits for the commit, like ``_listdir``."""
+
+def _validate_config(file: _Path, capio_dir: _Path = ".", paths: Iterable[_Path] = ()) -> str:
+    """Check a CAPIO-CL file; ValueError (with the JSON path of the problem) if it is invalid.
+    Returns a report: the workflow name, then the rule each of ``paths`` gets."""
 
 def _unlink(path: _Path) -> None:
     """Remove a file (like ``os.unlink``), from the namespace and from disk. fds already open on it

@@ -311,6 +311,12 @@ impl Rules {
             .any(|e| e.value.iter().any(|a| a == app))
     }
 
+    /// Whether `path` is listed in `exclude`: such paths bypass CAPIO and go to the OS. Cheaper
+    /// than `rule_for(..).excluded`, for clients that ask it on every path they intercept.
+    pub fn is_excluded(&self, path: &Path) -> bool {
+        self.exclude.best(&self.resolve(&text(path))).is_some()
+    }
+
     /// The apps declared as producers of `path`, best-matching pattern first, without repeats.
     pub fn declared_producers(&self, path: &Path) -> Vec<String> {
         apps(&self.producers, &self.resolve(&text(path)))

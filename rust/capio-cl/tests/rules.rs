@@ -286,6 +286,9 @@ fn permanent_exclude_and_storage() {
     assert!(file(&r, "/capio/notes~").excluded);
     assert!(!file(&r, "/capio/notes").excluded);
     assert!(dir(&r, "/capio/scratch.tmp").excluded);
+    assert!(r.is_excluded(Path::new("/capio/a/b.tmp")));
+    assert!(r.is_excluded(Path::new("notes~")));
+    assert!(!r.is_excluded(Path::new("/capio/notes")));
     assert_eq!(file(&r, "/capio/big/x").storage, Storage::Memory);
     assert_eq!(file(&r, "/capio/big/keep/x").storage, Storage::Fs);
     assert_eq!(file(&r, "/capio/both.bin").storage, Storage::Fs);

@@ -22,6 +22,8 @@ pub struct Attached {
     pub server_pid: i32,
     /// Set when this call started the server.
     pub started: bool,
+    /// The server's CAPIO-CL file, if it runs with one.
+    pub config: Option<PathBuf>,
 }
 
 pub struct StartParams<'a> {
@@ -157,7 +159,9 @@ fn hello(
         flags: 0,
     };
     let reply = conn.call(Kind::Hello, &req, &tail)?;
-    let (hr, _) = crate::conn::status_of::<HelloReply>(&reply.body, |r| r.status, p.capio_dir)?;
+    let (hr, config) =
+        crate::conn::status_of::<HelloReply>(&reply.body, |r| r.status, p.capio_dir)?;
+    let config = (!config.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(config)));
     let fd = reply
         .fd
         .ok_or_else(|| ClientError::Start("the server sent no state table".into()))?;
@@ -173,5 +177,6 @@ fn hello(
         table,
         server_pid,
         started,
+        config,
     })
 }

@@ -10,7 +10,7 @@ use capio_proto::{
     CloseReq, Empty, ExitReq, Kind, ListReply, MkdirReq, OpenReply, OpenReq, Slot, SlotState,
     StatReply, StateTable, StatusReply, fire, node_kind, open_kind, rename_tail, sys,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -51,6 +51,9 @@ struct Handle {
     pos: AtomicU64,
 }
 
+/// A directory entry: its name and whether it is a directory.
+pub type DirEntry = (Vec<u8>, bool);
+
 #[derive(Clone, Copy, Debug)]
 pub struct FileStat {
     pub is_dir: bool,
@@ -69,6 +72,36 @@ pub struct Client {
     handles: Mutex<HashMap<RawFd, Arc<Handle>>>,
     server_pid: i32,
     started_server: bool,
+    /// The server's CAPIO-CL rules (None without a configuration): `exclude` is decided here.
+    rules: Option<capio_cl::Rules>,
+}
+
+/// Load the rules the server runs with; a client that asked for a different file is refused, since
+/// one server applies one configuration to the whole workflow.
+fn load_server_rules(
+    settings: &Settings,
+    server_config: Option<&Path>,
+    scope: &Scope,
+) -> Result<Option<capio_cl::Rules>> {
+    let same = |a: &Path, b: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok();
+    match (&settings.config_file, server_config) {
+        (Some(mine), Some(theirs)) if !same(mine, theirs) => Err(ClientError::Config(format!(
+            "workflow '{}' is already served with CAPIO-CL file '{}', not '{}'",
+            settings.workflow,
+            theirs.display(),
+            mine.display()
+        ))),
+        (Some(mine), None) => Err(ClientError::Config(format!(
+            "workflow '{}' is already served without a CAPIO-CL file; '{}' was not applied \
+             (stop the server first, or use another workflow name)",
+            settings.workflow,
+            mine.display()
+        ))),
+        (_, Some(file)) => capio_cl::load(file, &scope.real)
+            .map(Some)
+            .map_err(|e| ClientError::Config(e.to_string())),
+        (None, None) => Ok(None),
+    }
 }
 
 impl Client {
@@ -77,6 +110,10 @@ impl Client {
         let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
         let scope = Scope::new(&settings.capio_dir, &cwd)
             .map_err(|e| ClientError::from_io(e, settings.capio_dir.clone()))?;
+        // A bad configuration is reported here, with its JSON path, before any server is started.
+        if let Some(file) = &settings.config_file {
+            capio_cl::load(file, &scope.real).map_err(|e| ClientError::Config(e.to_string()))?;
+        }
         let attached = bootstrap::attach(&StartParams {
             workflow: &settings.workflow,
             app: &settings.app,
@@ -89,9 +126,11 @@ impl Client {
             .conn
             .probe()
             .map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+        let rules = load_server_rules(&settings, attached.config.as_deref(), &scope)?;
         Ok(Client {
             settings,
             scope,
+            rules,
             conn: Mutex::new(attached.conn),
             probe,
             table: attached.table,
@@ -116,9 +155,14 @@ impl Client {
     }
 
     /// The normalised path inside the CAPIO directory, or None when `p` is outside it.
+    /// Paths the CAPIO-CL file excludes are not CAPIO's.
     pub fn capio_path(&self, p: &Path) -> Option<PathBuf> {
         let cwd = std::env::current_dir().ok()?;
-        self.scope.resolve(p, &cwd)
+        let abs = self.scope.resolve(p, &cwd)?;
+        match &self.rules {
+            Some(r) if r.is_excluded(&abs) => None,
+            _ => Some(abs),
+        }
     }
 
     fn require_capio_path(&self, p: &Path) -> Result<PathBuf> {
@@ -468,17 +512,65 @@ impl Client {
         Ok(())
     }
 
-    /// `(name, is_dir)` for each entry of a directory inside the CAPIO directory.
-    pub fn listdir(&self, path: &Path) -> Result<Vec<(Vec<u8>, bool)>> {
+    fn list_once(&self, path: &Path) -> Result<(ListReply, Vec<DirEntry>)> {
         let abs = self.require_capio_path(path)?;
         let reply = self
             .conn()
             .call(Kind::List, &Empty {}, abs.as_os_str().as_bytes())?;
-        let (_, tail) = status_of::<ListReply>(&reply.body, |r| r.status, path)?;
-        Ok(capio_proto::parse_entries(tail)
+        let (r, tail) = status_of::<ListReply>(&reply.body, |r| r.status, path)?;
+        let entries = capio_proto::parse_entries(tail)
             .into_iter()
             .map(|(k, n)| (n.to_vec(), k == node_kind::DIR))
-            .collect())
+            .collect();
+        Ok((r, entries))
+    }
+
+    /// The entries of a directory inside the CAPIO directory, once it is complete: a reader that
+    /// does not produce it waits for its commit (both fire rules: a list cannot grow later).
+    pub fn listdir(
+        &self,
+        path: &Path,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<DirEntry>> {
+        let (entries, _) = self.list_new(path, &HashSet::new(), false, interrupt)?;
+        Ok(entries)
+    }
+
+    /// The entries not in `seen`, and whether the directory is complete. With `stream` and a
+    /// `no_update` directory this returns as soon as there is a new entry; otherwise it waits for
+    /// the directory's commit (a producer of the directory never waits).
+    pub fn list_new(
+        &self,
+        path: &Path,
+        seen: &HashSet<Vec<u8>>,
+        stream: bool,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<(Vec<DirEntry>, bool)> {
+        let deadline = self.deadline();
+        loop {
+            let (r, entries) = self.list_once(path)?;
+            let fresh: Vec<DirEntry> = entries
+                .into_iter()
+                .filter(|(n, _)| !seen.contains(n))
+                .collect();
+            let complete = r.committed != 0 || r.producer != 0;
+            if complete || (stream && r.fire == fire::NO_UPDATE && !fresh.is_empty()) {
+                return Ok((fresh, complete));
+            }
+            let what = if r.fire == fire::NO_UPDATE {
+                "to have new entries"
+            } else {
+                "to be committed"
+            };
+            self.sleep_on(
+                self.table.namespace(),
+                r.generation,
+                deadline,
+                path,
+                what,
+                interrupt,
+            )?;
+        }
     }
 
     /// Remove a file (`unlink(2)`); fds already open on it keep working.

@@ -20,6 +20,9 @@ pub enum ClientError {
     ServerGone(String),
     #[error("could not start capio_server: {0}")]
     Start(String),
+    /// A CAPIO-CL file that does not load, or that differs from the one the server runs with.
+    #[error("{0}")]
+    Config(String),
     #[error("protocol error talking to capio_server: {0}")]
     Protocol(#[from] capio_proto::WireError),
     #[error("timed out after {secs:.1} s waiting for '{}' {what}", path.display())]

@@ -8,5 +8,5 @@ mod conn;
 mod error;
 pub mod paths;
 
-pub use client::{Client, FileStat, Settings};
+pub use client::{Client, DirEntry, FileStat, Settings};
 pub use error::{ClientError, Result};

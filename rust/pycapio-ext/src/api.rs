@@ -9,7 +9,7 @@ use crate::py::module::{CallArgs, ModuleRef, value_error};
 use crate::py::obj::{Borrowed, Owned};
 use crate::state;
 use capio_client::{Client, ClientError, FileStat, Settings};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -301,11 +301,7 @@ pub fn stat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     stat_tuple(client()?.stat(&path)?)
 }
 
-pub fn listdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_listdir", &["path"], 1)?;
-    let path = convert::path(v[0].expect("required"), "path")?;
-    let c = client()?;
-    let entries = allow_threads(|_| c.listdir(&path))?;
+fn entries_list(entries: Vec<capio_client::DirEntry>) -> PyResult<Owned> {
     let mut items = Vec::with_capacity(entries.len());
     for (name, is_dir) in entries {
         items.push(convert::tuple(vec![
@@ -314,6 +310,33 @@ pub fn listdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         ])?);
     }
     Ok(convert::list(items)?)
+}
+
+pub fn listdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_listdir", &["path"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let c = client()?;
+    let entries = allow_threads(|intr| c.listdir(&path, intr))?;
+    entries_list(entries)
+}
+
+pub fn list_new(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_list_new", &["path", "seen"], 2)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let mut seen = std::collections::HashSet::new();
+    for name in convert::iterate(v[1].expect("required"))? {
+        seen.insert(
+            convert::path(name.borrow(), "seen")?
+                .into_os_string()
+                .into_vec(),
+        );
+    }
+    let c = client()?;
+    let (entries, complete) = allow_threads(|intr| c.list_new(&path, &seen, true, intr))?;
+    Ok(convert::tuple(vec![
+        entries_list(entries)?,
+        convert::bool(complete)?,
+    ])?)
 }
 
 pub fn unlink(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
@@ -346,4 +369,30 @@ pub fn after_fork_in_child(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     a.bind("_after_fork_in_child", &[], 0)?;
     state::after_fork_in_child();
     Ok(Owned::none())
+}
+
+/// Check a CAPIO-CL file and describe the rule each path gets: `pycapio validate`.
+pub fn validate_config(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_validate_config", &["file", "capio_dir", "paths"], 1)?;
+    let file = convert::path(v[0].expect("required"), "file")?;
+    let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+    let dir = v[1]
+        .map(|o| convert::path(o, "capio_dir"))
+        .transpose()?
+        .unwrap_or_else(|| ".".into());
+    let dir = capio_client::paths::normalize(&dir, &cwd);
+    let rules = capio_cl::load(&file, &dir).map_err(|e| Error::Value(e.to_string()))?;
+    let mut out = format!(
+        "{}: valid CAPIO-CL for workflow '{}'\n",
+        file.display(),
+        rules.workflow_name()
+    );
+    if let Some(paths) = v[2] {
+        for p in convert::iterate(paths)? {
+            let p = capio_client::paths::normalize(&convert::path(p.borrow(), "paths")?, &cwd);
+            out.push('\n');
+            out.push_str(&rules.describe(&p));
+        }
+    }
+    Ok(convert::str(&out)?)
 }

@@ -25,6 +25,8 @@ entry!(is_capio_fd => api::is_capio_fd);
 entry!(fstat => api::fstat);
 entry!(stat => api::stat);
 entry!(listdir => api::listdir);
+entry!(list_new => api::list_new);
+entry!(validate_config => api::validate_config);
 entry!(unlink => api::unlink);
 entry!(rename => api::rename);
 entry!(rmdir => api::rmdir);
@@ -97,7 +99,9 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"_is_capio_fd", is_capio_fd, c"Whether an fd is an open CAPIO fd of this process."),
             method!(c"_fstat", fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd."),
             method!(c"_stat", stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits."),
-            method!(c"_listdir", listdir, c"[(name, is_dir)] of a CAPIO directory."),
+            method!(c"_listdir", listdir, c"[(name, is_dir)] of a CAPIO directory, once it is complete (waits per CAPIO-CL)."),
+            method!(c"_validate_config", validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths."),
+            method!(c"_list_new", list_new, c"([(name, is_dir)] not in `seen`, complete): streams a no_update directory's entries as they appear."),
             method!(c"_unlink", unlink, c"Remove a CAPIO file; fds already open on it keep working."),
             method!(c"_rename", rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary."),
             method!(c"_rmdir", rmdir, c"Remove an empty CAPIO directory."),

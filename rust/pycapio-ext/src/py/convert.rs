@@ -181,3 +181,20 @@ pub fn pathlib_path(p: &Path) -> PyResult<Owned> {
         ffi::PyObject_Call(class.as_ptr(), args.as_ptr(), std::ptr::null_mut())
     })?)
 }
+
+/// Collect the items of any iterable.
+pub fn iterate(o: Borrowed) -> PyResult<Vec<Owned>> {
+    // SAFETY: `o` is live; GetIter returns a new reference or NULL with TypeError set.
+    let it = Owned::from_new(unsafe { ffi::PyObject_GetIter(o.as_ptr()) })?;
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: `it` is a live iterator; NULL means exhausted or an error.
+        let item = unsafe { ffi::PyIter_Next(it.as_ptr()) };
+        match Owned::from_new(item) {
+            Ok(item) => out.push(item),
+            // SAFETY: distinguishing exhaustion from an error raised by the iterator.
+            Err(_) if unsafe { ffi::PyErr_Occurred() }.is_null() => return Ok(out),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
