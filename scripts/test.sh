@@ -5,7 +5,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 
-# pytest exits 5 when it collects no test: with `set -e` that fails the run, as it must.
-"$python" -m pytest "$@"
-cargo test --workspace
+# pytest exits 5 when it collects no test: with `set -e` (and pipefail) that fails the run.
+"$python" -m pytest "$@" 2>&1 | tee "$log"
+cargo test --workspace 2>&1 | tee -a "$log"
+
+# One closing line over both runners, so the total is plain at the end of the output.
+"$python" - "$log" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+passed = failed = 0
+for line in text.splitlines():
+    if line.startswith("test result:"):  # cargo: "test result: ok. 14 passed; 0 failed; ..."
+        passed += int(re.search(r"(\d+) passed", line).group(1))
+        failed += int(re.search(r"(\d+) failed", line).group(1))
+    elif re.match(r"^=+ .*(passed|failed).* in [\d.]+s", line):  # pytest's summary line
+        for n, word in re.findall(r"(\d+) (passed|failed)", line):
+            passed += int(n) if word == "passed" else 0
+            failed += int(n) if word == "failed" else 0
+print(f"total: {passed} passed, {failed} failed")
+sys.exit(1 if failed or passed == 0 else 0)
+PY
