@@ -4,6 +4,7 @@ Usage::
 
     pycapio [--capio-dir DIR] [--workflow-name WF] [--app-name APP] [--capio-cl FILE]
             script_path [script_args ...]
+    pycapio validate [--capio-dir DIR] FILE [PATH ...]
 
 ``script_path`` is a ``.py`` file, a directory with ``__main__.py``, or (if no such path exists)
 a module name, as with ``python -m``. The target runs as ``__main__`` with ``sys.argv`` set to
@@ -23,7 +24,7 @@ import traceback
 from collections.abc import Sequence
 from types import TracebackType
 
-from . import CapioContext
+from . import CapioContext, _pycapio
 from ._pycapio import CAPIO_DEFAULT_APP_NAME, CAPIO_DEFAULT_WORKFLOW_NAME
 
 __all__ = ["main"]
@@ -100,8 +101,33 @@ def _run_target(script_path: str, script_args: list[str], context: CapioContext)
             runpy.run_module(script_path, run_name="__main__", alter_sys=True)
 
 
+def _validate(argv: Sequence[str]) -> int:
+    """``pycapio validate``: check a CAPIO-CL file and show the rules the given paths get."""
+    parser = argparse.ArgumentParser(
+        prog="pycapio validate",
+        description="Check a CAPIO-CL configuration file and print the rules each PATH would get.",
+    )
+    parser.add_argument(
+        "--capio-dir", default=".", help="what relative paths resolve against (default: %(default)s)"
+    )
+    parser.add_argument("file", help="the CAPIO-CL (JSON) file")
+    parser.add_argument("paths", nargs="*", help="paths to describe")
+    args = parser.parse_args(argv)
+    try:
+        report = _pycapio._validate_config(args.file, args.capio_dir, args.paths)
+    except (ValueError, OSError) as exc:
+        print(f"pycapio validate: {exc}", file=sys.stderr)
+        return 1
+    print(report, end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pycapio`` and ``python -m pycapio``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A subcommand, unless a script of that name is what the user means to run.
+    if argv[:1] == ["validate"] and not os.path.exists("validate"):
+        return _validate(argv[1:])
     args = _parser().parse_args(argv)
     verbose = _verbose()
     _setup_logging(verbose)

@@ -6,7 +6,7 @@ import hashlib
 import os
 import posixpath
 import stat as _stat_mod
-from collections.abc import Iterator
+from collections import deque
 from typing import Any, AnyStr, Generic
 
 from . import _pycapio
@@ -108,6 +108,11 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
     order, then files that exist only on disk. ``path`` may be ``str``, ``bytes`` or
     ``os.PathLike``; entry paths are joined to it as given, and are ``bytes`` if it is ``bytes``.
     Also a context manager; ``close()`` ends the iteration.
+
+    Under CAPIO-CL a directory that is still being produced is not listed until it is committed
+    (fire rule ``update``), or is streamed: entries are yielded as they are created, and the
+    iteration ends when the directory commits (``no_update``, e.g. with ``on_n_files``). The
+    directory's producer never waits.
     """
 
     def __init__(self, path: AnyStr | os.PathLike[AnyStr] = ".") -> None:  # type: ignore[assignment]
@@ -115,30 +120,43 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
         capio_dir = _pycapio._capio_path(fspath)
         if capio_dir is None:
             raise _pycapio.PyCAPIOException(f"not inside the CAPIO directory: {fspath!r}")
-        listing = _pycapio._listdir(capio_dir)
         self._base: AnyStr = fspath
-        self._entries: Iterator[tuple[str, bool]] | None = iter(listing)
         self._capio_dir = capio_dir
+        self._seen: set[str] = set()
+        self._pending: deque[tuple[str, bool]] = deque()
+        self._complete = False
+        self._closed = False
+        # The first batch now, so that a missing directory raises here, as with os.scandir.
+        self._fetch()
+
+    def _fetch(self) -> None:
+        entries, self._complete = _pycapio._list_new(self._capio_dir, self._seen)
+        for name, is_dir in entries:
+            self._seen.add(name)
+            if name not in (".", ".."):
+                self._pending.append((name, is_dir))
 
     def __iter__(self) -> PyCapioScandirWrapper[AnyStr]:
         return self
 
     def __next__(self) -> DirEntry[AnyStr]:
-        if self._entries is None:
-            raise StopIteration
-        for name, is_dir in self._entries:
-            if name in (".", ".."):
-                continue
-            capio_path = posixpath.join(self._capio_dir, name)
-            if isinstance(self._base, bytes):
-                bname = os.fsencode(name)
-                return DirEntry(bname, posixpath.join(self._base, bname), capio_path, is_dir)
-            return DirEntry(name, posixpath.join(self._base, name), capio_path, is_dir)
-        self._entries = None
+        while not self._closed:
+            if self._pending:
+                name, is_dir = self._pending.popleft()
+                capio_path = posixpath.join(self._capio_dir, name)
+                if isinstance(self._base, bytes):
+                    bname = os.fsencode(name)
+                    return DirEntry(bname, posixpath.join(self._base, bname), capio_path, is_dir)
+                return DirEntry(name, posixpath.join(self._base, name), capio_path, is_dir)
+            if self._complete:
+                break
+            self._fetch()
+        self.close()
         raise StopIteration
 
     def close(self) -> None:
-        self._entries = None
+        self._closed = True
+        self._pending.clear()
 
     def __enter__(self) -> PyCapioScandirWrapper[AnyStr]:
         return self
