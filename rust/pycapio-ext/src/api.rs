@@ -389,9 +389,11 @@ pub fn validate_config(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     );
     if let Some(paths) = v[2] {
         for p in convert::iterate(paths)? {
-            let p = capio_client::paths::normalize(&convert::path(p.borrow(), "paths")?, &cwd);
+            // Relative paths name files in the CAPIO directory, as they do in the file itself.
+            let p = capio_client::paths::normalize(&convert::path(p.borrow(), "paths")?, &dir);
             out.push('\n');
-            out.push_str(&rules.describe(&p));
+            out.push_str(rules.describe(&p).trim_end());
+            out.push('\n');
         }
     }
     Ok(convert::str(&out)?)
