@@ -14,8 +14,17 @@ interruptible (``KeyboardInterrupt``).
 
 import os
 import pathlib
-from collections.abc import Buffer, Iterable
+from collections.abc import Iterable
 from typing import Final
+
+from typing_extensions import Buffer
+
+# Written in Python and attached to this module by ``import pycapio``, as the PyCAPIO API has them.
+from ._dirs import DirEntry as DirEntry
+from ._dirs import PyCapioScandirWrapper as PyCapioScandirWrapper
+from ._fileio import PyCapioBinaryIOWrapper as PyCapioBinaryIOWrapper
+from ._fileio import PyCapioTextIOWrapper as PyCapioTextIOWrapper
+from ._path import PyCapioPath as PyCapioPath
 
 _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
