@@ -2,8 +2,10 @@
 
 use crate::error::StartError;
 use crate::log::Level;
+use crate::rules;
+use capio_cl::Rules;
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -17,7 +19,8 @@ Options:
       --capio-dir DIR       CAPIO directory (default: $CAPIO_DIR; must exist)
       --workflow-name NAME  workflow name (default: $CAPIO_WORKFLOW_NAME, else CAPIO)
       --no-config           run with the default rules (also the default without -c)
-  -c, --config FILE         CAPIO-CL file (checked for readability; rules not enforced yet)
+  -c, --config FILE         CAPIO-CL file: its commit, fire, permanent, exclude and storage
+                            rules are enforced; an invalid file stops the start-up
       --ready-fd N          once listening write 'OK <pid>' to fd N and close it;
                             on a start-up failure write 'ERR <message>' and exit 1
       --daemonize           fork into the background before starting
@@ -140,7 +143,10 @@ pub struct Settings {
     /// Canonical.
     pub capio_dir: PathBuf,
     pub workflow: String,
+    /// The CAPIO-CL file, canonical; `None` without one.
     pub config: Option<PathBuf>,
+    /// Loaded before anything is started, so an invalid file leaves nothing half-started.
+    pub rules: Rules,
     pub log_level: Level,
     /// Set when `CAPIO_LOG_LEVEL` held something unusable (logged once the logger runs).
     pub bad_log_level: Option<String>,
@@ -181,25 +187,14 @@ impl Options {
                     .filter(|w| !w.is_empty())
             })
             .unwrap_or_else(|| DEFAULT_WORKFLOW.to_owned());
-        if let Some(path) = &self.config {
-            let readable = File::open(path).and_then(|f| {
-                if f.metadata()?.is_dir() {
-                    Err(std::io::Error::from_raw_os_error(libc::EISDIR))
-                } else {
-                    Ok(())
-                }
-            });
-            readable.map_err(|source| StartError::Config {
-                path: path.clone(),
-                source,
-            })?;
-        }
+        let (rules, config) = rules::load(self.config.as_deref(), &capio_dir)?;
         let raw_level = env("CAPIO_LOG_LEVEL").map(|l| l.to_string_lossy().into_owned());
         let parsed = raw_level.as_deref().map(Level::parse);
         Ok(Settings {
             capio_dir,
             workflow,
-            config: self.config.clone(),
+            config,
+            rules,
             log_level: parsed.flatten().unwrap_or(Level::Info),
             bad_log_level: raw_level.filter(|_| parsed == Some(None)),
         })
@@ -315,7 +310,7 @@ mod tests {
             config: Some(t.path().join("nope.json")),
             ..Options::default()
         };
-        assert!(matches!(o.resolve(none), Err(StartError::Config { .. })));
+        assert!(matches!(o.resolve(none), Err(StartError::Config(_))));
         let bad = |k: &str| (k == "CAPIO_LOG_LEVEL").then(|| OsString::from("loud"));
         let o = Options {
             capio_dir: Some(t.path().into()),

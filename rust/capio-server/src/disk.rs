@@ -143,22 +143,23 @@ pub fn rename(root: &Path, from: &Entry, to: &Path) -> Result<(), FsError> {
     fs::rename(&from.real, real_parent.join(name)).map_err(FsError::from_lookup)
 }
 
-/// Whether a real directory holds nothing but persistence temp files.
+/// Whether a real directory holds nothing but the server's own hidden files.
 pub fn is_empty_dir(real_dir: &Path) -> io::Result<bool> {
     for entry in fs::read_dir(real_dir)? {
-        if !persist::is_temp_name(&entry?.file_name()) {
+        if !persist::is_internal_name(&entry?.file_name()) {
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-/// Delete the persistence temp files in a real directory. They belong to files removed while being
-/// persisted (their install is discarded), and would otherwise keep the directory from going away.
+/// Delete the server's hidden files in a real directory the namespace holds nothing in: temps of
+/// files removed while being persisted (their install is discarded), and data files of files
+/// that are gone. They would otherwise keep the directory from going away.
 pub fn clear_temps(real_dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(real_dir)? {
         let entry = entry?;
-        if persist::is_temp_name(&entry.file_name()) {
+        if persist::is_internal_name(&entry.file_name()) {
             match fs::remove_file(entry.path()) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -194,13 +195,13 @@ pub fn open_read(node: &Node) -> Result<File, FsError> {
     Ok(file)
 }
 
-/// The entries of a real directory, minus persistence temp files, as `(node_kind, name)`.
+/// The entries of a real directory, minus the server's hidden files, as `(node_kind, name)`.
 pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(real_dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        if persist::is_temp_name(&name) {
+        if persist::is_internal_name(&name) {
             continue;
         }
         let ft = entry.file_type()?;
@@ -250,16 +251,31 @@ pub fn ensure_dir(root: &Path, dir: &Path) -> Result<PathBuf, FsError> {
     Ok(cur)
 }
 
-/// Create the directory `path` on disk with `mode` (its parent is created if needed).
+/// Create the directory `path` on disk with `mode` (missing parents with 0o755), as a directory
+/// commits. One that is already there (a persisted file made it) is fine.
 pub fn mkdir(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(FsError::Exists);
+        return Ok(());
     };
-    let real_parent = ensure_dir(root, parent)?;
-    DirBuilder::new()
-        .mode(mode)
-        .create(real_parent.join(name))
-        .map_err(FsError::from_lookup)
+    let real = ensure_dir(root, parent)?.join(name);
+    match DirBuilder::new().mode(mode).create(&real) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && real.is_dir() => Ok(()),
+        done => done.map_err(FsError::from_lookup),
+    }
+}
+
+/// The nearest directory on disk at or above `dir` (inside `root`), canonical: where the hidden
+/// data file of a file in `dir` goes while `dir` exists only in the namespace.
+pub fn nearest_dir(root: &Path, dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .take_while(|a| a.starts_with(root))
+        .find_map(|a| {
+            lookup(root, a)
+                .ok()
+                .flatten()
+                .filter(|n| n.kind == Kind::Dir)
+        })
+        .map_or_else(|| root.to_path_buf(), |n| n.real)
 }
 
 #[cfg(test)]
@@ -318,10 +334,16 @@ mod tests {
         ));
         assert!(!t.path().join("x").exists());
         mkdir(&root, &root.join("a/c"), 0o700).unwrap();
+        mkdir(&root, &root.join("a/c"), 0o700).unwrap();
+        fs::write(root.join("a/f"), b"").unwrap();
         assert!(matches!(
-            mkdir(&root, &root.join("a/c"), 0o700),
+            mkdir(&root, &root.join("a/f"), 0o700),
             Err(FsError::Exists)
         ));
+        mkdir(&root, &root.join("new/deep/er"), 0o700).unwrap();
+        assert!(root.join("new/deep/er").is_dir());
+        assert_eq!(nearest_dir(&root, &root.join("a/x/y")), root.join("a"));
+        assert_eq!(nearest_dir(&root, &root.join("up/x")), root);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum FsError {
     /// `EXDEV`: the path (or a symlink on the way) leaves the client's CAPIO directory.
     #[error("path is outside the client's CAPIO directory")]
     OutsideRoot,
+    /// `EXDEV`: the CAPIO-CL configuration excludes the path; the OS, not CAPIO, serves it.
+    #[error("path is excluded from CAPIO by the CAPIO-CL configuration")]
+    Excluded,
     #[error("path is not absolute and lexically normalised")]
     BadPath,
     /// `EIO`: the producer terminated before committing the file.
@@ -56,7 +59,7 @@ impl FsError {
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::Busy => libc::EBUSY,
             FsError::IntoItself | FsError::BadFlags(_) => libc::EINVAL,
-            FsError::OutsideRoot => libc::EXDEV,
+            FsError::OutsideRoot | FsError::Excluded => libc::EXDEV,
             FsError::BadPath => libc::EINVAL,
             FsError::Aborted => libc::EIO,
             FsError::Unsupported => libc::EOPNOTSUPP,
@@ -91,8 +94,10 @@ pub enum StartError {
     CapioDirNotDir(PathBuf),
     #[error("backend '{0}' is not supported by this build")]
     Backend(String),
-    #[error("cannot read CAPIO-CL file {}: {source}", path.display())]
-    Config { path: PathBuf, source: io::Error },
+    /// The CAPIO-CL file is unreadable or invalid; its message names the file and, for a bad
+    /// value, the value's JSON path.
+    #[error(transparent)]
+    Config(#[from] capio_cl::ConfigError),
     #[error(
         "a capio_server for workflow '{workflow}' is already running{}",
         .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()

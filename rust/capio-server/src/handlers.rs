@@ -5,13 +5,14 @@
 use crate::connection::Reply;
 use crate::error::FsError;
 use crate::log::{debug, error, info};
-use crate::namespace::{ClientId, Opened};
+use crate::namespace::{ClientId, Commit, Namespace, Opened};
 use crate::paths;
 use crate::persist;
 use crate::server::Server;
+use crate::server::WorkGuard;
 use capio_proto::{
     CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, ListReply, MAX_BODY, MkdirReq, OpenReply,
-    OpenReq, RenameReq, StatReply, StatusReply, WireError, decode, fire, open_kind, push_entry,
+    OpenReq, RenameReq, StatReply, StatusReply, WireError, decode, open_kind, push_entry,
     split_hello_tail, split_rename_tail,
 };
 use std::ffi::OsStr;
@@ -30,8 +31,31 @@ fn status(kind: Kind, code: i32) -> Result<Reply, WireError> {
     )
 }
 
-/// `Hello`: register the client and hand it the state table. Returns the new client's id, or
-/// `None` when the reply carries an error.
+/// Run `op` on the namespace and take the commits it made in the same critical section, so the
+/// thread whose request committed a file is the one that persists it (before it replies).
+fn with_commits<T>(server: &Server, op: impl FnOnce(&mut Namespace) -> T) -> (T, Vec<Commit>) {
+    let mut ns = server.ns();
+    let out = op(&mut ns);
+    (out, ns.take_commits())
+}
+
+/// Persist `commits` while `work` keeps shutdown waiting; without it the server is draining and
+/// the shutdown report names what is left. Returns the first error as `-errno`, or 0.
+pub fn persist_all(server: &Server, commits: Vec<Commit>, work: Option<&WorkGuard>) -> i32 {
+    let mut first_error = 0;
+    for (path, generation) in commits.into_iter().filter(|_| work.is_some()) {
+        if let Err(e) = persist_one(server, &path, generation) {
+            error!("cannot persist {}: {e}", path.display());
+            if first_error == 0 {
+                first_error = -e.errno();
+            }
+        }
+    }
+    first_error
+}
+
+/// `Hello`: register the client and hand it the state table and the CAPIO-CL file's path.
+/// Returns the new client's id, or `None` when the reply carries an error.
 pub fn hello(
     server: &Server,
     peer_pid: i32,
@@ -55,7 +79,14 @@ pub fn hello(
             );
             reply.client_id = id;
             let fd = server.table.fd().try_clone_to_owned()?;
-            Ok((Reply::new(Kind::Hello, &reply, &[])?.with_fd(fd), Some(id)))
+            let config = server
+                .config
+                .as_ref()
+                .map_or(&[][..], |c| c.as_os_str().as_bytes());
+            Ok((
+                Reply::new(Kind::Hello, &reply, config)?.with_fd(fd),
+                Some(id),
+            ))
         }
         Err(e) => {
             info!(
@@ -70,8 +101,12 @@ pub fn hello(
 
 pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
     let (req, tail): (OpenReq, _) = decode(body)?;
-    let result =
-        paths::parse(tail).and_then(|path| server.ns().open(client, &path, req.flags, req.mode));
+    let work = server.begin_work();
+    // Creating a file may commit its directory (`on_n_files`), and files depending on that.
+    let (result, commits) = with_commits(server, |ns| {
+        paths::parse(tail).and_then(|path| ns.open(client, &path, req.flags, req.mode))
+    });
+    persist_all(server, commits, work.as_ref());
     let mut reply = OpenReply::default();
     let fd = match result {
         Ok(Opened::Memory {
@@ -109,17 +144,22 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
             None
         }
     };
-    let out = Reply::new(Kind::Open, &reply, &[])?;
+    let out = Reply::new(Kind::Open, &reply, &[])?.holding(work);
     Ok(match fd {
         Some(fd) => out.with_fd(fd),
         None => out,
     })
 }
 
-/// `Close` is one-way: nothing to reply.
+/// `Close` is one-way: nothing to reply. A close may commit the file (`on_close:N`), so its
+/// persistence runs here, before this client's next request is read.
 pub fn close(server: &Server, client: ClientId, body: &[u8]) -> Result<(), WireError> {
     let (req, _): (CloseReq, _) = decode(body)?;
-    server.ns().close(client, req.slot, req.writable != 0);
+    let work = server.begin_work();
+    let ((), commits) = with_commits(server, |ns| {
+        ns.close(client, req.slot, req.writable != 0);
+    });
+    persist_all(server, commits, work.as_ref());
     Ok(())
 }
 
@@ -144,10 +184,12 @@ pub fn stat(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
 
 pub fn mkdir(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
     let (req, tail): (MkdirReq, _) = decode(body)?;
-    match paths::parse(tail).and_then(|p| server.ns().mkdir(client, &p, req.mode)) {
-        Ok(()) => status(Kind::Mkdir, 0),
-        Err(e) => status(Kind::Mkdir, -e.errno()),
-    }
+    let work = server.begin_work();
+    let (result, commits) = with_commits(server, |ns| {
+        paths::parse(tail).and_then(|p| ns.mkdir(client, &p, req.mode))
+    });
+    persist_all(server, commits, work.as_ref());
+    Ok(reply_status(Kind::Mkdir, client, tail, result)?.holding(work))
 }
 
 pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
@@ -157,8 +199,8 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         .namespace()
         .seq
         .load(std::sync::atomic::Ordering::SeqCst);
-    let entries = match paths::parse(tail).and_then(|p| server.ns().list(client, &p)) {
-        Ok(entries) => entries,
+    let listing = match paths::parse(tail).and_then(|p| server.ns().list(client, &p)) {
+        Ok(listing) => listing,
         Err(e) => {
             let reply = ListReply {
                 status: -e.errno(),
@@ -168,7 +210,7 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         }
     };
     let mut out = Vec::new();
-    for (kind, name) in &entries {
+    for (kind, name) in &listing.entries {
         push_entry(&mut out, *kind, name.as_bytes());
     }
     if out.len() + size_of::<ListReply>() > MAX_BODY as usize {
@@ -178,14 +220,12 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         };
         return Reply::new(Kind::List, &reply, &[]);
     }
-    // Directory commit and fire rules come with CAPIO-CL enforcement; until then every
-    // directory is complete as listed.
     let reply = ListReply {
         status: 0,
-        committed: 1,
+        committed: u32::from(listing.committed),
         generation,
-        fire: fire::UPDATE,
-        producer: 0,
+        fire: listing.fire,
+        producer: u32::from(listing.producer),
         _pad: 0,
     };
     Reply::new(Kind::List, &reply, &out)
@@ -202,15 +242,7 @@ pub fn exit(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         Ok(commits) => commits,
         Err(e) => return status(Kind::Exit, -e.errno()),
     };
-    let mut first_error = 0;
-    for (path, generation) in commits {
-        if let Err(e) = persist_one(server, &path, generation) {
-            error!("cannot persist {}: {e}", path.display());
-            if first_error == 0 {
-                first_error = -e.errno();
-            }
-        }
-    }
+    let first_error = persist_all(server, commits, Some(&work));
     debug!("client {client}: exited (teardown {})", req.teardown != 0);
     Ok(status(Kind::Exit, first_error)?.holding(Some(work)))
 }
@@ -238,21 +270,18 @@ pub fn rename(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, W
         got: tail.len(),
     })?;
     let work = server.begin_work();
-    let result = if req.flags != 0 {
-        Err(FsError::BadFlags(req.flags))
-    } else {
-        paths::parse(src).and_then(|s| server.ns().rename(client, &s, &paths::parse(dst)?))
-    };
+    let (result, commits) = with_commits(server, |ns| {
+        if req.flags != 0 {
+            return Err(FsError::BadFlags(req.flags));
+        }
+        paths::parse(src).and_then(|s| ns.rename(client, &s, &paths::parse(dst)?))
+    });
+    persist_all(server, commits, work.as_ref());
     let pending = match result {
         Ok(pending) => pending,
         Err(e) => return reply_status(Kind::Rename, client, src, Err(e)),
     };
-    // Without a work slot the server is draining: the shutdown report names what is left.
-    for (path, generation) in pending.into_iter().filter(|_| work.is_some()) {
-        if let Err(e) = persist_one(server, &path, generation) {
-            error!("cannot persist {} after a rename: {e}", path.display());
-        }
-    }
+    persist_all(server, pending, work.as_ref());
     Ok(status(Kind::Rename, 0)?.holding(work))
 }
 
@@ -279,6 +308,17 @@ fn persist_one(server: &Server, path: &Path, generation: u64) -> Result<(), FsEr
     let Some(job) = server.ns().persist_job(path, generation)? else {
         return Ok(());
     };
+    if job.in_place {
+        match server.ns().install_in_place(&job) {
+            Ok(true) => {
+                debug!("persisted {} in place ({} bytes)", path.display(), job.len);
+                return Ok(());
+            }
+            Ok(false) => {}
+            // Say, a mount point between the data file and its real path: copy instead.
+            Err(e) => debug!("cannot rename {} into place ({e}); copying", path.display()),
+        }
+    }
     let temp = persist::write_temp(&job)?;
     if server.ns().install(&job, temp)? {
         debug!("persisted {} ({} bytes)", path.display(), job.len);

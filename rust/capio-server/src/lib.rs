@@ -4,6 +4,7 @@
 //! namespace (+ rules, persist, disk).
 #![forbid(unsafe_code)]
 
+pub mod backing;
 pub mod cli;
 pub mod connection;
 pub mod disk;

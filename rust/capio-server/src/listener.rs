@@ -6,7 +6,6 @@ use crate::error::StartError;
 use crate::log::{self, error, info, warning};
 use crate::namespace::Namespace;
 use crate::ready::Ready;
-use crate::rules::Rules;
 use crate::server::Server;
 use crate::session;
 use capio_proto::runtime::WorkflowPaths;
@@ -56,8 +55,8 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         StateTable::create(table::DEFAULT_SLOTS)
             .map_err(StartError::io("cannot create the state table"))?,
     );
-    let ns = Namespace::new(table.clone(), Rules::default_rules());
-    let server = Arc::new(Server::new(ns, table, listener));
+    let ns = Namespace::new(table.clone(), settings.rules.clone());
+    let server = Arc::new(Server::new(ns, table, listener, settings.config.clone()));
 
     let on_signal = server.clone();
     thread::Builder::new()
@@ -110,11 +109,19 @@ fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Resul
     if let Some(bad) = &settings.bad_log_level {
         warning!("CAPIO_LOG_LEVEL='{bad}' is not error|warn|info|debug or 0-3; using info");
     }
-    if let Some(config) = &settings.config {
+    match &settings.config {
+        Some(config) => info!("CAPIO-CL rules: {}", config.display()),
+        None => info!(
+            "no CAPIO-CL file: every file commits when its producer terminates, readers wait \
+             for the commit, and every committed file is persisted"
+        ),
+    }
+    let named = settings.rules.workflow_name();
+    if settings.config.is_some() && named != settings.workflow {
         warning!(
-            "CAPIO-CL rules in {} are not enforced yet: using the default rules \
-             (commit on termination, readers wait for the commit, persist everything)",
-            config.display()
+            "the CAPIO-CL file names workflow '{named}', but this server serves workflow '{}' \
+             (the workflow name, not the file, decides which server clients attach to)",
+            settings.workflow
         );
     }
     if opts.mem_only {

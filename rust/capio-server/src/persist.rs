@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const TEMP_MARK: &[u8] = b".capio-tmp-";
-/// Keeps temp names under `NAME_MAX` however long the real name is.
-const TEMP_STEM_MAX: usize = 200;
+/// Marks the hidden data file of a file with CAPIO-CL `storage: fs` (see `backing`).
+const DATA_MARK: &[u8] = b".capio-data-";
+/// Keeps hidden names under `NAME_MAX` however long the real name is.
+const STEM_MAX: usize = 200;
 
 /// One committed file to write out; built under the namespace lock, run outside it.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Job {
     pub data: File,
     pub len: u64,
     pub mode: u32,
+    /// The data is a hidden file on disk (`storage: fs`): persisting it is a rename, not a copy.
+    pub in_place: bool,
 }
 
 /// A fully written temp file; removed on drop unless installed.
@@ -98,26 +102,49 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
 /// `.<name>.capio-tmp-<pid>-<n>`: hidden, unique per server and write, and recognisable by
 /// [`is_temp_name`] so listings never show it.
 pub fn temp_name(name: &OsStr) -> OsString {
+    marked_name(name, TEMP_MARK)
+}
+
+pub fn is_temp_name(name: &OsStr) -> bool {
+    has_mark(name, TEMP_MARK)
+}
+
+/// `.<name>.capio-data-<pid>-<n>`: the hidden data file of a `storage: fs` file.
+pub fn data_name(name: &OsStr) -> OsString {
+    marked_name(name, DATA_MARK)
+}
+
+pub fn is_data_name(name: &OsStr) -> bool {
+    has_mark(name, DATA_MARK)
+}
+
+/// A name the server made for its own use (a persistence temp or a hidden data file): never
+/// listed, and it does not keep a directory from counting as empty.
+pub fn is_internal_name(name: &OsStr) -> bool {
+    is_temp_name(name) || is_data_name(name)
+}
+
+fn marked_name(name: &OsStr, mark: &[u8]) -> OsString {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let stem = &name.as_bytes()[..name.len().min(TEMP_STEM_MAX)];
+    let stem = &name.as_bytes()[..name.len().min(STEM_MAX)];
     let mut out = Vec::with_capacity(stem.len() + 40);
     out.push(b'.');
     out.extend_from_slice(stem);
-    out.extend_from_slice(TEMP_MARK);
+    out.extend_from_slice(mark);
     out.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());
     OsString::from_vec(out)
 }
 
-pub fn is_temp_name(name: &OsStr) -> bool {
+fn has_mark(name: &OsStr, mark: &[u8]) -> bool {
     let b = name.as_bytes();
     if b.first() != Some(&b'.') {
         return false;
     }
-    let Some(at) = b.windows(TEMP_MARK.len()).rposition(|w| w == TEMP_MARK) else {
+    let Some(at) = b.windows(mark.len()).rposition(|w| w == mark) else {
         return false;
     };
-    let tail = &b[at + TEMP_MARK.len()..];
+    let tail = &b[at + mark.len()..];
     let mut parts = tail.split(|&c| c == b'-');
     let digits =
         |p: Option<&[u8]>| p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
@@ -141,6 +168,7 @@ mod tests {
             data,
             len,
             mode: 0o644,
+            in_place: false,
         }
     }
 
@@ -150,6 +178,12 @@ mod tests {
         assert!(is_temp_name(&n), "{n:?}");
         assert!(is_temp_name(&temp_name(OsStr::from_bytes(&[b'x'; 255]))));
         assert!(temp_name(OsStr::from_bytes(&[b'x'; 255])).len() < 255);
+        let d = data_name(OsStr::new("out.txt"));
+        assert!(
+            is_data_name(&d) && !is_temp_name(&d) && is_internal_name(&d),
+            "{d:?}"
+        );
+        assert!(!is_data_name(&n) && is_internal_name(&n));
         for plain in [
             ".capio-tmp-",
             "out.txt",

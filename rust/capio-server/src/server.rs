@@ -7,6 +7,7 @@ use capio_proto::StateTable;
 use capio_proto::sys;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -14,16 +15,24 @@ pub struct Server {
     ns: Mutex<Namespace>,
     pub table: Arc<StateTable>,
     pub listener: UnixListener,
+    /// The canonical CAPIO-CL file, told to every client at `Hello`.
+    pub config: Option<PathBuf>,
     stopping: AtomicBool,
     work: Arc<WorkGate>,
 }
 
 impl Server {
-    pub fn new(ns: Namespace, table: Arc<StateTable>, listener: UnixListener) -> Server {
+    pub fn new(
+        ns: Namespace,
+        table: Arc<StateTable>,
+        listener: UnixListener,
+        config: Option<PathBuf>,
+    ) -> Server {
         Server {
             ns: Mutex::new(ns),
             table,
             listener,
+            config,
             stopping: AtomicBool::new(false),
             work: Arc::new(WorkGate::default()),
         }

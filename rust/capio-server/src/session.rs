@@ -50,7 +50,10 @@ pub fn serve(server: Arc<Server>, stream: UnixStream, peer_pid: i32) {
             _ => {}
         }
     }
+    let work = server.begin_work();
     let gone = server.ns().detach(client);
+    handlers::persist_all(server.as_ref(), gone.commits, work.as_ref());
+    drop(work);
     if gone.crashed {
         warning!(
             "client {client}: {} disconnected without Exit (crashed or killed)",

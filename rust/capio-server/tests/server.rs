@@ -99,12 +99,15 @@ fn missing_reads_wait_and_peers_see_mkdir_list_stat() {
 
     let sub = s.capio.join("sub");
     assert_eq!(a.mkdir(&sub), 0);
-    assert!(sub.is_dir(), "directories are mirrored on disk at once");
+    assert!(
+        !sub.exists(),
+        "a directory reaches the disk only when it commits"
+    );
     assert_eq!(b.mkdir(&sub), -libc::EEXIST);
     assert_eq!(b.mkdir(&s.capio.join("nope/x")), -libc::ENOENT);
     assert_eq!(b.mkdir(&later.join("x")), -libc::ENOTDIR);
     let st = b.stat(&sub);
-    assert_eq!((st.status, st.kind, st.committed), (0, node_kind::DIR, 1));
+    assert_eq!((st.status, st.kind, st.committed), (0, node_kind::DIR, 0));
     assert_eq!(b.open(&sub, RD).0.status, -libc::EISDIR);
     assert_eq!(b.open(&sub.join("f"), RW | CREAT).0.status, 0);
     fs::write(s.capio.join("z_input"), b"on disk").unwrap();
@@ -139,6 +142,18 @@ fn missing_reads_wait_and_peers_see_mkdir_list_stat() {
     let mut dotted = s.capio.as_os_str().to_owned();
     dotted.push("/sub/../later.txt");
     assert_eq!(a.stat(dotted.as_ref()).status, -libc::EINVAL);
+
+    // `sub` commits (and reaches the disk) once everyone who created something in it is done.
+    let c = Client::hello(&s, "c");
+    assert_eq!(a.exit(false), 0);
+    assert_eq!(
+        c.stat(&sub).committed,
+        0,
+        "b created sub/f and is still running"
+    );
+    assert_eq!(b.exit(false), 0);
+    assert_eq!(c.stat(&sub).committed, 1);
+    assert!(sub.join("f").is_file());
 }
 
 #[test]

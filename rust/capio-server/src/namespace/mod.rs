@@ -1,14 +1,18 @@
-//! The server's model of the CAPIO directories it serves: files (memfd, state slot, producers, open
-//! counts), directories in creation order, and attached clients. Callers keep it behind one mutex;
-//! its only I/O is memfd management and confined disk lookups, so it is tested without sockets.
+//! The server's model of the CAPIO directories it serves: files (data object, state slot, CAPIO-CL
+//! rule, producers, open and close counts), directories in creation order with their commit state,
+//! and attached clients. Callers keep it behind one mutex; its only I/O is data-object management
+//! and confined disk access, so it is tested without sockets.
 
+use crate::backing::{self, Backing};
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
+use crate::log::warning;
 use crate::paths::confine;
 use crate::persist;
-use crate::rules::Rules;
+use crate::rules::fire_wire;
+use capio_cl::{CommitRule, Rule, Rules};
 use capio_proto::table::NAMESPACE_SLOT;
-use capio_proto::{Slot, SlotState, StateTable, node_kind, sys};
+use capio_proto::{Slot, SlotState, StateTable, node_kind};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
@@ -28,8 +32,6 @@ const O_RDWR: u32 = libc::O_RDWR as u32;
 const O_CREAT: u32 = libc::O_CREAT as u32;
 const O_EXCL: u32 = libc::O_EXCL as u32;
 const O_TRUNC: u32 = libc::O_TRUNC as u32;
-/// The kernel's limit on a memfd name is 249 bytes; names are only for debugging, so cut them.
-const MEMFD_NAME_MAX: usize = 200;
 
 struct Client {
     pid: i32,
@@ -44,14 +46,17 @@ struct Client {
 
 struct FileNode {
     slot: u32,
-    /// The memfd holding the bytes; clients receive duplicates (sharing its file offset).
+    /// The memfd or hidden file holding the bytes; clients receive duplicates (sharing its offset).
     data: File,
+    backing: Backing,
     /// Canonical root of the creator: persistence never writes outside it.
     root: PathBuf,
+    /// The CAPIO-CL rule of its current path (a rename looks it up again).
+    rule: Rule,
     producers: BTreeSet<ClientId>,
     /// Open count per client, so a crashed client's opens can be released.
     opens: HashMap<ClientId, u32>,
-    /// Writable closes by producers: what `on_close:N` commit rules will count.
+    /// Writable closes by producers since it was (re)opened for writing: what `on_close:N` counts.
     closes_by_producers: u64,
     /// Mirror of the slot's state (the slot is shared memory anyone could scribble on).
     state: SlotState,
@@ -65,17 +70,25 @@ struct FileNode {
     persisted: bool,
 }
 
-#[derive(Clone, Copy)]
-struct DirMeta {
+/// A directory `Mkdir` created. It exists only in the namespace until its CAPIO-CL rule commits
+/// it; then, if permanent, it is created on disk too.
+struct MadeDir {
     mode: u32,
     mtime_ns: i64,
+    /// Canonical root of its creator: its disk copy is made inside it.
+    root: PathBuf,
+    /// The CAPIO-CL directory rule of its current path.
+    rule: Rule,
+    /// Its creator and every client that created an entry in it, until they terminate.
+    producers: BTreeSet<ClientId>,
+    committed: bool,
 }
 
 /// Children in creation order, kept for any directory something was created in (also for
 /// directories that exist only on disk); `made` when `Mkdir` created it.
 #[derive(Default)]
 struct DirNode {
-    made: Option<DirMeta>,
+    made: Option<MadeDir>,
     /// Names in creation order; `None` where one was removed, until the next compaction.
     children: Vec<Option<OsString>>,
     /// Where each present name sits in `children`, so removal costs O(1) in a big directory.
@@ -139,6 +152,18 @@ pub struct Stat {
     pub committed: bool,
 }
 
+/// A directory's entries and what a reader may conclude from them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// CAPIO entries in creation order, then disk entries not listed yet.
+    pub entries: Vec<(u32, OsString)>,
+    /// No entry will be added any more under its rule (always, for disk directories).
+    pub committed: bool,
+    pub fire: u32,
+    /// The caller produces it, so it never waits on it.
+    pub producer: bool,
+}
+
 /// A file that will never reach its real path: aborted by a crash, or left at shutdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost {
@@ -156,7 +181,13 @@ pub struct Departure {
     /// It went away without `Exit`.
     pub crashed: bool,
     pub aborted: Vec<Lost>,
+    /// Commits its departure caused (directories it was the last producer of, and what follows
+    /// from them), to persist.
+    pub commits: Vec<Commit>,
 }
+
+/// A committed file to persist: its path and the generation of the commit.
+pub type Commit = (PathBuf, u64);
 
 /// Where a path lives.
 enum Where {
@@ -183,24 +214,45 @@ pub struct Namespace {
     /// Generation of the latest commit of any file.
     last_generation: u64,
     teardown: bool,
+    /// Every app that ever attached: an app seen before and without live clients now has
+    /// terminated, which is how a reader learns that a declared producer will never create a file.
+    apps_seen: HashSet<String>,
+    /// Slots of the files whose rule is `on_file`: the candidates when something commits.
+    on_file: BTreeSet<u32>,
+    /// Made directories not committed yet.
+    open_dirs: BTreeSet<PathBuf>,
+    /// Something committed since the last `settle`: `on_file` and directory rules may follow.
+    settle_due: bool,
+    /// Commits made by the current operation that must be persisted, for the caller to take.
+    to_persist: Vec<Commit>,
+}
+
+/// A new data object for the file at `path`, backed as `rule` says, holding `seed`'s content and
+/// positioned at its start (clients share its file offset).
+fn new_data(
+    root: &Path,
+    path: &Path,
+    rule: &Rule,
+    seed: Option<File>,
+) -> Result<(File, Backing, u64), FsError> {
+    let (mut data, backing) = backing::create(root, path, rule.storage)?;
+    let seeded = match seed {
+        None => Ok(0),
+        Some(mut src) => io::copy(&mut src, &mut data).and_then(|len| data.rewind().map(|()| len)),
+    };
+    match seeded {
+        Ok(len) => Ok((data, backing, len)),
+        Err(e) => {
+            backing::discard(&data, backing);
+            Err(e.into())
+        }
+    }
 }
 
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-fn new_memfd(path: &Path) -> io::Result<File> {
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let mut cut = base.len().min(MEMFD_NAME_MAX);
-    while !base.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    Ok(File::from(sys::memfd(&format!("capio:{}", &base[..cut]))?))
 }
 
 impl Namespace {
@@ -218,7 +270,19 @@ impl Namespace {
             free_slots: Vec::new(),
             last_generation: 0,
             teardown: false,
+            apps_seen: HashSet::new(),
+            on_file: BTreeSet::new(),
+            open_dirs: BTreeSet::new(),
+            settle_due: false,
+            to_persist: Vec::new(),
         }
+    }
+
+    /// The commits to persist that the last operations made, in path order.
+    pub fn take_commits(&mut self) -> Vec<Commit> {
+        let mut out = std::mem::take(&mut self.to_persist);
+        out.sort();
+        out
     }
 
     fn slot(&self, index: u32) -> &Slot {
@@ -242,6 +306,7 @@ impl Namespace {
         }
         let id = self.next_client;
         self.next_client += 1;
+        self.apps_seen.insert(app.to_owned());
         self.clients.insert(
             id,
             Client {
@@ -256,7 +321,9 @@ impl Namespace {
         Ok(id)
     }
 
-    /// The root of a live client, once `path` is known to lie inside it.
+    /// The root of a live client, once `path` is known to lie inside it and to be CAPIO's: an
+    /// excluded path is `EXDEV` like one outside the root. Clients send neither; this is defence
+    /// in depth.
     fn root_for(&self, cid: ClientId, path: &Path) -> Result<PathBuf, FsError> {
         let client = self
             .clients
@@ -264,7 +331,18 @@ impl Namespace {
             .filter(|c| !c.exited)
             .ok_or(FsError::Exited)?;
         confine(path, &client.root)?;
+        if self.excluded(path) {
+            return Err(FsError::Excluded);
+        }
         Ok(client.root.clone())
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        self.rules.rule_for(path).excluded
+    }
+
+    fn app_of(&self, cid: ClientId) -> &str {
+        self.clients.get(&cid).map_or("", |c| c.app.as_str())
     }
 
     /// Aborted files are invisible to lookups; only `open` sees them (to report or restart them).
@@ -314,9 +392,17 @@ impl Namespace {
         }
     }
 
-    fn add_child(&mut self, path: &Path) {
-        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
-            self.dirs.entry(parent.to_path_buf()).or_default().add(name);
+    /// `cid` created `path`: list it in its parent, whose producers `cid` joins while the parent
+    /// is not committed (its entry count may commit it).
+    fn add_child(&mut self, cid: ClientId, path: &Path) {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return;
+        };
+        let dir = self.dirs.entry(parent.to_path_buf()).or_default();
+        dir.add(name);
+        if let Some(made) = dir.made.as_mut().filter(|m| !m.committed) {
+            made.producers.insert(cid);
+            self.settle_due = true;
         }
     }
 
@@ -350,9 +436,16 @@ impl Namespace {
     /// Take the file at `path` (if any) out of the namespace. Its memfd lives on for the fds
     /// already open on it; the slot is reused only once the last of them is closed.
     fn forget_file(&mut self, path: &Path) {
-        let Some(node) = self.files.remove(path) else {
+        let Some(mut node) = self.files.remove(path) else {
             return;
         };
+        if node.backing == Backing::Hidden {
+            // Nobody can reach it by name any more: its hidden data file goes as a memfd would.
+            if let Err(e) = backing::remove_hidden(&node.data) {
+                warning!("cannot remove the data file of {}: {e}", path.display());
+            }
+            node.backing = Backing::Anonymous;
+        }
         self.by_slot.remove(&node.slot);
         self.remove_child(path);
         let slot = node.slot;
@@ -366,6 +459,7 @@ impl Namespace {
             return;
         }
         self.unlinked.remove(&slot);
+        self.on_file.remove(&slot);
         // A stale slot number left in a client's sets would name the slot's next file.
         for client in self.clients.values_mut() {
             client.produces.remove(&slot);
@@ -391,36 +485,53 @@ impl Namespace {
         let writable = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
         let create = flags & O_CREAT != 0;
         let exclusive = create && flags & O_EXCL != 0;
-        if self.files.contains_key(path) {
-            return self.open_existing(cid, path, flags);
-        }
-        match self.locate(&root, path)? {
-            Where::File => self.open_existing(cid, path, flags),
-            Where::Dir => Err(FsError::IsDir),
-            Where::Disk(node) => match node.kind {
-                DiskKind::Dir => Err(FsError::IsDir),
-                DiskKind::Other => Err(FsError::Unsupported),
-                DiskKind::File if exclusive => Err(FsError::Exists),
-                DiskKind::File if !writable => {
-                    let file = disk::open_read(&node)?;
-                    let size = file.metadata()?.len();
-                    Ok(Opened::Disk { size, file })
+        let opened = if self.files.contains_key(path) {
+            self.open_existing(cid, path, flags)
+        } else {
+            match self.locate(&root, path)? {
+                Where::File => self.open_existing(cid, path, flags),
+                Where::Dir => Err(FsError::IsDir),
+                Where::Disk(node) => match node.kind {
+                    DiskKind::Dir => Err(FsError::IsDir),
+                    DiskKind::Other => Err(FsError::Unsupported),
+                    DiskKind::File if exclusive => Err(FsError::Exists),
+                    DiskKind::File if !writable => {
+                        let file = disk::open_read(&node)?;
+                        let size = file.metadata()?.len();
+                        Ok(Opened::Disk { size, file })
+                    }
+                    DiskKind::File => self.import(cid, root, path, &node, flags & O_TRUNC != 0),
+                },
+                Where::Missing if create => {
+                    self.check_parent(&root, path)?;
+                    let mode = if mode == 0 {
+                        0o644
+                    } else {
+                        mode & 0o777 & !0o022
+                    };
+                    self.insert(cid, root, path, None, mode)?;
+                    self.opened(cid, path)
                 }
-                DiskKind::File => self.import(cid, root, path, &node, flags & O_TRUNC != 0),
-            },
-            Where::Missing if create => {
-                self.check_parent(&root, path)?;
-                let mode = if mode == 0 {
-                    0o644
-                } else {
-                    mode & 0o777 & !0o022
-                };
-                self.insert(cid, root, path, new_memfd(path)?, 0, mode)?;
-                self.opened(cid, path)
+                Where::Missing if !writable => self.missing_read(cid, path, generation),
+                Where::Missing => Err(FsError::NotFound),
             }
-            Where::Missing if !writable => Ok(Opened::Wait { generation }),
-            Where::Missing => Err(FsError::NotFound),
+        };
+        self.settle();
+        opened
+    }
+
+    /// A read-only open of a path nobody has created: wait for it, unless that would be forever.
+    /// A declared producer never waits for its own file, and once every app declared to produce
+    /// it has terminated, nobody is going to create it.
+    fn missing_read(&self, cid: ClientId, path: &Path, generation: u32) -> Result<Opened, FsError> {
+        let declared = self.rules.declared_producers(path);
+        if declared.iter().any(|app| app == self.app_of(cid)) {
+            return Err(FsError::NotFound);
         }
+        if !declared.is_empty() && declared.iter().all(|app| self.app_terminated(app)) {
+            return Err(FsError::NotFound);
+        }
+        Ok(Opened::Wait { generation })
     }
 
     /// A committed input opened for writing becomes a CAPIO file, seeded with its disk content.
@@ -432,39 +543,48 @@ impl Namespace {
         node: &disk::Node,
         truncate: bool,
     ) -> Result<Opened, FsError> {
-        let mut data = new_memfd(path)?;
-        let len = if truncate {
-            0
+        let seed = if truncate {
+            None
         } else {
-            let mut src = disk::open_read(node)?;
-            let len = io::copy(&mut src, &mut data)?;
-            // Clients share this file offset; hand the memfd over positioned at the start.
-            data.rewind()?;
-            len
+            Some(disk::open_read(node)?)
         };
-        self.insert(cid, root, path, data, len, node.meta.mode() & 0o7777)?;
+        self.insert(cid, root, path, seed, node.meta.mode() & 0o7777)?;
         self.opened(cid, path)
     }
 
+    /// Create the file at `path`, produced by `cid`, backed as its rule says and seeded with
+    /// `seed`'s content.
     fn insert(
         &mut self,
         cid: ClientId,
         root: PathBuf,
         path: &Path,
-        data: File,
-        len: u64,
+        seed: Option<File>,
         mode: u32,
     ) -> Result<(), FsError> {
-        let slot = self.alloc_slot()?;
+        let rule = self.rules.rule_for(path);
+        let (data, backing, len) = new_data(&root, path, &rule, seed)?;
+        let slot = match self.alloc_slot() {
+            Ok(slot) => slot,
+            Err(e) => {
+                backing::discard(&data, backing);
+                return Err(e);
+            }
+        };
         let s = self.slot(slot);
         s.len.store(len, SeqCst);
         s.set_state(SlotState::Open);
+        if matches!(rule.commit, CommitRule::OnFile(_)) {
+            self.on_file.insert(slot);
+        }
         self.files.insert(
             path.to_path_buf(),
             FileNode {
                 slot,
                 data,
+                backing,
                 root,
+                rule,
                 producers: BTreeSet::from([cid]),
                 opens: HashMap::new(),
                 closes_by_producers: 0,
@@ -480,7 +600,7 @@ impl Namespace {
         if let Some(client) = self.clients.get_mut(&cid) {
             client.produces.insert(slot);
         }
-        self.add_child(path);
+        self.add_child(cid, path);
         self.table.namespace().bump();
         Ok(())
     }
@@ -514,8 +634,10 @@ impl Namespace {
             node.producers.insert(cid);
             client.produces.insert(node.slot);
             if node.state == SlotState::Committed {
+                // A new round of writing: its `on_close:N` counts afresh.
                 node.state = SlotState::Open;
                 node.persisted = false;
+                node.closes_by_producers = 0;
                 slot.set_state(SlotState::Open);
                 table.namespace().bump();
             }
@@ -527,9 +649,9 @@ impl Namespace {
         self.opened(cid, path)
     }
 
-    /// Count an open and build the `Memory` reply.
+    /// Count an open and build the `Memory` reply. A declared producer counts as a producer even
+    /// when it only reads: it never waits on the file.
     fn opened(&mut self, cid: ClientId, path: &Path) -> Result<Opened, FsError> {
-        let fire = self.rules.rule_for(path).fire.wire();
         let table = &self.table;
         let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
         let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
@@ -540,14 +662,15 @@ impl Namespace {
         let size = table.slot(node.slot).map_or(0, |s| s.len.load(SeqCst));
         Ok(Opened::Memory {
             slot: node.slot,
-            producer: node.producers.contains(&cid),
-            fire,
+            producer: node.producers.contains(&cid) || self.rules.is_producer(&client.app, path),
+            fire: fire_wire(node.rule.fire),
             size,
             data,
         })
     }
 
-    /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored.
+    /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored. A writable
+    /// close by a producer counts towards `on_close:N`.
     pub fn close(&mut self, cid: ClientId, slot: u32, writable: bool) {
         let Some(node) = self.node_mut(slot) else {
             return;
@@ -560,15 +683,17 @@ impl Namespace {
         if last {
             node.opens.remove(&cid);
         }
-        if writable && node.producers.contains(&cid) {
-            node.closes_by_producers += 1;
+        let by_producer = writable && node.producers.contains(&cid);
+        if last && let Some(client) = self.clients.get_mut(&cid) {
+            client.opened.remove(&slot);
+        }
+        if by_producer {
+            self.producer_closed(slot);
         }
         if last {
-            if let Some(client) = self.clients.get_mut(&cid) {
-                client.opened.remove(&slot);
-            }
             self.release_unlinked(slot);
         }
+        self.settle();
     }
 
     pub fn stat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
@@ -585,17 +710,17 @@ impl Namespace {
                 })
             }
             Where::Dir => {
-                let meta = self
+                let made = self
                     .dirs
                     .get(path)
-                    .and_then(|d| d.made)
+                    .and_then(|d| d.made.as_ref())
                     .ok_or(FsError::NotFound)?;
                 Ok(Stat {
                     kind: node_kind::DIR,
                     size: 0,
-                    mtime_ns: meta.mtime_ns,
-                    mode: meta.mode,
-                    committed: true,
+                    mtime_ns: made.mtime_ns,
+                    mode: made.mode,
+                    committed: made.committed,
                 })
             }
             Where::Disk(node) => Ok(Stat {
@@ -613,6 +738,8 @@ impl Namespace {
         }
     }
 
+    /// Make a directory in the namespace, produced by `cid`. Nothing reaches the disk before its
+    /// rule commits it: another workflow sharing the CAPIO directory must not see it early.
     pub fn mkdir(&mut self, cid: ClientId, path: &Path, mode: u32) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
         // An aborted file keeps its node (it may be restarted), so its path stays taken.
@@ -621,25 +748,30 @@ impl Namespace {
         }
         self.check_parent(&root, path)?;
         let mode = mode & 0o7777;
-        if self.rules.rule_for(path).persist {
-            // Mirror the tree on disk at once, so it matches a plain run even for empty dirs.
-            disk::mkdir(&root, path, mode)?;
-        }
-        self.dirs.entry(path.to_path_buf()).or_default().made = Some(DirMeta {
+        self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
             mode: if mode == 0 {
                 0o755
             } else {
                 mode & 0o777 & !0o022
             },
             mtime_ns: now_ns(),
+            root,
+            rule: self.rules.dir_rule_for(path),
+            producers: BTreeSet::from([cid]),
+            committed: false,
         });
-        self.add_child(path);
+        self.open_dirs.insert(path.to_path_buf());
+        // `on_n_files: 0`, or `on_file` with its dependencies already committed.
+        self.settle_due = true;
+        self.add_child(cid, path);
         self.table.namespace().bump();
+        self.settle();
         Ok(())
     }
 
-    /// Entries of a directory: CAPIO entries in creation order, then disk entries not yet listed.
-    pub fn list(&self, cid: ClientId, path: &Path) -> Result<Vec<(u32, OsString)>, FsError> {
+    /// Entries of a directory (CAPIO entries in creation order, then disk entries not yet
+    /// listed), its commit state and fire rule.
+    pub fn list(&self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
         let root = self.root_for(cid, path)?;
         let real = match self.locate(&root, path)? {
             Where::Dir => disk::lookup(&root, path)
@@ -651,7 +783,7 @@ impl Namespace {
             Where::File | Where::Disk(_) => return Err(FsError::NotDir),
             Where::Missing => return Err(FsError::NotFound),
         };
-        let mut out = Vec::new();
+        let mut entries = Vec::new();
         let mut seen = HashSet::new();
         if let Some(dir) = self.dirs.get(path) {
             for name in dir.names() {
@@ -664,22 +796,38 @@ impl Namespace {
                     continue;
                 };
                 seen.insert(name.clone());
-                out.push((kind, name.clone()));
+                entries.push((kind, name.clone()));
             }
         }
         if let Some(real) = real {
             for (kind, name) in disk::list(&real)? {
                 if !seen.contains(&name) {
-                    out.push((kind, name));
+                    entries.push((kind, name));
                 }
             }
         }
-        Ok(out)
+        let declared = self.rules.is_producer(self.app_of(cid), path);
+        let listing = match self.dirs.get(path).and_then(|d| d.made.as_ref()) {
+            Some(made) => Listing {
+                entries,
+                committed: made.committed,
+                fire: fire_wire(made.rule.fire),
+                producer: declared || made.producers.contains(&cid),
+            },
+            // On disk before anyone here made it, or the CAPIO directory itself: complete.
+            None => Listing {
+                entries,
+                committed: true,
+                fire: fire_wire(self.rules.dir_rule_for(path).fire),
+                producer: declared,
+            },
+        };
+        Ok(listing)
     }
 
-    /// Clean termination: the client stops producing; files left without producers commit. Returns
-    /// `(path, generation)` of the commits to persist, in path order.
-    pub fn exit(&mut self, cid: ClientId, teardown: bool) -> Result<Vec<(PathBuf, u64)>, FsError> {
+    /// Clean termination: the client stops producing; files and directories left without
+    /// producers commit. Returns the commits to persist, in path order.
+    pub fn exit(&mut self, cid: ClientId, teardown: bool) -> Result<Vec<Commit>, FsError> {
         let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
         if client.exited {
             return Ok(Vec::new());
@@ -687,39 +835,14 @@ impl Namespace {
         client.exited = true;
         self.teardown |= teardown;
         let produces = std::mem::take(&mut client.produces);
-        let mut commits = Vec::new();
         for slot in produces {
-            let Some(generation) = self.stop_producing(cid, slot) else {
-                continue;
-            };
-            // An unlinked file commits (its readers are released) but has no path to persist to.
-            if let Some(path) = self.by_slot.get(&slot)
-                && self.rules.rule_for(path).persist
-            {
-                commits.push((path.clone(), generation));
-            }
+            self.stop_producing(cid, slot);
         }
+        self.dirs_lose_producer(cid);
+        // Waiting openers re-check: a declared producer app may have just terminated.
         self.table.namespace().bump();
-        commits.sort();
-        Ok(commits)
-    }
-
-    /// `cid` no longer produces the file in `slot`; the last producer leaving commits it. Returns
-    /// the commit's generation.
-    fn stop_producing(&mut self, cid: ClientId, slot: u32) -> Option<u64> {
-        let generation = self.last_generation + 1;
-        let node = self.node_mut(slot)?;
-        node.producers.remove(&cid);
-        if !(node.producers.is_empty() && node.state == SlotState::Open) {
-            return None;
-        }
-        node.state = SlotState::Committed;
-        node.mtime_ns = now_ns();
-        node.generation = generation;
-        node.persisted = false;
-        self.last_generation = generation;
-        self.slot(slot).set_state(SlotState::Committed);
-        Some(generation)
+        self.settle();
+        Ok(self.take_commits())
     }
 
     /// The work to persist one commit, or `None` when a later reopen or commit superseded it.
@@ -728,11 +851,7 @@ impl Namespace {
         path: &Path,
         generation: u64,
     ) -> Result<Option<persist::Job>, FsError> {
-        let Some(node) = self
-            .files
-            .get(path)
-            .filter(|n| n.generation == generation && n.state == SlotState::Committed)
-        else {
+        let Some(node) = self.current_commit(path, generation) else {
             return Ok(None);
         };
         Ok(Some(persist::Job {
@@ -743,7 +862,15 @@ impl Namespace {
             data: node.data.try_clone()?,
             len: self.slot(node.slot).len.load(SeqCst),
             mode: node.mode,
+            in_place: node.backing == Backing::Hidden,
         }))
+    }
+
+    /// The file at `path` if `generation` is still its current commit.
+    fn current_commit(&self, path: &Path, generation: u64) -> Option<&FileNode> {
+        self.files
+            .get(path)
+            .filter(|n| n.generation == generation && n.state == SlotState::Committed)
     }
 
     /// Rename a written temp file over the real path, unless its commit was superseded meanwhile
@@ -760,14 +887,36 @@ impl Namespace {
         Ok(true)
     }
 
+    /// Persist a `storage: fs` file by renaming its hidden data file over the real path (under
+    /// the lock, like `install`). `Ok(false)` when there is nothing to do, because the commit was
+    /// superseded or the data file lost its hidden name; the caller then copies as for memory.
+    pub fn install_in_place(&mut self, job: &persist::Job) -> Result<bool, FsError> {
+        let Some(node) = self.files.get_mut(&job.path).filter(|n| {
+            n.slot == job.slot
+                && n.generation == job.generation
+                && n.state == SlotState::Committed
+                && n.backing == Backing::Hidden
+        }) else {
+            return Ok(false);
+        };
+        if !backing::rename_into_place(&node.root, &node.data, &job.path, job.len)? {
+            return Ok(false);
+        }
+        node.backing = Backing::InPlace;
+        node.persisted = true;
+        Ok(true)
+    }
+
     /// The client's connection ended. Without a prior `Exit` it crashed: every file it alone was
-    /// producing aborts (readers get an error instead of waiting forever).
+    /// producing aborts (readers get an error instead of waiting forever). Directories it was the
+    /// last producer of commit either way, so their readers are released too.
     pub fn detach(&mut self, cid: ClientId) -> Departure {
         let Some(client) = self.clients.remove(&cid) else {
             return Departure {
                 label: format!("client {cid}"),
                 crashed: false,
                 aborted: Vec::new(),
+                commits: Vec::new(),
             };
         };
         let label = format!("app '{}' (pid {})", client.app, client.pid);
@@ -793,14 +942,16 @@ impl Namespace {
             }
             self.release_unlinked(slot);
         }
-        if !aborted.is_empty() {
-            self.table.namespace().bump();
-        }
+        self.dirs_lose_producer(cid);
+        // Always: waiting openers re-check whether a declared producer app is gone now.
+        self.table.namespace().bump();
+        self.settle();
         aborted.sort_by(|a, b| a.path.cmp(&b.path));
         Departure {
             label,
             crashed: !client.exited,
             aborted,
+            commits: self.take_commits(),
         }
     }
 
@@ -827,8 +978,9 @@ impl Namespace {
         self.teardown && self.live_clients() == 0
     }
 
-    /// Stop serving: report every file that is not safely on disk, and abort the ones still being
-    /// produced so no reader waits on a server that is gone.
+    /// Stop serving: report every file that is not safely on disk, abort the ones still being
+    /// produced so no reader waits on a server that is gone, and remove the hidden data files of
+    /// `storage: fs` files that will not persist.
     pub fn shut_down(&mut self) -> Vec<Lost> {
         let mut lost = Vec::new();
         for (path, node) in &mut self.files {
@@ -845,6 +997,12 @@ impl Namespace {
             if node.state == SlotState::Open {
                 node.state = SlotState::Aborted;
                 s.set_state(SlotState::Aborted);
+            }
+            if node.backing == Backing::Hidden {
+                if let Err(e) = backing::remove_hidden(&node.data) {
+                    warning!("cannot remove the data file of {}: {e}", path.display());
+                }
+                node.backing = Backing::Anonymous;
             }
         }
         // Unlinked files are nobody's output; only their readers need releasing.
@@ -863,6 +1021,7 @@ impl Namespace {
     }
 }
 
+mod commit;
 mod names;
 
 #[cfg(test)]

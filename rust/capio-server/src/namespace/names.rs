@@ -5,6 +5,7 @@ use super::{ClientId, Namespace, Where};
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use crate::paths::confine;
+use capio_cl::CommitRule;
 use capio_proto::SlotState;
 use std::path::{Path, PathBuf};
 
@@ -123,10 +124,15 @@ impl Namespace {
             disk::rmdir(&e)?;
         }
         self.drop_tombstones(path);
-        self.dirs.remove(path);
+        self.forget_dir(path);
         self.remove_child(path);
         self.table.namespace().bump();
         Ok(())
+    }
+
+    fn forget_dir(&mut self, path: &Path) {
+        self.dirs.remove(path);
+        self.open_dirs.remove(path);
     }
 
     /// `rename(2)` inside one client's CAPIO directory: an existing destination file is replaced
@@ -141,6 +147,9 @@ impl Namespace {
     ) -> Result<Vec<Repersist>, FsError> {
         let root = self.root_for(cid, src)?;
         confine(dst, &root)?;
+        if self.excluded(dst) {
+            return Err(FsError::Excluded);
+        }
         if src == root || dst == root {
             return Err(FsError::Busy);
         }
@@ -154,16 +163,21 @@ impl Namespace {
         }
         let to = self.entry(&root, dst)?;
         let pending = if from.is_dir() {
-            self.rename_dir(&root, src, dst, &to)?
+            self.rename_dir(cid, &root, src, dst, &to)?
         } else {
-            self.rename_file(&root, src, dst, from, &to)?
+            self.rename_file(cid, &root, src, dst, from, &to)?
         };
         self.table.namespace().bump();
+        // The new place may have other rules: `on_n_files` of the new parent, or an `on_file`
+        // dependency that now exists.
+        self.settle_due = true;
+        self.settle();
         Ok(pending)
     }
 
     fn rename_file(
         &mut self,
+        cid: ClientId,
         root: &Path,
         src: &Path,
         dst: &Path,
@@ -194,12 +208,13 @@ impl Namespace {
         }
         self.remove_child(src);
         let pending = self.rekey_file(root, src, dst, src_disk.is_some());
-        self.add_child(dst);
+        self.add_child(cid, dst);
         Ok(pending.into_iter().collect())
     }
 
     fn rename_dir(
         &mut self,
+        cid: ClientId,
         root: &Path,
         src: &Path,
         dst: &Path,
@@ -222,15 +237,16 @@ impl Namespace {
             disk::rename(root, e, dst)?;
         }
         self.drop_tombstones(dst);
-        self.dirs.remove(dst);
+        self.forget_dir(dst);
         self.remove_child(src);
         let pending = self.rekey_tree(root, src, dst, src_disk.is_some());
-        self.add_child(dst);
+        self.add_child(cid, dst);
         Ok(pending)
     }
 
     /// Re-key every namespace directory and file at or below `src` to the same place below `dst`.
-    /// Directories keep their child lists (names are relative), so no list needs touching.
+    /// Directories keep their child lists (names are relative), so no list needs touching; they
+    /// keep their commit state too, but take the rules of their new paths.
     fn rekey_tree(&mut self, root: &Path, src: &Path, dst: &Path, on_disk: bool) -> Vec<Repersist> {
         let dirs: Vec<PathBuf> = self
             .dirs
@@ -239,8 +255,15 @@ impl Namespace {
             .cloned()
             .collect();
         for old in dirs {
-            if let Some(node) = self.dirs.remove(&old) {
-                self.dirs.insert(rebase(&old, src, dst), node);
+            if let Some(mut node) = self.dirs.remove(&old) {
+                let new = rebase(&old, src, dst);
+                if let Some(made) = node.made.as_mut() {
+                    made.rule = self.rules.dir_rule_for(&new);
+                }
+                if self.open_dirs.remove(&old) {
+                    self.open_dirs.insert(new.clone());
+                }
+                self.dirs.insert(new, node);
             }
         }
         let files: Vec<PathBuf> = self
@@ -256,7 +279,8 @@ impl Namespace {
     }
 
     /// Give the namespace file at `src` the path `dst`; slot, producers, opens and commit state
-    /// stay. `on_disk`: its disk copy moved along, so a persisted copy is still in place.
+    /// stay, the rule is `dst`'s. `on_disk`: its disk copy moved along, so a persisted copy is
+    /// still in place.
     fn rekey_file(
         &mut self,
         root: &Path,
@@ -270,10 +294,15 @@ impl Namespace {
             // Moved out of its creator's root by a client with a wider one: persist inside that.
             node.root = root.to_path_buf();
         }
-        let pending = (node.state == SlotState::Committed
-            && !node.persisted
-            && self.rules.rule_for(dst).persist)
-            .then(|| (dst.to_path_buf(), node.generation));
+        node.rule = self.rules.rule_for(dst);
+        if matches!(node.rule.commit, CommitRule::OnFile(_)) {
+            self.on_file.insert(node.slot);
+        } else {
+            self.on_file.remove(&node.slot);
+        }
+        let pending =
+            (node.state == SlotState::Committed && !node.persisted && node.rule.permanent)
+                .then(|| (dst.to_path_buf(), node.generation));
         self.by_slot.insert(node.slot, dst.to_path_buf());
         self.files.insert(dst.to_path_buf(), node);
         pending

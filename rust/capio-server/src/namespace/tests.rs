@@ -25,7 +25,7 @@ impl Fx {
         let root = dir.path().join("root");
         fs::create_dir(&root).unwrap();
         let table = Arc::new(StateTable::create(64).unwrap());
-        let ns = Namespace::new(table.clone(), Rules::default_rules());
+        let ns = Namespace::new(table.clone(), Rules::default_no_config());
         Fx {
             _dir: dir,
             root,
@@ -204,27 +204,44 @@ fn posix_errors_for_bad_opens_and_mkdirs() {
 }
 
 #[test]
-fn mkdir_makes_a_namespace_dir_and_mirrors_it_on_disk() {
+fn mkdir_makes_a_namespace_dir_that_reaches_the_disk_when_its_creator_terminates() {
     let mut fx = Fx::new();
-    let a = fx.client("a");
+    let (a, b) = (fx.client("a"), fx.client("b"));
     let before = fx.table.namespace().seq.load(SeqCst);
     fx.ns.mkdir(a, &fx.p("d"), 0o777).unwrap();
     assert_ne!(fx.table.namespace().seq.load(SeqCst), before);
-    assert!(fx.p("d").is_dir());
-    let st = fx.ns.stat(a, &fx.p("d")).unwrap();
+    assert!(!fx.p("d").exists(), "not on disk before its commit");
+    let st = fx.ns.stat(b, &fx.p("d")).unwrap();
     assert_eq!(
         (st.kind, st.mode, st.committed),
-        (node_kind::DIR, 0o755, true)
+        (node_kind::DIR, 0o755, false)
     );
     mem(fx.open(a, "d/inner", WR | CREAT).unwrap());
     fx.ns.mkdir(a, &fx.p("d/sub"), 0o700).unwrap();
+    let listing = fx.ns.list(b, &fx.p("d")).unwrap();
     assert_eq!(
-        fx.ns.list(a, &fx.p("d")).unwrap(),
-        vec![
-            (node_kind::FILE, OsString::from("inner")),
-            (node_kind::DIR, OsString::from("sub"))
-        ]
+        listing,
+        Listing {
+            entries: vec![
+                (node_kind::FILE, OsString::from("inner")),
+                (node_kind::DIR, OsString::from("sub"))
+            ],
+            committed: false,
+            fire: capio_proto::fire::UPDATE,
+            producer: false,
+        }
     );
+    assert!(fx.ns.list(a, &fx.p("d")).unwrap().producer);
+    assert!(!fx.p("d").exists());
+
+    assert_eq!(fx.exit_and_persist(a), vec![fx.p("d/inner")]);
+    assert!(fx.ns.list(b, &fx.p("d")).unwrap().committed);
+    assert!(fx.ns.stat(b, &fx.p("d/sub")).unwrap().committed);
+    assert!(fx.p("d/sub").is_dir() && fx.p("d/inner").is_file());
+    let mode = fs::metadata(fx.p("d/sub")).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let root = fx.ns.list(b, &fx.root).unwrap();
+    assert!(root.committed, "the CAPIO directory is always complete");
 }
 
 #[test]
@@ -236,7 +253,7 @@ fn listing_is_creation_order_then_disk_without_temp_files() {
     mem(fx.open(a, "b", WR | CREAT).unwrap());
     fx.ns.mkdir(a, &fx.p("a"), 0o755).unwrap();
     mem(fx.open(a, "c", WR | CREAT).unwrap());
-    let names = fx.ns.list(a, &fx.root).unwrap();
+    let names = fx.ns.list(a, &fx.root).unwrap().entries;
     assert_eq!(
         names,
         vec![
@@ -289,7 +306,7 @@ fn a_crash_aborts_what_only_it_produced_and_a_writer_can_restart_it() {
     ));
     assert_eq!(fx.errno(b, "partial", RD), libc::EIO);
     assert_eq!(fx.errno(b, "partial", WR), libc::EIO);
-    let names: Vec<_> = fx.ns.list(b, &fx.root).unwrap();
+    let names: Vec<_> = fx.ns.list(b, &fx.root).unwrap().entries;
     assert_eq!(names, vec![(node_kind::FILE, OsString::from("shared"))]);
     assert!(!fx.p("partial").exists());
 
@@ -469,8 +486,9 @@ impl Fx {
         } else {
             self.p(rel)
         };
-        let entries = self.ns.list(c, &dir).unwrap();
-        entries
+        let listing = self.ns.list(c, &dir).unwrap();
+        listing
+            .entries
             .into_iter()
             .map(|(_, n)| n.to_string_lossy().into_owned())
             .collect()
@@ -740,13 +758,15 @@ fn rename_errors_are_posix() {
 #[test]
 fn rename_moves_a_directory_tree_in_the_namespace_and_on_disk() {
     let mut fx = Fx::new();
+    // Directories reach the disk when their creator terminates.
+    let maker = fx.client("maker");
+    for dir in ["d", "d/sub", "empty", "full"] {
+        fx.ns.mkdir(maker, &fx.p(dir), 0o755).unwrap();
+    }
+    fx.ns.exit(maker, false).unwrap();
     let a = fx.client("a");
-    fx.ns.mkdir(a, &fx.p("d"), 0o755).unwrap();
-    fx.ns.mkdir(a, &fx.p("d/sub"), 0o755).unwrap();
     let open = mem(fx.open(a, "d/sub/open", WR | CREAT).unwrap());
     mem(fx.open(a, "d/first", WR | CREAT).unwrap());
-    fx.ns.mkdir(a, &fx.p("empty"), 0o755).unwrap();
-    fx.ns.mkdir(a, &fx.p("full"), 0o755).unwrap();
     fs::write(fx.p("full/x"), b"").unwrap();
 
     assert_eq!(
