@@ -1,7 +1,8 @@
 //! `capio_server`: the node-local CAPIO server of one workflow. It owns the namespace of the CAPIO
 //! directories its clients use, hands out shared-memory files, tracks producers and client
-//! lifetimes, and persists committed files. Layers: listener → session/connection → handlers →
-//! namespace (+ rules, persist, disk).
+//! lifetimes, enforces the workflow's CAPIO-CL rules (commit, fire, permanent, exclude, storage)
+//! and persists committed files. Layers: listener → session/connection → handlers → namespace
+//! (+ rules, backing, persist, disk).
 #![forbid(unsafe_code)]
 
 pub mod backing;

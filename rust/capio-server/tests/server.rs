@@ -332,6 +332,7 @@ fn usage_and_startup_errors_have_their_exit_codes() {
     ] {
         assert!(text.contains(opt), "--help lacks {opt}");
     }
+    assert!(!text.contains("not enforced"), "{text}");
     let bad = std::process::Command::new(exe)
         .arg("--bogus")
         .output()

@@ -21,11 +21,23 @@ struct Fx {
 
 impl Fx {
     fn new() -> Fx {
+        Fx::with_rules(|_| Rules::default_no_config())
+    }
+
+    /// A namespace under the rules of a CAPIO-CL file, whose relative paths name files in the root.
+    fn with_config(json: &str) -> Fx {
+        Fx::with_rules(|root| {
+            let config = capio_cl::Config::parse(json, Path::new("test.json")).unwrap();
+            Rules::new(&config, root)
+        })
+    }
+
+    fn with_rules(rules: impl FnOnce(&Path) -> Rules) -> Fx {
         let dir = TestDir::new();
         let root = dir.path().join("root");
         fs::create_dir(&root).unwrap();
         let table = Arc::new(StateTable::create(64).unwrap());
-        let ns = Namespace::new(table.clone(), Rules::default_no_config());
+        let ns = Namespace::new(table.clone(), rules(&root));
         Fx {
             _dir: dir,
             root,
@@ -72,6 +84,7 @@ impl Fx {
 struct Mem {
     slot: u32,
     producer: bool,
+    fire: u32,
     size: u64,
     data: File,
 }
@@ -84,15 +97,13 @@ fn mem(o: Opened) -> Mem {
             size,
             data,
             fire,
-        } => {
-            assert_eq!(fire, capio_proto::fire::UPDATE);
-            Mem {
-                slot,
-                producer,
-                size,
-                data: File::from(data),
-            }
-        }
+        } => Mem {
+            slot,
+            producer,
+            fire,
+            size,
+            data: File::from(data),
+        },
         other => panic!("expected a memory open, got {other:?}"),
     }
 }
@@ -111,6 +122,7 @@ fn create_share_commit_on_exit_and_persist() {
     let (a, b) = (fx.client("writer"), fx.client("reader"));
     let w = mem(fx.open(a, "out.txt", WR | CREAT | TRUNC).unwrap());
     assert!(w.producer);
+    assert_eq!(w.fire, capio_proto::fire::UPDATE);
     assert_ne!(w.slot, NAMESPACE_SLOT);
     assert_eq!(fx.state(w.slot), SlotState::Open);
     write(&fx, &w, 0, b"hello");
@@ -883,3 +895,5 @@ fn child_lists_keep_creation_order_across_removals_and_compaction() {
     assert!(dir.children.len() < 30, "holes were compacted");
     assert_eq!(dir.index.len(), want.len());
 }
+
+mod capio_cl_rules;

@@ -5,6 +5,7 @@
 use bytemuck::Pod;
 use capio_proto::runtime::{RUNTIME_DIR_ENV, WorkflowPaths};
 use capio_proto::*;
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -71,6 +72,11 @@ pub struct ServerProc {
 impl ServerProc {
     /// Spawn a server and return it with the line it wrote on its ready fd.
     pub fn spawn(s: &Scratch, log_name: &str) -> (ServerProc, String) {
+        ServerProc::spawn_with(s, log_name, &[])
+    }
+
+    /// Like `spawn`, with further command-line arguments.
+    pub fn spawn_with(s: &Scratch, log_name: &str, args: &[&OsStr]) -> (ServerProc, String) {
         let (r, w) = sys::pipe().unwrap();
         let log = s.dir.join(log_name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_capio_server"));
@@ -85,6 +91,7 @@ impl ServerProc {
             .env(RUNTIME_DIR_ENV, &s.runtime)
             .env("CAPIO_LOG_LEVEL", "debug")
             .env_remove("CAPIO_DIR")
+            .args(args)
             .stdin(Stdio::null());
         sys::inherit_fd_on_spawn(&mut cmd, w.as_raw_fd());
         let child = cmd.spawn().unwrap();
@@ -96,6 +103,14 @@ impl ServerProc {
     /// Spawn and require `OK <pid>`.
     pub fn start(s: &Scratch) -> ServerProc {
         let (server, line) = ServerProc::spawn(s, "server.log");
+        assert_eq!(line, format!("OK {}", server.pid()), "ready line");
+        server
+    }
+
+    /// Spawn with `-c config` and require `OK <pid>`.
+    pub fn start_with_config(s: &Scratch, config: &Path) -> ServerProc {
+        let args = [OsStr::new("-c"), config.as_os_str()];
+        let (server, line) = ServerProc::spawn_with(s, "server.log", &args);
         assert_eq!(line, format!("OK {}", server.pid()), "ready line");
         server
     }
@@ -172,6 +187,8 @@ pub struct Client {
     pub sock: UnixStream,
     pub table: StateTable,
     pub id: u64,
+    /// The `Hello` reply's tail: the server's CAPIO-CL file, or empty.
+    pub config: Vec<u8>,
 }
 
 pub fn connect(s: &Scratch) -> UnixStream {
@@ -231,11 +248,13 @@ impl Client {
         let reply = call(&sock, Kind::Hello, &req, &hello_tail(app, &s.capio));
         let hr: HelloReply = reply.fixed();
         assert_eq!(hr.status, 0);
+        let config = reply.tail::<HelloReply>().to_vec();
         let table = StateTable::map(reply.fd.expect("table fd"), hr.table_slots).unwrap();
         Client {
             sock,
             table,
             id: hr.client_id,
+            config,
         }
     }
 
@@ -268,12 +287,18 @@ impl Client {
     }
 
     pub fn list(&self, path: &Path) -> (i32, Vec<(u32, String)>) {
+        let (reply, entries) = self.list_reply(path);
+        (reply.status, entries)
+    }
+
+    /// A `List` with its whole fixed part (commit state, fire rule, producer, generation).
+    pub fn list_reply(&self, path: &Path) -> (ListReply, Vec<(u32, String)>) {
         let f = call(&self.sock, Kind::List, &Empty {}, b(path));
         let entries = parse_entries(f.tail::<ListReply>())
             .into_iter()
             .map(|(k, n)| (k, String::from_utf8_lossy(n).into_owned()))
             .collect();
-        (f.fixed::<ListReply>().status, entries)
+        (f.fixed::<ListReply>(), entries)
     }
 
     pub fn unlink(&self, path: &Path) -> i32 {
