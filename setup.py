@@ -17,6 +17,14 @@ from setuptools_rust.build import build_rust
 
 ROOT = Path(__file__).resolve().parent
 HEADER = ROOT / "capsule" / "pycapio_capi.h"
+# Installed at the top of site-packages, so every new interpreter runs it: a Python child of a CAPIO
+# step (multiprocessing spawn, subprocess) joins the step's app (pycapio/_startup.py). Cheap when
+# PYCAPIO_CONTEXT is unset: one dictionary look-up.
+STARTUP_PTH = "pycapio_startup.pth"
+STARTUP_LINE = (
+    'import os; os.environ.get("PYCAPIO_CONTEXT") and '
+    '__import__("pycapio._startup", fromlist=["start"]).start()\n'
+)
 
 
 def workspace_version() -> str:
@@ -25,10 +33,12 @@ def workspace_version() -> str:
 
 
 class BuildPy(build_py):
-    """Also ship capsule/pycapio_capi.h as pycapio/include/pycapio_capi.h (see get_include())."""
+    """Also ship capsule/pycapio_capi.h as pycapio/include/pycapio_capi.h (see get_include()), and
+    the start-up hook ``pycapio_startup.pth`` at the top of the wheel (site-packages)."""
 
     def run(self) -> None:
         super().run()
+        (Path(self.build_lib) / STARTUP_PTH).write_text(STARTUP_LINE)
         if HEADER.is_file():
             dest = Path(self.build_lib) / "pycapio" / "include"
             dest.mkdir(parents=True, exist_ok=True)

@@ -98,5 +98,5 @@ del _cls
 
 # A forked child (multiprocessing) must not reuse its parent's connection to the server, and a
 # multiprocessing child must detach (committing its files) before its os._exit.
-os.register_at_fork(after_in_child=_pycapio._after_fork_in_child)
+os.register_at_fork(after_in_child=_context._after_fork_in_child)
 _mp_util.register_after_fork(_context, _context._setup_multiprocessing_child)

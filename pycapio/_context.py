@@ -7,14 +7,17 @@ import builtins
 import functools
 import inspect
 import io
+import json
 import os
+import shutil
+import signal
 import threading
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
-from . import _pycapio
+from . import _ospatch, _pycapio
 from ._dirs import PyCapioScandirWrapper
-from ._fileio import open_capio
+from ._fileio import close_open_files, forget_open_files, open_capio
 from ._path import PyCapioPath, capio_target
 
 __all__ = [
@@ -34,18 +37,37 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # stacked: it goes in when the first active context starts and comes out, restoring exactly what was
 # there before, when the last one ends, in whatever order threads and generators enter and leave.
 
-_PATCHED = (
-    (builtins, "open"),
-    (io, "open"),
-    (os, "mkdir"),
-    (os, "makedirs"),
-    (os, "scandir"),
-    (os, "listdir"),
-    (os, "path"),
+_MODULES = {"builtins": builtins, "io": io, "os": os, "shutil": shutil}
+
+_PATCHED = tuple(
+    (_MODULES[mod], name)
+    for mod, name in (
+        key.split(".", 1)
+        for key in (
+            "builtins.open",
+            "io.open",
+            "os.mkdir",
+            "os.makedirs",
+            "os.scandir",
+            "os.listdir",
+            "os.path",
+            *_ospatch.PROXIES,
+        )
+    )
+    if hasattr(_MODULES[mod], name)  # e.g. no xattr functions on some platforms
+)
+
+# The os.supports_* sets list the functions that take dir_fd, an fd, follow_symlinks or
+# effective_ids; code checks membership at call time (shutil.copystat does), so while patched a
+# proxy is listed wherever the function it replaces is.
+_SUPPORTS = tuple(
+    getattr(os, name)
+    for name in ("supports_dir_fd", "supports_fd", "supports_follow_symlinks", "supports_effective_ids")
 )
 
 _patch_lock = threading.RLock()
 _patch_depth = 0
+_listed: list[tuple[set[Any], Any]] = []
 
 
 def _snapshot() -> dict[str, Any]:
@@ -53,12 +75,14 @@ def _snapshot() -> dict[str, Any]:
 
 
 # What the proxies fall back to: the callables in place when the patch went in (import time until
-# then), so code that had already wrapped open() (a debugger, a test mock) keeps working.
-_originals: dict[str, Any] = _snapshot()
+# then), so code that had already wrapped open() (a debugger, a test mock) keeps working. One dict,
+# shared with the os/shutil proxies and refreshed in place.
+_originals: dict[str, Any] = _ospatch.originals
+_originals.update(_snapshot())
 
 
 def _proxies() -> dict[str, Any]:
-    return {
+    proxies: dict[str, Any] = {
         "builtins.open": open_proxy,
         "io.open": open_proxy,
         "os.mkdir": mkdir_proxy,
@@ -67,6 +91,8 @@ def _proxies() -> dict[str, Any]:
         "os.listdir": listdir_proxy,
         "os.path": PyCapioPath,
     }
+    proxies.update(_ospatch.PROXIES)
+    return proxies
 
 
 def _install(values: dict[str, Any]) -> None:
@@ -74,12 +100,30 @@ def _install(values: dict[str, Any]) -> None:
         setattr(mod, name, values[f"{mod.__name__}.{name}"])
 
 
+def _list_in_supports(proxies: dict[str, Any]) -> None:
+    for key, proxy in proxies.items():
+        original = _originals.get(key)
+        for supported in _SUPPORTS:
+            if original in supported and proxy not in supported:
+                supported.add(proxy)
+                _listed.append((supported, proxy))
+
+
+def _unlist_from_supports() -> None:
+    while _listed:
+        supported, proxy = _listed.pop()
+        supported.discard(proxy)
+
+
 def _activate() -> None:
-    global _patch_depth, _originals
+    global _patch_depth
     with _patch_lock:
         if _patch_depth == 0:
-            _originals = _snapshot()
-            _install(_proxies())
+            _originals.update(_snapshot())
+            proxies = _proxies()
+            _install(proxies)
+            _list_in_supports(proxies)
+            _export_context()
         _patch_depth += 1
 
 
@@ -88,6 +132,8 @@ def _deactivate() -> None:
     with _patch_lock:
         _patch_depth -= 1
         if _patch_depth == 0:
+            _unexport_context()
+            _unlist_from_supports()
             _install(_originals)
 
 
@@ -108,17 +154,20 @@ def open_proxy(
     closefd: bool = True,
     opener: Callable[[str, int], int] | None = None,
 ) -> Any:
-    """``open()`` that serves paths inside the CAPIO directory from CAPIO.
+    """``open()`` that serves paths inside the CAPIO directory (and CAPIO fds) from CAPIO.
 
-    Same signature, validation, error messages and file objects as the built-in. Anything else —
-    paths outside the CAPIO directory, integer fds, or any call with an ``opener`` (an opener
-    returns an OS fd, which CAPIO cannot serve) — goes to the original ``open`` with the same
-    arguments.
+    Same signature, validation, error messages and file objects as the built-in. An ``opener`` is
+    called as the built-in calls it; the fd it returns is served by CAPIO if it is a CAPIO fd
+    (``os.open`` of a CAPIO path, while patched) and by the OS otherwise. Anything else — paths
+    outside the CAPIO directory, other fds — goes to the original ``open`` with the same arguments.
     """
-    target = capio_target(file) if opener is None else None
+    if isinstance(file, int) and not isinstance(file, bool):
+        target = "" if file >= 0 and _pycapio._is_capio_fd(file) else None
+    else:
+        target = capio_target(file)
     if target is None:
         return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
-    return open_capio(file, mode, buffering, encoding, errors, newline, closefd)
+    return open_capio(file, mode, buffering, encoding, errors, newline, closefd, opener)
 
 
 def mkdir_proxy(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
@@ -188,12 +237,49 @@ _teardown_server = True
 _atexit_registered = False
 
 
+def _detach(teardown_server: bool) -> None:
+    """Flush and close the CAPIO files the program left open, then detach (committing them)."""
+    close_open_files()
+    _pycapio.pycapio_teardown(teardown_server)
+
+
 def _atexit_teardown() -> None:
-    _pycapio.pycapio_teardown(_teardown_server)
+    _detach(_teardown_server)
 
 
 def _teardown_multiprocessing_child() -> None:
-    _pycapio.pycapio_teardown(False)
+    _detach(False)
+
+
+def _after_fork_in_child() -> None:
+    _pycapio._after_fork_in_child()
+    # The files still open are the parent's: the child neither flushes nor closes them at exit.
+    forget_open_files()
+
+
+def _commit_then_die(signum: int, frame: object) -> None:
+    """SIGTERM in a multiprocessing child (``Pool.terminate()``, which ``with Pool()`` calls):
+    commit its files, as the normal end of the child would, unless it is still writing one — then
+    it dies like any killed producer and the server aborts its files — and die by the signal."""
+    if not any(f.writable() for f in _fileio_open_files() if not f.closed):
+        try:
+            _detach(False)
+        except BaseException:  # dying anyway; the server aborts what it must
+            pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _fileio_open_files() -> list[Any]:
+    from ._fileio import _open_files
+
+    return list(_open_files)
+
+
+def _commit_on_sigterm() -> None:
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _commit_then_die)
 
 
 def _setup_multiprocessing_child(_: object) -> None:
@@ -202,10 +288,97 @@ def _setup_multiprocessing_child(_: object) -> None:
     Such a child ends with ``os._exit`` (no ``atexit``), which the server cannot tell from a crash,
     so the files it wrote would be aborted instead of committed. multiprocessing runs its own
     finalizers before that exit; this registers one (the registry is cleared just before this runs).
+    A pool's workers are stopped with SIGTERM when the pool is terminated: that commits too.
     """
     from multiprocessing import util
 
     util.Finalize(None, _teardown_multiprocessing_child, exitpriority=-100)
+    _commit_on_sigterm()
+
+
+# -- child processes ------------------------------------------------------------------------------
+#
+# A spawned multiprocessing worker, or any Python program a step starts, is a fresh interpreter
+# that knows nothing of this process's CapioContext. While a context is active its settings are in
+# the environment (CONTEXT_ENV, JSON); pycapio's .pth file (installed in site-packages) runs
+# pycapio._startup in every new interpreter, which, when the variable is set, makes the process a
+# client of the same app, patched for its whole life (see start_inherited).
+
+CONTEXT_ENV = "PYCAPIO_CONTEXT"
+_exported: str | None = None
+_saved_env: str | None = None
+_env_exported = False
+_inherited = False
+
+
+def _export_context() -> None:
+    global _saved_env, _env_exported
+    if _exported is None:
+        return
+    if not _env_exported:
+        _saved_env = os.environ.get(CONTEXT_ENV)
+        _env_exported = True
+    os.environ[CONTEXT_ENV] = _exported
+
+
+def _unexport_context() -> None:
+    global _env_exported
+    if not _env_exported:
+        return
+    _env_exported = False
+    if _saved_env is None:
+        os.environ.pop(CONTEXT_ENV, None)
+    else:
+        os.environ[CONTEXT_ENV] = _saved_env
+
+
+def _settings_json(ctx: CapioContext, real_dir: str) -> str:
+    def absolute(p: str) -> str:
+        return os.path.abspath(p) if p and ("/" in p or p == ".") else p
+
+    return json.dumps(
+        {
+            "capio_dir": real_dir,
+            "app_name": ctx.app_name,
+            "workflow_name": ctx.workflow_name,
+            "silent": ctx.silent,
+            "server_exec_path": absolute(os.fspath(ctx.server_exec_path)),
+            "capio_cl_configuration_file": absolute(os.fspath(ctx.capio_cl_configuration_file)),
+            "await_server_timeout_seconds": ctx.await_server_timeout_seconds,
+        },
+        sort_keys=True,
+    )
+
+
+def start_inherited(settings: dict[str, Any]) -> None:
+    """Make this (new) process a client of the app described by ``settings`` (what a parent's
+    active context exported), patched until it exits, committing its files at exit."""
+    global _inherited
+    import sys
+
+    ctx = CapioContext(**settings, teardown_server=False)
+    ctx._initialise()
+    _inherited = True
+    _activate()
+    if "--multiprocessing-fork" in getattr(sys, "orig_argv", ()):
+        _commit_on_sigterm()
+
+
+def _leave_inherited() -> None:
+    """An explicit CapioContext with other settings replaces the inherited one (a child that is
+    itself a ``pycapio`` step of another app)."""
+    global _inherited
+    _inherited = False
+    _deactivate()
+    _detach(False)
+
+
+def _set_exported(value: str) -> None:
+    global _exported
+    with _patch_lock:
+        _exported = value
+        if _patch_depth > 0:
+            _export_context()
 
 
 def _same_dir(real_dir: str) -> bool:
@@ -281,6 +454,10 @@ class CapioContext:
                     # Same directory, app and workflow; only start-up settings (server path,
                     # timeout, CAPIO-CL file) differ, and those no longer matter: reuse.
                     return
+                if _inherited:
+                    _leave_inherited()
+                    _init_key = None
+                    return self._initialise()
                 raise _pycapio.PyCAPIOException(
                     f"{self!r} cannot be used: {exc}"
                     " (a process belongs to one CAPIO directory, app and workflow at a time)"
@@ -288,6 +465,7 @@ class CapioContext:
             if not was_initialised:
                 _teardown_server = self.teardown_server
             _init_key = key
+            _set_exported(_settings_json(self, key[0]))
             if not _atexit_registered:
                 atexit.register(_atexit_teardown)
                 _atexit_registered = True

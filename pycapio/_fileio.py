@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import mmap
 import operator
 import os
+import sys
 import warnings
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _pycapio
@@ -13,7 +18,14 @@ from . import _pycapio
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer from 3.12 on
 
-__all__ = ["CapioFileIO", "PyCapioBinaryIOWrapper", "PyCapioTextIOWrapper", "open_capio"]
+__all__ = [
+    "CapioFileIO",
+    "PyCapioBinaryIOWrapper",
+    "PyCapioTextIOWrapper",
+    "close_open_files",
+    "forget_open_files",
+    "open_capio",
+]
 
 # The buffer size the upper layers use when ``buffering`` is negative. FileIO reports st_blksize
 # (4 KiB on tmpfs); every raw call here crosses into the extension, so a larger buffer keeps small
@@ -37,6 +49,46 @@ _RAW_MODE_FLAGS = {
 
 def _unsupported(what: str) -> io.UnsupportedOperation:
     return io.UnsupportedOperation(f"File not open for {what}")
+
+
+def _einval() -> OSError:
+    return OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+
+# -- files still open at exit ---------------------------------------------------------------------
+#
+# A CAPIO file's bytes reach CAPIO only through write(): data still in a buffered or text layer
+# when the process detaches (atexit) would be lost, where the interpreter would have flushed a
+# built-in file on its way out. Every CAPIO file object is tracked (weakly) so that exit can flush
+# and close the ones the program left open, before pycapio_teardown commits them.
+
+_open_files: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _track(f: Any) -> Any:
+    _open_files.add(f)
+    return f
+
+
+def _layer(f: Any) -> int:
+    return 0 if isinstance(f, io.TextIOBase) else 1 if isinstance(f, io.BufferedIOBase) else 2
+
+
+def close_open_files() -> None:
+    """Flush and close every CAPIO file object still open: text and buffered layers first, so
+    their data reaches the raw files, then raw files opened on their own."""
+    files = sorted(_open_files, key=_layer)
+    _open_files.clear()
+    for f in files:
+        try:
+            f.close()
+        except Exception as exc:  # report each, keep closing the others
+            print(f"pycapio: could not flush and close {f!r} at exit: {exc!r}", file=sys.stderr)
+
+
+def forget_open_files() -> None:
+    """In a forked child: the files still open are the parent's; the child must not close them."""
+    _open_files.clear()
 
 
 class CapioFileIO(io.RawIOBase):
@@ -104,6 +156,7 @@ class CapioFileIO(io.RawIOBase):
         if appending:
             # Like FileIO: the position starts at the end, so tell() is truthful before a write.
             _pycapio._seek(fd, 0, os.SEEK_END)
+        _open_files.add(self)
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -185,37 +238,13 @@ class CapioFileIO(io.RawIOBase):
         self._check_readable()
         if size is None or size < 0:
             return self.readall()
-        buf = bytearray(size)
-        n = _pycapio._read(self._fd, buf)
-        del buf[n:]
-        return bytes(buf)
+        return _pycapio._read_bytes(self._fd, operator.index(size))
 
     def readall(self) -> bytes:
         self._check_readable()
-        fd = self._fd
-        bufsize = io.DEFAULT_BUFFER_SIZE
-        try:
-            size = _pycapio._fstat(fd)[1]
-            pos = _pycapio._seek(fd, 0, os.SEEK_CUR)
-            if size >= pos:
-                bufsize = size - pos + 1
-        except OSError:
-            pass
-        result = bytearray(bufsize)
-        n = 0
-        while True:
-            if n >= len(result):
-                result.extend(bytes(max(len(result), io.DEFAULT_BUFFER_SIZE)))
-            view = memoryview(result)[n:]
-            try:
-                got = _pycapio._read(fd, view)
-            finally:
-                view.release()
-            if got == 0:
-                break
-            n += got
-        del result[n:]
-        return bytes(result)
+        # One native call: it waits for the end of the file (per the fire rule), then reads the
+        # rest straight into a bytes object of the right size.
+        return _pycapio._read_bytes(self._fd, -1)
 
     def write(self, data: Buffer) -> int:
         self._check_writable()
@@ -239,6 +268,78 @@ class CapioFileIO(io.RawIOBase):
         _pycapio._truncate(self._fd, size)
         return size
 
+    # -- the MemFile interface: positional I/O and zero-copy views --------------------------------
+
+    def pread(self, offset: int, size: int, buffer: Buffer | None = None) -> tuple[int, Any]:
+        """Read up to ``size`` bytes at ``offset`` without moving the position; returns
+        ``(n, buffer)``. ``buffer`` (any writable bytes-like object, at least ``size`` bytes long)
+        receives the data; without it a new ``bytes`` is returned. Waits like ``read`` until the
+        ``size`` bytes are there or the file ends; ``n < size`` only at the end of the file.
+
+        Raises ``OSError`` (``io.UnsupportedOperation``) if the file is not readable,
+        ``OSError(EINVAL)`` for a negative offset or size and ``ValueError`` if ``buffer`` is too
+        small."""
+        self._check_readable()
+        offset, size = _offset_size(offset, size)
+        fd = self._fd
+        if buffer is None:
+            if size == 0:
+                return 0, b""
+            end = _pycapio._wait_readable(fd, offset, size)
+            data = _pycapio._read_bytes(fd, max(0, min(size, end - offset)), offset)
+            return len(data), data
+        with memoryview(buffer) as view:
+            if view.readonly:
+                raise TypeError(
+                    f"pread() argument 'buffer' must be read-write bytes-like object, "
+                    f"not {type(buffer).__name__}"
+                )
+            if view.nbytes < size:
+                raise ValueError(f"pread() buffer is too small: {view.nbytes} bytes for size {size}")
+            if size == 0:
+                return 0, buffer
+            with view.cast("B") as flat, flat[:size] as target:
+                _pycapio._wait_readable(fd, offset, size)
+                n = 0
+                while n < size:
+                    got = _pycapio._read(fd, target[n:], offset + n)
+                    if got == 0:
+                        break
+                    n += got
+        return n, buffer
+
+    def pwrite(self, offset: int, data: Buffer) -> int:
+        """Write all of ``data`` (any bytes-like object) at ``offset`` without moving the position,
+        also in append mode; returns the number of bytes written. Raises ``OSError``
+        (``io.UnsupportedOperation``) if the file is not writable, ``OSError(EINVAL)`` for a
+        negative offset."""
+        self._check_writable()
+        offset = operator.index(offset)
+        if offset < 0:
+            raise _einval()
+        return _pycapio._write(self._fd, data, offset)
+
+    def view(self, offset: int = 0, size: int = -1) -> memoryview:
+        """A read-only, zero-copy ``memoryview`` of ``size`` bytes at ``offset`` (to the end of the
+        file when ``size < 0``), shorter if the file ends first.
+
+        The view maps the file's shared memory (or its file on disk) directly: ``numpy.frombuffer``
+        and friends use the bytes in place. It waits, like ``read``, until the range is readable —
+        with the default fire rule, until the file is committed — and stays valid after the file
+        is closed (the mapping holds the memory). A producer must not shrink a file others map.
+        """
+        self._check_readable()
+        offset, size = _offset_size(offset, size, negative_size_ok=True)
+        fd = self._fd
+        end = _pycapio._wait_readable(fd, offset, size)
+        stop = end if size < 0 else min(end, offset + size)
+        if stop <= offset:
+            return memoryview(b"")
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        mapping = mmap.mmap(fd, stop - start, prot=mmap.PROT_READ, offset=start)
+        with memoryview(mapping) as whole:
+            return whole[offset - start : stop - start]
+
     def close(self) -> None:
         fd = getattr(self, "_fd", -1)
         if fd < 0:
@@ -261,6 +362,54 @@ class CapioFileIO(io.RawIOBase):
                 warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
         finally:
             super().__del__()
+
+
+def _offset_size(offset: int, size: int, negative_size_ok: bool = False) -> tuple[int, int]:
+    offset = operator.index(offset)
+    size = operator.index(size)
+    if offset < 0 or (size < 0 and not negative_size_ok):
+        raise _einval()
+    return offset, size
+
+
+class _BufferedMemFile:
+    """``pread``/``pwrite``/``view`` of a buffered binary CAPIO file, as attributes of the stdlib
+    ``BufferedReader/Writer/Random`` that ``open()`` returns (its type stays the built-in's).
+
+    Writes still in the buffer are flushed first, which for a read-write file also drops the
+    read-ahead, so the positional call and the buffered stream see the same bytes. Holds the
+    buffered object weakly: no reference cycle keeps an unclosed file alive.
+    """
+
+    __slots__ = ("_buffer", "_raw")
+
+    def __init__(self, buffer: io.BufferedIOBase, raw: CapioFileIO) -> None:
+        self._buffer = weakref.ref(buffer)
+        self._raw = raw
+
+    def _sync(self) -> CapioFileIO:
+        raw = self._raw
+        raw._check_closed()
+        buffer = self._buffer()
+        if buffer is not None and raw._writable:
+            buffer.flush()
+        return raw
+
+    def pread(self, offset: int, size: int, buffer: Buffer | None = None) -> tuple[int, Any]:
+        return self._sync().pread(offset, size, buffer)
+
+    def pwrite(self, offset: int, data: Buffer) -> int:
+        return self._sync().pwrite(offset, data)
+
+    def view(self, offset: int = 0, size: int = -1) -> memoryview:
+        return self._sync().view(offset, size)
+
+
+def _add_memfile(buffer: io.BufferedIOBase, raw: CapioFileIO) -> None:
+    ops = _BufferedMemFile(buffer, raw)
+    buffer.pread = ops.pread  # type: ignore[attr-defined]
+    buffer.pwrite = ops.pwrite  # type: ignore[attr-defined]
+    buffer.view = ops.view  # type: ignore[attr-defined]
 
 
 def _type_error(arg: str, want: str, value: object) -> TypeError:
@@ -288,20 +437,45 @@ def _check_open_args(
     return mode, buffering, bool(operator.index(closefd))  # type: ignore[arg-type]
 
 
+def _open_with_opener(
+    file: Any, rawmode: str, closefd: bool, opener: Callable[[Any, int], int]
+) -> CapioFileIO | io.FileIO:
+    """FileIO's opener protocol: ``opener(file, flags)`` returns the fd. A CAPIO fd (``os.open``
+    is CAPIO's while patched) gets a CAPIO raw file, any other fd the built-in ``FileIO``; either
+    way ``name`` is ``file``, as with the built-in."""
+    if not closefd:
+        raise ValueError("Cannot use closefd=False with file name")
+    key = rawmode.replace("b", "")
+    fd = opener(file, _RAW_MODE_FLAGS[key] | os.O_CLOEXEC)
+    if not isinstance(fd, int):
+        raise TypeError(f"'{type(fd).__name__}' object cannot be interpreted as an integer")
+    if fd < 0:
+        raise ValueError(f"opener returned {fd}")
+    raw: CapioFileIO | io.FileIO
+    if _pycapio._is_capio_fd(fd):
+        raw = CapioFileIO(fd, rawmode, closefd=True)
+    else:
+        raw = io.FileIO(fd, rawmode, closefd=True)
+    raw.name = file
+    return raw
+
+
 def open_capio(
-    file: str | bytes | os.PathLike[Any],
+    file: str | bytes | os.PathLike[Any] | int,
     mode: str = "r",
     buffering: int = -1,
     encoding: str | None = None,
     errors: str | None = None,
     newline: str | None = None,
     closefd: bool = True,
+    opener: Callable[[Any, int], int] | None = None,
 ) -> Any:
-    """``open()`` for a path inside the CAPIO directory.
+    """``open()`` for a path inside the CAPIO directory, or for an open CAPIO fd.
 
     Mirrors CPython 3.11's ``_io.open`` step by step — the same validation order and messages,
     the raw file wrapped in ``BufferedReader/Writer/Random`` and ``TextIOWrapper`` — so the
-    result is indistinguishable from a built-in file except for where its bytes live.
+    result is indistinguishable from a built-in file except for where its bytes live. Binary
+    buffered files also carry ``pread``/``pwrite``/``view`` (see :class:`CapioFileIO`).
     """
     mode, buffering, closefd = _check_open_args(mode, buffering, encoding, errors, newline, closefd)
     modes = set(mode)
@@ -334,7 +508,11 @@ def open_capio(
         )
     rawmode = ("x" if creating else "") + ("r" if reading else "") + ("w" if writing else "")
     rawmode += ("a" if appending else "") + ("+" if updating else "")
-    raw = CapioFileIO(file, rawmode, closefd)
+    raw: CapioFileIO | io.FileIO
+    if opener is None or isinstance(file, int):
+        raw = CapioFileIO(file, rawmode, closefd)
+    else:
+        raw = _open_with_opener(file, rawmode, closefd, opener)
     result: Any = raw
     try:
         line_buffering = False
@@ -342,7 +520,7 @@ def open_capio(
             buffering = -1
             line_buffering = True
         if buffering < 0:
-            buffering = raw._blksize
+            buffering = getattr(raw, "_blksize", io.DEFAULT_BUFFER_SIZE)
         if buffering < 0:
             raise ValueError("invalid buffering size")
         if buffering == 0:
@@ -358,11 +536,14 @@ def open_capio(
             buffer = io.BufferedReader(raw, buffering)
         result = buffer
         if binary:
+            if isinstance(raw, CapioFileIO):  # else an opener gave an OS fd: a built-in file
+                _add_memfile(buffer, raw)
+                _track(result)
             return result
         wrapper = io.TextIOWrapper(buffer, encoding, errors, newline, line_buffering)
         result = wrapper
         wrapper.mode = mode  # type: ignore[misc]
-        return result
+        return _track(result) if isinstance(raw, CapioFileIO) else result
     except BaseException:
         result.close()
         raise
@@ -391,7 +572,22 @@ class PyCapioBinaryIOWrapper(io.BufferedRandom):
     """
 
     def __init__(self, fd: int, chunk_size: int = 16384) -> None:
-        super().__init__(_raw_over_fd(fd), _chunk(chunk_size))
+        raw = _raw_over_fd(fd)
+        super().__init__(raw, _chunk(chunk_size))
+        self._memfile = _BufferedMemFile(self, raw)
+        _open_files.add(self)
+
+    def pread(self, offset: int, size: int, buffer: Buffer | None = None) -> tuple[int, Any]:
+        """:meth:`CapioFileIO.pread`, after flushing buffered writes."""
+        return self._memfile.pread(offset, size, buffer)
+
+    def pwrite(self, offset: int, data: Buffer) -> int:
+        """:meth:`CapioFileIO.pwrite`, after flushing buffered writes."""
+        return self._memfile.pwrite(offset, data)
+
+    def view(self, offset: int = 0, size: int = -1) -> memoryview:
+        """:meth:`CapioFileIO.view`, after flushing buffered writes."""
+        return self._memfile.view(offset, size)
 
 
 class PyCapioTextIOWrapper(io.TextIOWrapper):
@@ -409,3 +605,4 @@ class PyCapioTextIOWrapper(io.TextIOWrapper):
             raw.close()
             raise
         super().__init__(buffer, encoding="utf-8")
+        _open_files.add(self)

@@ -81,6 +81,17 @@ def _read(fd: int, buffer: Buffer, offset: int = -1) -> int:
     """readinto: fill ``buffer`` (writable) from the fd's position (advancing it), or from
     ``offset`` when >= 0 (position untouched). Waits per the file's fire rule; 0 means EOF."""
 
+def _read_bytes(fd: int, size: int = -1, offset: int = -1) -> bytes:
+    """read(size) into a new ``bytes``, filled in place (no intermediate buffer). ``size < 0``
+    reads to the end of the file, waiting for its commit per the fire rule; otherwise it returns
+    what is readable (at most ``size`` bytes), like ``_read``. From the position (advancing it), or
+    from ``offset`` when >= 0. b"" only at EOF."""
+
+def _wait_readable(fd: int, offset: int = -1, size: int = -1) -> int:
+    """Wait per the fire rule until ``size`` bytes from ``offset`` (the position when < 0) are
+    readable, or the file's end is final first (``size < 0``: wait for the final end). Returns the
+    end of the readable bytes, which may be before ``offset`` past the end of the file."""
+
 def _write(fd: int, data: Buffer, offset: int = -1) -> int:
     """Write all of ``data`` at the position (advancing it; at the end for O_APPEND), or at
     ``offset`` when >= 0. Returns len(data)."""
@@ -93,6 +104,9 @@ def _close(fd: int) -> None:
 def _is_capio_fd(fd: int) -> bool: ...
 def _fstat(fd: int) -> tuple[int, int, int, int, bool]:
     """(kind, size, mtime_ns, mode, committed); kind is 1 = file, 2 = directory."""
+
+def _fd_path(fd: int) -> str:
+    """The normalised path an open CAPIO fd was opened as (not updated by later renames)."""
 
 def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
     """Like _fstat for a path inside the CAPIO directory; never blocks. FileNotFoundError if missing."""

@@ -41,6 +41,8 @@ pub struct Settings {
 struct Handle {
     file: File,
     path: PathBuf,
+    /// The normalised path it was opened as (inside the CAPIO directory), for `fstat`.
+    capio_path: PathBuf,
     /// `None` for a committed input served from its file on disk.
     slot: Option<u32>,
     producer: bool,
@@ -185,6 +187,11 @@ impl Client {
             .ok_or_else(|| ClientError::os(libc::EBADF, None))
     }
 
+    /// The normalised path `fd` was opened as (it does not follow later renames).
+    pub fn fd_path(&self, fd: RawFd) -> Result<PathBuf> {
+        Ok(self.handle(fd)?.capio_path.clone())
+    }
+
     pub fn is_capio_fd(&self, fd: RawFd) -> bool {
         self.handles
             .lock()
@@ -277,6 +284,7 @@ impl Client {
                     let handle = Handle {
                         file: File::from(fd),
                         path: path.to_path_buf(),
+                        capio_path: abs.clone(),
                         slot,
                         producer: r.producer != 0,
                         fire: r.fire,
@@ -353,6 +361,38 @@ impl Client {
                 "to be committed"
             };
             self.sleep_on(slot, seen, deadline, &h.path, what, interrupt)?;
+        }
+    }
+
+    /// Wait, per the fire rule, until `want` bytes from `offset` (the fd's position when None) can
+    /// be read, or until the file's end is final (committed, or the caller produces it) when they
+    /// never will; `want == None` waits for the final end. Returns `(offset, end)`: the bytes in
+    /// `offset..end` are readable now (`end < offset` past the end of the file). Lets callers size
+    /// a buffer exactly (a whole-file read) or map a committed range.
+    pub fn readable(
+        &self,
+        fd: RawFd,
+        offset: Option<u64>,
+        want: Option<u64>,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<(u64, u64)> {
+        let h = self.handle(fd)?;
+        if !h.readable {
+            return Err(ClientError::os(libc::EBADF, None));
+        }
+        let off = offset.unwrap_or_else(|| h.pos.load(SeqCst));
+        let target = want.map(|w| off.saturating_add(w));
+        if target == Some(off) {
+            return Ok((off, off));
+        }
+        let mut cur = off;
+        loop {
+            let end = self.readable_end(&h, cur, interrupt)?;
+            // `readable_end` returns at or before `cur` only when no more bytes will come.
+            if end <= cur || target.is_some_and(|t| end >= t) {
+                return Ok((off, end));
+            }
+            cur = end;
         }
     }
 

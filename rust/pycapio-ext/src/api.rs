@@ -1,7 +1,7 @@
 //! The module's functions. Each converts its arguments, calls the client, converts the result;
 //! blocking calls run with the GIL released.
 
-use crate::py::buffer::Buffer;
+use crate::py::buffer::{Buffer, NewBytes};
 use crate::py::convert;
 use crate::py::err::{Error, PyResult};
 use crate::py::gil::allow_threads;
@@ -238,6 +238,57 @@ pub fn read(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(convert::int(n as i64)?)
 }
 
+/// `size` argument: negative (or absent) means "to the end of the file".
+fn size_arg(o: Option<Borrowed>) -> PyResult<Option<u64>> {
+    match o {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => Ok(u64::try_from(convert::i64(o, "size")?).ok()),
+    }
+}
+
+/// `read(size)` into a new `bytes`: the wait comes first, so the result is allocated at its final
+/// size and filled in place — one copy, out of shared memory. `size < 0` reads to the end (waits
+/// for the commit per the fire rule); otherwise it returns what is readable, like `_read`.
+pub fn read_bytes(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_read_bytes", &["fd", "size", "offset"], 1)?;
+    let fd = fd_arg(v[0])?;
+    let size = size_arg(v[1])?;
+    let offset = offset_arg(v[2])?;
+    let c = client()?;
+    if size == Some(0) {
+        c.readable(fd, offset, Some(0), &mut || true)?; // the fd checks only: no wait
+        return Ok(NewBytes::new(0)?.finish(0)?);
+    }
+    let want = if size.is_some() { Some(1) } else { None };
+    let (off, end) = allow_threads(|intr| c.readable(fd, offset, want, intr))?;
+    let mut n = end.saturating_sub(off);
+    if let Some(s) = size {
+        n = n.min(s);
+    }
+    let n = usize::try_from(n).map_err(|_| Error::Overflow("read length is too large".into()))?;
+    let mut out = NewBytes::new(n)?;
+    let slice = out.as_mut_slice();
+    let got = if n == 0 {
+        0
+    } else {
+        allow_threads(|intr| c.read(fd, slice, offset, intr))?
+    };
+    Ok(out.finish(got)?)
+}
+
+/// Wait until `size` bytes from `offset` are readable (all of the file when `size < 0`) or the
+/// file ends first; returns the end of the readable bytes. For zero-copy views of a range.
+pub fn wait_readable(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_wait_readable", &["fd", "offset", "size"], 1)?;
+    let fd = fd_arg(v[0])?;
+    let offset = offset_arg(v[1])?;
+    let size = size_arg(v[2])?;
+    let c = client()?;
+    let (_, end) = allow_threads(|intr| c.readable(fd, offset, size, intr))?;
+    Ok(convert::int(end as i64)?)
+}
+
 pub fn write(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind("_write", &["fd", "data", "offset"], 2)?;
     let fd = fd_arg(v[0])?;
@@ -293,6 +344,12 @@ pub fn fstat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind("_fstat", &["fd"], 1)?;
     let fd = fd_arg(v[0])?;
     stat_tuple(client()?.fstat(fd)?)
+}
+
+pub fn fd_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_fd_path", &["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    Ok(convert::path_str(&client()?.fd_path(fd)?)?)
 }
 
 pub fn stat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {

@@ -17,12 +17,15 @@ entry!(pycapio_mkdir => api::pycapio_mkdir);
 entry!(is_initialized => api::is_initialized);
 entry!(capio_path => api::capio_path);
 entry!(read => api::read);
+entry!(read_bytes => api::read_bytes);
+entry!(wait_readable => api::wait_readable);
 entry!(write => api::write);
 entry!(seek => api::seek);
 entry!(truncate => api::truncate);
 entry!(close => api::close);
 entry!(is_capio_fd => api::is_capio_fd);
 entry!(fstat => api::fstat);
+entry!(fd_path => api::fd_path);
 entry!(stat => api::stat);
 entry!(listdir => api::listdir);
 entry!(list_new => api::list_new);
@@ -92,12 +95,15 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"_is_initialized", is_initialized, c"Whether this process is attached to a CAPIO server."),
             method!(c"_capio_path", capio_path, c"The normalised CAPIO path for a path inside the CAPIO directory, else None."),
             method!(c"_read", read, c"Read into a writable buffer at the position or at an offset; waits per CAPIO-CL."),
+            method!(c"_read_bytes", read_bytes, c"Read into a new bytes object: to the end of the file (size < 0, waits per CAPIO-CL) or what is readable up to size."),
+            method!(c"_wait_readable", wait_readable, c"Wait until size bytes from offset are readable (the whole file when size < 0); returns the readable end."),
             method!(c"_write", write, c"Write a buffer at the position (end with O_APPEND) or at an offset."),
             method!(c"_seek", seek, c"Move a CAPIO fd's position."),
             method!(c"_truncate", truncate, c"Resize a CAPIO file."),
             method!(c"_close", close, c"Close a CAPIO fd."),
             method!(c"_is_capio_fd", is_capio_fd, c"Whether an fd is an open CAPIO fd of this process."),
             method!(c"_fstat", fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd."),
+            method!(c"_fd_path", fd_path, c"The normalised CAPIO path an open CAPIO fd was opened as."),
             method!(c"_stat", stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits."),
             method!(c"_listdir", listdir, c"[(name, is_dir)] of a CAPIO directory, once it is complete (waits per CAPIO-CL)."),
             method!(c"_validate_config", validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths."),

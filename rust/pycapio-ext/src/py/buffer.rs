@@ -1,7 +1,7 @@
 //! The buffer protocol: a `Py_buffer` that is released on drop.
 
 use super::err::{PyErrSet, PyResult};
-use super::obj::Borrowed;
+use super::obj::{Borrowed, Owned};
 use pyo3_ffi as ffi;
 
 pub struct Buffer {
@@ -51,5 +51,58 @@ impl Drop for Buffer {
     fn drop(&mut self) {
         // SAFETY: the view was filled by a successful GetBuffer; the GIL is held when dropped.
         unsafe { ffi::PyBuffer_Release(&mut *self.view) };
+    }
+}
+
+/// A new `bytes` object that is filled in place before anyone else sees it: a read straight into
+/// the result, with no intermediate buffer to copy out of.
+pub struct NewBytes {
+    obj: Owned,
+    len: usize,
+}
+
+impl NewBytes {
+    /// A `bytes` of `len` zero bytes, to be filled.
+    pub fn new(len: usize) -> Result<NewBytes, PyErrSet> {
+        let n = ffi::Py_ssize_t::try_from(len).map_err(|_| {
+            // SAFETY: setting a MemoryError, as CPython does for an impossible size.
+            unsafe { ffi::PyErr_NoMemory() };
+            PyErrSet
+        })?;
+        // SAFETY: a NULL source asks CPython for an uninitialised buffer of `n` bytes.
+        let obj = Owned::from_new(unsafe { ffi::PyBytes_FromStringAndSize(std::ptr::null(), n) })?;
+        if len > 0 {
+            // SAFETY: the fresh object's buffer holds `len` bytes; zeroing them makes every later
+            // slice over it initialised, as `from_raw_parts_mut` requires.
+            unsafe { std::ptr::write_bytes(ffi::PyBytes_AsString(obj.as_ptr()), 0, len) };
+        }
+        Ok(NewBytes { obj, len })
+    }
+
+    /// The buffer to fill; usable without the GIL (the object is not shared yet and CPython never
+    /// moves an object's storage).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: a fresh, zeroed bytes object of `len` bytes that only we reference; writing
+        // into it before it escapes is how CPython itself builds bytes.
+        unsafe {
+            let p = ffi::PyBytes_AsString(self.obj.as_ptr());
+            std::slice::from_raw_parts_mut(p.cast::<u8>(), self.len)
+        }
+    }
+
+    /// The object holding the first `filled` bytes: itself when it was filled completely, else a
+    /// copy of the prefix (a file that shrank while it was read).
+    pub fn finish(mut self, filled: usize) -> Result<Owned, PyErrSet> {
+        if filled >= self.len {
+            return Ok(self.obj);
+        }
+        let prefix = &self.as_mut_slice()[..filled];
+        // SAFETY: pointer and length describe the live prefix; CPython copies it.
+        Owned::from_new(unsafe {
+            ffi::PyBytes_FromStringAndSize(prefix.as_ptr().cast(), filled as ffi::Py_ssize_t)
+        })
     }
 }

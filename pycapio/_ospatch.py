@@ -1,0 +1,576 @@
+"""CAPIO-aware ``os`` and ``shutil`` functions beyond ``open`` and directory listing.
+
+Paths: the ``stat``, ``remove``/``unlink``, ``rename``/``replace``, ``rmdir``, ``access``, ``chmod``,
+``utime``, ``truncate`` and xattr families, ``os.open`` and ``shutil.rmtree``. Fds: ``close``,
+``read``/``write``, ``pread``/``pwrite``, ``lseek``, ``fstat``, ``ftruncate``, ``fsync`` and
+``sendfile`` on CAPIO fds (what ``os.open`` returns for a CAPIO path, and ``fileno()`` of a CAPIO
+file open for reading).
+
+Every proxy takes its arguments as given and handles the call only when it is CAPIO's: a path
+inside the CAPIO directory (absolute, or relative without ``dir_fd``) or a CAPIO fd, with arguments
+it understands. Anything else — other paths and fds, ``dir_fd`` with a relative path, an unknown
+keyword, a wrong type — goes to the original function with exactly the same arguments, so the
+built-in raises its own error. Errors for CAPIO paths name the caller's path as the built-in does.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat as _stat
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from . import _pycapio
+from ._dirs import capio_stat_result
+from ._path import capio_target
+
+__all__ = ["PROXIES", "originals"]
+
+# The functions in place when the patch went in (see _context); proxies fall back to them.
+originals: dict[str, Any] = {}
+
+# Flags that mean something to CAPIO; the rest (O_CLOEXEC, O_NOFOLLOW, O_NOCTTY, ...) do not
+# apply to a CAPIO file (its fd is close-on-exec and it is never a symlink or a terminal).
+_OPEN_FLAGS = os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND
+# Bytes moved per emulated sendfile() call: the caller loops, like with a short sendfile.
+_SENDFILE_CHUNK = 8 << 20
+
+
+def _oserror(exc: OSError, filename: Any, filename2: Any = None) -> OSError:
+    """``exc`` as the built-in reports it: with the caller's path(s) as ``filename``."""
+    if exc.errno is None or isinstance(exc, _pycapio.PyCAPIOException):
+        return exc
+    if filename2 is None:
+        return OSError(exc.errno, exc.strerror, filename)
+    return OSError(exc.errno, exc.strerror, filename, None, filename2)
+
+
+def _fspath(path: Any) -> Any:
+    try:
+        return os.fspath(path)
+    except TypeError:
+        return path
+
+
+def _target(path: Any, dir_fd: Any = None) -> str | None:
+    """The CAPIO path ``path`` names, or None. With ``dir_fd`` only an absolute path (for which
+    the OS ignores ``dir_fd``) can be CAPIO's."""
+    if isinstance(path, int):
+        return None
+    if dir_fd is not None:
+        fspath = _fspath(path)
+        if not isinstance(fspath, (str, bytes)) or not posixpath.isabs(fspath):
+            return None
+    return capio_target(path)
+
+
+def _capio_fd(fd: Any) -> bool:
+    return type(fd) is int and fd >= 0 and _pycapio._is_capio_fd(fd)
+
+
+def _keywords(kwargs: dict[str, Any], allowed: frozenset[str]) -> bool:
+    return kwargs.keys() <= allowed
+
+
+def _fd_stat(fd: int) -> os.stat_result:
+    return capio_stat_result(_pycapio._fd_path(fd), _pycapio._fstat(fd))
+
+
+def _stat_of(target: str, path: Any) -> os.stat_result:
+    try:
+        return capio_stat_result(target)
+    except OSError as exc:
+        raise _oserror(exc, _fspath(path)) from None
+
+
+# -- stat family ----------------------------------------------------------------------------------
+
+_STAT_KW = frozenset({"dir_fd", "follow_symlinks"})
+
+
+def stat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+    """``os.stat``: CAPIO files and directories (and CAPIO fds) answered by the CAPIO server."""
+    if not args and _keywords(kwargs, _STAT_KW):
+        if _capio_fd(path):
+            if kwargs.get("dir_fd") is None and kwargs.get("follow_symlinks", True):
+                return _fd_stat(path)
+        else:
+            target = _target(path, kwargs.get("dir_fd"))
+            if target is not None:
+                return _stat_of(target, path)
+    return originals["os.stat"](path, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def lstat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+    """``os.lstat``: CAPIO has no symbolic links, so this is ``os.stat`` for CAPIO paths."""
+    if not args and _keywords(kwargs, frozenset({"dir_fd"})):
+        target = _target(path, kwargs.get("dir_fd"))
+        if target is not None:
+            return _stat_of(target, path)
+    return originals["os.lstat"](path, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def fstat_proxy(fd: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+    """``os.fstat``: a CAPIO fd reports its file's CAPIO size and state, not its memory object's."""
+    if not args and not kwargs and _capio_fd(fd):
+        return _fd_stat(fd)
+    return originals["os.fstat"](fd, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def _access(target: str, mode: int, effective_ids: bool) -> bool:
+    try:
+        kind, _size, _mtime, st_mode, _committed = _pycapio._stat(target)
+    except (OSError, ValueError):
+        return False
+    if mode & ~(os.R_OK | os.W_OK | os.X_OK):
+        return False  # EINVAL
+    uid = os.geteuid() if effective_ids else os.getuid()
+    if uid == 0:
+        # root reads and writes anything, and executes what anyone may execute.
+        return not mode & os.X_OK or kind == 2 or bool(st_mode & 0o111)
+    # CAPIO files belong to the user running the workflow: the owner bits decide.
+    bits = {os.R_OK: 0o400, os.W_OK: 0o200, os.X_OK: 0o100}
+    return all(st_mode & bit for flag, bit in bits.items() if mode & flag)
+
+
+def access_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> bool:
+    """``os.access`` for CAPIO paths: existence and the owner's permission bits."""
+    if (
+        not args
+        and type(mode) is int
+        and _keywords(kwargs, frozenset({"dir_fd", "effective_ids", "follow_symlinks"}))
+    ):
+        target = _target(path, kwargs.get("dir_fd"))
+        if target is not None:
+            return _access(target, mode, bool(kwargs.get("effective_ids", False)))
+    return originals["os.access"](path, mode, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+# -- namespace ------------------------------------------------------------------------------------
+
+
+def _path_call(name: str, primitive: Callable[[str], None]) -> Callable[..., None]:
+    def proxy(path: Any, *args: Any, **kwargs: Any) -> None:
+        if not args and _keywords(kwargs, frozenset({"dir_fd"})):
+            target = _target(path, kwargs.get("dir_fd"))
+            if target is not None:
+                try:
+                    primitive(target)
+                except OSError as exc:
+                    raise _oserror(exc, _fspath(path)) from None
+                return
+        originals[name](path, *args, **kwargs)
+
+    proxy.__name__ = proxy.__qualname__ = f"{name.rsplit('.', 1)[1]}_proxy"
+    proxy.__doc__ = f"``{name}`` for paths inside the CAPIO directory, through CAPIO."
+    return proxy
+
+
+remove_proxy = _path_call("os.remove", _pycapio._unlink)
+unlink_proxy = _path_call("os.unlink", _pycapio._unlink)
+rmdir_proxy = _path_call("os.rmdir", _pycapio._rmdir)
+
+
+def _exists(target: str | None, path: Any) -> bool:
+    if target is not None:
+        try:
+            _pycapio._stat(target)
+        except OSError:
+            return False
+        return True
+    try:
+        originals["os.lstat"](path)
+    except OSError:
+        return False
+    return True
+
+
+def _rename_call(name: str) -> Callable[..., None]:
+    def proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if not args and _keywords(kwargs, frozenset({"src_dir_fd", "dst_dir_fd"})):
+            from_ = _target(src, kwargs.get("src_dir_fd"))
+            to = _target(dst, kwargs.get("dst_dir_fd"))
+            if from_ is not None and to is not None:
+                try:
+                    _pycapio._rename(from_, to)
+                except OSError as exc:
+                    raise _oserror(exc, _fspath(src), _fspath(dst)) from None
+                return
+            if (from_ is None) != (to is None) and kwargs.get("src_dir_fd") is None:
+                # One end in CAPIO, one on disk: two file systems, as rename(2) sees them. A
+                # missing source is reported first, as the kernel does.
+                code = errno.EXDEV if _exists(from_, src) else errno.ENOENT
+                raise OSError(code, os.strerror(code), _fspath(src), None, _fspath(dst))
+        originals[name](src, dst, *args, **kwargs)
+
+    proxy.__name__ = proxy.__qualname__ = f"{name.rsplit('.', 1)[1]}_proxy"
+    proxy.__doc__ = (
+        f"``{name}`` inside the CAPIO directory through CAPIO (waiting readers of the target see the "
+        "moved file); ``OSError(EXDEV)`` when one end is inside and the other outside, as between "
+        "two file systems (``shutil.move`` then copies)."
+    )
+    return proxy
+
+
+rename_proxy = _rename_call("os.rename")
+replace_proxy = _rename_call("os.replace")
+
+
+def _check_exists(target: str, path: Any) -> None:
+    _stat_of(target, path)
+
+
+def chmod_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.chmod``: a CAPIO file keeps the permission bits it was created with; for an existing
+    CAPIO path (or fd) this checks it exists and changes nothing (see the README)."""
+    if not args and type(mode) is int and _keywords(kwargs, frozenset({"dir_fd", "follow_symlinks"})):
+        if _capio_fd(path) and kwargs.get("dir_fd") is None:
+            return
+        target = _target(path, kwargs.get("dir_fd"))
+        if target is not None:
+            _check_exists(target, path)
+            return
+    originals["os.chmod"](path, mode, *args, **kwargs)
+
+
+def fchmod_proxy(fd: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.fchmod``: a no-op on a CAPIO fd (see ``chmod_proxy``)."""
+    if not args and not kwargs and type(mode) is int and _capio_fd(fd):
+        return
+    originals["os.fchmod"](fd, mode, *args, **kwargs)
+
+
+def _utime_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Validate ``os.utime``'s times/ns as the built-in does; False to leave the call to it."""
+    if len(args) > 1 or not _keywords(kwargs, frozenset({"times", "ns", "dir_fd", "follow_symlinks"})):
+        return False
+    if args and "times" in kwargs:
+        return False
+    times = args[0] if args else kwargs.get("times")
+    ns = kwargs.get("ns")
+    if times is not None and ns is not None:
+        raise ValueError("utime: you may specify either 'times' or 'ns' but not both")
+    if times is not None and not (
+        isinstance(times, tuple) and len(times) == 2 and all(isinstance(t, (int, float)) for t in times)
+    ):
+        raise TypeError("utime: 'times' must be either a tuple of two ints or None")
+    if ns is not None and not (isinstance(ns, tuple) and len(ns) == 2 and all(type(t) is int for t in ns)):
+        raise TypeError("utime: 'ns' must be a tuple of two ints")
+    return True
+
+
+def utime_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.utime``: CAPIO keeps the time of the last write as a file's times; for an existing
+    CAPIO path (or fd) this checks it exists and changes nothing (see the README)."""
+    if _capio_fd(path) or _target(path, kwargs.get("dir_fd")) is not None:
+        if _utime_args(args, kwargs):
+            if _capio_fd(path):
+                return
+            target = _target(path, kwargs.get("dir_fd"))
+            if target is not None:
+                _check_exists(target, path)
+                return
+    originals["os.utime"](path, *args, **kwargs)
+
+
+def _truncate_fd(fd: int, length: int) -> None:
+    _pycapio._truncate(fd, length)
+
+
+def truncate_proxy(path: Any, length: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.truncate`` of a CAPIO path or fd."""
+    if not args and not kwargs and type(length) is int:
+        if _capio_fd(path):
+            _truncate_fd(path, length)
+            return
+        target = _target(path)
+        if target is not None:
+            if length < 0:
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), _fspath(path))
+            _check_exists(target, path)
+            try:
+                fd = _pycapio.pycapio_open(target, os.O_WRONLY)
+            except OSError as exc:
+                raise _oserror(exc, _fspath(path)) from None
+            try:
+                _truncate_fd(fd, length)
+            finally:
+                _pycapio._close(fd)
+            return
+    originals["os.truncate"](path, length, *args, **kwargs)
+
+
+def _xattr_call(name: str, nargs: int) -> Callable[..., Any]:
+    def proxy(path: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if len(args) <= nargs and _keywords(kwargs, frozenset({"follow_symlinks", "flags"})):
+            if _capio_fd(path):
+                raise OSError(errno.ENOTSUP, os.strerror(errno.ENOTSUP))
+            target = None if path is None else _target(path)
+            if target is not None:
+                _check_exists(target, path)
+                # CAPIO keeps no extended attributes: a file system without xattr support.
+                raise OSError(errno.ENOTSUP, os.strerror(errno.ENOTSUP), _fspath(path))
+        if path is None:
+            return originals[name](*args, **kwargs)
+        return originals[name](path, *args, **kwargs)
+
+    proxy.__name__ = proxy.__qualname__ = f"{name.rsplit('.', 1)[1]}_proxy"
+    proxy.__doc__ = f"``{name}``: ENOTSUP for CAPIO paths (CAPIO keeps no extended attributes)."
+    return proxy
+
+
+listxattr_proxy = _xattr_call("os.listxattr", 0)
+getxattr_proxy = _xattr_call("os.getxattr", 1)
+setxattr_proxy = _xattr_call("os.setxattr", 3)
+removexattr_proxy = _xattr_call("os.removexattr", 1)
+
+
+# -- fds ------------------------------------------------------------------------------------------
+
+
+def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
+    """``os.open``: a CAPIO path gives a CAPIO fd, which the other fd proxies (and ``open(fd)``,
+    ``os.fdopen``) serve through CAPIO. A CAPIO directory goes to the OS (its real directory)."""
+    if (
+        type(flags) is int
+        and len(args) <= 1
+        and _keywords(kwargs, frozenset({"mode", "dir_fd"}))
+        and not (args and "mode" in kwargs)
+        and not flags & getattr(os, "O_DIRECTORY", 0)
+    ):
+        target = _target(path, kwargs.get("dir_fd"))
+        if target is not None:
+            mode = args[0] if args else kwargs.get("mode", 0o777)
+            if type(mode) is int:
+                try:
+                    return _pycapio.pycapio_open(target, flags & _OPEN_FLAGS, mode & 0o7777)
+                except IsADirectoryError as exc:
+                    if flags & os.O_ACCMODE != os.O_RDONLY:
+                        raise _oserror(exc, _fspath(path)) from None
+                except OSError as exc:
+                    raise _oserror(exc, _fspath(path)) from None
+    return originals["os.open"](path, flags, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def close_proxy(fd: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.close``: a CAPIO fd is closed through CAPIO (which owns the kernel fd)."""
+    if not args and not kwargs and _capio_fd(fd):
+        _pycapio._close(fd)
+        return
+    originals["os.close"](fd, *args, **kwargs)
+
+
+def _einval() -> OSError:
+    return OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+
+def read_proxy(fd: Any, n: Any, *args: Any, **kwargs: Any) -> bytes:
+    """``os.read`` of a CAPIO fd: waits per the fire rule, like ``read()`` of a CAPIO file."""
+    if not args and not kwargs and type(n) is int and _capio_fd(fd):
+        if n < 0:
+            raise _einval()
+        return _pycapio._read_bytes(fd, n)
+    return originals["os.read"](fd, n, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def pread_proxy(fd: Any, n: Any, offset: Any, *args: Any, **kwargs: Any) -> bytes:
+    """``os.pread`` of a CAPIO fd."""
+    if not args and not kwargs and type(n) is int and type(offset) is int and _capio_fd(fd):
+        if n < 0 or offset < 0:
+            raise _einval()
+        return _pycapio._read_bytes(fd, n, offset)
+    return originals["os.pread"](fd, n, offset, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def write_proxy(fd: Any, data: Any, *args: Any, **kwargs: Any) -> int:
+    """``os.write`` to a CAPIO fd: the bytes go to CAPIO (and readers see them)."""
+    if not args and not kwargs and _capio_fd(fd) and not isinstance(data, str):
+        return _pycapio._write(fd, data)
+    return originals["os.write"](fd, data, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def pwrite_proxy(fd: Any, data: Any, offset: Any, *args: Any, **kwargs: Any) -> int:
+    """``os.pwrite`` to a CAPIO fd."""
+    if not args and not kwargs and type(offset) is int and _capio_fd(fd) and not isinstance(data, str):
+        if offset < 0:
+            raise _einval()
+        return _pycapio._write(fd, data, offset)
+    return originals["os.pwrite"](fd, data, offset, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def lseek_proxy(fd: Any, pos: Any, how: Any, *args: Any, **kwargs: Any) -> int:
+    """``os.lseek`` of a CAPIO fd."""
+    if not args and not kwargs and type(pos) is int and type(how) is int and _capio_fd(fd):
+        return _pycapio._seek(fd, pos, how)
+    return originals["os.lseek"](fd, pos, how, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def ftruncate_proxy(fd: Any, length: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.ftruncate`` of a CAPIO fd."""
+    if not args and not kwargs and type(length) is int and _capio_fd(fd):
+        _truncate_fd(fd, length)
+        return
+    originals["os.ftruncate"](fd, length, *args, **kwargs)
+
+
+def _capio_file_object(fd: Any) -> bool:
+    from ._fileio import CapioFileIO
+
+    raw = getattr(getattr(fd, "buffer", fd), "raw", getattr(fd, "buffer", fd))
+    return isinstance(raw, CapioFileIO)
+
+
+def _sync_call(name: str) -> Callable[..., None]:
+    def proxy(fd: Any, *args: Any, **kwargs: Any) -> None:
+        if not args and not kwargs and (_capio_fd(fd) or _capio_file_object(fd)):
+            # CAPIO data is in shared memory, durable for the workflow once written; the server
+            # writes persistent files to disk atomically at commit.
+            if not isinstance(fd, int) and fd.closed:
+                raise ValueError("I/O operation on closed file")
+            return
+        originals[name](fd, *args, **kwargs)
+
+    proxy.__name__ = proxy.__qualname__ = f"{name.rsplit('.', 1)[1]}_proxy"
+    proxy.__doc__ = f"``{name}``: nothing to do for a CAPIO fd or file object."
+    return proxy
+
+
+fsync_proxy = _sync_call("os.fsync")
+fdatasync_proxy = _sync_call("os.fdatasync")
+
+
+def sendfile_proxy(out_fd: Any, in_fd: Any, offset: Any, count: Any, *args: Any, **kwargs: Any) -> int:
+    """``os.sendfile`` with a CAPIO fd at either end: emulated with CAPIO reads and writes, so a
+    copy out of a CAPIO file waits for its data (``shutil.copyfile`` uses this)."""
+    capio_in, capio_out = _capio_fd(in_fd), _capio_fd(out_fd)
+    if (
+        (capio_in or capio_out)
+        and not args
+        and not kwargs
+        and type(count) is int
+        and (offset is None or type(offset) is int)
+    ):
+        if count < 0 or (offset is not None and offset < 0):
+            raise _einval()
+        count = min(count, _SENDFILE_CHUNK)
+        if capio_in:
+            data = _pycapio._read_bytes(in_fd, count, -1 if offset is None else offset)
+        elif offset is None:
+            data = originals["os.read"](in_fd, count)
+        else:
+            data = originals["os.pread"](in_fd, count, offset)
+        if capio_out:
+            return _pycapio._write(out_fd, data)
+        view = memoryview(data)
+        sent = 0
+        while sent < len(data):
+            sent += originals["os.write"](out_fd, view[sent:])
+        return sent
+    return originals["os.sendfile"](out_fd, in_fd, offset, count, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+# -- shutil ---------------------------------------------------------------------------------------
+
+
+def _rmtree_walk(path: Any, report: Callable[[Any, Any, BaseException], object]) -> None:
+    try:
+        with os.scandir(path) as it:
+            entries = list(it)
+    except OSError as exc:
+        report(os.scandir, path, exc)
+        entries = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _rmtree_walk(entry.path, report)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError as exc:
+                report(os.unlink, entry.path, exc)
+    try:
+        os.rmdir(path)
+    except OSError as exc:
+        report(os.rmdir, path, exc)
+
+
+def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
+    """``shutil.rmtree`` of a CAPIO directory: the directory-fd walk the built-in prefers cannot
+    see CAPIO, so CAPIO trees are removed path by path (CAPIO has no symlinks to race with).
+    ``ignore_errors``/``onerror`` (and ``onexc`` where the Python has it) as in ``shutil``."""
+    allowed = {"ignore_errors", "onerror", "dir_fd"} | ({"onexc"} if sys.version_info >= (3, 12) else set())
+    target = None
+    if len(args) <= 2 and _keywords(kwargs, frozenset(allowed)) and kwargs.get("dir_fd") is None:
+        if not (len(args) >= 1 and "ignore_errors" in kwargs) and not (
+            len(args) == 2 and "onerror" in kwargs
+        ):
+            target = _target(path)
+    if target is None:
+        originals["shutil.rmtree"](path, *args, **kwargs)
+        return
+    ignore_errors = args[0] if args else kwargs.get("ignore_errors", False)
+    onerror = args[1] if len(args) > 1 else kwargs.get("onerror")
+    onexc = kwargs.get("onexc")
+    sys.audit("shutil.rmtree", path, None)
+    if onerror is not None and sys.version_info >= (3, 12):
+        warnings.warn("onerror argument is deprecated, use onexc instead", DeprecationWarning, stacklevel=2)
+
+    def report(func: Any, where: Any, exc: BaseException) -> None:
+        if ignore_errors:
+            return
+        if onexc is not None:
+            onexc(func, where, exc)
+        elif onerror is not None:
+            onerror(func, where, (type(exc), exc, exc.__traceback__))
+        else:
+            raise exc
+
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        report(os.lstat, path, exc)
+        return
+    if not _stat.S_ISDIR(st.st_mode):
+        try:
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), _fspath(path))
+        except OSError as exc:
+            report(os.scandir, path, exc)
+        return
+    _rmtree_walk(path, report)
+
+
+# name -> proxy, in the order they are installed.
+PROXIES: dict[str, Any] = {
+    "os.stat": stat_proxy,
+    "os.lstat": lstat_proxy,
+    "os.fstat": fstat_proxy,
+    "os.access": access_proxy,
+    "os.remove": remove_proxy,
+    "os.unlink": unlink_proxy,
+    "os.rmdir": rmdir_proxy,
+    "os.rename": rename_proxy,
+    "os.replace": replace_proxy,
+    "os.chmod": chmod_proxy,
+    "os.fchmod": fchmod_proxy,
+    "os.utime": utime_proxy,
+    "os.truncate": truncate_proxy,
+    "os.listxattr": listxattr_proxy,
+    "os.getxattr": getxattr_proxy,
+    "os.setxattr": setxattr_proxy,
+    "os.removexattr": removexattr_proxy,
+    "os.open": open_fd_proxy,
+    "os.close": close_proxy,
+    "os.read": read_proxy,
+    "os.pread": pread_proxy,
+    "os.write": write_proxy,
+    "os.pwrite": pwrite_proxy,
+    "os.lseek": lseek_proxy,
+    "os.ftruncate": ftruncate_proxy,
+    "os.fsync": fsync_proxy,
+    "os.fdatasync": fdatasync_proxy,
+    "os.sendfile": sendfile_proxy,
+    "shutil.rmtree": rmtree_proxy,
+}
