@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
@@ -115,6 +116,34 @@ def _unlist_from_supports() -> None:
         supported.discard(proxy)
 
 
+# Functions that bound an os function as a default argument when their module was imported
+# (tempfile's temporary-file closer binds os.unlink): while patched they get the proxy instead,
+# or a NamedTemporaryFile in the CAPIO directory could not delete itself.
+_DEFAULT_BINDERS = ("tempfile",)
+_rebound: list[tuple[Any, tuple[Any, ...]]] = []
+
+
+def _rebind_defaults(proxies: dict[str, Any]) -> None:
+    by_original = {id(_originals[key]): proxy for key, proxy in proxies.items() if key in _originals}
+    for name in _DEFAULT_BINDERS:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        for cls in [v for v in vars(module).values() if isinstance(v, type)]:
+            for func in vars(cls).values():
+                defaults = getattr(func, "__defaults__", None)
+                if not defaults or not any(id(d) in by_original for d in defaults):
+                    continue
+                _rebound.append((func, defaults))
+                func.__defaults__ = tuple(by_original.get(id(d), d) for d in defaults)
+
+
+def _restore_defaults() -> None:
+    while _rebound:
+        func, defaults = _rebound.pop()
+        func.__defaults__ = defaults
+
+
 def _activate() -> None:
     global _patch_depth
     with _patch_lock:
@@ -123,6 +152,7 @@ def _activate() -> None:
             proxies = _proxies()
             _install(proxies)
             _list_in_supports(proxies)
+            _rebind_defaults(proxies)
             _export_context()
         _patch_depth += 1
 
@@ -133,6 +163,7 @@ def _deactivate() -> None:
         _patch_depth -= 1
         if _patch_depth == 0:
             _unexport_context()
+            _restore_defaults()
             _unlist_from_supports()
             _install(_originals)
 
@@ -354,8 +385,6 @@ def start_inherited(settings: dict[str, Any]) -> None:
     """Make this (new) process a client of the app described by ``settings`` (what a parent's
     active context exported), patched until it exits, committing its files at exit."""
     global _inherited
-    import sys
-
     ctx = CapioContext(**settings, teardown_server=False)
     ctx._initialise()
     _inherited = True

@@ -220,8 +220,14 @@ rename_proxy = _rename_call("os.rename")
 replace_proxy = _rename_call("os.replace")
 
 
-def _check_exists(target: str, path: Any) -> None:
-    _stat_of(target, path)
+def _check_exists(target: str, path: Any, named: bool = True) -> None:
+    if named:
+        _stat_of(target, path)
+        return
+    try:
+        _pycapio._stat(target)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror) from None
 
 
 def chmod_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
@@ -272,7 +278,7 @@ def utime_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
                 return
             target = _target(path, kwargs.get("dir_fd"))
             if target is not None:
-                _check_exists(target, path)
+                _check_exists(target, path, named=False)  # os.utime's errors name no file
                 return
     originals["os.utime"](path, *args, **kwargs)
 
@@ -534,8 +540,10 @@ def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
         report(os.lstat, path, exc)
         return
     if not _stat.S_ISDIR(st.st_mode):
+        # As the built-in's directory-fd walk reports it: the path as given (bytes decoded).
+        name = os.fsdecode(path) if isinstance(path, bytes) else path
         try:
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), _fspath(path))
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name)
         except OSError as exc:
             report(os.scandir, path, exc)
         return

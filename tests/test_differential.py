@@ -94,8 +94,10 @@ def _binary_op(rng: random.Random, explicit_buffer: bool) -> tuple[Any, ...]:
 
 def _text_op(rng: random.Random) -> tuple[Any, ...]:
     kind = rng.choice(
-        ["read", "read", "readline", "readlines", "write", "writelines", "seek", "tellseek", "tell"]
-        + ["truncate", "flush", "next", "attrs", "cur_seek"]
+        [
+            *("read", "read", "readline", "readlines", "write", "writelines", "seek", "tellseek", "tell"),
+            *("truncate", "flush", "next", "attrs", "cur_seek"),
+        ]
     )
     if kind == "read":
         return (kind, rng.choice([-1, 0, 1, 7, 3000, None]))
@@ -205,7 +207,9 @@ def _apply(f: Any, op: tuple[Any, ...]) -> Any:
 
 def _message(e: BaseException, root: str) -> str:
     # The raw layer's class is the one intended difference ("'_io.FileIO' object has no ...").
-    return str(e).replace(root, "<DIR>").replace("'_io.FileIO'", "'<raw>'").replace("'CapioFileIO'", "'<raw>'")
+    return (
+        str(e).replace(root, "<DIR>").replace("'_io.FileIO'", "'<raw>'").replace("'CapioFileIO'", "'<raw>'")
+    )
 
 
 def run(case: Case, path: str, root: str) -> list[tuple[Any, ...]]:
@@ -264,6 +268,6 @@ def test_files_behave_like_the_builtin(capio: InProcess, tmp_path: Path, mode: s
             want = run(case, str(plain / name), str(plain))
             got = run(case, capio.path(name), str(capio.capio_dir))
             if got != want:
-                diff = next((w, g) for w, g in zip(want + [None], got + [None], strict=False) if w != g)
+                diff = next((w, g) for w, g in zip([*want, None], [*got, None], strict=False) if w != g)
                 mismatches.append(f"{case.describe()}\n  built-in: {diff[0]!r}\n  CAPIO:    {diff[1]!r}")
     assert not mismatches, f"{len(mismatches)} scripts differ:\n" + "\n".join(mismatches[:5])
