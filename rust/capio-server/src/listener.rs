@@ -269,6 +269,13 @@ fn shut_down(server: &Server, paths: &WorkflowPaths) {
         }
     }
     server.drain_work();
+    for dir in server.ns().uncommitted_dirs() {
+        warning!(
+            "not committed: directory {} (its CAPIO-CL rule never committed it, so it was \
+             never created on disk)",
+            dir.display()
+        );
+    }
     for f in server.ns().shut_down() {
         let apps = if f.apps.is_empty() {
             "no app".to_owned()

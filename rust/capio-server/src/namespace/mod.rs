@@ -338,7 +338,7 @@ impl Namespace {
     }
 
     fn excluded(&self, path: &Path) -> bool {
-        self.rules.rule_for(path).excluded
+        self.rules.is_excluded(path)
     }
 
     fn app_of(&self, cid: ClientId) -> &str {
@@ -1018,6 +1018,11 @@ impl Namespace {
         self.table.namespace().bump();
         lost.sort_by(|a, b| a.path.cmp(&b.path));
         lost
+    }
+
+    /// Made directories whose rule never committed them: they never reached the disk.
+    pub fn uncommitted_dirs(&self) -> Vec<PathBuf> {
+        self.open_dirs.iter().cloned().collect()
     }
 }
 

@@ -465,6 +465,7 @@ fn an_on_n_files_directory_short_of_entries_commits_once_its_producers_are_gone(
     fx.ns.exit(writer, false).unwrap();
     assert!(fx.dir_committed(r, "nf"));
     assert_eq!(fx.names(r, "nf"), vec!["1"]);
+    assert!(fx.ns.uncommitted_dirs().is_empty());
 }
 
 #[test]
