@@ -64,6 +64,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// The suffix of the info files a live server keeps in the runtime directory.
+pub const INFO_SUFFIX: &str = ".info";
+
 /// The file-name stem for a workflow: a readable prefix of the name plus its hash.
 pub fn workflow_stem(workflow: &str) -> String {
     let readable: String = workflow
@@ -85,6 +88,9 @@ pub struct WorkflowPaths {
     pub log: PathBuf,
     /// Written by the server once it listens: `pid\nworkflow\ncapio_dir\n`, for `pycapio server status`.
     pub info: PathBuf,
+    /// The directories where the server made hidden files (NUL-separated), so the next server
+    /// can remove what a killed one left behind; removed at a clean shutdown.
+    pub hidden: PathBuf,
 }
 
 impl WorkflowPaths {
@@ -96,6 +102,7 @@ impl WorkflowPaths {
             start_lock: runtime_dir.join(format!("{stem}.start")),
             log: runtime_dir.join(format!("{stem}.log")),
             info: runtime_dir.join(format!("{stem}.info")),
+            hidden: runtime_dir.join(format!("{stem}.hidden")),
         }
     }
 

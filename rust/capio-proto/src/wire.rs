@@ -45,6 +45,10 @@ pub enum Kind {
     Rename = 10,
     /// Remove an empty directory (tail: the path); replied with a `StatusReply`.
     Rmdir = 11,
+    /// Observability: the server's state as JSON (see [`status_json`]); allowed to observers.
+    Status = 12,
+    /// Ask for memory budget before writing past a file's reserved end; body `ReserveReq`.
+    Reserve = 13,
 }
 
 impl Kind {
@@ -61,6 +65,8 @@ impl Kind {
             9 => Kind::Unlink,
             10 => Kind::Rename,
             11 => Kind::Rmdir,
+            12 => Kind::Status,
+            13 => Kind::Reserve,
             _ => return None,
         })
     }
@@ -181,7 +187,23 @@ pub fn write_frame<T: Pod>(
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct HelloReq {
     pub pid: u32,
+    /// [`hello_flags`].
     pub flags: u32,
+}
+
+pub mod hello_flags {
+    /// An observer (`pycapio server status|stop`): not a workflow client. It may send only
+    /// `Status` and `Shutdown`, gets no state table, never keeps the server alive and its
+    /// departure never triggers a teardown. Its tail may be empty.
+    pub const OBSERVER: u32 = 1;
+    /// Every flag this protocol version defines; a `Hello` with others is refused (`EINVAL`).
+    pub const ALL: u32 = OBSERVER;
+}
+
+/// Flags of a `HelloReply`.
+pub mod server_flags {
+    /// The server enforces a memory budget: writes past a file's reserved end must `Reserve`.
+    pub const MEMORY_LIMIT: u32 = 1;
 }
 
 /// Reply to `Hello`; carries the state-table memfd as ancillary data. Its tail is the absolute path
@@ -194,7 +216,8 @@ pub struct HelloReply {
     pub server_pid: u32,
     pub client_id: u64,
     pub table_slots: u32,
-    pub _pad: u32,
+    /// [`server_flags`] (0 from servers that predate them).
+    pub flags: u32,
 }
 
 /// `Open` body; the tail is the absolute, lexically normalised path.
@@ -317,6 +340,33 @@ pub struct RenameReq {
     pub flags: u32,
 }
 
+/// `Reserve` body: the client wants to write `slot`'s data object up to `end` bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ReserveReq {
+    pub slot: u32,
+    pub _pad: u32,
+    pub end: u64,
+}
+
+/// Reply to `Reserve`: `status` is 0 or `-ENOSPC` (the budget cannot hold `end`); on success
+/// writes up to `granted` (at least the asked `end`; `u64::MAX` for a file the budget does not
+/// count) need no further request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ReserveReply {
+    pub status: i32,
+    pub _pad: u32,
+    pub granted: u64,
+}
+
+/// The `Status` reply is a `StatusReply` whose tail is one JSON object (UTF-8; bytes of a path
+/// that are not UTF-8 appear as `\udcXX` escapes, Python's `surrogateescape`):
+/// `{"server": {...}, "clients": [...], "files": [...], "dirs": [...], "waiting_opens": [...]}`.
+/// The keys are documented where the server builds it (`capio_server::status`); readers must
+/// ignore keys they do not know.
+pub const STATUS_FORMAT_VERSION: u32 = 1;
+
 /// Build a `Rename` tail.
 pub fn rename_tail(src: &[u8], dst: &[u8]) -> Result<(RenameReq, Vec<u8>), WireError> {
     let src_len = u32::try_from(src.len()).map_err(|_| WireError::TooLarge(u32::MAX))?;
@@ -434,6 +484,8 @@ mod tests {
             Kind::Unlink,
             Kind::Rename,
             Kind::Rmdir,
+            Kind::Status,
+            Kind::Reserve,
         ];
         for kind in all {
             assert_eq!(Kind::from_u16(kind as u16), Some(kind));
@@ -443,7 +495,8 @@ mod tests {
             (9, 10, 11)
         );
         assert_eq!(Kind::from_u16(0), None);
-        assert_eq!(Kind::from_u16(12), None);
+        assert_eq!((Kind::Status as u16, Kind::Reserve as u16), (12, 13));
+        assert_eq!(Kind::from_u16(14), None);
         assert_eq!(Kind::from_u16(2 | REPLY_BIT), None);
     }
 

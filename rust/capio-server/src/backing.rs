@@ -58,6 +58,7 @@ fn hidden(root: &Path, path: &Path) -> Result<File, FsError> {
         return Err(FsError::IsDir);
     };
     let dir = disk::nearest_dir(root, parent);
+    crate::leftovers::note(&dir);
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -27,16 +27,21 @@ Options:
       --log-file PATH       append the log there (default: stderr, or the workflow's log
                             file in the runtime directory when daemonized)
   -b, --backend NAME        only 'none' is supported by this build
+      --memory-limit BYTES  budget for the bytes of memory-backed files (suffixes K, M, G, T:
+                            powers of 1024, e.g. 512M, 2G); a write that would exceed it fails
+                            with ENOSPC (default: $PYCAPIO_MEMORY_LIMIT, else no limit)
       --mem-only            accepted for compatibility; has no effect
   -h, --help                print this help
       --version             print the version
 
 Environment: CAPIO_DIR, CAPIO_WORKFLOW_NAME, CAPIO_LOG_LEVEL (error|warn|info|debug or 0-3),
-PYCAPIO_RUNTIME_DIR (where the socket, lock and log live).
+PYCAPIO_MEMORY_LIMIT, PYCAPIO_RUNTIME_DIR (where the socket, lock, log and info file live).
 Exit status: 0 after a normal shutdown, 1 if start-up failed, 2 on a usage error.
 ";
 
 pub const DEFAULT_WORKFLOW: &str = "CAPIO";
+/// Environment variable holding the default of `--memory-limit`.
+pub const MEMORY_LIMIT_ENV: &str = "PYCAPIO_MEMORY_LIMIT";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -49,6 +54,9 @@ pub struct Options {
     pub log_file: Option<PathBuf>,
     pub backend: Option<String>,
     pub mem_only: bool,
+    /// `--memory-limit`, as given (parsed by `resolve`, so the environment's value is checked the
+    /// same way).
+    pub memory_limit: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -127,6 +135,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             "--log-file" => o.log_file = Some(value()?.into()),
             "-b" | "--backend" => o.backend = Some(text(value()?)?),
             "--mem-only" => flag(&mut o.mem_only)?,
+            "--memory-limit" => {
+                let v = text(value()?)?;
+                if parse_size(&v).is_none() {
+                    return Err(UsageError::BadValue {
+                        option: name.clone(),
+                        value: v,
+                    });
+                }
+                o.memory_limit = Some(v);
+            }
             _ if name.starts_with('-') => return Err(UsageError::Unknown(name)),
             _ => return Err(UsageError::Positional(name)),
         }
@@ -150,6 +168,31 @@ pub struct Settings {
     pub log_level: Level,
     /// Set when `CAPIO_LOG_LEVEL` held something unusable (logged once the logger runs).
     pub bad_log_level: Option<String>,
+    /// Budget for memory-backed file bytes; `None`: unlimited.
+    pub memory_limit: Option<u64>,
+}
+
+/// A byte count: digits with an optional binary suffix `K`, `M`, `G` or `T` (also `KiB`, `KB`,
+/// any case), e.g. `512M`. Zero and overflow are refused.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift).filter(|&n| n > 0)
 }
 
 impl Options {
@@ -188,6 +231,15 @@ impl Options {
             })
             .unwrap_or_else(|| DEFAULT_WORKFLOW.to_owned());
         let (rules, config) = rules::load(self.config.as_deref(), &capio_dir)?;
+        let memory_limit = match &self.memory_limit {
+            Some(v) => Some(v.clone()),
+            None => env(MEMORY_LIMIT_ENV)
+                .map(|v| v.to_string_lossy().into_owned())
+                .filter(|v| !v.trim().is_empty()),
+        };
+        let memory_limit = memory_limit
+            .map(|v| parse_size(&v).ok_or(StartError::MemoryLimit(v)))
+            .transpose()?;
         let raw_level = env("CAPIO_LOG_LEVEL").map(|l| l.to_string_lossy().into_owned());
         let parsed = raw_level.as_deref().map(Level::parse);
         Ok(Settings {
@@ -197,6 +249,7 @@ impl Options {
             rules,
             log_level: parsed.flatten().unwrap_or(Level::Info),
             bad_log_level: raw_level.filter(|_| parsed == Some(None)),
+            memory_limit,
         })
     }
 }
@@ -268,6 +321,59 @@ mod tests {
             run(&["--no-config", "-c", "f"]),
             Err(UsageError::ConfigConflict)
         ));
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("3 KB"), Some(3 << 10));
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        for bad in [
+            "",
+            "0",
+            "M",
+            "1.5G",
+            "12Q",
+            "-1",
+            "99999999999999999999",
+            "16777216T",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+        assert_eq!(
+            run(&["--memory-limit", "64M"])
+                .unwrap()
+                .memory_limit
+                .as_deref(),
+            Some("64M")
+        );
+        assert!(matches!(
+            run(&["--memory-limit=lots"]),
+            Err(UsageError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn the_memory_limit_comes_from_the_option_or_the_environment() {
+        let t = TestDir::new();
+        let o = Options {
+            capio_dir: Some(t.path().into()),
+            ..Options::default()
+        };
+        let env = |k: &str| (k == MEMORY_LIMIT_ENV).then(|| OsString::from("8M"));
+        assert_eq!(o.resolve(env).unwrap().memory_limit, Some(8 << 20));
+        assert_eq!(o.resolve(|_| None).unwrap().memory_limit, None);
+        let bad = |k: &str| (k == MEMORY_LIMIT_ENV).then(|| OsString::from("8 apples"));
+        let e = o.resolve(bad).unwrap_err();
+        assert!(e.to_string().contains("8 apples"), "{e}");
+        let given = Options {
+            memory_limit: Some("1K".into()),
+            ..o
+        };
+        assert_eq!(given.resolve(env).unwrap().memory_limit, Some(1024));
     }
 
     #[test]

@@ -41,6 +41,15 @@ pub enum FsError {
     Unsupported,
     #[error("the shared state table is full")]
     TableFull,
+    /// `ENOSPC`: the server's memory budget (`--memory-limit`) cannot hold the write.
+    #[error("the server's memory budget of {limit} bytes is exhausted")]
+    NoSpace { limit: u64 },
+    /// `ENAMETOOLONG`: a component longer than `NAME_MAX` or a path of `PATH_MAX` bytes or more.
+    #[error("file name too long")]
+    NameTooLong,
+    /// `EBADF`: the request names a file the client does not have open (for writing).
+    #[error("the file is not open for writing by this client")]
+    NotOpen,
     /// The client already sent `Exit`.
     #[error("client has already exited")]
     Exited,
@@ -63,7 +72,9 @@ impl FsError {
             FsError::BadPath => libc::EINVAL,
             FsError::Aborted => libc::EIO,
             FsError::Unsupported => libc::EOPNOTSUPP,
-            FsError::TableFull => libc::ENOSPC,
+            FsError::TableFull | FsError::NoSpace { .. } => libc::ENOSPC,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::NotOpen => libc::EBADF,
             FsError::Exited => libc::ESHUTDOWN,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -94,6 +105,11 @@ pub enum StartError {
     CapioDirNotDir(PathBuf),
     #[error("backend '{0}' is not supported by this build")]
     Backend(String),
+    #[error(
+        "invalid memory limit '{0}' (--memory-limit or $PYCAPIO_MEMORY_LIMIT): expected a byte \
+         count such as 4096, 512M or 2G"
+    )]
+    MemoryLimit(String),
     /// The CAPIO-CL file is unreadable or invalid; its message names the file and, for a bad
     /// value, the value's JSON path.
     #[error(transparent)]

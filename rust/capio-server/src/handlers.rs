@@ -12,8 +12,8 @@ use crate::server::Server;
 use crate::server::WorkGuard;
 use capio_proto::{
     CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, ListReply, MAX_BODY, MkdirReq, OpenReply,
-    OpenReq, RenameReq, StatReply, StatusReply, WireError, decode, open_kind, push_entry,
-    split_hello_tail, split_rename_tail,
+    OpenReq, RenameReq, ReserveReply, ReserveReq, StatReply, StatusReply, WireError, decode,
+    hello_flags, open_kind, push_entry, server_flags, split_hello_tail, split_rename_tail,
 };
 use std::ffi::OsStr;
 use std::io;
@@ -54,23 +54,42 @@ pub fn persist_all(server: &Server, commits: Vec<Commit>, work: Option<&WorkGuar
     first_error
 }
 
-/// `Hello`: register the client and hand it the state table and the CAPIO-CL file's path.
-/// Returns the new client's id, or `None` when the reply carries an error.
-pub fn hello(
-    server: &Server,
-    peer_pid: i32,
-    body: &[u8],
-) -> Result<(Reply, Option<ClientId>), WireError> {
-    let (_req, tail): (HelloReq, _) = decode(body)?;
-    let (app, root) = split_hello_tail(tail);
-    let app = String::from_utf8_lossy(app);
-    let root = Path::new(OsStr::from_bytes(root));
-    let registered = server.ns().hello(peer_pid, &app, root);
+/// Who greeted the server.
+pub enum Greeted {
+    Client(ClientId),
+    /// `pycapio server status|stop`: may only ask for `Status` and `Shutdown`.
+    Observer,
+    Refused,
+}
+
+/// `Hello`: register the client and hand it the state table and the CAPIO-CL file's path; or
+/// accept an observer (no table, not a client).
+pub fn hello(server: &Server, peer_pid: i32, body: &[u8]) -> Result<(Reply, Greeted), WireError> {
+    let (req, tail): (HelloReq, _) = decode(body)?;
     let mut reply = HelloReply {
         server_pid: std::process::id(),
         table_slots: server.table.slots(),
         ..HelloReply::default()
     };
+    if server.ns().memory_limit().is_some() {
+        reply.flags |= server_flags::MEMORY_LIMIT;
+    }
+    if req.flags & !hello_flags::ALL != 0 {
+        info!(
+            "refused pid {peer_pid}: unknown Hello flags {:#x}",
+            req.flags
+        );
+        reply.status = -libc::EINVAL;
+        return Ok((Reply::new(Kind::Hello, &reply, &[])?, Greeted::Refused));
+    }
+    if req.flags & hello_flags::OBSERVER != 0 {
+        debug!("pid {peer_pid} attached as an observer");
+        return Ok((Reply::new(Kind::Hello, &reply, &[])?, Greeted::Observer));
+    }
+    let (app, root) = split_hello_tail(tail);
+    let app = String::from_utf8_lossy(app);
+    let root = Path::new(OsStr::from_bytes(root));
+    let registered = server.ns().hello(peer_pid, &app, root);
     match registered {
         Ok(id) => {
             info!(
@@ -85,7 +104,7 @@ pub fn hello(
                 .map_or(&[][..], |c| c.as_os_str().as_bytes());
             Ok((
                 Reply::new(Kind::Hello, &reply, config)?.with_fd(fd),
-                Some(id),
+                Greeted::Client(id),
             ))
         }
         Err(e) => {
@@ -94,7 +113,7 @@ pub fn hello(
                 root.display()
             );
             reply.status = -e.errno();
-            Ok((Reply::new(Kind::Hello, &reply, &[])?, None))
+            Ok((Reply::new(Kind::Hello, &reply, &[])?, Greeted::Refused))
         }
     }
 }
@@ -326,9 +345,56 @@ fn persist_one(server: &Server, path: &Path, generation: u64) -> Result<(), FsEr
     Ok(())
 }
 
-pub fn shutdown(_server: &Server, client: ClientId, _body: &[u8]) -> Result<Reply, WireError> {
-    info!("client {client} asked the server to shut down");
+pub fn shutdown(_server: &Server, who: &str, _body: &[u8]) -> Result<Reply, WireError> {
+    info!("{who} asked the server to shut down");
     status(Kind::Shutdown, 0)
+}
+
+/// `Status`: the server's state as JSON (see `status`).
+pub fn status_report(server: &Server, _body: &[u8]) -> Result<Reply, WireError> {
+    Reply::new(
+        Kind::Status,
+        &StatusReply { status: 0, _pad: 0 },
+        &crate::status::build(server),
+    )
+}
+
+/// `Reserve`: room in the memory budget for a write up to `end`.
+pub fn reserve(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
+    let (req, _): (ReserveReq, _) = decode(body)?;
+    let reply = match server.ns().reserve(client, req.slot, req.end) {
+        Ok(granted) => ReserveReply {
+            status: 0,
+            _pad: 0,
+            granted,
+        },
+        Err(e) => {
+            debug!(
+                "client {client}: reserve slot {} to {}: {e}",
+                req.slot, req.end
+            );
+            ReserveReply {
+                status: -e.errno(),
+                ..ReserveReply::default()
+            }
+        }
+    };
+    Reply::new(Kind::Reserve, &reply, &[])
+}
+
+/// Route an observer's request: only `Status` and `Shutdown`; `None` for anything else (the
+/// caller drops the connection).
+pub fn dispatch_observer(
+    server: &Server,
+    peer_pid: i32,
+    kind: Kind,
+    body: &[u8],
+) -> Option<Result<Reply, WireError>> {
+    match kind {
+        Kind::Status => Some(status_report(server, body)),
+        Kind::Shutdown => Some(shutdown(server, &format!("observer pid {peer_pid}"), body)),
+        _ => None,
+    }
 }
 
 /// Route a request after `Hello`. `Ok(None)` for one-way requests.
@@ -351,7 +417,9 @@ pub fn dispatch(
         Kind::Rename => rename(server, client, body)?,
         Kind::Rmdir => rmdir(server, client, body)?,
         Kind::Exit => exit(server, client, body)?,
-        Kind::Shutdown => shutdown(server, client, body)?,
+        Kind::Shutdown => shutdown(server, &format!("client {client}"), body)?,
+        Kind::Status => status_report(server, body)?,
+        Kind::Reserve => reserve(server, client, body)?,
         Kind::Hello => {
             return Err(WireError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,

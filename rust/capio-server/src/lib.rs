@@ -11,6 +11,8 @@ pub mod connection;
 pub mod disk;
 pub mod error;
 pub mod handlers;
+pub mod json;
+pub mod leftovers;
 pub mod listener;
 pub mod log;
 pub mod namespace;
@@ -20,6 +22,7 @@ pub mod ready;
 pub mod rules;
 pub mod server;
 pub mod session;
+pub mod status;
 
 #[cfg(test)]
 mod testdir;

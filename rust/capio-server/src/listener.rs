@@ -3,10 +3,11 @@
 
 use crate::cli::{Options, Settings};
 use crate::error::StartError;
+use crate::leftovers;
 use crate::log::{self, error, info, warning};
 use crate::namespace::Namespace;
 use crate::ready::Ready;
-use crate::server::Server;
+use crate::server::{Identity, Server};
 use crate::session;
 use capio_proto::runtime::WorkflowPaths;
 use capio_proto::{StateTable, sys, table};
@@ -37,6 +38,14 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         .map_err(StartError::io("runtime directory"))?;
     init_log(opts, &settings, &paths)?;
     let _lock = acquire_lock(&paths, &settings.workflow)?;
+    // Holding the lock: any previous server of this workflow is gone, and what it left is ours.
+    match leftovers::start(&paths.hidden) {
+        Ok(recovered) => leftovers::report(&recovered),
+        Err(e) => warning!(
+            "cannot use {}: {e}; hidden files a killed server left are not cleaned up",
+            paths.hidden.display()
+        ),
+    }
 
     // Whatever socket file is there belongs to a server that no longer holds the lock.
     remove_if_present(&paths.socket).map_err(StartError::io("cannot remove the stale socket"))?;
@@ -55,8 +64,20 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         StateTable::create(table::DEFAULT_SLOTS)
             .map_err(StartError::io("cannot create the state table"))?,
     );
-    let ns = Namespace::new(table.clone(), settings.rules.clone());
-    let server = Arc::new(Server::new(ns, table, listener, settings.config.clone()));
+    let mut ns = Namespace::new(table.clone(), settings.rules.clone());
+    ns.set_memory_limit(settings.memory_limit);
+    let identity = Identity {
+        workflow: settings.workflow.clone(),
+        capio_dir: settings.capio_dir.clone(),
+        log: log_path(opts, &paths).map(Path::to_path_buf),
+    };
+    let server = Arc::new(Server::new(
+        ns,
+        table,
+        listener,
+        settings.config.clone(),
+        identity,
+    ));
 
     let on_signal = server.clone();
     thread::Builder::new()
@@ -85,12 +106,17 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     Ok(())
 }
 
-fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Result<(), StartError> {
-    let file = match (&opts.log_file, opts.daemonize) {
+/// The log file, or `None` for stderr.
+fn log_path<'a>(opts: &'a Options, paths: &'a WorkflowPaths) -> Option<&'a Path> {
+    match (&opts.log_file, opts.daemonize) {
         (Some(path), _) => Some(path.as_path()),
         (None, true) => Some(paths.log.as_path()),
         (None, false) => None,
-    };
+    }
+}
+
+fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Result<(), StartError> {
+    let file = log_path(opts, paths);
     let sink = match file {
         Some(path) => log::Sink::File(
             OpenOptions::new()
@@ -123,6 +149,9 @@ fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Resul
              (the workflow name, not the file, decides which server clients attach to)",
             settings.workflow
         );
+    }
+    if let Some(limit) = settings.memory_limit {
+        info!("memory limit: {limit} bytes for memory-backed files (writes past it get ENOSPC)");
     }
     if opts.mem_only {
         info!("--mem-only has no effect: files are kept in memory until they are persisted");
@@ -293,5 +322,6 @@ fn shut_down(server: &Server, paths: &WorkflowPaths) {
             }
         );
     }
+    leftovers::finish();
     info!("stopped");
 }

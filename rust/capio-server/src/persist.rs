@@ -72,6 +72,7 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
         return Err(FsError::IsDir);
     };
     let real_parent = disk::ensure_dir(&job.root, parent)?;
+    crate::leftovers::note(&real_parent);
     let temp = Temp {
         path: real_parent.join(temp_name(name)),
         dest: real_parent.join(name),
@@ -136,6 +137,17 @@ fn marked_name(name: &OsStr, mark: &[u8]) -> OsString {
     OsString::from_vec(out)
 }
 
+/// The pid of the server that made an internal name (the `<pid>` of `…capio-tmp-<pid>-<n>`).
+pub fn owner_pid(name: &OsStr) -> Option<u32> {
+    if !is_internal_name(name) {
+        return None;
+    }
+    let b = name.as_bytes();
+    let dash = b.iter().rposition(|&c| c == b'-')?;
+    let start = b[..dash].iter().rposition(|&c| c == b'-')? + 1;
+    std::str::from_utf8(&b[start..dash]).ok()?.parse().ok()
+}
+
 fn has_mark(name: &OsStr, mark: &[u8]) -> bool {
     let b = name.as_bytes();
     if b.first() != Some(&b'.') {
@@ -184,6 +196,10 @@ mod tests {
             "{d:?}"
         );
         assert!(!is_data_name(&n) && is_internal_name(&n));
+        let me = Some(std::process::id());
+        assert_eq!((owner_pid(&n), owner_pid(&d)), (me, me));
+        assert_eq!(owner_pid(OsStr::new(".a-b.capio-tmp-77-3")), Some(77));
+        assert_eq!(owner_pid(OsStr::new("a-1-2")), None);
         for plain in [
             ".capio-tmp-",
             "out.txt",

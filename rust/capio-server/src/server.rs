@@ -8,8 +8,18 @@ use capio_proto::sys;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Who this server is, for `Status`.
+#[derive(Debug, Default, Clone)]
+pub struct Identity {
+    pub workflow: String,
+    /// The CAPIO directory it was started with (clients may attach with others).
+    pub capio_dir: PathBuf,
+    /// Where its log goes (`None`: stderr).
+    pub log: Option<PathBuf>,
+}
 
 pub struct Server {
     ns: Mutex<Namespace>,
@@ -19,6 +29,9 @@ pub struct Server {
     pub config: Option<PathBuf>,
     stopping: AtomicBool,
     work: Arc<WorkGate>,
+    pub identity: Identity,
+    /// Observer connections (`pycapio server status`) open now.
+    pub observers: AtomicUsize,
 }
 
 impl Server {
@@ -27,6 +40,7 @@ impl Server {
         table: Arc<StateTable>,
         listener: UnixListener,
         config: Option<PathBuf>,
+        identity: Identity,
     ) -> Server {
         Server {
             ns: Mutex::new(ns),
@@ -35,6 +49,8 @@ impl Server {
             config,
             stopping: AtomicBool::new(false),
             work: Arc::new(WorkGate::default()),
+            identity,
+            observers: AtomicUsize::new(0),
         }
     }
 

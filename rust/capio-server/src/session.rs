@@ -2,13 +2,13 @@
 //! the connection ends (a crash unless the client sent `Exit`).
 
 use crate::connection::Connection;
-use crate::handlers;
+use crate::handlers::{self, Greeted};
 use crate::log::{debug, warning};
-use crate::namespace::ClientId;
 use crate::server::Server;
 use capio_proto::Kind;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub fn serve(server: Arc<Server>, stream: UnixStream, peer_pid: i32) {
     let mut conn = match Connection::new(stream) {
@@ -18,8 +18,10 @@ pub fn serve(server: Arc<Server>, stream: UnixStream, peer_pid: i32) {
             return;
         }
     };
-    let Some(client) = greet(&server, &mut conn, peer_pid) else {
-        return;
+    let client = match greet(&server, &mut conn, peer_pid) {
+        Greeted::Client(client) => client,
+        Greeted::Observer => return observe(&server, &mut conn, peer_pid),
+        Greeted::Refused => return,
     };
     loop {
         let (kind, body) = match conn.read_request() {
@@ -73,38 +75,74 @@ pub fn serve(server: Arc<Server>, stream: UnixStream, peer_pid: i32) {
     check_teardown(&server);
 }
 
+/// An observer's connection: `Status` and `Shutdown` until it hangs up. It is no client: it
+/// holds nothing, and its coming and going never starts a teardown.
+fn observe(server: &Server, conn: &mut Connection, peer_pid: i32) {
+    server.observers.fetch_add(1, Ordering::SeqCst);
+    loop {
+        let (kind, body) = match conn.read_request() {
+            Ok(Some(request)) => request,
+            Ok(None) => break,
+            Err(e) => {
+                warning!("observer pid {peer_pid}: {e}; dropping the connection");
+                break;
+            }
+        };
+        let reply = match handlers::dispatch_observer(server, peer_pid, kind, &body) {
+            Some(Ok(reply)) => reply,
+            Some(Err(e)) => {
+                warning!("observer pid {peer_pid}: bad {kind:?} request: {e}; dropping it");
+                break;
+            }
+            None => {
+                warning!(
+                    "observer pid {peer_pid} sent {kind:?}, which observers may not; dropping it"
+                );
+                break;
+            }
+        };
+        if conn.send(reply).is_err() {
+            break;
+        }
+        if kind == Kind::Shutdown {
+            server.begin_shutdown("Shutdown request from an observer");
+        }
+    }
+    server.observers.fetch_sub(1, Ordering::SeqCst);
+}
+
 /// `Hello` must come first; anything else, or a refused `Hello`, ends the connection.
-fn greet(server: &Server, conn: &mut Connection, peer_pid: i32) -> Option<ClientId> {
+fn greet(server: &Server, conn: &mut Connection, peer_pid: i32) -> Greeted {
     let body = match conn.read_request() {
         Ok(Some((Kind::Hello, body))) => body,
         Ok(Some((kind, _))) => {
             warning!(
                 "pid {peer_pid}: first request was {kind:?}, not Hello; dropping the connection"
             );
-            return None;
+            return Greeted::Refused;
         }
-        Ok(None) => return None,
+        Ok(None) => return Greeted::Refused,
         Err(e) => {
             warning!("pid {peer_pid}: {e}; dropping the connection");
-            return None;
+            return Greeted::Refused;
         }
     };
-    let (reply, client) = match handlers::hello(server, peer_pid, &body) {
+    let (reply, greeted) = match handlers::hello(server, peer_pid, &body) {
         Ok(answer) => answer,
         Err(e) => {
             warning!("pid {peer_pid}: bad Hello: {e}; dropping the connection");
-            return None;
+            return Greeted::Refused;
         }
     };
     if let Err(e) = conn.send(reply) {
         debug!("pid {peer_pid}: Hello reply lost: {e}");
-        if let Some(id) = client {
+        if let Greeted::Client(id) = greeted {
             server.ns().detach(id);
             check_teardown(server);
         }
-        return None;
+        return Greeted::Refused;
     }
-    client
+    greeted
 }
 
 fn check_teardown(server: &Server) {

@@ -139,6 +139,8 @@ impl Namespace {
         self.slot(slot).set_state(SlotState::Committed);
         self.table.namespace().bump();
         self.settle_due = true;
+        // Done growing: the budget's headroom held for it goes back to the others.
+        self.release_headroom(slot);
         debug!("committed {}", self.name_of(slot));
         if permanent && let Some(path) = self.by_slot.get(&slot) {
             self.to_persist.push((path.clone(), generation));

@@ -22,7 +22,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub type ClientId = u64;
 
@@ -68,6 +68,10 @@ struct FileNode {
     /// after a newer one, even when the slot and path are reused by another file meanwhile.
     generation: u64,
     persisted: bool,
+    /// Bytes of the memory budget this file holds (see `memory`).
+    charged: u64,
+    /// A `Reserve` was refused: logged once per file.
+    refused: bool,
 }
 
 /// A directory `Mkdir` created. It exists only in the namespace until its CAPIO-CL rule commits
@@ -225,6 +229,11 @@ pub struct Namespace {
     settle_due: bool,
     /// Commits made by the current operation that must be persisted, for the caller to take.
     to_persist: Vec<Commit>,
+    budget: memory::Budget,
+    /// Read-only opens answered `WAIT`, by client and path: (first, latest) time asked. A waiting
+    /// client asks again at least every 250 ms, so a fresh `latest` means it still waits.
+    waiting: HashMap<(ClientId, PathBuf), (Instant, Instant)>,
+    started: Instant,
 }
 
 /// A new data object for the file at `path`, backed as `rule` says, holding `seed`'s content and
@@ -275,6 +284,9 @@ impl Namespace {
             open_dirs: BTreeSet::new(),
             settle_due: false,
             to_persist: Vec::new(),
+            budget: memory::Budget::default(),
+            waiting: HashMap::new(),
+            started: Instant::now(),
         }
     }
 
@@ -458,7 +470,9 @@ impl Namespace {
         if !self.unlinked.get(&slot).is_some_and(|n| n.opens.is_empty()) {
             return;
         }
-        self.unlinked.remove(&slot);
+        if let Some(mut node) = self.unlinked.remove(&slot) {
+            self.budget.set_charge(&mut node, 0);
+        }
         self.on_file.remove(&slot);
         // A stale slot number left in a client's sets would name the slot's next file.
         for client in self.clients.values_mut() {
@@ -516,6 +530,10 @@ impl Namespace {
                 Where::Missing => Err(FsError::NotFound),
             }
         };
+        match &opened {
+            Ok(Opened::Wait { .. }) => self.note_waiting(cid, path),
+            _ => self.done_waiting(cid, path),
+        }
         self.settle();
         opened
     }
@@ -563,6 +581,12 @@ impl Namespace {
         mode: u32,
     ) -> Result<(), FsError> {
         let rule = self.rules.rule_for(path);
+        // Before the copy: an input bigger than the budget must not even pass through memory.
+        if rule.storage == capio_cl::Storage::Memory
+            && let Some(seed) = &seed
+        {
+            self.budget.check(seed.metadata()?.len())?;
+        }
         let (data, backing, len) = new_data(&root, path, &rule, seed)?;
         let slot = match self.alloc_slot() {
             Ok(slot) => slot,
@@ -594,9 +618,14 @@ impl Namespace {
                 apps: BTreeSet::new(),
                 generation: 0,
                 persisted: false,
+                charged: 0,
+                refused: false,
             },
         );
         self.by_slot.insert(slot, path.to_path_buf());
+        if backing == Backing::Anonymous {
+            self.charge(slot, len);
+        }
         if let Some(client) = self.clients.get_mut(&cid) {
             client.produces.insert(slot);
         }
@@ -622,6 +651,7 @@ impl Namespace {
             // Restart: a new producer writes the file again from scratch.
             node.data.set_len(0)?;
             slot.len.store(0, SeqCst);
+            self.budget.set_charge(node, 0);
             node.producers = BTreeSet::from([cid]);
             node.closes_by_producers = 0;
             node.state = SlotState::Open;
@@ -644,6 +674,7 @@ impl Namespace {
             if flags & O_TRUNC != 0 {
                 node.data.set_len(0)?;
                 slot.len.store(0, SeqCst);
+                self.budget.set_charge(node, 0);
             }
         }
         self.opened(cid, path)
@@ -943,6 +974,7 @@ impl Namespace {
             self.release_unlinked(slot);
         }
         self.dirs_lose_producer(cid);
+        self.forget_waits_of(cid);
         // Always: waiting openers re-check whether a declared producer app is gone now.
         self.table.namespace().bump();
         self.settle();
@@ -1027,7 +1059,9 @@ impl Namespace {
 }
 
 mod commit;
+mod memory;
 mod names;
+mod report;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,200 @@
+//! What `pycapio server status` shows of the namespace: clients, files (size, commit state, who
+//! produces, who reads, who sleeps on them), directories not committed yet, and readers waiting
+//! for files nobody has created.
+
+use super::{ClientId, FileNode, Namespace};
+use crate::backing::Backing;
+use crate::json::Json;
+use capio_proto::SlotState;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+/// A waiting opener asks again at least every 250 ms; one not heard from for this long gave up.
+pub const WAIT_FRESH: Duration = Duration::from_millis(1500);
+/// At most this many files are listed (the reply must stay far below the frame cap).
+pub const MAX_FILES: usize = 20_000;
+
+type WaitKey = (ClientId, PathBuf);
+
+fn path_json(p: &Path) -> Json {
+    Json::str(p.as_os_str().as_bytes())
+}
+
+fn state_name(state: SlotState) -> &'static str {
+    match state {
+        SlotState::Free => "free",
+        SlotState::Open => "open",
+        SlotState::Committed => "committed",
+        SlotState::Aborted => "aborted",
+    }
+}
+
+impl Namespace {
+    /// A read-only open of `path` was told to wait.
+    pub(super) fn note_waiting(&mut self, cid: ClientId, path: &Path) {
+        let now = Instant::now();
+        // Amortised clean-up of openers that gave up (timed out, interrupted).
+        if self.waiting.len() > 64 && self.waiting.len().is_power_of_two() {
+            self.waiting.retain(|_, (_, last)| now - *last < WAIT_FRESH);
+        }
+        self.waiting
+            .entry((cid, path.to_path_buf()))
+            .and_modify(|(_, last)| *last = now)
+            .or_insert((now, now));
+    }
+
+    pub(super) fn done_waiting(&mut self, cid: ClientId, path: &Path) {
+        if !self.waiting.is_empty() {
+            self.waiting.remove(&(cid, path.to_path_buf()));
+        }
+    }
+
+    pub(super) fn forget_waits_of(&mut self, cid: ClientId) {
+        self.waiting.retain(|(c, _), _| *c != cid);
+    }
+
+    fn client_ref(&self, cid: ClientId) -> Json {
+        match self.clients.get(&cid) {
+            Some(c) => Json::Obj(vec![
+                ("id", Json::int(cid)),
+                ("pid", Json::int(c.pid)),
+                ("app", Json::str(&c.app)),
+            ]),
+            None => Json::Obj(vec![("id", Json::int(cid))]),
+        }
+    }
+
+    fn file_json(&self, path: Option<&Path>, node: &FileNode) -> Json {
+        let slot = self.slot(node.slot);
+        let readers: Vec<Json> = node
+            .opens
+            .keys()
+            .filter(|c| !node.producers.contains(c))
+            .map(|&c| self.client_ref(c))
+            .collect();
+        let waiting_readers = if node.state == SlotState::Open {
+            readers.len()
+        } else {
+            0
+        };
+        Json::Obj(vec![
+            ("path", path.map_or(Json::Null, path_json)),
+            ("size", Json::int(slot.len.load(SeqCst))),
+            ("state", Json::str(state_name(node.state))),
+            ("commit", Json::str(node.rule.commit.to_string())),
+            ("fire", Json::str(node.rule.fire.to_string())),
+            ("storage", Json::str(node.rule.storage.to_string())),
+            ("permanent", Json::Bool(node.rule.permanent)),
+            (
+                "persisted",
+                Json::Bool(node.persisted || node.backing == Backing::InPlace),
+            ),
+            (
+                "producers",
+                Json::Arr(node.producers.iter().map(|&c| self.client_ref(c)).collect()),
+            ),
+            ("readers", Json::Arr(readers)),
+            // Readers of a file still being produced are the ones that may block on it.
+            ("blocked_readers", Json::int(waiting_readers as u64)),
+            // Threads sleeping on the file's futex right now, in any process.
+            ("sleeping", Json::int(slot.waiters.load(SeqCst))),
+            ("memory_charged", Json::int(node.charged)),
+        ])
+    }
+
+    /// The namespace's part of the `Status` reply: `(key, value)` pairs for its top-level object.
+    pub fn report(&self) -> Vec<(&'static str, Json)> {
+        let now = Instant::now();
+        let mut ids: Vec<&ClientId> = self.clients.keys().collect();
+        ids.sort();
+        let clients = ids
+            .into_iter()
+            .map(|id| {
+                let c = &self.clients[id];
+                Json::Obj(vec![
+                    ("id", Json::int(*id)),
+                    ("pid", Json::int(c.pid)),
+                    ("app", Json::str(&c.app)),
+                    ("capio_dir", path_json(&c.root)),
+                    ("exited", Json::Bool(c.exited)),
+                    ("producing", Json::int(c.produces.len() as u64)),
+                    ("open_files", Json::int(c.opened.len() as u64)),
+                ])
+            })
+            .collect();
+        let mut paths: Vec<&PathBuf> = self.files.keys().collect();
+        paths.sort();
+        let files_total = paths.len();
+        let files = paths
+            .into_iter()
+            .take(MAX_FILES)
+            .map(|p| self.file_json(Some(p), &self.files[p]))
+            .collect();
+        let mut unlinked: Vec<(&u32, &FileNode)> = self.unlinked.iter().collect();
+        unlinked.sort_by_key(|(slot, _)| **slot);
+        let unlinked = unlinked
+            .into_iter()
+            .map(|(_, node)| self.file_json(None, node))
+            .collect();
+        let dirs = self
+            .open_dirs
+            .iter()
+            .filter_map(|p| {
+                let made = self.dirs.get(p)?.made.as_ref()?;
+                Some(Json::Obj(vec![
+                    ("path", path_json(p)),
+                    ("commit", Json::str(made.rule.commit.to_string())),
+                    ("entries", Json::int(self.dirs[p].index.len() as u64)),
+                    (
+                        "producers",
+                        Json::Arr(made.producers.iter().map(|&c| self.client_ref(c)).collect()),
+                    ),
+                ]))
+            })
+            .collect();
+        let mut waits: Vec<(&WaitKey, &(Instant, Instant))> = self
+            .waiting
+            .iter()
+            .filter(|(_, (_, last))| now - *last < WAIT_FRESH)
+            .collect();
+        waits.sort_by(|a, b| a.0.1.cmp(&b.0.1).then(a.0.0.cmp(&b.0.0)));
+        let waits = waits
+            .into_iter()
+            .map(|((cid, path), (since, _))| {
+                Json::Obj(vec![
+                    ("path", path_json(path)),
+                    ("client", self.client_ref(*cid)),
+                    ("seconds", Json::Float((now - *since).as_secs_f64())),
+                    (
+                        "declared_producers",
+                        Json::Arr(
+                            self.rules
+                                .declared_producers(path)
+                                .iter()
+                                .map(Json::str)
+                                .collect(),
+                        ),
+                    ),
+                ])
+            })
+            .collect();
+        vec![
+            (
+                "uptime_seconds",
+                Json::Float((now - self.started).as_secs_f64()),
+            ),
+            ("memory_limit", Json::opt(self.budget.limit, Json::int)),
+            ("memory_used", Json::int(self.budget.used)),
+            ("live_clients", Json::int(self.live_clients() as u64)),
+            ("teardown_requested", Json::Bool(self.teardown)),
+            ("clients", Json::Arr(clients)),
+            ("files_total", Json::int(files_total as u64)),
+            ("files", Json::Arr(files)),
+            ("unlinked_open_files", Json::Arr(unlinked)),
+            ("uncommitted_dirs", Json::Arr(dirs)),
+            ("waiting_opens", Json::Arr(waits)),
+        ]
+    }
+}

@@ -1,0 +1,66 @@
+//! The `Status` reply: the server's identity and settings plus the namespace's report, as one
+//! JSON object (the format `pycapio server status` reads; documented in `capio_proto::wire`).
+//!
+//! Top-level keys: `version`, `server` {pid, workflow, capio_dir, config, log, protocol_version,
+//! stopping, observers}, then the namespace's: `uptime_seconds`, `memory_limit` (null: none),
+//! `memory_used`, `live_clients`, `teardown_requested`, `clients` [{id, pid, app, capio_dir,
+//! exited, producing, open_files}], `files_total`, `files` [{path, size, state
+//! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
+//! blocked_readers, sleeping, memory_charged}], `unlinked_open_files`, `uncommitted_dirs`
+//! [{path, commit, entries, producers}], `waiting_opens` [{path, client, seconds,
+//! declared_producers}]. A client reference is {id, pid, app}.
+
+use crate::json::Json;
+use crate::server::Server;
+use capio_proto::{MAX_BODY, PROTOCOL_VERSION, STATUS_FORMAT_VERSION, StatusReply};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::Ordering;
+
+/// The JSON text of the server's state.
+pub fn build(server: &Server) -> Vec<u8> {
+    let id = &server.identity;
+    let mut fields = vec![
+        ("version", Json::int(STATUS_FORMAT_VERSION)),
+        (
+            "server",
+            Json::Obj(vec![
+                ("pid", Json::int(std::process::id())),
+                ("workflow", Json::str(&id.workflow)),
+                ("capio_dir", Json::str(id.capio_dir.as_os_str().as_bytes())),
+                (
+                    "config",
+                    Json::opt(server.config.as_ref(), |c| {
+                        Json::str(c.as_os_str().as_bytes())
+                    }),
+                ),
+                (
+                    "log",
+                    Json::opt(id.log.as_ref(), |l| Json::str(l.as_os_str().as_bytes())),
+                ),
+                ("protocol_version", Json::int(PROTOCOL_VERSION)),
+                ("stopping", Json::Bool(server.stopping())),
+                (
+                    "observers",
+                    Json::int(server.observers.load(Ordering::SeqCst) as u64),
+                ),
+            ]),
+        ),
+    ];
+    fields.extend(server.ns().report());
+    let text = Json::Obj(fields).to_bytes();
+    let room = MAX_BODY as usize - size_of::<StatusReply>();
+    if text.len() <= room {
+        return text;
+    }
+    Json::Obj(vec![
+        ("version", Json::int(STATUS_FORMAT_VERSION)),
+        (
+            "error",
+            Json::str(format!(
+                "the status ({} bytes) exceeds the reply limit",
+                text.len()
+            )),
+        ),
+    ])
+    .to_bytes()
+}
