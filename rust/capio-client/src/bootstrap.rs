@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The server's memory budget (`capio_server --memory-limit`), passed on when a client starts it.
+pub const MEMORY_LIMIT_ENV: &str = "PYCAPIO_MEMORY_LIMIT";
+
 pub struct Attached {
     pub conn: Conn,
     pub table: StateTable,
@@ -24,6 +27,8 @@ pub struct Attached {
     pub started: bool,
     /// The server's CAPIO-CL file, if it runs with one.
     pub config: Option<PathBuf>,
+    /// `HelloReply::flags` (`server_flags`).
+    pub flags: u32,
 }
 
 pub struct StartParams<'a> {
@@ -51,10 +56,21 @@ pub fn attach(p: &StartParams<'_>) -> Result<Attached> {
     Err(last.unwrap_or_else(|| ClientError::ServerGone(p.workflow.to_owned())))
 }
 
-fn attach_once(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<Attached> {
-    if let Ok(stream) = UnixStream::connect(&paths.socket) {
-        return hello(stream, p, false, 0);
+/// Start the workflow's server unless one is running, without attaching to it (`pycapio server
+/// start`). Returns its pid and whether this call started it.
+pub fn ensure_running(p: &StartParams<'_>) -> Result<(i32, bool)> {
+    let paths = WorkflowPaths::for_workflow(p.workflow)
+        .map_err(|e| ClientError::Start(format!("runtime directory: {e}")))?;
+    let lock = take_start_lock(&paths)?;
+    if let Ok(pid) = crate::control::running_pid(&paths) {
+        return Ok((pid, false));
     }
+    let pid = start_server(p, &paths)?;
+    drop(lock);
+    Ok((pid, true))
+}
+
+fn take_start_lock(paths: &WorkflowPaths) -> Result<std::fs::File> {
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -64,6 +80,14 @@ fn attach_once(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<Attached> {
         .map_err(|e| ClientError::Start(format!("{}: {e}", paths.start_lock.display())))?;
     sys::flock_exclusive(lock.as_fd(), true)
         .map_err(|e| ClientError::Start(format!("start lock: {e}")))?;
+    Ok(lock)
+}
+
+fn attach_once(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<Attached> {
+    if let Ok(stream) = UnixStream::connect(&paths.socket) {
+        return hello(stream, p, false, 0);
+    }
+    let lock = take_start_lock(paths)?;
     // Someone else may have started it while we waited for the lock.
     if let Ok(stream) = UnixStream::connect(&paths.socket) {
         return hello(stream, p, false, 0);
@@ -98,6 +122,10 @@ fn start_server(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<i32> {
         Some(f) => cmd.arg("--config").arg(f),
         None => cmd.arg("--no-config"),
     };
+    // Passed explicitly (not only inherited) so `ps` and the server's log show the budget.
+    if let Some(limit) = std::env::var_os(MEMORY_LIMIT_ENV).filter(|v| !v.is_empty()) {
+        cmd.arg("--memory-limit").arg(limit);
+    }
     sys::inherit_fd_on_spawn(&mut cmd, ready_w.as_raw_fd());
     let mut child = cmd.spawn().map_err(|e| {
         ClientError::Start(format!("cannot execute '{}': {e}", p.server_exe.display()))
@@ -178,5 +206,6 @@ fn hello(
         server_pid,
         started,
         config,
+        flags: hr.flags,
     })
 }

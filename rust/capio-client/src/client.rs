@@ -7,8 +7,9 @@ use crate::conn::{Conn, status_of};
 use crate::error::{ClientError, Result};
 use crate::paths::Scope;
 use capio_proto::{
-    CloseReq, Empty, ExitReq, Kind, ListReply, MkdirReq, OpenReply, OpenReq, Slot, SlotState,
-    StatReply, StateTable, StatusReply, fire, node_kind, open_kind, rename_tail, sys,
+    CloseReq, Empty, ExitReq, Kind, ListReply, MkdirReq, OpenReply, OpenReq, ReserveReply,
+    ReserveReq, Slot, SlotState, StatReply, StateTable, StatusReply, fire, node_kind, open_kind,
+    rename_tail, server_flags, sys,
 };
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -51,6 +52,9 @@ struct Handle {
     writable: bool,
     append: bool,
     pos: AtomicU64,
+    /// Writes may reach this end without asking the server's memory budget (`Reserve`);
+    /// `u64::MAX` when the server has no budget.
+    reserved: AtomicU64,
 }
 
 /// A directory entry: its name and whether it is a directory.
@@ -76,6 +80,8 @@ pub struct Client {
     started_server: bool,
     /// The server's CAPIO-CL rules (None without a configuration): `exclude` is decided here.
     rules: Option<capio_cl::Rules>,
+    /// The server enforces a memory budget: writes past a handle's reserved end ask first.
+    memory_limited: bool,
 }
 
 /// Load the rules the server runs with; a client that asked for a different file is refused, since
@@ -139,6 +145,7 @@ impl Client {
             handles: Mutex::new(HashMap::new()),
             server_pid: attached.server_pid,
             started_server: attached.started,
+            memory_limited: attached.flags & server_flags::MEMORY_LIMIT != 0,
         })
     }
 
@@ -292,6 +299,7 @@ impl Client {
                         writable: acc == libc::O_WRONLY || acc == libc::O_RDWR,
                         append,
                         pos: AtomicU64::new(if append { r.size } else { 0 }),
+                        reserved: AtomicU64::new(if self.memory_limited { 0 } else { u64::MAX }),
                     };
                     let raw = handle.file.as_raw_fd();
                     self.handles
@@ -318,9 +326,27 @@ impl Client {
                 slot,
                 writable: u32::from(h.writable),
             };
-            // A server that is gone has nothing left to count; closing still succeeds locally.
-            let _ = self.conn().send(Kind::Close, &req, &[]);
+            // The fd is closed locally either way. A reader loses nothing when the server is
+            // gone, but what a writer wrote will never be committed or persisted: say so.
+            let sent = self.conn().send(Kind::Close, &req, &[]);
+            if h.writable {
+                sent?;
+            }
         }
+        Ok(())
+    }
+
+    /// Make sure the memory budget holds `h`'s file up to `end` before bytes go there. Costs one
+    /// atomic load unless the write crosses the end granted last (then one round trip, which
+    /// grants headroom beyond `end`).
+    fn reserve(&self, h: &Handle, slot: u32, end: u64) -> Result<()> {
+        if end <= h.reserved.load(SeqCst) {
+            return Ok(());
+        }
+        let req = ReserveReq { slot, _pad: 0, end };
+        let reply = self.conn().call(Kind::Reserve, &req, &[])?;
+        let (r, _) = status_of::<ReserveReply>(&reply.body, |r| r.status, &h.path)?;
+        h.reserved.fetch_max(r.granted, SeqCst);
         Ok(())
     }
 
@@ -445,10 +471,15 @@ impl Client {
             None if h.append => slot.len.load(SeqCst),
             None => h.pos.load(SeqCst),
         };
+        let end = off
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| ClientError::os(libc::EFBIG, h.path.clone()))?;
+        if let Some(index) = h.slot {
+            self.reserve(&h, index, end)?;
+        }
         h.file
             .write_all_at(data, off)
             .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
-        let end = off + data.len() as u64;
         slot.publish(end);
         if offset.is_none() {
             h.pos.store(end, SeqCst);
@@ -489,10 +520,11 @@ impl Client {
 
     pub fn truncate(&self, fd: RawFd, size: u64) -> Result<()> {
         let h = self.handle(fd)?;
-        let slot = match h.slot {
-            Some(i) if h.writable => self.slot(i)?,
+        let (index, slot) = match h.slot {
+            Some(i) if h.writable => (i, self.slot(i)?),
             _ => return Err(ClientError::os(libc::EINVAL, None)),
         };
+        self.reserve(&h, index, size)?;
         h.file
             .set_len(size)
             .map_err(|e| ClientError::from_io(e, h.path.clone()))?;

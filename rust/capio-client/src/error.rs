@@ -20,6 +20,9 @@ pub enum ClientError {
     ServerGone(String),
     #[error("could not start capio_server: {0}")]
     Start(String),
+    /// `pycapio server status|stop` found no live server of the workflow.
+    #[error("no capio_server is running for workflow '{0}'")]
+    NotRunning(String),
     /// A CAPIO-CL file that does not load, or that differs from the one the server runs with.
     #[error("{0}")]
     Config(String),

@@ -5,8 +5,10 @@
 mod bootstrap;
 mod client;
 mod conn;
+pub mod control;
 mod error;
 pub mod paths;
 
+pub use bootstrap::StartParams;
 pub use client::{Client, DirEntry, FileStat, Settings};
 pub use error::{ClientError, Result};
