@@ -141,6 +141,28 @@ def _rmdir(path: _Path) -> None:
     ``OSError(ENOTEMPTY)`` if not empty, NotADirectoryError, FileNotFoundError, and
     ``OSError(EBUSY)`` for the CAPIO directory itself."""
 
+def _server_list() -> list[tuple[str, int, str, bool]]:
+    """``(workflow, pid, capio_dir, alive)`` for each server of this user that the runtime
+    directory has an info file of; ``alive`` is False for one that was killed (a stale file)."""
+
+def _server_status(workflow: str) -> str:
+    """The state of ``workflow``'s server as JSON text (see ``pycapio server status``).
+    PyCAPIOException when no server of that workflow is running."""
+
+def _server_start(
+    capio_dir: _Path,
+    workflow: str,
+    capio_cl_configuration_file: _Path | None = None,
+    capio_server_exec_path: str = "capio_server",
+    await_server_timeout_seconds: float = 10,
+) -> tuple[int, bool]:
+    """Start ``workflow``'s server (detached, it runs until stopped) unless one runs already;
+    returns ``(pid, started)``."""
+
+def _server_stop(workflow: str, timeout: float = 60) -> int:
+    """Ask ``workflow``'s server to shut down (after persisting what must persist) and wait up to
+    ``timeout`` seconds for it to exit; returns its pid. PyCAPIOException when none runs."""
+
 def _after_fork_in_child() -> None:
     """Forget the parent's connection in a forked child; the child attaches as a new client of
     the same app on its next CAPIO call."""

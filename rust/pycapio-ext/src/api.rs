@@ -53,7 +53,7 @@ fn stat_tuple(st: FileStat) -> PyResult<Owned> {
 }
 
 /// `capio_server` → beside this module, then `$PATH`; a path with `/` is used as given.
-fn locate_server(given: &str, module: ModuleRef) -> PyResult<PathBuf> {
+pub(crate) fn locate_server(given: &str, module: ModuleRef) -> PyResult<PathBuf> {
     if given.contains('/') {
         return Ok(PathBuf::from(given));
     }

@@ -3,6 +3,7 @@
 
 mod api;
 mod py;
+mod server_ctl;
 mod state;
 
 use py::module::{Constant, Method, module_def, set_constants};
@@ -33,6 +34,10 @@ entry!(validate_config => api::validate_config);
 entry!(unlink => api::unlink);
 entry!(rename => api::rename);
 entry!(rmdir => api::rmdir);
+entry!(server_list => server_ctl::server_list);
+entry!(server_status => server_ctl::server_status);
+entry!(server_start => server_ctl::server_start);
+entry!(server_stop => server_ctl::server_stop);
 entry!(after_fork_in_child => api::after_fork_in_child);
 
 fn file_modes() -> Result<Owned, py::err::PyErrSet> {
@@ -111,6 +116,10 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"_unlink", unlink, c"Remove a CAPIO file; fds already open on it keep working."),
             method!(c"_rename", rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary."),
             method!(c"_rmdir", rmdir, c"Remove an empty CAPIO directory."),
+            method!(c"_server_list", server_list, c"[(workflow, pid, capio_dir, alive)] of this user's servers, from the runtime directory."),
+            method!(c"_server_status", server_status, c"A workflow server's state as JSON (asked as an observer, not a client)."),
+            method!(c"_server_start", server_start, c"Start a workflow's server unless one runs; (pid, started)."),
+            method!(c"_server_stop", server_stop, c"Ask a workflow's server to shut down and wait for it to exit; its pid."),
             method!(c"_after_fork_in_child", after_fork_in_child, c"Forget the parent's connection in a forked child."),
         ],
     );
