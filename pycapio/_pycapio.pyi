@@ -33,6 +33,10 @@ FILE_MODES: Final[dict[str, int]]
 CAPIO_DEFAULT_APP_NAME: Final[str]  # "default_app"
 CAPIO_DEFAULT_WORKFLOW_NAME: Final[str]  # "CAPIO"
 __version__: Final[str]
+C_API: Final[object]
+"""The C API: a capsule named ``"pycapio._pycapio.C_API"`` holding pycapio's function table, for
+native extensions (``pycapio_import_capi()`` in ``pycapio_capi.h``, see ``pycapio.get_include()``;
+the ``capio-capi`` crate for Rust)."""
 
 class PyCAPIOException(OSError): ...
 

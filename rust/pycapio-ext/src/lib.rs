@@ -1,7 +1,9 @@
 //! `pycapio._pycapio`: the CAPIO client as a CPython extension module (abi3, raw pyo3-ffi).
-//! `py/` holds every FFI call; `api` converts arguments and calls `capio-client`.
+//! `py/` holds every CPython call (`capi` makes the C API's capsule); `api` converts arguments
+//! and calls `capio-client`.
 
 mod api;
+mod capi;
 mod py;
 mod server_ctl;
 mod state;
@@ -71,6 +73,7 @@ static CONSTANTS: &[Constant] = &[
         convert::str(api::DEFAULT_WORKFLOW_NAME)
     }),
     (c"__version__", || convert::str(env!("CARGO_PKG_VERSION"))),
+    (c"C_API", capi::capsule),
 ];
 
 macro_rules! method {
