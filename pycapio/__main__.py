@@ -5,6 +5,9 @@ Usage::
     pycapio [--capio-dir DIR] [--workflow-name WF] [--app-name APP] [--capio-cl FILE]
             script_path [script_args ...]
     pycapio validate [--capio-dir DIR] FILE [PATH ...]
+    pycapio server status [--workflow-name WF] [--json]
+    pycapio server start --capio-dir DIR [--workflow-name WF] [--capio-cl FILE] [--memory-limit SIZE]
+    pycapio server stop [--workflow-name WF | --all] [--timeout SECONDS]
 
 ``script_path`` is a ``.py`` file, a directory with ``__main__.py``, or (if no such path exists)
 a module name, as with ``python -m``. The target runs as ``__main__`` with ``sys.argv`` set to
@@ -16,6 +19,7 @@ prints nothing on stdout; with ``SILENT=OFF`` in the environment it logs to stde
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import runpy
@@ -23,6 +27,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Any
 
 from . import CapioContext, _pycapio
 from ._pycapio import CAPIO_DEFAULT_APP_NAME, CAPIO_DEFAULT_WORKFLOW_NAME
@@ -122,12 +127,171 @@ def _validate(argv: Sequence[str]) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _who(ref: dict[str, Any]) -> str:
+    return f"{ref.get('app', '?')}[{ref.get('pid', '?')}]"
+
+
+def _describe(st: dict[str, Any]) -> list[str]:
+    """A server's ``Status`` JSON as the lines ``pycapio server status`` prints."""
+    srv = st["server"]
+    limit = st.get("memory_limit")
+    memory = _size(st["memory_used"]) + (f" of {_size(limit)}" if limit is not None else " (no limit)")
+    lines = [
+        f"workflow '{srv['workflow']}': capio_server pid {srv['pid']}, up {st['uptime_seconds']:.1f} s"
+        + (" (stopping)" if srv.get("stopping") else ""),
+        f"  CAPIO dir {srv['capio_dir']}; CAPIO-CL {srv.get('config') or 'none'}; memory {memory}",
+        f"  log: {srv.get('log') or 'stderr'}",
+    ]
+    clients = st["clients"]
+    lines.append(f"  clients ({st['live_clients']} attached):")
+    for c in clients:
+        state = "exited" if c["exited"] else f"producing {c['producing']}, {c['open_files']} open"
+        lines.append(f"    {_who(c)} client {c['id']}: {state}  [{c['capio_dir']}]")
+    if not clients:
+        lines.append("    none")
+    files = st["files"]
+    shown = f"{len(files)} of {st['files_total']}" if len(files) < st["files_total"] else str(len(files))
+    lines.append(f"  files ({shown}):")
+    for f in files + st.get("unlinked_open_files", []):
+        extra = []
+        if f["producers"]:
+            extra.append("producers " + ", ".join(_who(p) for p in f["producers"]))
+        if f["readers"]:
+            extra.append("readers " + ", ".join(_who(r) for r in f["readers"]))
+        if f["state"] == "open" and f["readers"]:
+            extra.append(f"{len(f['readers'])} reader(s) may be waiting for data or the commit")
+        if f["sleeping"]:
+            extra.append(f"{f['sleeping']} thread(s) blocked on it now")
+        if f["state"] == "committed" and f["permanent"]:
+            extra.append("persisted" if f["persisted"] else "persisting")
+        name = f["path"] if f["path"] is not None else "(unlinked, still open)"
+        rule = f"{f['commit']}, {f['fire']}" + (", storage fs" if f["storage"] == "fs" else "")
+        lines.append(f"    {name}  {_size(f['size'])}  {f['state']} ({rule})")
+        if extra:
+            lines.append("      " + "; ".join(extra))
+    if not files:
+        lines.append("    none")
+    for d in st.get("uncommitted_dirs", []):
+        producers = ", ".join(_who(p) for p in d["producers"]) or "no producer left"
+        lines.append(
+            f"  directory {d['path']}: not committed ({d['commit']}, {d['entries']} entries; {producers})"
+        )
+    waits = st.get("waiting_opens", [])
+    if waits:
+        lines.append("  waiting to open a file nobody has created:")
+    for w in waits:
+        declared = w.get("declared_producers") or []
+        note = f" (declared producers: {', '.join(declared)})" if declared else ""
+        lines.append(f"    {w['path']}  {_who(w['client'])} for {w['seconds']:.1f} s{note}")
+    return lines
+
+
+def _server_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pycapio server",
+        description="Look at and control this user's CAPIO servers (one per workflow on this node).",
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    status = sub.add_parser(
+        "status", help="show running servers: clients, files (size, commit state, readers), waits"
+    )
+    status.add_argument("--workflow-name", help="only this workflow's server (default: all)")
+    status.add_argument("--json", action="store_true", help="print the servers' raw JSON status")
+    start = sub.add_parser("start", help="start a workflow's server (it runs until 'pycapio server stop')")
+    start.add_argument("--capio-dir", default=".", help="the CAPIO directory (default: %(default)s)")
+    start.add_argument("--workflow-name", default=CAPIO_DEFAULT_WORKFLOW_NAME)
+    start.add_argument("--capio-cl", default="", help="CAPIO-CL configuration file (default: none)")
+    start.add_argument(
+        "--memory-limit",
+        help="budget for in-memory file bytes, e.g. 512M or 2G (default: $PYCAPIO_MEMORY_LIMIT)",
+    )
+    start.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for readiness")
+    stop = sub.add_parser("stop", help="stop a workflow's server after it persisted what must persist")
+    which = stop.add_mutually_exclusive_group()
+    which.add_argument("--workflow-name", default=CAPIO_DEFAULT_WORKFLOW_NAME)
+    which.add_argument("--all", action="store_true", help="stop every running server of this user")
+    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to exit")
+    return parser
+
+
+def _server(argv: Sequence[str]) -> int:
+    """``pycapio server status|start|stop``. None of them attaches as a workflow client."""
+    args = _server_parser().parse_args(argv)
+    try:
+        if args.action == "start":
+            if args.memory_limit is not None:
+                os.environ["PYCAPIO_MEMORY_LIMIT"] = args.memory_limit
+            pid, started = _pycapio._server_start(
+                args.capio_dir,
+                args.workflow_name,
+                args.capio_cl or None,
+                await_server_timeout_seconds=args.timeout,
+            )
+            verb = "started" if started else "already running:"
+            print(f"{verb} capio_server pid {pid} for workflow '{args.workflow_name}'")
+            return 0
+        if args.action == "stop":
+            names = (
+                [w for w, _, _, alive in _pycapio._server_list() if alive]
+                if args.all
+                else [args.workflow_name]
+            )
+            for name in names:
+                pid = _pycapio._server_stop(name, args.timeout)
+                print(f"stopped capio_server pid {pid} of workflow '{name}'")
+            return 0
+        return _server_status(args.workflow_name, args.json)
+    except (_pycapio.PyCAPIOException, OSError, ValueError) as exc:
+        print(f"pycapio server {args.action}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _server_status(workflow: str | None, as_json: bool) -> int:
+    servers = _pycapio._server_list()
+    if workflow is not None:
+        servers = [s for s in servers if s[0] == workflow]
+        if not any(alive for *_, alive in servers):
+            print(f"pycapio server status: no capio_server runs for workflow '{workflow}'", file=sys.stderr)
+            return 1
+    reports: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for name, pid, capio_dir, alive in servers:
+        if not alive:
+            lines.append(f"workflow '{name}': stale info file (pid {pid} is gone; CAPIO dir {capio_dir})")
+            continue
+        try:
+            report = json.loads(_pycapio._server_status(name))
+        except _pycapio.PyCAPIOException as exc:  # it stopped between the listing and the question
+            lines.append(f"workflow '{name}': {exc}")
+            continue
+        reports.append(report)
+        lines.extend(_describe(report))
+    if as_json:
+        print(json.dumps(reports, indent=2))
+    elif lines:
+        print("\n".join(lines))
+    else:
+        print("no capio_server is running")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pycapio`` and ``python -m pycapio``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # A subcommand, unless a script of that name is what the user means to run.
     if argv[:1] == ["validate"] and not os.path.exists("validate"):
         return _validate(argv[1:])
+    if argv[:1] == ["server"] and not os.path.exists("server"):
+        return _server(argv[1:])
     args = _parser().parse_args(argv)
     verbose = _verbose()
     _setup_logging(verbose)

@@ -38,6 +38,8 @@ pub struct StartParams<'a> {
     pub server_exe: &'a Path,
     pub config_file: Option<&'a Path>,
     pub ready_timeout: Duration,
+    /// Start it `--managed` (`pycapio server start`): it ignores clients' teardown requests.
+    pub managed: bool,
 }
 
 /// Connect to the running server, or start one and connect. A server that is shutting down may
@@ -122,6 +124,9 @@ fn start_server(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<i32> {
         Some(f) => cmd.arg("--config").arg(f),
         None => cmd.arg("--no-config"),
     };
+    if p.managed {
+        cmd.arg("--managed");
+    }
     // Passed explicitly (not only inherited) so `ps` and the server's log show the budget.
     if let Some(limit) = std::env::var_os(MEMORY_LIMIT_ENV).filter(|v| !v.is_empty()) {
         cmd.arg("--memory-limit").arg(limit);

@@ -129,6 +129,7 @@ impl Client {
             server_exe: &settings.server_exe,
             config_file: settings.config_file.as_deref(),
             ready_timeout: settings.ready_timeout,
+            managed: false,
         })?;
         let probe = attached
             .conn

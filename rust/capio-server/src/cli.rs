@@ -27,6 +27,9 @@ Options:
       --log-file PATH       append the log there (default: stderr, or the workflow's log
                             file in the runtime directory when daemonized)
   -b, --backend NAME        only 'none' is supported by this build
+      --managed             started by 'pycapio server start': clients' teardown requests are
+                            ignored; only 'pycapio server stop' (a Shutdown request) or a
+                            signal stops it
       --memory-limit BYTES  budget for the bytes of memory-backed files (suffixes K, M, G, T:
                             powers of 1024, e.g. 512M, 2G); a write that would exceed it fails
                             with ENOSPC (default: $PYCAPIO_MEMORY_LIMIT, else no limit)
@@ -57,6 +60,7 @@ pub struct Options {
     /// `--memory-limit`, as given (parsed by `resolve`, so the environment's value is checked the
     /// same way).
     pub memory_limit: Option<String>,
+    pub managed: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -135,6 +139,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             "--log-file" => o.log_file = Some(value()?.into()),
             "-b" | "--backend" => o.backend = Some(text(value()?)?),
             "--mem-only" => flag(&mut o.mem_only)?,
+            "--managed" => flag(&mut o.managed)?,
             "--memory-limit" => {
                 let v = text(value()?)?;
                 if parse_size(&v).is_none() {
@@ -282,13 +287,14 @@ mod tests {
             "-b",
             "none",
             "--mem-only",
+            "--managed",
         ])
         .unwrap();
         assert_eq!(o.capio_dir, Some(PathBuf::from("/d")));
         assert_eq!(o.workflow.as_deref(), Some("wf"));
         assert_eq!(o.config, Some(PathBuf::from("x.json")));
         assert_eq!(o.ready_fd, Some(7));
-        assert!(o.daemonize && o.mem_only && !o.no_config);
+        assert!(o.daemonize && o.mem_only && o.managed && !o.no_config);
         assert_eq!(o.log_file, Some(PathBuf::from("/l")));
         assert_eq!(o.backend.as_deref(), Some("none"));
         assert_eq!(parse([OsString::from("--help")]).unwrap(), Command::Help);

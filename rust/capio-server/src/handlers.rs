@@ -257,7 +257,9 @@ pub fn exit(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
     let Some(work) = server.begin_work() else {
         return status(Kind::Exit, -libc::ESHUTDOWN);
     };
-    let commits = match server.ns().exit(client, req.teardown != 0) {
+    // A managed server outlives its clients: only `pycapio server stop` ends it.
+    let teardown = req.teardown != 0 && !server.identity.managed;
+    let commits = match server.ns().exit(client, teardown) {
         Ok(commits) => commits,
         Err(e) => return status(Kind::Exit, -e.errno()),
     };

@@ -70,6 +70,7 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         workflow: settings.workflow.clone(),
         capio_dir: settings.capio_dir.clone(),
         log: log_path(opts, &paths).map(Path::to_path_buf),
+        managed: opts.managed,
     };
     let server = Arc::new(Server::new(
         ns,

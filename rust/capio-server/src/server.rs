@@ -19,6 +19,8 @@ pub struct Identity {
     pub capio_dir: PathBuf,
     /// Where its log goes (`None`: stderr).
     pub log: Option<PathBuf>,
+    /// Started by `pycapio server start`: clients' teardown requests are ignored.
+    pub managed: bool,
 }
 
 pub struct Server {

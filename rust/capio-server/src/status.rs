@@ -2,7 +2,7 @@
 //! JSON object (the format `pycapio server status` reads; documented in `capio_proto::wire`).
 //!
 //! Top-level keys: `version`, `server` {pid, workflow, capio_dir, config, log, protocol_version,
-//! stopping, observers}, then the namespace's: `uptime_seconds`, `memory_limit` (null: none),
+//! stopping, managed, observers}, then the namespace's: `uptime_seconds`, `memory_limit` (null: none),
 //! `memory_used`, `live_clients`, `teardown_requested`, `clients` [{id, pid, app, capio_dir,
 //! exited, producing, open_files}], `files_total`, `files` [{path, size, state
 //! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
@@ -39,6 +39,7 @@ pub fn build(server: &Server) -> Vec<u8> {
                 ),
                 ("protocol_version", Json::int(PROTOCOL_VERSION)),
                 ("stopping", Json::Bool(server.stopping())),
+                ("managed", Json::Bool(id.managed)),
                 (
                     "observers",
                     Json::int(server.observers.load(Ordering::SeqCst) as u64),

@@ -102,6 +102,7 @@ pub fn server_start(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
             server_exe: &exe,
             config_file: config.as_deref(),
             ready_timeout: Duration::from_secs_f64(secs),
+            managed: true,
         })
     })?;
     Ok(convert::tuple(vec![

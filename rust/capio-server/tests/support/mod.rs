@@ -234,6 +234,25 @@ pub fn hello_tail(app: &str, root: &Path) -> Vec<u8> {
     tail
 }
 
+/// An observer connection (`pycapio server status`): its socket and the `Hello` reply.
+pub fn observer(s: &Scratch) -> (UnixStream, HelloReply, Option<OwnedFd>) {
+    let sock = connect(s);
+    let req = HelloReq {
+        pid: std::process::id(),
+        flags: hello_flags::OBSERVER,
+    };
+    let reply = call(&sock, Kind::Hello, &req, &[]);
+    let hr = reply.fixed::<HelloReply>();
+    (sock, hr, reply.fd)
+}
+
+/// The `Status` JSON, asked on `sock`.
+pub fn status_text(sock: &UnixStream) -> String {
+    let f = call(sock, Kind::Status, &Empty {}, &[]);
+    assert_eq!(f.fixed::<StatusReply>().status, 0);
+    String::from_utf8(f.tail::<StatusReply>().to_vec()).unwrap()
+}
+
 fn b(path: &Path) -> &[u8] {
     path.as_os_str().as_bytes()
 }
@@ -328,6 +347,13 @@ impl Client {
         call(&self.sock, Kind::Exit, &req, &[])
             .fixed::<StatusReply>()
             .status
+    }
+
+    /// `Reserve` room for a write of `slot` up to `end`: (status, granted).
+    pub fn reserve(&self, slot: u32, end: u64) -> (i32, u64) {
+        let req = ReserveReq { slot, _pad: 0, end };
+        let r: ReserveReply = call(&self.sock, Kind::Reserve, &req, &[]).fixed();
+        (r.status, r.granted)
     }
 
     pub fn slot(&self, index: u32) -> &Slot {
