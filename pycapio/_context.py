@@ -268,10 +268,15 @@ _teardown_server = True
 _atexit_registered = False
 
 
+_detach_lock = threading.RLock()
+
+
 def _detach(teardown_server: bool) -> None:
-    """Flush and close the CAPIO files the program left open, then detach (committing them)."""
-    close_open_files()
-    _pycapio.pycapio_teardown(teardown_server)
+    """Flush and close the CAPIO files the program left open, then detach (committing them).
+    One at a time: a SIGTERM's helper thread waits for an exit already under way."""
+    with _detach_lock:
+        close_open_files()
+        _pycapio.pycapio_teardown(teardown_server)
 
 
 def _atexit_teardown() -> None:
@@ -283,22 +288,36 @@ def _teardown_multiprocessing_child() -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _forked_from_capio
+    _forked_from_capio = _pycapio._is_initialized()
     _pycapio._after_fork_in_child()
     # The files still open are the parent's: the child neither flushes nor closes them at exit.
     forget_open_files()
 
 
-def _commit_then_die(signum: int, frame: object) -> None:
-    """SIGTERM in a multiprocessing child (``Pool.terminate()``, which ``with Pool()`` calls):
-    commit its files, as the normal end of the child would, unless it is still writing one — then
-    it dies like any killed producer and the server aborts its files — and die by the signal."""
-    if not any(f.writable() for f in _fileio_open_files() if not f.closed):
-        try:
+# SIGTERM in a multiprocessing child: Pool.terminate() — which ``with Pool(...)`` calls on exit —
+# stops idle workers with it. Dying at once would abort the files they wrote (the server cannot tell
+# SIGTERM from a crash), so the child commits first, unless it is still writing a file (then it dies
+# like any killed producer and the server aborts its files), and then dies by the signal.
+#
+# A Python-level handler alone is not enough: it runs in the main thread between bytecodes, and a
+# signal that lands just before the main thread blocks (a pool worker waits for tasks on a
+# semaphore) would be noticed only when the wait ends — never, for a terminated pool. So the
+# signal's wake-up byte (signal.set_wakeup_fd) is watched by a helper thread, which does the work
+# whatever the main thread is blocked on.
+
+_sigterm_lock = threading.Lock()
+
+
+def _commit_then_die(signum: int = signal.SIGTERM, frame: object = None) -> None:
+    if not _sigterm_lock.acquire(blocking=False):
+        return  # the other thread is on it
+    try:
+        if not any(f.writable() for f in _fileio_open_files() if not f.closed):
             _detach(False)
-        except BaseException:  # dying anyway; the server aborts what it must
-            pass
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    except BaseException:  # dying anyway; the server aborts what it must
+        pass
+    _pycapio._die_by_signal(signal.SIGTERM)
 
 
 def _fileio_open_files() -> list[Any]:
@@ -307,24 +326,58 @@ def _fileio_open_files() -> list[Any]:
     return list(_open_files)
 
 
+def _watch_sigterm(fd: int) -> None:
+    read = _originals["os.read"]
+    while True:
+        try:
+            woken = read(fd, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not woken:
+            return
+        if signal.SIGTERM in woken:
+            _commit_then_die()
+
+
 def _commit_on_sigterm() -> None:
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _commit_then_die)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # the program handles SIGTERM itself
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:
+        previous = -2
+    if previous != -1:  # someone else watches signals this way (an event loop): leave SIGTERM be
+        if previous >= 0:
+            signal.set_wakeup_fd(previous)
+        os.close(r)
+        os.close(w)
+        return
+    signal.signal(signal.SIGTERM, _commit_then_die)
+    threading.Thread(target=_watch_sigterm, args=(r,), name="pycapio-sigterm", daemon=True).start()
+
+
+_forked_from_capio = False
 
 
 def _setup_multiprocessing_child(_: object) -> None:
-    """Run in a forked multiprocessing child: detach cleanly when it ends.
+    """Run in a multiprocessing child (every start method): detach cleanly when it ends.
 
-    Such a child ends with ``os._exit`` (no ``atexit``), which the server cannot tell from a crash,
-    so the files it wrote would be aborted instead of committed. multiprocessing runs its own
-    finalizers before that exit; this registers one (the registry is cleared just before this runs).
-    A pool's workers are stopped with SIGTERM when the pool is terminated: that commits too.
+    A forked child ends with ``os._exit`` (no ``atexit``), which the server cannot tell from a
+    crash, so the files it wrote would be aborted instead of committed. multiprocessing runs its
+    own finalizers before that exit; this registers one (the registry is cleared just before this
+    runs). A pool's workers are stopped with SIGTERM when the pool is terminated: that commits too.
     """
     from multiprocessing import util
 
     util.Finalize(None, _teardown_multiprocessing_child, exitpriority=-100)
-    _commit_on_sigterm()
+    if _forked_from_capio or _pycapio._is_initialized():
+        _commit_on_sigterm()
 
 
 # -- child processes ------------------------------------------------------------------------------
@@ -389,7 +442,8 @@ def start_inherited(settings: dict[str, Any]) -> None:
     ctx._initialise()
     _inherited = True
     _activate()
-    if "--multiprocessing-fork" in getattr(sys, "orig_argv", ()):
+    if "--multiprocessing-fork" in sys.orig_argv:
+        # A spawned multiprocessing child: multiprocessing runs no after-fork hooks for those.
         _commit_on_sigterm()
 
 

@@ -15,7 +15,7 @@ interruptible (``KeyboardInterrupt``).
 import os
 import pathlib
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, NoReturn
 
 from typing_extensions import Buffer
 
@@ -144,6 +144,10 @@ def _rmdir(path: _Path) -> None:
     """Remove an empty directory (like ``os.rmdir``), from the namespace and from disk.
     ``OSError(ENOTEMPTY)`` if not empty, NotADirectoryError, FileNotFoundError, and
     ``OSError(EBUSY)`` for the CAPIO directory itself."""
+
+def _die_by_signal(signum: int) -> NoReturn:
+    """End the process by ``signum`` with the signal's default action (restored first), from any
+    thread; ValueError for a number that is not a catchable signal."""
 
 def _server_list() -> list[tuple[str, int, str, bool]]:
     """``(workflow, pid, capio_dir, alive)`` for each server of this user that the runtime

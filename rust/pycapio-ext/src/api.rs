@@ -422,6 +422,18 @@ pub fn rmdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(Owned::none())
 }
 
+/// End the process by `signum` with its default action (from any thread); never returns.
+pub fn die_by_signal(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_die_by_signal", &["signum"], 1)?;
+    let signum = convert::i64(v[0].expect("required"), "signum")?;
+    match i32::try_from(signum) {
+        Ok(s) if (1..=64).contains(&s) && s != libc::SIGKILL && s != libc::SIGSTOP => {
+            crate::py::process::die_by_signal(s)
+        }
+        _ => value_error(format!("signal number out of range: {signum}")),
+    }
+}
+
 pub fn after_fork_in_child(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     a.bind("_after_fork_in_child", &[], 0)?;
     state::after_fork_in_child();

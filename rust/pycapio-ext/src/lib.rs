@@ -41,6 +41,7 @@ entry!(server_status => server_ctl::server_status);
 entry!(server_start => server_ctl::server_start);
 entry!(server_stop => server_ctl::server_stop);
 entry!(after_fork_in_child => api::after_fork_in_child);
+entry!(die_by_signal => api::die_by_signal);
 
 fn file_modes() -> Result<Owned, py::err::PyErrSet> {
     // SAFETY: a new dict; SetItemString copies the key and takes its own value reference.
@@ -119,6 +120,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"_unlink", unlink, c"Remove a CAPIO file; fds already open on it keep working."),
             method!(c"_rename", rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary."),
             method!(c"_rmdir", rmdir, c"Remove an empty CAPIO directory."),
+            method!(c"_die_by_signal", die_by_signal, c"End the process by a signal with its default action, from any thread."),
             method!(c"_server_list", server_list, c"[(workflow, pid, capio_dir, alive)] of this user's servers, from the runtime directory."),
             method!(c"_server_status", server_status, c"A workflow server's state as JSON (asked as an observer, not a client)."),
             method!(c"_server_start", server_start, c"Start a workflow's server unless one runs; (pid, started)."),

@@ -9,3 +9,4 @@ pub mod err;
 pub mod gil;
 pub mod module;
 pub mod obj;
+pub mod process;
