@@ -387,12 +387,12 @@ print(json.dumps({{"total": total, "sha256": digest.hexdigest(), "before_gate": 
 """
 
 
-def streaming_config(wf: Workflow, name: str) -> Path:
+def streaming_config(wf: Workflow, name: str, producer: str = "native") -> Path:
     rule = {"name": [name], "committed": "on_termination", "mode": "no_update"}
     cl = {
         "name": wf.name,
         "IO_Graph": [
-            {"name": "native", "input_stream": [], "output_stream": [name], "streaming": [rule]},
+            {"name": producer, "input_stream": [], "output_stream": [name], "streaming": [rule]},
             {"name": "consumer", "input_stream": [name], "output_stream": []},
         ],
     }
@@ -456,3 +456,99 @@ def test_a_native_thread_writes_a_file_that_a_python_consumer_streams(
     assert consumed["total"] == len(expected)
     assert consumed["sha256"] == hashlib.sha256(expected).hexdigest()
     assert CHUNK <= consumed["before_gate"] < len(expected)
+
+
+PY_PRODUCER = """
+import json, os, random, sys, time
+
+path, gate = sys.argv[1], sys.argv[2]
+data = random.Random({seed}).randbytes({chunk} * {chunks})
+with open(path, "wb") as f:
+    f.write(data[:{chunk}])
+    f.flush()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    saw_gate = os.path.exists(gate)
+    f.write(data[{chunk}:])
+print(json.dumps({{"saw_gate": saw_gate}}))
+"""
+
+C_READER = """
+import hashlib, json, os, sys
+sys.path.insert(0, {native!r})
+import capi_probe as p
+
+path, gate, started = sys.argv[1], sys.argv[2], sys.argv[3]
+open(started, "w").close()
+fd = p.open(path, os.O_RDONLY)  # waits in the C API until the producer creates it
+assert fd >= 0, fd
+digest, total = hashlib.sha256(), 0
+while True:
+    rc, data = p.read(fd, 1 << 16)  # each call waits in the C API for more bytes or the commit
+    assert rc >= 0, rc
+    if rc == 0:
+        break
+    digest.update(data)
+    total += rc
+    if total >= {chunk} and not os.path.exists(gate):
+        open(gate, "w").close()
+rc, st = p.fstat(fd)
+assert p.close(fd) == 0
+print(json.dumps({{"total": total, "sha256": digest.hexdigest(), "committed": st[4]}}))
+"""
+
+RUST_READER = """
+import hashlib, json, sys
+sys.path.insert(0, {native!r})
+import rust_writer
+
+path, gate, started = sys.argv[1], sys.argv[2], sys.argv[3]
+open(started, "w").close()
+data = rust_writer.read_file(path, gate=gate, gate_after={chunk})  # Read::read on a native thread
+print(json.dumps({{"total": len(data), "sha256": hashlib.sha256(data).hexdigest(), "committed": 1}}))
+"""
+
+
+@pytest.mark.parametrize("lang", ["c", "rust"])
+def test_a_native_reader_streams_a_python_producers_file(
+    lang: str, request: pytest.FixtureRequest, workflow: Workflow
+) -> None:
+    """Reads through the C API wait per CAPIO-CL like Python's: the reader gets the first chunk
+    while the producer is still writing (no_update), and EOF only at the commit."""
+    module_path: Path = request.getfixturevalue("probe_module" if lang == "c" else "rust_writer")
+    wf = workflow
+    name = "from_python.bin"
+    cl = streaming_config(wf, name, producer="producer")
+    data, gate, started = str(wf.capio_dir / name), wf.marker("gate"), wf.marker("reader-started")
+    body = (C_READER if lang == "c" else RUST_READER).format(native=str(module_path.parent), chunk=CHUNK)
+    reader = start(wf, cl, body, "consumer", data, str(gate), str(started))
+    assert wait_until(lambda: started.exists() or not reader.running(), 60), "reader did not start"
+    assert started.exists(), reader.stderr()
+    producer = start(
+        wf, cl, PY_PRODUCER.format(seed=SEED, chunk=CHUNK, chunks=CHUNKS), "producer", data, str(gate)
+    )
+    assert last_json(producer) == {"saw_gate": True}, "the native reader did not stream the file"
+    consumed = last_json(reader)
+    expected = random.Random(SEED).randbytes(CHUNK * CHUNKS)
+    assert consumed == {
+        "total": len(expected),
+        "sha256": hashlib.sha256(expected).hexdigest(),
+        "committed": 1,
+    }
+
+
+def test_native_threads_write_concurrently_without_the_gil(c_writer: Path, capio: InProcess) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer = load(c_writer)
+    blobs = {capio.path(f"t{i}.bin"): random.Random(i).randbytes(3 * CHUNK + i) for i in range(6)}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda kv: writer.write_file(kv[0], kv[1], block=CHUNK // 4), blobs.items()))
+    assert results == [(len(b), False) for b in blobs.values()]
+    for path, blob in blobs.items():
+        fd = _pycapio.pycapio_open(path, os.O_RDONLY)
+        try:
+            assert _pycapio._read_bytes(fd) == blob
+        finally:
+            _pycapio._close(fd)
