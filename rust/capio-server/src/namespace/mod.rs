@@ -32,6 +32,7 @@ const O_RDWR: u32 = libc::O_RDWR as u32;
 const O_CREAT: u32 = libc::O_CREAT as u32;
 const O_EXCL: u32 = libc::O_EXCL as u32;
 const O_TRUNC: u32 = libc::O_TRUNC as u32;
+const O_DIRECTORY: u32 = libc::O_DIRECTORY as u32;
 
 struct Client {
     pid: i32,
@@ -499,6 +500,18 @@ impl Namespace {
         let writable = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
         let create = flags & O_CREAT != 0;
         let exclusive = create && flags & O_EXCL != 0;
+        if flags & O_DIRECTORY != 0 {
+            // As the kernel (also for `O_TMPFILE`, which includes it): never a file, and never a
+            // wait. A directory itself is not opened through CAPIO.
+            return Err(match self.locate(&root, path)? {
+                _ if create => FsError::BadFlags(flags),
+                _ if self.files.contains_key(path) => FsError::NotDir,
+                Where::File => FsError::NotDir,
+                Where::Disk(node) if node.kind != DiskKind::Dir => FsError::NotDir,
+                Where::Dir | Where::Disk(_) => FsError::IsDir,
+                Where::Missing => FsError::NotFound,
+            });
+        }
         let opened = if self.files.contains_key(path) {
             self.open_existing(cid, path, flags)
         } else {

@@ -1013,3 +1013,18 @@ fn the_report_names_clients_files_readers_and_waiting_openers() {
     assert!(text.contains(r#""waiting_opens":[]"#), "{text}");
     drop(made);
 }
+
+#[test]
+fn o_directory_is_never_a_file_and_never_waits() {
+    let mut fx = Fx::new();
+    let a = fx.client("w");
+    mem(fx.open(a, "f", WR | CREAT).unwrap());
+    fs::write(fx.p("disk.txt"), b"x").unwrap();
+    let dir = libc::O_DIRECTORY as u32;
+    assert_eq!(fx.errno(a, "f", RD | dir), libc::ENOTDIR);
+    assert_eq!(fx.errno(a, "disk.txt", RD | dir), libc::ENOTDIR);
+    assert_eq!(fx.errno(a, "missing", RD | dir), libc::ENOENT);
+    assert_eq!(fx.errno(a, "missing", WR | CREAT | dir), libc::EINVAL);
+    assert_eq!(fx.errno(a, "", RD | dir), libc::EISDIR);
+    assert!(!fx.p("missing").exists());
+}
