@@ -183,7 +183,12 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    try:
+        load = Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        load = "?"
     return {
+        "load_at_start": load,
         "cores": os.cpu_count(),
         "cpu": cpu,
         "memory_gib": round(mem / GiB, 1),
@@ -247,7 +252,8 @@ def main() -> int:
     info = machine()
     print(
         f"pycapio benchmarks ({mode}): {info['cores']} cores, {info['cpu']}, {info['memory_gib']} GiB, "
-        f"Python {info['python']}, Linux {info['kernel']}, /dev/shm on {info['dev_shm']}",
+        f"Python {info['python']}, Linux {info['kernel']}, /dev/shm on {info['dev_shm']}, "
+        f"load average {info['load_at_start']}",
         flush=True,
     )
     pool = seeded_pool(64 * MiB, 0)
