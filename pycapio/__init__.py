@@ -3,8 +3,9 @@
 Files written under a *CAPIO directory* are served from memory by a node-local server, and a
 consumer may open a file before (and read it while) its producer writes it. Python code needs no
 change: :class:`CapioContext` (a decorator and a context manager) or the ``pycapio`` launcher swap
-``open``, ``io.open``, ``os.mkdir``, ``os.makedirs``, ``os.scandir``, ``os.listdir`` and
-``os.path`` for CAPIO-aware proxies that route only paths inside the CAPIO directory to CAPIO::
+``open``, ``io.open``, ``os.path``, the directory, stat, remove, rename and fd functions of ``os``
+and ``shutil.rmtree`` for CAPIO-aware proxies that route only paths inside the CAPIO directory
+(and CAPIO fds) to CAPIO::
 
     from pycapio import CapioContext
 

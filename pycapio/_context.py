@@ -480,10 +480,12 @@ class CapioContext:
     ones raise :class:`PyCAPIOException` until ``pycapio_teardown()`` is called.
 
     While active, ``open``, ``io.open``, ``os.mkdir``, ``os.makedirs``, ``os.scandir``,
-    ``os.listdir`` and ``os.path`` are replaced by CAPIO-aware proxies; paths outside the CAPIO
-    directory behave exactly as before. Decorated generator and ``async`` functions are patched
-    while their body runs (not while they are suspended). The patch is process-wide: other threads
-    see it while any context is active.
+    ``os.listdir`` and ``os.path`` — and the stat, remove, rename, rmdir, access, fd-level and
+    xattr functions of ``os`` and ``shutil.rmtree`` (see :mod:`pycapio._ospatch`) — are replaced by
+    CAPIO-aware proxies; paths outside the CAPIO directory behave exactly as before. Decorated
+    generator and ``async`` functions are patched while their body runs (not while they are
+    suspended). The patch is process-wide: other threads see it while any context is active, and
+    Python child processes started meanwhile join the same app (``PYCAPIO_CONTEXT``).
     """
 
     def __init__(

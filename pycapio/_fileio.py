@@ -448,7 +448,7 @@ def _open_with_opener(
     key = rawmode.replace("b", "")
     fd = opener(file, _RAW_MODE_FLAGS[key] | os.O_CLOEXEC)
     if not isinstance(fd, int):
-        raise TypeError(f"'{type(fd).__name__}' object cannot be interpreted as an integer")
+        raise TypeError("expected integer from opener")
     if fd < 0:
         raise ValueError(f"opener returned {fd}")
     raw: CapioFileIO | io.FileIO

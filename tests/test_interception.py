@@ -546,3 +546,28 @@ def test_paths_api_round_trip(patched: InProcess) -> None:
     p.write_text("rt")
     assert os.path.getsize(os.fsencode(p)) == 2 and os.stat(str(p)).st_size == 2
     assert os.path.samefile(p, os.fsencode(p))
+
+
+def test_opener_and_closefd_as_the_builtin(patched: InProcess, plain: Path) -> None:
+    def os_opener(path: Any, flags: int) -> int:
+        return os.open(path, flags, 0o644)
+
+    # An opener's os.open of a CAPIO path gives a CAPIO fd, served by CAPIO; the name stays the path.
+    path = patched.path("opened.txt")
+    with open(path, "w", opener=os_opener) as f:
+        assert isinstance(f.buffer.raw, pycapio.CapioFileIO) and f.name == path
+        f.write("via opener")
+    assert not os.path.exists(plain / "opened.txt")
+    with open(path, opener=os_opener) as f:
+        assert f.read() == "via opener"
+    for bad in (lambda p, fl: -1, lambda p, fl: "fd"):
+        want, got = both(plain, patched, lambda root: open(root / "x", "w", opener=bad))  # noqa: B023
+        assert got == want and want[0] in ("ValueError", "TypeError")
+    # closefd=False over a CAPIO fd leaves the fd open, as with an OS fd.
+    fd = os.open(path, os.O_RDONLY)
+    with open(fd, "rb", closefd=False) as f:
+        assert f.read() == b"via opener" and f.raw.closefd is False
+    assert os.read(fd, 3) == b""  # still open (at the end: the file object shared the position)
+    os.lseek(fd, 0, os.SEEK_SET)
+    assert os.read(fd, 3) == b"via"
+    os.close(fd)

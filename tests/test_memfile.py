@@ -193,3 +193,27 @@ def test_a_view_waits_for_the_commit(workflow: Workflow) -> None:
     producer.check()
     result = consumer.wait(60).check()
     assert result.stdout.split() == ["10000", str(sum(range(10000)))]
+
+
+def test_read_primitives(capio: InProcess) -> None:
+    from pycapio import _pycapio
+
+    path = make(capio, "prims.bin")
+    with open_proxy(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        assert _pycapio._read_bytes(fd, 10, 100) == DATA[100:110]
+        assert f.tell() == 0  # an offset leaves the position alone
+        assert _pycapio._read_bytes(fd, 0) == b""
+        assert _pycapio._read_bytes(fd, 5) == DATA[:5] and f.tell() == 5
+        assert _pycapio._read_bytes(fd) == DATA[5:] and f.tell() == len(DATA)
+        assert _pycapio._read_bytes(fd) == b""
+        assert _pycapio._read_bytes(fd, -1, len(DATA) + 100) == b""
+        assert _pycapio._wait_readable(fd, 0, 10) >= 10
+        assert _pycapio._wait_readable(fd, 0) == len(DATA)
+    with pytest.raises(OSError) as info:
+        _pycapio._read_bytes(fd)
+    assert info.value.errno == errno.EBADF
+    with open_proxy(path, "ab", buffering=0) as w:
+        with pytest.raises(OSError) as info:
+            _pycapio._read_bytes(w._fd)
+        assert info.value.errno == errno.EBADF
