@@ -284,11 +284,27 @@ pub fn detach_on_spawn(cmd: &mut Command) {
     }
 }
 
-/// Whether a process with this pid exists (signal 0 probe).
+/// Whether a process with this pid exists and has not exited: a zombie (killed, not reaped yet,
+/// as happens to a daemon whose reaper is a container's init that never reaps) counts as dead.
 pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
     // SAFETY: kill with signal 0 performs only the permission and existence check.
     let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+fn is_zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false; // no procfs: trust kill(2)
+    };
+    // The state follows the parenthesised command name, which may itself hold ')'.
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    matches!(stat.get(close + 2), Some(b'Z' | b'X'))
 }
 
 /// Send `sig` to `pid`.
@@ -414,4 +430,29 @@ pub fn claim_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
     // SAFETY: `fd` is open, and by this function's contract nothing else in the process owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        assert!(process_alive(std::process::id() as i32));
+        assert!(!process_alive(0) && !process_alive(-1));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Not reaped yet: a zombie once it has exited.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !is_zombie(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never became a zombie"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!process_alive(pid));
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
+    }
 }

@@ -140,16 +140,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             "-b" | "--backend" => o.backend = Some(text(value()?)?),
             "--mem-only" => flag(&mut o.mem_only)?,
             "--managed" => flag(&mut o.managed)?,
-            "--memory-limit" => {
-                let v = text(value()?)?;
-                if parse_size(&v).is_none() {
-                    return Err(UsageError::BadValue {
-                        option: name.clone(),
-                        value: v,
-                    });
-                }
-                o.memory_limit = Some(v);
-            }
+            // Checked by `resolve`, like the environment's value: a bad one is then reported on
+            // the ready fd, where the client that starts the server reads it.
+            "--memory-limit" => o.memory_limit = Some(text(value()?)?),
             _ if name.starts_with('-') => return Err(UsageError::Unknown(name)),
             _ => return Err(UsageError::Positional(name)),
         }
@@ -356,10 +349,6 @@ mod tests {
                 .as_deref(),
             Some("64M")
         );
-        assert!(matches!(
-            run(&["--memory-limit=lots"]),
-            Err(UsageError::BadValue { .. })
-        ));
     }
 
     #[test]
@@ -380,6 +369,14 @@ mod tests {
             ..o
         };
         assert_eq!(given.resolve(env).unwrap().memory_limit, Some(1024));
+        let bad_option = Options {
+            memory_limit: Some("lots".into()),
+            ..given
+        };
+        assert!(matches!(
+            bad_option.resolve(env),
+            Err(StartError::MemoryLimit(v)) if v == "lots"
+        ));
     }
 
     #[test]
