@@ -146,7 +146,7 @@ def test_a_committed_reader_and_a_stopped_server_with_its_memory_budget(workflow
     assert not ServerTracker(wf.runtime_dir).live()
 
 
-def test_a_killed_server_is_shown_stale_and_an_observer_does_not_keep_a_server_alive(
+def test_a_killed_server_is_shown_stale(
     workflow: Workflow,
 ) -> None:
     wf = workflow
