@@ -99,7 +99,8 @@ typedef struct pycapio_capi {
 
     /* ---- ABI 1.0 (append only below) ---- */
 
-    /* 1 if this process is attached to a CAPIO server, else 0. Never fails. */
+    /* 1 if this process is attached to a CAPIO server, else 0. Never fails. In a forked child
+     * (multiprocessing) it attaches again first, as any other call does. */
     int (*is_initialized)(void);
     /* Copies the CAPIO directory (its real path) and a NUL into buf; returns its length without
      * the NUL. -ERANGE if len is too small for both. */

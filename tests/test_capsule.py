@@ -552,3 +552,32 @@ def test_native_threads_write_concurrently_without_the_gil(c_writer: Path, capio
             assert _pycapio._read_bytes(fd) == blob
         finally:
             _pycapio._close(fd)
+
+
+def test_a_forked_child_uses_the_c_api_after_attaching_again(probe_module: Path, workflow: Workflow) -> None:
+    wf = workflow
+    result = wf.run_step(
+        f"""
+        import json, os, sys
+        sys.path.insert(0, {str(probe_module.parent)!r})
+        import capi_probe as p
+
+        path = {str(wf.capio_dir / "from_child.bin")!r}
+        pid = os.fork()
+        if pid == 0:
+            ok = p.is_initialized() == 1
+            fd = p.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            ok = ok and fd >= 0 and p.write(fd, b"child data") == 10 and p.close(fd) == 0
+            import pycapio
+
+            pycapio.pycapio_teardown()  # a clean exit commits the child's file (os._exit would not)
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        fd = p.open(path, os.O_RDONLY)
+        rc, data = p.read(fd, 100)
+        p.close(fd)
+        print(json.dumps({{"child": os.waitstatus_to_exitcode(status), "data": data.decode()}}))
+        """,
+        "forker",
+    ).check()
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"child": 0, "data": "child data"}

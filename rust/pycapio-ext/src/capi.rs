@@ -159,8 +159,10 @@ fn fill_stat(st: *mut Stat, s: FileStat) -> CResult<c_int> {
 // Every function below is a table entry: `unsafe extern "C"` with the header's contract on its
 // pointers, and its whole body under `guard` so that no panic unwinds into C.
 
+/// Whether the table's other functions can work now: in a forked child (multiprocessing) this
+/// attaches again first, as any other call would, so it never reports 0 for a usable process.
 unsafe extern "C" fn is_initialized() -> c_int {
-    guard_int(|| Ok(c_int::from(state::peek().is_some())))
+    guard_int(|| Ok(c_int::from(state::current().is_ok())))
 }
 
 unsafe extern "C" fn get_capio_dir(buf: *mut c_char, len: usize) -> i64 {
