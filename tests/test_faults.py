@@ -52,6 +52,7 @@ def status_json(wf: Workflow) -> dict[str, object]:
         capture_output=True,
         text=True,
         timeout=30,
+        cwd=wf.root,  # not the checkout, whose pycapio/ has no extension
     )
     assert out.returncode == 0, out.stderr
     reports = json.loads(out.stdout)
@@ -291,7 +292,12 @@ except BaseException as e:
     assert [n for n in os.listdir(wf.capio_dir) if ".capio-data-" in n] == data_files
     # pycapio server status knows it is stale.
     listing = subprocess.run(
-        [sys.executable, "-m", "pycapio", "server", "status"], env=wf.env, capture_output=True, text=True
+        [sys.executable, "-m", "pycapio", "server", "status"],
+        env=wf.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=wf.root,
     )
     assert f"workflow '{wf.name}': stale info file (pid {pid} is gone" in listing.stdout, listing
     # The next step's pycapio_init starts a fresh server and works; the leftovers are gone.

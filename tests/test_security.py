@@ -58,7 +58,12 @@ def test_a_runtime_dir_owned_by_someone_else_is_refused(
     code = "import pycapio, sys; pycapio.pycapio_init(sys.argv[1], 'x', 'wf-foreign')"
     env = dict(os.environ, PYCAPIO_RUNTIME_DIR=str(foreign))
     out = subprocess.run(
-        [sys.executable, "-c", code, str(capio_dir)], env=env, capture_output=True, text=True
+        [sys.executable, "-c", code, str(capio_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,  # not the checkout, whose pycapio/ has no extension
     )
     assert out.returncode != 0
     assert f"runtime directory {foreign} is owned by uid {NOBODY}, not by this user" in out.stderr
