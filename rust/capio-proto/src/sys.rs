@@ -456,3 +456,20 @@ mod tests {
         assert!(!process_alive(pid));
     }
 }
+
+/// Raise the soft limit on open files to the hard limit; returns the new soft limit. The server
+/// keeps one fd per live CAPIO file, so the common 1024 default would cap a workflow at ~1000 files.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid out-parameter.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid, initialised rlimit.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    }
+    Ok(lim.rlim_cur as u64)
+}

@@ -28,6 +28,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Best effort: with the soft limit only, the server runs out of fds at ~1000 live files.
+    if let Err(e) = capio_proto::sys::raise_open_file_limit() {
+        log::write(
+            Level::Warn,
+            format_args!("cannot raise the open-file limit: {e}"),
+        );
+    }
     match listener::run(&opts, &mut ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
