@@ -459,7 +459,7 @@ mod tests {
 
 /// Raise the soft limit on open files to the hard limit; returns the new soft limit. The server
 /// keeps one fd per live CAPIO file, so the common 1024 default would cap a workflow at ~1000 files.
-pub fn raise_open_file_limit() -> io::Result<u64> {
+pub fn raise_open_file_limit() -> io::Result<libc::rlim_t> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -471,5 +471,5 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
         // SAFETY: `lim` is a valid, initialised rlimit.
         cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
