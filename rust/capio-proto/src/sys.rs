@@ -432,6 +432,23 @@ pub fn claim_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Raise the soft limit on open files to the hard limit; returns the new soft limit. The server
+/// keeps one fd per live CAPIO file, so the common 1024 default would cap a workflow at ~1000 files.
+pub fn raise_open_file_limit() -> io::Result<libc::rlim_t> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid out-parameter.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid, initialised rlimit.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    }
+    Ok(lim.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,21 +472,4 @@ mod tests {
         child.wait().unwrap();
         assert!(!process_alive(pid));
     }
-}
-
-/// Raise the soft limit on open files to the hard limit; returns the new soft limit. The server
-/// keeps one fd per live CAPIO file, so the common 1024 default would cap a workflow at ~1000 files.
-pub fn raise_open_file_limit() -> io::Result<libc::rlim_t> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid out-parameter.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a valid, initialised rlimit.
-        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
-    }
-    Ok(lim.rlim_cur)
 }
