@@ -21,10 +21,11 @@ for line in text.splitlines():
     if line.startswith("test result:"):  # cargo: "test result: ok. 14 passed; 0 failed; ..."
         passed += int(re.search(r"(\d+) passed", line).group(1))
         failed += int(re.search(r"(\d+) failed", line).group(1))
-    elif re.match(r"^=+ .*(passed|failed).* in [\d.]+s", line):  # pytest's summary line
-        for n, word in re.findall(r"(\d+) (passed|failed)", line):
+    # pytest's summary line, with or without -q: "=== 3 failed, 140 passed in 9.1s ===".
+    elif re.match(r"^=*\s*\d+ (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b.* in [\d.]+s", line):
+        for n, word in re.findall(r"(\d+) (passed|failed|errors?)\b", line):
             passed += int(n) if word == "passed" else 0
-            failed += int(n) if word == "failed" else 0
+            failed += int(n) if word != "passed" else 0
 print(f"total: {passed} passed, {failed} failed")
 sys.exit(1 if failed or passed == 0 else 0)
 PY

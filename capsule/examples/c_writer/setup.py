@@ -5,8 +5,9 @@
 The header comes from ``pycapio.get_include()``, so pycapio must be importable while building.
 """
 
-import pycapio
 from setuptools import Extension, setup
+
+import pycapio
 
 setup(
     name="c-writer",
