@@ -57,11 +57,16 @@ impl Slot {
         SlotState::from_u32(self.state.load(SeqCst))
     }
 
-    /// Publish bytes up to `end`; wakes sleeping readers only if there are any.
+    /// Publish bytes up to `end`. The futex word moves on every publish (one atomic add), so a
+    /// reader that read it before checking `len` can never sleep through this publish; the wake
+    /// syscall is made only when someone sleeps.
     pub fn publish(&self, end: u64) {
         let prev = self.len.fetch_max(end, SeqCst);
-        if end > prev && self.waiters.load(SeqCst) > 0 {
-            self.bump();
+        if end > prev {
+            self.seq.fetch_add(1, SeqCst);
+            if self.waiters.load(SeqCst) > 0 {
+                sys::futex_wake_all(&self.seq);
+            }
         }
     }
 
@@ -174,6 +179,23 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         slot.publish(10);
         assert_eq!(reader.join().unwrap(), 10);
+    }
+
+    #[test]
+    fn a_publish_between_reading_seq_and_waiting_is_not_missed() {
+        let table = StateTable::create(4).unwrap();
+        let slot = table.slot(1).unwrap();
+        slot.set_state(SlotState::Open);
+        // The reader reads the word and finds no data...
+        let seen = slot.seq.load(SeqCst);
+        assert_eq!(slot.len.load(SeqCst), 0);
+        // ...the writer publishes before the reader counts itself as waiting...
+        slot.publish(10);
+        // ...and the reader's sleep must end at once instead of lasting its whole timeout.
+        let start = std::time::Instant::now();
+        let woke = slot.wait(seen, Some(Duration::from_secs(5)));
+        assert_eq!(woke, sys::Wake::Changed);
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
