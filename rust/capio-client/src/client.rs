@@ -84,6 +84,15 @@ pub struct Client {
     memory_limited: bool,
 }
 
+/// The server hands every open of a file the same open file description (one offset, read-write).
+/// A reader gets its own, read-only one, so `os.read`/`subprocess` through its `fileno()` never
+/// move another reader's offset and can never write into the producer's data.
+fn private_read_only(shared: &File, path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    File::open(format!("/proc/self/fd/{}", shared.as_raw_fd()))
+        .map_err(|e| ClientError::from_io(e, path.to_path_buf()))
+}
+
 /// Load the rules the server runs with; a client that asked for a different file is refused, since
 /// one server applies one configuration to the whole workflow.
 fn load_server_rules(
@@ -289,8 +298,12 @@ impl Client {
                     let acc = flags & libc::O_ACCMODE;
                     let append = flags & libc::O_APPEND != 0;
                     let slot = (r.kind == open_kind::MEMORY).then_some(r.slot);
+                    let mut file = File::from(fd);
+                    if r.kind == open_kind::MEMORY && acc == libc::O_RDONLY {
+                        file = private_read_only(&file, path)?;
+                    }
                     let handle = Handle {
-                        file: File::from(fd),
+                        file,
                         path: path.to_path_buf(),
                         capio_path: abs.clone(),
                         slot,
