@@ -94,7 +94,10 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         })
         .map_err(StartError::io("cannot start the signal thread"))?;
 
-    ready.ok();
+    if !ready.ok() {
+        // Otherwise it would wait, with no client, for a teardown request that never comes.
+        server.begin_shutdown("the client that started it gave up waiting for it");
+    }
     info!(
         "listening on {} (pid {}, workflow '{}', CAPIO dir {})",
         paths.socket.display(),

@@ -17,11 +17,12 @@ impl Ready {
         Ok(Ready { pipe })
     }
 
-    /// Report success (once; later calls do nothing).
-    pub fn ok(&mut self) {
-        if let Some(mut pipe) = self.pipe.take() {
-            // The starter may have given up waiting; that must not stop the server.
-            let _ = writeln!(pipe, "OK {}", std::process::id());
+    /// Report success (once; later calls do nothing). False when the starter is gone (it gave
+    /// up waiting and closed its end): nobody is going to attach to a server started for it.
+    pub fn ok(&mut self) -> bool {
+        match self.pipe.take() {
+            Some(mut pipe) => writeln!(pipe, "OK {}", std::process::id()).is_ok(),
+            None => true,
         }
     }
 
