@@ -49,6 +49,10 @@ impl Temp {
     pub fn install(mut self) -> io::Result<()> {
         fs::rename(&self.path, &self.dest)?;
         self.installed = true;
+        // The rename itself must survive a crash of the node too; the data was synced before.
+        if let Some(dir) = self.dest.parent() {
+            File::open(dir)?.sync_all()?;
+        }
         Ok(())
     }
 
@@ -97,6 +101,9 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
             ),
         )));
     }
+    // Durable before it is renamed into place: after a crash of the node the real path shows the
+    // complete file or the old one, never an empty or partial one.
+    out.sync_all()?;
     Ok(temp)
 }
 
