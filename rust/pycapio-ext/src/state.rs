@@ -28,8 +28,10 @@ pub fn current() -> Result<Arc<Client>, ClientError> {
     if let Some(c) = &st.client {
         return Ok(c.clone());
     }
-    let settings = st.after_fork.take().ok_or(ClientError::NotInitialized)?;
+    let settings = st.after_fork.clone().ok_or(ClientError::NotInitialized)?;
+    // The settings stay until the attach succeeds, so a failed attempt can be retried.
     let c = Arc::new(Client::connect(settings)?);
+    st.after_fork = None;
     st.client = Some(c.clone());
     Ok(c)
 }
