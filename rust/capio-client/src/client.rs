@@ -480,9 +480,12 @@ impl Client {
             Some(i) => self.slot(i)?,
             None => return Err(ClientError::os(libc::EBADF, None)),
         };
+        // Appends claim their range in the shared slot: two processes appending to one file
+        // must not both write at the same end.
+        let appending = offset.is_none() && h.append;
         let off = match offset {
             Some(o) => o,
-            None if h.append => slot.len.load(SeqCst),
+            None if appending => slot.claim_append(data.len() as u64),
             None => h.pos.load(SeqCst),
         };
         let end = off
@@ -494,7 +497,11 @@ impl Client {
         h.file
             .write_all_at(data, off)
             .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
-        slot.publish(end);
+        if appending {
+            slot.publish_append(off, end);
+        } else {
+            slot.publish(end);
+        }
         if offset.is_none() {
             h.pos.store(end, SeqCst);
         }
@@ -542,7 +549,7 @@ impl Client {
         h.file
             .set_len(size)
             .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
-        slot.len.store(size, SeqCst);
+        slot.reset_len(size);
         slot.bump();
         Ok(())
     }

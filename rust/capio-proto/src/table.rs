@@ -48,6 +48,9 @@ pub struct Slot {
     /// Number of readers sleeping on `seq`; writers skip the wake syscall when it is zero.
     pub waiters: AtomicU32,
     pub state: AtomicU32,
+    /// End of the bytes claimed by `O_APPEND` writers: each claims its range atomically, so
+    /// appenders in different processes never write over each other. Reset with `len`.
+    pub tail: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Slot>() == 64);
@@ -68,6 +71,40 @@ impl Slot {
                 sys::futex_wake_all(&self.seq);
             }
         }
+    }
+
+    /// Claim `n` bytes at the end of the file for an append; returns where they go.
+    pub fn claim_append(&self, n: u64) -> u64 {
+        loop {
+            let tail = self.tail.load(SeqCst);
+            // Plain writes move only `len`; an append goes after whichever end is further.
+            let start = tail.max(self.len.load(SeqCst));
+            if self
+                .tail
+                .compare_exchange(tail, start + n, SeqCst, SeqCst)
+                .is_ok()
+            {
+                return start;
+            }
+        }
+    }
+
+    /// Publish an append claimed at `start`: after the appends before it, so a streaming reader
+    /// never sees the zeros of a range still being written. An earlier appender that died
+    /// mid-write holds the others back for at most `APPEND_ORDER_WAIT`.
+    pub fn publish_append(&self, start: u64, end: u64) {
+        const APPEND_ORDER_WAIT: Duration = Duration::from_millis(100);
+        let deadline = std::time::Instant::now() + APPEND_ORDER_WAIT;
+        while self.len.load(SeqCst) < start && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        self.publish(end);
+    }
+
+    /// Set the length outright (truncation, a file restarted): appends continue from there.
+    pub fn reset_len(&self, len: u64) {
+        self.len.store(len, SeqCst);
+        self.tail.store(len, SeqCst);
     }
 
     /// Set the state and wake everyone waiting on this slot.
@@ -196,6 +233,39 @@ mod tests {
         let woke = slot.wait(seen, Some(Duration::from_secs(5)));
         assert_eq!(woke, sys::Wake::Changed);
         assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn concurrent_appends_claim_disjoint_ranges_in_order() {
+        let table = Arc::new(StateTable::create(4).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let t = table.clone();
+                std::thread::spawn(move || {
+                    let s = t.slot(2).unwrap();
+                    (0..1000)
+                        .map(|_| {
+                            let start = s.claim_append(10);
+                            s.publish_append(start, start + 10);
+                            start
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut starts: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        starts.sort_unstable();
+        assert_eq!(starts, (0..4000).map(|i| i * 10).collect::<Vec<_>>());
+        assert_eq!(table.slot(2).unwrap().len.load(SeqCst), 40_000);
+        // A plain write past the end, then an append: the append goes after it.
+        let s = table.slot(2).unwrap();
+        s.publish(50_000);
+        assert_eq!(s.claim_append(1), 50_000);
+        s.reset_len(0);
+        assert_eq!(s.claim_append(1), 0);
     }
 
     #[test]

@@ -481,7 +481,7 @@ impl Namespace {
             client.opened.remove(&slot);
         }
         let s = self.slot(slot);
-        s.len.store(0, SeqCst);
+        s.reset_len(0);
         s.set_state(SlotState::Free);
         self.free_slots.push(slot);
     }
@@ -609,7 +609,7 @@ impl Namespace {
             }
         };
         let s = self.slot(slot);
-        s.len.store(len, SeqCst);
+        s.reset_len(len);
         s.set_state(SlotState::Open);
         if matches!(rule.commit, CommitRule::OnFile(_)) {
             self.on_file.insert(slot);
@@ -663,7 +663,7 @@ impl Namespace {
             }
             // Restart: a new producer writes the file again from scratch.
             node.data.set_len(0)?;
-            slot.len.store(0, SeqCst);
+            slot.reset_len(0);
             self.budget.set_charge(node, 0);
             node.producers = BTreeSet::from([cid]);
             node.closes_by_producers = 0;
@@ -686,7 +686,7 @@ impl Namespace {
             }
             if flags & O_TRUNC != 0 {
                 node.data.set_len(0)?;
-                slot.len.store(0, SeqCst);
+                slot.reset_len(0);
                 self.budget.set_charge(node, 0);
             }
         }
