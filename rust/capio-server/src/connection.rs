@@ -4,9 +4,13 @@
 use crate::server::WorkGuard;
 use bytemuck::Pod;
 use capio_proto::{Kind, REPLY_BIT, WireError, encode, read_frame, sys};
-use std::io::{self, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+/// How long a connection polls for the next request before blocking on it.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// An encoded reply, the fd that travels with it, and the work it completes.
 pub struct Reply {
@@ -51,6 +55,9 @@ impl Connection {
     /// The next request, or `None` at a clean EOF between frames. A malformed frame is an error:
     /// the caller drops the connection.
     pub fn read_request(&mut self) -> Result<Option<(Kind, Vec<u8>)>, WireError> {
+        if self.reader.buffer().is_empty() {
+            self.await_briefly();
+        }
         match read_frame(&mut self.reader) {
             Ok((header, body)) => match Kind::from_u16(header.kind) {
                 Some(kind) => Ok(Some((kind, body))),
@@ -59,6 +66,29 @@ impl Connection {
             Err(WireError::Eof) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A client working through many small files sends its next request within microseconds;
+    /// polling for it a little while keeps this thread from going to sleep and being woken (a
+    /// wake-up costs more than the request). Then the blocking read takes over.
+    fn await_briefly(&mut self) {
+        if self.stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let start = Instant::now();
+        loop {
+            match self.reader.fill_buf() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && start.elapsed() < SPIN => {
+                    std::thread::yield_now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Data, EOF, or an error the blocking read will meet again.
+                _ => break,
+            }
+        }
+        // Replies (and the blocking read) need the socket blocking again: a failure here is the
+        // connection's end, which the next read or send reports.
+        let _ = self.stream.set_nonblocking(false);
     }
 
     pub fn send(&self, reply: Reply) -> io::Result<()> {

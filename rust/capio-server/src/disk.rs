@@ -86,6 +86,10 @@ fn real_location(root: &Path, path: &Path) -> Result<Option<PathBuf>, FsError> {
         (Some(parent), Some(name)) if path != root => (parent, name),
         _ => return Ok(Some(root.to_path_buf())),
     };
+    if parent == root {
+        // `root` is canonical (checked at `Hello`): nothing to resolve.
+        return Ok(Some(path.to_path_buf()));
+    }
     let real_parent = match fs::canonicalize(parent) {
         Ok(p) => p,
         Err(e) => return missing_or(e),

@@ -119,7 +119,9 @@ impl Drop for WorkGuard {
     fn drop(&mut self) {
         let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
         st.0 -= 1;
-        if st.0 == 0 {
+        // Only a draining shutdown waits (and it sets the flag under this lock before waiting):
+        // a wake-up otherwise is a futex call per request for nobody.
+        if st.0 == 0 && st.1 {
             self.0.idle.notify_all();
         }
     }

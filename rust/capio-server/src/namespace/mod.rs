@@ -369,6 +369,13 @@ impl Namespace {
         self.dirs.get(path).is_some_and(|d| d.made.is_some())
     }
 
+    fn is_uncommitted_made_dir(&self, path: &Path) -> bool {
+        self.dirs
+            .get(path)
+            .and_then(|d| d.made.as_ref())
+            .is_some_and(|m| !m.committed)
+    }
+
     /// `File` or `Dir` when the namespace has `path`, `None` when only the disk can tell.
     fn locate_ns(&self, root: &Path, path: &Path) -> Result<Option<Where>, FsError> {
         if self.visible_file(path).is_some() {
@@ -387,6 +394,14 @@ impl Namespace {
     fn locate(&self, root: &Path, path: &Path) -> Result<Where, FsError> {
         if let Some(found) = self.locate_ns(root, path)? {
             return Ok(found);
+        }
+        if path
+            .parent()
+            .is_some_and(|parent| path != root && self.is_uncommitted_made_dir(parent))
+        {
+            // Not on disk before its rule commits it, so nothing inside it is either: the
+            // namespace has the whole answer, without resolving the parent on disk.
+            return Ok(Where::Missing);
         }
         Ok(match disk::lookup(root, path)? {
             Some(node) => Where::Disk(Box::new(node)),
