@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from . import _ospatch, _pycapio
 from ._dirs import PyCapioScandirWrapper
-from ._fileio import close_open_files, forget_open_files, open_capio
+from ._fileio import _FAST_MODES, close_open_files, forget_open_files, open_capio, open_fast
 from ._path import PyCapioPath, capio_target
 
 __all__ = [
@@ -192,6 +192,22 @@ def open_proxy(
     (``os.open`` of a CAPIO path, while patched) and by the OS otherwise. Anything else — paths
     outside the CAPIO directory, other fds — goes to the original ``open`` with the same arguments.
     """
+    if (
+        type(file) is str
+        and type(mode) is str
+        and mode in _FAST_MODES
+        and type(buffering) is int
+        and buffering == -1
+        and closefd is True
+        and opener is None
+        and errors is None
+        and newline is None
+        and (encoding is None or (type(encoding) is str and "b" not in mode and "\0" not in encoding))
+    ):
+        f = open_fast(file, mode, encoding)
+        if f is not None:
+            return f
+        return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
     if isinstance(file, int) and not isinstance(file, bool):
         target = "" if file >= 0 and _pycapio._is_capio_fd(file) else None
     else:

@@ -25,6 +25,7 @@ __all__ = [
     "close_open_files",
     "forget_open_files",
     "open_capio",
+    "open_fast",
 ]
 
 # The buffer size the upper layers use when ``buffering`` is negative. FileIO reports st_blksize
@@ -103,6 +104,9 @@ class CapioFileIO(io.RawIOBase):
     """
 
     _blksize = _CAPIO_BLKSIZE
+    # Set by IOBase's finaliser just before it calls close() on a file still open: close() then
+    # warns as FileIO's does (a Python ``__del__`` would cost every file object a finaliser call).
+    _finalizing = False
     # ``closed`` is a plain slot, not a property: the buffered and text layers read it on every
     # call, and a slot is read in C, while a property runs Python code (text line I/O ~1.6x faster).
     __slots__ = ("closed",)
@@ -346,6 +350,8 @@ class CapioFileIO(io.RawIOBase):
         fd = getattr(self, "_fd", -1)
         if fd < 0:
             return
+        if self._finalizing and self._closefd:
+            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
         try:
             super().close()
         finally:
@@ -358,13 +364,6 @@ class CapioFileIO(io.RawIOBase):
         # Called by the buffered and text layers from their finalisers, as FileIO's is.
         if getattr(self, "_fd", -1) >= 0 and self._closefd:
             warnings.warn(f"unclosed file {source!r}", ResourceWarning, stacklevel=2, source=source)
-
-    def __del__(self) -> None:
-        try:
-            if getattr(self, "_fd", -1) >= 0 and self._closefd:
-                warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
-        finally:
-            super().__del__()
 
 
 def _offset_size(offset: int, size: int, negative_size_ok: bool = False) -> tuple[int, int]:
@@ -547,6 +546,55 @@ def open_capio(
         result = wrapper
         wrapper.mode = mode  # type: ignore[misc]
         return _track(result) if isinstance(raw, CapioFileIO) else result
+    except BaseException:
+        result.close()
+        raise
+
+
+# open()'s common calls — a str path, one of these modes, default buffering, closefd, no opener —
+# take a short way to the same file objects. mode -> (os.open flags, raw readable, buffered class).
+_FAST_MODES: dict[str, tuple[int, bool, type[io.BufferedReader] | type[io.BufferedWriter]]] = {
+    "rb": (os.O_RDONLY, True, io.BufferedReader),
+    "r": (os.O_RDONLY, True, io.BufferedReader),
+    "wb": (_RAW_MODE_FLAGS["w"], False, io.BufferedWriter),
+    "w": (_RAW_MODE_FLAGS["w"], False, io.BufferedWriter),
+}
+
+
+def open_fast(file: str, mode: str, encoding: str | None) -> Any:
+    """``open(file, mode, encoding=encoding)`` for a mode in ``_FAST_MODES`` (other arguments at
+    their defaults; ``encoding`` None or a str without NUL in text mode): resolves and opens in one
+    native call, then builds what :func:`open_capio` builds. None (nothing opened) when the path
+    is not CAPIO's, or not one the OS would accept: the OS then gives its own error."""
+    flags, reading, buffered = _FAST_MODES[mode]
+    try:
+        fd = _pycapio._open_path(file, flags)
+    except (ValueError, TypeError):
+        fd = None
+    if fd is None:
+        return None
+    raw = CapioFileIO.__new__(CapioFileIO)
+    raw._fd = fd
+    raw._readable = reading
+    raw._writable = not reading
+    raw._appending = raw._created = False
+    raw._closefd = True
+    raw.name = file
+    raw.closed = False
+    _open_files.add(raw)
+    result: Any = raw
+    try:
+        buffer = buffered(raw, _CAPIO_BLKSIZE)
+        result = buffer
+        if "b" in mode:
+            _add_memfile(buffer, raw)
+            _open_files.add(buffer)
+            return buffer
+        wrapper = io.TextIOWrapper(buffer, encoding, None, None, False)
+        result = wrapper
+        wrapper.mode = mode  # type: ignore[misc]
+        _open_files.add(wrapper)
+        return wrapper
     except BaseException:
         result.close()
         raise

@@ -81,6 +81,10 @@ def _capio_path(path: _Path) -> str | None:
     Component-wise: ``/data2/x`` is not inside ``/data``; ``capio/../x`` is outside. None when
     not initialised."""
 
+def _open_path(path: _Path, flags: int) -> int | None:
+    """``pycapio_open(path, flags, 0o666)`` when ``path`` is CAPIO's (as ``_capio_path`` decides),
+    else None (nothing is opened): one call that both resolves and opens."""
+
 def _read(fd: int, buffer: Buffer, offset: int = -1) -> int:
     """readinto: fill ``buffer`` (writable) from the fd's position (advancing it), or from
     ``offset`` when >= 0 (position untouched). Waits per the file's fire rule; 0 means EOF."""

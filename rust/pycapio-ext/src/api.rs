@@ -198,6 +198,24 @@ pub fn pycapio_open(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(convert::int(i64::from(fd))?)
 }
 
+/// `open` for the Python layer's common case: resolve and open in one call. `None` when the
+/// path is not CAPIO's (outside the CAPIO directory, excluded, or not initialised), so the caller
+/// hands it to the OS; errors of a CAPIO path raise as `pycapio_open`'s do.
+pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind("_open_path", &["path", "flags"], 2)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let flags = convert::i64(v[1].expect("required"), "flags")?;
+    let flags = i32::try_from(flags).map_err(|_| Error::Overflow("flags out of range".into()))?;
+    let Ok(c) = state::current() else {
+        return Ok(Owned::none());
+    };
+    match allow_threads(|intr| c.open(&path, flags, 0o666, intr)) {
+        Ok(fd) => Ok(convert::int(i64::from(fd))?),
+        Err(ClientError::OutsideCapioDir { .. }) => Ok(Owned::none()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn pycapio_mkdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind("pycapio_mkdir", &["path", "flags"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;

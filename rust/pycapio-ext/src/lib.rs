@@ -18,6 +18,7 @@ entry!(pycapio_get_capio_dir => api::pycapio_get_capio_dir);
 entry!(pycapio_open => api::pycapio_open);
 entry!(pycapio_mkdir => api::pycapio_mkdir);
 entry!(is_initialized => api::is_initialized);
+entry!(open_path => api::open_path);
 entry!(capio_path => api::capio_path);
 entry!(read => api::read);
 entry!(read_bytes => api::read_bytes);
@@ -102,6 +103,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"pycapio_open", pycapio_open, c"Open a CAPIO file with open(2) flags; returns its file descriptor."),
             method!(c"pycapio_mkdir", pycapio_mkdir, c"Create a directory inside the CAPIO directory; returns 0."),
             method!(c"_is_initialized", is_initialized, c"Whether this process is attached to a CAPIO server."),
+            method!(c"_open_path", open_path, c"Open a path with open(2) flags if it is CAPIO's: its fd, or None when the OS serves the path."),
             method!(c"_capio_path", capio_path, c"The normalised CAPIO path for a path inside the CAPIO directory, else None."),
             method!(c"_read", read, c"Read into a writable buffer at the position or at an offset; waits per CAPIO-CL."),
             method!(c"_read_bytes", read_bytes, c"Read into a new bytes object: to the end of the file (size < 0, waits per CAPIO-CL) or what is readable up to size."),
