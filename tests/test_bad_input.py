@@ -301,3 +301,22 @@ def test_a_capio_dir_that_is_missing_or_a_file(
         pass
     assert not _pycapio._is_initialized()
     assert list(runtime_dir.glob("*.sock")) == [], "no server was started"
+
+
+def test_negative_offsets_of_the_primitives_are_einval(capio: InProcess) -> None:
+    fd = _pycapio.pycapio_open(capio.path("offsets.bin"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        assert _pycapio._write(fd, b"abcdef") == 6
+        for call in (
+            lambda: _pycapio._write(fd, b"ZZ", -3),
+            lambda: _pycapio._read(fd, bytearray(2), -2),
+            lambda: _pycapio._read_bytes(fd, 2, -5),
+        ):
+            with pytest.raises(OSError) as info:
+                call()
+            assert info.value.errno == errno.EINVAL
+        # -1 is the documented "at the position": the position moved by the first write only.
+        assert _pycapio._seek(fd, 0, os.SEEK_CUR) == 6
+        assert _pycapio._read_bytes(fd, -1, 0) == b"abcdef"
+    finally:
+        _pycapio._close(fd)

@@ -176,8 +176,12 @@ impl Client {
     /// The normalised path inside the CAPIO directory, or None when `p` is outside it.
     /// Paths the CAPIO-CL file excludes are not CAPIO's.
     pub fn capio_path(&self, p: &Path) -> Option<PathBuf> {
-        let cwd = std::env::current_dir().ok()?;
-        let abs = self.scope.resolve(p, &cwd)?;
+        // An absolute path needs no working directory: one getcwd less on every open.
+        let abs = if p.is_absolute() {
+            self.scope.resolve(p, Path::new("/"))?
+        } else {
+            self.scope.resolve(p, &std::env::current_dir().ok()?)?
+        };
         match &self.rules {
             Some(r) if r.is_excluded(&abs) => None,
             _ => Some(abs),

@@ -113,10 +113,14 @@ impl Slot {
         self.bump();
     }
 
-    /// Advance the futex word and wake all sleepers.
+    /// Advance the futex word and wake all sleepers. A sleeper counts itself in `waiters` before
+    /// its futex call, which re-checks the word, so skipping the syscall when none is counted
+    /// loses no wake-up.
     pub fn bump(&self) {
         self.seq.fetch_add(1, SeqCst);
-        sys::futex_wake_all(&self.seq);
+        if self.waiters.load(SeqCst) > 0 {
+            sys::futex_wake_all(&self.seq);
+        }
     }
 
     /// Sleep until `seq` moves past `seen` (or the timeout / a signal). Callers read `seq` *before*

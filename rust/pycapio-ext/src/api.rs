@@ -35,10 +35,14 @@ fn offset_arg(o: Option<Borrowed>) -> PyResult<Option<u64>> {
     match o {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
-        Some(o) => {
-            let v = convert::i64(o, "offset")?;
-            Ok(u64::try_from(v).ok())
-        }
+        Some(o) => match convert::i64(o, "offset")? {
+            // -1 is the documented "at the position"; any other negative offset is EINVAL, as
+            // for os.pread/os.pwrite, never silently the position.
+            -1 => Ok(None),
+            v => u64::try_from(v)
+                .map(Some)
+                .map_err(|_| ClientError::os(libc::EINVAL, None).into()),
+        },
     }
 }
 
