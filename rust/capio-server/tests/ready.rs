@@ -3,10 +3,8 @@
 
 mod support;
 
-use capio_proto::runtime::RUNTIME_DIR_ENV;
 use capio_proto::sys;
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::Scratch;
 
@@ -16,19 +14,7 @@ fn a_server_nobody_waits_for_stops_by_itself() {
     let (r, w) = sys::pipe().unwrap();
     drop(r); // the starter is gone before the server is ready
     let log = s.dir.join("server.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capio_server"));
-    cmd.arg("--capio-dir")
-        .arg(&s.capio)
-        .arg("--workflow-name")
-        .arg(s.workflow())
-        .arg("--ready-fd")
-        .arg(w.as_raw_fd().to_string())
-        .arg("--log-file")
-        .arg(&log)
-        .env(RUNTIME_DIR_ENV, &s.runtime)
-        .env_remove("CAPIO_DIR")
-        .stdin(Stdio::null());
-    sys::inherit_fd_on_spawn(&mut cmd, w.as_raw_fd());
+    let mut cmd = support::server_command(&s, w.as_raw_fd(), &log);
     let mut child = cmd.spawn().unwrap();
     drop(w);
     let deadline = Instant::now() + Duration::from_secs(20);

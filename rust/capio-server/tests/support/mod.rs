@@ -63,6 +63,25 @@ impl Drop for Scratch {
     }
 }
 
+/// The command line of a test server for `s`, announcing readiness on `ready_fd` (inherited).
+pub fn server_command(s: &Scratch, ready_fd: i32, log: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_capio_server"));
+    cmd.arg("--capio-dir")
+        .arg(&s.capio)
+        .arg("--workflow-name")
+        .arg(s.workflow())
+        .arg("--ready-fd")
+        .arg(ready_fd.to_string())
+        .arg("--log-file")
+        .arg(log)
+        .env(RUNTIME_DIR_ENV, &s.runtime)
+        .env("CAPIO_LOG_LEVEL", "debug")
+        .env_remove("CAPIO_DIR")
+        .stdin(Stdio::null());
+    sys::inherit_fd_on_spawn(&mut cmd, ready_fd);
+    cmd
+}
+
 /// A `capio_server` child; killed (by its pid) if a test ends while it still runs.
 pub struct ServerProc {
     pub child: Child,
@@ -79,21 +98,8 @@ impl ServerProc {
     pub fn spawn_with(s: &Scratch, log_name: &str, args: &[&OsStr]) -> (ServerProc, String) {
         let (r, w) = sys::pipe().unwrap();
         let log = s.dir.join(log_name);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_capio_server"));
-        cmd.arg("--capio-dir")
-            .arg(&s.capio)
-            .arg("--workflow-name")
-            .arg(s.workflow())
-            .arg("--ready-fd")
-            .arg(w.as_raw_fd().to_string())
-            .arg("--log-file")
-            .arg(&log)
-            .env(RUNTIME_DIR_ENV, &s.runtime)
-            .env("CAPIO_LOG_LEVEL", "debug")
-            .env_remove("CAPIO_DIR")
-            .args(args)
-            .stdin(Stdio::null());
-        sys::inherit_fd_on_spawn(&mut cmd, w.as_raw_fd());
+        let mut cmd = server_command(s, w.as_raw_fd(), &log);
+        cmd.args(args);
         let child = cmd.spawn().unwrap();
         drop(w);
         let line = read_line(File::from(r), Duration::from_secs(30));
