@@ -12,31 +12,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-python="${PYTHON:-python3}"
-work="${1:-$(mktemp -d)}"
-mkdir -p "$work"
-work="$(cd "$work" && pwd)"
-capio_dir="$work/capio"
-workflow="directory_streaming"  # the "name" in capio_cl.json
-mkdir -p "$capio_dir"
-
-run_step() {  # app_name script [args...]
-    local app="$1"
-    shift
-    "$python" -m pycapio --capio-dir "$capio_dir" --workflow-name "$workflow" --app-name "$app" \
-        --capio-cl "$here/capio_cl.json" "$@"
-}
-
-echo "work directory: $work"
-# The steps run in the work directory: in a checkout, ./pycapio would shadow the installed package.
-cd "$work"
-run_step consumer "$here/consumer.py" "$capio_dir/tiles" > "$work/consumer.out" &
-consumer=$!
-# Let the consumer attach first: the data it streams is not "permanent", so it lives only as
-# long as the workflow's server, which stops when its last step leaves.
-sleep 1
-run_step producer "$here/producer.py" "$capio_dir/tiles" 2> "$work/producer.err" > "$work/producer.out"
-wait "$consumer"
+# shellcheck source=../_run_pair.sh
+. "$here/../_run_pair.sh"
+run_pair directory_streaming tiles "${1:-}"  # the workflow name is the "name" in capio_cl.json
 
 "$python" - "$work" "$capio_dir" <<'PY'
 import pathlib, sys
