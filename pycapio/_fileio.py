@@ -351,7 +351,12 @@ class CapioFileIO(io.RawIOBase):
         if fd < 0:
             return
         if self._finalizing and self._closefd:
-            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+            # As FileIO does: a warning turned into an error (-W error) must not keep the file
+            # open; it is dropped and the close goes on.
+            try:
+                warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+            except Exception:
+                pass
         try:
             super().close()
         finally:

@@ -5,10 +5,12 @@ cannot write into the producer's data."""
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import subprocess
+import warnings
 
-from pycapio import open_proxy
+from pycapio import _pycapio, open_proxy
 
 from conftest import InProcess
 
@@ -34,3 +36,16 @@ def test_readers_have_private_read_only_descriptions(capio: InProcess) -> None:
             raise AssertionError("a reader's fd could write into the file")
     with open_proxy(path, "rb") as f:
         assert f.read() == DATA
+
+
+def test_an_unbuffered_file_dropped_under_warnings_as_errors_is_still_closed(capio: InProcess) -> None:
+    path = capio.path("dropped.bin")
+    with open_proxy(path, "wb") as f:
+        f.write(DATA)
+    f = open_proxy(path, "rb", buffering=0)
+    fd = f.fileno()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del f
+        gc.collect()
+    assert not _pycapio._is_capio_fd(fd)

@@ -484,12 +484,14 @@ impl Client {
             Some(i) => self.slot(i)?,
             None => return Err(ClientError::os(libc::EBADF, None)),
         };
-        // Appends claim their range in the shared slot: two processes appending to one file
-        // must not both write at the same end.
+        // An append finds the end, writes and publishes under the file's append lock: two
+        // processes appending, or one appending while another truncates, never write at a stale
+        // end. A failed append publishes nothing, so the next one starts where this one did.
         let appending = offset.is_none() && h.append;
+        let _append_lock = appending.then(|| slot.lock_appends());
         let off = match offset {
             Some(o) => o,
-            None if appending => slot.claim_append(data.len() as u64),
+            None if appending => slot.len.load(SeqCst),
             None => h.pos.load(SeqCst),
         };
         let end = off
@@ -501,11 +503,7 @@ impl Client {
         h.file
             .write_all_at(data, off)
             .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
-        if appending {
-            slot.publish_append(off, end);
-        } else {
-            slot.publish(end);
-        }
+        slot.publish(end);
         if offset.is_none() {
             h.pos.store(end, SeqCst);
         }
@@ -550,6 +548,7 @@ impl Client {
             _ => return Err(ClientError::os(libc::EINVAL, None)),
         };
         self.reserve(&h, index, size)?;
+        let _append_lock = slot.lock_appends();
         h.file
             .set_len(size)
             .map_err(|e| ClientError::from_io(e, h.path.clone()))?;

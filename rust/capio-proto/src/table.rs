@@ -48,9 +48,9 @@ pub struct Slot {
     /// Number of readers sleeping on `seq`; writers skip the wake syscall when it is zero.
     pub waiters: AtomicU32,
     pub state: AtomicU32,
-    /// End of the bytes claimed by `O_APPEND` writers: each claims its range atomically, so
-    /// appenders in different processes never write over each other. Reset with `len`.
-    pub tail: AtomicU64,
+    /// Serialises appends and truncations of the file across processes, as a plain file's inode
+    /// lock does: 0, or the pid of the holder (a holder that died is detected and replaced).
+    pub append_lock: AtomicU32,
 }
 
 const _: () = assert!(size_of::<Slot>() == 64);
@@ -73,38 +73,32 @@ impl Slot {
         }
     }
 
-    /// Claim `n` bytes at the end of the file for an append; returns where they go.
-    pub fn claim_append(&self, n: u64) -> u64 {
+    /// Take the append lock: appends find the end, write and publish under it, and truncations
+    /// change the size under it, so an append never lands at an end that a truncation or another
+    /// append has just moved. Held for one write; a holder that died is taken over.
+    pub fn lock_appends(&self) -> AppendGuard<'_> {
+        let me = std::process::id();
         loop {
-            let tail = self.tail.load(SeqCst);
-            // Plain writes move only `len`; an append goes after whichever end is further.
-            let start = tail.max(self.len.load(SeqCst));
-            if self
-                .tail
-                .compare_exchange(tail, start + n, SeqCst, SeqCst)
-                .is_ok()
-            {
-                return start;
+            match self.append_lock.compare_exchange(0, me, SeqCst, SeqCst) {
+                Ok(_) => return AppendGuard { slot: self },
+                Err(holder) => {
+                    let woke =
+                        sys::futex_wait(&self.append_lock, holder, Some(Duration::from_millis(2)));
+                    if woke == sys::Wake::TimedOut
+                        && holder != me
+                        && !sys::process_alive(holder as i32)
+                    {
+                        let _ = self.append_lock.compare_exchange(holder, 0, SeqCst, SeqCst);
+                    }
+                }
             }
         }
     }
 
-    /// Publish an append claimed at `start`: after the appends before it, so a streaming reader
-    /// never sees the zeros of a range still being written. An earlier appender that died
-    /// mid-write holds the others back for at most `APPEND_ORDER_WAIT`.
-    pub fn publish_append(&self, start: u64, end: u64) {
-        const APPEND_ORDER_WAIT: Duration = Duration::from_millis(100);
-        let deadline = std::time::Instant::now() + APPEND_ORDER_WAIT;
-        while self.len.load(SeqCst) < start && std::time::Instant::now() < deadline {
-            std::thread::yield_now();
-        }
-        self.publish(end);
-    }
-
-    /// Set the length outright (truncation, a file restarted): appends continue from there.
+    /// Set the length outright (a truncation, a restarted file). Callers that may race with
+    /// appenders hold the append lock.
     pub fn reset_len(&self, len: u64) {
         self.len.store(len, SeqCst);
-        self.tail.store(len, SeqCst);
     }
 
     /// Set the state and wake everyone waiting on this slot.
@@ -130,6 +124,18 @@ impl Slot {
         let r = sys::futex_wait(&self.seq, seen, timeout);
         self.waiters.fetch_sub(1, SeqCst);
         r
+    }
+}
+
+/// Holds a slot's append lock; releases it on drop.
+pub struct AppendGuard<'a> {
+    slot: &'a Slot,
+}
+
+impl Drop for AppendGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.append_lock.store(0, SeqCst);
+        sys::futex_wake_all(&self.slot.append_lock);
     }
 }
 
@@ -240,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_appends_claim_disjoint_ranges_in_order() {
+    fn appends_under_the_lock_take_disjoint_ranges() {
         let table = Arc::new(StateTable::create(4).unwrap());
         let threads: Vec<_> = (0..4)
             .map(|_| {
@@ -249,8 +255,9 @@ mod tests {
                     let s = t.slot(2).unwrap();
                     (0..1000)
                         .map(|_| {
-                            let start = s.claim_append(10);
-                            s.publish_append(start, start + 10);
+                            let _g = s.lock_appends();
+                            let start = s.len.load(SeqCst);
+                            s.publish(start + 10);
                             start
                         })
                         .collect::<Vec<_>>()
@@ -263,13 +270,19 @@ mod tests {
             .collect();
         starts.sort_unstable();
         assert_eq!(starts, (0..4000).map(|i| i * 10).collect::<Vec<_>>());
-        assert_eq!(table.slot(2).unwrap().len.load(SeqCst), 40_000);
-        // A plain write past the end, then an append: the append goes after it.
-        let s = table.slot(2).unwrap();
-        s.publish(50_000);
-        assert_eq!(s.claim_append(1), 50_000);
-        s.reset_len(0);
-        assert_eq!(s.claim_append(1), 0);
+        assert_eq!(table.slot(2).unwrap().append_lock.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn the_append_lock_of_a_dead_holder_is_taken_over() {
+        let table = StateTable::create(4).unwrap();
+        let s = table.slot(1).unwrap();
+        // A pid that is certainly not running (beyond the kernel's pid range).
+        s.append_lock.store(4_194_305, SeqCst);
+        let start = std::time::Instant::now();
+        drop(s.lock_appends());
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(s.append_lock.load(SeqCst), 0);
     }
 
     #[test]

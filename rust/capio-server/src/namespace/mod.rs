@@ -677,6 +677,7 @@ impl Namespace {
                 return Err(FsError::Aborted);
             }
             // Restart: a new producer writes the file again from scratch.
+            let _append_lock = slot.lock_appends();
             node.data.set_len(0)?;
             slot.reset_len(0);
             self.budget.set_charge(node, 0);
@@ -700,6 +701,8 @@ impl Namespace {
                 table.namespace().bump();
             }
             if flags & O_TRUNC != 0 {
+                // Under the append lock: an append in flight elsewhere must not land past the new end.
+                let _append_lock = slot.lock_appends();
                 node.data.set_len(0)?;
                 slot.reset_len(0);
                 self.budget.set_charge(node, 0);
