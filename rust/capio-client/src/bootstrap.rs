@@ -192,8 +192,15 @@ fn hello(
         flags: 0,
     };
     let reply = conn.call(Kind::Hello, &req, &tail)?;
-    let (hr, config) =
-        crate::conn::status_of::<HelloReply>(&reply.body, |r| r.status, p.capio_dir)?;
+    let (hr, config) = crate::conn::status_of::<HelloReply>(&reply.body, |r| r.status, p.capio_dir)
+        .map_err(|e| match e {
+            // The server is stopping and takes no new client: attach to the next one.
+            ClientError::Os {
+                errno: libc::ESHUTDOWN,
+                ..
+            } => ClientError::ServerGone(p.workflow.to_owned()),
+            e => e,
+        })?;
     let config = (!config.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(config)));
     let fd = reply
         .fd

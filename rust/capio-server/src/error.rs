@@ -53,6 +53,10 @@ pub enum FsError {
     /// The client already sent `Exit`.
     #[error("client has already exited")]
     Exited,
+    /// `ESHUTDOWN`: the server decided to stop (its last client left with a teardown request, or
+    /// it was told to) and takes no new client; the client attaches to a fresh server instead.
+    #[error("the server is shutting down")]
+    Closing,
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -75,7 +79,7 @@ impl FsError {
             FsError::TableFull | FsError::NoSpace { .. } => libc::ENOSPC,
             FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::NotOpen => libc::EBADF,
-            FsError::Exited => libc::ESHUTDOWN,
+            FsError::Exited | FsError::Closing => libc::ESHUTDOWN,
             FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
     }

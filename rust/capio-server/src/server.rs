@@ -69,6 +69,9 @@ impl Server {
 
     /// Start a graceful shutdown (idempotent): wake the accept loop, which runs the shutdown steps.
     pub fn begin_shutdown(&self, why: &str) {
+        // Whatever the reason, a client that says Hello from now on is refused (and retries
+        // against a fresh server) rather than attached to one that is going away.
+        self.ns().refuse_new_clients();
         if !self.stopping.swap(true, Ordering::SeqCst) {
             log::info!("shutting down: {why}");
             sys::shutdown_socket(self.listener.as_fd());

@@ -219,6 +219,8 @@ pub struct Namespace {
     /// Generation of the latest commit of any file.
     last_generation: u64,
     teardown: bool,
+    /// Set once the server decided to stop: no new client is taken.
+    closing: bool,
     /// Every app that ever attached: an app seen before and without live clients now has
     /// terminated, which is how a reader learns that a declared producer will never create a file.
     apps_seen: HashSet<String>,
@@ -280,6 +282,7 @@ impl Namespace {
             free_slots: Vec::new(),
             last_generation: 0,
             teardown: false,
+            closing: false,
             apps_seen: HashSet::new(),
             on_file: BTreeSet::new(),
             open_dirs: BTreeSet::new(),
@@ -307,6 +310,9 @@ impl Namespace {
     /// Register a client. Its root must be an existing directory, given canonically (the client
     /// resolves it; a non-canonical spelling would split one directory into two namespaces).
     pub fn hello(&mut self, pid: i32, app: &str, root: &Path) -> Result<ClientId, FsError> {
+        if self.closing {
+            return Err(FsError::Closing);
+        }
         if !root.is_absolute() {
             return Err(FsError::BadPath);
         }
@@ -1036,9 +1042,19 @@ impl Namespace {
         self.clients.values().filter(|c| !c.exited).count()
     }
 
-    /// A teardown was requested and nobody is left.
-    pub fn teardown_due(&self) -> bool {
-        self.teardown && self.live_clients() == 0
+    /// A teardown was requested and nobody is left: from then on the namespace takes no new
+    /// client. Deciding and closing under the one namespace lock is what keeps a client from
+    /// attaching, unseen, to a server that has just decided to stop.
+    pub fn teardown_due(&mut self) -> bool {
+        if self.teardown && self.live_clients() == 0 {
+            self.closing = true;
+        }
+        self.closing
+    }
+
+    /// Take no new client (the server is stopping for another reason: a signal, `Shutdown`).
+    pub fn refuse_new_clients(&mut self) {
+        self.closing = true;
     }
 
     /// Stop serving: report every file that is not safely on disk, abort the ones still being

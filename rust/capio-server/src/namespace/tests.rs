@@ -427,6 +427,12 @@ fn teardown_is_due_when_the_last_live_client_exits() {
     fx.ns.exit(b, false).unwrap();
     assert!(fx.ns.teardown_due());
     assert_eq!(fx.ns.live_clients(), 0);
+    // Decided: a late client is refused (it attaches to a fresh server), never taken on by one
+    // that is about to stop.
+    let root = fx.ns.clients.values().next().unwrap().root.clone();
+    let late = fx.ns.hello(4242, "late", &root);
+    assert!(matches!(late, Err(FsError::Closing)), "{late:?}");
+    assert_eq!(FsError::Closing.errno(), libc::ESHUTDOWN);
 }
 
 #[test]
