@@ -40,10 +40,24 @@ _LAUNCHER_DIR = os.path.dirname(os.path.abspath(__file__))
 _RUNPY_FILE = os.path.abspath(runpy.__file__)
 
 
+_SUBCOMMANDS = """other commands (each has its own --help):
+  pycapio validate [--capio-dir DIR] FILE [PATH ...]
+                        check a CAPIO-CL file and show the rules each PATH gets
+  pycapio server status [--workflow-name WF] [--json]
+                        what each workflow's server holds: clients, files, waits, memory
+  pycapio server start --capio-dir DIR [--workflow-name WF] [--capio-cl FILE] [--memory-limit SIZE]
+                        start a workflow's server that outlives its steps
+  pycapio server stop [--workflow-name WF | --all] [--timeout SECONDS]
+                        persist and stop a workflow's server
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pycapio",
         description="Run a Python script or module with its I/O inside the CAPIO directory served by CAPIO.",
+        epilog=_SUBCOMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--capio-dir", default=".", help="the CAPIO directory (default: %(default)s)")
     parser.add_argument(

@@ -883,6 +883,39 @@ def test_validate_reports_an_invalid_file_with_exit_1(workflow: Workflow) -> Non
     assert all(fragment in result.stderr for fragment in [str(bad), *expected]), result.stderr
 
 
+def test_validate_warns_about_every_field_a_rule_ignores(workflow: Workflow) -> None:
+    wf = workflow
+    cl = dir_config(wf, {"committed": "on_close", "n_files": 4, "file_deps": ["x"]})
+    result = run_cli(wf, "validate", str(cl))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    at = "$.IO_Graph[0].streaming[0]"
+    assert len(warnings) == 3, result.stdout
+    assert warnings[0].startswith(f'warning: {at}.n_files: ignored: only "committed": "on_n_files"'), warnings
+    assert warnings[1].startswith(f'warning: {at}.file_deps: ignored: only "committed": "on_file"'), warnings
+    assert warnings[2].startswith(f'warning: {at}.committed: "on_close" counts closes'), warnings
+    # A rule that uses what it says gets none.
+    quiet = run_cli(wf, "validate", str(dir_config(wf, {"committed": "on_n_files", "n_files": 4})))
+    assert quiet.returncode == 0 and "warning" not in quiet.stdout, quiet.stdout
+
+
+def test_validate_says_the_dynamic_rule_api_is_not_supported(workflow: Workflow) -> None:
+    wf = workflow
+    toml = wf.root / "engine.toml"
+    toml.write_text('[dynamic_api]\nip = "224.224.224.3"\nport = 11223\n')
+    cl = config(wf, {"version": 1.1, "configuration": str(toml), "IO_Graph": [step_rule("a", ["f"])]})
+    result = run_cli(wf, "validate", str(cl))
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    assert warning.startswith("warning: $.configuration: not read"), warning
+    assert "dynamic_api" in warning and "does not support the dynamic rule API" in warning, warning
+    # The server says the same in its log when it starts with that file.
+    step = start(wf, cl, "pass", "a")
+    assert step.wait().returncode == 0
+    log = "\n".join(p.read_text() for p in wf.runtime_dir.glob("*.log"))
+    assert "does not support the dynamic rule API" in log, log
+
+
 def test_a_client_with_another_configuration_than_the_server_is_refused(workflow: Workflow) -> None:
     wf = workflow
     cl1 = config(wf, {"IO_Graph": [step_rule("producer", ["a.txt"])]}, "one.json")

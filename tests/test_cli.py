@@ -190,6 +190,14 @@ def test_help_documents_the_flags(tmp_path: Path) -> None:
     assert result.returncode == 0
     for flag in ("--capio-dir", "--workflow-name", "--app-name", "--capio-cl", "script_path", "script_args"):
         assert flag in result.stdout
+    # The subcommands are named too, each with what it does.
+    for command in (
+        "pycapio validate",
+        "pycapio server status",
+        "pycapio server start",
+        "pycapio server stop",
+    ):
+        assert command in result.stdout, result.stdout
 
 
 def test_ctrl_c_exits_130(workflow: Workflow) -> None:

@@ -63,6 +63,7 @@
 
 mod error;
 mod glob;
+mod notes;
 mod paths;
 mod rules;
 mod schema;
@@ -97,5 +98,6 @@ impl Config {
 /// Reads and validates the CAPIO-CL file at `path` and builds its rules, resolving relative paths
 /// against `capio_dir`.
 pub fn load(path: &Path, capio_dir: &Path) -> Result<Rules, ConfigError> {
-    Ok(Rules::new(&Config::load(path)?, capio_dir))
+    let config = Config::load(path)?;
+    Ok(Rules::new(&config, capio_dir).with_warnings(config.warnings(path)))
 }

@@ -134,6 +134,8 @@ pub struct Rules {
     storage: Table<Storage>,
     producers: Table<Vec<String>>,
     consumers: Table<Vec<String>>,
+    /// What the file says that will be ignored (see `Config::warnings`).
+    warnings: Vec<String>,
 }
 
 /// A lookup with the entries that decided it, so `describe` can say where each value came from.
@@ -246,7 +248,18 @@ impl Rules {
             storage: storage.sealed(),
             producers: producers.sealed(),
             consumers: consumers.sealed(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// These rules, with the warnings about the file they came from.
+    pub fn with_warnings(self, warnings: Vec<String>) -> Rules {
+        Rules { warnings, ..self }
+    }
+
+    /// What the CAPIO-CL file says that pycapio ignores, each with its JSON path.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The rules of a run without a CAPIO-CL file: every path commits on termination, readers wait
@@ -264,6 +277,7 @@ impl Rules {
             storage: Table::default(),
             producers: Table::default(),
             consumers: Table::default(),
+            warnings: Vec::new(),
         }
     }
 

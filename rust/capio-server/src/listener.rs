@@ -146,6 +146,9 @@ fn init_log(opts: &Options, settings: &Settings, paths: &WorkflowPaths) -> Resul
              for the commit, and every committed file is persisted"
         ),
     }
+    for note in settings.rules.warnings() {
+        warning!("CAPIO-CL: {note}");
+    }
     let named = settings.rules.workflow_name();
     if settings.config.is_some() && named != settings.workflow {
         warning!(

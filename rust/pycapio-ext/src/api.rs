@@ -478,6 +478,9 @@ pub fn validate_config(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         file.display(),
         rules.workflow_name()
     );
+    for warning in rules.warnings() {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     if let Some(paths) = v[2] {
         for p in convert::iterate(paths)? {
             // Relative paths name files in the CAPIO directory, as they do in the file itself.
