@@ -64,7 +64,7 @@
 mod error;
 mod glob;
 mod notes;
-mod paths;
+pub mod paths;
 mod rules;
 mod schema;
 mod table;

@@ -2,40 +2,8 @@
 //! `posixpath.normpath` of an absolute path), then a component-wise prefix test against the
 //! directory's real path and the path it was given as (they differ when it is reached by a symlink).
 
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Component, Path, PathBuf};
-
-/// Make `p` absolute against `cwd` and remove `.`, `..` and repeated slashes without touching the
-/// file system. `..` at the root stays at the root, as the kernel does.
-pub fn normalize(p: &Path, cwd: &Path) -> PathBuf {
-    let joined;
-    let p = if p.is_absolute() {
-        p
-    } else {
-        joined = cwd.join(p);
-        &joined
-    };
-    let mut out: Vec<&[u8]> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(s) => out.push(s.as_bytes()),
-        }
-    }
-    let mut buf = Vec::with_capacity(p.as_os_str().len());
-    for part in &out {
-        buf.push(b'/');
-        buf.extend_from_slice(part);
-    }
-    if buf.is_empty() {
-        buf.push(b'/');
-    }
-    PathBuf::from(OsString::from_vec(buf))
-}
+pub use capio_cl::paths::normalize;
+use std::path::{Path, PathBuf};
 
 /// The CAPIO directory as seen by one client.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,18 +12,10 @@ use std::path::{Path, PathBuf};
 /// Names the kernel would refuse are refused the same way (`ENAMETOOLONG`), before the namespace
 /// holds a file that could never be persisted.
 pub fn parse(tail: &[u8]) -> Result<PathBuf, FsError> {
-    let rest = tail.strip_prefix(b"/").ok_or(FsError::BadPath)?;
-    if tail.contains(&0) {
+    if tail.contains(&0) || !capio_cl::paths::is_normal(tail) {
         return Err(FsError::BadPath);
     }
-    if !rest.is_empty()
-        && rest
-            .split(|&b| b == b'/')
-            .any(|seg| seg.is_empty() || seg == b"." || seg == b"..")
-    {
-        return Err(FsError::BadPath);
-    }
-    if tail.len() >= PATH_MAX || rest.split(|&b| b == b'/').any(|seg| seg.len() > NAME_MAX) {
+    if tail.len() >= PATH_MAX || tail.split(|&b| b == b'/').any(|seg| seg.len() > NAME_MAX) {
         return Err(FsError::NameTooLong);
     }
     Ok(PathBuf::from(OsStr::from_bytes(tail)))
