@@ -201,8 +201,14 @@ def test_not_initialised_is_enotconn_and_the_extensions_still_import(
         import json, os, sys
         sys.path.insert(0, {str(probe_module.parent)!r})
         import capi_probe as p, c_writer, rust_writer
+        import pycapio
         inside = os.path.join({str(tmp_path)!r}, "x")
+        try:
+            pycapio.pycapio_open(inside, os.O_RDONLY)
+        except OSError as exc:
+            python_error = [type(exc).__name__, exc.errno]
         print(json.dumps({{
+            "python": python_error,
             "is_initialized": p.is_initialized(),
             "open": p.open(inside, os.O_RDONLY),
             "stat": p.stat(inside)[0],
@@ -221,6 +227,8 @@ def test_not_initialised_is_enotconn_and_the_extensions_still_import(
     enotconn = -errno.ENOTCONN
     assert got["is_initialized"] == 0
     assert (got["open"], got["stat"], got["dir"], got["close"]) == (enotconn,) * 4
+    # One errno table: the same failure raised in Python carries the errno C callers get.
+    assert got["python"] == ["PyCAPIOException", errno.ENOTCONN]
     assert got["c"] == got["rust"] == [1, 0, got["c"][2], False]
 
 

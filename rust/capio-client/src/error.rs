@@ -1,5 +1,6 @@
-//! Client errors. The extension maps them to Python exceptions in one place: `Os`, `Timeout` and
-//! `ProducerDied` become `OSError` subclasses (by errno); the rest become `PyCAPIOException`.
+//! Client errors, with the one table that gives each its errno: the C API returns it as `-errno`,
+//! and Python raises it — as a plain `OSError` subclass for the OS-level errors, as
+//! `PyCAPIOException` (itself an `OSError`, carrying the same `errno`) for the runtime's own.
 
 use std::path::PathBuf;
 
@@ -53,14 +54,30 @@ impl ClientError {
         ClientError::os(e.raw_os_error().unwrap_or(libc::EIO), path)
     }
 
-    /// The errno Python should see, for the errors that are plain OS errors.
-    pub fn errno(&self) -> Option<i32> {
+    /// The errno of this error, everywhere it is reported.
+    pub fn errno(&self) -> i32 {
         match self {
-            ClientError::Os { errno, .. } => Some(*errno),
-            ClientError::Timeout { .. } => Some(libc::ETIMEDOUT),
-            ClientError::ProducerDied { .. } => Some(libc::EIO),
-            _ => None,
+            ClientError::Os { errno, .. } => *errno,
+            ClientError::Timeout { .. } => libc::ETIMEDOUT,
+            ClientError::ProducerDied { .. } => libc::EIO,
+            ClientError::NotInitialized => libc::ENOTCONN,
+            ClientError::OutsideCapioDir { .. } => libc::EXDEV,
+            ClientError::AlreadyInitialized(_) => libc::EBUSY,
+            ClientError::ServerGone(_) => libc::ECONNRESET,
+            ClientError::NotRunning(_) => libc::ESRCH,
+            ClientError::Start(_) | ClientError::Config(_) => libc::EIO,
+            ClientError::Protocol(_) => libc::EPROTO,
+            ClientError::Interrupted => libc::EINTR,
         }
+    }
+
+    /// An error of the file system itself (raised as the `OSError` subclass of its errno), not of
+    /// the CAPIO runtime (raised as `PyCAPIOException`).
+    pub fn is_os_level(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Os { .. } | ClientError::Timeout { .. } | ClientError::ProducerDied { .. }
+        )
     }
 
     pub fn path(&self) -> Option<&std::path::Path> {

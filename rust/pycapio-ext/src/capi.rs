@@ -49,21 +49,6 @@ pub fn capsule() -> Result<Owned, PyErrSet> {
 type Errno = c_int;
 type CResult<T> = Result<T, Errno>;
 
-/// The errno C callers see; the header lists the CAPIO-specific ones.
-fn errno_of(e: &ClientError) -> Errno {
-    if let Some(errno) = e.errno() {
-        return errno;
-    }
-    match e {
-        ClientError::NotInitialized => libc::ENOTCONN,
-        ClientError::OutsideCapioDir { .. } => libc::EXDEV,
-        ClientError::ServerGone(_) => libc::ECONNRESET,
-        ClientError::Protocol(_) => libc::EPROTO,
-        ClientError::Interrupted => libc::EINTR,
-        _ => libc::EIO,
-    }
-}
-
 /// Run a table function's body: errors become `-errno`, a panic `-EIO`.
 fn guard<T: Into<i64>>(f: impl FnOnce() -> CResult<T>) -> i64 {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -79,11 +64,11 @@ fn guard_int(f: impl FnOnce() -> CResult<c_int>) -> c_int {
 }
 
 fn client() -> CResult<Arc<Client>> {
-    state::current().map_err(|e| errno_of(&e))
+    state::current().map_err(|e| e.errno())
 }
 
 fn ok<T>(r: Result<T, ClientError>) -> CResult<T> {
-    r.map_err(|e| errno_of(&e))
+    r.map_err(|e| e.errno())
 }
 
 /// A C caller never interrupts a wait: it ends on data, on a timeout or on a death.

@@ -52,10 +52,34 @@ pub fn raise(err: Error, capio_exc: *mut ffi::PyObject) {
         Error::Value(m) => set_string(unsafe { ffi::PyExc_ValueError }, &m),
         // SAFETY: as above.
         Error::Overflow(m) => set_string(unsafe { ffi::PyExc_OverflowError }, &m),
-        Error::Client(e) => match e.errno() {
-            Some(errno) => raise_os_error(errno, &e),
-            None => set_string(capio_exc, &e.to_string()),
-        },
+        Error::Client(e) if e.is_os_level() => raise_os_error(e.errno(), &e),
+        Error::Client(e) => raise_runtime_error(capio_exc, &e),
+    }
+}
+
+/// `PyCAPIOException(message)` whose `errno` is the one the C API returns for the same error; the
+/// message stays the whole text (an `OSError` built from two arguments would prefix `[Errno N]`).
+fn raise_runtime_error(capio_exc: *mut ffi::PyObject, e: &ClientError) {
+    set_string(capio_exc, &e.to_string());
+    let Ok(code) = super::convert::int(i64::from(e.errno())) else {
+        return;
+    };
+    let (mut kind, mut value, mut tb) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    // SAFETY: an exception was just set; Fetch/Normalize/Restore hand its references over and back.
+    unsafe {
+        ffi::PyErr_Fetch(&mut kind, &mut value, &mut tb);
+        ffi::PyErr_NormalizeException(&mut kind, &mut value, &mut tb);
+        if !value.is_null() {
+            // A failure here leaves `errno` None, which is no worse than before: ignore it.
+            if ffi::PyObject_SetAttrString(value, c"errno".as_ptr(), code.as_ptr()) != 0 {
+                ffi::PyErr_Clear();
+            }
+        }
+        ffi::PyErr_Restore(kind, value, tb);
     }
 }
 
