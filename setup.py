@@ -5,6 +5,8 @@ Both come from the Cargo workspace; the server is installed inside the package
 workspace's (Cargo.toml, ``[workspace.package]``): one source of truth.
 """
 
+import glob
+import os
 import shutil
 import stat
 import tomllib
@@ -25,6 +27,40 @@ STARTUP_LINE = (
     'import os; os.environ.get("PYCAPIO_CONTEXT") and '
     '__import__("pycapio._startup", fromlist=["start"]).start()\n'
 )
+
+
+# `PYCAPIO_MPI=1 pip install .` builds the server with MPI support (one server per node, joined by
+# MPI), as `HDF5_MPI=ON pip install h5py` does; a plain install needs no MPI.
+WITH_MPI = os.environ.get("PYCAPIO_MPI", "").strip().lower() in {"1", "on", "yes", "true"}
+MPI_PACKAGES = "libopenmpi-dev openmpi-bin libclang-dev"
+
+
+def mpi_prerequisites_missing() -> list[str]:
+    """What the MPI build lacks: the MPI compiler wrapper (rsmpi asks it for the flags) and libclang
+    (bindgen generates the MPI bindings with it)."""
+    missing = []
+    if shutil.which("mpicc") is None:
+        missing.append("an MPI implementation with its compiler wrapper (mpicc)")
+    libclang = os.environ.get("LIBCLANG_PATH")
+    patterns = [f"{libclang}/libclang*.so*"] if libclang else []
+    patterns += ["/usr/lib/llvm-*/lib/libclang*.so*", "/usr/lib/*/libclang*.so*", "/usr/lib64/libclang*.so*"]
+    if not any(glob.glob(p) for p in patterns):
+        missing.append("libclang (or LIBCLANG_PATH pointing at its directory)")
+    return missing
+
+
+def server_features() -> list[str]:
+    if not WITH_MPI:
+        return []
+    missing = mpi_prerequisites_missing()
+    if missing:
+        raise SystemExit(
+            "PYCAPIO_MPI=1 builds capio_server with MPI support, which needs "
+            + " and ".join(missing)
+            + f". On Debian or Ubuntu: apt-get install {MPI_PACKAGES}. "
+            "Without PYCAPIO_MPI, pip install . builds the single-node server, which needs neither."
+        )
+    return ["mpi"]
 
 
 def workspace_version() -> str:
@@ -72,6 +108,7 @@ setup(
             path="rust/capio-server/Cargo.toml",
             binding=Binding.Exec,
             debug=False,
+            features=server_features(),
         ),
     ],
     options={"bdist_wheel": {"py_limited_api": "cp311"}},

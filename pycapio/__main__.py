@@ -163,7 +163,8 @@ def _describe(st: dict[str, Any]) -> list[str]:
         f"workflow '{srv['workflow']}': capio_server pid {srv['pid']}, up {st['uptime_seconds']:.1f} s"
         + (" (stopping)" if srv.get("stopping") else ""),
         f"  CAPIO dir {srv['capio_dir']}; CAPIO-CL {srv.get('config') or 'none'}; memory {memory}",
-        f"  log: {srv.get('log') or 'stderr'}",
+        f"  log: {srv.get('log') or 'stderr'}; MPI support: "
+        + (f"built in ({srv['mpi']})" if srv.get("mpi") else "not built in"),
     ]
     clients = st["clients"]
     lines.append(f"  clients ({st['live_clients']} attached):")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Workflow, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pycapio"
 
@@ -235,3 +238,23 @@ def test_ctrl_c_interrupts_a_blocked_open(workflow: Workflow) -> None:
     step.proc.send_signal(signal.SIGINT)
     result = step.wait(30)
     assert result.returncode == 130, result.stderr
+
+
+def test_an_mpi_build_without_mpi_stops_with_what_to_install(tmp_path: Path) -> None:
+    # PATH without mpicc, and no libclang where the build looks: the message names the packages.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PYCAPIO_MPI": "1", "PATH": str(bindir), "LIBCLANG_PATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "setup.py", "--name"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "PYCAPIO_MPI=1 builds capio_server with MPI support, which needs" in result.stderr, result.stderr
+    assert "mpicc" in result.stderr
+    assert "apt-get install libopenmpi-dev openmpi-bin libclang-dev" in result.stderr

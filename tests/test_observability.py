@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pycapio
+
 from conftest import ServerTracker, Workflow, info_pids, pid_alive, wait_until
 
 
@@ -125,6 +127,27 @@ def test_start_status_stop_show_clients_files_readers_and_waits(workflow: Workfl
     assert missing.returncode == 1 and "no capio_server runs for workflow" in missing.stderr
     gone = cli(wf, "stop", "--workflow-name", wf.name)
     assert gone.returncode == 1 and f"no capio_server is running for workflow '{wf.name}'" in gone.stderr
+
+
+def test_version_and_status_say_whether_mpi_support_is_built_in(workflow: Workflow) -> None:
+    wf = workflow
+    server = Path(pycapio.__file__).parent / "capio_server"
+    version = subprocess.run([str(server), "--version"], capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0, version.stderr
+    name, support = version.stdout.splitlines()
+    assert name == f"capio_server {pycapio.__version__}"
+    assert support.startswith("MPI support: "), support
+    started = cli(wf, "start", "--capio-dir", str(wf.capio_dir), "--workflow-name", wf.name)
+    assert started.returncode == 0, started.stderr
+    mpi = status(wf)["server"]["mpi"]
+    text = cli(wf, "status").stdout
+    assert cli(wf, "stop", "--workflow-name", wf.name).returncode == 0
+    if mpi is None:
+        assert support.startswith("MPI support: not built in (build with PYCAPIO_MPI=1"), support
+        assert "MPI support: not built in" in text, text
+    else:
+        assert support == f"MPI support: built in ({mpi})"
+        assert f"MPI support: built in ({mpi})" in text, text
 
 
 def test_a_committed_reader_and_a_stopped_server_with_its_memory_budget(workflow: Workflow) -> None:

@@ -7,6 +7,7 @@
 
 pub mod backing;
 pub mod cli;
+pub mod cluster;
 pub mod connection;
 pub mod disk;
 pub mod error;

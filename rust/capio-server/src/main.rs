@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use capio_server::log::{self, Level};
-use capio_server::{cli, listener, ready::Ready};
+use capio_server::{cli, cluster, listener, ready::Ready};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -13,7 +13,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(cli::Command::Version) => {
-            println!("capio_server {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "capio_server {}\n{}",
+                env!("CARGO_PKG_VERSION"),
+                cluster::support_line()
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {

@@ -2,8 +2,8 @@
 //! JSON object (the format `pycapio server status` reads; documented in `capio_proto::wire`).
 //!
 //! Top-level keys: `version`, `server` {pid, workflow, capio_dir, config, log, protocol_version,
-//! stopping, managed, observers}, then the namespace's: `uptime_seconds`, `memory_limit` (null: none),
-//! `memory_used`, `live_clients`, `teardown_requested`, `clients` [{id, pid, app, capio_dir,
+//! mpi (the MPI library it was built with, null: none), stopping, managed, observers}, then the
+//! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used`, `live_clients`, `teardown_requested`, `clients` [{id, pid, app, capio_dir,
 //! exited, producing, open_files}], `files_total`, `files` [{path, size, state
 //! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
 //! blocked_readers, sleeping, memory_charged}], `unlinked_open_files`, `uncommitted_dirs`
@@ -38,6 +38,10 @@ pub fn build(server: &Server) -> Vec<u8> {
                     Json::opt(id.log.as_ref(), |l| Json::str(l.as_os_str().as_bytes())),
                 ),
                 ("protocol_version", Json::int(PROTOCOL_VERSION)),
+                (
+                    "mpi",
+                    Json::opt(crate::cluster::mpi_library().as_ref(), Json::str),
+                ),
                 ("stopping", Json::Bool(server.stopping())),
                 ("managed", Json::Bool(id.managed)),
                 (
