@@ -100,7 +100,7 @@ pub fn pycapio_init(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
         "capio_cl_configuration_file",
         "await_server_timeout_seconds",
     ];
-    let v = a.bind("pycapio_init", &names, 0)?;
+    let v = a.bind(&names, 0)?;
     let capio_dir = v[0]
         .map(|o| convert::path(o, "CAPIO_DIR"))
         .transpose()?
@@ -175,7 +175,7 @@ pub fn pycapio_init(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn pycapio_teardown(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("pycapio_teardown", &["teardown_server"], 0)?;
+    let v = a.bind(&["teardown_server"], 0)?;
     let teardown = v[0].map(convert::truthy).transpose()?.unwrap_or(false);
     if let Some(c) = state::take() {
         allow_threads(|_| c.exit(teardown))?;
@@ -184,12 +184,12 @@ pub fn pycapio_teardown(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn pycapio_get_capio_dir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    a.bind("pycapio_get_capio_dir", &[], 0)?;
+    a.bind(&[], 0)?;
     convert::pathlib_path(client()?.capio_dir())
 }
 
 pub fn pycapio_open(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("pycapio_open", &["path", "flags", "mode"], 2)?;
+    let v = a.bind(&["path", "flags", "mode"], 2)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let flags = convert::i64(v[1].expect("required"), "flags")?;
     let mode = v[2]
@@ -206,7 +206,7 @@ pub fn pycapio_open(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 /// path is not CAPIO's (outside the CAPIO directory, excluded, or not initialised), so the caller
 /// hands it to the OS; errors of a CAPIO path raise as `pycapio_open`'s do.
 pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_open_path", &["path", "flags"], 2)?;
+    let v = a.bind(&["path", "flags"], 2)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let flags = convert::i64(v[1].expect("required"), "flags")?;
     let flags = i32::try_from(flags).map_err(|_| Error::Overflow("flags out of range".into()))?;
@@ -221,7 +221,7 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn pycapio_mkdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("pycapio_mkdir", &["path", "flags"], 1)?;
+    let v = a.bind(&["path", "flags"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let mode = v[1]
         .map(|o| convert::i64(o, "flags"))
@@ -233,12 +233,12 @@ pub fn pycapio_mkdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn is_initialized(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    a.bind("_is_initialized", &[], 0)?;
+    a.bind(&[], 0)?;
     Ok(convert::bool(state::peek().is_some())?)
 }
 
 pub fn capio_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_capio_path", &["path"], 1)?;
+    let v = a.bind(&["path"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let Ok(c) = state::current() else {
         return Ok(Owned::none());
@@ -250,7 +250,7 @@ pub fn capio_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn read(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_read", &["fd", "buffer", "offset"], 2)?;
+    let v = a.bind(&["fd", "buffer", "offset"], 2)?;
     let fd = fd_arg(v[0])?;
     let mut buf = Buffer::get(v[1].expect("required"), true)?;
     let offset = offset_arg(v[2])?;
@@ -273,7 +273,7 @@ fn size_arg(o: Option<Borrowed>) -> PyResult<Option<u64>> {
 /// size and filled in place — one copy, out of shared memory. `size < 0` reads to the end (waits
 /// for the commit per the fire rule); otherwise it returns what is readable, like `_read`.
 pub fn read_bytes(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_read_bytes", &["fd", "size", "offset"], 1)?;
+    let v = a.bind(&["fd", "size", "offset"], 1)?;
     let fd = fd_arg(v[0])?;
     let size = size_arg(v[1])?;
     let offset = offset_arg(v[2])?;
@@ -302,7 +302,7 @@ pub fn read_bytes(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 /// Wait until `size` bytes from `offset` are readable (all of the file when `size < 0`) or the
 /// file ends first; returns the end of the readable bytes. For zero-copy views of a range.
 pub fn wait_readable(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_wait_readable", &["fd", "offset", "size"], 1)?;
+    let v = a.bind(&["fd", "offset", "size"], 1)?;
     let fd = fd_arg(v[0])?;
     let offset = offset_arg(v[1])?;
     let size = size_arg(v[2])?;
@@ -312,7 +312,7 @@ pub fn wait_readable(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn write(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_write", &["fd", "data", "offset"], 2)?;
+    let v = a.bind(&["fd", "data", "offset"], 2)?;
     let fd = fd_arg(v[0])?;
     let buf = Buffer::get(v[1].expect("required"), false)?;
     let offset = offset_arg(v[2])?;
@@ -327,7 +327,7 @@ pub fn write(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn seek(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_seek", &["fd", "offset", "whence"], 2)?;
+    let v = a.bind(&["fd", "offset", "whence"], 2)?;
     let fd = fd_arg(v[0])?;
     let offset = convert::i64(v[1].expect("required"), "offset")?;
     let whence = v[2]
@@ -339,7 +339,7 @@ pub fn seek(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn truncate(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_truncate", &["fd", "size"], 2)?;
+    let v = a.bind(&["fd", "size"], 2)?;
     let fd = fd_arg(v[0])?;
     let size = convert::i64(v[1].expect("required"), "size")?;
     let size = u64::try_from(size).map_err(|_| ClientError::os(libc::EINVAL, None))?;
@@ -348,14 +348,14 @@ pub fn truncate(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn close(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_close", &["fd"], 1)?;
+    let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;
     client()?.close(fd)?;
     Ok(Owned::none())
 }
 
 pub fn is_capio_fd(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_is_capio_fd", &["fd"], 1)?;
+    let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;
     Ok(convert::bool(
         state::peek().is_some_and(|c| c.is_capio_fd(fd)),
@@ -363,19 +363,19 @@ pub fn is_capio_fd(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn fstat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_fstat", &["fd"], 1)?;
+    let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;
     stat_tuple(client()?.fstat(fd)?)
 }
 
 pub fn fd_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_fd_path", &["fd"], 1)?;
+    let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;
     Ok(convert::path_str(&client()?.fd_path(fd)?)?)
 }
 
 pub fn stat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_stat", &["path"], 1)?;
+    let v = a.bind(&["path"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     stat_tuple(client()?.stat(&path)?)
 }
@@ -392,7 +392,7 @@ fn entries_list(entries: Vec<capio_client::DirEntry>) -> PyResult<Owned> {
 }
 
 pub fn listdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_listdir", &["path"], 1)?;
+    let v = a.bind(&["path"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let c = client()?;
     let entries = allow_threads(|intr| c.listdir(&path, intr))?;
@@ -400,7 +400,7 @@ pub fn listdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn list_new(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_list_new", &["path", "seen"], 2)?;
+    let v = a.bind(&["path", "seen"], 2)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let mut seen = std::collections::HashSet::new();
     for name in convert::iterate(v[1].expect("required"))? {
@@ -419,7 +419,7 @@ pub fn list_new(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn unlink(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_unlink", &["path"], 1)?;
+    let v = a.bind(&["path"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let c = client()?;
     allow_threads(|_| c.unlink(&path))?;
@@ -427,7 +427,7 @@ pub fn unlink(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn rename(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_rename", &["src", "dst"], 2)?;
+    let v = a.bind(&["src", "dst"], 2)?;
     let src = convert::path(v[0].expect("required"), "src")?;
     let dst = convert::path(v[1].expect("required"), "dst")?;
     let c = client()?;
@@ -437,7 +437,7 @@ pub fn rename(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn rmdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_rmdir", &["path"], 1)?;
+    let v = a.bind(&["path"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let c = client()?;
     allow_threads(|_| c.rmdir(&path))?;
@@ -446,7 +446,7 @@ pub fn rmdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 
 /// End the process by `signum` with its default action (from any thread); never returns.
 pub fn die_by_signal(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_die_by_signal", &["signum"], 1)?;
+    let v = a.bind(&["signum"], 1)?;
     let signum = convert::i64(v[0].expect("required"), "signum")?;
     match i32::try_from(signum) {
         Ok(s) if (1..=64).contains(&s) && s != libc::SIGKILL && s != libc::SIGSTOP => {
@@ -457,14 +457,14 @@ pub fn die_by_signal(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn after_fork_in_child(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    a.bind("_after_fork_in_child", &[], 0)?;
+    a.bind(&[], 0)?;
     state::after_fork_in_child();
     Ok(Owned::none())
 }
 
 /// Check a CAPIO-CL file and describe the rule each path gets: `pycapio validate`.
 pub fn validate_config(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_validate_config", &["file", "capio_dir", "paths"], 1)?;
+    let v = a.bind(&["file", "capio_dir", "paths"], 1)?;
     let file = convert::path(v[0].expect("required"), "file")?;
     let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
     let dir = v[1]

@@ -8,41 +8,9 @@ mod py;
 mod server_ctl;
 mod state;
 
-use py::module::{Constant, Method, module_def, set_constants};
+use py::module::{Constant, module_def, set_constants};
 use py::{convert, obj::Owned};
 use pyo3_ffi as ffi;
-
-entry!(pycapio_init => api::pycapio_init);
-entry!(pycapio_teardown => api::pycapio_teardown);
-entry!(pycapio_get_capio_dir => api::pycapio_get_capio_dir);
-entry!(pycapio_open => api::pycapio_open);
-entry!(pycapio_mkdir => api::pycapio_mkdir);
-entry!(is_initialized => api::is_initialized);
-entry!(open_path => api::open_path);
-entry!(capio_path => api::capio_path);
-entry!(read => api::read);
-entry!(read_bytes => api::read_bytes);
-entry!(wait_readable => api::wait_readable);
-entry!(write => api::write);
-entry!(seek => api::seek);
-entry!(truncate => api::truncate);
-entry!(close => api::close);
-entry!(is_capio_fd => api::is_capio_fd);
-entry!(fstat => api::fstat);
-entry!(fd_path => api::fd_path);
-entry!(stat => api::stat);
-entry!(listdir => api::listdir);
-entry!(list_new => api::list_new);
-entry!(validate_config => api::validate_config);
-entry!(unlink => api::unlink);
-entry!(rename => api::rename);
-entry!(rmdir => api::rmdir);
-entry!(server_list => server_ctl::server_list);
-entry!(server_status => server_ctl::server_status);
-entry!(server_start => server_ctl::server_start);
-entry!(server_stop => server_ctl::server_stop);
-entry!(after_fork_in_child => api::after_fork_in_child);
-entry!(die_by_signal => api::die_by_signal);
 
 fn file_modes() -> Result<Owned, py::err::PyErrSet> {
     // SAFETY: a new dict; SetItemString copies the key and takes its own value reference.
@@ -78,16 +46,6 @@ static CONSTANTS: &[Constant] = &[
     (c"C_API", capi::capsule),
 ];
 
-macro_rules! method {
-    ($name:literal, $f:ident, $doc:literal) => {
-        Method {
-            name: $name,
-            func: $f,
-            doc: $doc,
-        }
-    };
-}
-
 /// # Safety
 /// Called by CPython's import machinery with the GIL held.
 #[unsafe(no_mangle)]
@@ -96,38 +54,38 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
     let def = module_def(
         c"pycapio._pycapio",
         c"CAPIO client primitives: attach to the workflow's server and do CAPIO file I/O.",
-        &[
-            method!(c"pycapio_init", pycapio_init, c"Attach to (or start) the workflow's CAPIO server; returns the server pid if this call started it, else -1."),
-            method!(c"pycapio_teardown", pycapio_teardown, c"Detach cleanly, committing this process's files; optionally stop the server when no client is left."),
-            method!(c"pycapio_get_capio_dir", pycapio_get_capio_dir, c"The CAPIO directory (real path) as a pathlib.Path."),
-            method!(c"pycapio_open", pycapio_open, c"Open a CAPIO file with open(2) flags; returns its file descriptor."),
-            method!(c"pycapio_mkdir", pycapio_mkdir, c"Create a directory inside the CAPIO directory; returns 0."),
-            method!(c"_is_initialized", is_initialized, c"Whether this process is attached to a CAPIO server."),
-            method!(c"_open_path", open_path, c"Open a path with open(2) flags if it is CAPIO's: its fd, or None when the OS serves the path."),
-            method!(c"_capio_path", capio_path, c"The normalised CAPIO path for a path inside the CAPIO directory, else None."),
-            method!(c"_read", read, c"Read into a writable buffer at the position or at an offset; waits per CAPIO-CL."),
-            method!(c"_read_bytes", read_bytes, c"Read into a new bytes object: to the end of the file (size < 0, waits per CAPIO-CL) or what is readable up to size."),
-            method!(c"_wait_readable", wait_readable, c"Wait until size bytes from offset are readable (the whole file when size < 0); returns the readable end."),
-            method!(c"_write", write, c"Write a buffer at the position (end with O_APPEND) or at an offset."),
-            method!(c"_seek", seek, c"Move a CAPIO fd's position."),
-            method!(c"_truncate", truncate, c"Resize a CAPIO file."),
-            method!(c"_close", close, c"Close a CAPIO fd."),
-            method!(c"_is_capio_fd", is_capio_fd, c"Whether an fd is an open CAPIO fd of this process."),
-            method!(c"_fstat", fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd."),
-            method!(c"_fd_path", fd_path, c"The normalised CAPIO path an open CAPIO fd was opened as."),
-            method!(c"_stat", stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits."),
-            method!(c"_listdir", listdir, c"[(name, is_dir)] of a CAPIO directory, once it is complete (waits per CAPIO-CL)."),
-            method!(c"_validate_config", validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths."),
-            method!(c"_list_new", list_new, c"([(name, is_dir)] not in `seen`, complete): streams a no_update directory's entries as they appear."),
-            method!(c"_unlink", unlink, c"Remove a CAPIO file; fds already open on it keep working."),
-            method!(c"_rename", rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary."),
-            method!(c"_rmdir", rmdir, c"Remove an empty CAPIO directory."),
-            method!(c"_die_by_signal", die_by_signal, c"End the process by a signal with its default action, from any thread."),
-            method!(c"_server_list", server_list, c"[(workflow, pid, capio_dir, alive)] of this user's servers, from the runtime directory."),
-            method!(c"_server_status", server_status, c"A workflow server's state as JSON (asked as an observer, not a client)."),
-            method!(c"_server_start", server_start, c"Start a workflow's server unless one runs; (pid, started)."),
-            method!(c"_server_stop", server_stop, c"Ask a workflow's server to shut down and wait for it to exit; its pid."),
-            method!(c"_after_fork_in_child", after_fork_in_child, c"Forget the parent's connection in a forked child."),
+        &methods![
+            c"pycapio_init" => api::pycapio_init, c"Attach to (or start) the workflow's CAPIO server; returns the server pid if this call started it, else -1.";
+            c"pycapio_teardown" => api::pycapio_teardown, c"Detach cleanly, committing this process's files; optionally stop the server when no client is left.";
+            c"pycapio_get_capio_dir" => api::pycapio_get_capio_dir, c"The CAPIO directory (real path) as a pathlib.Path.";
+            c"pycapio_open" => api::pycapio_open, c"Open a CAPIO file with open(2) flags; returns its file descriptor.";
+            c"pycapio_mkdir" => api::pycapio_mkdir, c"Create a directory inside the CAPIO directory; returns 0.";
+            c"_is_initialized" => api::is_initialized, c"Whether this process is attached to a CAPIO server.";
+            c"_open_path" => api::open_path, c"Open a path with open(2) flags if it is CAPIO's: its fd, or None when the OS serves the path.";
+            c"_capio_path" => api::capio_path, c"The normalised CAPIO path for a path inside the CAPIO directory, else None.";
+            c"_read" => api::read, c"Read into a writable buffer at the position or at an offset; waits per CAPIO-CL.";
+            c"_read_bytes" => api::read_bytes, c"Read into a new bytes object: to the end of the file (size < 0, waits per CAPIO-CL) or what is readable up to size.";
+            c"_wait_readable" => api::wait_readable, c"Wait until size bytes from offset are readable (the whole file when size < 0); returns the readable end.";
+            c"_write" => api::write, c"Write a buffer at the position (end with O_APPEND) or at an offset.";
+            c"_seek" => api::seek, c"Move a CAPIO fd's position.";
+            c"_truncate" => api::truncate, c"Resize a CAPIO file.";
+            c"_close" => api::close, c"Close a CAPIO fd.";
+            c"_is_capio_fd" => api::is_capio_fd, c"Whether an fd is an open CAPIO fd of this process.";
+            c"_fstat" => api::fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd.";
+            c"_fd_path" => api::fd_path, c"The normalised CAPIO path an open CAPIO fd was opened as.";
+            c"_stat" => api::stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits.";
+            c"_listdir" => api::listdir, c"[(name, is_dir)] of a CAPIO directory, once it is complete (waits per CAPIO-CL).";
+            c"_validate_config" => api::validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths.";
+            c"_list_new" => api::list_new, c"([(name, is_dir)] not in `seen`, complete): streams a no_update directory's entries as they appear.";
+            c"_unlink" => api::unlink, c"Remove a CAPIO file; fds already open on it keep working.";
+            c"_rename" => api::rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary.";
+            c"_rmdir" => api::rmdir, c"Remove an empty CAPIO directory.";
+            c"_die_by_signal" => api::die_by_signal, c"End the process by a signal with its default action, from any thread.";
+            c"_server_list" => server_ctl::server_list, c"[(workflow, pid, capio_dir, alive)] of this user's servers, from the runtime directory.";
+            c"_server_status" => server_ctl::server_status, c"A workflow server's state as JSON (asked as an observer, not a client).";
+            c"_server_start" => server_ctl::server_start, c"Start a workflow's server unless one runs; (pid, started).";
+            c"_server_stop" => server_ctl::server_stop, c"Ask a workflow's server to shut down and wait for it to exit; its pid.";
+            c"_after_fork_in_child" => api::after_fork_in_child, c"Forget the parent's connection in a forked child.";
         ],
     );
     // SAFETY: `def` is leaked, so it outlives the interpreter as multi-phase init requires.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// `_server_list()`: `[(workflow, pid, capio_dir, alive)]` from the runtime directory.
 pub fn server_list(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    a.bind("_server_list", &[], 0)?;
+    a.bind(&[], 0)?;
     let servers = allow_threads(|_| control::list_servers())?;
     let mut items = Vec::with_capacity(servers.len());
     for s in servers {
@@ -29,7 +29,7 @@ pub fn server_list(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 
 /// `_server_status(workflow)`: the server's state as JSON text.
 pub fn server_status(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_server_status", &["workflow"], 1)?;
+    let v = a.bind(&["workflow"], 1)?;
     let workflow = convert::string(v[0].expect("required"), "workflow")?;
     let text = allow_threads(|_| control::status(&workflow))?;
     Ok(convert::str(&text)?)
@@ -37,7 +37,7 @@ pub fn server_status(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 
 /// `_server_stop(workflow, timeout)`: ask for a shutdown and wait for the process; its pid.
 pub fn server_stop(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind("_server_stop", &["workflow", "timeout"], 1)?;
+    let v = a.bind(&["workflow", "timeout"], 1)?;
     let workflow = convert::string(v[0].expect("required"), "workflow")?;
     let timeout = v[1]
         .map(|o| convert::f64(o, "timeout"))
@@ -60,7 +60,7 @@ pub fn server_start(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
         "capio_server_exec_path",
         "await_server_timeout_seconds",
     ];
-    let v = a.bind("_server_start", &names, 2)?;
+    let v = a.bind(&names, 2)?;
     let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
     let given = convert::path(v[0].expect("required"), "capio_dir")?;
     let capio_dir = std::fs::canonicalize(capio_client::paths::normalize(&given, &cwd))

@@ -1,29 +1,27 @@
-//! Positional-or-keyword argument binding for `METH_VARARGS | METH_KEYWORDS` functions, with the
-//! built-ins' `TypeError` wording.
+//! Positional-or-keyword argument binding for `METH_FASTCALL | METH_KEYWORDS` functions, with the
+//! built-ins' `TypeError` wording. Nothing is allocated for a call that passes no keywords beyond
+//! the result vector.
 
 use super::convert;
 use super::err::{Error, PyResult};
 use super::obj::Borrowed;
 use pyo3_ffi as ffi;
 
-/// Bind `args`/`kwargs` to `names` (the first `required` of them mandatory). The result holds one
-/// entry per name; `None` where the caller gave nothing (the default applies).
+/// Bind a vectorcall's arguments to `names` (the first `required` of them mandatory). The result
+/// holds one entry per name; `None` where the caller gave nothing (the default applies).
 ///
-/// `args` and `kwargs` must be the (live) tuple and dict CPython passed to the entry point.
+/// `args` holds `nargs` positional values followed by one value per name in `kwnames` (a tuple,
+/// or NULL for none), exactly as CPython passes them to the entry point.
 pub fn bind(
     func: &str,
     names: &[&str],
     required: usize,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
 ) -> PyResult<Vec<Option<Borrowed>>> {
     let mut out: Vec<Option<Borrowed>> = vec![None; names.len()];
-    let npos = if args.is_null() {
-        0
-    } else {
-        // SAFETY: `args` is the live argument tuple of the current call.
-        (unsafe { ffi::PyTuple_Size(args) }) as usize
-    };
+    let npos = usize::try_from(nargs).unwrap_or(0);
     if npos > names.len() {
         return Err(Error::Type(format!(
             "{func}() takes at most {} argument{} ({npos} given)",
@@ -31,21 +29,21 @@ pub fn bind(
             if names.len() == 1 { "" } else { "s" }
         )));
     }
+    // SAFETY: CPython passes `nargs` live positional values at `args` (plus the keyword values
+    // after them), valid for the whole call.
+    let value = |i: usize| unsafe { Borrowed::from_ptr(*args.add(i)) };
     for (i, slot) in out.iter_mut().enumerate().take(npos) {
-        // SAFETY: `i < npos`; the tuple keeps the item alive for the whole call.
-        *slot = unsafe { Borrowed::from_ptr(ffi::PyTuple_GetItem(args, i as ffi::Py_ssize_t)) };
+        *slot = value(i);
     }
-    if !kwargs.is_null() {
-        let mut pos: ffi::Py_ssize_t = 0;
-        let mut key = std::ptr::null_mut();
-        let mut value = std::ptr::null_mut();
-        // SAFETY: iterating the live kwargs dict with valid out-parameters; items are borrowed
-        // from the dict, which lives for the whole call.
-        while unsafe { ffi::PyDict_Next(kwargs, &mut pos, &mut key, &mut value) } != 0 {
-            // SAFETY: dict keys and values are live while the dict is.
-            let (k, v) = unsafe { (Borrowed::from_ptr(key), Borrowed::from_ptr(value)) };
-            let (Some(k), Some(v)) = (k, v) else { continue };
-            let name = convert::string(k, "keywords")?;
+    if !kwnames.is_null() {
+        // SAFETY: `kwnames` is the live tuple of keyword names of this call.
+        let nkw = unsafe { ffi::PyTuple_Size(kwnames) };
+        for k in 0..usize::try_from(nkw).unwrap_or(0) {
+            // SAFETY: `k < nkw`; the tuple keeps its items alive for the whole call.
+            let key =
+                unsafe { Borrowed::from_ptr(ffi::PyTuple_GetItem(kwnames, k as ffi::Py_ssize_t)) };
+            let Some(key) = key else { continue };
+            let name = convert::string(key, "keywords")?;
             let Some(i) = names.iter().position(|n| *n == name) else {
                 return Err(Error::Type(format!(
                     "{func}() got an unexpected keyword argument '{name}'"
@@ -57,7 +55,7 @@ pub fn bind(
                     i + 1
                 )));
             }
-            out[i] = Some(v);
+            out[i] = value(npos + k);
         }
     }
     for (i, name) in names.iter().enumerate().take(required) {

@@ -17,6 +17,8 @@ pub enum Error {
     Type(String),
     Value(String),
     Overflow(String),
+    /// A bug in pycapio itself (a panic caught at the edge).
+    System(String),
 }
 
 impl From<PyErrSet> for Error {
@@ -52,6 +54,8 @@ pub fn raise(err: Error, capio_exc: *mut ffi::PyObject) {
         Error::Value(m) => set_string(unsafe { ffi::PyExc_ValueError }, &m),
         // SAFETY: as above.
         Error::Overflow(m) => set_string(unsafe { ffi::PyExc_OverflowError }, &m),
+        // SAFETY: as above.
+        Error::System(m) => set_string(unsafe { ffi::PyExc_SystemError }, &m),
         Error::Client(e) if e.is_os_level() => raise_os_error(e.errno(), &e),
         Error::Client(e) => raise_runtime_error(capio_exc, &e),
     }

@@ -15,20 +15,24 @@ struct State {
     capio_exc: *mut ffi::PyObject,
 }
 
-/// The arguments of one `METH_VARARGS | METH_KEYWORDS` call.
+/// The arguments of one `METH_FASTCALL | METH_KEYWORDS` call, and the name of the function called
+/// (from the method table, for error messages).
 pub struct CallArgs {
-    pub(super) args: *mut ffi::PyObject,
-    pub(super) kwargs: *mut ffi::PyObject,
+    name: &'static CStr,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
 }
 
 impl CallArgs {
+    /// Bind the arguments to parameter `names`, the first `required` of them mandatory.
     pub fn bind(
         &self,
-        func: &str,
         names: &[&str],
         required: usize,
     ) -> PyResult<Vec<Option<super::obj::Borrowed>>> {
-        super::args::bind(func, names, required, self.args, self.kwargs)
+        let func = self.name.to_str().unwrap_or("function");
+        super::args::bind(func, names, required, self.args, self.nargs, self.kwnames)
     }
 }
 
@@ -69,51 +73,74 @@ impl ModuleRef {
     }
 }
 
-/// Run an entry point's body: map its error to a raised exception; turn a panic into SystemError.
+/// Run an entry point's body: map its error to a raised exception; turn a panic into a
+/// `SystemError` that carries the panic's message.
 pub fn run(
     module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
+    name: &'static CStr,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
     f: Impl,
 ) -> *mut ffi::PyObject {
     let m = ModuleRef(module);
-    let call = CallArgs { args, kwargs };
+    let call = CallArgs {
+        name,
+        args,
+        nargs,
+        kwnames,
+    };
     match catch_unwind(AssertUnwindSafe(|| f(&call, m))) {
         Ok(Ok(obj)) => obj.into_raw(),
         Ok(Err(e)) => {
             err::raise(e, m.capio_exc());
             null_mut()
         }
-        Err(_) => {
-            // SAFETY: static exception type; valid C string.
-            unsafe {
-                ffi::PyErr_SetString(
-                    ffi::PyExc_SystemError,
-                    c"pycapio: internal error (Rust panic)".as_ptr(),
-                )
-            };
+        Err(panic) => {
+            err::raise(Error::System(panic_text(name, &*panic)), m.capio_exc());
             null_mut()
         }
     }
 }
 
-/// Define an `extern "C"` entry point that runs `$imp` under [`run`].
+/// The `SystemError` text for a panic in `name`: what the panic said, so a bug report has it.
+fn panic_text(name: &CStr, payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    let func = name.to_str().unwrap_or("?");
+    format!("pycapio: internal error in {func}() (Rust panic: {what})")
+}
+
+/// The module's functions, from one table: `name => implementation, doc;` defines each
+/// `extern "C"` entry point (running the implementation under [`run`]) and its method entry, so a
+/// name is written once.
 #[macro_export]
-macro_rules! entry {
-    ($cname:ident => $imp:path) => {
-        unsafe extern "C" fn $cname(
-            module: *mut pyo3_ffi::PyObject,
-            args: *mut pyo3_ffi::PyObject,
-            kwargs: *mut pyo3_ffi::PyObject,
-        ) -> *mut pyo3_ffi::PyObject {
-            $crate::py::module::run(module, args, kwargs, $imp)
-        }
+macro_rules! methods {
+    ($($name:literal => $imp:path, $doc:literal;)*) => {
+        [$({
+            unsafe extern "C" fn entry(
+                module: *mut pyo3_ffi::PyObject,
+                args: *const *mut pyo3_ffi::PyObject,
+                nargs: pyo3_ffi::Py_ssize_t,
+                kwnames: *mut pyo3_ffi::PyObject,
+            ) -> *mut pyo3_ffi::PyObject {
+                $crate::py::module::run(module, $name, args, nargs, kwnames, $imp)
+            }
+            $crate::py::module::Method {
+                name: $name,
+                func: entry,
+                doc: $doc,
+            }
+        }),*]
     };
 }
 
 pub struct Method {
     pub name: &'static CStr,
-    pub func: ffi::PyCFunctionWithKeywords,
+    pub func: ffi::PyCFunctionFastWithKeywords,
     pub doc: &'static CStr,
 }
 
@@ -128,9 +155,9 @@ pub fn module_def(
         .map(|m| ffi::PyMethodDef {
             ml_name: m.name.as_ptr(),
             ml_meth: ffi::PyMethodDefPointer {
-                PyCFunctionWithKeywords: m.func,
+                PyCFunctionFastWithKeywords: m.func,
             },
-            ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
             ml_doc: m.doc.as_ptr(),
         })
         .collect();
@@ -240,4 +267,20 @@ unsafe extern "C" fn free(module: *mut c_void) {
 /// `Error::Value` helper for argument checks.
 pub fn value_error<T>(msg: impl Into<String>) -> PyResult<T> {
     Err(Error::Value(msg.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panics_message_reaches_the_system_error_text() {
+        let caught = catch_unwind(|| panic!("slot {} out of range", 7)).unwrap_err();
+        assert_eq!(
+            panic_text(c"_read", &*caught),
+            "pycapio: internal error in _read() (Rust panic: slot 7 out of range)"
+        );
+        let caught = catch_unwind(|| std::panic::panic_any(3_u8)).unwrap_err();
+        assert!(panic_text(c"_write", &*caught).ends_with("(Rust panic: no message)"));
+    }
 }
