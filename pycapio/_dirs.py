@@ -11,9 +11,8 @@ from typing import Any, AnyStr, Generic
 
 from . import _pycapio
 
-__all__ = ["DirEntry", "PyCapioScandirWrapper", "capio_stat_result"]
+__all__ = ["DirEntry", "PyCapioScandirWrapper", "StatInfo", "capio_stat_result"]
 
-_KIND_DIR = 2
 
 
 def _inode(capio_path: str) -> int:
@@ -22,33 +21,39 @@ def _inode(capio_path: str) -> int:
     return int.from_bytes(hashlib.blake2b(os.fsencode(capio_path), digest_size=8).digest(), "little") >> 1
 
 
-def capio_stat_result(capio_path: str, info: tuple[int, int, int, int, bool] | None = None) -> os.stat_result:
-    """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing)."""
-    kind, size, mtime_ns, mode, _committed = info if info is not None else _pycapio._stat(capio_path)
-    ftype = _stat_mod.S_IFDIR if kind == _KIND_DIR else _stat_mod.S_IFREG
-    st_mode = ftype | _stat_mod.S_IMODE(mode)
-    seconds = mtime_ns // 1_000_000_000
-    fseconds = mtime_ns / 1e9
-    nlink = 2 if kind == _KIND_DIR else 1
-    blocks = (size + 511) // 512
+StatInfo = tuple[int, int, int, int, int, int, int, bool]
+
+
+def capio_stat_result(capio_path: str, info: StatInfo | None = None, follow_symlinks: bool = True) -> os.stat_result:
+    """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing).
+
+    Mode, owner and the three times are the file's own (kept by the kernel on its data object, so
+    writes move ``st_mtime`` and ``chmod``/``utime``/``chown`` move ``st_ctime``); the inode is a
+    stable hash of the path. ``follow_symlinks=False`` reports a final symbolic link itself.
+    """
+    if info is None:
+        info = _pycapio._stat_ex(capio_path, follow_symlinks)
+    st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, _committed = info
+    nlink = 2 if _stat_mod.S_ISDIR(st_mode) else 1
+    blocks = (size + 511) // 512 if _stat_mod.S_ISREG(st_mode) else 0
     return os.stat_result(
         (
             st_mode,
             _inode(capio_path),
             0,
             nlink,
-            os.getuid(),
-            os.getgid(),
+            uid,
+            gid,
             size,
-            seconds,
-            seconds,
-            seconds,
-            fseconds,
-            fseconds,
-            fseconds,
+            atime_ns // 1_000_000_000,
+            mtime_ns // 1_000_000_000,
+            ctime_ns // 1_000_000_000,
+            atime_ns / 1e9,
+            mtime_ns / 1e9,
+            ctime_ns / 1e9,
+            atime_ns,
             mtime_ns,
-            mtime_ns,
-            mtime_ns,
+            ctime_ns,
             4096,
             blocks,
             0,
@@ -59,7 +64,7 @@ def capio_stat_result(capio_path: str, info: tuple[int, int, int, int, bool] | N
 class DirEntry(Generic[AnyStr]):
     """One entry yielded by :class:`PyCapioScandirWrapper`, with the interface of ``os.DirEntry``."""
 
-    __slots__ = ("_capio_path", "_is_dir", "_stat", "name", "path")
+    __slots__ = ("_capio_path", "_is_dir", "_lstat", "_stat", "name", "path")
 
     name: AnyStr
     path: AnyStr
@@ -70,23 +75,34 @@ class DirEntry(Generic[AnyStr]):
         self._capio_path = capio_path
         self._is_dir = is_dir
         self._stat: os.stat_result | None = None
+        self._lstat: os.stat_result | None = None
 
     def inode(self) -> int:
         return _inode(self._capio_path)
 
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        return self._is_dir
+        return self._is_dir and (follow_symlinks or not self.is_symlink())
 
     def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        return not self._is_dir
+        return not self._is_dir and (follow_symlinks or not self.is_symlink())
 
     def is_symlink(self) -> bool:
-        return False
+        # Links live on disk; the listing names what they point at, so ask (once) for the entry.
+        if self._lstat is None:
+            try:
+                self._lstat = capio_stat_result(self._capio_path, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+        return _stat_mod.S_ISLNK(self._lstat.st_mode)
 
     def is_junction(self) -> bool:
         return False
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        if not follow_symlinks:
+            if self._lstat is None:
+                self._lstat = capio_stat_result(self._capio_path, follow_symlinks=False)
+            return self._lstat
         if self._stat is None:
             self._stat = capio_stat_result(self._capio_path)
         return self._stat

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from typing import Any
 
 from . import _pycapio
@@ -49,11 +50,27 @@ def _exists(path: Any) -> bool:
     return _capio_info(target) is not None
 
 
+def _lstat_mode(target: str) -> int | None:
+    """``st_mode`` of a CAPIO path, a final symbolic link itself; None where it is missing."""
+    try:
+        return _pycapio._stat_ex(target, False)[0]
+    except (OSError, ValueError):
+        return None
+
+
 def _lexists(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.lexists(path)
-    return _capio_info(target) is not None or posixpath.islink(path)
+    return _lstat_mode(target) is not None
+
+
+def _islink(path: Any) -> bool:
+    target = capio_target(path)
+    if target is None:
+        return posixpath.islink(path)
+    mode = _lstat_mode(target)
+    return mode is not None and stat.S_ISLNK(mode)
 
 
 def _isfile(path: Any) -> bool:
@@ -111,7 +128,7 @@ class PyCapioPath:
 
     Every public name of ``posixpath`` is here with its signature. Pure path arithmetic and every
     path outside the CAPIO directory go to ``posixpath`` unchanged; for CAPIO paths, ``exists``,
-    ``lexists``, ``isfile``, ``isdir``, ``getsize``, ``getmtime``, ``getatime``, ``getctime`` and
+    ``lexists``, ``islink``, ``isfile``, ``isdir``, ``getsize``, ``getmtime``, ``getatime``, ``getctime`` and
     ``samefile`` are answered by the CAPIO server. They never block: a missing CAPIO file is
     ``False`` or ``FileNotFoundError``, as ``posixpath`` says for a missing file.
     """
@@ -146,13 +163,13 @@ class PyCapioPath:
     relpath = staticmethod(posixpath.relpath)
     samestat = staticmethod(posixpath.samestat)
     sameopenfile = staticmethod(posixpath.sameopenfile)
-    # CAPIO has no symlinks or mount points: for CAPIO paths the answer is the disk's.
-    islink = staticmethod(posixpath.islink)
+    # CAPIO has no mount points: for CAPIO paths the answer is the disk's.
     ismount = staticmethod(posixpath.ismount)
 
     # file-system queries, CAPIO-aware
     exists = staticmethod(_exists)
     lexists = staticmethod(_lexists)
+    islink = staticmethod(_islink)
     isfile = staticmethod(_isfile)
     isdir = staticmethod(_isdir)
     getsize = staticmethod(_getsize)

@@ -119,6 +119,28 @@ def _fd_path(fd: int) -> str:
 def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
     """Like _fstat for a path inside the CAPIO directory; never blocks. FileNotFoundError if missing."""
 
+def _stat_ex(path: _Path, follow_symlinks: bool = True) -> tuple[int, int, int, int, int, int, int, bool]:
+    """``(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed)`` of a path inside the
+    CAPIO directory; never blocks. ``st_mode`` has the file-type bits. With ``follow_symlinks``
+    False a final symbolic link (links live on disk) is reported itself."""
+
+def _fstat_ex(fd: int) -> tuple[int, int, int, int, int, int, int, bool]:
+    """Like ``_stat_ex`` for an open CAPIO fd."""
+
+def _set_attrs(
+    path: _Path | int,
+    mode: int = ...,
+    uid: int = ...,
+    gid: int = ...,
+    atime_ns: int = ...,
+    mtime_ns: int = ...,
+    now: bool = False,
+    follow_symlinks: bool = True,
+) -> None:
+    """``chmod``/``chown``/``utime`` of a CAPIO path or fd: what is given changes (``uid``/``gid``
+    -1: unchanged; ``now``: both times to the current time), by the kernel's permission rules.
+    A file's mode, owner and times are persisted with it."""
+
 def _listdir(path: _Path) -> list[tuple[str, bool]]:
     """(name, is_dir) for each entry, CAPIO entries in creation order then on-disk ones. Waits
     until the directory is committed unless the caller produces it (CAPIO-CL)."""

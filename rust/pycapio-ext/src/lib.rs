@@ -18,6 +18,9 @@ entry!(pycapio_get_capio_dir => api::pycapio_get_capio_dir);
 entry!(pycapio_open => api::pycapio_open);
 entry!(pycapio_mkdir => api::pycapio_mkdir);
 entry!(is_initialized => api::is_initialized);
+entry!(stat_ex => api::stat_ex);
+entry!(fstat_ex => api::fstat_ex);
+entry!(set_attrs => api::set_attrs);
 entry!(open_path => api::open_path);
 entry!(capio_path => api::capio_path);
 entry!(read => api::read);
@@ -116,6 +119,9 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"_fstat", fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd."),
             method!(c"_fd_path", fd_path, c"The normalised CAPIO path an open CAPIO fd was opened as."),
             method!(c"_stat", stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits."),
+            method!(c"_stat_ex", stat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed) of a CAPIO path; follow_symlinks=False reports a final symlink itself."),
+            method!(c"_fstat_ex", fstat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed) of an open CAPIO fd."),
+            method!(c"_set_attrs", set_attrs, c"chmod/chown/utime of a CAPIO path or fd: mode, uid, gid (-1: unchanged), atime_ns, mtime_ns, now, follow_symlinks."),
             method!(c"_listdir", listdir, c"[(name, is_dir)] of a CAPIO directory, once it is complete (waits per CAPIO-CL)."),
             method!(c"_validate_config", validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths."),
             method!(c"_list_new", list_new, c"([(name, is_dir)] not in `seen`, complete): streams a no_update directory's entries as they appear."),
