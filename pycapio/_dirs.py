@@ -21,7 +21,7 @@ def _inode(capio_path: str) -> int:
     return int.from_bytes(hashlib.blake2b(os.fsencode(capio_path), digest_size=8).digest(), "little") >> 1
 
 
-StatInfo = tuple[int, int, int, int, int, int, int, bool]
+StatInfo = tuple[int, int, int, int, int, int, int, bool, int]
 
 
 def capio_stat_result(capio_path: str, info: StatInfo | None = None, follow_symlinks: bool = True) -> os.stat_result:
@@ -33,8 +33,7 @@ def capio_stat_result(capio_path: str, info: StatInfo | None = None, follow_syml
     """
     if info is None:
         info = _pycapio._stat_ex(capio_path, follow_symlinks)
-    st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, _committed = info
-    nlink = 2 if _stat_mod.S_ISDIR(st_mode) else 1
+    st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, _committed, nlink = info
     blocks = (size + 511) // 512 if _stat_mod.S_ISREG(st_mode) else 0
     return os.stat_result(
         (
@@ -61,45 +60,52 @@ def capio_stat_result(capio_path: str, info: StatInfo | None = None, follow_syml
     )
 
 
+# Entry kinds of a listing (``_list_new``): the kind of the entry (of its target, for a link),
+# plus the LINK flag for a symbolic link on disk.
+_KIND_FILE = 1
+_KIND_DIR = 2
+_KIND_MASK = 0x0F
+_KIND_LINK = 0x10
+
+
 class DirEntry(Generic[AnyStr]):
     """One entry yielded by :class:`PyCapioScandirWrapper`, with the interface of ``os.DirEntry``."""
 
-    __slots__ = ("_capio_path", "_is_dir", "_lstat", "_stat", "name", "path")
+    __slots__ = ("_capio_path", "_kind", "_lstat", "_stat", "name", "path")
 
     name: AnyStr
     path: AnyStr
 
-    def __init__(self, name: AnyStr, path: AnyStr, capio_path: str, is_dir: bool) -> None:
+    def __init__(self, name: AnyStr, path: AnyStr, capio_path: str, kind: int) -> None:
         self.name = name
         self.path = path
         self._capio_path = capio_path
-        self._is_dir = is_dir
+        self._kind = kind
         self._stat: os.stat_result | None = None
         self._lstat: os.stat_result | None = None
 
     def inode(self) -> int:
         return _inode(self._capio_path)
 
+    def _is(self, kind: int, follow_symlinks: bool) -> bool:
+        if self._kind & _KIND_LINK and not follow_symlinks:
+            return False
+        return self._kind & _KIND_MASK == kind
+
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        return self._is_dir and (follow_symlinks or not self.is_symlink())
+        return self._is(_KIND_DIR, follow_symlinks)
 
     def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        return not self._is_dir and (follow_symlinks or not self.is_symlink())
+        return self._is(_KIND_FILE, follow_symlinks)
 
     def is_symlink(self) -> bool:
-        # Links live on disk; the listing names what they point at, so ask (once) for the entry.
-        if self._lstat is None:
-            try:
-                self._lstat = capio_stat_result(self._capio_path, follow_symlinks=False)
-            except FileNotFoundError:
-                return False
-        return _stat_mod.S_ISLNK(self._lstat.st_mode)
+        return bool(self._kind & _KIND_LINK)
 
     def is_junction(self) -> bool:
         return False
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
-        if not follow_symlinks:
+        if not follow_symlinks and self.is_symlink():
             if self._lstat is None:
                 self._lstat = capio_stat_result(self._capio_path, follow_symlinks=False)
             return self._lstat
@@ -139,7 +145,7 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
         self._base: AnyStr = fspath
         self._capio_dir = capio_dir
         self._seen: set[str] = set()
-        self._pending: deque[tuple[str, bool]] = deque()
+        self._pending: deque[tuple[str, int]] = deque()
         self._complete = False
         self._closed = False
         # The first batch now, so that a missing directory raises here, as with os.scandir.
@@ -147,10 +153,10 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
 
     def _fetch(self) -> None:
         entries, self._complete = _pycapio._list_new(self._capio_dir, self._seen)
-        for name, is_dir in entries:
+        for name, kind in entries:
             self._seen.add(name)
             if name not in (".", ".."):
-                self._pending.append((name, is_dir))
+                self._pending.append((name, kind))
 
     def __iter__(self) -> PyCapioScandirWrapper[AnyStr]:
         return self
@@ -158,12 +164,12 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
     def __next__(self) -> DirEntry[AnyStr]:
         while not self._closed:
             if self._pending:
-                name, is_dir = self._pending.popleft()
+                name, kind = self._pending.popleft()
                 capio_path = posixpath.join(self._capio_dir, name)
                 if isinstance(self._base, bytes):
                     bname = os.fsencode(name)
-                    return DirEntry(bname, posixpath.join(self._base, bname), capio_path, is_dir)
-                return DirEntry(name, posixpath.join(self._base, name), capio_path, is_dir)
+                    return DirEntry(bname, posixpath.join(self._base, bname), capio_path, kind)
+                return DirEntry(name, posixpath.join(self._base, name), capio_path, kind)
             if self._complete:
                 break
             self._fetch()

@@ -257,7 +257,7 @@ def mkfifo_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
     if len(args) <= 1 and _keywords(kwargs, frozenset({"mode", "dir_fd"})):
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None and _lexists(target):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), _fspath(path))
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))  # names no file, as the built-in
     originals["os.mkfifo"](path, *args, **kwargs)
 
 

@@ -12,8 +12,6 @@ from ._dirs import capio_stat_result
 
 __all__ = ["PyCapioPath", "capio_target"]
 
-_KIND_FILE = 1
-_KIND_DIR = 2
 
 
 def capio_target(path: object) -> str | None:
@@ -73,20 +71,28 @@ def _islink(path: Any) -> bool:
     return mode is not None and stat.S_ISLNK(mode)
 
 
+def _mode(target: str) -> int | None:
+    """``st_mode`` of a CAPIO path (following symbolic links); None where it is missing."""
+    try:
+        return _pycapio._stat_ex(target)[0]
+    except (OSError, ValueError):
+        return None
+
+
 def _isfile(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.isfile(path)
-    info = _capio_info(target)
-    return info is not None and info[0] == _KIND_FILE
+    mode = _mode(target)
+    return mode is not None and stat.S_ISREG(mode)
 
 
 def _isdir(s: Any) -> bool:
     target = capio_target(s)
     if target is None:
         return posixpath.isdir(s)
-    info = _capio_info(target)
-    return info is not None and info[0] == _KIND_DIR
+    mode = _mode(target)
+    return mode is not None and stat.S_ISDIR(mode)
 
 
 def _stat(path: Any) -> os.stat_result:

@@ -58,8 +58,9 @@ struct Handle {
     reserved: AtomicU64,
 }
 
-/// A directory entry: its name and whether it is a directory.
-pub type DirEntry = (Vec<u8>, bool);
+/// A directory entry: its name and its `node_kind` (with `node_kind::LINK` for a symbolic link;
+/// `node_kind::is_dir` tells a directory).
+pub type DirEntry = (Vec<u8>, u32);
 
 #[derive(Clone, Copy, Debug)]
 pub struct FileStat {
@@ -75,6 +76,7 @@ pub struct FileStat {
     pub gid: u32,
     /// The `S_IFMT` bits of `st_mode`.
     pub file_type: u32,
+    pub nlink: u32,
 }
 
 fn ns(s: i64, n: i64) -> i64 {
@@ -601,6 +603,12 @@ impl Client {
             uid: meta.uid(),
             gid: meta.gid(),
             file_type: libc::S_IFREG,
+            // A memfd has no name; a committed input on disk has its own links.
+            nlink: if h.slot.is_some() {
+                1
+            } else {
+                u32::try_from(meta.nlink()).unwrap_or(u32::MAX)
+            },
         })
     }
 
@@ -624,6 +632,7 @@ impl Client {
             uid: r.uid,
             gid: r.gid,
             file_type: r.file_type,
+            nlink: r.nlink,
         })
     }
 
@@ -672,7 +681,7 @@ impl Client {
         let (r, tail) = status_of::<ListReply>(&reply.body, |r| r.status, path)?;
         let entries = capio_proto::parse_entries(tail)
             .into_iter()
-            .map(|(k, n)| (n.to_vec(), k == node_kind::DIR))
+            .map(|(k, n)| (n.to_vec(), k))
             .collect();
         Ok((r, entries))
     }

@@ -285,6 +285,16 @@ pub mod node_kind {
     /// A symbolic link (only from an `Lstat`), a FIFO, socket or device
     /// on disk: `StatReply::file_type` says which.
     pub const OTHER: u32 = 3;
+    /// In a `List` entry: the entry is a symbolic link on disk, and the kind is its target's
+    /// (`OTHER` when it dangles).
+    pub const LINK: u32 = 0x10;
+    /// The kind bits of a `List` entry (without `LINK`).
+    pub const MASK: u32 = 0x0f;
+
+    /// A `List` entry kind is a directory, following a symbolic link.
+    pub fn is_dir(kind: u32) -> bool {
+        kind & MASK == DIR
+    }
 }
 
 #[repr(C)]
@@ -303,7 +313,7 @@ pub struct StatReply {
     pub gid: u32,
     /// The `S_IFMT` bits of `st_mode` (`S_IFREG`, `S_IFDIR`, `S_IFLNK`, `S_IFIFO`, ...).
     pub file_type: u32,
-    pub _pad: u32,
+    pub nlink: u32,
 }
 
 /// `SetAttr` body; the tail is the path. What changes is chosen by [`attr_flags`]; a time is

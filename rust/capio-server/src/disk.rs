@@ -227,6 +227,16 @@ pub fn open_read(node: &Node) -> Result<File, FsError> {
     Ok(file)
 }
 
+fn entry_kind(ft: fs::FileType) -> u32 {
+    if ft.is_dir() {
+        node_kind::DIR
+    } else if ft.is_file() {
+        node_kind::FILE
+    } else {
+        node_kind::OTHER
+    }
+}
+
 /// The entries of a real directory, minus the server's hidden files, as `(node_kind, name)`.
 pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
     let mut out = Vec::new();
@@ -237,12 +247,13 @@ pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
             continue;
         }
         let ft = entry.file_type()?;
-        // A symlink is listed by what it points at; only its kind leaks, never its content.
-        let is_dir = ft.is_dir() || (ft.is_symlink() && entry.path().is_dir());
-        let kind = if is_dir {
-            node_kind::DIR
+        // A symlink is listed as one, with the kind of what it points at; only that kind leaks,
+        // never its content.
+        let kind = if ft.is_symlink() {
+            let target = fs::metadata(entry.path()).ok();
+            node_kind::LINK | target.as_ref().map_or(node_kind::OTHER, |m| entry_kind(m.file_type()))
         } else {
-            node_kind::FILE
+            entry_kind(ft)
         };
         out.push((kind, name));
     }

@@ -202,7 +202,7 @@ pub fn stat(server: &Server, client: ClientId, kind: Kind, body: &[u8]) -> Resul
             uid: st.uid,
             gid: st.gid,
             file_type: st.file_type,
-            _pad: 0,
+            nlink: st.nlink,
         },
         Err(e) => StatReply {
             status: -e.errno(),

@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use capio_proto::sys;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -90,7 +90,18 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
         .create_new(true)
         .mode(0o600)
         .open(&temp.path)?;
-    let copied = sys::copy_from_start(job.data.as_fd(), out.as_fd(), job.len)?;
+    // Read through a fresh open file description with `O_NOATIME`, so persisting is not an access
+    // a later `stat` shows; where the mode forbids reading (a reopen checks it), through the data
+    // object itself, without moving the offset every client holding it shares.
+    let fresh = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(format!("/proc/self/fd/{}", job.data.as_raw_fd()));
+    let src = match &fresh {
+        Ok(file) => file.as_fd(),
+        Err(_) => job.data.as_fd(),
+    };
+    let copied = sys::copy_from_start(src, out.as_fd(), job.len)?;
     if copied != job.len {
         return Err(FsError::Io(io::Error::new(
             io::ErrorKind::UnexpectedEof,

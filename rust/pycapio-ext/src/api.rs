@@ -56,8 +56,8 @@ fn stat_tuple(st: FileStat) -> PyResult<Owned> {
     ])?)
 }
 
-/// `(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed)`: what `os.stat_result`
-/// needs beyond the inode number.
+/// `(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink)`: what
+/// `os.stat_result` needs beyond the inode number.
 fn stat_ex_tuple(st: FileStat) -> PyResult<Owned> {
     let ftype = match st.file_type {
         0 if st.is_dir => libc::S_IFDIR,
@@ -73,6 +73,7 @@ fn stat_ex_tuple(st: FileStat) -> PyResult<Owned> {
         convert::int(st.mtime_ns)?,
         convert::int(st.ctime_ns)?,
         convert::bool(st.committed)?,
+        convert::int(i64::from(st.nlink))?,
     ])?)
 }
 
@@ -473,10 +474,10 @@ pub fn stat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 
 fn entries_list(entries: Vec<capio_client::DirEntry>) -> PyResult<Owned> {
     let mut items = Vec::with_capacity(entries.len());
-    for (name, is_dir) in entries {
+    for (name, kind) in entries {
         items.push(convert::tuple(vec![
             convert::fs_str(&name)?,
-            convert::bool(is_dir)?,
+            convert::int(i64::from(kind))?,
         ])?);
     }
     Ok(convert::list(items)?)

@@ -166,6 +166,7 @@ pub struct Stat {
     pub gid: u32,
     /// `S_IFMT` bits.
     pub file_type: u32,
+    pub nlink: u32,
 }
 
 impl Stat {
@@ -182,7 +183,18 @@ impl Stat {
             uid: meta.uid(),
             gid: meta.gid(),
             file_type: meta.mode() & libc::S_IFMT,
+            // A CAPIO file's data object has no name (a memfd), yet the file has one.
+            nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX).max(1),
         }
+    }
+}
+
+/// The listing kind of an `S_IFMT` file type.
+fn kind_of_type(file_type: u32) -> u32 {
+    match file_type {
+        libc::S_IFDIR => node_kind::DIR,
+        libc::S_IFREG => node_kind::FILE,
+        _ => node_kind::OTHER,
     }
 }
 
@@ -834,6 +846,7 @@ impl Namespace {
                 let meta = node.data.metadata()?;
                 Ok(Stat {
                     size: self.slot(node.slot).len.load(SeqCst),
+                    nlink: 1,
                     ..Stat::of_meta(
                         node_kind::FILE,
                         &meta,
@@ -858,6 +871,7 @@ impl Namespace {
                     uid: made.uid,
                     gid: made.gid,
                     file_type: libc::S_IFDIR,
+                    nlink: 2,
                 })
             }
             Where::Disk(node) => Ok(Stat::of_meta(node.wire_kind(), &node.meta, true)),
@@ -1043,6 +1057,14 @@ impl Namespace {
         if let Some(real) = real {
             for (kind, name) in disk::list(&real)? {
                 if !seen.contains(&name) {
+                    // A link is listed with the kind of what a look-up through it finds, which
+                    // may be a CAPIO file or directory the disk does not have.
+                    let kind = if kind & node_kind::LINK != 0 {
+                        self.stat(cid, &path.join(&name))
+                            .map_or(kind, |st| node_kind::LINK | kind_of_type(st.file_type))
+                    } else {
+                        kind
+                    };
                     entries.push((kind, name));
                 }
             }
