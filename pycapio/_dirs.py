@@ -14,7 +14,6 @@ from . import _pycapio
 __all__ = ["DirEntry", "PyCapioScandirWrapper", "StatInfo", "capio_stat_result"]
 
 
-
 def _inode(capio_path: str) -> int:
     # CAPIO files have no inode of their own; a hash of the absolute path is stable across
     # processes (unlike hash()), so two DirEntry objects for one file agree.
@@ -24,7 +23,9 @@ def _inode(capio_path: str) -> int:
 StatInfo = tuple[int, int, int, int, int, int, int, bool, int]
 
 
-def capio_stat_result(capio_path: str, info: StatInfo | None = None, follow_symlinks: bool = True) -> os.stat_result:
+def capio_stat_result(
+    capio_path: str, info: StatInfo | None = None, follow_symlinks: bool = True
+) -> os.stat_result:
     """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing).
 
     Mode, owner and the three times are the file's own (kept by the kernel on its data object, so

@@ -3,8 +3,8 @@
 Paths: the ``stat``, ``remove``/``unlink``, ``rename``/``replace``, ``rmdir``, ``access``, ``chmod``,
 ``chown``, ``utime``, ``truncate`` and xattr families, ``symlink``/``link``/``readlink``/``mkfifo``,
 ``os.open`` and ``shutil.rmtree``. Fds: ``close``, ``read``/``write``, ``pread``/``pwrite``,
-``lseek``, ``fstat``, ``fchmod``/``fchown``, ``ftruncate``, ``fsync`` and ``sendfile`` on CAPIO fds (what ``os.open`` returns for a CAPIO path, and ``fileno()`` of a CAPIO
-file open for reading).
+``lseek``, ``fstat``, ``fchmod``/``fchown``, ``ftruncate``, ``fsync`` and ``sendfile`` on CAPIO
+fds (what ``os.open`` returns for a CAPIO path, and ``fileno()`` of a CAPIO file open for reading).
 
 Every proxy takes its arguments as given and handles the call only when it is CAPIO's: a path
 inside the CAPIO directory (absolute, or relative without ``dir_fd``) or a CAPIO fd, with arguments

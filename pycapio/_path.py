@@ -13,7 +13,6 @@ from ._dirs import capio_stat_result
 __all__ = ["PyCapioPath", "capio_target"]
 
 
-
 def capio_target(path: object) -> str | None:
     """The resolved CAPIO path for ``path``, or None when it goes to the OS.
 

@@ -119,7 +119,9 @@ def _fd_path(fd: int) -> str:
 def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
     """Like _fstat for a path inside the CAPIO directory; never blocks. FileNotFoundError if missing."""
 
-def _stat_ex(path: _Path, follow_symlinks: bool = True) -> tuple[int, int, int, int, int, int, int, bool, int]:
+def _stat_ex(
+    path: _Path, follow_symlinks: bool = True
+) -> tuple[int, int, int, int, int, int, int, bool, int]:
     """``(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink)`` of a path in the
     CAPIO directory; never blocks. ``st_mode`` has the file-type bits. With ``follow_symlinks``
     False a final symbolic link (links live on disk) is reported itself."""

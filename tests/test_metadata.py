@@ -148,7 +148,7 @@ def test_utime_sets_times_like_the_builtin(patched: InProcess, plain: Path) -> N
         (((1.25, -2.75),), {}),
         ((), {"times": (1_700_000_000.123456, 3)}),
         ((), {"ns": (5, 1_600_000_000_123_456_789)}),
-        ((), {"ns": (-1, -10**9 - 1)}),
+        ((), {"ns": (-1, -(10**9) - 1)}),
         (((1, 2),), {"ns": (1, 2)}),
         ((5,), {}),
         (((float("nan"), 1),), {}),
@@ -221,7 +221,9 @@ def test_archivers_record_modes_and_mtimes(patched: InProcess, plain: Path) -> N
             z.write(root / "run.sh", "run.sh")
         with zipfile.ZipFile(root.parent / f"{root.name}.zip") as z:
             zinfo = z.getinfo("run.sh")
-        members.append((oct(info.mode), info.mtime, info.uid, oct(zinfo.external_attr >> 16), zinfo.date_time))
+        members.append(
+            (oct(info.mode), info.mtime, info.uid, oct(zinfo.external_attr >> 16), zinfo.date_time)
+        )
     assert members[1] == members[0]
     assert members[0][0] == "0o750"
 

@@ -9,8 +9,7 @@ use crate::paths::Scope;
 use capio_proto::{
     CloseReq, Empty, ExitReq, Kind, ListReply, MkdirReq, OpenReply, OpenReq, ReserveReply,
     ReserveReq, SetAttrReq, Slot, SlotState, StatReply, StateTable, StatusReply, fire, node_kind,
-    open_kind,
-    rename_tail, server_flags, sys,
+    open_kind, rename_tail, server_flags, sys,
 };
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -658,7 +657,8 @@ impl Client {
     pub fn set_fd_attrs(&self, fd: RawFd, attrs: &sys::Attrs) -> Result<()> {
         use std::os::fd::AsFd;
         let h = self.handle(fd)?;
-        sys::set_attrs_fd(h.file.as_fd(), attrs).map_err(|e| ClientError::from_io(e, None::<PathBuf>))
+        sys::set_attrs_fd(h.file.as_fd(), attrs)
+            .map_err(|e| ClientError::from_io(e, None::<PathBuf>))
     }
 
     pub fn mkdir(&self, path: &Path, mode: u32) -> Result<()> {

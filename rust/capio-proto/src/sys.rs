@@ -322,7 +322,11 @@ pub fn set_attrs_path(path: &std::path::Path, attrs: &Attrs, nofollow: bool) -> 
     use std::os::unix::ffi::OsStrExt;
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let flag = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    let flag = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
     if let Some((uid, gid)) = attrs.owner {
         // SAFETY: `c` is a NUL-terminated path that outlives the call.
         cvt(unsafe { libc::fchownat(libc::AT_FDCWD, c.as_ptr(), uid, gid, flag) })?;

@@ -365,8 +365,18 @@ impl SetAttrReq {
             (req.uid, req.gid) = (uid, gid);
         }
         for (t, at, now, field) in [
-            (attrs.atime, attr_flags::ATIME, attr_flags::ATIME_NOW, &mut req.atime_ns),
-            (attrs.mtime, attr_flags::MTIME, attr_flags::MTIME_NOW, &mut req.mtime_ns),
+            (
+                attrs.atime,
+                attr_flags::ATIME,
+                attr_flags::ATIME_NOW,
+                &mut req.atime_ns,
+            ),
+            (
+                attrs.mtime,
+                attr_flags::MTIME,
+                attr_flags::MTIME_NOW,
+                &mut req.mtime_ns,
+            ),
         ] {
             match t {
                 TimeSet::Omit => {}
@@ -389,7 +399,8 @@ impl SetAttrReq {
         if self.flags & !attr_flags::ALL != 0 {
             return None;
         }
-        let time = |at: u32, now: u32, ns: i64| match (self.flags & at != 0, self.flags & now != 0) {
+        let time = |at: u32, now: u32, ns: i64| match (self.flags & at != 0, self.flags & now != 0)
+        {
             (true, _) => TimeSet::At(ns),
             (false, true) => TimeSet::Now,
             (false, false) => TimeSet::Omit,
@@ -641,7 +652,10 @@ mod tests {
         let req = SetAttrReq::new(&attrs, true);
         assert_ne!(req.flags & attr_flags::NOFOLLOW, 0);
         assert_eq!(req.attrs(), Some(attrs));
-        assert_eq!(SetAttrReq::new(&Attrs::default(), false).attrs(), Some(Attrs::default()));
+        assert_eq!(
+            SetAttrReq::new(&Attrs::default(), false).attrs(),
+            Some(Attrs::default())
+        );
         let bad = SetAttrReq {
             flags: 1 << 20,
             ..SetAttrReq::default()

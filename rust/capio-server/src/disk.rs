@@ -251,7 +251,10 @@ pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
         // never its content.
         let kind = if ft.is_symlink() {
             let target = fs::metadata(entry.path()).ok();
-            node_kind::LINK | target.as_ref().map_or(node_kind::OTHER, |m| entry_kind(m.file_type()))
+            node_kind::LINK
+                | target
+                    .as_ref()
+                    .map_or(node_kind::OTHER, |m| entry_kind(m.file_type()))
         } else {
             entry_kind(ft)
         };

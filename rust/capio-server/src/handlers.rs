@@ -13,7 +13,8 @@ use crate::server::WorkGuard;
 use capio_proto::{
     CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, ListReply, MAX_BODY, MkdirReq, OpenReply,
     OpenReq, RenameReq, ReserveReply, ReserveReq, SetAttrReq, StatReply, StatusReply, WireError,
-    attr_flags, decode, hello_flags, open_kind, push_entry, server_flags, split_hello_tail, split_rename_tail,
+    attr_flags, decode, hello_flags, open_kind, push_entry, server_flags, split_hello_tail,
+    split_rename_tail,
 };
 use std::ffi::OsStr;
 use std::io;
@@ -183,7 +184,12 @@ pub fn close(server: &Server, client: ClientId, body: &[u8]) -> Result<(), WireE
 }
 
 /// `Stat`, and `Lstat` (a final symbolic link reported itself).
-pub fn stat(server: &Server, client: ClientId, kind: Kind, body: &[u8]) -> Result<Reply, WireError> {
+pub fn stat(
+    server: &Server,
+    client: ClientId,
+    kind: Kind,
+    body: &[u8],
+) -> Result<Reply, WireError> {
     let (_, tail): (Empty, _) = decode(body)?;
     let found = paths::parse(tail).and_then(|p| match kind {
         Kind::Lstat => server.ns().lstat(client, &p),

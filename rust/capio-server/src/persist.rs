@@ -4,9 +4,9 @@
 
 use crate::disk;
 use crate::error::FsError;
+use capio_proto::sys;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use capio_proto::sys;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

@@ -847,11 +847,7 @@ impl Namespace {
                 Ok(Stat {
                     size: self.slot(node.slot).len.load(SeqCst),
                     nlink: 1,
-                    ..Stat::of_meta(
-                        node_kind::FILE,
-                        &meta,
-                        node.state == SlotState::Committed,
-                    )
+                    ..Stat::of_meta(node_kind::FILE, &meta, node.state == SlotState::Committed)
                 })
             }
             Where::Dir => {

@@ -1134,7 +1134,10 @@ fn a_symlink_on_disk_leads_to_the_capio_file_it_names_but_never_out_of_the_root(
     assert_eq!(r.slot, w.slot);
     // Outside the root: refused as before, never followed.
     std::os::unix::fs::symlink("/etc/passwd", fx.p("out")).unwrap();
-    assert_eq!(fx.ns.stat(b, &fx.p("out")).unwrap_err().errno(), libc::EXDEV);
+    assert_eq!(
+        fx.ns.stat(b, &fx.p("out")).unwrap_err().errno(),
+        libc::EXDEV
+    );
     std::os::unix::fs::symlink("loop", fx.p("loop")).unwrap();
     assert_eq!(
         fx.ns.stat(b, &fx.p("loop")).unwrap_err().errno(),
