@@ -363,6 +363,9 @@ def test_symlinks_inside_the_capio_directory(patched: InProcess, plain: Path) ->
             for e in os.scandir(root)
         ),
         lambda root: sorted(os.listdir(root)),
+        lambda root: os.open(root / "dangling", os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+        lambda root: Path(root / "dangling").write_bytes(b"through the link"),
+        lambda root: (Path(root / "nowhere").read_bytes(), os.path.exists(root / "dangling")),
         lambda root: os.unlink(root / "ln"),
         lambda root: os.path.lexists(root / "ln"),
         lambda root: os.path.exists(root / "target"),

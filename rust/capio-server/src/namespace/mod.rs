@@ -577,6 +577,13 @@ impl Namespace {
         mode: u32,
     ) -> Result<Opened, FsError> {
         let root = self.root_for(cid, path)?;
+        if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL
+            && self.locate_ns(&root, path)?.is_none()
+            && disk::link_metadata(&root, path)?.is_some()
+        {
+            // `O_EXCL` never follows a final symbolic link, dangling or not.
+            return Err(FsError::Exists);
+        }
         let path = &self.through_links(&root, path)?;
         // Read before deciding the path is missing: a create after this point moves `seq` past it,
         // so the client's futex wait cannot miss it.
