@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from pycapio import _ospatch
+
 from conftest import RUNTIME_ENV, InProcess, ServerTracker, Workflow, unique_workflow
 
 
@@ -446,3 +448,17 @@ def test_a_persisted_file_has_its_mode_times_and_owner_on_disk(workflow: Workflo
     if os.geteuid() == 0:
         assert (st.st_uid, st.st_gid) == (4242, 2424)
     assert oct(stat.S_IMODE(os.stat(wf.capio_dir / "made").st_mode)) == "0o701"
+
+
+def test_rmtree_removes_a_link_to_a_directory_not_what_it_points_at(patched: InProcess, plain: Path) -> None:
+    for root in roots(plain, patched):
+        os.mkdir(root / "keep")
+        make(root / "keep" / "precious", b"p")
+        # On disk already (an input directory), so the OS can make the link in it.
+        _ospatch.originals["os.mkdir"](root / "tree")
+        os.symlink(root / "keep", root / "tree" / "link")
+        make(root / "tree" / "f")
+    same(plain, patched, lambda root: shutil.rmtree(root / "tree"))
+    same(
+        plain, patched, lambda root: (sorted(os.listdir(root)), Path(root / "keep" / "precious").read_bytes())
+    )
