@@ -11,9 +11,7 @@ from typing import Any, AnyStr, Generic
 
 from . import _pycapio
 
-__all__ = ["DirEntry", "PyCapioScandirWrapper", "capio_stat_result"]
-
-_KIND_DIR = 2
+__all__ = ["DirEntry", "PyCapioScandirWrapper", "StatInfo", "capio_stat_result"]
 
 
 def _inode(capio_path: str) -> int:
@@ -22,33 +20,40 @@ def _inode(capio_path: str) -> int:
     return int.from_bytes(hashlib.blake2b(os.fsencode(capio_path), digest_size=8).digest(), "little") >> 1
 
 
-def capio_stat_result(capio_path: str, info: tuple[int, int, int, int, bool] | None = None) -> os.stat_result:
-    """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing)."""
-    kind, size, mtime_ns, mode, _committed = info if info is not None else _pycapio._stat(capio_path)
-    ftype = _stat_mod.S_IFDIR if kind == _KIND_DIR else _stat_mod.S_IFREG
-    st_mode = ftype | _stat_mod.S_IMODE(mode)
-    seconds = mtime_ns // 1_000_000_000
-    fseconds = mtime_ns / 1e9
-    nlink = 2 if kind == _KIND_DIR else 1
-    blocks = (size + 511) // 512
+StatInfo = tuple[int, int, int, int, int, int, int, bool, int]
+
+
+def capio_stat_result(
+    capio_path: str, info: StatInfo | None = None, follow_symlinks: bool = True
+) -> os.stat_result:
+    """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing).
+
+    Mode, owner and the three times are the file's own (kept by the kernel on its data object, so
+    writes move ``st_mtime`` and ``chmod``/``utime``/``chown`` move ``st_ctime``); the inode is a
+    stable hash of the path. ``follow_symlinks=False`` reports a final symbolic link itself.
+    """
+    if info is None:
+        info = _pycapio._stat_ex(capio_path, follow_symlinks)
+    st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, _committed, nlink = info
+    blocks = (size + 511) // 512 if _stat_mod.S_ISREG(st_mode) else 0
     return os.stat_result(
         (
             st_mode,
             _inode(capio_path),
             0,
             nlink,
-            os.getuid(),
-            os.getgid(),
+            uid,
+            gid,
             size,
-            seconds,
-            seconds,
-            seconds,
-            fseconds,
-            fseconds,
-            fseconds,
+            atime_ns // 1_000_000_000,
+            mtime_ns // 1_000_000_000,
+            ctime_ns // 1_000_000_000,
+            atime_ns / 1e9,
+            mtime_ns / 1e9,
+            ctime_ns / 1e9,
+            atime_ns,
             mtime_ns,
-            mtime_ns,
-            mtime_ns,
+            ctime_ns,
             4096,
             blocks,
             0,
@@ -56,37 +61,55 @@ def capio_stat_result(capio_path: str, info: tuple[int, int, int, int, bool] | N
     )
 
 
+# Entry kinds of a listing (``_list_new``): the kind of the entry (of its target, for a link),
+# plus the LINK flag for a symbolic link on disk.
+_KIND_FILE = 1
+_KIND_DIR = 2
+_KIND_MASK = 0x0F
+_KIND_LINK = 0x10
+
+
 class DirEntry(Generic[AnyStr]):
     """One entry yielded by :class:`PyCapioScandirWrapper`, with the interface of ``os.DirEntry``."""
 
-    __slots__ = ("_capio_path", "_is_dir", "_stat", "name", "path")
+    __slots__ = ("_capio_path", "_kind", "_lstat", "_stat", "name", "path")
 
     name: AnyStr
     path: AnyStr
 
-    def __init__(self, name: AnyStr, path: AnyStr, capio_path: str, is_dir: bool) -> None:
+    def __init__(self, name: AnyStr, path: AnyStr, capio_path: str, kind: int) -> None:
         self.name = name
         self.path = path
         self._capio_path = capio_path
-        self._is_dir = is_dir
+        self._kind = kind
         self._stat: os.stat_result | None = None
+        self._lstat: os.stat_result | None = None
 
     def inode(self) -> int:
         return _inode(self._capio_path)
 
+    def _is(self, kind: int, follow_symlinks: bool) -> bool:
+        if self._kind & _KIND_LINK and not follow_symlinks:
+            return False
+        return self._kind & _KIND_MASK == kind
+
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        return self._is_dir
+        return self._is(_KIND_DIR, follow_symlinks)
 
     def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        return not self._is_dir
+        return self._is(_KIND_FILE, follow_symlinks)
 
     def is_symlink(self) -> bool:
-        return False
+        return bool(self._kind & _KIND_LINK)
 
     def is_junction(self) -> bool:
         return False
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        if not follow_symlinks and self.is_symlink():
+            if self._lstat is None:
+                self._lstat = capio_stat_result(self._capio_path, follow_symlinks=False)
+            return self._lstat
         if self._stat is None:
             self._stat = capio_stat_result(self._capio_path)
         return self._stat
@@ -123,7 +146,7 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
         self._base: AnyStr = fspath
         self._capio_dir = capio_dir
         self._seen: set[str] = set()
-        self._pending: deque[tuple[str, bool]] = deque()
+        self._pending: deque[tuple[str, int]] = deque()
         self._complete = False
         self._closed = False
         # The first batch now, so that a missing directory raises here, as with os.scandir.
@@ -131,10 +154,10 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
 
     def _fetch(self) -> None:
         entries, self._complete = _pycapio._list_new(self._capio_dir, self._seen)
-        for name, is_dir in entries:
+        for name, kind in entries:
             self._seen.add(name)
             if name not in (".", ".."):
-                self._pending.append((name, is_dir))
+                self._pending.append((name, kind))
 
     def __iter__(self) -> PyCapioScandirWrapper[AnyStr]:
         return self
@@ -142,12 +165,12 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
     def __next__(self) -> DirEntry[AnyStr]:
         while not self._closed:
             if self._pending:
-                name, is_dir = self._pending.popleft()
+                name, kind = self._pending.popleft()
                 capio_path = posixpath.join(self._capio_dir, name)
                 if isinstance(self._base, bytes):
                     bname = os.fsencode(name)
-                    return DirEntry(bname, posixpath.join(self._base, bname), capio_path, is_dir)
-                return DirEntry(name, posixpath.join(self._base, name), capio_path, is_dir)
+                    return DirEntry(bname, posixpath.join(self._base, bname), capio_path, kind)
+                return DirEntry(name, posixpath.join(self._base, name), capio_path, kind)
             if self._complete:
                 break
             self._fetch()

@@ -1,10 +1,10 @@
 """CAPIO-aware ``os`` and ``shutil`` functions beyond ``open`` and directory listing.
 
 Paths: the ``stat``, ``remove``/``unlink``, ``rename``/``replace``, ``rmdir``, ``access``, ``chmod``,
-``utime``, ``truncate`` and xattr families, ``os.open`` and ``shutil.rmtree``. Fds: ``close``,
-``read``/``write``, ``pread``/``pwrite``, ``lseek``, ``fstat``, ``ftruncate``, ``fsync`` and
-``sendfile`` on CAPIO fds (what ``os.open`` returns for a CAPIO path, and ``fileno()`` of a CAPIO
-file open for reading).
+``chown``, ``utime``, ``truncate`` and xattr families, ``symlink``/``link``/``readlink``/``mkfifo``,
+``os.open`` and ``shutil.rmtree``. Fds: ``close``, ``read``/``write``, ``pread``/``pwrite``,
+``lseek``, ``fstat``, ``fchmod``/``fchown``, ``ftruncate``, ``fsync`` and ``sendfile`` on CAPIO
+fds (what ``os.open`` returns for a CAPIO path, and ``fileno()`` of a CAPIO file open for reading).
 
 Every proxy takes its arguments as given and handles the call only when it is CAPIO's: a path
 inside the CAPIO directory (absolute, or relative without ``dir_fd``) or a CAPIO fd, with arguments
@@ -16,6 +16,7 @@ built-in raises its own error. Errors for CAPIO paths name the caller's path as 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import posixpath
 import stat as _stat
@@ -77,14 +78,22 @@ def _keywords(kwargs: dict[str, Any], allowed: frozenset[str]) -> bool:
 
 
 def _fd_stat(fd: int) -> os.stat_result:
-    return capio_stat_result(_pycapio._fd_path(fd), _pycapio._fstat(fd))
+    return capio_stat_result(_pycapio._fd_path(fd), _pycapio._fstat_ex(fd))
 
 
-def _stat_of(target: str, path: Any) -> os.stat_result:
+def _stat_of(target: str, path: Any, follow_symlinks: bool = True) -> os.stat_result:
     try:
-        return capio_stat_result(target)
+        return capio_stat_result(target, follow_symlinks=follow_symlinks)
     except OSError as exc:
         raise _oserror(exc, _fspath(path)) from None
+
+
+def _lexists(target: str) -> bool:
+    try:
+        _pycapio._stat_ex(target, False)
+    except OSError:
+        return False
+    return True
 
 
 # -- stat family ----------------------------------------------------------------------------------
@@ -101,16 +110,17 @@ def stat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
         else:
             target = _target(path, kwargs.get("dir_fd"))
             if target is not None:
-                return _stat_of(target, path)
+                return _stat_of(target, path, bool(kwargs.get("follow_symlinks", True)))
     return originals["os.stat"](path, *args, **kwargs)  # type: ignore[no-any-return]
 
 
 def lstat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-    """``os.lstat``: CAPIO has no symbolic links, so this is ``os.stat`` for CAPIO paths."""
+    """``os.lstat``: symbolic links (which live on disk) reported themselves, CAPIO files as by
+    ``os.stat``."""
     if not args and _keywords(kwargs, frozenset({"dir_fd"})):
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:
-            return _stat_of(target, path)
+            return _stat_of(target, path, follow_symlinks=False)
     return originals["os.lstat"](path, *args, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -121,9 +131,9 @@ def fstat_proxy(fd: Any, *args: Any, **kwargs: Any) -> os.stat_result:
     return originals["os.fstat"](fd, *args, **kwargs)  # type: ignore[no-any-return]
 
 
-def _access(target: str, mode: int, effective_ids: bool) -> bool:
+def _access(target: str, mode: int, effective_ids: bool, follow_symlinks: bool) -> bool:
     try:
-        kind, _size, _mtime, st_mode, _committed = _pycapio._stat(target)
+        st_mode, _size, st_uid, st_gid, *_ = _pycapio._stat_ex(target, follow_symlinks)
     except (OSError, ValueError):
         return False
     if mode & ~(os.R_OK | os.W_OK | os.X_OK):
@@ -131,10 +141,12 @@ def _access(target: str, mode: int, effective_ids: bool) -> bool:
     uid = os.geteuid() if effective_ids else os.getuid()
     if uid == 0:
         # root reads and writes anything, and executes what anyone may execute.
-        return not mode & os.X_OK or kind == 2 or bool(st_mode & 0o111)
-    # CAPIO files belong to the user running the workflow: the owner bits decide.
-    bits = {os.R_OK: 0o400, os.W_OK: 0o200, os.X_OK: 0o100}
-    return all(st_mode & bit for flag, bit in bits.items() if mode & flag)
+        return not mode & os.X_OK or _stat.S_ISDIR(st_mode) or bool(st_mode & 0o111)
+    # The owner's bits, else the group's for a member of the file's group, else the others'.
+    gid = os.getegid() if effective_ids else os.getgid()
+    shift = 6 if uid == st_uid else 3 if st_gid == gid or st_gid in os.getgroups() else 0
+    bits = {os.R_OK: 0o4, os.W_OK: 0o2, os.X_OK: 0o1}
+    return all(st_mode & (bit << shift) for flag, bit in bits.items() if mode & flag)
 
 
 def access_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> bool:
@@ -146,7 +158,12 @@ def access_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> bool:
     ):
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:
-            return _access(target, mode, bool(kwargs.get("effective_ids", False)))
+            return _access(
+                target,
+                mode,
+                bool(kwargs.get("effective_ids", False)),
+                bool(kwargs.get("follow_symlinks", True)),
+            )
     return originals["os.access"](path, mode, *args, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -220,6 +237,71 @@ rename_proxy = _rename_call("os.rename")
 replace_proxy = _rename_call("os.replace")
 
 
+def _exists_error(src: Any, dst: Any) -> OSError:
+    return FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), _fspath(src), None, _fspath(dst))
+
+
+def symlink_proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.symlink`` into the CAPIO directory: the link is made on disk by the OS (CAPIO's
+    look-ups follow it, to CAPIO files too), unless a CAPIO file already has the name."""
+    if len(args) <= 1 and _keywords(kwargs, frozenset({"target_is_directory", "dir_fd"})):
+        target = _target(dst, kwargs.get("dir_fd"))
+        if target is not None and _lexists(target):
+            raise _exists_error(src, dst)
+    originals["os.symlink"](src, dst, *args, **kwargs)
+
+
+def mkfifo_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.mkfifo`` in the CAPIO directory: the FIFO is made on disk by the OS (pycapio never
+    serves a FIFO), unless a CAPIO file already has the name."""
+    if len(args) <= 1 and _keywords(kwargs, frozenset({"mode", "dir_fd"})):
+        target = _target(path, kwargs.get("dir_fd"))
+        if target is not None and _lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))  # names no file, as the built-in
+    originals["os.mkfifo"](path, *args, **kwargs)
+
+
+def readlink_proxy(path: Any, *args: Any, **kwargs: Any) -> Any:
+    """``os.readlink`` of a CAPIO path: a symbolic link's target (links live on disk); a CAPIO
+    file or directory is not a link (``EINVAL``), as ``readlink(2)`` says."""
+    if not args and _keywords(kwargs, frozenset({"dir_fd"})):
+        target = _target(path, kwargs.get("dir_fd"))
+        if target is not None:
+            st = _stat_of(target, path, follow_symlinks=False)
+            if not _stat.S_ISLNK(st.st_mode):
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), _fspath(path))
+    return originals["os.readlink"](path, *args, **kwargs)
+
+
+def _on_disk(path: Any) -> bool:
+    try:
+        originals["os.lstat"](path)
+    except OSError:
+        return False
+    return True
+
+
+def link_proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.link``: a file CAPIO holds in memory cannot get a second name (``EPERM``, as
+    ``link(2)`` answers on a file system without hard links; ``EXDEV`` to a path outside the
+    CAPIO directory); what is on disk in the CAPIO directory is linked by the OS."""
+    if not args and _keywords(kwargs, frozenset({"src_dir_fd", "dst_dir_fd", "follow_symlinks"})):
+        from_ = _target(src, kwargs.get("src_dir_fd"))
+        to = _target(dst, kwargs.get("dst_dir_fd"))
+        if from_ is not None and not _on_disk(src):
+            try:
+                _pycapio._stat_ex(from_, bool(kwargs.get("follow_symlinks", True)))
+            except OSError as exc:
+                raise _oserror(exc, _fspath(src), _fspath(dst)) from None
+            if to is not None and _lexists(to):
+                raise _exists_error(src, dst)
+            code = errno.EPERM if to is not None else errno.EXDEV
+            raise OSError(code, os.strerror(code), _fspath(src), None, _fspath(dst))
+        if to is not None and _lexists(to):
+            raise _exists_error(src, dst)
+    originals["os.link"](src, dst, *args, **kwargs)
+
+
 def _check_exists(target: str, path: Any, named: bool = True) -> None:
     if named:
         _stat_of(target, path)
@@ -230,24 +312,83 @@ def _check_exists(target: str, path: Any, named: bool = True) -> None:
         raise OSError(exc.errno, exc.strerror) from None
 
 
+def _set_attrs(target: Any, path: Any, named: bool = True, **attrs: Any) -> None:
+    """``_set_attrs`` with the built-in's errors: naming ``path`` (or no file, for ``utime``)."""
+    try:
+        _pycapio._set_attrs(target, **attrs)
+    except OSError as exc:
+        if isinstance(exc, _pycapio.PyCAPIOException) or exc.errno is None:
+            raise
+        if named and not isinstance(target, int):
+            raise _oserror(exc, _fspath(path)) from None
+        raise OSError(exc.errno, exc.strerror) from None
+
+
+def _is_mode(mode: Any) -> bool:
+    return type(mode) is int and 0 <= mode <= 0xFFFFFFFF
+
+
 def chmod_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
-    """``os.chmod``: a CAPIO file keeps the permission bits it was created with; for an existing
-    CAPIO path (or fd) this checks it exists and changes nothing (see the README)."""
-    if not args and type(mode) is int and _keywords(kwargs, frozenset({"dir_fd", "follow_symlinks"})):
-        if _capio_fd(path) and kwargs.get("dir_fd") is None:
+    """``os.chmod`` of a CAPIO path or fd: the file's mode bits change, as on a file system
+    (set-id bits as the kernel allows; ``follow_symlinks=False`` on a symbolic link is
+    ``EOPNOTSUPP``, as Linux answers)."""
+    if not args and _is_mode(mode) and _keywords(kwargs, frozenset({"dir_fd", "follow_symlinks"})):
+        follow = bool(kwargs.get("follow_symlinks", True))
+        if _capio_fd(path) and kwargs.get("dir_fd") is None and follow:
+            _set_attrs(path, path, mode=mode)
             return
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:
-            _check_exists(target, path)
+            _set_attrs(target, path, mode=mode, follow_symlinks=follow)
             return
     originals["os.chmod"](path, mode, *args, **kwargs)
 
 
 def fchmod_proxy(fd: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
-    """``os.fchmod``: a no-op on a CAPIO fd (see ``chmod_proxy``)."""
-    if not args and not kwargs and type(mode) is int and _capio_fd(fd):
+    """``os.fchmod`` of a CAPIO fd."""
+    if not args and not kwargs and _is_mode(mode) and _capio_fd(fd):
+        _set_attrs(fd, fd, mode=mode)
         return
     originals["os.fchmod"](fd, mode, *args, **kwargs)
+
+
+def _id(value: Any) -> bool:
+    # What the built-in accepts without an error of its own: -1 (unchanged) or a valid id.
+    return type(value) is int and -1 <= value < 0xFFFFFFFF
+
+
+def _chown_call(name: str, follow: bool) -> Callable[..., None]:
+    def proxy(path: Any, uid: Any, gid: Any, *args: Any, **kwargs: Any) -> None:
+        allowed = frozenset({"dir_fd", "follow_symlinks"} if name == "os.chown" else ())
+        if not args and _id(uid) and _id(gid) and _keywords(kwargs, allowed):
+            follows = follow and bool(kwargs.get("follow_symlinks", True))
+            if name != "os.lchown" and _capio_fd(path) and kwargs.get("dir_fd") is None and follows:
+                _set_attrs(path, path, uid=uid, gid=gid)
+                return
+            target = _target(path, kwargs.get("dir_fd"))
+            if target is not None:
+                _set_attrs(target, path, uid=uid, gid=gid, follow_symlinks=follows)
+                return
+        originals[name](path, uid, gid, *args, **kwargs)
+
+    proxy.__name__ = proxy.__qualname__ = f"{name.rsplit('.', 1)[1]}_proxy"
+    proxy.__doc__ = (
+        f"``{name}`` of a CAPIO path: owner and group change by ``chown(2)``'s rules (root may set "
+        "both; the owner may only choose one of its groups, else ``PermissionError``; -1 keeps one)."
+    )
+    return proxy
+
+
+chown_proxy = _chown_call("os.chown", True)
+lchown_proxy = _chown_call("os.lchown", False)
+
+
+def fchown_proxy(fd: Any, uid: Any, gid: Any, *args: Any, **kwargs: Any) -> None:
+    """``os.fchown`` of a CAPIO fd."""
+    if not args and not kwargs and _id(uid) and _id(gid) and _capio_fd(fd):
+        _set_attrs(fd, fd, uid=uid, gid=gid)
+        return
+    originals["os.fchown"](fd, uid, gid, *args, **kwargs)
 
 
 def _utime_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -269,17 +410,49 @@ def _utime_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return True
 
 
+def _seconds_to_ns(t: float) -> int:
+    """A ``times`` entry in nanoseconds, rounded towards minus infinity as the built-in does."""
+    if isinstance(t, int):
+        return t * 1_000_000_000
+    if math.isnan(t):
+        raise ValueError("Invalid value NaN (not a number)")
+    if not -(2.0**63) <= t < 2.0**63:
+        raise OverflowError("timestamp out of range for platform time_t")
+    frac, whole = math.modf(t)
+    nsec = math.floor(frac * 1e9)
+    if nsec >= 1_000_000_000:
+        nsec -= 1_000_000_000
+        whole += 1
+    elif nsec < 0:
+        nsec += 1_000_000_000
+        whole -= 1
+    return int(whole) * 1_000_000_000 + nsec
+
+
 def utime_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
-    """``os.utime``: CAPIO keeps the time of the last write as a file's times; for an existing
-    CAPIO path (or fd) this checks it exists and changes nothing (see the README)."""
-    if _capio_fd(path) or _target(path, kwargs.get("dir_fd")) is not None:
-        if _utime_args(args, kwargs):
-            if _capio_fd(path):
+    """``os.utime`` of a CAPIO path or fd: access and modification times set to ``times`` (seconds)
+    or ``ns`` (nanoseconds), or to now; ``follow_symlinks=False`` sets a symbolic link's own."""
+    capio_fd = _capio_fd(path) and kwargs.get("dir_fd") is None
+    target = None if capio_fd else _target(path, kwargs.get("dir_fd"))
+    if (capio_fd or target is not None) and _utime_args(args, kwargs):
+        times = args[0] if args else kwargs.get("times")
+        ns = kwargs.get("ns")
+        follow = bool(kwargs.get("follow_symlinks", True))
+        attrs: dict[str, Any] = {}
+        if ns is not None:
+            attrs = {"atime_ns": ns[0], "mtime_ns": ns[1]}
+        elif times is not None:
+            attrs = {"atime_ns": _seconds_to_ns(times[0]), "mtime_ns": _seconds_to_ns(times[1])}
+        else:
+            attrs = {"now": True}
+        if capio_fd:
+            if follow:
+                _set_attrs(path, path, named=False, **attrs)
                 return
-            target = _target(path, kwargs.get("dir_fd"))
-            if target is not None:
-                _check_exists(target, path, named=False)  # os.utime's errors name no file
-                return
+        else:
+            # os.utime's errors name no file.
+            _set_attrs(target, path, named=False, follow_symlinks=follow, **attrs)
+            return
     originals["os.utime"](path, *args, **kwargs)
 
 
@@ -563,7 +736,14 @@ PROXIES: dict[str, Any] = {
     "os.replace": replace_proxy,
     "os.chmod": chmod_proxy,
     "os.fchmod": fchmod_proxy,
+    "os.chown": chown_proxy,
+    "os.lchown": lchown_proxy,
+    "os.fchown": fchown_proxy,
     "os.utime": utime_proxy,
+    "os.symlink": symlink_proxy,
+    "os.link": link_proxy,
+    "os.readlink": readlink_proxy,
+    "os.mkfifo": mkfifo_proxy,
     "os.truncate": truncate_proxy,
     "os.listxattr": listxattr_proxy,
     "os.getxattr": getxattr_proxy,

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from typing import Any
 
 from . import _pycapio
 from ._dirs import capio_stat_result
 
 __all__ = ["PyCapioPath", "capio_target"]
-
-_KIND_FILE = 1
-_KIND_DIR = 2
 
 
 def capio_target(path: object) -> str | None:
@@ -49,27 +47,51 @@ def _exists(path: Any) -> bool:
     return _capio_info(target) is not None
 
 
+def _lstat_mode(target: str) -> int | None:
+    """``st_mode`` of a CAPIO path, a final symbolic link itself; None where it is missing."""
+    try:
+        return _pycapio._stat_ex(target, False)[0]
+    except (OSError, ValueError):
+        return None
+
+
 def _lexists(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.lexists(path)
-    return _capio_info(target) is not None or posixpath.islink(path)
+    return _lstat_mode(target) is not None
+
+
+def _islink(path: Any) -> bool:
+    target = capio_target(path)
+    if target is None:
+        return posixpath.islink(path)
+    mode = _lstat_mode(target)
+    return mode is not None and stat.S_ISLNK(mode)
+
+
+def _mode(target: str) -> int | None:
+    """``st_mode`` of a CAPIO path (following symbolic links); None where it is missing."""
+    try:
+        return _pycapio._stat_ex(target)[0]
+    except (OSError, ValueError):
+        return None
 
 
 def _isfile(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.isfile(path)
-    info = _capio_info(target)
-    return info is not None and info[0] == _KIND_FILE
+    mode = _mode(target)
+    return mode is not None and stat.S_ISREG(mode)
 
 
 def _isdir(s: Any) -> bool:
     target = capio_target(s)
     if target is None:
         return posixpath.isdir(s)
-    info = _capio_info(target)
-    return info is not None and info[0] == _KIND_DIR
+    mode = _mode(target)
+    return mode is not None and stat.S_ISDIR(mode)
 
 
 def _stat(path: Any) -> os.stat_result:
@@ -111,7 +133,7 @@ class PyCapioPath:
 
     Every public name of ``posixpath`` is here with its signature. Pure path arithmetic and every
     path outside the CAPIO directory go to ``posixpath`` unchanged; for CAPIO paths, ``exists``,
-    ``lexists``, ``isfile``, ``isdir``, ``getsize``, ``getmtime``, ``getatime``, ``getctime`` and
+    ``lexists``, ``islink``, ``isfile``, ``isdir``, ``getsize``, ``getmtime``, ``getatime``, ``getctime`` and
     ``samefile`` are answered by the CAPIO server. They never block: a missing CAPIO file is
     ``False`` or ``FileNotFoundError``, as ``posixpath`` says for a missing file.
     """
@@ -146,13 +168,13 @@ class PyCapioPath:
     relpath = staticmethod(posixpath.relpath)
     samestat = staticmethod(posixpath.samestat)
     sameopenfile = staticmethod(posixpath.sameopenfile)
-    # CAPIO has no symlinks or mount points: for CAPIO paths the answer is the disk's.
-    islink = staticmethod(posixpath.islink)
+    # CAPIO has no mount points: for CAPIO paths the answer is the disk's.
     ismount = staticmethod(posixpath.ismount)
 
     # file-system queries, CAPIO-aware
     exists = staticmethod(_exists)
     lexists = staticmethod(_lexists)
+    islink = staticmethod(_islink)
     isfile = staticmethod(_isfile)
     isdir = staticmethod(_isdir)
     getsize = staticmethod(_getsize)

@@ -119,11 +119,36 @@ def _fd_path(fd: int) -> str:
 def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
     """Like _fstat for a path inside the CAPIO directory; never blocks. FileNotFoundError if missing."""
 
-def _listdir(path: _Path) -> list[tuple[str, bool]]:
-    """(name, is_dir) for each entry, CAPIO entries in creation order then on-disk ones. Waits
+def _stat_ex(
+    path: _Path, follow_symlinks: bool = True
+) -> tuple[int, int, int, int, int, int, int, bool, int]:
+    """``(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink)`` of a path in the
+    CAPIO directory; never blocks. ``st_mode`` has the file-type bits. With ``follow_symlinks``
+    False a final symbolic link (links live on disk) is reported itself."""
+
+def _fstat_ex(fd: int) -> tuple[int, int, int, int, int, int, int, bool, int]:
+    """Like ``_stat_ex`` for an open CAPIO fd."""
+
+def _set_attrs(
+    path: _Path | int,
+    mode: int = ...,
+    uid: int = ...,
+    gid: int = ...,
+    atime_ns: int = ...,
+    mtime_ns: int = ...,
+    now: bool = False,
+    follow_symlinks: bool = True,
+) -> None:
+    """``chmod``/``chown``/``utime`` of a CAPIO path or fd: what is given changes (``uid``/``gid``
+    -1: unchanged; ``now``: both times to the current time), by the kernel's permission rules.
+    A file's mode, owner and times are persisted with it."""
+
+def _listdir(path: _Path) -> list[tuple[str, int]]:
+    """(name, kind) for each entry (kind: 1 file, 2 directory, 3 other; | 0x10 for a symbolic link,
+    with its target's kind), CAPIO entries in creation order then on-disk ones. Waits
     until the directory is committed unless the caller produces it (CAPIO-CL)."""
 
-def _list_new(path: _Path, seen: Iterable[str | bytes]) -> tuple[list[tuple[str, bool]], bool]:
+def _list_new(path: _Path, seen: Iterable[str | bytes]) -> tuple[list[tuple[str, int]], bool]:
     """The entries not in ``seen`` and whether the directory is complete. For a ``no_update``
     directory this returns as soon as a new entry appears (streaming ``os.scandir``); otherwise it
     waits for the commit, like ``_listdir``."""

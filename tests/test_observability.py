@@ -229,3 +229,21 @@ def test_log_levels_come_from_capio_log_level_and_warnings_say_what_was_lost(wor
     assert " INFO: " not in quiet and " WARN: " not in quiet and " DEBUG: " not in quiet, quiet
     loud = run_logged(workflow, "loud")
     assert "CAPIO_LOG_LEVEL='loud' is not error|warn|info|debug or 0-3; using info" in loud
+
+
+def test_memory_in_use_is_reported_without_a_limit(workflow: Workflow) -> None:
+    # Issue 10: "memory 0 B (no limit)" while holding a file; memory was only counted under a limit.
+    wf = workflow
+    started = cli(wf, "start", "--capio-dir", str(wf.capio_dir), "--workflow-name", wf.name)
+    assert started.returncode == 0, started.stderr
+    wf.run_step(
+        "import sys\nopen(sys.argv[1], 'wb').write(b'm' * (3 << 20))\n", "w", str(wf.capio_dir / "m")
+    ).check()
+    st = status(wf)
+    assert st["memory_limit"] is None
+    (m,) = st["files"]
+    assert (m["size"], m["memory_charged"]) == (3 << 20, 3 << 20)
+    assert st["memory_used"] == 3 << 20
+    assert "memory 3.0 MiB (no limit)" in cli(wf, "status").stdout
+    assert cli(wf, "stop", "--all").returncode == 0
+    assert not ServerTracker(wf.runtime_dir).live()

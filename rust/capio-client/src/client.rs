@@ -8,8 +8,8 @@ use crate::error::{ClientError, Result};
 use crate::paths::Scope;
 use capio_proto::{
     CloseReq, Empty, ExitReq, Kind, ListReply, MkdirReq, OpenReply, OpenReq, ReserveReply,
-    ReserveReq, Slot, SlotState, StatReply, StateTable, StatusReply, fire, node_kind, open_kind,
-    rename_tail, server_flags, sys,
+    ReserveReq, SetAttrReq, Slot, SlotState, StatReply, StateTable, StatusReply, fire, node_kind,
+    open_kind, rename_tail, server_flags, sys,
 };
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -57,16 +57,29 @@ struct Handle {
     reserved: AtomicU64,
 }
 
-/// A directory entry: its name and whether it is a directory.
-pub type DirEntry = (Vec<u8>, bool);
+/// A directory entry: its name and its `node_kind` (with `node_kind::LINK` for a symbolic link;
+/// `node_kind::is_dir` tells a directory).
+pub type DirEntry = (Vec<u8>, u32);
 
 #[derive(Clone, Copy, Debug)]
 pub struct FileStat {
     pub is_dir: bool,
     pub size: u64,
     pub mtime_ns: i64,
+    /// Permission bits.
     pub mode: u32,
     pub committed: bool,
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
+    pub uid: u32,
+    pub gid: u32,
+    /// The `S_IFMT` bits of `st_mode`.
+    pub file_type: u32,
+    pub nlink: u32,
+}
+
+fn ns(s: i64, n: i64) -> i64 {
+    s.saturating_mul(1_000_000_000).saturating_add(n)
 }
 
 pub struct Client {
@@ -279,6 +292,12 @@ impl Client {
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<RawFd> {
         let abs = self.require_capio_path(path)?;
+        // A file it creates gets `mode` less the process's umask, as from `open(2)`.
+        let mode = if flags & libc::O_CREAT != 0 {
+            mode & !sys::current_umask()
+        } else {
+            mode
+        };
         let req = OpenReq {
             flags: flags as u32,
             mode,
@@ -571,22 +590,35 @@ impl Client {
             }
             None => (meta.len(), true),
         };
-        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+        // The data object's inode carries the file's mode, owner and times (see the server).
         Ok(FileStat {
             is_dir: false,
             size,
-            mtime_ns,
-            mode: 0o644,
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            mode: meta.mode() & 0o7777,
             committed,
+            atime_ns: ns(meta.atime(), meta.atime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            file_type: libc::S_IFREG,
+            // A memfd has no name; a committed input on disk has its own links.
+            nlink: if h.slot.is_some() {
+                1
+            } else {
+                u32::try_from(meta.nlink()).unwrap_or(u32::MAX)
+            },
         })
     }
 
-    /// Stat a path inside the CAPIO directory; never waits.
-    pub fn stat(&self, path: &Path) -> Result<FileStat> {
+    /// Stat a path inside the CAPIO directory; never waits. With `follow == false`, a final
+    /// symbolic link (on disk) is reported itself, as `lstat` does.
+    pub fn stat_at(&self, path: &Path, follow: bool) -> Result<FileStat> {
         let abs = self.require_capio_path(path)?;
+        let kind = if follow { Kind::Stat } else { Kind::Lstat };
         let reply = self
             .conn()
-            .call(Kind::Stat, &Empty {}, abs.as_os_str().as_bytes())?;
+            .call(kind, &Empty {}, abs.as_os_str().as_bytes())?;
         let (r, _) = status_of::<StatReply>(&reply.body, |r| r.status, path)?;
         Ok(FileStat {
             is_dir: r.kind == node_kind::DIR,
@@ -594,11 +626,44 @@ impl Client {
             mtime_ns: r.mtime_ns,
             mode: r.mode,
             committed: r.committed != 0,
+            atime_ns: r.atime_ns,
+            ctime_ns: r.ctime_ns,
+            uid: r.uid,
+            gid: r.gid,
+            file_type: r.file_type,
+            nlink: r.nlink,
         })
+    }
+
+    /// Stat a path inside the CAPIO directory; never waits.
+    pub fn stat(&self, path: &Path) -> Result<FileStat> {
+        self.stat_at(path, true)
+    }
+
+    /// Change a path's mode, owner or times (`chmod`, `chown`, `utimensat`); with `follow ==
+    /// false` a final symbolic link itself.
+    pub fn set_attrs(&self, path: &Path, attrs: &sys::Attrs, follow: bool) -> Result<()> {
+        let abs = self.require_capio_path(path)?;
+        let req = SetAttrReq::new(attrs, !follow);
+        let reply = self
+            .conn()
+            .call(Kind::SetAttr, &req, abs.as_os_str().as_bytes())?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        Ok(())
+    }
+
+    /// `fchmod`, `fchown`, `futimens` of a CAPIO fd: applied to the file it holds (the kernel
+    /// keeps them there, and checks the caller's permissions as for any file).
+    pub fn set_fd_attrs(&self, fd: RawFd, attrs: &sys::Attrs) -> Result<()> {
+        use std::os::fd::AsFd;
+        let h = self.handle(fd)?;
+        sys::set_attrs_fd(h.file.as_fd(), attrs)
+            .map_err(|e| ClientError::from_io(e, None::<PathBuf>))
     }
 
     pub fn mkdir(&self, path: &Path, mode: u32) -> Result<()> {
         let abs = self.require_capio_path(path)?;
+        let mode = mode & !sys::current_umask();
         let reply = self.conn().call(
             Kind::Mkdir,
             &MkdirReq { mode, _pad: 0 },
@@ -616,7 +681,7 @@ impl Client {
         let (r, tail) = status_of::<ListReply>(&reply.body, |r| r.status, path)?;
         let entries = capio_proto::parse_entries(tail)
             .into_iter()
-            .map(|(k, n)| (n.to_vec(), k == node_kind::DIR))
+            .map(|(k, n)| (n.to_vec(), k))
             .collect();
         Ok((r, entries))
     }

@@ -213,6 +213,163 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+pub fn getegid() -> u32 {
+    // SAFETY: getegid cannot fail and touches no memory.
+    unsafe { libc::getegid() }
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether this process may give a file it owns the owner `uid` and group `gid` (`u32::MAX`:
+/// unchanged), by `chown(2)`'s rules: root may do anything; anyone else may only keep the owner
+/// and choose one of its own groups.
+pub fn may_chown(uid: u32, gid: u32) -> bool {
+    // SAFETY: these getters cannot fail and touch no memory.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if euid == 0 {
+        return true;
+    }
+    if uid != u32::MAX && uid != euid {
+        return false;
+    }
+    gid == u32::MAX || gid == egid || groups().contains(&gid)
+}
+
+/// This process's supplementary groups.
+pub fn groups() -> Vec<u32> {
+    // SAFETY: with size 0, getgroups only returns the count.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let mut out = vec![0; usize::try_from(n).unwrap_or(0)];
+    // SAFETY: `out` has room for `n` entries, the size passed.
+    let got = unsafe { libc::getgroups(n, out.as_mut_ptr()) };
+    out.truncate(usize::try_from(got).unwrap_or(0));
+    out
+}
+
+/// The process's file-mode creation mask, read without changing it (`umask(2)` can only be read
+/// by setting it, which would race with other threads creating files).
+pub fn current_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .unwrap_or(0o022)
+}
+
+/// Attribute changes for [`set_attrs_fd`] / [`set_attrs_path`]: what `chmod`, `chown` and
+/// `utimensat` would set. Times are nanoseconds since the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attrs {
+    pub mode: Option<u32>,
+    /// `(uid, gid)`, `u32::MAX` meaning unchanged.
+    pub owner: Option<(u32, u32)>,
+    pub atime: TimeSet,
+    pub mtime: TimeSet,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeSet {
+    #[default]
+    Omit,
+    Now,
+    At(i64),
+}
+
+fn timespec(t: TimeSet) -> libc::timespec {
+    match t {
+        TimeSet::Omit => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        TimeSet::Now => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        TimeSet::At(ns) => libc::timespec {
+            tv_sec: ns.div_euclid(1_000_000_000),
+            tv_nsec: ns.rem_euclid(1_000_000_000),
+        },
+    }
+}
+
+/// Apply `attrs` to an open file, in the order `chown`, `chmod`, times (a chown by non-root
+/// clears set-id bits, so a mode set with it must come after).
+pub fn set_attrs_fd(fd: BorrowedFd<'_>, attrs: &Attrs) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    if let Some((uid, gid)) = attrs.owner {
+        // SAFETY: plain syscall on a live fd.
+        cvt(unsafe { libc::fchown(fd, uid, gid) })?;
+    }
+    if let Some(mode) = attrs.mode {
+        // SAFETY: plain syscall on a live fd.
+        cvt(unsafe { libc::fchmod(fd, mode & 0o7777) })?;
+    }
+    if attrs.atime != TimeSet::Omit || attrs.mtime != TimeSet::Omit {
+        let times = [timespec(attrs.atime), timespec(attrs.mtime)];
+        // SAFETY: `times` is a valid array of two timespecs.
+        cvt(unsafe { libc::futimens(fd, times.as_ptr()) })?;
+    }
+    Ok(())
+}
+
+/// Apply `attrs` to the file at `path`; with `nofollow`, a final symbolic link itself (its mode
+/// cannot be changed: `EOPNOTSUPP`, as Linux answers).
+pub fn set_attrs_path(path: &std::path::Path, attrs: &Attrs, nofollow: bool) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flag = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
+    if let Some((uid, gid)) = attrs.owner {
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        cvt(unsafe { libc::fchownat(libc::AT_FDCWD, c.as_ptr(), uid, gid, flag) })?;
+    }
+    if let Some(mode) = attrs.mode {
+        if nofollow {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, c.as_ptr(), mode & 0o7777, 0) })?;
+    }
+    if attrs.atime != TimeSet::Omit || attrs.mtime != TimeSet::Omit {
+        let times = [timespec(attrs.atime), timespec(attrs.mtime)];
+        // SAFETY: `c` and `times` are valid for the call.
+        cvt(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flag) })?;
+    }
+    Ok(())
+}
+
+/// Copy `len` bytes of `src` from offset 0 into `dst` at its position, without moving `src`'s
+/// file offset (which other processes sharing the open file description rely on) and without
+/// reopening it (which a mode without read permission would refuse).
+pub fn copy_from_start(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+    let mut off: libc::off_t = 0;
+    let mut done = 0u64;
+    while done < len {
+        let chunk = usize::try_from((len - done).min(1 << 30)).unwrap_or(1 << 30);
+        // SAFETY: both fds are live; `off` is a valid offset pointer updated by the kernel.
+        let n = unsafe { libc::sendfile(dst.as_raw_fd(), src.as_raw_fd(), &mut off, chunk) };
+        match n {
+            0 => break,
+            n if n > 0 => done += n as u64,
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// `flock(LOCK_EX)`; with `wait == false` returns `Ok(false)` when another holder has it.
 pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<bool> {
     let op = if wait {

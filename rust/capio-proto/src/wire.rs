@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"CPIO");
 /// Bumped whenever a message layout changes; exchanged in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Hard cap on a frame body, checked before anything is allocated.
 pub const MAX_BODY: u32 = 16 << 20;
 /// Replies carry the request kind with this bit set.
@@ -49,6 +49,11 @@ pub enum Kind {
     Status = 12,
     /// Ask for memory budget before writing past a file's reserved end; body `ReserveReq`.
     Reserve = 13,
+    /// Change a path's attributes (mode, owner, times) like `chmod`/`chown`/`utimensat`; body
+    /// `SetAttrReq`, tail the path; replied with a `StatusReply`.
+    SetAttr = 14,
+    /// Like `Stat`, but a final symbolic link is reported itself, as `lstat(2)` does.
+    Lstat = 15,
 }
 
 impl Kind {
@@ -67,6 +72,8 @@ impl Kind {
             11 => Kind::Rmdir,
             12 => Kind::Status,
             13 => Kind::Reserve,
+            14 => Kind::SetAttr,
+            15 => Kind::Lstat,
             _ => return None,
         })
     }
@@ -267,7 +274,7 @@ pub struct CloseReq {
     pub writable: u32,
 }
 
-/// `Stat`, `List`, `Unlink`, `Rmdir` bodies are just the path (an empty fixed part).
+/// `Stat`, `Lstat`, `List`, `Unlink`, `Rmdir` bodies are just the path (an empty fixed part).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct Empty {}
@@ -275,6 +282,19 @@ pub struct Empty {}
 pub mod node_kind {
     pub const FILE: u32 = 1;
     pub const DIR: u32 = 2;
+    /// A symbolic link (only from an `Lstat`), a FIFO, socket or device
+    /// on disk: `StatReply::file_type` says which.
+    pub const OTHER: u32 = 3;
+    /// In a `List` entry: the entry is a symbolic link on disk, and the kind is its target's
+    /// (`OTHER` when it dangles).
+    pub const LINK: u32 = 0x10;
+    /// The kind bits of a `List` entry (without `LINK`).
+    pub const MASK: u32 = 0x0f;
+
+    /// A `List` entry kind is a directory, following a symbolic link.
+    pub fn is_dir(kind: u32) -> bool {
+        kind & MASK == DIR
+    }
 }
 
 #[repr(C)]
@@ -287,6 +307,42 @@ pub struct StatReply {
     /// Permission bits (no file-type bits).
     pub mode: u32,
     pub committed: u32,
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
+    pub uid: u32,
+    pub gid: u32,
+    /// The `S_IFMT` bits of `st_mode` (`S_IFREG`, `S_IFDIR`, `S_IFLNK`, `S_IFIFO`, ...).
+    pub file_type: u32,
+    pub nlink: u32,
+}
+
+/// `SetAttr` body; the tail is the path. What changes is chosen by [`attr_flags`]; a time is
+/// nanoseconds since the epoch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SetAttrReq {
+    pub flags: u32,
+    /// Permission bits (`0o7777`), with `attr_flags::MODE`.
+    pub mode: u32,
+    /// With `attr_flags::OWNER`; `u32::MAX` leaves it unchanged, as `-1` does for `chown(2)`.
+    pub uid: u32,
+    pub gid: u32,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+}
+
+pub mod attr_flags {
+    pub const MODE: u32 = 1;
+    pub const OWNER: u32 = 2;
+    /// Set the access time to `atime_ns`.
+    pub const ATIME: u32 = 4;
+    pub const MTIME: u32 = 8;
+    /// Set the access time to the current time.
+    pub const ATIME_NOW: u32 = 16;
+    pub const MTIME_NOW: u32 = 32;
+    /// A final symbolic link is changed itself (`lchown`, `utime(follow_symlinks=False)`).
+    pub const NOFOLLOW: u32 = 64;
+    pub const ALL: u32 = 127;
 }
 
 #[repr(C)]
@@ -296,8 +352,70 @@ pub struct MkdirReq {
     pub _pad: u32,
 }
 
+impl SetAttrReq {
+    pub fn new(attrs: &crate::sys::Attrs, nofollow: bool) -> SetAttrReq {
+        use crate::sys::TimeSet;
+        let mut req = SetAttrReq::default();
+        if let Some(mode) = attrs.mode {
+            req.flags |= attr_flags::MODE;
+            req.mode = mode;
+        }
+        if let Some((uid, gid)) = attrs.owner {
+            req.flags |= attr_flags::OWNER;
+            (req.uid, req.gid) = (uid, gid);
+        }
+        for (t, at, now, field) in [
+            (
+                attrs.atime,
+                attr_flags::ATIME,
+                attr_flags::ATIME_NOW,
+                &mut req.atime_ns,
+            ),
+            (
+                attrs.mtime,
+                attr_flags::MTIME,
+                attr_flags::MTIME_NOW,
+                &mut req.mtime_ns,
+            ),
+        ] {
+            match t {
+                TimeSet::Omit => {}
+                TimeSet::Now => req.flags |= now,
+                TimeSet::At(ns) => {
+                    req.flags |= at;
+                    *field = ns;
+                }
+            }
+        }
+        if nofollow {
+            req.flags |= attr_flags::NOFOLLOW;
+        }
+        req
+    }
+
+    /// The changes asked for; `None` for flags this version does not define.
+    pub fn attrs(&self) -> Option<crate::sys::Attrs> {
+        use crate::sys::TimeSet;
+        if self.flags & !attr_flags::ALL != 0 {
+            return None;
+        }
+        let time = |at: u32, now: u32, ns: i64| match (self.flags & at != 0, self.flags & now != 0)
+        {
+            (true, _) => TimeSet::At(ns),
+            (false, true) => TimeSet::Now,
+            (false, false) => TimeSet::Omit,
+        };
+        Some(crate::sys::Attrs {
+            mode: (self.flags & attr_flags::MODE != 0).then_some(self.mode & 0o7777),
+            owner: (self.flags & attr_flags::OWNER != 0).then_some((self.uid, self.gid)),
+            atime: time(attr_flags::ATIME, attr_flags::ATIME_NOW, self.atime_ns),
+            mtime: time(attr_flags::MTIME, attr_flags::MTIME_NOW, self.mtime_ns),
+        })
+    }
+}
+
 /// The reply of requests that return only a status (`Mkdir`, `Exit`, `Shutdown`, `Unlink`,
-/// `Rename`, `Rmdir`).
+/// `Rename`, `Rmdir`, `SetAttr`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct StatusReply {
@@ -486,6 +604,8 @@ mod tests {
             Kind::Rmdir,
             Kind::Status,
             Kind::Reserve,
+            Kind::SetAttr,
+            Kind::Lstat,
         ];
         for kind in all {
             assert_eq!(Kind::from_u16(kind as u16), Some(kind));
@@ -496,7 +616,9 @@ mod tests {
         );
         assert_eq!(Kind::from_u16(0), None);
         assert_eq!((Kind::Status as u16, Kind::Reserve as u16), (12, 13));
-        assert_eq!(Kind::from_u16(14), None);
+        assert_eq!(Kind::from_u16(14), Some(Kind::SetAttr));
+        assert_eq!(Kind::from_u16(15), Some(Kind::Lstat));
+        assert_eq!(Kind::from_u16(16), None);
         assert_eq!(Kind::from_u16(2 | REPLY_BIT), None);
     }
 
@@ -516,6 +638,29 @@ mod tests {
             flags: 0,
         };
         assert_eq!(split_rename_tail(&bad, b"/short"), None);
+    }
+
+    #[test]
+    fn set_attr_requests_round_trip() {
+        use crate::sys::{Attrs, TimeSet};
+        let attrs = Attrs {
+            mode: Some(0o4755),
+            owner: Some((u32::MAX, 100)),
+            atime: TimeSet::Now,
+            mtime: TimeSet::At(-1_500_000_000),
+        };
+        let req = SetAttrReq::new(&attrs, true);
+        assert_ne!(req.flags & attr_flags::NOFOLLOW, 0);
+        assert_eq!(req.attrs(), Some(attrs));
+        assert_eq!(
+            SetAttrReq::new(&Attrs::default(), false).attrs(),
+            Some(Attrs::default())
+        );
+        let bad = SetAttrReq {
+            flags: 1 << 20,
+            ..SetAttrReq::default()
+        };
+        assert_eq!(bad.attrs(), None);
     }
 
     #[test]

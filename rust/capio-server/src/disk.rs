@@ -11,7 +11,7 @@ use capio_proto::node_kind;
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +102,34 @@ fn missing_or<T>(e: io::Error) -> Result<Option<T>, FsError> {
     match FsError::from_lookup(e) {
         FsError::NotFound => Ok(None),
         other => Err(other),
+    }
+}
+
+/// The metadata of `path` (inside `root`) itself when it is a symbolic link on disk; `None` for
+/// anything else (which `lookup` describes) and when it does not exist.
+pub fn link_metadata(root: &Path, path: &Path) -> Result<Option<Metadata>, FsError> {
+    confine(path, root)?;
+    let Some(real) = real_location(root, path)? else {
+        return Ok(None);
+    };
+    match fs::symlink_metadata(&real) {
+        Ok(m) if m.file_type().is_symlink() => Ok(Some(m)),
+        Ok(_) => Ok(None),
+        Err(e) => missing_or(e),
+    }
+}
+
+/// The target text of `path` (inside `root`) when it is a symbolic link on disk.
+pub fn link_target(root: &Path, path: &Path) -> Result<Option<PathBuf>, FsError> {
+    if link_metadata(root, path)?.is_none() {
+        return Ok(None);
+    }
+    let Some(real) = real_location(root, path)? else {
+        return Ok(None);
+    };
+    match fs::read_link(&real) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) => missing_or(e),
     }
 }
 
@@ -199,6 +227,16 @@ pub fn open_read(node: &Node) -> Result<File, FsError> {
     Ok(file)
 }
 
+fn entry_kind(ft: fs::FileType) -> u32 {
+    if ft.is_dir() {
+        node_kind::DIR
+    } else if ft.is_file() {
+        node_kind::FILE
+    } else {
+        node_kind::OTHER
+    }
+}
+
 /// The entries of a real directory, minus the server's hidden files, as `(node_kind, name)`.
 pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
     let mut out = Vec::new();
@@ -209,12 +247,16 @@ pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
             continue;
         }
         let ft = entry.file_type()?;
-        // A symlink is listed by what it points at; only its kind leaks, never its content.
-        let is_dir = ft.is_dir() || (ft.is_symlink() && entry.path().is_dir());
-        let kind = if is_dir {
-            node_kind::DIR
+        // A symlink is listed as one, with the kind of what it points at; only that kind leaks,
+        // never its content.
+        let kind = if ft.is_symlink() {
+            let target = fs::metadata(entry.path()).ok();
+            node_kind::LINK
+                | target
+                    .as_ref()
+                    .map_or(node_kind::OTHER, |m| entry_kind(m.file_type()))
         } else {
-            node_kind::FILE
+            entry_kind(ft)
         };
         out.push((kind, name));
     }
@@ -264,7 +306,10 @@ pub fn mkdir(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
     let real = ensure_dir(root, parent)?.join(name);
     match DirBuilder::new().mode(mode).create(&real) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && real.is_dir() => Ok(()),
-        done => done.map_err(FsError::from_lookup),
+        // Exactly the mode the client asked for (its umask applied): not the server's umask.
+        Ok(()) => fs::set_permissions(&real, fs::Permissions::from_mode(mode))
+            .map_err(FsError::from_lookup),
+        Err(e) => Err(FsError::from_lookup(e)),
     }
 }
 

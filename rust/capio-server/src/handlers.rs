@@ -12,8 +12,9 @@ use crate::server::Server;
 use crate::server::WorkGuard;
 use capio_proto::{
     CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, ListReply, MAX_BODY, MkdirReq, OpenReply,
-    OpenReq, RenameReq, ReserveReply, ReserveReq, StatReply, StatusReply, WireError, decode,
-    hello_flags, open_kind, push_entry, server_flags, split_hello_tail, split_rename_tail,
+    OpenReq, RenameReq, ReserveReply, ReserveReq, SetAttrReq, StatReply, StatusReply, WireError,
+    attr_flags, decode, hello_flags, open_kind, push_entry, server_flags, split_hello_tail,
+    split_rename_tail,
 };
 use std::ffi::OsStr;
 use std::io;
@@ -182,9 +183,19 @@ pub fn close(server: &Server, client: ClientId, body: &[u8]) -> Result<(), WireE
     Ok(())
 }
 
-pub fn stat(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
+/// `Stat`, and `Lstat` (a final symbolic link reported itself).
+pub fn stat(
+    server: &Server,
+    client: ClientId,
+    kind: Kind,
+    body: &[u8],
+) -> Result<Reply, WireError> {
     let (_, tail): (Empty, _) = decode(body)?;
-    let reply = match paths::parse(tail).and_then(|p| server.ns().stat(client, &p)) {
+    let found = paths::parse(tail).and_then(|p| match kind {
+        Kind::Lstat => server.ns().lstat(client, &p),
+        _ => server.ns().stat(client, &p),
+    });
+    let reply = match found {
         Ok(st) => StatReply {
             status: 0,
             kind: st.kind,
@@ -192,13 +203,33 @@ pub fn stat(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
             mtime_ns: st.mtime_ns,
             mode: st.mode,
             committed: u32::from(st.committed),
+            atime_ns: st.atime_ns,
+            ctime_ns: st.ctime_ns,
+            uid: st.uid,
+            gid: st.gid,
+            file_type: st.file_type,
+            nlink: st.nlink,
         },
         Err(e) => StatReply {
             status: -e.errno(),
             ..StatReply::default()
         },
     };
-    Reply::new(Kind::Stat, &reply, &[])
+    Reply::new(kind, &reply, &[])
+}
+
+/// `SetAttr`: `chmod`, `chown`, `utimensat` of a path.
+pub fn set_attrs(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
+    let (req, tail): (SetAttrReq, _) = decode(body)?;
+    let result = match req.attrs() {
+        None => Err(FsError::BadFlags(req.flags)),
+        Some(attrs) => paths::parse(tail).and_then(|p| {
+            server
+                .ns()
+                .set_attrs(client, &p, &attrs, req.flags & attr_flags::NOFOLLOW != 0)
+        }),
+    };
+    reply_status(Kind::SetAttr, client, tail, result)
 }
 
 pub fn mkdir(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
@@ -412,7 +443,8 @@ pub fn dispatch(
             close(server, client, body)?;
             return Ok(None);
         }
-        Kind::Stat => stat(server, client, body)?,
+        Kind::Stat | Kind::Lstat => stat(server, client, kind, body)?,
+        Kind::SetAttr => set_attrs(server, client, body)?,
         Kind::Mkdir => mkdir(server, client, body)?,
         Kind::List => list(server, client, body)?,
         Kind::Unlink => unlink(server, client, body)?,

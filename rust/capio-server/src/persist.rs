@@ -4,10 +4,11 @@
 
 use crate::disk;
 use crate::error::FsError;
+use capio_proto::sys;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,6 @@ pub struct Job {
     /// A duplicate of the file's memfd.
     pub data: File,
     pub len: u64,
-    pub mode: u32,
     /// The data is a hidden file on disk (`storage: fs`): persisting it is a rename, not a copy.
     pub in_place: bool,
 }
@@ -82,15 +82,26 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
         dest: real_parent.join(name),
         installed: false,
     };
-    let mut out = OpenOptions::new()
+    // Mode, owner and times as the file has them now (before the copy reads it and moves its
+    // access time); applied once the bytes are in.
+    let meta = job.data.metadata()?;
+    let out = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(job.mode)
+        .mode(0o600)
         .open(&temp.path)?;
-    // A fresh open file description: reading through the memfd itself would move the file offset
-    // that every client holding it shares.
-    let src = File::open(format!("/proc/self/fd/{}", job.data.as_raw_fd()))?;
-    let copied = io::copy(&mut src.take(job.len), &mut out)?;
+    // Read through a fresh open file description with `O_NOATIME`, so persisting is not an access
+    // a later `stat` shows; where the mode forbids reading (a reopen checks it), through the data
+    // object itself, without moving the offset every client holding it shares.
+    let fresh = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(format!("/proc/self/fd/{}", job.data.as_raw_fd()));
+    let src = match &fresh {
+        Ok(file) => file.as_fd(),
+        Err(_) => job.data.as_fd(),
+    };
+    let copied = sys::copy_from_start(src, out.as_fd(), job.len)?;
     if copied != job.len {
         return Err(FsError::Io(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -101,10 +112,38 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
             ),
         )));
     }
+    apply_metadata(&out, &meta, &job.path)?;
     // Durable before it is renamed into place: after a crash of the node the real path shows the
     // complete file or the old one, never an empty or partial one.
     out.sync_all()?;
     Ok(temp)
+}
+
+/// Give the disk copy the file's mode and times, and its owner where this process may (as root;
+/// a non-root server keeps the owner and any group it is not a member of, as `cp -p` does).
+/// The times go last: nothing after them writes the copy, and `rename` keeps them.
+fn apply_metadata(out: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+    let mine = out.metadata()?;
+    if (meta.uid(), meta.gid()) != (mine.uid(), mine.gid()) {
+        let owner = sys::Attrs {
+            owner: Some((meta.uid(), meta.gid())),
+            ..sys::Attrs::default()
+        };
+        if let Err(e) = sys::set_attrs_fd(out.as_fd(), &owner) {
+            crate::log::debug!("{}: owner not kept on disk: {e}", path.display());
+        }
+    }
+    sys::set_attrs_fd(
+        out.as_fd(),
+        &sys::Attrs {
+            mode: Some(meta.mode() & 0o7777),
+            owner: None,
+            atime: sys::TimeSet::At(ns(meta.atime(), meta.atime_nsec())),
+            mtime: sys::TimeSet::At(ns(meta.mtime(), meta.mtime_nsec())),
+        },
+    )
 }
 
 /// `.<name>.capio-tmp-<pid>-<n>`: hidden, unique per server and write, and recognisable by
@@ -186,7 +225,6 @@ mod tests {
             generation: 1,
             data,
             len,
-            mode: 0o644,
             in_place: false,
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! Top-level keys: `version`, `server` {pid, workflow, capio_dir, config, log, protocol_version,
 //! mpi (the MPI library it was built with, null: none), stopping, managed, observers}, then the
-//! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used`, `live_clients`, `teardown_requested`, `clients` [{id, pid, app, capio_dir,
-//! exited, producing, open_files}], `files_total`, `files` [{path, size, state
+//! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used` (bytes memory-backed
+//! files hold, with or without a limit), `live_clients`, `teardown_requested`, `clients` [{id,
+//! pid, app, capio_dir, exited, producing, open_files}], `files_total`, `files` [{path, size, state
 //! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
 //! blocked_readers, sleeping, memory_charged}], `unlinked_open_files`, `uncommitted_dirs`
 //! [{path, commit, entries, producers}], `waiting_opens` [{path, client, seconds,

@@ -56,6 +56,27 @@ fn stat_tuple(st: FileStat) -> PyResult<Owned> {
     ])?)
 }
 
+/// `(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink)`: what
+/// `os.stat_result` needs beyond the inode number.
+fn stat_ex_tuple(st: FileStat) -> PyResult<Owned> {
+    let ftype = match st.file_type {
+        0 if st.is_dir => libc::S_IFDIR,
+        0 => libc::S_IFREG,
+        t => t,
+    };
+    Ok(convert::tuple(vec![
+        convert::int(i64::from(ftype | st.mode))?,
+        convert::int(st.size as i64)?,
+        convert::int(i64::from(st.uid))?,
+        convert::int(i64::from(st.gid))?,
+        convert::int(st.atime_ns)?,
+        convert::int(st.mtime_ns)?,
+        convert::int(st.ctime_ns)?,
+        convert::bool(st.committed)?,
+        convert::int(i64::from(st.nlink))?,
+    ])?)
+}
+
 /// `capio_server` → beside this module, then `$PATH`; a path with `/` is used as given.
 pub(crate) fn locate_server(given: &str, module: ModuleRef) -> PyResult<PathBuf> {
     if given.contains('/') {
@@ -368,6 +389,77 @@ pub fn fstat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     stat_tuple(client()?.fstat(fd)?)
 }
 
+pub fn fstat_ex(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    stat_ex_tuple(client()?.fstat(fd)?)
+}
+
+pub fn stat_ex(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["path", "follow_symlinks"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let follow = v[1].map_or(Ok(true), convert::truthy)?;
+    stat_ex_tuple(client()?.stat_at(&path, follow)?)
+}
+
+/// An owner id: -1 (unchanged) becomes `u32::MAX`, as `chown(2)` reads it.
+fn id_arg(o: Borrowed, what: &str) -> PyResult<u32> {
+    match convert::i64(o, what)? {
+        -1 => Ok(u32::MAX),
+        v => u32::try_from(v)
+            .ok()
+            .filter(|&id| id != u32::MAX)
+            .ok_or_else(|| Error::Overflow(format!("{what} is out of range"))),
+    }
+}
+
+pub fn set_attrs(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    use capio_proto::sys::{Attrs, TimeSet};
+    let names = [
+        "path",
+        "mode",
+        "uid",
+        "gid",
+        "atime_ns",
+        "mtime_ns",
+        "now",
+        "follow_symlinks",
+    ];
+    let v = a.bind(&names, 1)?;
+    let target = v[0].expect("required");
+    let time = |o: Option<Borrowed>, what: &str| -> PyResult<TimeSet> {
+        Ok(match o {
+            Some(o) => TimeSet::At(convert::i64(o, what)?),
+            None => TimeSet::Omit,
+        })
+    };
+    let mut attrs = Attrs {
+        mode: v[1]
+            .map(|o| convert::i64(o, "mode").map(|m| (m & 0o7777) as u32))
+            .transpose()?,
+        owner: None,
+        atime: time(v[4], "atime_ns")?,
+        mtime: time(v[5], "mtime_ns")?,
+    };
+    if v[2].is_some() || v[3].is_some() {
+        let uid = v[2].map_or(Ok(u32::MAX), |o| id_arg(o, "uid"))?;
+        let gid = v[3].map_or(Ok(u32::MAX), |o| id_arg(o, "gid"))?;
+        attrs.owner = Some((uid, gid));
+    }
+    if v[6].map_or(Ok(false), convert::truthy)? {
+        (attrs.atime, attrs.mtime) = (TimeSet::Now, TimeSet::Now);
+    }
+    let follow = v[7].map_or(Ok(true), convert::truthy)?;
+    let c = client()?;
+    if convert::is_int(target) {
+        c.set_fd_attrs(fd_arg(Some(target))?, &attrs)?;
+    } else {
+        let path = convert::path(target, "path")?;
+        c.set_attrs(&path, &attrs, follow)?;
+    }
+    Ok(Owned::none())
+}
+
 pub fn fd_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;
@@ -382,10 +474,10 @@ pub fn stat(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 
 fn entries_list(entries: Vec<capio_client::DirEntry>) -> PyResult<Owned> {
     let mut items = Vec::with_capacity(entries.len());
-    for (name, is_dir) in entries {
+    for (name, kind) in entries {
         items.push(convert::tuple(vec![
             convert::fs_str(&name)?,
-            convert::bool(is_dir)?,
+            convert::int(i64::from(kind))?,
         ])?);
     }
     Ok(convert::list(items)?)

@@ -6,7 +6,7 @@
 //! close), `on_file` is enforced (the reference never implemented it), and `on_n_files` tests the
 //! directory's own rule (the reference tests the rule of the child just added).
 
-use super::{ClientId, FileNode, Namespace, now_ns};
+use super::{ClientId, FileNode, Namespace};
 use crate::disk;
 use crate::log::{debug, info, warning};
 use capio_cl::CommitRule;
@@ -131,7 +131,6 @@ impl Namespace {
             return;
         }
         node.state = SlotState::Committed;
-        node.mtime_ns = now_ns();
         node.generation = generation;
         node.persisted = false;
         let permanent = node.rule.permanent;

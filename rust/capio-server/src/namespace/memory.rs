@@ -59,6 +59,22 @@ impl Namespace {
         self.budget.used
     }
 
+    /// Bytes `node` holds in memory: its charge, or — where the budget does not count it (no
+    /// limit: writers never ask) — at least its published data.
+    pub(super) fn memory_held(&self, node: &FileNode) -> u64 {
+        if node.backing != Backing::Anonymous {
+            return 0;
+        }
+        node.charged.max(self.slot(node.slot).len.load(SeqCst))
+    }
+
+    /// Bytes held by memory-backed files, files unlinked but still open included; counted with
+    /// or without a limit, so `pycapio server status` shows what the server holds.
+    pub fn memory_in_use(&self) -> u64 {
+        let live = self.files.values().chain(self.unlinked.values());
+        live.map(|node| self.memory_held(node)).sum()
+    }
+
     fn node_and_budget(&mut self, slot: u32) -> Option<(&mut FileNode, &mut Budget)> {
         let Namespace {
             by_slot,

@@ -12,13 +12,13 @@ use crate::persist;
 use crate::rules::fire_wire;
 use capio_cl::{CommitRule, Rule, Rules};
 use capio_proto::table::NAMESPACE_SLOT;
-use capio_proto::{Slot, SlotState, StateTable, node_kind};
+use capio_proto::{Slot, SlotState, StateTable, node_kind, sys};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Seek};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
@@ -61,8 +61,6 @@ struct FileNode {
     closes_by_producers: u64,
     /// Mirror of the slot's state (the slot is shared memory anyone could scribble on).
     state: SlotState,
-    mtime_ns: i64,
-    mode: u32,
     /// Apps that opened it, for the shutdown report.
     apps: BTreeSet<String>,
     /// The namespace-wide number of its last commit, so a persist of an older commit never lands
@@ -80,6 +78,10 @@ struct FileNode {
 struct MadeDir {
     mode: u32,
     mtime_ns: i64,
+    atime_ns: i64,
+    ctime_ns: i64,
+    uid: u32,
+    gid: u32,
     /// Canonical root of its creator: its disk copy is made inside it.
     root: PathBuf,
     /// The CAPIO-CL directory rule of its current path.
@@ -148,13 +150,73 @@ pub enum Opened {
     },
 }
 
+/// What `stat` reports. A CAPIO file's mode, owner and times are those of its data object, which
+/// the kernel keeps as for any file (writes move `mtime`, attribute changes `ctime`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
     pub kind: u32,
     pub size: u64,
     pub mtime_ns: i64,
+    /// Permission bits.
     pub mode: u32,
     pub committed: bool,
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
+    pub uid: u32,
+    pub gid: u32,
+    /// `S_IFMT` bits.
+    pub file_type: u32,
+    pub nlink: u32,
+}
+
+impl Stat {
+    fn of_meta(kind: u32, meta: &fs::Metadata, committed: bool) -> Stat {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Stat {
+            kind,
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            mode: meta.mode() & 0o7777,
+            committed,
+            atime_ns: ns(meta.atime(), meta.atime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            file_type: meta.mode() & libc::S_IFMT,
+            // A CAPIO file's data object has no name (a memfd), yet the file has one.
+            nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX).max(1),
+        }
+    }
+}
+
+/// The listing kind of an `S_IFMT` file type.
+fn kind_of_type(file_type: u32) -> u32 {
+    match file_type {
+        libc::S_IFDIR => node_kind::DIR,
+        libc::S_IFREG => node_kind::FILE,
+        _ => node_kind::OTHER,
+    }
+}
+
+/// Symbolic links followed in one lookup before `ELOOP`, as Linux allows.
+const MAX_LINKS: usize = 40;
+
+/// `path` with `.`, `..` and empty components resolved lexically; `None` above `/`.
+fn normalize(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    Some(out)
 }
 
 /// A directory's entries and what a reader may conclude from them.
@@ -515,6 +577,14 @@ impl Namespace {
         mode: u32,
     ) -> Result<Opened, FsError> {
         let root = self.root_for(cid, path)?;
+        if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL
+            && self.locate_ns(&root, path)?.is_none()
+            && disk::link_metadata(&root, path)?.is_some()
+        {
+            // `O_EXCL` never follows a final symbolic link, dangling or not.
+            return Err(FsError::Exists);
+        }
+        let path = &self.through_links(&root, path)?;
         // Read before deciding the path is missing: a create after this point moves `seq` past it,
         // so the client's futex wait cannot miss it.
         let generation = self.table.namespace().seq.load(SeqCst);
@@ -552,12 +622,8 @@ impl Namespace {
                 },
                 Where::Missing if create => {
                     self.check_parent(&root, path)?;
-                    let mode = if mode == 0 {
-                        0o644
-                    } else {
-                        mode & 0o777 & !0o022
-                    };
-                    self.insert(cid, root, path, None, mode)?;
+                    // The client applied its umask, as `open(2)` does.
+                    self.insert(cid, root, path, None, mode & 0o7777)?;
                     self.opened(cid, path)
                 }
                 Where::Missing if !writable => self.missing_read(cid, path, generation),
@@ -601,6 +667,18 @@ impl Namespace {
             Some(disk::open_read(node)?)
         };
         self.insert(cid, root, path, seed, node.meta.mode() & 0o7777)?;
+        // Opening a file for writing changes none of its times: keep the input's until written.
+        if let Some(file) = self.files.get(path) {
+            let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+            let times = sys::Attrs {
+                atime: sys::TimeSet::At(ns(node.meta.atime(), node.meta.atime_nsec())),
+                mtime: sys::TimeSet::At(ns(node.meta.mtime(), node.meta.mtime_nsec())),
+                ..sys::Attrs::default()
+            };
+            if let Err(e) = sys::set_attrs_fd(file.data.as_fd(), &times) {
+                warning!("cannot keep the times of {}: {e}", path.display());
+            }
+        }
         self.opened(cid, path)
     }
 
@@ -622,6 +700,11 @@ impl Namespace {
             self.budget.check(seed.metadata()?.len())?;
         }
         let (data, backing, len) = new_data(&root, path, &rule, seed)?;
+        // The data object carries the file's mode, owner and times, kept by the kernel.
+        if let Err(e) = data.set_permissions(fs::Permissions::from_mode(mode)) {
+            backing::discard(&data, backing);
+            return Err(e.into());
+        }
         let slot = match self.alloc_slot() {
             Ok(slot) => slot,
             Err(e) => {
@@ -647,8 +730,6 @@ impl Namespace {
                 opens: HashMap::new(),
                 closes_by_producers: 0,
                 state: SlotState::Open,
-                mtime_ns: now_ns(),
-                mode,
                 apps: BTreeSet::new(),
                 generation: 0,
                 persisted: false,
@@ -690,7 +771,6 @@ impl Namespace {
             node.producers = BTreeSet::from([cid]);
             node.closes_by_producers = 0;
             node.state = SlotState::Open;
-            node.mtime_ns = now_ns();
             node.persisted = false;
             slot.set_state(SlotState::Open);
             client.produces.insert(node.slot);
@@ -766,15 +846,15 @@ impl Namespace {
 
     pub fn stat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
         let root = self.root_for(cid, path)?;
+        let path = &self.through_links(&root, path)?;
         match self.locate(&root, path)? {
             Where::File => {
                 let node = self.visible_file(path).ok_or(FsError::NotFound)?;
+                let meta = node.data.metadata()?;
                 Ok(Stat {
-                    kind: node_kind::FILE,
                     size: self.slot(node.slot).len.load(SeqCst),
-                    mtime_ns: node.mtime_ns,
-                    mode: node.mode,
-                    committed: node.state == SlotState::Committed,
+                    nlink: 1,
+                    ..Stat::of_meta(node_kind::FILE, &meta, node.state == SlotState::Committed)
                 })
             }
             Where::Dir => {
@@ -789,19 +869,128 @@ impl Namespace {
                     mtime_ns: made.mtime_ns,
                     mode: made.mode,
                     committed: made.committed,
+                    atime_ns: made.atime_ns,
+                    ctime_ns: made.ctime_ns,
+                    uid: made.uid,
+                    gid: made.gid,
+                    file_type: libc::S_IFDIR,
+                    nlink: 2,
                 })
             }
-            Where::Disk(node) => Ok(Stat {
-                kind: node.wire_kind(),
-                size: node.meta.len(),
-                mtime_ns: node
-                    .meta
-                    .mtime()
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(node.meta.mtime_nsec()),
-                mode: node.meta.mode() & 0o7777,
-                committed: true,
-            }),
+            Where::Disk(node) => Ok(Stat::of_meta(node.wire_kind(), &node.meta, true)),
+            Where::Missing => Err(FsError::NotFound),
+        }
+    }
+
+    /// `stat` without following a final symbolic link: one on disk is reported itself.
+    pub fn lstat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
+        let root = self.root_for(cid, path)?;
+        if self.locate_ns(&root, path)?.is_none()
+            && let Some(meta) = disk::link_metadata(&root, path)?
+        {
+            return Ok(Stat::of_meta(node_kind::OTHER, &meta, true));
+        }
+        self.stat(cid, path)
+    }
+
+    /// Where a lookup of `path` really goes when its last component is a symbolic link on disk
+    /// whose target (lexically resolved, as many times as links follow links) stays inside
+    /// `root`: a link to a CAPIO file then reaches that file. A target outside `root` is left to
+    /// the confined disk lookup, which refuses it.
+    fn through_links(&self, root: &Path, path: &Path) -> Result<PathBuf, FsError> {
+        let mut cur = path.to_path_buf();
+        for _ in 0..MAX_LINKS {
+            if self.locate_ns(root, &cur)?.is_some() {
+                return Ok(cur);
+            }
+            let Some(target) = disk::link_target(root, &cur)? else {
+                return Ok(cur);
+            };
+            let Some(next) = cur.parent().and_then(|p| normalize(&p.join(target))) else {
+                return Ok(cur);
+            };
+            if next == *root || confine(&next, root).is_err() || self.excluded(&next) {
+                return Ok(cur);
+            }
+            cur = next;
+        }
+        Err(FsError::Io(io::Error::from_raw_os_error(libc::ELOOP)))
+    }
+
+    /// Change the attributes of `path` as `chmod`, `chown` and `utimensat` do (`nofollow`: a final
+    /// symbolic link itself). A CAPIO file's live in its data object, so the kernel applies its
+    /// own rules to them; a persisted file's disk copy changes too, so the disk never disagrees.
+    pub fn set_attrs(
+        &mut self,
+        cid: ClientId,
+        path: &Path,
+        attrs: &sys::Attrs,
+        nofollow: bool,
+    ) -> Result<(), FsError> {
+        let root = self.root_for(cid, path)?;
+        if nofollow
+            && self.locate_ns(&root, path)?.is_none()
+            && disk::link_metadata(&root, path)?.is_some()
+        {
+            let entry = disk::entry(&root, path)?.ok_or(FsError::NotFound)?;
+            return Ok(sys::set_attrs_path(&entry.real, attrs, true)?);
+        }
+        let path = &self.through_links(&root, path)?;
+        match self.locate(&root, path)? {
+            Where::File => {
+                let node = self.visible_file(path).ok_or(FsError::NotFound)?;
+                sys::set_attrs_fd(node.data.as_fd(), attrs)?;
+                if node.persisted
+                    && node.backing != Backing::InPlace
+                    && let Ok(Some(copy)) = disk::lookup(&root, path)
+                    && copy.kind == DiskKind::File
+                    && let Err(e) = sys::set_attrs_path(&copy.real, attrs, false)
+                {
+                    warning!("cannot update the attributes of {}: {e}", path.display());
+                }
+                Ok(())
+            }
+            Where::Dir => {
+                if let Ok(Some(real)) = disk::lookup(&root, path)
+                    && real.kind == DiskKind::Dir
+                {
+                    sys::set_attrs_path(&real.real, attrs, false)?;
+                } else if let Some((uid, gid)) = attrs.owner
+                    && !sys::may_chown(uid, gid)
+                {
+                    return Err(FsError::Io(io::Error::from_raw_os_error(libc::EPERM)));
+                }
+                let made = self
+                    .dirs
+                    .get_mut(path)
+                    .and_then(|d| d.made.as_mut())
+                    .ok_or(FsError::NotFound)?;
+                let now = now_ns();
+                if let Some(mode) = attrs.mode {
+                    made.mode = mode & 0o7777;
+                }
+                if let Some((uid, gid)) = attrs.owner {
+                    if uid != u32::MAX {
+                        made.uid = uid;
+                    }
+                    if gid != u32::MAX {
+                        made.gid = gid;
+                    }
+                }
+                for (t, field) in [
+                    (attrs.atime, &mut made.atime_ns),
+                    (attrs.mtime, &mut made.mtime_ns),
+                ] {
+                    match t {
+                        sys::TimeSet::Omit => {}
+                        sys::TimeSet::Now => *field = now,
+                        sys::TimeSet::At(ns) => *field = ns,
+                    }
+                }
+                made.ctime_ns = now;
+                Ok(())
+            }
+            Where::Disk(node) => Ok(sys::set_attrs_path(&node.real, attrs, false)?),
             Where::Missing => Err(FsError::NotFound),
         }
     }
@@ -815,14 +1004,15 @@ impl Namespace {
             return Err(FsError::Exists);
         }
         self.check_parent(&root, path)?;
-        let mode = mode & 0o7777;
+        let now = now_ns();
+        // The client applied its umask; `mkdir(2)` keeps only the sticky bit beyond rwx.
         self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
-            mode: if mode == 0 {
-                0o755
-            } else {
-                mode & 0o777 & !0o022
-            },
-            mtime_ns: now_ns(),
+            mode: mode & 0o1777,
+            mtime_ns: now,
+            atime_ns: now,
+            ctime_ns: now,
+            uid: sys::geteuid(),
+            gid: sys::getegid(),
             root,
             rule: self.rules.dir_rule_for(path),
             producers: BTreeSet::from([cid]),
@@ -870,6 +1060,14 @@ impl Namespace {
         if let Some(real) = real {
             for (kind, name) in disk::list(&real)? {
                 if !seen.contains(&name) {
+                    // A link is listed with the kind of what a look-up through it finds, which
+                    // may be a CAPIO file or directory the disk does not have.
+                    let kind = if kind & node_kind::LINK != 0 {
+                        self.stat(cid, &path.join(&name))
+                            .map_or(kind, |st| node_kind::LINK | kind_of_type(st.file_type))
+                    } else {
+                        kind
+                    };
                     entries.push((kind, name));
                 }
             }
@@ -929,7 +1127,6 @@ impl Namespace {
             generation,
             data: node.data.try_clone()?,
             len: self.slot(node.slot).len.load(SeqCst),
-            mode: node.mode,
             in_place: node.backing == Backing::Hidden,
         }))
     }

@@ -100,7 +100,7 @@ impl Namespace {
             ("blocked_readers", Json::int(waiting_readers as u64)),
             // Threads sleeping on the file's futex right now, in any process.
             ("sleeping", Json::int(slot.waiters.load(SeqCst))),
-            ("memory_charged", Json::int(node.charged)),
+            ("memory_charged", Json::int(self.memory_held(node))),
         ])
     }
 
@@ -186,7 +186,7 @@ impl Namespace {
                 Json::Float((now - self.started).as_secs_f64()),
             ),
             ("memory_limit", Json::opt(self.budget.limit, Json::int)),
-            ("memory_used", Json::int(self.budget.used)),
+            ("memory_used", Json::int(self.memory_in_use())),
             ("live_clients", Json::int(self.live_clients() as u64)),
             ("teardown_requested", Json::Bool(self.teardown)),
             ("clients", Json::Arr(clients)),

@@ -133,9 +133,10 @@ fn create_share_commit_on_exit_and_persist() {
     r.data.read_exact_at(&mut buf, 0).unwrap();
     assert_eq!(&buf, b"hello");
     let st = fx.ns.stat(b, &fx.p("out.txt")).unwrap();
+    // The mode as asked: the client has applied its umask already, as `open(2)` would.
     assert_eq!(
         (st.kind, st.size, st.committed, st.mode),
-        (node_kind::FILE, 5, false, 0o644)
+        (node_kind::FILE, 5, false, 0o666)
     );
 
     assert_eq!(fx.exit_and_persist(a), vec![fx.p("out.txt")]);
@@ -226,7 +227,7 @@ fn mkdir_makes_a_namespace_dir_that_reaches_the_disk_when_its_creator_terminates
     let st = fx.ns.stat(b, &fx.p("d")).unwrap();
     assert_eq!(
         (st.kind, st.mode, st.committed),
-        (node_kind::DIR, 0o755, false)
+        (node_kind::DIR, 0o777, false)
     );
     mem(fx.open(a, "d/inner", WR | CREAT).unwrap());
     fx.ns.mkdir(a, &fx.p("d/sub"), 0o700).unwrap();
@@ -1033,4 +1034,127 @@ fn o_directory_is_never_a_file_and_never_waits() {
     assert_eq!(fx.errno(a, "missing", WR | CREAT | dir), libc::EINVAL);
     assert_eq!(fx.errno(a, "", RD | dir), libc::EISDIR);
     assert!(!fx.p("missing").exists());
+}
+
+#[test]
+fn attributes_live_with_the_file_and_reach_its_disk_copy() {
+    let mut fx = Fx::new();
+    let (a, b) = (fx.client("a"), fx.client("b"));
+    let path = fx.p("tool");
+    let w = mem(fx.ns.open(a, &path, WR | CREAT, 0o600).unwrap());
+    write(&fx, &w, 0, b"#!/bin/sh\n");
+    assert_eq!(fx.ns.stat(b, &path).unwrap().mode, 0o600);
+    let set = sys::Attrs {
+        mode: Some(0o751),
+        atime: sys::TimeSet::At(1_000_000_007),
+        mtime: sys::TimeSet::At(-2_500_000_000),
+        ..sys::Attrs::default()
+    };
+    let before = fx.ns.stat(b, &path).unwrap();
+    fx.ns.set_attrs(b, &path, &set, false).unwrap();
+    let st = fx.ns.stat(b, &path).unwrap();
+    assert_eq!(
+        (st.mode, st.atime_ns, st.mtime_ns, st.file_type),
+        (0o751, 1_000_000_007, -2_500_000_000, libc::S_IFREG)
+    );
+    assert!(st.ctime_ns >= before.ctime_ns);
+    // A write moves mtime, as on a file system.
+    write(&fx, &w, 10, b"exit 0\n");
+    assert!(fx.ns.stat(b, &path).unwrap().mtime_ns > 0);
+
+    assert_eq!(fx.exit_and_persist(a), vec![path.clone()]);
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o751);
+    let later = fx.ns.stat(b, &path).unwrap();
+    assert_eq!(
+        (meta.mtime(), meta.mtime_nsec()),
+        (
+            later.mtime_ns.div_euclid(1_000_000_000),
+            later.mtime_ns.rem_euclid(1_000_000_000)
+        )
+    );
+    // After the persist, a change reaches the disk copy at once.
+    let again = sys::Attrs {
+        mode: Some(0o444),
+        mtime: sys::TimeSet::At(7_000_000_000),
+        ..sys::Attrs::default()
+    };
+    fx.ns.set_attrs(b, &path, &again, false).unwrap();
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.mtime()), (0o444, 7));
+    assert!(matches!(
+        fx.ns.set_attrs(b, &fx.p("missing"), &again, false),
+        Err(FsError::NotFound)
+    ));
+}
+
+#[test]
+fn a_made_directory_keeps_its_attributes() {
+    let mut fx = Fx::new();
+    let a = fx.client("a");
+    let d = fx.p("d");
+    fx.ns.mkdir(a, &d, 0o3777).unwrap();
+    assert_eq!(
+        fx.ns.stat(a, &d).unwrap().mode,
+        0o1777,
+        "mkdir(2) drops set-gid"
+    );
+    let set = sys::Attrs {
+        mode: Some(0o700),
+        atime: sys::TimeSet::At(5),
+        mtime: sys::TimeSet::At(6),
+        ..sys::Attrs::default()
+    };
+    fx.ns.set_attrs(a, &d, &set, false).unwrap();
+    let st = fx.ns.stat(a, &d).unwrap();
+    assert_eq!(
+        (st.mode, st.atime_ns, st.mtime_ns, st.file_type),
+        (0o700, 5, 6, libc::S_IFDIR)
+    );
+}
+
+#[test]
+fn a_symlink_on_disk_leads_to_the_capio_file_it_names_but_never_out_of_the_root() {
+    let mut fx = Fx::new();
+    let (a, b) = (fx.client("a"), fx.client("b"));
+    let w = mem(fx.open(a, "data.bin", WR | CREAT).unwrap());
+    write(&fx, &w, 0, b"12345");
+    std::os::unix::fs::symlink("data.bin", fx.p("link")).unwrap();
+    std::os::unix::fs::symlink("link", fx.p("link2")).unwrap();
+    let st = fx.ns.stat(b, &fx.p("link2")).unwrap();
+    assert_eq!((st.kind, st.size), (node_kind::FILE, 5));
+    let l = fx.ns.lstat(b, &fx.p("link")).unwrap();
+    assert_eq!(
+        (l.kind, l.file_type, l.size),
+        (node_kind::OTHER, libc::S_IFLNK, 8)
+    );
+    // lstat of a CAPIO file is its stat.
+    assert_eq!(fx.ns.lstat(b, &fx.p("data.bin")).unwrap().size, 5);
+    let r = mem(fx.open(b, "link", RD).unwrap());
+    assert_eq!(r.slot, w.slot);
+    // Outside the root: refused as before, never followed.
+    std::os::unix::fs::symlink("/etc/passwd", fx.p("out")).unwrap();
+    assert_eq!(
+        fx.ns.stat(b, &fx.p("out")).unwrap_err().errno(),
+        libc::EXDEV
+    );
+    std::os::unix::fs::symlink("loop", fx.p("loop")).unwrap();
+    assert_eq!(
+        fx.ns.stat(b, &fx.p("loop")).unwrap_err().errno(),
+        libc::ELOOP
+    );
+}
+
+#[test]
+fn memory_is_counted_without_a_limit() {
+    let mut fx = Fx::new();
+    let a = fx.client("a");
+    let w = mem(fx.open(a, "big", WR | CREAT).unwrap());
+    write(&fx, &w, 0, &[7u8; 4096]);
+    assert_eq!(fx.ns.memory_limit(), None);
+    assert_eq!(fx.ns.memory_in_use(), 4096);
+    fx.ns.unlink(a, &fx.p("big")).unwrap();
+    assert_eq!(fx.ns.memory_in_use(), 4096, "still held by its open fd");
+    fx.ns.close(a, w.slot, true);
+    assert_eq!(fx.ns.memory_in_use(), 0);
 }

@@ -114,6 +114,11 @@ pub fn string(o: Borrowed, what: &str) -> PyResult<String> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
+pub fn is_int(o: Borrowed) -> bool {
+    // SAFETY: type check on a live object.
+    unsafe { ffi::PyLong_Check(o.as_ptr()) != 0 }
+}
+
 pub fn i64(o: Borrowed, what: &str) -> PyResult<i64> {
     // SAFETY: type check on a live object.
     if unsafe { ffi::PyLong_Check(o.as_ptr()) } == 0 {
