@@ -34,6 +34,13 @@ pub enum ClientError {
         what: &'static str,
         secs: f64,
     },
+    /// A wait for a missing path to be created outlived `PYCAPIO_WAIT_TIMEOUT`: to the caller
+    /// it is missing (`ENOENT`), as an optional-file probe expects.
+    #[error(
+        "No such file or directory (nothing created it within the wait timeout of {secs:.1} s, \
+         PYCAPIO_WAIT_TIMEOUT)"
+    )]
+    NeverCreated { path: PathBuf, secs: f64 },
     #[error("the producer of '{}' terminated before committing it", path.display())]
     ProducerDied { path: PathBuf },
     /// A signal handler raised (e.g. KeyboardInterrupt); the exception is already set.
@@ -58,6 +65,7 @@ impl ClientError {
         match self {
             ClientError::Os { errno, .. } => Some(*errno),
             ClientError::Timeout { .. } => Some(libc::ETIMEDOUT),
+            ClientError::NeverCreated { .. } => Some(libc::ENOENT),
             ClientError::ProducerDied { .. } => Some(libc::EIO),
             _ => None,
         }
@@ -66,7 +74,9 @@ impl ClientError {
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             ClientError::Os { path, .. } => path.as_deref(),
-            ClientError::Timeout { path, .. } | ClientError::ProducerDied { path } => Some(path),
+            ClientError::Timeout { path, .. }
+            | ClientError::NeverCreated { path, .. }
+            | ClientError::ProducerDied { path } => Some(path),
             _ => None,
         }
     }

@@ -268,6 +268,21 @@ pub fn mkdir(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
     }
 }
 
+/// Create the directory `path` (inside `root`, whose parent exists) with exactly `mode`, whatever
+/// the server's umask: what `stat` through CAPIO reports is what is on disk.
+pub fn mkdir_exact(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(FsError::Exists);
+    };
+    let real = ensure_dir(root, parent)?.join(name);
+    DirBuilder::new()
+        .mode(mode)
+        .create(&real)
+        .map_err(FsError::from_lookup)?;
+    fs::set_permissions(&real, fs::Permissions::from_mode(mode)).map_err(FsError::from_lookup)
+}
+
 /// The nearest directory on disk at or above `dir` (inside `root`), canonical: where the hidden
 /// data file of a file in `dir` goes while `dir` exists only in the namespace.
 pub fn nearest_dir(root: &Path, dir: &Path) -> PathBuf {

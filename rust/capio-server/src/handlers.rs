@@ -245,7 +245,7 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         generation,
         fire: listing.fire,
         producer: u32::from(listing.producer),
-        _pad: 0,
+        missing: u32::from(listing.missing),
     };
     Reply::new(Kind::List, &reply, &out)
 }

@@ -8,7 +8,7 @@
 
 use super::{ClientId, FileNode, Namespace, now_ns};
 use crate::disk;
-use crate::log::{debug, info, warning};
+use crate::log::{debug, info};
 use capio_cl::CommitRule;
 use capio_proto::SlotState;
 use std::path::{Path, PathBuf};
@@ -111,7 +111,7 @@ impl Namespace {
         }
     }
 
-    fn file_rule_met(&self, slot: u32) -> bool {
+    pub(super) fn file_rule_met(&self, slot: u32) -> bool {
         self.node(slot).is_some_and(|node| {
             node.state == SlotState::Open
                 && file_due(&node.rule.commit, node.closes_by_producers, |deps| {
@@ -224,7 +224,10 @@ impl Namespace {
         for dir in &self.open_dirs {
             if let Some(made) = self.dirs.get_mut(dir).and_then(|d| d.made.as_mut()) {
                 made.producers.remove(&cid);
-                if made.producers.is_empty() {
+                // An adopted directory nobody has produced yet waits for its declared producers
+                // (if any), not for whoever happens to terminate first.
+                let waits = made.produced || !self.rules.declared_producers(dir).is_empty();
+                if made.producers.is_empty() && waits {
                     orphaned.push(dir.clone());
                 }
             }
@@ -254,8 +257,8 @@ impl Namespace {
         }
     }
 
-    /// Commit a made directory: its listing is final from now on, and a permanent one is
-    /// created on disk (missing parents too), confined to its creator's root.
+    /// Commit a made directory: its listing is final from now on. It is on disk already (since
+    /// `Mkdir`).
     pub(super) fn commit_dir(&mut self, dir: &Path) {
         self.open_dirs.remove(dir);
         let Some(made) = self.dirs.get_mut(dir).and_then(|d| d.made.as_mut()) else {
@@ -265,14 +268,6 @@ impl Namespace {
             return;
         }
         made.committed = true;
-        if made.rule.permanent
-            && let Err(e) = disk::mkdir(&made.root, dir, made.mode)
-        {
-            warning!(
-                "cannot create the committed directory {} on disk: {e}",
-                dir.display()
-            );
-        }
         debug!("committed directory {}", dir.display());
         self.table.namespace().bump();
         self.settle_due = true;

@@ -75,8 +75,9 @@ struct FileNode {
     refused: bool,
 }
 
-/// A directory `Mkdir` created. It exists only in the namespace until its CAPIO-CL rule commits
-/// it; then, if permanent, it is created on disk too.
+/// A directory `Mkdir` created: on disk at once, so that what CAPIO does not intercept (`chdir`, a
+/// child's `cwd`, links, C libraries) finds it; its listing and commit follow its CAPIO-CL rule.
+/// Also a directory that existed on disk before but has a `dirname` rule (`adopted`).
 struct MadeDir {
     mode: u32,
     mtime_ns: i64,
@@ -87,6 +88,11 @@ struct MadeDir {
     /// Its creator and every client that created an entry in it, until they terminate.
     producers: BTreeSet<ClientId>,
     committed: bool,
+    /// It was on disk before the namespace knew it: never removed at shutdown.
+    adopted: bool,
+    /// Some client has produced it (made it, or created an entry in it). Until then an adopted
+    /// directory does not commit when an unrelated client terminates.
+    produced: bool,
 }
 
 /// Children in creation order, kept for any directory something was created in (also for
@@ -167,6 +173,8 @@ pub struct Listing {
     pub fire: u32,
     /// The caller produces it, so it never waits on it.
     pub producer: bool,
+    /// It does not exist yet, but a producer may still make it (see `producer_may_appear`).
+    pub missing: bool,
 }
 
 /// A file that will never reach its real path: aborted by a crash, or left at shutdown.
@@ -375,13 +383,6 @@ impl Namespace {
         self.dirs.get(path).is_some_and(|d| d.made.is_some())
     }
 
-    fn is_uncommitted_made_dir(&self, path: &Path) -> bool {
-        self.dirs
-            .get(path)
-            .and_then(|d| d.made.as_ref())
-            .is_some_and(|m| !m.committed)
-    }
-
     /// `File` or `Dir` when the namespace has `path`, `None` when only the disk can tell.
     fn locate_ns(&self, root: &Path, path: &Path) -> Result<Option<Where>, FsError> {
         if self.visible_file(path).is_some() {
@@ -400,14 +401,6 @@ impl Namespace {
     fn locate(&self, root: &Path, path: &Path) -> Result<Where, FsError> {
         if let Some(found) = self.locate_ns(root, path)? {
             return Ok(found);
-        }
-        if path
-            .parent()
-            .is_some_and(|parent| path != root && self.is_uncommitted_made_dir(parent))
-        {
-            // Not on disk before its rule commits it, so nothing inside it is either: the
-            // namespace has the whole answer, without resolving the parent on disk.
-            return Ok(Where::Missing);
         }
         Ok(match disk::lookup(root, path)? {
             Some(node) => Where::Disk(Box::new(node)),
@@ -432,12 +425,55 @@ impl Namespace {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
+        if !self.dirs.contains_key(parent)
+            && let Some(root) = self.clients.get(&cid).map(|c| c.root.clone())
+        {
+            // The first entry made in a directory the namespace did not know: one rule lookup
+            // per directory, not per entry.
+            self.adopt(&root, parent);
+        }
         let dir = self.dirs.entry(parent.to_path_buf()).or_default();
         dir.add(name);
         if let Some(made) = dir.made.as_mut().filter(|m| !m.committed) {
             made.producers.insert(cid);
+            made.produced = true;
             self.settle_due = true;
         }
+    }
+
+    /// A directory on disk that a `dirname` rule covers follows the rule like one made during the
+    /// run: its listing waits or streams until the rule commits it. Its entries are the ones
+    /// created through CAPIO during the run (those are what `on_n_files` counts); what was on
+    /// disk before is listed, but counts for nothing.
+    fn adopt(&mut self, root: &Path, path: &Path) {
+        if self.is_made_dir(path) || !self.rules.has_dir_rule(path) {
+            return;
+        }
+        let Ok(Some(node)) = disk::lookup(root, path) else {
+            return;
+        };
+        if node.kind != DiskKind::Dir {
+            return;
+        }
+        let mtime_ns = node
+            .meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(node.meta.mtime_nsec());
+        self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
+            mode: node.meta.mode() & 0o7777,
+            mtime_ns,
+            root: root.to_path_buf(),
+            rule: self.rules.dir_rule_for(path),
+            producers: BTreeSet::new(),
+            committed: false,
+            adopted: true,
+            produced: false,
+        });
+        self.open_dirs.insert(path.to_path_buf());
+        // `on_n_files: 0`, or `on_file` with its dependencies committed already.
+        self.settle_due = true;
+        self.settle();
     }
 
     fn remove_child(&mut self, path: &Path) {
@@ -538,11 +574,13 @@ impl Namespace {
         } else {
             match self.locate(&root, path)? {
                 Where::File => self.open_existing(cid, path, flags),
+                // As the kernel: `O_CREAT | O_EXCL` on anything that exists is `EEXIST` (which
+                // `tempfile.mkstemp` retries on); other opens of a directory are `EISDIR`.
+                Where::Dir | Where::Disk(_) if exclusive => Err(FsError::Exists),
                 Where::Dir => Err(FsError::IsDir),
                 Where::Disk(node) => match node.kind {
                     DiskKind::Dir => Err(FsError::IsDir),
                     DiskKind::Other => Err(FsError::Unsupported),
-                    DiskKind::File if exclusive => Err(FsError::Exists),
                     DiskKind::File if !writable => {
                         let file = disk::open_read(&node)?;
                         let size = file.metadata()?.len();
@@ -572,18 +610,28 @@ impl Namespace {
         opened
     }
 
-    /// A read-only open of a path nobody has created: wait for it, unless that would be forever.
-    /// A declared producer never waits for its own file, and once every app declared to produce
-    /// it has terminated, nobody is going to create it.
+    /// A read-only open of a path nobody has created: wait for it while a producer may still
+    /// appear, `ENOENT` at once otherwise (an optional-file probe must not hang).
     fn missing_read(&self, cid: ClientId, path: &Path, generation: u32) -> Result<Opened, FsError> {
+        if self.producer_may_appear(cid, path) {
+            Ok(Opened::Wait { generation })
+        } else {
+            Err(FsError::NotFound)
+        }
+    }
+
+    /// The one rule for "`path` is missing now: wait, or answer `ENOENT`?", for opens and
+    /// listings alike. With apps declared (CAPIO-CL `output_stream`) to produce it: wait until
+    /// every one of them has terminated, unless the caller is one of them (it never waits for its
+    /// own output). Without: wait while another client is attached, since only a live process can
+    /// still create it. Terminations bump the namespace generation, so waiters ask again then.
+    fn producer_may_appear(&self, cid: ClientId, path: &Path) -> bool {
         let declared = self.rules.declared_producers(path);
-        if declared.iter().any(|app| app == self.app_of(cid)) {
-            return Err(FsError::NotFound);
+        if declared.is_empty() {
+            return self.clients.iter().any(|(&id, c)| id != cid && !c.exited);
         }
-        if !declared.is_empty() && declared.iter().all(|app| self.app_terminated(app)) {
-            return Err(FsError::NotFound);
-        }
-        Ok(Opened::Wait { generation })
+        let me = self.app_of(cid);
+        !declared.iter().any(|app| app == me) && !declared.iter().all(|app| self.app_terminated(app))
     }
 
     /// A committed input opened for writing becomes a CAPIO file, seeded with its disk content.
@@ -806,8 +854,8 @@ impl Namespace {
         }
     }
 
-    /// Make a directory in the namespace, produced by `cid`. Nothing reaches the disk before its
-    /// rule commits it: another workflow sharing the CAPIO directory must not see it early.
+    /// Make a directory, produced by `cid`: on disk at once (with its mode), in the namespace
+    /// for its listing and its CAPIO-CL rule.
     pub fn mkdir(&mut self, cid: ClientId, path: &Path, mode: u32) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
         // An aborted file keeps its node (it may be restarted), so its path stays taken.
@@ -816,17 +864,21 @@ impl Namespace {
         }
         self.check_parent(&root, path)?;
         let mode = mode & 0o7777;
+        let mode = if mode == 0 {
+            0o755
+        } else {
+            mode & 0o777 & !0o022
+        };
+        disk::mkdir_exact(&root, path, mode)?;
         self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
-            mode: if mode == 0 {
-                0o755
-            } else {
-                mode & 0o777 & !0o022
-            },
+            mode,
             mtime_ns: now_ns(),
             root,
             rule: self.rules.dir_rule_for(path),
             producers: BTreeSet::from([cid]),
             committed: false,
+            adopted: false,
+            produced: true,
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies already committed.
@@ -839,8 +891,9 @@ impl Namespace {
 
     /// Entries of a directory (CAPIO entries in creation order, then disk entries not yet
     /// listed), its commit state and fire rule.
-    pub fn list(&self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
+    pub fn list(&mut self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
         let root = self.root_for(cid, path)?;
+        self.adopt(&root, path);
         let real = match self.locate(&root, path)? {
             Where::Dir => disk::lookup(&root, path)
                 .ok()
@@ -849,6 +902,15 @@ impl Namespace {
                 .map(|n| n.real),
             Where::Disk(node) if node.kind == DiskKind::Dir => Some(node.real),
             Where::File | Where::Disk(_) => return Err(FsError::NotDir),
+            Where::Missing if self.producer_may_appear(cid, path) => {
+                return Ok(Listing {
+                    entries: Vec::new(),
+                    committed: false,
+                    fire: fire_wire(self.rules.dir_rule_for(path).fire),
+                    producer: false,
+                    missing: true,
+                });
+            }
             Where::Missing => return Err(FsError::NotFound),
         };
         let mut entries = Vec::new();
@@ -878,9 +940,12 @@ impl Namespace {
         let listing = match self.dirs.get(path).and_then(|d| d.made.as_ref()) {
             Some(made) => Listing {
                 entries,
-                committed: made.committed,
+                // Nobody produces it now and nobody can any more: complete for this caller.
+                committed: made.committed
+                    || (made.producers.is_empty() && !self.producer_may_appear(cid, path)),
                 fire: fire_wire(made.rule.fire),
                 producer: declared || made.producers.contains(&cid),
+                missing: false,
             },
             // On disk before anyone here made it, or the CAPIO directory itself: complete.
             None => Listing {
@@ -888,6 +953,7 @@ impl Namespace {
                 committed: true,
                 fire: fire_wire(self.rules.dir_rule_for(path).fire),
                 producer: declared,
+                missing: false,
             },
         };
         Ok(listing)
@@ -1099,9 +1165,36 @@ impl Namespace {
         lost
     }
 
-    /// Made directories whose rule never committed them: they never reached the disk.
+    /// Made directories whose rule never committed them.
     pub fn uncommitted_dirs(&self) -> Vec<PathBuf> {
         self.open_dirs.iter().cloned().collect()
+    }
+
+    /// At shutdown, after `shut_down`: remove from disk the directories made during the run that
+    /// are not to persist (by their CAPIO-CL rule) and hold nothing on disk, deepest first, so a
+    /// run leaves no empty scaffolding of its in-memory files. Returns the ones removed.
+    pub fn remove_transient_dirs(&mut self) -> Vec<PathBuf> {
+        let mut transient: Vec<(PathBuf, PathBuf)> = self
+            .dirs
+            .iter()
+            .filter_map(|(path, d)| {
+                let made = d.made.as_ref()?;
+                (!made.adopted && !made.rule.permanent).then(|| (path.clone(), made.root.clone()))
+            })
+            .collect();
+        // Children before their parents: a longer path is never an ancestor of a shorter one.
+        transient.sort_by_key(|(path, _)| std::cmp::Reverse(path.as_os_str().len()));
+        let mut removed = Vec::new();
+        for (path, root) in transient {
+            let Ok(Some(entry)) = disk::entry(&root, &path) else {
+                continue;
+            };
+            if entry.kind == DiskKind::Dir && disk::rmdir(&entry).is_ok() {
+                removed.push(path);
+            }
+        }
+        removed.sort();
+        removed
     }
 }
 
