@@ -184,7 +184,12 @@ pub fn close(server: &Server, client: ClientId, body: &[u8]) -> Result<(), WireE
 
 pub fn stat(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
     let (_, tail): (Empty, _) = decode(body)?;
-    let reply = match paths::parse(tail).and_then(|p| server.ns().stat(client, &p)) {
+    let stat = |p: std::path::PathBuf| {
+        let mut ns = server.ns();
+        ns.forget_if_stale(client, &p)?;
+        ns.stat(client, &p)
+    };
+    let reply = match paths::parse(tail).and_then(stat) {
         Ok(st) => StatReply {
             status: 0,
             kind: st.kind,

@@ -6,7 +6,7 @@
 use crate::backing::{self, Backing};
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
-use crate::log::warning;
+use crate::log::{info, warning};
 use crate::paths::confine;
 use crate::persist;
 use crate::rules::fire_wire;
@@ -69,6 +69,9 @@ struct FileNode {
     /// after a newer one, even when the slot and path are reused by another file meanwhile.
     generation: u64,
     persisted: bool,
+    /// Its disk copy as persisted: a persisted file whose real path no longer shows this was
+    /// removed or replaced by another program, and is not served from memory any more.
+    disk_id: Option<disk::Identity>,
     /// Bytes of the memory budget this file holds (see `memory`).
     charged: u64,
     /// A `Reserve` was refused: logged once per file.
@@ -543,6 +546,36 @@ impl Namespace {
         self.free_slots.push(slot);
     }
 
+    /// A committed, persisted file whose real path another program has removed or replaced since
+    /// (a long-lived server between runs: `rm -f out.bin`) must not be served from memory: forget
+    /// the memory copy, so the disk answers, or nothing does. One `lstat`, for persisted files
+    /// only. Fds already open keep the old copy, as with an unlinked file.
+    pub fn forget_if_stale(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
+        self.root_for(cid, path)?;
+        self.drop_stale(path);
+        Ok(())
+    }
+
+    fn drop_stale(&mut self, path: &Path) -> bool {
+        let Some(node) = self.files.get(path) else {
+            return false;
+        };
+        if !(node.persisted && node.state == SlotState::Committed) {
+            return false;
+        }
+        // Without a recorded identity there is nothing to compare: keep serving it.
+        if node.disk_id.is_none_or(|id| disk::identity(path) == Some(id)) {
+            return false;
+        }
+        info!(
+            "{} was removed or replaced on disk since it was persisted: not serving it from memory",
+            path.display()
+        );
+        self.forget_file(path);
+        self.table.namespace().bump();
+        true
+    }
+
     pub fn open(
         &mut self,
         cid: ClientId,
@@ -551,6 +584,7 @@ impl Namespace {
         mode: u32,
     ) -> Result<Opened, FsError> {
         let root = self.root_for(cid, path)?;
+        self.drop_stale(path);
         // Read before deciding the path is missing: a create after this point moves `seq` past it,
         // so the client's futex wait cannot miss it.
         let generation = self.table.namespace().seq.load(SeqCst);
@@ -700,6 +734,7 @@ impl Namespace {
                 apps: BTreeSet::new(),
                 generation: 0,
                 persisted: false,
+                disk_id: None,
                 charged: 0,
                 refused: false,
             },
@@ -913,6 +948,11 @@ impl Namespace {
             }
             Where::Missing => return Err(FsError::NotFound),
         };
+        let on_disk = match &real {
+            Some(real) => disk::list(real)?,
+            None => Vec::new(),
+        };
+        self.drop_stale_children(path, &on_disk);
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
         if let Some(dir) = self.dirs.get(path) {
@@ -929,11 +969,9 @@ impl Namespace {
                 entries.push((kind, name.clone()));
             }
         }
-        if let Some(real) = real {
-            for (kind, name) in disk::list(&real)? {
-                if !seen.contains(&name) {
-                    entries.push((kind, name));
-                }
+        for (kind, name) in on_disk {
+            if !seen.contains(&name) {
+                entries.push((kind, name));
             }
         }
         let declared = self.rules.is_producer(self.app_of(cid), path);
@@ -957,6 +995,28 @@ impl Namespace {
             },
         };
         Ok(listing)
+    }
+
+    /// Persisted files in `dir` that the disk listing `on_disk` lacks were removed by another
+    /// program: they are not listed (nor served) any more. Costs nothing beyond the listing.
+    fn drop_stale_children(&mut self, dir: &Path, on_disk: &[(u32, OsString)]) {
+        let Some(d) = self.dirs.get(dir) else {
+            return;
+        };
+        let present: HashSet<&OsString> = on_disk.iter().map(|(_, name)| name).collect();
+        let gone: Vec<PathBuf> = d
+            .names()
+            .filter(|name| !present.contains(name))
+            .map(|name| dir.join(name))
+            .filter(|child| {
+                self.files
+                    .get(child)
+                    .is_some_and(|n| n.persisted && n.state == SlotState::Committed)
+            })
+            .collect();
+        for child in gone {
+            self.drop_stale(&child);
+        }
     }
 
     /// Clean termination: the client stops producing; files and directories left without
@@ -1016,8 +1076,11 @@ impl Namespace {
         }) else {
             return Ok(false);
         };
+        // The temp file is the persisted copy: renaming keeps its identity.
+        let id = fs::symlink_metadata(temp.path()).map(|m| disk::Identity::of(&m));
         temp.install()?;
         node.persisted = true;
+        node.disk_id = id.ok();
         Ok(true)
     }
 
@@ -1038,6 +1101,7 @@ impl Namespace {
         }
         node.backing = Backing::InPlace;
         node.persisted = true;
+        node.disk_id = node.data.metadata().ok().map(|m| disk::Identity::of(&m));
         Ok(true)
     }
 

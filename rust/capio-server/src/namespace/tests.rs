@@ -908,6 +908,7 @@ fn child_lists_keep_creation_order_across_removals_and_compaction() {
 }
 
 mod capio_cl_rules;
+mod names_and_waits;
 
 #[test]
 fn the_memory_budget_grants_in_increments_refuses_past_the_limit_and_frees_on_removal() {
