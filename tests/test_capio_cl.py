@@ -475,7 +475,9 @@ def test_dir_on_n_files_no_update_scandir_streams_entries_as_they_are_created(wo
     assert consumed["entries"][0] == ["f1.txt", "data 1", False], consumed
     assert [e[:2] for e in consumed["entries"]] == [[f"f{i}.txt", f"data {i}"] for i in (1, 2, 3)]
     assert produced == {"saw_f1_seen": True, "listing_done_while_running": True}, produced
-    # Neither the directory nor its files are permanent: nothing on disk.
+    # Neither the directory nor its files are permanent: nothing on disk once the server is gone
+    # (the directory was there while it ran, and is removed at shutdown, empty on disk).
+    assert no_server_left(wf)
     assert not Path(d).exists()
 
 
