@@ -318,7 +318,7 @@ pub fn mkdir_exact(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
 }
 
 /// The nearest directory on disk at or above `dir` (inside `root`), canonical: where the hidden
-/// data file of a file in `dir` goes while `dir` exists only in the namespace.
+/// data file of a file in `dir` goes (`dir` itself, unless another program removed it).
 pub fn nearest_dir(root: &Path, dir: &Path) -> PathBuf {
     dir.ancestors()
         .take_while(|a| a.starts_with(root))
