@@ -661,7 +661,7 @@ def test_permanent_files_are_persisted_at_commit_and_the_others_stay_in_memory(w
     assert sorted(os.listdir(wf.capio_dir)) == ["keep.txt", "results"]
 
 
-def test_without_a_configuration_directories_are_on_disk_at_once_and_files_at_commit(workflow: Workflow) -> None:
+def test_without_a_configuration_dirs_are_on_disk_at_once_and_files_at_commit(workflow: Workflow) -> None:
     wf = workflow
     made, go = wf.marker("made"), wf.marker("go")
     producer = start(

@@ -6,7 +6,6 @@ rule for "missing now: wait, or FileNotFoundError?"."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 import sys
@@ -53,7 +52,7 @@ def test_a_made_directory_is_on_disk_for_chdir_cwd_and_programs_pycapio_does_not
 
 
 TILE_PRODUCER = """
-    d, scratch, made, seen = sys.argv[1:5]
+    d, scratch, made, checked, seen = sys.argv[1:6]
     os.makedirs(d, exist_ok=True)  # made now, or there before the run
     os.mkdir(scratch)
     with open(os.path.join(scratch, "tmp.bin"), "wb") as f:  # neither permanent
@@ -61,6 +60,7 @@ TILE_PRODUCER = """
     with open(os.path.join(d, "t0"), "w") as f:
         f.write("tile 0")
     touch(made)
+    wait_for(checked, 30)  # the test has looked at the disk
     streamed = wait_for(seen, 30)  # the consumer has t0 before t1 exists
     for i in range(1, 4):
         with open(os.path.join(d, "t%d" % i), "w") as f:
@@ -100,12 +100,15 @@ def test_a_tiles_directory_streams_under_its_rule_and_empty_scratch_goes_at_shut
     tiles, scratch = wf.capio_dir / "tiles", wf.capio_dir / "scratch"
     if before:
         tiles.mkdir()  # its entries made during the run are what n_files counts
-    made, seen = wf.marker("made"), wf.marker("seen")
+    made, checked, seen = wf.marker("made"), wf.marker("checked"), wf.marker("seen")
     consumer = start(wf, cl, TILE_CONSUMER, "consumer", str(tiles), str(seen))
-    producer = start(wf, cl, TILE_PRODUCER, "producer", str(tiles), str(scratch), str(made), str(seen))
+    producer = start(
+        wf, cl, TILE_PRODUCER, "producer", str(tiles), str(scratch), str(made), str(checked), str(seen)
+    )
     wait_for_marker(made, producer)
     # While the producer runs, a plain process (this one) sees both directories.
     assert tiles.is_dir() and scratch.is_dir()
+    checked.write_text("x")
     assert report(producer.wait()) == {"streamed": True}
     assert report(consumer.wait()) == ["t0", "t1", "t2", "t3"]
     assert no_server_left(wf)
@@ -192,7 +195,10 @@ def test_a_temp_file_replaced_over_an_on_close_name_is_published_while_the_produ
 ) -> None:
     wf = workflow
     rules = [{"name": ["result.json"], "committed": "on_close"}]
-    graph = [step_rule("producer", ["result.json", "result.json.*"], rules), reader_rule("consumer", ["result.json"])]
+    graph = [
+        step_rule("producer", ["result.json", "result.json.*"], rules),
+        reader_rule("consumer", ["result.json"]),
+    ]
     cl = config(wf, {"IO_Graph": graph})
     path, got = wf.capio_dir / "result.json", wf.marker("got")
     consumer = start(
@@ -305,7 +311,9 @@ for call in (lambda: open(sys.argv[1]), lambda: os.listdir(sys.argv[2])):
 
 def test_a_lone_step_probing_for_an_optional_file_gets_file_not_found_at_once(workflow: Workflow) -> None:
     wf = workflow
-    result = wf.run_step(PROBE, "prober", str(wf.capio_dir / ".pdbrc"), str(wf.capio_dir / "nodir"), timeout=60)
+    result = wf.run_step(
+        PROBE, "prober", str(wf.capio_dir / ".pdbrc"), str(wf.capio_dir / "nodir"), timeout=60
+    )
     assert result.check().stdout.split() == ["missing", "True", "missing", "True"]
 
 

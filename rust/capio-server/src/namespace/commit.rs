@@ -220,14 +220,25 @@ impl Namespace {
     /// without producers commit as [`dir_due_at_termination`] says; those waiting for declared
     /// producer apps are checked again at every termination.
     pub(super) fn dirs_lose_producer(&mut self, cid: ClientId) {
-        let mut orphaned = Vec::new();
         for dir in &self.open_dirs {
             if let Some(made) = self.dirs.get_mut(dir).and_then(|d| d.made.as_mut()) {
                 made.producers.remove(&cid);
+            }
+        }
+        self.commit_orphaned_dirs();
+    }
+
+    /// Commit the open directories without producers that [`dir_due_at_termination`] says are
+    /// done: at a termination, and after a rename gave a directory a new rule.
+    pub(super) fn commit_orphaned_dirs(&mut self) {
+        let mut orphaned = Vec::new();
+        for dir in &self.open_dirs {
+            if let Some(made) = self.dirs.get(dir).and_then(|d| d.made.as_ref()) {
                 // An adopted directory nobody has produced yet waits for its declared producers
                 // (if any), not for whoever happens to terminate first.
-                let waits = made.produced || !self.rules.declared_producers(dir).is_empty();
-                if made.producers.is_empty() && waits {
+                if made.producers.is_empty()
+                    && (made.produced || !self.rules.declared_producers(dir).is_empty())
+                {
                     orphaned.push(dir.clone());
                 }
             }

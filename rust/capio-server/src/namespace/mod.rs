@@ -552,8 +552,43 @@ impl Namespace {
     /// only. Fds already open keep the old copy, as with an unlinked file.
     pub fn forget_if_stale(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
         self.root_for(cid, path)?;
-        self.drop_stale(path);
+        if !self.drop_stale(path) {
+            self.drop_stale_dir(path);
+        }
         Ok(())
+    }
+
+    /// A made directory that another program removed from disk (`rm -rf out` between two runs of
+    /// a long-lived server) is forgotten too, once nothing in it lives only in memory: making it
+    /// again (`os.makedirs`) must not fail with `EEXIST`.
+    fn drop_stale_dir(&mut self, path: &Path) -> bool {
+        let Some(dir) = self.dirs.get(path).filter(|d| d.made.is_some()) else {
+            return false;
+        };
+        if fs::symlink_metadata(path).is_ok() {
+            return false;
+        }
+        let children: Vec<PathBuf> = dir.names().map(|name| path.join(name)).collect();
+        for child in &children {
+            if !self.drop_stale(child) {
+                self.drop_stale_dir(child);
+            }
+        }
+        let live = children
+            .iter()
+            .any(|c| self.visible_file(c).is_some() || self.is_made_dir(c));
+        if live {
+            return false;
+        }
+        info!(
+            "directory {} was removed from disk by another program: forgetting it",
+            path.display()
+        );
+        self.dirs.remove(path);
+        self.open_dirs.remove(path);
+        self.remove_child(path);
+        self.table.namespace().bump();
+        true
     }
 
     fn drop_stale(&mut self, path: &Path) -> bool {
@@ -564,7 +599,10 @@ impl Namespace {
             return false;
         }
         // Without a recorded identity there is nothing to compare: keep serving it.
-        if node.disk_id.is_none_or(|id| disk::identity(path) == Some(id)) {
+        if node
+            .disk_id
+            .is_none_or(|id| disk::identity(path) == Some(id))
+        {
             return false;
         }
         info!(
@@ -665,7 +703,8 @@ impl Namespace {
             return self.clients.iter().any(|(&id, c)| id != cid && !c.exited);
         }
         let me = self.app_of(cid);
-        !declared.iter().any(|app| app == me) && !declared.iter().all(|app| self.app_terminated(app))
+        !declared.iter().any(|app| app == me)
+            && !declared.iter().all(|app| self.app_terminated(app))
     }
 
     /// A committed input opened for writing becomes a CAPIO file, seeded with its disk content.
@@ -893,6 +932,7 @@ impl Namespace {
     /// for its listing and its CAPIO-CL rule.
     pub fn mkdir(&mut self, cid: ClientId, path: &Path, mode: u32) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        self.drop_stale_dir(path);
         // An aborted file keeps its node (it may be restarted), so its path stays taken.
         if self.files.contains_key(path) || !matches!(self.locate(&root, path)?, Where::Missing) {
             return Err(FsError::Exists);
@@ -928,6 +968,7 @@ impl Namespace {
     /// listed), its commit state and fire rule.
     pub fn list(&mut self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
         let root = self.root_for(cid, path)?;
+        self.drop_stale_dir(path);
         self.adopt(&root, path);
         let real = match self.locate(&root, path)? {
             Where::Dir => disk::lookup(&root, path)

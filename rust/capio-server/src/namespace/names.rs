@@ -168,8 +168,9 @@ impl Namespace {
             self.rename_file(cid, &root, src, dst, from, &to)?
         };
         self.table.namespace().bump();
-        // The new place may have other rules: `on_n_files` of the new parent, or an `on_file`
-        // dependency that now exists.
+        // The new place may have other rules: `on_n_files` of the new parent, an `on_file`
+        // dependency that now exists, or a directory rule its gone producers already satisfy.
+        self.commit_orphaned_dirs();
         self.settle_due = true;
         self.settle();
         Ok(pending)

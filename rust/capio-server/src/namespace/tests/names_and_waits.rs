@@ -34,17 +34,22 @@ fn opens_of_an_existing_directory_fail_as_the_kernel_says() {
     }
     let root = fx.root.clone();
     assert_eq!(
-        fx.ns.open(a, &root, RW | CREAT | EXCL, 0).unwrap_err().errno(),
+        fx.ns
+            .open(a, &root, RW | CREAT | EXCL, 0)
+            .unwrap_err()
+            .errno(),
         libc::EEXIST
     );
 }
 
 #[test]
 fn a_rename_applies_the_new_names_rule_to_the_closes_already_made() {
-    let mut fx = cfg(r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": [],
+    let mut fx = cfg(
+        r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": [],
         "streaming": [{"name": ["final"], "committed": "on_close"},
                       {"name": ["twice"], "committed": "on_close:2"}]}],
-        "permanent": ["final", "twice"]"#);
+        "permanent": ["final", "twice"]"#,
+    );
     let w = fx.client("w");
     let tmp = mem(fx.open(w, "tmp", WR | CREAT).unwrap());
     write(&fx, &tmp, 0, b"done");
@@ -56,7 +61,11 @@ fn a_rename_applies_the_new_names_rule_to_the_closes_already_made() {
     );
     fx.rename(w, "tmp", "final").unwrap();
     assert_eq!(fx.state(tmp.slot), SlotState::Committed, "closed once");
-    assert_eq!(fx.ns.take_commits().len(), 1, "persisted under its new name");
+    assert_eq!(
+        fx.ns.take_commits().len(),
+        1,
+        "persisted under its new name"
+    );
 
     let two = mem(fx.open(w, "tmp2", WR | CREAT).unwrap());
     fx.ns.close(w, two.slot, true);
@@ -73,12 +82,12 @@ fn a_missing_path_waits_only_while_a_producer_may_appear() {
     let lone = fx.client("lone");
     assert_eq!(fx.errno(lone, "probe", RD), libc::ENOENT, "nobody else");
     let dir = fx.p("nodir");
-    assert_eq!(
-        fx.ns.list(lone, &dir).unwrap_err().errno(),
-        libc::ENOENT
-    );
+    assert_eq!(fx.ns.list(lone, &dir).unwrap_err().errno(), libc::ENOENT);
     let other = fx.client("other");
-    assert!(is_wait(fx.open(lone, "probe", RD)), "another step may create it");
+    assert!(
+        is_wait(fx.open(lone, "probe", RD)),
+        "another step may create it"
+    );
     let listing = fx.ns.list(lone, &dir).unwrap();
     assert!(listing.missing && !listing.committed && listing.entries.is_empty());
     fx.ns.exit(other, false).unwrap();
@@ -153,9 +162,11 @@ fn only_empty_non_permanent_made_directories_are_removed_at_shutdown() {
 
 #[test]
 fn a_directory_on_disk_before_the_run_follows_its_dirname_rule() {
-    let mut fx = cfg(r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": [],
+    let mut fx = cfg(
+        r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": [],
         "streaming": [{"dirname": ["tiles"], "committed": "on_n_files", "n_files": 2,
-                       "mode": "no_update"}]}]"#);
+                       "mode": "no_update"}]}]"#,
+    );
     fs::create_dir(fx.p("tiles")).unwrap();
     fs::write(fx.p("tiles/old"), b"").unwrap();
     let (w, r) = (fx.client("w"), fx.client("r"));
@@ -186,25 +197,42 @@ fn the_capio_directory_itself_follows_its_dirname_rule() {
                 "committed": "on_n_files", "n_files": 1}}]}}]}}"#,
             root.display()
         );
-        Rules::new(&capio_cl::Config::parse(&json, Path::new("t.json")).unwrap(), root)
+        Rules::new(
+            &capio_cl::Config::parse(&json, Path::new("t.json")).unwrap(),
+            root,
+        )
     });
     let (w, r) = (fx.client("w"), fx.client("r"));
     let root = fx.root.clone();
-    assert!(!fx.ns.list(r, &root).unwrap().committed, "waits for its entry");
+    assert!(
+        !fx.ns.list(r, &root).unwrap().committed,
+        "waits for its entry"
+    );
     mem(fx.open(w, "x", WR | CREAT).unwrap());
     assert!(fx.ns.list(r, &root).unwrap().committed);
 }
 
 #[test]
 fn an_adopted_directory_nobody_produces_is_complete_for_a_lone_lister() {
-    let mut fx = cfg(r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": [],
-        "streaming": [{"dirname": ["d"], "committed": "on_n_files", "n_files": 5}]}]"#);
+    let mut fx = cfg(
+        r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": [],
+        "streaming": [{"dirname": ["d"], "committed": "on_n_files", "n_files": 5}]}]"#,
+    );
     fs::create_dir(fx.p("d")).unwrap();
     let (r, other) = (fx.client("r"), fx.client("other"));
-    assert!(!listing(&mut fx, r, "d").committed, "another step may still fill it");
+    assert!(
+        !listing(&mut fx, r, "d").committed,
+        "another step may still fill it"
+    );
     fx.ns.exit(other, false).unwrap();
-    assert!(!fx.ns.stat(r, &fx.p("d")).unwrap().committed, "not committed...");
-    assert!(listing(&mut fx, r, "d").committed, "...but nobody can add to it now");
+    assert!(
+        !fx.ns.stat(r, &fx.p("d")).unwrap().committed,
+        "not committed..."
+    );
+    assert!(
+        listing(&mut fx, r, "d").committed,
+        "...but nobody can add to it now"
+    );
 }
 
 #[test]
@@ -218,14 +246,21 @@ fn a_persisted_file_removed_or_replaced_on_disk_is_not_served_from_memory() {
     let (r, other) = (fx.client("r"), fx.client("other"));
     let served = mem(fx.open(r, "data.bin", RD).unwrap());
     assert_eq!(read_all(&served, 7), b"run one");
-    assert!(matches!(fx.open(r, "kept.bin", RD), Ok(Opened::Memory { .. })));
+    assert!(matches!(
+        fx.open(r, "kept.bin", RD),
+        Ok(Opened::Memory { .. })
+    ));
 
     fs::remove_file(fx.p("data.bin")).unwrap();
     assert!(
         is_wait(fx.open(r, "data.bin", RD)),
         "missing now, and another step may create it"
     );
-    assert_eq!(read_all(&served, 7), b"run one", "an open fd keeps its copy");
+    assert_eq!(
+        read_all(&served, 7),
+        b"run one",
+        "an open fd keeps its copy"
+    );
     assert_eq!(
         fx.ns.stat(r, &fx.p("data.bin")).unwrap_err().errno(),
         libc::ENOENT
@@ -245,4 +280,56 @@ fn a_persisted_file_removed_or_replaced_on_disk_is_not_served_from_memory() {
     fs::remove_file(fx.p("kept.bin")).unwrap();
     assert_eq!(fx.names(r, ""), ["again.bin"]);
     assert_eq!(fx.errno(r, "kept.bin", RD), libc::ENOENT, "r is alone now");
+}
+
+#[test]
+fn a_made_directory_removed_on_disk_by_another_program_can_be_made_again() {
+    let mut fx = Fx::new();
+    let a = fx.client("a");
+    fx.ns.mkdir(a, &fx.p("out"), 0o755).unwrap();
+    fx.ns.mkdir(a, &fx.p("out/sub"), 0o755).unwrap();
+    mem(fx.open(a, "out/sub/f", WR | CREAT).unwrap());
+    fx.exit_and_persist(a);
+    fs::remove_dir_all(fx.p("out")).unwrap();
+    let b = fx.client("b");
+    let out = fx.p("out");
+    assert_eq!(
+        fx.ns.stat(b, &out).unwrap().kind,
+        node_kind::DIR,
+        "not looked at yet"
+    );
+    fx.ns.mkdir(b, &out, 0o755).unwrap();
+    assert!(fx.p("out").is_dir());
+    assert!(
+        fx.names(b, "out").is_empty(),
+        "nothing of the old tree is left"
+    );
+
+    // Not while something in it lives only in memory.
+    mem(fx.open(b, "out/mem", WR | CREAT).unwrap());
+    fs::remove_dir_all(fx.p("out")).unwrap();
+    assert_eq!(
+        fx.ns.mkdir(b, &out, 0o755).unwrap_err().errno(),
+        libc::EEXIST
+    );
+}
+
+#[test]
+fn a_rename_applies_the_new_directory_rule_to_producers_already_gone() {
+    let mut fx = cfg(r#""IO_Graph": [
+        {"name": "w", "input_stream": [], "output_stream": [],
+         "streaming": [{"dirname": ["waiting"], "committed": "on_n_files", "n_files": 9}]},
+        {"name": "never", "input_stream": [], "output_stream": ["waiting"]}]"#);
+    let (w, r) = (fx.client("w"), fx.client("r"));
+    fx.ns.mkdir(w, &fx.p("waiting"), 0o755).unwrap();
+    fx.ns.exit(w, false).unwrap();
+    assert!(
+        !fx.ns.stat(r, &fx.p("waiting")).unwrap().committed,
+        "its declared producer has not run"
+    );
+    fx.rename(r, "waiting", "plain").unwrap();
+    assert!(
+        fx.ns.stat(r, &fx.p("plain")).unwrap().committed,
+        "no rule: committed, its producer is gone"
+    );
 }
