@@ -156,6 +156,8 @@ def _errors(path: str) -> list[str]:
         os.O_RDONLY | os.O_CREAT,
         os.O_RDWR,
         os.O_WRONLY,
+        os.O_RDONLY,  # the kernel opens a directory for reading: the OS answers for CAPIO
+        os.O_RDONLY | os.O_DIRECTORY,
     ):
         try:
             os.close(os.open(path, flags, 0o600))

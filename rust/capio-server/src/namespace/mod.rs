@@ -99,7 +99,8 @@ struct MadeDir {
 }
 
 /// Children in creation order, kept for any directory something was created in (also for
-/// directories that exist only on disk); `made` when `Mkdir` created it.
+/// directories that were on disk before); `made` when `Mkdir` created it or a `dirname` rule
+/// adopted it.
 #[derive(Default)]
 struct DirNode {
     made: Option<MadeDir>,
@@ -171,7 +172,8 @@ pub struct Stat {
 pub struct Listing {
     /// CAPIO entries in creation order, then disk entries not listed yet.
     pub entries: Vec<(u32, OsString)>,
-    /// No entry will be added any more under its rule (always, for disk directories).
+    /// No entry will be added any more under its rule (always, for disk directories without a
+    /// `dirname` rule).
     pub committed: bool,
     pub fire: u32,
     /// The caller produces it, so it never waits on it.
@@ -1026,7 +1028,7 @@ impl Namespace {
                 producer: declared || made.producers.contains(&cid),
                 missing: false,
             },
-            // On disk before anyone here made it, or the CAPIO directory itself: complete.
+            // On disk before anyone here made it, without a `dirname` rule: complete.
             None => Listing {
                 entries,
                 committed: true,
