@@ -62,3 +62,19 @@ def test_read_of_a_file_never_committed_times_out(workflow: Workflow) -> None:
     assert "to be committed" in result.stdout
     release.write_text("go")
     producer.wait().check()
+
+
+LIST_MISSING = """
+    import errno, os, sys
+    try:
+        os.listdir(sys.argv[1])
+    except FileNotFoundError as exc:
+        print("FileNotFoundError", exc.errno == errno.ENOENT and "timeout" in str(exc))
+"""
+
+
+def test_a_listing_of_a_directory_nobody_makes_times_out_as_missing(workflow: Workflow) -> None:
+    workflow.start_peer()  # a producer may still appear: the listing waits for the directory
+    workflow.env["PYCAPIO_WAIT_TIMEOUT"] = "1"
+    result = workflow.run_step(LIST_MISSING, "lister", str(workflow.capio_dir / "never")).check()
+    assert result.stdout.split() == ["FileNotFoundError", "True"]
