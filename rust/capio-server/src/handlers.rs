@@ -223,7 +223,15 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         .namespace()
         .seq
         .load(std::sync::atomic::Ordering::SeqCst);
-    let listing = match paths::parse(tail).and_then(|p| server.ns().list(client, &p)) {
+    // Adopting a directory on disk under its `dirname` rule may commit it, and what depends on it.
+    let (listing, commits) = with_commits(server, |ns| {
+        paths::parse(tail).and_then(|p| ns.list(client, &p))
+    });
+    if !commits.is_empty() {
+        let work = server.begin_work();
+        persist_all(server, commits, work.as_ref());
+    }
+    let listing = match listing {
         Ok(listing) => listing,
         Err(e) => {
             let reply = ListReply {
