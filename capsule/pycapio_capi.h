@@ -21,6 +21,7 @@
  *       -EXDEV       the path is outside the CAPIO directory, or CAPIO-CL excludes it: do that I/O
  *                    with the operating system instead (rename across the boundary, too);
  *       -ETIMEDOUT   a wait exceeded PYCAPIO_WAIT_TIMEOUT (seconds, read at initialisation);
+ *                    a wait for a file that was never created gives -ENOENT instead;
  *       -EIO         the producer of a file terminated before committing it; or an internal error;
  *       -ECONNRESET  the workflow's CAPIO server is gone;
  *       -EFAULT      a NULL pointer where a buffer or path was required.
@@ -29,7 +30,9 @@
  *     on disk for an existing input), but only the table's functions keep CAPIO's bookkeeping
  *     (published length, streaming wake-ups, close counts): write and close through the table.
  *   - Streaming follows CAPIO-CL exactly as for Python code: open() for reading of a file that
- *     does not exist yet waits until a producer creates it; read()/pread() wait per the file's
+ *     does not exist yet waits until a producer creates it while one may still appear (a declared
+ *     producer app has not ended, or another step is attached), else is -ENOENT at once (README,
+ *     Semantics); read()/pread() wait per the file's
  *     fire rule (update: until it is committed; no_update: until there are bytes past the offset)
  *     and return 0 only at the end of a committed file; a producer never waits on its own file.
  *     Waits are not interruptible by signals here; they end on data, on the producer's death

@@ -215,6 +215,15 @@ _DECORATOR_RUNNER = textwrap.dedent(
 )
 
 
+# The launcher (or the decorator) attaches before the script runs.
+_PEER = """
+    import os, sys, time
+    open(sys.argv[1], "w").close()
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.05)
+"""
+
+
 @dataclass
 class StepResult:
     returncode: int
@@ -331,6 +340,17 @@ class Workflow:
         self, script_text: str, app_name: str, *args: str, timeout: float = 90, **kw: object
     ) -> StepResult:
         return self.start_step(script_text, app_name, *args, **kw).wait(timeout)  # type: ignore[arg-type]
+
+    def start_peer(self, app_name: str = "peer") -> Path:
+        """Start a step that only stays attached, until the returned path is written (or the
+        test ends). A reader of a missing file waits only while a producer may still appear; with
+        no CAPIO-CL file that means "another step is attached", which this step is."""
+        self._count += 1
+        ready = self.marker(f"{app_name}-{self._count}-attached")
+        release = self.marker(f"{app_name}-{self._count}-release")
+        step = self.start_step(_PEER, app_name, str(ready), str(release))
+        assert wait_until(ready.exists, 60), step.stderr()
+        return release
 
     def marker(self, name: str) -> Path:
         """A path outside every CAPIO directory, for steps to signal progress to the test."""

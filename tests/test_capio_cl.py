@@ -475,7 +475,9 @@ def test_dir_on_n_files_no_update_scandir_streams_entries_as_they_are_created(wo
     assert consumed["entries"][0] == ["f1.txt", "data 1", False], consumed
     assert [e[:2] for e in consumed["entries"]] == [[f"f{i}.txt", f"data {i}"] for i in (1, 2, 3)]
     assert produced == {"saw_f1_seen": True, "listing_done_while_running": True}, produced
-    # Neither the directory nor its files are permanent: nothing on disk.
+    # Neither the directory nor its files are permanent: nothing on disk once the server is gone
+    # (the directory was there while it ran, and is removed at shutdown, empty on disk).
+    assert no_server_left(wf)
     assert not Path(d).exists()
 
 
@@ -643,8 +645,9 @@ def test_permanent_files_are_persisted_at_commit_and_the_others_stay_in_memory(w
     )
     producer = start(wf, cl, HOLD_UNTIL_GO, "producer", str(wf.capio_dir), str(made), str(go), *files)
     wait_for_marker(made, producer)
-    # Not committed yet: nothing on disk, not even the directory.
-    assert os.listdir(wf.capio_dir) == []
+    # Not committed yet: no file on disk; the directory is, from the moment it was made.
+    assert os.listdir(wf.capio_dir) == ["results"]
+    assert os.listdir(wf.capio_dir / "results") == []
     go.write_text("go")
     assert report(producer.wait()) == {"go": True}
     assert report(consumer.wait()) == {
@@ -658,14 +661,15 @@ def test_permanent_files_are_persisted_at_commit_and_the_others_stay_in_memory(w
     assert sorted(os.listdir(wf.capio_dir)) == ["keep.txt", "results"]
 
 
-def test_without_a_configuration_directories_reach_the_disk_only_at_commit(workflow: Workflow) -> None:
+def test_without_a_configuration_dirs_are_on_disk_at_once_and_files_at_commit(workflow: Workflow) -> None:
     wf = workflow
     made, go = wf.marker("made"), wf.marker("go")
     producer = start(
         wf, None, HOLD_UNTIL_GO, "producer", str(wf.capio_dir), str(made), str(go), "sub/x.txt=x"
     )
     wait_for_marker(made, producer)
-    assert os.listdir(wf.capio_dir) == []
+    assert os.listdir(wf.capio_dir) == ["sub"]
+    assert os.listdir(wf.capio_dir / "sub") == []
     go.write_text("go")
     assert report(producer.wait()) == {"go": True}
     assert no_server_left(wf)
@@ -674,9 +678,9 @@ def test_without_a_configuration_directories_reach_the_disk_only_at_commit(workf
 
 def test_excluded_paths_go_straight_to_disk(workflow: Workflow) -> None:
     wf = workflow
-    # "logs" too: an excluded file needs its directory on disk, and a directory made through
-    # CAPIO reaches the disk only at its commit.
-    cl = config(wf, {"IO_Graph": [step_rule("producer", ["data.txt"])], "exclude": ["*.log", "logs"]})
+    # Only the files: the directory "logs" the step makes through CAPIO is on disk at once, so
+    # an excluded file can go into it.
+    cl = config(wf, {"IO_Graph": [step_rule("producer", ["data.txt"])], "exclude": ["*.log"]})
     made, go = wf.marker("made"), wf.marker("go")
     producer = start(
         wf, cl, HOLD_UNTIL_GO, "producer", str(wf.capio_dir), str(made), str(go),

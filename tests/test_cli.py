@@ -223,6 +223,7 @@ def test_ctrl_c_exits_130(workflow: Workflow) -> None:
 
 
 def test_ctrl_c_interrupts_a_blocked_open(workflow: Workflow) -> None:
+    workflow.start_peer()  # so that the open waits for a producer
     started = workflow.marker("started")
     step = workflow.start_step(
         f"""

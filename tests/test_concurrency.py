@@ -113,6 +113,7 @@ THREADED_CONSUMER = """
 
 
 def test_reader_threads_wait_for_writer_threads_of_another_process(workflow: Workflow) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     consumer = workflow.start_step(
         THREADED_CONSUMER, "consumer", str(workflow.capio_dir), str(workflow.marker("readers"))
     )
@@ -184,6 +185,7 @@ def test_multiprocessing_pool_workers_write_files_the_parent_reads(
 
 
 def test_files_left_open_are_flushed_at_exit(workflow: Workflow) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     consumer = workflow.start_step(
         """
         import sys

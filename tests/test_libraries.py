@@ -99,6 +99,7 @@ PANDAS_CONSUMER = """
 
 
 def test_pandas_producer_and_consumer_in_separate_processes(workflow: Workflow) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     out = workflow.capio_dir / "table.csv"
     consumer = workflow.start_step(PANDAS_CONSUMER, "consumer", str(out), str(workflow.marker("c")))
     assert wait_until(lambda: workflow.marker("c").exists(), 30)
@@ -111,6 +112,7 @@ def test_pandas_producer_and_consumer_in_separate_processes(workflow: Workflow) 
 
 
 def test_temp_then_rename_publishes_to_a_waiting_consumer(workflow: Workflow) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     final = workflow.capio_dir / "results" / "final.json"
     consumer = workflow.start_step(
         """
@@ -149,6 +151,7 @@ def test_temp_then_rename_publishes_to_a_waiting_consumer(workflow: Workflow) ->
 
 
 def test_shutil_copy_out_of_a_file_still_being_produced_waits(workflow: Workflow, tmp_path: Path) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     # shutil.copyfile uses os.sendfile on the reader's fd: through CAPIO it waits for the data.
     src = workflow.capio_dir / "stream.bin"
     copy = tmp_path / "copy.bin"

@@ -161,6 +161,7 @@ def test_pycapio_binary_wrapper_has_memfile(capio: InProcess) -> None:
 
 
 def test_a_view_waits_for_the_commit(workflow: Workflow) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     consumer = workflow.start_step(
         """
         import sys

@@ -69,6 +69,7 @@ def expected(size_mib: int = SIZE_MIB, seed: int = SEED) -> tuple[str, int]:
 
 @pytest.mark.parametrize("via", ["cli", "decorator"])
 def test_consumer_started_first_blocks_then_reads_everything(workflow: Workflow, via: str) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     data = str(workflow.capio_dir / "out" / "data.bin")
     waiting = workflow.marker("consumer-waiting")
     consumer = workflow.start_step(CONSUMER, "consumer", data, str(waiting), via=via)
@@ -122,6 +123,7 @@ def test_steps_in_sequence_give_the_same_files_as_without_pycapio(workflow: Work
 
 @pytest.mark.parametrize("via", ["cli", "decorator"])
 def test_killed_producer_releases_the_waiting_consumer_with_oserror(workflow: Workflow, via: str) -> None:
+    workflow.start_peer()  # attached: a consumer started first waits for the producer
     data = str(workflow.capio_dir / "partial.bin")
     written = workflow.marker("written")
     producer_text = """

@@ -316,6 +316,12 @@ impl Rules {
         }
     }
 
+    /// Whether a `dirname` rule covers the directory at `path` (as opposed to the default rule):
+    /// a directory that exists on disk before the run follows such a rule too.
+    pub fn has_dir_rule(&self, path: &Path) -> bool {
+        self.dirs.best(&self.resolve(&text(path))).is_some()
+    }
+
     /// Whether `app` is declared (`output_stream`) as a producer of `path`, through any matching
     /// pattern: a declared producer never waits for its own file.
     pub fn is_producer(&self, app: &str, path: &Path) -> bool {

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 /// signal handler wants to run. Wake-ups for data never depend on it.
 const WAIT_SLICE: Duration = Duration::from_millis(250);
 
+/// What a waiter for a missing path waits for: its timeout is `ENOENT`, not `ETIMEDOUT`.
+const TO_BE_CREATED: &str = "to be created";
+
 /// What `pycapio_init` was given; a second init must match.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -260,6 +263,12 @@ impl Client {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     let secs = self.settings.wait_timeout.map_or(0.0, |t| t.as_secs_f64());
+                    if what == TO_BE_CREATED {
+                        return Err(ClientError::NeverCreated {
+                            path: path.to_path_buf(),
+                            secs,
+                        });
+                    }
                     return Err(ClientError::Timeout {
                         path: path.to_path_buf(),
                         what,
@@ -311,7 +320,7 @@ impl Client {
             match r.kind {
                 open_kind::WAIT => {
                     let ns = self.table.namespace();
-                    self.sleep_on(ns, r.generation, deadline, path, "to be created", interrupt)?;
+                    self.sleep_on(ns, r.generation, deadline, path, TO_BE_CREATED, interrupt)?;
                     continue;
                 }
                 open_kind::MEMORY | open_kind::DISK => {
@@ -718,7 +727,9 @@ impl Client {
             if complete || (stream && r.fire == fire::NO_UPDATE && !fresh.is_empty()) {
                 return Ok((fresh, complete));
             }
-            let what = if r.fire == fire::NO_UPDATE {
+            let what = if r.missing != 0 {
+                TO_BE_CREATED
+            } else if r.fire == fire::NO_UPDATE {
                 "to have new entries"
             } else {
                 "to be committed"

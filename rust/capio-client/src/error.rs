@@ -35,6 +35,13 @@ pub enum ClientError {
         what: &'static str,
         secs: f64,
     },
+    /// A wait for a missing path to be created outlived `PYCAPIO_WAIT_TIMEOUT`: to the caller
+    /// it is missing (`ENOENT`), as an optional-file probe expects.
+    #[error(
+        "No such file or directory (nothing created it within the wait timeout of {secs:.1} s, \
+         PYCAPIO_WAIT_TIMEOUT)"
+    )]
+    NeverCreated { path: PathBuf, secs: f64 },
     #[error("the producer of '{}' terminated before committing it", path.display())]
     ProducerDied { path: PathBuf },
     /// A signal handler raised (e.g. KeyboardInterrupt); the exception is already set.
@@ -59,6 +66,7 @@ impl ClientError {
         match self {
             ClientError::Os { errno, .. } => *errno,
             ClientError::Timeout { .. } => libc::ETIMEDOUT,
+            ClientError::NeverCreated { .. } => libc::ENOENT,
             ClientError::ProducerDied { .. } => libc::EIO,
             ClientError::NotInitialized => libc::ENOTCONN,
             ClientError::OutsideCapioDir { .. } => libc::EXDEV,
@@ -76,14 +84,19 @@ impl ClientError {
     pub fn is_os_level(&self) -> bool {
         matches!(
             self,
-            ClientError::Os { .. } | ClientError::Timeout { .. } | ClientError::ProducerDied { .. }
+            ClientError::Os { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::NeverCreated { .. }
+                | ClientError::ProducerDied { .. }
         )
     }
 
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             ClientError::Os { path, .. } => path.as_deref(),
-            ClientError::Timeout { path, .. } | ClientError::ProducerDied { path } => Some(path),
+            ClientError::Timeout { path, .. }
+            | ClientError::NeverCreated { path, .. }
+            | ClientError::ProducerDied { path } => Some(path),
             _ => None,
         }
     }

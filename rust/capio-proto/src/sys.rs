@@ -213,42 +213,6 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-pub fn getegid() -> u32 {
-    // SAFETY: getegid cannot fail and touches no memory.
-    unsafe { libc::getegid() }
-}
-
-pub fn geteuid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
-}
-
-/// Whether this process may give a file it owns the owner `uid` and group `gid` (`u32::MAX`:
-/// unchanged), by `chown(2)`'s rules: root may do anything; anyone else may only keep the owner
-/// and choose one of its own groups.
-pub fn may_chown(uid: u32, gid: u32) -> bool {
-    // SAFETY: these getters cannot fail and touch no memory.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    if euid == 0 {
-        return true;
-    }
-    if uid != u32::MAX && uid != euid {
-        return false;
-    }
-    gid == u32::MAX || gid == egid || groups().contains(&gid)
-}
-
-/// This process's supplementary groups.
-pub fn groups() -> Vec<u32> {
-    // SAFETY: with size 0, getgroups only returns the count.
-    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    let mut out = vec![0; usize::try_from(n).unwrap_or(0)];
-    // SAFETY: `out` has room for `n` entries, the size passed.
-    let got = unsafe { libc::getgroups(n, out.as_mut_ptr()) };
-    out.truncate(usize::try_from(got).unwrap_or(0));
-    out
-}
-
 /// The process's file-mode creation mask, read without changing it (`umask(2)` can only be read
 /// by setting it, which would race with other threads creating files).
 pub fn current_umask() -> u32 {

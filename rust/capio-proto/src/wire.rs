@@ -438,7 +438,9 @@ pub struct ListReply {
     pub fire: u32,
     /// Non-zero when the caller produces this directory (it never waits on it).
     pub producer: u32,
-    pub _pad: u32,
+    /// Non-zero when the directory does not exist yet but a producer may still make it: the
+    /// caller waits as for an open of a missing file (with `committed` 0 and no entries).
+    pub missing: u32,
 }
 
 #[repr(C)]

@@ -50,6 +50,40 @@ fn kind_of(meta: &Metadata) -> Kind {
     }
 }
 
+/// What tells one version of a file on disk from another without reading it: a file removed,
+/// replaced or rewritten by another program no longer matches what was persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+}
+
+impl Identity {
+    pub fn of(meta: &Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+        }
+    }
+}
+
+/// The identity of the regular file at `path` (not following a final symlink); `None` when
+/// there is none. One `lstat`, and nothing is opened, so no confinement is needed.
+pub fn identity(path: &Path) -> Option<Identity> {
+    fs::symlink_metadata(path)
+        .ok()
+        .filter(Metadata::is_file)
+        .map(|m| Identity::of(&m))
+}
+
 /// Look `path` (inside `root`) up on disk. `Ok(None)` when it does not exist (including a dangling
 /// final symlink); `NotDir` when an ancestor is not a directory.
 pub fn lookup(root: &Path, path: &Path) -> Result<Option<Node>, FsError> {
@@ -313,8 +347,23 @@ pub fn mkdir(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
     }
 }
 
+/// Create the directory `path` (inside `root`, whose parent exists) with exactly `mode`, whatever
+/// the server's umask: what `stat` through CAPIO reports is what is on disk.
+pub fn mkdir_exact(root: &Path, path: &Path, mode: u32) -> Result<(), FsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(FsError::Exists);
+    };
+    let real = ensure_dir(root, parent)?.join(name);
+    DirBuilder::new()
+        .mode(mode)
+        .create(&real)
+        .map_err(FsError::from_lookup)?;
+    fs::set_permissions(&real, fs::Permissions::from_mode(mode)).map_err(FsError::from_lookup)
+}
+
 /// The nearest directory on disk at or above `dir` (inside `root`), canonical: where the hidden
-/// data file of a file in `dir` goes while `dir` exists only in the namespace.
+/// data file of a file in `dir` goes (`dir` itself, unless another program removed it).
 pub fn nearest_dir(root: &Path, dir: &Path) -> PathBuf {
     dir.ancestors()
         .take_while(|a| a.starts_with(root))

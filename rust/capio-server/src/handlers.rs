@@ -191,11 +191,15 @@ pub fn stat(
     body: &[u8],
 ) -> Result<Reply, WireError> {
     let (_, tail): (Empty, _) = decode(body)?;
-    let found = paths::parse(tail).and_then(|p| match kind {
-        Kind::Lstat => server.ns().lstat(client, &p),
-        _ => server.ns().stat(client, &p),
-    });
-    let reply = match found {
+    let stat = |p: std::path::PathBuf| {
+        let mut ns = server.ns();
+        ns.forget_if_stale(client, &p)?;
+        match kind {
+            Kind::Lstat => ns.lstat(client, &p),
+            _ => ns.stat(client, &p),
+        }
+    };
+    let reply = match paths::parse(tail).and_then(stat) {
         Ok(st) => StatReply {
             status: 0,
             kind: st.kind,
@@ -249,7 +253,15 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         .namespace()
         .seq
         .load(std::sync::atomic::Ordering::SeqCst);
-    let listing = match paths::parse(tail).and_then(|p| server.ns().list(client, &p)) {
+    // Adopting a directory on disk under its `dirname` rule may commit it, and what depends on it.
+    let (listing, commits) = with_commits(server, |ns| {
+        paths::parse(tail).and_then(|p| ns.list(client, &p))
+    });
+    if !commits.is_empty() {
+        let work = server.begin_work();
+        persist_all(server, commits, work.as_ref());
+    }
+    let listing = match listing {
         Ok(listing) => listing,
         Err(e) => {
             let reply = ListReply {
@@ -276,7 +288,7 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         generation,
         fire: listing.fire,
         producer: u32::from(listing.producer),
-        _pad: 0,
+        missing: u32::from(listing.missing),
     };
     Reply::new(Kind::List, &reply, &out)
 }

@@ -307,8 +307,7 @@ fn shut_down(server: &Server, paths: &WorkflowPaths) {
     server.drain_work();
     for dir in server.ns().uncommitted_dirs() {
         warning!(
-            "not committed: directory {} (its CAPIO-CL rule never committed it, so it was \
-             never created on disk)",
+            "not committed: directory {} (its CAPIO-CL rule never committed it)",
             dir.display()
         );
     }
@@ -327,6 +326,12 @@ fn shut_down(server: &Server, paths: &WorkflowPaths) {
                 capio_proto::SlotState::Aborted => "its producer crashed",
                 _ => "committed, not configured to persist",
             }
+        );
+    }
+    for dir in server.ns().remove_transient_dirs() {
+        info!(
+            "removed the empty directory {} (made during the run, not permanent)",
+            dir.display()
         );
     }
     leftovers::finish();

@@ -71,7 +71,7 @@ fn an_on_n_files_directory_is_listed_while_it_fills_and_commits_at_n() {
     let r = Client::hello(&s, "reader");
     let parts = s.capio.join("parts");
     assert_eq!(w.mkdir(&parts), 0);
-    assert!(!parts.exists(), "not on disk before its commit");
+    assert!(parts.is_dir(), "on disk at once, before its commit");
 
     let (empty, entries) = r.list_reply(&parts);
     assert_eq!(
@@ -94,7 +94,7 @@ fn an_on_n_files_directory_is_listed_while_it_fills_and_commits_at_n() {
     assert_eq!(w.open(&parts.join("p1"), WR | CREAT).0.status, 0);
     let (two, entries) = r.list_reply(&parts);
     assert_eq!((two.committed, entries.len()), (1, 2));
-    assert!(parts.is_dir(), "created on disk at its commit");
+    assert!(parts.is_dir(), "still on disk after its commit");
     assert_eq!(r.stat(&parts).committed, 1);
 }
 

@@ -100,8 +100,8 @@ fn missing_reads_wait_and_peers_see_mkdir_list_stat() {
     let sub = s.capio.join("sub");
     assert_eq!(a.mkdir(&sub), 0);
     assert!(
-        !sub.exists(),
-        "a directory reaches the disk only when it commits"
+        sub.is_dir(),
+        "a directory is on disk from the moment it is made"
     );
     assert_eq!(b.mkdir(&sub), -libc::EEXIST);
     assert_eq!(b.mkdir(&s.capio.join("nope/x")), -libc::ENOENT);

@@ -8,7 +8,7 @@
 
 use super::{ClientId, FileNode, Namespace};
 use crate::disk;
-use crate::log::{debug, info, warning};
+use crate::log::{debug, info};
 use capio_cl::CommitRule;
 use capio_proto::SlotState;
 use std::path::{Path, PathBuf};
@@ -111,7 +111,7 @@ impl Namespace {
         }
     }
 
-    fn file_rule_met(&self, slot: u32) -> bool {
+    pub(super) fn file_rule_met(&self, slot: u32) -> bool {
         self.node(slot).is_some_and(|node| {
             node.state == SlotState::Open
                 && file_due(&node.rule.commit, node.closes_by_producers, |deps| {
@@ -219,11 +219,25 @@ impl Namespace {
     /// without producers commit as [`dir_due_at_termination`] says; those waiting for declared
     /// producer apps are checked again at every termination.
     pub(super) fn dirs_lose_producer(&mut self, cid: ClientId) {
-        let mut orphaned = Vec::new();
         for dir in &self.open_dirs {
             if let Some(made) = self.dirs.get_mut(dir).and_then(|d| d.made.as_mut()) {
                 made.producers.remove(&cid);
-                if made.producers.is_empty() {
+            }
+        }
+        self.commit_orphaned_dirs();
+    }
+
+    /// Commit the open directories without producers that [`dir_due_at_termination`] says are
+    /// done: at a termination, and after a rename gave a directory a new rule.
+    pub(super) fn commit_orphaned_dirs(&mut self) {
+        let mut orphaned = Vec::new();
+        for dir in &self.open_dirs {
+            if let Some(made) = self.dirs.get(dir).and_then(|d| d.made.as_ref()) {
+                // An adopted directory nobody has produced yet waits for its declared producers
+                // (if any), not for whoever happens to terminate first.
+                if made.producers.is_empty()
+                    && (made.produced || !self.rules.declared_producers(dir).is_empty())
+                {
                     orphaned.push(dir.clone());
                 }
             }
@@ -253,8 +267,8 @@ impl Namespace {
         }
     }
 
-    /// Commit a made directory: its listing is final from now on, and a permanent one is
-    /// created on disk (missing parents too), confined to its creator's root.
+    /// Commit a made directory: its listing is final from now on. It is on disk already (since
+    /// `Mkdir`).
     pub(super) fn commit_dir(&mut self, dir: &Path) {
         self.open_dirs.remove(dir);
         let Some(made) = self.dirs.get_mut(dir).and_then(|d| d.made.as_mut()) else {
@@ -264,14 +278,6 @@ impl Namespace {
             return;
         }
         made.committed = true;
-        if made.rule.permanent
-            && let Err(e) = disk::mkdir(&made.root, dir, made.mode)
-        {
-            warning!(
-                "cannot create the committed directory {} on disk: {e}",
-                dir.display()
-            );
-        }
         debug!("committed directory {}", dir.display());
         self.table.namespace().bump();
         self.settle_due = true;

@@ -6,7 +6,7 @@
 use crate::backing::{self, Backing};
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
-use crate::log::warning;
+use crate::log::{info, warning};
 use crate::paths::confine;
 use crate::persist;
 use crate::rules::fire_wire;
@@ -22,7 +22,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 pub type ClientId = u64;
 
@@ -67,21 +67,19 @@ struct FileNode {
     /// after a newer one, even when the slot and path are reused by another file meanwhile.
     generation: u64,
     persisted: bool,
+    /// Its disk copy as persisted: a persisted file whose real path no longer shows this was
+    /// removed or replaced by another program, and is not served from memory any more.
+    disk_id: Option<disk::Identity>,
     /// Bytes of the memory budget this file holds (see `memory`).
     charged: u64,
     /// A `Reserve` was refused: logged once per file.
     refused: bool,
 }
 
-/// A directory `Mkdir` created. It exists only in the namespace until its CAPIO-CL rule commits
-/// it; then, if permanent, it is created on disk too.
+/// A directory `Mkdir` created: on disk at once, so that what CAPIO does not intercept (`chdir`, a
+/// child's `cwd`, links, C libraries) finds it; its listing and commit follow its CAPIO-CL rule.
+/// Also a directory that existed on disk before but has a `dirname` rule (`adopted`).
 struct MadeDir {
-    mode: u32,
-    mtime_ns: i64,
-    atime_ns: i64,
-    ctime_ns: i64,
-    uid: u32,
-    gid: u32,
     /// Canonical root of its creator: its disk copy is made inside it.
     root: PathBuf,
     /// The CAPIO-CL directory rule of its current path.
@@ -89,10 +87,16 @@ struct MadeDir {
     /// Its creator and every client that created an entry in it, until they terminate.
     producers: BTreeSet<ClientId>,
     committed: bool,
+    /// It was on disk before the namespace knew it: never removed at shutdown.
+    adopted: bool,
+    /// Some client has produced it (made it, or created an entry in it). Until then an adopted
+    /// directory does not commit when an unrelated client terminates.
+    produced: bool,
 }
 
 /// Children in creation order, kept for any directory something was created in (also for
-/// directories that exist only on disk); `made` when `Mkdir` created it.
+/// directories that were on disk before); `made` when `Mkdir` created it or a `dirname` rule
+/// adopted it.
 #[derive(Default)]
 struct DirNode {
     made: Option<MadeDir>,
@@ -224,11 +228,14 @@ fn normalize(path: &Path) -> Option<PathBuf> {
 pub struct Listing {
     /// CAPIO entries in creation order, then disk entries not listed yet.
     pub entries: Vec<(u32, OsString)>,
-    /// No entry will be added any more under its rule (always, for disk directories).
+    /// No entry will be added any more under its rule (always, for disk directories without a
+    /// `dirname` rule).
     pub committed: bool,
     pub fire: u32,
     /// The caller produces it, so it never waits on it.
     pub producer: bool,
+    /// It does not exist yet, but a producer may still make it (see `producer_may_appear`).
+    pub missing: bool,
 }
 
 /// A file that will never reach its real path: aborted by a crash, or left at shutdown.
@@ -321,12 +328,6 @@ fn new_data(
             Err(e.into())
         }
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl Namespace {
@@ -437,13 +438,6 @@ impl Namespace {
         self.dirs.get(path).is_some_and(|d| d.made.is_some())
     }
 
-    fn is_uncommitted_made_dir(&self, path: &Path) -> bool {
-        self.dirs
-            .get(path)
-            .and_then(|d| d.made.as_ref())
-            .is_some_and(|m| !m.committed)
-    }
-
     /// `File` or `Dir` when the namespace has `path`, `None` when only the disk can tell.
     fn locate_ns(&self, root: &Path, path: &Path) -> Result<Option<Where>, FsError> {
         if self.visible_file(path).is_some() {
@@ -462,14 +456,6 @@ impl Namespace {
     fn locate(&self, root: &Path, path: &Path) -> Result<Where, FsError> {
         if let Some(found) = self.locate_ns(root, path)? {
             return Ok(found);
-        }
-        if path
-            .parent()
-            .is_some_and(|parent| path != root && self.is_uncommitted_made_dir(parent))
-        {
-            // Not on disk before its rule commits it, so nothing inside it is either: the
-            // namespace has the whole answer, without resolving the parent on disk.
-            return Ok(Where::Missing);
         }
         Ok(match disk::lookup(root, path)? {
             Some(node) => Where::Disk(Box::new(node)),
@@ -494,12 +480,48 @@ impl Namespace {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
+        if !self.dirs.contains_key(parent)
+            && let Some(root) = self.clients.get(&cid).map(|c| c.root.clone())
+        {
+            // The first entry made in a directory the namespace did not know: one rule lookup
+            // per directory, not per entry.
+            self.adopt(&root, parent);
+        }
         let dir = self.dirs.entry(parent.to_path_buf()).or_default();
         dir.add(name);
         if let Some(made) = dir.made.as_mut().filter(|m| !m.committed) {
             made.producers.insert(cid);
+            made.produced = true;
             self.settle_due = true;
         }
+    }
+
+    /// A directory on disk that a `dirname` rule covers follows the rule like one made during the
+    /// run: its listing waits or streams until the rule commits it. Its entries are the ones
+    /// created through CAPIO during the run (those are what `on_n_files` counts); what was on
+    /// disk before is listed, but counts for nothing.
+    fn adopt(&mut self, root: &Path, path: &Path) {
+        if self.is_made_dir(path) || !self.rules.has_dir_rule(path) {
+            return;
+        }
+        let Ok(Some(node)) = disk::lookup(root, path) else {
+            return;
+        };
+        if node.kind != DiskKind::Dir {
+            return;
+        }
+        self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
+            root: root.to_path_buf(),
+            rule: self.rules.dir_rule_for(path),
+            producers: BTreeSet::new(),
+            committed: false,
+            adopted: true,
+            produced: false,
+        });
+        self.open_dirs.insert(path.to_path_buf());
+        // `on_n_files: 0`, or `on_file` with its dependencies committed already.
+        self.settle_due = true;
+        self.settle();
     }
 
     fn remove_child(&mut self, path: &Path) {
@@ -569,6 +591,74 @@ impl Namespace {
         self.free_slots.push(slot);
     }
 
+    /// A committed, persisted file whose real path another program has removed or replaced since
+    /// (a long-lived server between runs: `rm -f out.bin`) must not be served from memory: forget
+    /// the memory copy, so the disk answers, or nothing does. One `lstat`, for persisted files
+    /// only. Fds already open keep the old copy, as with an unlinked file.
+    pub fn forget_if_stale(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
+        self.root_for(cid, path)?;
+        if !self.drop_stale(path) {
+            self.drop_stale_dir(path);
+        }
+        Ok(())
+    }
+
+    /// A made directory that another program removed from disk (`rm -rf out` between two runs of
+    /// a long-lived server) is forgotten too, once nothing in it lives only in memory: making it
+    /// again (`os.makedirs`) must not fail with `EEXIST`.
+    fn drop_stale_dir(&mut self, path: &Path) -> bool {
+        let Some(dir) = self.dirs.get(path).filter(|d| d.made.is_some()) else {
+            return false;
+        };
+        if fs::symlink_metadata(path).is_ok() {
+            return false;
+        }
+        let children: Vec<PathBuf> = dir.names().map(|name| path.join(name)).collect();
+        for child in &children {
+            if !self.drop_stale(child) {
+                self.drop_stale_dir(child);
+            }
+        }
+        let live = children
+            .iter()
+            .any(|c| self.visible_file(c).is_some() || self.is_made_dir(c));
+        if live {
+            return false;
+        }
+        info!(
+            "directory {} was removed from disk by another program: forgetting it",
+            path.display()
+        );
+        self.dirs.remove(path);
+        self.open_dirs.remove(path);
+        self.remove_child(path);
+        self.table.namespace().bump();
+        true
+    }
+
+    fn drop_stale(&mut self, path: &Path) -> bool {
+        let Some(node) = self.files.get(path) else {
+            return false;
+        };
+        if !(node.persisted && node.state == SlotState::Committed) {
+            return false;
+        }
+        // Without a recorded identity there is nothing to compare: keep serving it.
+        if node
+            .disk_id
+            .is_none_or(|id| disk::identity(path) == Some(id))
+        {
+            return false;
+        }
+        info!(
+            "{} was removed or replaced on disk since it was persisted: not serving it from memory",
+            path.display()
+        );
+        self.forget_file(path);
+        self.table.namespace().bump();
+        true
+    }
+
     pub fn open(
         &mut self,
         cid: ClientId,
@@ -577,6 +667,7 @@ impl Namespace {
         mode: u32,
     ) -> Result<Opened, FsError> {
         let root = self.root_for(cid, path)?;
+        self.drop_stale(path);
         if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL
             && self.locate_ns(&root, path)?.is_none()
             && disk::link_metadata(&root, path)?.is_some()
@@ -584,7 +675,11 @@ impl Namespace {
             // `O_EXCL` never follows a final symbolic link, dangling or not.
             return Err(FsError::Exists);
         }
-        let path = &self.through_links(&root, path)?;
+        let resolved = self.through_links(&root, path)?;
+        if resolved != path {
+            self.drop_stale(&resolved);
+        }
+        let path = &resolved;
         // Read before deciding the path is missing: a create after this point moves `seq` past it,
         // so the client's futex wait cannot miss it.
         let generation = self.table.namespace().seq.load(SeqCst);
@@ -608,11 +703,13 @@ impl Namespace {
         } else {
             match self.locate(&root, path)? {
                 Where::File => self.open_existing(cid, path, flags),
+                // As the kernel: `O_CREAT | O_EXCL` on anything that exists is `EEXIST` (which
+                // `tempfile.mkstemp` retries on); other opens of a directory are `EISDIR`.
+                Where::Dir | Where::Disk(_) if exclusive => Err(FsError::Exists),
                 Where::Dir => Err(FsError::IsDir),
                 Where::Disk(node) => match node.kind {
                     DiskKind::Dir => Err(FsError::IsDir),
                     DiskKind::Other => Err(FsError::Unsupported),
-                    DiskKind::File if exclusive => Err(FsError::Exists),
                     DiskKind::File if !writable => {
                         let file = disk::open_read(&node)?;
                         let size = file.metadata()?.len();
@@ -638,18 +735,29 @@ impl Namespace {
         opened
     }
 
-    /// A read-only open of a path nobody has created: wait for it, unless that would be forever.
-    /// A declared producer never waits for its own file, and once every app declared to produce
-    /// it has terminated, nobody is going to create it.
+    /// A read-only open of a path nobody has created: wait for it while a producer may still
+    /// appear, `ENOENT` at once otherwise (an optional-file probe must not hang).
     fn missing_read(&self, cid: ClientId, path: &Path, generation: u32) -> Result<Opened, FsError> {
+        if self.producer_may_appear(cid, path) {
+            Ok(Opened::Wait { generation })
+        } else {
+            Err(FsError::NotFound)
+        }
+    }
+
+    /// The one rule for "`path` is missing now: wait, or answer `ENOENT`?", for opens and
+    /// listings alike. With apps declared (CAPIO-CL `output_stream`) to produce it: wait until
+    /// every one of them has terminated, unless the caller is one of them (it never waits for its
+    /// own output). Without: wait while another client is attached, since only a live process can
+    /// still create it. Terminations bump the namespace generation, so waiters ask again then.
+    fn producer_may_appear(&self, cid: ClientId, path: &Path) -> bool {
         let declared = self.rules.declared_producers(path);
-        if declared.iter().any(|app| app == self.app_of(cid)) {
-            return Err(FsError::NotFound);
+        if declared.is_empty() {
+            return self.clients.iter().any(|(&id, c)| id != cid && !c.exited);
         }
-        if !declared.is_empty() && declared.iter().all(|app| self.app_terminated(app)) {
-            return Err(FsError::NotFound);
-        }
-        Ok(Opened::Wait { generation })
+        let me = self.app_of(cid);
+        !declared.iter().any(|app| app == me)
+            && !declared.iter().all(|app| self.app_terminated(app))
     }
 
     /// A committed input opened for writing becomes a CAPIO file, seeded with its disk content.
@@ -733,6 +841,7 @@ impl Namespace {
                 apps: BTreeSet::new(),
                 generation: 0,
                 persisted: false,
+                disk_id: None,
                 charged: 0,
                 refused: false,
             },
@@ -858,24 +967,14 @@ impl Namespace {
                 })
             }
             Where::Dir => {
+                // A made directory is on disk: its attributes are the disk's, its state CAPIO's.
                 let made = self
                     .dirs
                     .get(path)
                     .and_then(|d| d.made.as_ref())
                     .ok_or(FsError::NotFound)?;
-                Ok(Stat {
-                    kind: node_kind::DIR,
-                    size: 0,
-                    mtime_ns: made.mtime_ns,
-                    mode: made.mode,
-                    committed: made.committed,
-                    atime_ns: made.atime_ns,
-                    ctime_ns: made.ctime_ns,
-                    uid: made.uid,
-                    gid: made.gid,
-                    file_type: libc::S_IFDIR,
-                    nlink: 2,
-                })
+                let real = disk::lookup(&root, path)?.ok_or(FsError::NotFound)?;
+                Ok(Stat::of_meta(node_kind::DIR, &real.meta, made.committed))
             }
             Where::Disk(node) => Ok(Stat::of_meta(node.wire_kind(), &node.meta, true)),
             Where::Missing => Err(FsError::NotFound),
@@ -951,72 +1050,33 @@ impl Namespace {
                 Ok(())
             }
             Where::Dir => {
-                if let Ok(Some(real)) = disk::lookup(&root, path)
-                    && real.kind == DiskKind::Dir
-                {
-                    sys::set_attrs_path(&real.real, attrs, false)?;
-                } else if let Some((uid, gid)) = attrs.owner
-                    && !sys::may_chown(uid, gid)
-                {
-                    return Err(FsError::Io(io::Error::from_raw_os_error(libc::EPERM)));
-                }
-                let made = self
-                    .dirs
-                    .get_mut(path)
-                    .and_then(|d| d.made.as_mut())
-                    .ok_or(FsError::NotFound)?;
-                let now = now_ns();
-                if let Some(mode) = attrs.mode {
-                    made.mode = mode & 0o7777;
-                }
-                if let Some((uid, gid)) = attrs.owner {
-                    if uid != u32::MAX {
-                        made.uid = uid;
-                    }
-                    if gid != u32::MAX {
-                        made.gid = gid;
-                    }
-                }
-                for (t, field) in [
-                    (attrs.atime, &mut made.atime_ns),
-                    (attrs.mtime, &mut made.mtime_ns),
-                ] {
-                    match t {
-                        sys::TimeSet::Omit => {}
-                        sys::TimeSet::Now => *field = now,
-                        sys::TimeSet::At(ns) => *field = ns,
-                    }
-                }
-                made.ctime_ns = now;
-                Ok(())
+                let real = disk::lookup(&root, path)?.ok_or(FsError::NotFound)?;
+                Ok(sys::set_attrs_path(&real.real, attrs, false)?)
             }
             Where::Disk(node) => Ok(sys::set_attrs_path(&node.real, attrs, false)?),
             Where::Missing => Err(FsError::NotFound),
         }
     }
 
-    /// Make a directory in the namespace, produced by `cid`. Nothing reaches the disk before its
-    /// rule commits it: another workflow sharing the CAPIO directory must not see it early.
+    /// Make a directory, produced by `cid`: on disk at once (with its mode), in the namespace
+    /// for its listing and its CAPIO-CL rule.
     pub fn mkdir(&mut self, cid: ClientId, path: &Path, mode: u32) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        self.drop_stale_dir(path);
         // An aborted file keeps its node (it may be restarted), so its path stays taken.
         if self.files.contains_key(path) || !matches!(self.locate(&root, path)?, Where::Missing) {
             return Err(FsError::Exists);
         }
         self.check_parent(&root, path)?;
-        let now = now_ns();
         // The client applied its umask; `mkdir(2)` keeps only the sticky bit beyond rwx.
+        disk::mkdir_exact(&root, path, mode & 0o1777)?;
         self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
-            mode: mode & 0o1777,
-            mtime_ns: now,
-            atime_ns: now,
-            ctime_ns: now,
-            uid: sys::geteuid(),
-            gid: sys::getegid(),
             root,
             rule: self.rules.dir_rule_for(path),
             producers: BTreeSet::from([cid]),
             committed: false,
+            adopted: false,
+            produced: true,
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies already committed.
@@ -1029,8 +1089,10 @@ impl Namespace {
 
     /// Entries of a directory (CAPIO entries in creation order, then disk entries not yet
     /// listed), its commit state and fire rule.
-    pub fn list(&self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
+    pub fn list(&mut self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
         let root = self.root_for(cid, path)?;
+        self.drop_stale_dir(path);
+        self.adopt(&root, path);
         let real = match self.locate(&root, path)? {
             Where::Dir => disk::lookup(&root, path)
                 .ok()
@@ -1039,8 +1101,22 @@ impl Namespace {
                 .map(|n| n.real),
             Where::Disk(node) if node.kind == DiskKind::Dir => Some(node.real),
             Where::File | Where::Disk(_) => return Err(FsError::NotDir),
+            Where::Missing if self.producer_may_appear(cid, path) => {
+                return Ok(Listing {
+                    entries: Vec::new(),
+                    committed: false,
+                    fire: fire_wire(self.rules.dir_rule_for(path).fire),
+                    producer: false,
+                    missing: true,
+                });
+            }
             Where::Missing => return Err(FsError::NotFound),
         };
+        let on_disk = match &real {
+            Some(real) => disk::list(real)?,
+            None => Vec::new(),
+        };
+        self.drop_stale_children(path, &on_disk);
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
         if let Some(dir) = self.dirs.get(path) {
@@ -1057,38 +1133,62 @@ impl Namespace {
                 entries.push((kind, name.clone()));
             }
         }
-        if let Some(real) = real {
-            for (kind, name) in disk::list(&real)? {
-                if !seen.contains(&name) {
-                    // A link is listed with the kind of what a look-up through it finds, which
-                    // may be a CAPIO file or directory the disk does not have.
-                    let kind = if kind & node_kind::LINK != 0 {
-                        self.stat(cid, &path.join(&name))
-                            .map_or(kind, |st| node_kind::LINK | kind_of_type(st.file_type))
-                    } else {
-                        kind
-                    };
-                    entries.push((kind, name));
-                }
+        for (kind, name) in on_disk {
+            if !seen.contains(&name) {
+                // A link is listed with the kind of what a look-up through it finds, which may be
+                // a CAPIO file or directory the disk does not have.
+                let kind = if kind & node_kind::LINK != 0 {
+                    self.stat(cid, &path.join(&name))
+                        .map_or(kind, |st| node_kind::LINK | kind_of_type(st.file_type))
+                } else {
+                    kind
+                };
+                entries.push((kind, name));
             }
         }
         let declared = self.rules.is_producer(self.app_of(cid), path);
         let listing = match self.dirs.get(path).and_then(|d| d.made.as_ref()) {
             Some(made) => Listing {
                 entries,
-                committed: made.committed,
+                // Nobody produces it now and nobody can any more: complete for this caller.
+                committed: made.committed
+                    || (made.producers.is_empty() && !self.producer_may_appear(cid, path)),
                 fire: fire_wire(made.rule.fire),
                 producer: declared || made.producers.contains(&cid),
+                missing: false,
             },
-            // On disk before anyone here made it, or the CAPIO directory itself: complete.
+            // On disk before anyone here made it, without a `dirname` rule: complete.
             None => Listing {
                 entries,
                 committed: true,
                 fire: fire_wire(self.rules.dir_rule_for(path).fire),
                 producer: declared,
+                missing: false,
             },
         };
         Ok(listing)
+    }
+
+    /// Persisted files in `dir` that the disk listing `on_disk` lacks were removed by another
+    /// program: they are not listed (nor served) any more. Costs nothing beyond the listing.
+    fn drop_stale_children(&mut self, dir: &Path, on_disk: &[(u32, OsString)]) {
+        let Some(d) = self.dirs.get(dir) else {
+            return;
+        };
+        let present: HashSet<&OsString> = on_disk.iter().map(|(_, name)| name).collect();
+        let gone: Vec<PathBuf> = d
+            .names()
+            .filter(|name| !present.contains(name))
+            .map(|name| dir.join(name))
+            .filter(|child| {
+                self.files
+                    .get(child)
+                    .is_some_and(|n| n.persisted && n.state == SlotState::Committed)
+            })
+            .collect();
+        for child in gone {
+            self.drop_stale(&child);
+        }
     }
 
     /// Clean termination: the client stops producing; files and directories left without
@@ -1147,8 +1247,11 @@ impl Namespace {
         }) else {
             return Ok(false);
         };
+        // The temp file is the persisted copy: renaming keeps its identity.
+        let id = fs::symlink_metadata(temp.path()).map(|m| disk::Identity::of(&m));
         temp.install()?;
         node.persisted = true;
+        node.disk_id = id.ok();
         Ok(true)
     }
 
@@ -1169,6 +1272,7 @@ impl Namespace {
         }
         node.backing = Backing::InPlace;
         node.persisted = true;
+        node.disk_id = node.data.metadata().ok().map(|m| disk::Identity::of(&m));
         Ok(true)
     }
 
@@ -1296,9 +1400,36 @@ impl Namespace {
         lost
     }
 
-    /// Made directories whose rule never committed them: they never reached the disk.
+    /// Made directories whose rule never committed them.
     pub fn uncommitted_dirs(&self) -> Vec<PathBuf> {
         self.open_dirs.iter().cloned().collect()
+    }
+
+    /// At shutdown, after `shut_down`: remove from disk the directories made during the run that
+    /// are not to persist (by their CAPIO-CL rule) and hold nothing on disk, deepest first, so a
+    /// run leaves no empty scaffolding of its in-memory files. Returns the ones removed.
+    pub fn remove_transient_dirs(&mut self) -> Vec<PathBuf> {
+        let mut transient: Vec<(PathBuf, PathBuf)> = self
+            .dirs
+            .iter()
+            .filter_map(|(path, d)| {
+                let made = d.made.as_ref()?;
+                (!made.adopted && !made.rule.permanent).then(|| (path.clone(), made.root.clone()))
+            })
+            .collect();
+        // Children before their parents: a longer path is never an ancestor of a shorter one.
+        transient.sort_by_key(|(path, _)| std::cmp::Reverse(path.as_os_str().len()));
+        let mut removed = Vec::new();
+        for (path, root) in transient {
+            let Ok(Some(entry)) = disk::entry(&root, &path) else {
+                continue;
+            };
+            if entry.kind == DiskKind::Dir && disk::rmdir(&entry).is_ok() {
+                removed.push(path);
+            }
+        }
+        removed.sort();
+        removed
     }
 }
 

@@ -168,8 +168,9 @@ impl Namespace {
             self.rename_file(cid, &root, src, dst, from, &to)?
         };
         self.table.namespace().bump();
-        // The new place may have other rules: `on_n_files` of the new parent, or an `on_file`
-        // dependency that now exists.
+        // The new place may have other rules: `on_n_files` of the new parent, an `on_file`
+        // dependency that now exists, or a directory rule its gone producers already satisfy.
+        self.commit_orphaned_dirs();
         self.settle_due = true;
         self.settle();
         Ok(pending)
@@ -303,8 +304,15 @@ impl Namespace {
         let pending =
             (node.state == SlotState::Committed && !node.persisted && node.rule.permanent)
                 .then(|| (dst.to_path_buf(), node.generation));
-        self.by_slot.insert(node.slot, dst.to_path_buf());
+        let slot = node.slot;
+        self.by_slot.insert(slot, dst.to_path_buf());
         self.files.insert(dst.to_path_buf(), node);
+        // The new name's rule applies to what already happened under the old one: a temp file
+        // closed and then renamed over an `on_close` name is complete now, not at its
+        // producer's exit.
+        if self.file_rule_met(slot) {
+            self.commit_file(slot);
+        }
         pending
     }
 }

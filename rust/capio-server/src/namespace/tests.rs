@@ -217,13 +217,15 @@ fn posix_errors_for_bad_opens_and_mkdirs() {
 }
 
 #[test]
-fn mkdir_makes_a_namespace_dir_that_reaches_the_disk_when_its_creator_terminates() {
+fn mkdir_makes_a_dir_on_disk_at_once_that_commits_when_its_creator_terminates() {
     let mut fx = Fx::new();
     let (a, b) = (fx.client("a"), fx.client("b"));
     let before = fx.table.namespace().seq.load(SeqCst);
     fx.ns.mkdir(a, &fx.p("d"), 0o777).unwrap();
     assert_ne!(fx.table.namespace().seq.load(SeqCst), before);
-    assert!(!fx.p("d").exists(), "not on disk before its commit");
+    assert!(fx.p("d").is_dir(), "on disk at once, before its commit");
+    let mode = fs::metadata(fx.p("d")).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o777, "exactly the mode asked for: the client applied its umask");
     let st = fx.ns.stat(b, &fx.p("d")).unwrap();
     assert_eq!(
         (st.kind, st.mode, st.committed),
@@ -242,10 +244,11 @@ fn mkdir_makes_a_namespace_dir_that_reaches_the_disk_when_its_creator_terminates
             committed: false,
             fire: capio_proto::fire::UPDATE,
             producer: false,
+            missing: false,
         }
     );
     assert!(fx.ns.list(a, &fx.p("d")).unwrap().producer);
-    assert!(!fx.p("d").exists());
+    assert!(fx.p("d/sub").is_dir() && !fx.p("d/inner").exists());
 
     assert_eq!(fx.exit_and_persist(a), vec![fx.p("d/inner")]);
     assert!(fx.ns.list(b, &fx.p("d")).unwrap().committed);
@@ -499,7 +502,7 @@ impl Fx {
         self.table.namespace().seq.load(SeqCst)
     }
 
-    fn names(&self, c: ClientId, rel: &str) -> Vec<String> {
+    fn names(&mut self, c: ClientId, rel: &str) -> Vec<String> {
         let dir = if rel.is_empty() {
             self.root.clone()
         } else {
@@ -632,6 +635,8 @@ fn unlinking_an_aborted_file_clears_it_and_a_persist_in_flight_is_discarded() {
     let (a, b) = (fx.client("crashy"), fx.client("b"));
     mem(fx.open(a, "partial", WR | CREAT).unwrap());
     fx.ns.detach(a);
+    // Someone else attached who may still create it: a reader waits rather than failing.
+    let _other = fx.client("other");
     assert_eq!(fx.unlink(b, "partial").unwrap_err().errno(), libc::ENOENT);
     assert!(matches!(
         fx.open(b, "partial", RD).unwrap(),
@@ -904,6 +909,7 @@ fn child_lists_keep_creation_order_across_removals_and_compaction() {
 }
 
 mod capio_cl_rules;
+mod names_and_waits;
 
 #[test]
 fn the_memory_budget_grants_in_increments_refuses_past_the_limit_and_frees_on_removal() {

@@ -35,7 +35,7 @@ impl Fx {
         done
     }
 
-    fn listing(&self, c: ClientId, rel: &str) -> Listing {
+    fn listing(&mut self, c: ClientId, rel: &str) -> Listing {
         self.ns.list(c, &self.p(rel)).unwrap()
     }
 
@@ -364,19 +364,20 @@ fn storage_fs_files_live_in_a_hidden_file_that_persisting_renames_into_place() {
 }
 
 #[test]
-fn storage_fs_data_of_a_file_in_an_uncommitted_directory_stays_out_of_it() {
+fn storage_fs_data_of_a_file_in_an_uncommitted_directory_is_hidden_in_it() {
     let extra = r#", "storage": {"fs": ["d/*"]}, "permanent": ["d", "d/*"]"#;
     let mut fx = Fx::with_config(&config(&step("w", ""), extra));
     let w = fx.client("w");
     fx.ns.mkdir(w, &fx.p("d"), 0o755).unwrap();
     let f = mem(fx.open(w, "d/f", WR | CREAT).unwrap());
     write(&fx, &f, 0, b"x");
-    assert!(!fx.p("d").exists(), "the directory is not committed");
+    assert!(fx.p("d").is_dir(), "on disk before its commit");
     assert_eq!(
-        fx.hidden_files("").len(),
+        fx.hidden_files("d").len(),
         1,
-        "the data waits in the nearest directory"
+        "the data waits in its directory, hidden"
     );
+    assert!(fx.names(w, "d") == ["f"], "listed once, by its own name");
     fx.ns.exit(w, false).unwrap();
     let job = fx.ns.persist_job(&fx.p("d/f"), 1).unwrap().unwrap();
     assert!(fx.ns.install_in_place(&job).unwrap());
@@ -408,7 +409,7 @@ fn an_on_n_files_directory_streams_its_entries_and_commits_at_n() {
     mem(fx.open(w, "out/a", WR | CREAT).unwrap());
     let one = fx.listing(r, "out");
     assert_eq!((one.committed, one.entries.len()), (false, 1));
-    assert!(!fx.p("out").exists());
+    assert!(fx.p("out").is_dir(), "on disk before its commit");
     let before = fx.seq();
     fx.ns.mkdir(w, &fx.p("out/sub"), 0o755).unwrap();
     assert_ne!(fx.seq(), before);
@@ -418,7 +419,7 @@ fn an_on_n_files_directory_streams_its_entries_and_commits_at_n() {
         (true, 2),
         "subdirectories count"
     );
-    assert!(fx.p("out").is_dir(), "permanent: created at its commit");
+    assert!(fx.p("out").is_dir(), "permanent: stays on disk");
     let a = mem(fx.open(r, "out/a", RD).unwrap());
     assert_eq!(
         fx.state(a.slot),
@@ -436,9 +437,11 @@ fn an_on_n_files_directory_streams_its_entries_and_commits_at_n() {
     assert!(!fx.dir_committed(r, "out2"), "x was aborted: one entry");
     mem(fx.open(w, "out2/z", WR | CREAT).unwrap());
     assert!(fx.dir_committed(r, "out2"));
+    fx.ns.shut_down();
+    fx.ns.remove_transient_dirs();
     assert!(
-        !fx.p("out2").exists(),
-        "committed but not permanent: never on disk"
+        !fx.p("out2").exists() && fx.p("out").is_dir(),
+        "committed but not permanent: removed from disk at shutdown, once empty there"
     );
 }
 
@@ -501,8 +504,12 @@ fn a_directory_without_a_rule_commits_when_its_producers_terminate_and_renames_k
     fx.ns.detach(r);
     assert!(fx.dir_committed(q, "e"), "a crash releases its readers too");
     assert!(fx.dir_committed(q, "e/mine"));
-    assert!(
-        !fx.p("e").exists(),
-        "with a config, a directory is not permanent by default"
+    assert!(fx.p("e/mine").is_dir(), "on disk while the server runs");
+    fx.ns.shut_down();
+    assert_eq!(
+        fx.ns.remove_transient_dirs(),
+        vec![fx.p("e"), fx.p("e/mine")],
+        "with a config, a directory is not permanent by default: gone at shutdown when empty"
     );
+    assert!(!fx.p("e").exists());
 }
