@@ -225,7 +225,10 @@ fn mkdir_makes_a_dir_on_disk_at_once_that_commits_when_its_creator_terminates() 
     assert_ne!(fx.table.namespace().seq.load(SeqCst), before);
     assert!(fx.p("d").is_dir(), "on disk at once, before its commit");
     let mode = fs::metadata(fx.p("d")).unwrap().mode() & 0o777;
-    assert_eq!(mode, 0o777, "exactly the mode asked for: the client applied its umask");
+    assert_eq!(
+        mode, 0o777,
+        "exactly the mode asked for: the client applied its umask"
+    );
     let st = fx.ns.stat(b, &fx.p("d")).unwrap();
     assert_eq!(
         (st.kind, st.mode, st.committed),
