@@ -5,20 +5,23 @@ from __future__ import annotations
 import atexit
 import builtins
 import functools
+import _io
 import inspect
 import io
 import json
 import os
+import posix
 import shutil
 import signal
 import sys
 import threading
+import types
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
-from . import _ospatch, _pycapio
-from ._dirs import PyCapioScandirWrapper
-from ._fileio import _FAST_MODES, close_open_files, forget_open_files, open_capio, open_fast
+from . import _disguise, _ospatch, _pycapio
+from ._dirs import DirEntry, PyCapioScandirWrapper
+from ._fileio import _FAST_MODES, CapioFileIO, close_open_files, forget_open_files, open_capio, open_fast
 from ._path import PyCapioPath, capio_target
 
 __all__ = [
@@ -40,23 +43,65 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 _MODULES = {"builtins": builtins, "io": io, "os": os, "shutil": shutil}
 
-_PATCHED = tuple(
-    (_MODULES[mod], name)
-    for mod, name in (
-        key.split(".", 1)
-        for key in (
-            "builtins.open",
-            "io.open",
-            "os.mkdir",
-            "os.makedirs",
-            "os.scandir",
-            "os.listdir",
-            "os.path",
-            *_ospatch.PROXIES,
-        )
-    )
-    if hasattr(_MODULES[mod], name)  # e.g. no xattr functions on some platforms
+# What is replaced, as "module.name" -> the CAPIO-aware implementation.
+_IMPLEMENTATIONS: dict[str, Any] = {
+    "builtins.open": None,  # open_proxy, filled in below (defined further down)
+    "io.open": None,
+    "os.mkdir": None,
+    "os.makedirs": None,
+    "os.scandir": None,
+    "os.listdir": None,
+    "os.path": PyCapioPath,
+    "io.FileIO": None,
+    "os.DirEntry": None,
+    **_ospatch.PROXIES,
+}
+
+
+def _named(key: str) -> tuple[Any, str]:
+    mod, name = key.split(".", 1)
+    return _MODULES[mod], name
+
+
+# Built-in originals also live in the module their __module__ or __self__ names (posix.unlink is
+# os.unlink, _io.open is io.open; io.open_code opens through _io.open): that name is replaced by
+# the same proxy, so pickle (which finds a built-in by module and name, and checks it is the same
+# object) and code using those modules directly see one function. Same for the classes.
+_HOMES = {"posix": posix, "_io": _io}
+
+
+def _home_keys(key: str) -> list[str]:
+    mod, name = _named(key)
+    if not hasattr(mod, name):
+        return []
+    original = getattr(mod, name)
+    homes = []
+    for home_name, home in _HOMES.items():
+        if getattr(home, name, None) is original and (
+            getattr(original, "__self__", None) is home or getattr(original, "__module__", None) == home_name
+        ):
+            homes.append(f"{home_name}.{name}")
+    return homes
+
+
+_HOME_OF: dict[str, str] = {home: key for key in _IMPLEMENTATIONS for home in _home_keys(key)}
+
+# Every name replaced, as (module, name), and its key ("module.name"; _io calls itself io).
+_KEYS = tuple(
+    key
+    for key in (*_IMPLEMENTATIONS, *_HOME_OF)
+    if hasattr({**_MODULES, **_HOMES}[key.split(".", 1)[0]], key.split(".", 1)[1])  # e.g. no xattrs
 )
+_PATCHED = tuple(({**_MODULES, **_HOMES}[key.split(".", 1)[0]], key.split(".", 1)[1]) for key in _KEYS)
+
+# Standard-library modules that captured an original under another name when imported (tarfile's
+# bltn_open is the built-in open): while patched they get the proxy too. Module, attribute, key.
+_ALIASES = (
+    ("bz2", "_builtin_open", "builtins.open"),
+    ("tarfile", "bltn_open", "builtins.open"),
+    ("tokenize", "_builtin_open", "builtins.open"),
+)
+_aliased: list[tuple[types.ModuleType, str, Any, Any]] = []
 
 # The os.supports_* sets list the functions that take dir_fd, an fd, follow_symlinks or
 # effective_ids; code checks membership at call time (shutil.copystat does), so while patched a
@@ -72,7 +117,7 @@ _listed: list[tuple[set[Any], Any]] = []
 
 
 def _snapshot() -> dict[str, Any]:
-    return {f"{mod.__name__}.{name}": getattr(mod, name) for mod, name in _PATCHED}
+    return {key: getattr(mod, name) for (mod, name), key in zip(_PATCHED, _KEYS)}
 
 
 # What the proxies fall back to: the callables in place when the patch went in (import time until
@@ -81,24 +126,37 @@ def _snapshot() -> dict[str, Any]:
 _originals: dict[str, Any] = _ospatch.originals
 _originals.update(_snapshot())
 
+_disguised: dict[str, Any] = {}
+
 
 def _proxies() -> dict[str, Any]:
-    proxies: dict[str, Any] = {
-        "builtins.open": open_proxy,
-        "io.open": open_proxy,
-        "os.mkdir": mkdir_proxy,
-        "os.makedirs": makedirs_proxy,
-        "os.scandir": scandir_proxy,
-        "os.listdir": listdir_proxy,
-        "os.path": PyCapioPath,
-    }
-    proxies.update(_ospatch.PROXIES)
-    return proxies
+    """key -> the object installed there (see _dress)."""
+    return _disguised
 
 
 def _install(values: dict[str, Any]) -> None:
-    for mod, name in _PATCHED:
-        setattr(mod, name, values[f"{mod.__name__}.{name}"])
+    for (mod, name), key in zip(_PATCHED, _KEYS):
+        setattr(mod, name, values[key])
+
+
+def _patch_aliases(proxies: dict[str, Any]) -> None:
+    for modname, attr, key in _ALIASES:
+        module = sys.modules.get(modname)
+        if module is not None and getattr(module, attr, None) is _originals[key]:
+            setattr(module, attr, proxies[key])
+            _aliased.append((module, attr, _originals[key], proxies[key]))
+
+
+def _restore_aliases(proxies: dict[str, Any]) -> None:
+    while _aliased:
+        module, attr, original, proxy = _aliased.pop()
+        if getattr(module, attr, None) is proxy:
+            setattr(module, attr, original)
+    # A module first imported while patched captured the proxy: it gets the original back too.
+    for modname, attr, key in _ALIASES:
+        module = sys.modules.get(modname)
+        if module is not None and getattr(module, attr, None) is proxies[key]:
+            setattr(module, attr, _originals[key])
 
 
 def _list_in_supports(proxies: dict[str, Any]) -> None:
@@ -151,6 +209,7 @@ def _activate() -> None:
             _originals.update(_snapshot())
             proxies = _proxies()
             _install(proxies)
+            _patch_aliases(proxies)
             _list_in_supports(proxies)
             _rebind_defaults(proxies)
             _export_context()
@@ -165,6 +224,7 @@ def _deactivate() -> None:
             _unexport_context()
             _restore_defaults()
             _unlist_from_supports()
+            _restore_aliases(_proxies())
             _install(_originals)
 
 
@@ -274,6 +334,68 @@ def listdir_proxy(path: Any = ".") -> list[Any]:
         return _originals["os.listdir"](path)  # type: ignore[no-any-return]
     with PyCapioScandirWrapper(path) as entries:
         return [entry.name for entry in entries]
+
+
+def _new_fileio(*args: Any, **kwargs: Any) -> Any:
+    """``io.FileIO(...)`` while patched: a :class:`CapioFileIO` for a CAPIO path or fd, the real
+    ``FileIO`` for anything else (or for arguments it must judge: an opener, odd keywords)."""
+    if args and len(args) + len(kwargs) <= 3 and kwargs.keys() <= {"mode", "closefd"}:
+        names = ("file", "mode", "closefd")[: len(args)]
+        if not any(name in kwargs for name in names):
+            file = args[0]
+            if type(file) is int:
+                capio = file >= 0 and _pycapio._is_capio_fd(file)
+            else:
+                capio = capio_target(file) is not None
+            if capio:
+                return CapioFileIO(*args, **kwargs)
+    return _originals["io.FileIO"](*args, **kwargs)
+
+
+_IMPLEMENTATIONS.update(
+    {
+        "builtins.open": open_proxy,
+        "io.open": open_proxy,
+        "os.mkdir": mkdir_proxy,
+        "os.makedirs": makedirs_proxy,
+        "os.scandir": scandir_proxy,
+        "os.listdir": listdir_proxy,
+        # CAPIO raw files and directory entries pass isinstance checks against the real classes.
+        "io.FileIO": _disguise.class_proxy(io.FileIO, (CapioFileIO,), _new_fileio, subclass=True),
+        "os.DirEntry": _disguise.class_proxy(os.DirEntry, (DirEntry,), os.DirEntry, subclass=False),
+    }
+)
+
+
+def _dress() -> None:
+    """Make the installed proxies: each implementation dressed as the original it replaces (see
+    _disguise), once, from the originals of import time. The public names (``open_proxy``,
+    ``pycapio._ospatch.stat_proxy``, ...) are rebound to them: they are what gets installed."""
+    made: dict[int, Any] = {}
+    for key, impl in _IMPLEMENTATIONS.items():
+        original = _originals.get(key)
+        if original is None:
+            continue
+        if id(original) not in made:
+            if isinstance(original, types.BuiltinFunctionType):
+                made[id(original)] = _disguise.as_builtin(impl, original)
+            elif isinstance(original, types.FunctionType):
+                made[id(original)] = _disguise.as_function(impl, original)
+            else:
+                made[id(original)] = impl
+        proxy = _disguised[key] = made[id(original)]
+        for namespace in (globals(), vars(_ospatch)):
+            for name, value in list(namespace.items()):
+                if value is impl and name.endswith("_proxy"):
+                    namespace[name] = proxy
+        if key in _ospatch.PROXIES:
+            _ospatch.PROXIES[key] = proxy
+    for home, key in _HOME_OF.items():
+        if key in _disguised:
+            _disguised[home] = _disguised[key]
+
+
+_dress()
 
 
 # -- initialisation -------------------------------------------------------------------------------

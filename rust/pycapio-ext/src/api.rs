@@ -489,3 +489,24 @@ pub fn validate_config(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     }
     Ok(convert::str(&out)?)
 }
+
+/// `_builtin_proxy(impl, name, doc, self, module)`: see `py::proxy::make`.
+pub fn builtin_proxy(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(
+        "_builtin_proxy",
+        &["impl", "name", "doc", "self", "module"],
+        5,
+    )?;
+    let (Some(imp), Some(name), Some(doc), Some(module_self), Some(module)) =
+        (v[0], v[1], v[2], v[3], v[4])
+    else {
+        return value_error("_builtin_proxy() needs all of its arguments");
+    };
+    let name = convert::string(name, "name")?;
+    let doc = if doc.is_none() {
+        None
+    } else {
+        Some(convert::string(doc, "doc")?)
+    };
+    crate::py::proxy::make(imp, &name, doc.as_deref(), module_self, module)
+}

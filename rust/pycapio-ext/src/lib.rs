@@ -43,6 +43,7 @@ entry!(server_start => server_ctl::server_start);
 entry!(server_stop => server_ctl::server_stop);
 entry!(after_fork_in_child => api::after_fork_in_child);
 entry!(die_by_signal => api::die_by_signal);
+entry!(builtin_proxy => api::builtin_proxy);
 
 fn file_modes() -> Result<Owned, py::err::PyErrSet> {
     // SAFETY: a new dict; SetItemString copies the key and takes its own value reference.
@@ -127,6 +128,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             method!(c"_server_status", server_status, c"A workflow server's state as JSON (asked as an observer, not a client)."),
             method!(c"_server_start", server_start, c"Start a workflow's server unless one runs; (pid, started)."),
             method!(c"_server_stop", server_stop, c"Ask a workflow's server to shut down and wait for it to exit; its pid."),
+            method!(c"_builtin_proxy", builtin_proxy, c"A built-in function (name, doc, __self__, __module__ given) that forwards every call to impl."),
             method!(c"_after_fork_in_child", after_fork_in_child, c"Forget the parent's connection in a forked child."),
         ],
     );
