@@ -42,40 +42,44 @@ def as_builtin(impl: Callable[..., Any], original: Any) -> Callable[..., Any]:
 
 def as_function(impl: Callable[..., Any], original: Any) -> Callable[..., Any]:
     """A Python function with ``original``'s signature and metadata that passes its arguments to
-    ``impl`` the way they would be passed to ``original`` (positional parameters positionally,
-    keyword-only ones by keyword), so ``impl`` may hand them to ``original`` unchanged."""
-    signature = inspect.signature(original)
-    namespace: dict[str, Any] = {"_impl": impl}
+    ``impl`` the way they would be passed to ``original``: positional parameters positionally,
+    keyword-only ones by keyword unless left at their default, so ``impl`` may hand them on to
+    ``original`` as given."""
+    parameters = list(inspect.signature(original).parameters.values())
+    namespace: dict[str, Any] = {"__pycapio_impl": impl}
     params: list[str] = []
     args: list[str] = []
+    body: list[str] = ["__pycapio_kw = {}"]
     star = False
-    for i, p in enumerate(signature.parameters.values()):
+    for i, p in enumerate(parameters):
         text = p.name
         if p.default is not p.empty:
-            namespace[f"_default{i}"] = p.default
-            text += f"=_default{i}"
+            namespace[f"__pycapio_default{i}"] = p.default
+            text += f"=__pycapio_default{i}"
         if p.kind is p.VAR_POSITIONAL:
             text, star = f"*{p.name}", True
             args.append(f"*{p.name}")
         elif p.kind is p.VAR_KEYWORD:
             text = f"**{p.name}"
-            args.append(f"**{p.name}")
+            body.append(f"__pycapio_kw.update({p.name})")
         elif p.kind is p.KEYWORD_ONLY:
             if not star:
                 params.append("*")
                 star = True
-            args.append(f"{p.name}={p.name}")
+            if p.default is p.empty:
+                body.append(f"__pycapio_kw[{p.name!r}] = {p.name}")
+            else:
+                body.append(f"if {p.name} is not __pycapio_default{i}: __pycapio_kw[{p.name!r}] = {p.name}")
         else:
             args.append(p.name)
         params.append(text)
-        if p.kind is p.POSITIONAL_ONLY and (
-            i + 1 == len(signature.parameters)
-            or list(signature.parameters.values())[i + 1].kind is not p.POSITIONAL_ONLY
-        ):
+        if p.kind is p.POSITIONAL_ONLY and (i + 1 == len(parameters) or parameters[i + 1].kind is not p.POSITIONAL_ONLY):
             params.append("/")
     name = original.__name__
-    source = f"def {name}({', '.join(params)}):\n    return _impl({', '.join(args)})\n"
-    exec(compile(source, f"<pycapio proxy of {original.__module__}.{original.__qualname__}>", "exec"), namespace)
+    body.append(f"return __pycapio_impl({', '.join([*args, '**__pycapio_kw'])})")
+    source = f"def {name}({', '.join(params)}):\n" + "".join(f"    {line}\n" for line in body)
+    filename = f"<pycapio proxy of {original.__module__}.{original.__qualname__}>"
+    exec(compile(source, filename, "exec"), namespace)
     proxy = namespace[name]
     proxy.__code__ = proxy.__code__.replace(co_qualname=original.__qualname__)
     proxy.__defaults__ = original.__defaults__
