@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import _io
 import atexit
 import builtins
 import functools
-import _io
 import inspect
 import io
 import json
@@ -16,12 +16,23 @@ import signal
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from . import _disguise, _ospatch, _pycapio
 from ._dirs import DirEntry, PyCapioScandirWrapper
-from ._fileio import _FAST_MODES, CapioFileIO, close_open_files, forget_open_files, open_capio, open_fast
+from ._fileio import (
+    _FAST_MODES,
+    DEFAULT_TEXT_ENCODING,
+    WARN_DEFAULT_ENCODING,
+    CapioFileIO,
+    close_open_files,
+    forget_open_files,
+    open_capio,
+    open_fast,
+    warn_default_encoding,
+)
 from ._path import PyCapioPath, capio_target
 
 __all__ = [
@@ -117,7 +128,7 @@ _listed: list[tuple[set[Any], Any]] = []
 
 
 def _snapshot() -> dict[str, Any]:
-    return {key: getattr(mod, name) for (mod, name), key in zip(_PATCHED, _KEYS)}
+    return {key: getattr(mod, name) for (mod, name), key in zip(_PATCHED, _KEYS, strict=True)}
 
 
 # What the proxies fall back to: the callables in place when the patch went in (import time until
@@ -135,7 +146,7 @@ def _proxies() -> dict[str, Any]:
 
 
 def _install(values: dict[str, Any]) -> None:
-    for (mod, name), key in zip(_PATCHED, _KEYS):
+    for (mod, name), key in zip(_PATCHED, _KEYS, strict=True):
         setattr(mod, name, values[key])
 
 
@@ -256,6 +267,7 @@ def open_proxy(
         type(file) is str
         and type(mode) is str
         and mode in _FAST_MODES
+        and not file.endswith("/")
         and type(buffering) is int
         and buffering == -1
         and closefd is True
@@ -267,14 +279,67 @@ def open_proxy(
         f = open_fast(file, mode, encoding)
         if f is not None:
             return f
+        if WARN_DEFAULT_ENCODING:
+            return _open_warning_here(file, mode, buffering, encoding, errors, newline, closefd, opener)
         return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
     if isinstance(file, int) and not isinstance(file, bool):
         target = "" if file >= 0 and _pycapio._is_capio_fd(file) else None
     else:
         target = capio_target(file)
     if target is None:
+        if WARN_DEFAULT_ENCODING or buffering == 1:
+            return _open_warning_here(file, mode, buffering, encoding, errors, newline, closefd, opener)
         return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
     return open_capio(file, mode, buffering, encoding, errors, newline, closefd, opener)
+
+
+def _binary_mode(mode: object) -> bool:
+    """Whether open() accepts ``mode`` and it is binary (as _io.open validates it)."""
+    if type(mode) is not str or "b" not in mode or "t" in mode:
+        return False
+    if len(set(mode)) != len(mode) or not set(mode) <= set("xrwa+b"):
+        return False
+    return sum(ch in mode for ch in "xrwa") == 1
+
+
+def _open_warning_here(
+    file: Any,
+    mode: Any,
+    buffering: Any,
+    encoding: Any,
+    errors: Any,
+    newline: Any,
+    closefd: Any,
+    opener: Any,
+) -> Any:
+    """The original open() where it would warn: the warnings it gives from C name the innermost
+    Python frame, which would be open_proxy's; given here, they name open()'s caller."""
+    original = _originals["builtins.open"]
+    if (
+        type(buffering) in (int, bool)
+        and buffering == 1
+        and _binary_mode(mode)
+        and encoding is None
+        and errors is None
+        and newline is None
+        and type(closefd) in (int, bool)
+    ):
+        warnings.warn(
+            "line buffering (buffering=1) isn't supported in binary mode, "
+            "the default buffer size will be used",
+            RuntimeWarning,
+            stacklevel=3,  # _open_warning_here <- open_proxy <- caller
+        )
+        buffering = -1
+    if not (WARN_DEFAULT_ENCODING and encoding is None and type(mode) is str and "b" not in mode):
+        return original(file, mode, buffering, encoding, errors, newline, closefd, opener)
+    f = original(file, mode, buffering, DEFAULT_TEXT_ENCODING, errors, newline, closefd, opener)
+    try:
+        warn_default_encoding(3)  # _open_warning_here <- open_proxy <- caller
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def mkdir_proxy(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:

@@ -73,7 +73,8 @@ def as_function(impl: Callable[..., Any], original: Any) -> Callable[..., Any]:
         else:
             args.append(p.name)
         params.append(text)
-        if p.kind is p.POSITIONAL_ONLY and (i + 1 == len(parameters) or parameters[i + 1].kind is not p.POSITIONAL_ONLY):
+        last_positional_only = i + 1 == len(parameters) or parameters[i + 1].kind is not p.POSITIONAL_ONLY
+        if p.kind is p.POSITIONAL_ONLY and last_positional_only:
             params.append("/")
     name = original.__name__
     body.append(f"return __pycapio_impl({', '.join([*args, '**__pycapio_kw'])})")

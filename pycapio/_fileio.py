@@ -33,6 +33,19 @@ __all__ = [
 # reads and writes cheap while large ones still bypass the buffer entirely.
 _CAPIO_BLKSIZE = 128 * 1024
 
+# What TextIOWrapper does with encoding=None, said explicitly: the proxies warn about the missing
+# encoding themselves (-X warn_default_encoding), at the caller's line, as the built-in open does.
+DEFAULT_TEXT_ENCODING = "utf-8" if sys.flags.utf8_mode else "locale"
+WARN_DEFAULT_ENCODING = bool(sys.flags.warn_default_encoding)
+
+
+def warn_default_encoding(stacklevel: int) -> None:
+    """The built-in open()'s EncodingWarning, ``stacklevel`` frames up from the caller."""
+    warnings.warn("'encoding' argument not specified", EncodingWarning, stacklevel=stacklevel + 1)
+
+
+_KIND_FILE = 1
+
 _BAD_RAW_MODE = "Must have exactly one of create/read/write/append mode and at most one plus"
 
 _RAW_MODE_FLAGS = {
@@ -46,6 +59,29 @@ _RAW_MODE_FLAGS = {
     "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL,
     "x+": os.O_RDWR | os.O_CREAT | os.O_EXCL,
 }
+
+
+def check_trailing_slash(name: str | bytes, flags: int) -> None:
+    """What the kernel says to open(2) of a CAPIO path ending in ``/``, which CAPIO's own path
+    normalisation would drop: with ``O_CREAT`` always ``IsADirectoryError`` (a name ending in a
+    slash can only be a directory, and open(2) does not create one); without it, an existing
+    file is ``NotADirectoryError``. Other cases get the same answer either way."""
+    if not name.endswith(b"/" if isinstance(name, bytes) else "/"):
+        return
+    try:
+        target = _pycapio._capio_path(name)
+    except (TypeError, ValueError):
+        return
+    if target is None:
+        return
+    if flags & os.O_CREAT:
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    try:
+        kind: int | None = _pycapio._stat(target)[0]
+    except (OSError, ValueError):
+        kind = None
+    if kind == _KIND_FILE:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name)
 
 
 def _unsupported(what: str) -> io.UnsupportedOperation:
@@ -160,6 +196,7 @@ class CapioFileIO(io.RawIOBase):
             name = os.fspath(file)  # type: ignore[arg-type]  # not an int here
             self._closefd = True
             self.name = name
+            check_trailing_slash(name, _RAW_MODE_FLAGS[key])
             fd = _pycapio.pycapio_open(name, _RAW_MODE_FLAGS[key], 0o666)
         self._fd = fd
         self.closed = False
@@ -547,6 +584,10 @@ def open_capio(
                 _add_memfile(buffer, raw)
                 _track(result)
             return result
+        if encoding is None:
+            if WARN_DEFAULT_ENCODING:
+                warn_default_encoding(3)  # the caller of open(): open_capio <- open_proxy <- caller
+            encoding = DEFAULT_TEXT_ENCODING
         wrapper = io.TextIOWrapper(buffer, encoding, errors, newline, line_buffering)
         result = wrapper
         wrapper.mode = mode  # type: ignore[misc]
@@ -595,6 +636,10 @@ def open_fast(file: str, mode: str, encoding: str | None) -> Any:
             _add_memfile(buffer, raw)
             _open_files.add(buffer)
             return buffer
+        if encoding is None:
+            if WARN_DEFAULT_ENCODING:
+                warn_default_encoding(3)  # the caller of open(): open_fast <- open_proxy <- caller
+            encoding = DEFAULT_TEXT_ENCODING
         wrapper = io.TextIOWrapper(buffer, encoding, None, None, False)
         result = wrapper
         wrapper.mode = mode  # type: ignore[misc]
