@@ -486,8 +486,16 @@ def _atexit_teardown() -> None:
     _detach(_teardown_server)
 
 
+def _child_teardown_server() -> bool:
+    """Whether a multiprocessing child stops the server as it detaches: only if the child started
+    pycapio itself (a decorated target in a child of a process without CAPIO, or an explicit
+    CapioContext there), as a process that started it does at exit. A child forked from a CAPIO
+    process, or joined to its parent's app at start-up, is one more client of the parent's."""
+    return _teardown_server and not _forked_from_capio and not _inherited
+
+
 def _teardown_multiprocessing_child() -> None:
-    _detach(False)
+    _detach(_child_teardown_server())
 
 
 def _after_fork_in_child() -> None:
@@ -517,7 +525,7 @@ def _commit_then_die(signum: int = signal.SIGTERM, frame: object = None) -> None
         return  # the other thread is on it
     try:
         if not any(f.writable() for f in _fileio_open_files() if not f.closed):
-            _detach(False)
+            _detach(_child_teardown_server())
     except BaseException:  # dying anyway; the server aborts what it must
         pass
     _pycapio._die_by_signal(signal.SIGTERM)

@@ -650,6 +650,24 @@ def open_fast(file: str, mode: str, encoding: str | None) -> Any:
         raise
 
 
+def _finalize_reporting(f: io.BufferedIOBase | io.TextIOBase, buffered: Any) -> None:
+    """Finaliser of the seed API's wrappers. io's own finaliser drops an exception from close()
+    (Python 3.11 and 3.12 outside development mode), so a final flush that fails — bytes the
+    program wrote that never reach CAPIO — would go unnoticed. Here it propagates out of
+    ``__del__``, which CPython reports through ``sys.unraisablehook``."""
+    try:
+        if f.closed:
+            return
+    except Exception:  # never initialised
+        return
+    try:
+        # "unclosed file", as io's finaliser warns (a warning turned error does not stop the close).
+        buffered._dealloc_warn(f)
+    except Exception:
+        pass
+    f.close()
+
+
 def _raw_over_fd(fd: int) -> CapioFileIO:
     if isinstance(fd, bool) or not isinstance(fd, int):
         raise TypeError(f"an integer CAPIO fd is required, not {type(fd).__name__}")
@@ -677,6 +695,9 @@ class PyCapioBinaryIOWrapper(io.BufferedRandom):
         super().__init__(raw, _chunk(chunk_size))
         self._memfile = _BufferedMemFile(self, raw)
         _open_files.add(self)
+
+    def __del__(self) -> None:
+        _finalize_reporting(self, self)
 
     def pread(self, offset: int, size: int, buffer: Buffer | None = None) -> tuple[int, Any]:
         """:meth:`CapioFileIO.pread`, after flushing buffered writes."""
@@ -707,3 +728,6 @@ class PyCapioTextIOWrapper(io.TextIOWrapper):
             raise
         super().__init__(buffer, encoding="utf-8")
         _open_files.add(self)
+
+    def __del__(self) -> None:
+        _finalize_reporting(self, self.buffer)

@@ -197,9 +197,22 @@ pub fn pycapio_open(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         .transpose()?
         .unwrap_or(0o666);
     let flags = i32::try_from(flags).map_err(|_| Error::Overflow("flags out of range".into()))?;
+    let flags = seed_access(flags);
     let c = client()?;
     let fd = allow_threads(|intr| c.open(&path, flags, (mode & 0o7777) as u32, intr))?;
     Ok(convert::int(i64::from(fd))?)
+}
+
+/// The seed API's access rule: an fd opened with `O_CREAT` and no access flag (O_RDONLY is 0, so
+/// `pycapio_open(path, FILE_MODES["O_CREAT"])`, as the C++ binding's users write it) is opened to
+/// be written, and the C++ binding accepts writes on it: it is read-write here too. Everything
+/// else keeps open(2)'s meaning (the `os.open` proxy keeps the kernel's rule in every case).
+fn seed_access(flags: i32) -> i32 {
+    if flags & libc::O_CREAT != 0 && flags & libc::O_ACCMODE == libc::O_RDONLY {
+        (flags & !libc::O_ACCMODE) | libc::O_RDWR
+    } else {
+        flags
+    }
 }
 
 /// `open` for the Python layer's common case: resolve and open in one call. `None` when the
