@@ -125,15 +125,27 @@ def class_proxy(real: type, alike: tuple[type, ...], new: Callable[..., Any], su
             return new(*args, **kwargs)
         return real.__new__(cls, *args, **kwargs)  # type: ignore[call-overload]
 
+    try:
+        signature: inspect.Signature | None = inspect.signature(real)
+    except ValueError:  # os.DirEntry: no signature (it cannot be instantiated)
+        signature = None
+    if signature is not None:
+        cls_param = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_ONLY)
+        __new__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[cls_param, *signature.parameters.values()]
+        )
     namespace: dict[str, Any] = {
         "__new__": __new__,
         "__module__": real.__module__,
         "__qualname__": real.__qualname__,
-        "__doc__": real.__doc__,
+        # CPython's internal docstring (signature line first) becomes the type's tp_doc, from
+        # which __text_signature__ is read; __doc__ itself is set to the plain text below.
+        "__doc__": _builtin_doc(real),
         "__slots__": (),
     }
     if "__class_getitem__" in vars(real):
         namespace["__class_getitem__"] = classmethod(lambda cls, item: real[item])  # type: ignore[index]
     proxy = _ProxyMeta(real.__name__, bases, namespace)
+    proxy.__doc__ = real.__doc__
     _STANDS_FOR[proxy] = (real, *alike)
     return proxy
