@@ -165,9 +165,9 @@ def _restore_aliases(proxies: dict[str, Any]) -> None:
             setattr(module, attr, original)
     # A module first imported while patched captured the proxy: it gets the original back too.
     for modname, attr, key in _ALIASES:
-        module = sys.modules.get(modname)
-        if module is not None and getattr(module, attr, None) is proxies[key]:
-            setattr(module, attr, _originals[key])
+        loaded = sys.modules.get(modname)
+        if loaded is not None and getattr(loaded, attr, None) is proxies[key]:
+            setattr(loaded, attr, _originals[key])
 
 
 def _list_in_supports(proxies: dict[str, Any]) -> None:

@@ -123,7 +123,7 @@ def class_proxy(real: type, alike: tuple[type, ...], new: Callable[..., Any], su
     def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
         if cls is proxy:
             return new(*args, **kwargs)
-        return real.__new__(cls, *args, **kwargs)  # type: ignore[call-overload]
+        return real.__new__(cls, *args, **kwargs)
 
     try:
         signature: inspect.Signature | None = inspect.signature(real)

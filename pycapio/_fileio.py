@@ -66,7 +66,7 @@ def check_trailing_slash(name: str | bytes, flags: int) -> None:
     normalisation would drop: with ``O_CREAT`` always ``IsADirectoryError`` (a name ending in a
     slash can only be a directory, and open(2) does not create one); without it, an existing
     file is ``NotADirectoryError``. Other cases get the same answer either way."""
-    if not name.endswith(b"/" if isinstance(name, bytes) else "/"):
+    if not (name.endswith(b"/") if isinstance(name, bytes) else name.endswith("/")):
         return
     try:
         target = _pycapio._capio_path(name)

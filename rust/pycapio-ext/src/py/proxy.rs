@@ -64,7 +64,8 @@ static TRAMPOLINES: [ffi::PyCFunctionFastWithKeywords; SLOTS] = trampolines!(
 );
 
 fn leak_cstring(s: &str, what: &str) -> PyResult<*const std::ffi::c_char> {
-    let c = CString::new(s).map_err(|_| Error::Value(format!("{what} contains a NUL character")))?;
+    let c =
+        CString::new(s).map_err(|_| Error::Value(format!("{what} contains a NUL character")))?;
     Ok(Box::leak(c.into_boxed_c_str()).as_ptr())
 }
 
