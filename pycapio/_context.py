@@ -287,7 +287,7 @@ def open_proxy(
     else:
         target = capio_target(file)
     if target is None:
-        if WARN_DEFAULT_ENCODING or buffering == 1:
+        if WARN_DEFAULT_ENCODING or (type(buffering) in (int, bool) and buffering == 1):
             return _open_warning_here(file, mode, buffering, encoding, errors, newline, closefd, opener)
         return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
     return open_capio(file, mode, buffering, encoding, errors, newline, closefd, opener)
@@ -690,10 +690,11 @@ class CapioContext:
     Later uses with the same ``capio_dir``/``app_name``/``workflow_name`` reuse that; different
     ones raise :class:`PyCAPIOException` until ``pycapio_teardown()`` is called.
 
-    While active, ``open``, ``io.open``, ``os.mkdir``, ``os.makedirs``, ``os.scandir``,
-    ``os.listdir`` and ``os.path`` — and the stat, remove, rename, rmdir, access, fd-level and
-    xattr functions of ``os`` and ``shutil.rmtree`` (see :mod:`pycapio._ospatch`) — are replaced by
-    CAPIO-aware proxies; paths outside the CAPIO directory behave exactly as before. Decorated
+    While active, ``open``, ``io.open``, ``io.FileIO``, ``os.mkdir``, ``os.makedirs``,
+    ``os.scandir``, ``os.listdir``, ``os.DirEntry`` and ``os.path`` — and the stat, remove, rename,
+    rmdir, access, fd-level and xattr functions of ``os`` and ``shutil.rmtree`` (see
+    :mod:`pycapio._ospatch`) — are replaced by CAPIO-aware proxies that look like the originals
+    (see :mod:`pycapio._disguise`); paths outside the CAPIO directory behave exactly as before. Decorated
     generator and ``async`` functions are patched while their body runs (not while they are
     suspended). The patch is process-wide: other threads see it while any context is active, and
     Python child processes started meanwhile join the same app (``PYCAPIO_CONTEXT``).
