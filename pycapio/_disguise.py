@@ -111,6 +111,34 @@ class _ProxyMeta(type):
         return (classes is not None and issubclass(sub, classes)) or type.__subclasscheck__(cls, sub)
 
 
+class _Constructor:
+    """``__new__`` of a class proxy: the proxy itself constructs through ``new``, its subclasses
+    as subclasses of the real class. ``inspect.signature`` of the proxy reads ``__signature__``
+    here: the real class's, computed when first asked (parsing a text signature is slow enough
+    to matter at import)."""
+
+    proxy: type
+
+    def __init__(self, real: type, new: Callable[..., Any]) -> None:
+        self._real = real
+        self._new = new
+        self._signature: inspect.Signature | None = None
+
+    def __call__(self, cls: type, *args: Any, **kwargs: Any) -> Any:
+        if cls is self.proxy:
+            return self._new(*args, **kwargs)
+        return self._real.__new__(cls, *args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        if self._signature is None:
+            # ValueError for a class without one (os.DirEntry), as for the real class.
+            signature = inspect.signature(self._real)
+            cls = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_ONLY)
+            self._signature = signature.replace(parameters=[cls, *signature.parameters.values()])
+        return self._signature
+
+
 def class_proxy(real: type, alike: tuple[type, ...], new: Callable[..., Any], subclass: bool) -> type:
     """A stand-in for the class ``real`` whose construction calls ``new(*args, **kwargs)``.
 
@@ -120,22 +148,9 @@ def class_proxy(real: type, alike: tuple[type, ...], new: Callable[..., Any], su
     ``isinstance``/``issubclass`` for ``real`` and ``alike``."""
     bases = (real,) if subclass else ()
 
-    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
-        if cls is proxy:
-            return new(*args, **kwargs)
-        return real.__new__(cls, *args, **kwargs)
-
-    try:
-        signature: inspect.Signature | None = inspect.signature(real)
-    except ValueError:  # os.DirEntry: no signature (it cannot be instantiated)
-        signature = None
-    if signature is not None:
-        cls_param = inspect.Parameter("cls", inspect.Parameter.POSITIONAL_ONLY)
-        __new__.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[cls_param, *signature.parameters.values()]
-        )
+    constructor = _Constructor(real, new)
     namespace: dict[str, Any] = {
-        "__new__": __new__,
+        "__new__": staticmethod(constructor),
         "__module__": real.__module__,
         "__qualname__": real.__qualname__,
         # CPython's internal docstring (signature line first) becomes the type's tp_doc, from
@@ -146,6 +161,7 @@ def class_proxy(real: type, alike: tuple[type, ...], new: Callable[..., Any], su
     if "__class_getitem__" in vars(real):
         namespace["__class_getitem__"] = classmethod(lambda cls, item: real[item])  # type: ignore[index]
     proxy = _ProxyMeta(real.__name__, bases, namespace)
+    constructor.proxy = proxy
     proxy.__doc__ = real.__doc__
     _STANDS_FOR[proxy] = (real, *alike)
     return proxy
