@@ -31,6 +31,8 @@ from ._fileio import (
     forget_open_files,
     open_capio,
     open_fast,
+    open_with_opener,
+    raw_mode_key,
     warn_default_encoding,
 )
 from ._path import PyCapioPath, capio_target
@@ -402,18 +404,22 @@ def listdir_proxy(path: Any = ".") -> list[Any]:
 
 
 def _new_fileio(*args: Any, **kwargs: Any) -> Any:
-    """``io.FileIO(...)`` while patched: a :class:`CapioFileIO` for a CAPIO path or fd, the real
-    ``FileIO`` for anything else (or for arguments it must judge: an opener, odd keywords)."""
-    if args and len(args) + len(kwargs) <= 3 and kwargs.keys() <= {"mode", "closefd"}:
-        names = ("file", "mode", "closefd")[: len(args)]
-        if not any(name in kwargs for name in names):
-            file = args[0]
-            if type(file) is int:
-                capio = file >= 0 and _pycapio._is_capio_fd(file)
-            else:
-                capio = capio_target(file) is not None
-            if capio:
-                return CapioFileIO(*args, **kwargs)
+    """``io.FileIO(...)`` while patched: a :class:`CapioFileIO` for a CAPIO path or fd (with an
+    opener, what the opener's fd is: see open_with_opener), the real ``FileIO`` for anything else
+    (and for arguments it must judge: odd keywords or types)."""
+    names = ("file", "mode", "closefd", "opener")
+    if args and len(args) <= 4 and kwargs.keys() <= set(names[len(args) :]):
+        bound = dict(zip(names, args, strict=False)) | kwargs
+        file, mode = bound["file"], bound.get("mode", "r")
+        closefd, opener = bound.get("closefd", True), bound.get("opener")
+        if type(file) is int:
+            capio = opener is None and file >= 0 and _pycapio._is_capio_fd(file)
+        else:
+            capio = capio_target(file) is not None
+        if capio and type(mode) is str:
+            if opener is None:
+                return CapioFileIO(file, mode, closefd)
+            return open_with_opener(file, raw_mode_key(mode), bool(closefd), opener)
     return _originals["io.FileIO"](*args, **kwargs)
 
 

@@ -84,6 +84,27 @@ def check_trailing_slash(name: str | bytes, flags: int) -> None:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name)
 
 
+def raw_mode_key(mode: str) -> str:
+    """FileIO's mode (one of ``rwax``, optional ``+``, optional ``b``, any order) as a key of
+    _RAW_MODE_FLAGS (``r``, ``w+``, ...); ValueError with FileIO's messages if invalid."""
+    kind = ""
+    updating = False
+    for ch in mode:
+        if ch in "rwax":
+            if kind:
+                raise ValueError(_BAD_RAW_MODE)
+            kind = ch
+        elif ch == "+":
+            if updating:
+                raise ValueError(_BAD_RAW_MODE)
+            updating = True
+        elif ch != "b":
+            raise ValueError(f"invalid mode: {mode}")
+    if not kind:
+        raise ValueError(_BAD_RAW_MODE)
+    return kind + ("+" if updating else "")
+
+
 def _unsupported(what: str) -> io.UnsupportedOperation:
     return io.UnsupportedOperation(f"File not open for {what}")
 
@@ -162,29 +183,13 @@ class CapioFileIO(io.RawIOBase):
                 raise ValueError("negative file descriptor")
         if not isinstance(mode, str):
             raise TypeError(f"CapioFileIO() argument 'mode' must be str, not {type(mode).__name__}")
-        reading = writing = appending = creating = updating = False
-        rwa = False
-        for ch in mode:
-            if ch in "rwax":
-                if rwa:
-                    raise ValueError(_BAD_RAW_MODE)
-                rwa = True
-                reading, writing, appending, creating = ch == "r", ch == "w", ch == "a", ch == "x"
-            elif ch == "+":
-                if updating:
-                    raise ValueError(_BAD_RAW_MODE)
-                updating = True
-            elif ch == "b":
-                pass
-            else:
-                raise ValueError(f"invalid mode: {mode}")
-        if not rwa:
-            raise ValueError(_BAD_RAW_MODE)
-        self._readable = reading or updating
-        self._writable = writing or appending or creating or updating
+        key = raw_mode_key(mode)
+        updating = key.endswith("+")
+        appending, creating = key[0] == "a", key[0] == "x"
+        self._readable = key[0] == "r" or updating
+        self._writable = key[0] != "r" or updating
         self._appending = appending
         self._created = creating
-        key = ("r" if reading else "w" if writing else "a" if appending else "x") + ("+" if updating else "")
         if fd >= 0:
             if not _pycapio._is_capio_fd(fd):
                 raise OSError(9, "Bad file descriptor: not an open CAPIO fd")
@@ -481,7 +486,7 @@ def _check_open_args(
     return mode, buffering, bool(operator.index(closefd))  # type: ignore[arg-type]
 
 
-def _open_with_opener(
+def open_with_opener(
     file: Any, rawmode: str, closefd: bool, opener: Callable[[Any, int], int]
 ) -> CapioFileIO | io.FileIO:
     """FileIO's opener protocol: ``opener(file, flags)`` returns the fd. A CAPIO fd (``os.open``
@@ -556,7 +561,7 @@ def open_capio(
     if opener is None or isinstance(file, int):
         raw = CapioFileIO(file, rawmode, closefd)
     else:
-        raw = _open_with_opener(file, rawmode, closefd, opener)
+        raw = open_with_opener(file, rawmode, closefd, opener)
     result: Any = raw
     try:
         line_buffering = False

@@ -252,6 +252,13 @@ def test_fileio_and_open_code_of_a_capio_path(capio: InProcess, tmp_path: Path) 
         with Mine(str(plain)) as m:
             assert isinstance(m, Mine) and isinstance(m, _REAL_FILEIO) and m.read() == b"raw bytes"
         assert not isinstance(io.BytesIO(), io.FileIO)
+        # With an opener, as FileIO calls it: os.open (CAPIO's while patched) gives a CAPIO fd.
+        for p in (path, str(plain)):
+            with io.FileIO(p, mode="wb", opener=os.open) as f:
+                assert isinstance(f, pycapio.CapioFileIO) == (p == path) and f.name == p
+                f.write(b"via opener")
+            with open(p, "rb") as f:
+                assert f.read() == b"via opener"
     assert io.FileIO is _io.FileIO
 
 
