@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _io
 import atexit
 import builtins
 import functools
@@ -9,16 +10,31 @@ import inspect
 import io
 import json
 import os
+import posix
 import shutil
 import signal
 import sys
 import threading
+import types
+import warnings
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
-from . import _ospatch, _pycapio
-from ._dirs import PyCapioScandirWrapper
-from ._fileio import _FAST_MODES, close_open_files, forget_open_files, open_capio, open_fast
+from . import _disguise, _ospatch, _pycapio
+from ._dirs import DirEntry, PyCapioScandirWrapper
+from ._fileio import (
+    _FAST_MODES,
+    DEFAULT_TEXT_ENCODING,
+    WARN_DEFAULT_ENCODING,
+    CapioFileIO,
+    close_open_files,
+    forget_open_files,
+    open_capio,
+    open_fast,
+    open_with_opener,
+    raw_mode_key,
+    warn_default_encoding,
+)
 from ._path import PyCapioPath, capio_target
 
 __all__ = [
@@ -40,23 +56,65 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 _MODULES = {"builtins": builtins, "io": io, "os": os, "shutil": shutil}
 
-_PATCHED = tuple(
-    (_MODULES[mod], name)
-    for mod, name in (
-        key.split(".", 1)
-        for key in (
-            "builtins.open",
-            "io.open",
-            "os.mkdir",
-            "os.makedirs",
-            "os.scandir",
-            "os.listdir",
-            "os.path",
-            *_ospatch.PROXIES,
-        )
-    )
-    if hasattr(_MODULES[mod], name)  # e.g. no xattr functions on some platforms
+# What is replaced, as "module.name" -> the CAPIO-aware implementation.
+_IMPLEMENTATIONS: dict[str, Any] = {
+    "builtins.open": None,  # open_proxy, filled in below (defined further down)
+    "io.open": None,
+    "os.mkdir": None,
+    "os.makedirs": None,
+    "os.scandir": None,
+    "os.listdir": None,
+    "os.path": PyCapioPath,
+    "io.FileIO": None,
+    "os.DirEntry": None,
+    **_ospatch.PROXIES,
+}
+
+
+def _named(key: str) -> tuple[Any, str]:
+    mod, name = key.split(".", 1)
+    return _MODULES[mod], name
+
+
+# Built-in originals also live in the module their __module__ or __self__ names (posix.unlink is
+# os.unlink, _io.open is io.open; io.open_code opens through _io.open): that name is replaced by
+# the same proxy, so pickle (which finds a built-in by module and name, and checks it is the same
+# object) and code using those modules directly see one function. Same for the classes.
+_HOMES = {"posix": posix, "_io": _io}
+
+
+def _home_keys(key: str) -> list[str]:
+    mod, name = _named(key)
+    if not hasattr(mod, name):
+        return []
+    original = getattr(mod, name)
+    homes = []
+    for home_name, home in _HOMES.items():
+        if getattr(home, name, None) is original and (
+            getattr(original, "__self__", None) is home or getattr(original, "__module__", None) == home_name
+        ):
+            homes.append(f"{home_name}.{name}")
+    return homes
+
+
+_HOME_OF: dict[str, str] = {home: key for key in _IMPLEMENTATIONS for home in _home_keys(key)}
+
+# Every name replaced, as (module, name), and its key ("module.name"; _io calls itself io).
+_KEYS = tuple(
+    key
+    for key in (*_IMPLEMENTATIONS, *_HOME_OF)
+    if hasattr({**_MODULES, **_HOMES}[key.split(".", 1)[0]], key.split(".", 1)[1])  # e.g. no xattrs
 )
+_PATCHED = tuple(({**_MODULES, **_HOMES}[key.split(".", 1)[0]], key.split(".", 1)[1]) for key in _KEYS)
+
+# Standard-library modules that captured an original under another name when imported (tarfile's
+# bltn_open is the built-in open): while patched they get the proxy too. Module, attribute, key.
+_ALIASES = (
+    ("bz2", "_builtin_open", "builtins.open"),
+    ("tarfile", "bltn_open", "builtins.open"),
+    ("tokenize", "_builtin_open", "builtins.open"),
+)
+_aliased: list[tuple[types.ModuleType, str, Any, Any]] = []
 
 # The os.supports_* sets list the functions that take dir_fd, an fd, follow_symlinks or
 # effective_ids; code checks membership at call time (shutil.copystat does), so while patched a
@@ -72,7 +130,7 @@ _listed: list[tuple[set[Any], Any]] = []
 
 
 def _snapshot() -> dict[str, Any]:
-    return {f"{mod.__name__}.{name}": getattr(mod, name) for mod, name in _PATCHED}
+    return {key: getattr(mod, name) for (mod, name), key in zip(_PATCHED, _KEYS, strict=True)}
 
 
 # What the proxies fall back to: the callables in place when the patch went in (import time until
@@ -81,24 +139,37 @@ def _snapshot() -> dict[str, Any]:
 _originals: dict[str, Any] = _ospatch.originals
 _originals.update(_snapshot())
 
+_disguised: dict[str, Any] = {}
+
 
 def _proxies() -> dict[str, Any]:
-    proxies: dict[str, Any] = {
-        "builtins.open": open_proxy,
-        "io.open": open_proxy,
-        "os.mkdir": mkdir_proxy,
-        "os.makedirs": makedirs_proxy,
-        "os.scandir": scandir_proxy,
-        "os.listdir": listdir_proxy,
-        "os.path": PyCapioPath,
-    }
-    proxies.update(_ospatch.PROXIES)
-    return proxies
+    """key -> the object installed there (see _dress)."""
+    return _disguised
 
 
 def _install(values: dict[str, Any]) -> None:
-    for mod, name in _PATCHED:
-        setattr(mod, name, values[f"{mod.__name__}.{name}"])
+    for (mod, name), key in zip(_PATCHED, _KEYS, strict=True):
+        setattr(mod, name, values[key])
+
+
+def _patch_aliases(proxies: dict[str, Any]) -> None:
+    for modname, attr, key in _ALIASES:
+        module = sys.modules.get(modname)
+        if module is not None and getattr(module, attr, None) is _originals[key]:
+            setattr(module, attr, proxies[key])
+            _aliased.append((module, attr, _originals[key], proxies[key]))
+
+
+def _restore_aliases(proxies: dict[str, Any]) -> None:
+    while _aliased:
+        module, attr, original, proxy = _aliased.pop()
+        if getattr(module, attr, None) is proxy:
+            setattr(module, attr, original)
+    # A module first imported while patched captured the proxy: it gets the original back too.
+    for modname, attr, key in _ALIASES:
+        loaded = sys.modules.get(modname)
+        if loaded is not None and getattr(loaded, attr, None) is proxies[key]:
+            setattr(loaded, attr, _originals[key])
 
 
 def _list_in_supports(proxies: dict[str, Any]) -> None:
@@ -151,6 +222,7 @@ def _activate() -> None:
             _originals.update(_snapshot())
             proxies = _proxies()
             _install(proxies)
+            _patch_aliases(proxies)
             _list_in_supports(proxies)
             _rebind_defaults(proxies)
             _export_context()
@@ -165,6 +237,7 @@ def _deactivate() -> None:
             _unexport_context()
             _restore_defaults()
             _unlist_from_supports()
+            _restore_aliases(_proxies())
             _install(_originals)
 
 
@@ -196,6 +269,7 @@ def open_proxy(
         type(file) is str
         and type(mode) is str
         and mode in _FAST_MODES
+        and not file.endswith("/")
         and type(buffering) is int
         and buffering == -1
         and closefd is True
@@ -207,14 +281,67 @@ def open_proxy(
         f = open_fast(file, mode, encoding)
         if f is not None:
             return f
+        if WARN_DEFAULT_ENCODING:
+            return _open_warning_here(file, mode, buffering, encoding, errors, newline, closefd, opener)
         return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
     if isinstance(file, int) and not isinstance(file, bool):
         target = "" if file >= 0 and _pycapio._is_capio_fd(file) else None
     else:
         target = capio_target(file)
     if target is None:
+        if WARN_DEFAULT_ENCODING or (type(buffering) in (int, bool) and buffering == 1):
+            return _open_warning_here(file, mode, buffering, encoding, errors, newline, closefd, opener)
         return _originals["builtins.open"](file, mode, buffering, encoding, errors, newline, closefd, opener)
     return open_capio(file, mode, buffering, encoding, errors, newline, closefd, opener)
+
+
+def _binary_mode(mode: object) -> bool:
+    """Whether open() accepts ``mode`` and it is binary (as _io.open validates it)."""
+    if type(mode) is not str or "b" not in mode or "t" in mode:
+        return False
+    if len(set(mode)) != len(mode) or not set(mode) <= set("xrwa+b"):
+        return False
+    return sum(ch in mode for ch in "xrwa") == 1
+
+
+def _open_warning_here(
+    file: Any,
+    mode: Any,
+    buffering: Any,
+    encoding: Any,
+    errors: Any,
+    newline: Any,
+    closefd: Any,
+    opener: Any,
+) -> Any:
+    """The original open() where it would warn: the warnings it gives from C name the innermost
+    Python frame, which would be open_proxy's; given here, they name open()'s caller."""
+    original = _originals["builtins.open"]
+    if (
+        type(buffering) in (int, bool)
+        and buffering == 1
+        and _binary_mode(mode)
+        and encoding is None
+        and errors is None
+        and newline is None
+        and type(closefd) in (int, bool)
+    ):
+        warnings.warn(
+            "line buffering (buffering=1) isn't supported in binary mode, "
+            "the default buffer size will be used",
+            RuntimeWarning,
+            stacklevel=3,  # _open_warning_here <- open_proxy <- caller
+        )
+        buffering = -1
+    if not (WARN_DEFAULT_ENCODING and encoding is None and type(mode) is str and "b" not in mode):
+        return original(file, mode, buffering, encoding, errors, newline, closefd, opener)
+    f = original(file, mode, buffering, DEFAULT_TEXT_ENCODING, errors, newline, closefd, opener)
+    try:
+        warn_default_encoding(3)  # _open_warning_here <- open_proxy <- caller
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def mkdir_proxy(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
@@ -276,6 +403,72 @@ def listdir_proxy(path: Any = ".") -> list[Any]:
         return [entry.name for entry in entries]
 
 
+def _new_fileio(*args: Any, **kwargs: Any) -> Any:
+    """``io.FileIO(...)`` while patched: a :class:`CapioFileIO` for a CAPIO path or fd (with an
+    opener, what the opener's fd is: see open_with_opener), the real ``FileIO`` for anything else
+    (and for arguments it must judge: odd keywords or types)."""
+    names = ("file", "mode", "closefd", "opener")
+    if args and len(args) <= 4 and kwargs.keys() <= set(names[len(args) :]):
+        bound = dict(zip(names, args, strict=False)) | kwargs
+        file, mode = bound["file"], bound.get("mode", "r")
+        closefd, opener = bound.get("closefd", True), bound.get("opener")
+        if type(file) is int:
+            capio = opener is None and file >= 0 and _pycapio._is_capio_fd(file)
+        else:
+            capio = capio_target(file) is not None
+        if capio and type(mode) is str:
+            if opener is None:
+                return CapioFileIO(file, mode, closefd)
+            return open_with_opener(file, raw_mode_key(mode), bool(closefd), opener)
+    return _originals["io.FileIO"](*args, **kwargs)
+
+
+_IMPLEMENTATIONS.update(
+    {
+        "builtins.open": open_proxy,
+        "io.open": open_proxy,
+        "os.mkdir": mkdir_proxy,
+        "os.makedirs": makedirs_proxy,
+        "os.scandir": scandir_proxy,
+        "os.listdir": listdir_proxy,
+        # CAPIO raw files and directory entries pass isinstance checks against the real classes.
+        "io.FileIO": _disguise.class_proxy(io.FileIO, (CapioFileIO,), _new_fileio, subclass=True),
+        "os.DirEntry": _disguise.class_proxy(os.DirEntry, (DirEntry,), os.DirEntry, subclass=False),
+    }
+)
+
+
+def _dress() -> None:
+    """Make the installed proxies: each implementation dressed as the original it replaces (see
+    _disguise), once, from the originals of import time. The public names (``open_proxy``,
+    ``pycapio._ospatch.stat_proxy``, ...) are rebound to them: they are what gets installed."""
+    made: dict[int, Any] = {}
+    for key, impl in _IMPLEMENTATIONS.items():
+        original = _originals.get(key)
+        if original is None:
+            continue
+        if id(original) not in made:
+            if isinstance(original, types.BuiltinFunctionType):
+                made[id(original)] = _disguise.as_builtin(impl, original)
+            elif isinstance(original, types.FunctionType):
+                made[id(original)] = _disguise.as_function(impl, original)
+            else:
+                made[id(original)] = impl
+        proxy = _disguised[key] = made[id(original)]
+        for namespace in (globals(), vars(_ospatch)):
+            for name, value in list(namespace.items()):
+                if value is impl and name.endswith("_proxy"):
+                    namespace[name] = proxy
+        if key in _ospatch.PROXIES:
+            _ospatch.PROXIES[key] = proxy
+    for home, key in _HOME_OF.items():
+        if key in _disguised:
+            _disguised[home] = _disguised[key]
+
+
+_dress()
+
+
 # -- initialisation -------------------------------------------------------------------------------
 
 _init_lock = threading.Lock()
@@ -299,8 +492,16 @@ def _atexit_teardown() -> None:
     _detach(_teardown_server)
 
 
+def _child_teardown_server() -> bool:
+    """Whether a multiprocessing child stops the server as it detaches: only if the child started
+    pycapio itself (a decorated target in a child of a process without CAPIO, or an explicit
+    CapioContext there), as a process that started it does at exit. A child forked from a CAPIO
+    process, or joined to its parent's app at start-up, is one more client of the parent's."""
+    return _teardown_server and not _forked_from_capio and not _inherited
+
+
 def _teardown_multiprocessing_child() -> None:
-    _detach(False)
+    _detach(_child_teardown_server())
 
 
 def _after_fork_in_child() -> None:
@@ -330,7 +531,7 @@ def _commit_then_die(signum: int = signal.SIGTERM, frame: object = None) -> None
         return  # the other thread is on it
     try:
         if not any(f.writable() for f in _fileio_open_files() if not f.closed):
-            _detach(False)
+            _detach(_child_teardown_server())
     except BaseException:  # dying anyway; the server aborts what it must
         pass
     _pycapio._die_by_signal(signal.SIGTERM)
@@ -495,10 +696,11 @@ class CapioContext:
     Later uses with the same ``capio_dir``/``app_name``/``workflow_name`` reuse that; different
     ones raise :class:`PyCAPIOException` until ``pycapio_teardown()`` is called.
 
-    While active, ``open``, ``io.open``, ``os.mkdir``, ``os.makedirs``, ``os.scandir``,
-    ``os.listdir`` and ``os.path`` — and the stat, remove, rename, rmdir, access, fd-level and
-    xattr functions of ``os`` and ``shutil.rmtree`` (see :mod:`pycapio._ospatch`) — are replaced by
-    CAPIO-aware proxies; paths outside the CAPIO directory behave exactly as before. Decorated
+    While active, ``open``, ``io.open``, ``io.FileIO``, ``os.mkdir``, ``os.makedirs``,
+    ``os.scandir``, ``os.listdir``, ``os.DirEntry`` and ``os.path`` — and the stat, remove, rename,
+    rmdir, access, fd-level and xattr functions of ``os`` and ``shutil.rmtree`` (see
+    :mod:`pycapio._ospatch`) — are replaced by CAPIO-aware proxies that look like the originals
+    (see :mod:`pycapio._disguise`); paths outside the CAPIO directory behave exactly as before. Decorated
     generator and ``async`` functions are patched while their body runs (not while they are
     suspended). The patch is process-wide: other threads see it while any context is active, and
     Python child processes started meanwhile join the same app (``PYCAPIO_CONTEXT``).

@@ -33,6 +33,19 @@ __all__ = [
 # reads and writes cheap while large ones still bypass the buffer entirely.
 _CAPIO_BLKSIZE = 128 * 1024
 
+# What TextIOWrapper does with encoding=None, said explicitly: the proxies warn about the missing
+# encoding themselves (-X warn_default_encoding), at the caller's line, as the built-in open does.
+DEFAULT_TEXT_ENCODING = "utf-8" if sys.flags.utf8_mode else "locale"
+WARN_DEFAULT_ENCODING = bool(sys.flags.warn_default_encoding)
+
+
+def warn_default_encoding(stacklevel: int) -> None:
+    """The built-in open()'s EncodingWarning, ``stacklevel`` frames up from the caller."""
+    warnings.warn("'encoding' argument not specified", EncodingWarning, stacklevel=stacklevel + 1)
+
+
+_KIND_FILE = 1
+
 _BAD_RAW_MODE = "Must have exactly one of create/read/write/append mode and at most one plus"
 
 _RAW_MODE_FLAGS = {
@@ -46,6 +59,50 @@ _RAW_MODE_FLAGS = {
     "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL,
     "x+": os.O_RDWR | os.O_CREAT | os.O_EXCL,
 }
+
+
+def check_trailing_slash(name: str | bytes, flags: int) -> None:
+    """What the kernel says to open(2) of a CAPIO path ending in ``/``, which CAPIO's own path
+    normalisation would drop: with ``O_CREAT`` always ``IsADirectoryError`` (a name ending in a
+    slash can only be a directory, and open(2) does not create one); without it, an existing
+    file is ``NotADirectoryError``. Other cases get the same answer either way."""
+    if not (name.endswith(b"/") if isinstance(name, bytes) else name.endswith("/")):
+        return
+    try:
+        target = _pycapio._capio_path(name)
+    except (TypeError, ValueError):
+        return
+    if target is None:
+        return
+    if flags & os.O_CREAT:
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    try:
+        kind: int | None = _pycapio._stat(target)[0]
+    except (OSError, ValueError):
+        kind = None
+    if kind == _KIND_FILE:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name)
+
+
+def raw_mode_key(mode: str) -> str:
+    """FileIO's mode (one of ``rwax``, optional ``+``, optional ``b``, any order) as a key of
+    _RAW_MODE_FLAGS (``r``, ``w+``, ...); ValueError with FileIO's messages if invalid."""
+    kind = ""
+    updating = False
+    for ch in mode:
+        if ch in "rwax":
+            if kind:
+                raise ValueError(_BAD_RAW_MODE)
+            kind = ch
+        elif ch == "+":
+            if updating:
+                raise ValueError(_BAD_RAW_MODE)
+            updating = True
+        elif ch != "b":
+            raise ValueError(f"invalid mode: {mode}")
+    if not kind:
+        raise ValueError(_BAD_RAW_MODE)
+    return kind + ("+" if updating else "")
 
 
 def _unsupported(what: str) -> io.UnsupportedOperation:
@@ -126,29 +183,13 @@ class CapioFileIO(io.RawIOBase):
                 raise ValueError("negative file descriptor")
         if not isinstance(mode, str):
             raise TypeError(f"CapioFileIO() argument 'mode' must be str, not {type(mode).__name__}")
-        reading = writing = appending = creating = updating = False
-        rwa = False
-        for ch in mode:
-            if ch in "rwax":
-                if rwa:
-                    raise ValueError(_BAD_RAW_MODE)
-                rwa = True
-                reading, writing, appending, creating = ch == "r", ch == "w", ch == "a", ch == "x"
-            elif ch == "+":
-                if updating:
-                    raise ValueError(_BAD_RAW_MODE)
-                updating = True
-            elif ch == "b":
-                pass
-            else:
-                raise ValueError(f"invalid mode: {mode}")
-        if not rwa:
-            raise ValueError(_BAD_RAW_MODE)
-        self._readable = reading or updating
-        self._writable = writing or appending or creating or updating
+        key = raw_mode_key(mode)
+        updating = key.endswith("+")
+        appending, creating = key[0] == "a", key[0] == "x"
+        self._readable = key[0] == "r" or updating
+        self._writable = key[0] != "r" or updating
         self._appending = appending
         self._created = creating
-        key = ("r" if reading else "w" if writing else "a" if appending else "x") + ("+" if updating else "")
         if fd >= 0:
             if not _pycapio._is_capio_fd(fd):
                 raise OSError(9, "Bad file descriptor: not an open CAPIO fd")
@@ -160,6 +201,7 @@ class CapioFileIO(io.RawIOBase):
             name = os.fspath(file)  # type: ignore[arg-type]  # not an int here
             self._closefd = True
             self.name = name
+            check_trailing_slash(name, _RAW_MODE_FLAGS[key])
             fd = _pycapio.pycapio_open(name, _RAW_MODE_FLAGS[key], 0o666)
         self._fd = fd
         self.closed = False
@@ -444,7 +486,7 @@ def _check_open_args(
     return mode, buffering, bool(operator.index(closefd))  # type: ignore[arg-type]
 
 
-def _open_with_opener(
+def open_with_opener(
     file: Any, rawmode: str, closefd: bool, opener: Callable[[Any, int], int]
 ) -> CapioFileIO | io.FileIO:
     """FileIO's opener protocol: ``opener(file, flags)`` returns the fd. A CAPIO fd (``os.open``
@@ -519,7 +561,7 @@ def open_capio(
     if opener is None or isinstance(file, int):
         raw = CapioFileIO(file, rawmode, closefd)
     else:
-        raw = _open_with_opener(file, rawmode, closefd, opener)
+        raw = open_with_opener(file, rawmode, closefd, opener)
     result: Any = raw
     try:
         line_buffering = False
@@ -547,6 +589,10 @@ def open_capio(
                 _add_memfile(buffer, raw)
                 _track(result)
             return result
+        if encoding is None:
+            if WARN_DEFAULT_ENCODING:
+                warn_default_encoding(3)  # the caller of open(): open_capio <- open_proxy <- caller
+            encoding = DEFAULT_TEXT_ENCODING
         wrapper = io.TextIOWrapper(buffer, encoding, errors, newline, line_buffering)
         result = wrapper
         wrapper.mode = mode  # type: ignore[misc]
@@ -595,6 +641,10 @@ def open_fast(file: str, mode: str, encoding: str | None) -> Any:
             _add_memfile(buffer, raw)
             _open_files.add(buffer)
             return buffer
+        if encoding is None:
+            if WARN_DEFAULT_ENCODING:
+                warn_default_encoding(3)  # the caller of open(): open_fast <- open_proxy <- caller
+            encoding = DEFAULT_TEXT_ENCODING
         wrapper = io.TextIOWrapper(buffer, encoding, None, None, False)
         result = wrapper
         wrapper.mode = mode  # type: ignore[misc]
@@ -603,6 +653,24 @@ def open_fast(file: str, mode: str, encoding: str | None) -> Any:
     except BaseException:
         result.close()
         raise
+
+
+def _finalize_reporting(f: io.BufferedIOBase | io.TextIOBase, buffered: Any) -> None:
+    """Finaliser of the seed API's wrappers. io's own finaliser drops an exception from close()
+    (Python 3.11 and 3.12 outside development mode), so a final flush that fails — bytes the
+    program wrote that never reach CAPIO — would go unnoticed. Here it propagates out of
+    ``__del__``, which CPython reports through ``sys.unraisablehook``."""
+    try:
+        if f.closed:
+            return
+    except Exception:  # never initialised
+        return
+    try:
+        # "unclosed file", as io's finaliser warns (a warning turned error does not stop the close).
+        buffered._dealloc_warn(f)
+    except Exception:
+        pass
+    f.close()
 
 
 def _raw_over_fd(fd: int) -> CapioFileIO:
@@ -633,6 +701,9 @@ class PyCapioBinaryIOWrapper(io.BufferedRandom):
         self._memfile = _BufferedMemFile(self, raw)
         _open_files.add(self)
 
+    def __del__(self) -> None:
+        _finalize_reporting(self, self)
+
     def pread(self, offset: int, size: int, buffer: Buffer | None = None) -> tuple[int, Any]:
         """:meth:`CapioFileIO.pread`, after flushing buffered writes."""
         return self._memfile.pread(offset, size, buffer)
@@ -662,3 +733,6 @@ class PyCapioTextIOWrapper(io.TextIOWrapper):
             raise
         super().__init__(buffer, encoding="utf-8")
         _open_files.add(self)
+
+    def __del__(self) -> None:
+        _finalize_reporting(self, self.buffer)

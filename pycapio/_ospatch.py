@@ -27,6 +27,7 @@ from typing import Any
 
 from . import _pycapio
 from ._dirs import capio_stat_result
+from ._fileio import check_trailing_slash
 from ._path import capio_target
 
 __all__ = ["PROXIES", "originals"]
@@ -526,6 +527,7 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
             mode = args[0] if args else kwargs.get("mode", 0o777)
             if type(mode) is int:
                 try:
+                    check_trailing_slash(_fspath(path), flags)
                     return _pycapio.pycapio_open(target, flags & _OPEN_FLAGS, mode & 0o7777)
                 except IsADirectoryError as exc:
                     if flags & os.O_ACCMODE != os.O_RDONLY:
@@ -676,10 +678,23 @@ def _rmtree_walk(path: Any, report: Callable[[Any, Any, BaseException], object])
         report(os.rmdir, path, exc)
 
 
+def _onerror_as_onexc(onerror: Callable[..., object]) -> Callable[[Any, Any, BaseException], None]:
+    def onexc(func: Any, path: Any, exc: BaseException) -> None:
+        onerror(func, path, (type(exc), exc, exc.__traceback__))
+
+    return onexc
+
+
+# Frames between shutil.rmtree's caller and rmtree_proxy: the installed proxy is a Python function
+# with rmtree's signature (see _disguise.as_function) that calls this one.
+_RMTREE_DEPTH = 2
+
+
 def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
     """``shutil.rmtree`` of a CAPIO directory: the directory-fd walk the built-in prefers cannot
     see CAPIO, so CAPIO trees are removed path by path (CAPIO has no symlinks to race with).
-    ``ignore_errors``/``onerror`` (and ``onexc`` where the Python has it) as in ``shutil``."""
+    ``ignore_errors``/``onerror`` (and ``onexc`` where the Python has it) as in ``shutil``, called
+    for the same failures with the same functions and paths as the built-in's walk."""
     allowed = {"ignore_errors", "onerror", "dir_fd"} | ({"onexc"} if sys.version_info >= (3, 12) else set())
     target = None
     if len(args) <= 2 and _keywords(kwargs, frozenset(allowed)) and kwargs.get("dir_fd") is None:
@@ -688,6 +703,19 @@ def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
         ):
             target = _target(path)
     if target is None:
+        onerror = args[1] if len(args) > 1 else kwargs.get("onerror")
+        if sys.version_info >= (3, 12) and onerror is not None and kwargs.get("onexc") is None:
+            # shutil's own deprecation warning would name this frame: give it at the caller's
+            # line, and pass the handler on the way shutil would wrap it.
+            warnings.warn(
+                "onerror argument is deprecated, use onexc instead",
+                DeprecationWarning,
+                stacklevel=_RMTREE_DEPTH + 1,
+            )
+            ignore = args[0] if args else kwargs.get("ignore_errors", False)
+            rest = {k: v for k, v in kwargs.items() if k not in ("ignore_errors", "onerror", "onexc")}
+            originals["shutil.rmtree"](path, ignore, onexc=_onerror_as_onexc(onerror), **rest)
+            return
         originals["shutil.rmtree"](path, *args, **kwargs)
         return
     ignore_errors = args[0] if args else kwargs.get("ignore_errors", False)
@@ -695,7 +723,11 @@ def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
     onexc = kwargs.get("onexc")
     sys.audit("shutil.rmtree", path, None)
     if onerror is not None and sys.version_info >= (3, 12):
-        warnings.warn("onerror argument is deprecated, use onexc instead", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "onerror argument is deprecated, use onexc instead",
+            DeprecationWarning,
+            stacklevel=_RMTREE_DEPTH + 1,
+        )
 
     def report(func: Any, where: Any, exc: BaseException) -> None:
         if ignore_errors:
@@ -707,18 +739,22 @@ def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
         else:
             raise exc
 
+    # As the built-in's directory-fd walk: a bytes path is decoded first, and reported so.
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
     try:
         st = os.lstat(path)
     except OSError as exc:
         report(os.lstat, path, exc)
         return
     if not _stat.S_ISDIR(st.st_mode):
-        # As the built-in's directory-fd walk reports it: the path as given (bytes decoded).
-        name = os.fsdecode(path) if isinstance(path, bytes) else path
-        try:
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name)
-        except OSError as exc:
-            report(os.scandir, path, exc)
+        # The built-in opens the path, fails to list it, then fails to remove it as a directory:
+        # two reports, both ENOTDIR naming the path.
+        for func in (os.scandir, os.rmdir):
+            try:
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            except OSError as exc:
+                report(func, path, exc)
         return
     _rmtree_walk(path, report)
 

@@ -14,8 +14,8 @@ interruptible (``KeyboardInterrupt``).
 
 import os
 import pathlib
-from collections.abc import Iterable
-from typing import Final, NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NoReturn
 
 from typing_extensions import Buffer
 
@@ -203,3 +203,11 @@ def _server_stop(workflow: str, timeout: float = 60) -> int:
 def _after_fork_in_child() -> None:
     """Forget the parent's connection in a forked child; the child attaches as a new client of
     the same app on its next CAPIO call."""
+
+def _builtin_proxy(
+    impl: Callable[..., Any], name: str, doc: str | None, self: object, module: str
+) -> Callable[..., Any]:
+    """A built-in function object (``builtin_function_or_method``: it does not bind as a method)
+    named ``name``, with ``__self__`` ``self``, ``__module__`` ``module`` and docstring ``doc`` (which
+    may start with CPython's ``name(signature)\\n--\\n\\n`` header), that calls ``impl`` with its
+    arguments unchanged. Lives for the whole process."""

@@ -218,9 +218,22 @@ pub fn pycapio_open(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         .transpose()?
         .unwrap_or(0o666);
     let flags = i32::try_from(flags).map_err(|_| Error::Overflow("flags out of range".into()))?;
+    let flags = seed_access(flags);
     let c = client()?;
     let fd = allow_threads(|intr| c.open(&path, flags, (mode & 0o7777) as u32, intr))?;
     Ok(convert::int(i64::from(fd))?)
+}
+
+/// The seed API's access rule: an fd opened with `O_CREAT` and no access flag (O_RDONLY is 0, so
+/// `pycapio_open(path, FILE_MODES["O_CREAT"])`, as the C++ binding's users write it) is opened to
+/// be written, and the C++ binding accepts writes on it: it is read-write here too. Everything
+/// else keeps open(2)'s meaning (the `os.open` proxy keeps the kernel's rule in every case).
+fn seed_access(flags: i32) -> i32 {
+    if flags & libc::O_CREAT != 0 && flags & libc::O_ACCMODE == libc::O_RDONLY {
+        (flags & !libc::O_ACCMODE) | libc::O_RDWR
+    } else {
+        flags
+    }
 }
 
 /// `open` for the Python layer's common case: resolve and open in one call. `None` when the
@@ -583,4 +596,23 @@ pub fn validate_config(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         }
     }
     Ok(convert::str(&out)?)
+}
+
+/// `_builtin_proxy(impl, name, doc, self, module)`: see `py::proxy::make`.
+pub fn builtin_proxy(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["impl", "name", "doc", "self", "module"],
+        5,
+    )?;
+    let (Some(imp), Some(name), Some(doc), Some(module_self), Some(module)) =
+        (v[0], v[1], v[2], v[3], v[4])
+    else {
+        return value_error("_builtin_proxy() needs all of its arguments");
+    };
+    let name = convert::string(name, "name")?;
+    let doc = if doc.is_none() {
+        None
+    } else {
+        Some(convert::string(doc, "doc")?)
+    };
+    crate::py::proxy::make(imp, &name, doc.as_deref(), module_self, module)
 }

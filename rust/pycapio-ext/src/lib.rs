@@ -89,6 +89,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_server_start" => server_ctl::server_start, c"Start a workflow's server unless one runs; (pid, started).";
             c"_server_stop" => server_ctl::server_stop, c"Ask a workflow's server to shut down and wait for it to exit; its pid.";
             c"_after_fork_in_child" => api::after_fork_in_child, c"Forget the parent's connection in a forked child.";
+            c"_builtin_proxy" => api::builtin_proxy, c"A built-in function (name, doc, __self__, __module__ given) that forwards every call to impl.";
         ],
     );
     // SAFETY: `def` is leaked, so it outlives the interpreter as multi-phase init requires.

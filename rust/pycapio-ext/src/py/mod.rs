@@ -10,3 +10,4 @@ pub mod gil;
 pub mod module;
 pub mod obj;
 pub mod process;
+pub mod proxy;
