@@ -3,10 +3,12 @@
 #
 #     examples/streaming_workflow.sh [WORK_DIR]
 #
-# Both steps run at once: the consumer waits in open() for the file the producer step writes; the
+# The consumer step starts first and waits in open() for the file the producer step writes; the
 # bytes go from producer to consumer through the CAPIO server's memory, and the file is on disk
-# (persisted at commit) when the workflow ends. Neither step imports pycapio. Exits non-zero if the
-# consumer did not read exactly what the producer wrote.
+# (persisted at commit) when the workflow ends. Neither step imports pycapio. A three-line CAPIO-CL
+# file says who produces the file: that is what lets the consumer wait for it (without one, a step
+# alone gets FileNotFoundError for a missing file at once, as without pycapio). Exits non-zero if
+# the consumer did not read exactly what the producer wrote.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,28 +24,28 @@ mkdir -p "$capio_dir"
 run_step() {  # app_name script [args...]
     local app="$1"
     shift
-    "$python" -m pycapio --capio-dir "$capio_dir" --workflow-name "$workflow" --app-name "$app" "$@"
+    "$python" -m pycapio --capio-dir "$capio_dir" --workflow-name "$workflow" --app-name "$app" \
+        --capio-cl "$work/workflow.json" "$@"
 }
 
 echo "work directory: $work"
 # The steps run in the work directory: in a checkout, ./pycapio would shadow the installed package.
 cd "$work"
-# Without a CAPIO-CL file a reader waits for a missing file only while another step is attached
-# (one that may still create it); alone, it would get FileNotFoundError at once, as without
-# pycapio. So the producer starts first; a CAPIO-CL file that declares it as the file's producer
-# lets the consumer start first instead (see capio_cl_streaming/).
-run_step producer "$here/producer.py" "$data" > "$work/producer.out" &
-producer=$!
-# Until the producer has attached to the workflow's server (or already finished).
-for _ in $(seq 600); do
-    if "$python" -m pycapio server status --workflow-name "$workflow" 2>/dev/null | grep -q 'producer\['; then
-        break
-    fi
-    kill -0 "$producer" 2>/dev/null || break
-    sleep 0.1
-done
-run_step consumer "$here/consumer.py" "$data" > "$work/consumer.out"
-wait "$producer"
+# The producer step writes the file and commits it when it closes it; the consumer reads it; the
+# file is kept on disk (permanent).
+cat > "$work/workflow.json" <<JSON
+{"name": "$workflow",
+ "IO_Graph": [
+  {"name": "producer", "input_stream": [], "output_stream": ["measurements.csv"],
+   "streaming": [{"name": ["measurements.csv"], "committed": "on_close"}]},
+  {"name": "consumer", "input_stream": ["measurements.csv"], "output_stream": []}],
+ "permanent": ["measurements.csv"]}
+JSON
+run_step consumer "$here/consumer.py" "$data" > "$work/consumer.out" &
+consumer=$!
+sleep 1  # only so that the consumer is visibly first: it is now blocked in open()
+run_step producer "$here/producer.py" "$data" > "$work/producer.out"
+wait "$consumer"
 
 produced="$(cat "$work/producer.out")"
 consumed="$(cat "$work/consumer.out")"
