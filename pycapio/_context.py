@@ -226,6 +226,8 @@ def _activate() -> None:
             _list_in_supports(proxies)
             _rebind_defaults(proxies)
             _export_context()
+            # After os.umask's proxy is in: from now on it reports every change.
+            _pycapio._track_umask(True)
         _patch_depth += 1
 
 
@@ -234,6 +236,7 @@ def _deactivate() -> None:
     with _patch_lock:
         _patch_depth -= 1
         if _patch_depth == 0:
+            _pycapio._track_umask(False)
             _unexport_context()
             _restore_defaults()
             _unlist_from_supports()

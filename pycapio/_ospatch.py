@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import errno
 import math
+import operator
 import os
 import posixpath
 import stat as _stat
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -343,6 +345,18 @@ def chmod_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
             _set_attrs(target, path, mode=mode, follow_symlinks=follow)
             return
     originals["os.chmod"](path, mode, *args, **kwargs)
+
+
+_umask_lock = threading.Lock()
+
+
+def umask_proxy(mask: Any, *args: Any, **kwargs: Any) -> int:
+    """``os.umask``, which also tells CAPIO the new mask: files and directories CAPIO creates get
+    it without asking the kernel on every create (see ``current_umask`` in capio-proto)."""
+    with _umask_lock:  # the kernel's mask and the one CAPIO is told change together
+        old: int = originals["os.umask"](mask, *args, **kwargs)
+        _pycapio._umask_changed(operator.index(mask) & 0o777)
+    return old
 
 
 def fchmod_proxy(fd: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
@@ -772,6 +786,7 @@ PROXIES: dict[str, Any] = {
     "os.replace": replace_proxy,
     "os.chmod": chmod_proxy,
     "os.fchmod": fchmod_proxy,
+    "os.umask": umask_proxy,
     "os.chown": chown_proxy,
     "os.lchown": lchown_proxy,
     "os.fchown": fchown_proxy,

@@ -99,6 +99,25 @@ def test_new_files_and_directories_get_the_mode_less_the_umask(
         assert oct(got) == oct(want), (name, mask)
 
 
+def test_a_umask_set_between_two_contexts_or_by_the_program_is_honoured(capio: InProcess) -> None:
+    # CAPIO keeps the umask while patched (os.umask's proxy reports changes) and reads it again
+    # when a context starts, so a change made while unpatched is not missed.
+    old = os.umask(0o077)
+    try:
+        with capio.context():
+            make(capio.path("a"))
+            assert os.umask(0o027) == 0o077, "the proxy returns the previous mask"
+            make(capio.path("b"))
+        os.umask(0o007)
+        with capio.context():
+            make(capio.path("c"))
+    finally:
+        os.umask(old)
+    with capio.context():
+        modes = [oct(stat.S_IMODE(os.stat(capio.path(n)).st_mode)) for n in "abc"]
+    assert modes == ["0o600", "0o640", "0o660"]
+
+
 # -- chmod / utime --------------------------------------------------------------------------------
 
 

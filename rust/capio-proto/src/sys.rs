@@ -214,8 +214,29 @@ pub fn getuid() -> u32 {
 }
 
 /// The process's file-mode creation mask, read without changing it (`umask(2)` can only be read
-/// by setting it, which would race with other threads creating files).
+/// by setting it, which would race with other threads creating files). Reading it costs a
+/// `/proc` read (a few µs per create), so while the Python layer tracks it (its `os.umask` proxy
+/// reports every change, see [`track_umask`]) the tracked value is used instead.
 pub fn current_umask() -> u32 {
+    let tracked = TRACKED_UMASK.load(std::sync::atomic::Ordering::Acquire);
+    if tracked != UNTRACKED {
+        return tracked;
+    }
+    read_umask()
+}
+
+const UNTRACKED: u32 = u32::MAX;
+static TRACKED_UMASK: AtomicU32 = AtomicU32::new(UNTRACKED);
+
+/// Start tracking the umask with `Some(mask)` (its current value, and each new one), or stop with
+/// `None` (then every create reads it again).
+pub fn track_umask(mask: Option<u32>) {
+    let value = mask.map_or(UNTRACKED, |m| m & 0o777);
+    TRACKED_UMASK.store(value, std::sync::atomic::Ordering::Release);
+}
+
+/// The umask as the kernel has it now.
+pub fn read_umask() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -561,6 +561,25 @@ pub fn die_by_signal(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     }
 }
 
+/// Start (reading the umask now) or stop tracking the umask for creates; see
+/// `capio_proto::sys::current_umask`.
+pub fn track_umask(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["on"], 1)?;
+    let on = convert::truthy(v[0].expect("required"))?;
+    capio_proto::sys::track_umask(on.then(capio_proto::sys::read_umask));
+    Ok(Owned::none())
+}
+
+/// The umask was just set to `mask` (by the `os.umask` proxy, while tracked).
+pub fn umask_changed(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["mask"], 1)?;
+    let mask = convert::i64(v[0].expect("required"), "mask")?;
+    let mask =
+        u32::try_from(mask).map_err(|_| Error::Value(format!("mask out of range: {mask}")))?;
+    capio_proto::sys::track_umask(Some(mask));
+    Ok(Owned::none())
+}
+
 pub fn after_fork_in_child(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     a.bind(&[], 0)?;
     state::after_fork_in_child();
@@ -600,9 +619,7 @@ pub fn validate_config(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 
 /// `_builtin_proxy(impl, name, doc, self, module)`: see `py::proxy::make`.
 pub fn builtin_proxy(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind(&["impl", "name", "doc", "self", "module"],
-        5,
-    )?;
+    let v = a.bind(&["impl", "name", "doc", "self", "module"], 5)?;
     let (Some(imp), Some(name), Some(doc), Some(module_self), Some(module)) =
         (v[0], v[1], v[2], v[3], v[4])
     else {

@@ -89,6 +89,8 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_server_start" => server_ctl::server_start, c"Start a workflow's server unless one runs; (pid, started).";
             c"_server_stop" => server_ctl::server_stop, c"Ask a workflow's server to shut down and wait for it to exit; its pid.";
             c"_after_fork_in_child" => api::after_fork_in_child, c"Forget the parent's connection in a forked child.";
+            c"_track_umask" => api::track_umask, c"Start (True: read the umask now) or stop (False) tracking the umask for creates.";
+            c"_umask_changed" => api::umask_changed, c"Tell the tracker the umask was just set to mask.";
             c"_builtin_proxy" => api::builtin_proxy, c"A built-in function (name, doc, __self__, __module__ given) that forwards every call to impl.";
         ],
     );
