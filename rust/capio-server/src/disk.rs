@@ -153,17 +153,41 @@ pub fn link_metadata(root: &Path, path: &Path) -> Result<Option<Metadata>, FsErr
     }
 }
 
-/// The target text of `path` (inside `root`) when it is a symbolic link on disk.
-pub fn link_target(root: &Path, path: &Path) -> Result<Option<PathBuf>, FsError> {
-    if link_metadata(root, path)?.is_none() {
-        return Ok(None);
-    }
-    let Some(real) = real_location(root, path)? else {
-        return Ok(None);
+/// What is on disk at `path` (inside `root`) itself, a final symbolic link not followed.
+#[derive(Debug)]
+pub enum Probe {
+    Nothing,
+    /// A symbolic link, with its target text.
+    Link(PathBuf),
+    /// Anything else: [`lookup`] describes it.
+    Present,
+}
+
+/// One look at `path`'s own entry (its parent resolved once): what a create, or a look-up that
+/// may go through a link to a CAPIO file, needs to know first. `parent_made`: the parent is a
+/// directory the server made where its parent resolved to, so its path is taken as real without
+/// resolving it again (a create costs one `lstat`). Nothing is read or written through that path:
+/// whatever the probe finds there, a disk look-up that follows resolves and confines it again.
+pub fn probe(root: &Path, path: &Path, parent_made: bool) -> Result<Probe, FsError> {
+    confine(path, root)?;
+    let real = if parent_made {
+        path.to_path_buf()
+    } else {
+        match real_location(root, path)? {
+            Some(real) => real,
+            None => return Ok(Probe::Nothing),
+        }
     };
+    let meta = match fs::symlink_metadata(&real) {
+        Ok(m) => m,
+        Err(e) => return Ok(missing_or(e)?.unwrap_or(Probe::Nothing)),
+    };
+    if !meta.file_type().is_symlink() {
+        return Ok(Probe::Present);
+    }
     match fs::read_link(&real) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) => missing_or(e),
+        Ok(target) => Ok(Probe::Link(target)),
+        Err(e) => Ok(missing_or(e)?.unwrap_or(Probe::Nothing)),
     }
 }
 

@@ -668,14 +668,12 @@ impl Namespace {
     ) -> Result<Opened, FsError> {
         let root = self.root_for(cid, path)?;
         self.drop_stale(path);
-        if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL
-            && self.locate_ns(&root, path)?.is_none()
-            && disk::link_metadata(&root, path)?.is_some()
-        {
+        let exclusive_create = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
+        let (resolved, probe) = self.resolve_links(&root, path, !exclusive_create)?;
+        if exclusive_create && matches!(probe, Some(disk::Probe::Link(_))) {
             // `O_EXCL` never follows a final symbolic link, dangling or not.
             return Err(FsError::Exists);
         }
-        let resolved = self.through_links(&root, path)?;
         if resolved != path {
             self.drop_stale(&resolved);
         }
@@ -701,7 +699,12 @@ impl Namespace {
         let opened = if self.files.contains_key(path) {
             self.open_existing(cid, path, flags)
         } else {
-            match self.locate(&root, path)? {
+            // The probe already saw nothing on disk: no second look-up for a create.
+            let found = match probe {
+                Some(disk::Probe::Nothing) => Where::Missing,
+                _ => self.locate(&root, path)?,
+            };
+            match found {
                 Where::File => self.open_existing(cid, path, flags),
                 // As the kernel: `O_CREAT | O_EXCL` on anything that exists is `EEXIST` (which
                 // `tempfile.mkstemp` retries on); other opens of a directory are `EISDIR`.
@@ -997,20 +1000,34 @@ impl Namespace {
     /// `root`: a link to a CAPIO file then reaches that file. A target outside `root` is left to
     /// the confined disk lookup, which refuses it.
     fn through_links(&self, root: &Path, path: &Path) -> Result<PathBuf, FsError> {
+        Ok(self.resolve_links(root, path, true)?.0)
+    }
+
+    /// [`Self::through_links`], also returning what the disk has at the final path when the
+    /// namespace does not know it (`None` when it does). With `follow` false a final link is not
+    /// followed (the probe then says `Link`).
+    fn resolve_links(
+        &self,
+        root: &Path,
+        path: &Path,
+        follow: bool,
+    ) -> Result<(PathBuf, Option<disk::Probe>), FsError> {
         let mut cur = path.to_path_buf();
         for _ in 0..MAX_LINKS {
             if self.locate_ns(root, &cur)?.is_some() {
-                return Ok(cur);
+                return Ok((cur, None));
             }
-            let Some(target) = disk::link_target(root, &cur)? else {
-                return Ok(cur);
+            let parent_made = cur.parent().is_some_and(|p| self.is_made_dir(p));
+            let probe = disk::probe(root, &cur, parent_made)?;
+            let disk::Probe::Link(target) = &probe else {
+                return Ok((cur, Some(probe)));
             };
-            let Some(next) = cur.parent().and_then(|p| normalize(&p.join(target))) else {
-                return Ok(cur);
+            let next = cur.parent().and_then(|p| normalize(&p.join(target)));
+            let Some(next) = next
+                .filter(|n| follow && n != root && confine(n, root).is_ok() && !self.excluded(n))
+            else {
+                return Ok((cur, Some(probe)));
             };
-            if next == *root || confine(&next, root).is_err() || self.excluded(&next) {
-                return Ok(cur);
-            }
             cur = next;
         }
         Err(FsError::Io(io::Error::from_raw_os_error(libc::ELOOP)))
