@@ -7,6 +7,7 @@ Usage::
     pycapio validate [--capio-dir DIR] FILE [PATH ...]
     pycapio server status [--workflow-name WF] [--json]
     pycapio server start --capio-dir DIR [--workflow-name WF] [--capio-cl FILE] [--memory-limit SIZE]
+    pycapio server run --capio-dir DIR [--workflow-name WF] [--capio-cl FILE] [--memory-limit SIZE]
     pycapio server stop [--workflow-name WF | --all] [--timeout SECONDS]
 
 ``script_path`` is a ``.py`` file, a directory with ``__main__.py``, or (if no such path exists)
@@ -47,6 +48,8 @@ _SUBCOMMANDS = """other commands (each has its own --help):
                         what each workflow's server holds: clients, files, waits, memory
   pycapio server start --capio-dir DIR [--workflow-name WF] [--capio-cl FILE] [--memory-limit SIZE]
                         start a workflow's server that outlives its steps
+  pycapio server run --capio-dir DIR [--workflow-name WF] [--capio-cl FILE] [--memory-limit SIZE]
+                        the same server, in the foreground (for job scripts)
   pycapio server stop [--workflow-name WF | --all] [--timeout SECONDS]
                         persist and stop a workflow's server
 """
@@ -222,13 +225,19 @@ def _server_parser() -> argparse.ArgumentParser:
     status.add_argument("--workflow-name", help="only this workflow's server (default: all)")
     status.add_argument("--json", action="store_true", help="print the servers' raw JSON status")
     start = sub.add_parser("start", help="start a workflow's server (it runs until 'pycapio server stop')")
-    start.add_argument("--capio-dir", default=".", help="the CAPIO directory (default: %(default)s)")
-    start.add_argument("--workflow-name", default=CAPIO_DEFAULT_WORKFLOW_NAME)
-    start.add_argument("--capio-cl", default="", help="CAPIO-CL configuration file (default: none)")
-    start.add_argument(
-        "--memory-limit",
-        help="budget for in-memory file bytes, e.g. 512M or 2G (default: $PYCAPIO_MEMORY_LIMIT)",
+    run = sub.add_parser(
+        "run",
+        help="run a workflow's server in the foreground, logging to stderr, until 'pycapio server stop' "
+        "or a signal (for job scripts and workflow managers)",
     )
+    for command in (start, run):
+        command.add_argument("--capio-dir", default=".", help="the CAPIO directory (default: %(default)s)")
+        command.add_argument("--workflow-name", default=CAPIO_DEFAULT_WORKFLOW_NAME)
+        command.add_argument("--capio-cl", default="", help="CAPIO-CL configuration file (default: none)")
+        command.add_argument(
+            "--memory-limit",
+            help="budget for in-memory file bytes, e.g. 512M or 2G (default: $PYCAPIO_MEMORY_LIMIT)",
+        )
     start.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for readiness")
     stop = sub.add_parser("stop", help="stop a workflow's server after it persisted what must persist")
     which = stop.add_mutually_exclusive_group()
@@ -241,6 +250,8 @@ def _server_parser() -> argparse.ArgumentParser:
 def _server(argv: Sequence[str]) -> int:
     """``pycapio server status|start|stop``. None of them attaches as a workflow client."""
     args = _server_parser().parse_args(argv)
+    if args.action == "run":
+        return _server_run(args)
     try:
         if args.action == "start":
             if args.memory_limit is not None:
@@ -267,6 +278,24 @@ def _server(argv: Sequence[str]) -> int:
         return _server_status(args.workflow_name, args.json)
     except (_pycapio.PyCAPIOException, OSError, ValueError) as exc:
         print(f"pycapio server {args.action}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _server_run(args: argparse.Namespace) -> int:
+    """``pycapio server run``: become the workflow's server (exec), in the foreground. It is managed
+    as one from ``pycapio server start`` is: steps attach and leave without stopping it; ``pycapio
+    server stop`` or SIGTERM/SIGINT stop it after it persisted what must persist, exit status 0."""
+    server = os.path.join(_LAUNCHER_DIR, "capio_server")
+    argv = [server, "--capio-dir", args.capio_dir, "--workflow-name", args.workflow_name, "--managed"]
+    argv += ["--config", args.capio_cl] if args.capio_cl else ["--no-config"]
+    if args.memory_limit is not None:
+        argv += ["--memory-limit", args.memory_limit]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(server, argv)
+    except OSError as exc:
+        print(f"pycapio server run: cannot execute {server}: {exc}", file=sys.stderr)
         return 1
 
 
