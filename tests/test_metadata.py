@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import pycapio
 from pycapio import _ospatch
 
 from conftest import RUNTIME_ENV, InProcess, ServerTracker, Workflow, unique_workflow
@@ -291,14 +292,16 @@ def test_chown_changes_owner_and_group(patched: InProcess, plain: Path) -> None:
 
 NON_ROOT_CHOWN = """
 import os, sys
-capio_dir, plain, workflow = sys.argv[1:4]
+capio_dir, plain, workflow, server = sys.argv[1:5]
 import pycapio
 os.setgroups([])
 os.setgid(65534)
 os.setuid(65534)
-pycapio.pycapio_init(capio_dir, "nobody", workflow)
 out = []
-with pycapio.CapioContext(capio_dir=capio_dir, app_name="nobody", workflow_name=workflow):
+ctx = pycapio.CapioContext(
+    capio_dir=capio_dir, app_name="nobody", workflow_name=workflow, server_exec_path=server
+)
+with ctx:
     for root in (plain, capio_dir):
         path = os.path.join(root, "mine")
         with open(path, "wb") as f:
@@ -329,10 +332,16 @@ def test_chown_by_a_non_root_owner_follows_the_kernel_rules() -> None:
     env = dict(os.environ, SILENT="ON", **{RUNTIME_ENV: str(base / "rt")})
     script = base / "chown.py"
     script.write_text(NON_ROOT_CHOWN)
+    # The package's own server may sit where the other user cannot reach it (CI's virtualenv is in
+    # a private temporary directory): that user starts a copy.
+    server = base / "capio_server"
+    shutil.copy(Path(pycapio.__file__).parent / "capio_server", server)
+    server.chmod(0o755)
     tracker = ServerTracker(base / "rt")
+    args = [str(base / "capio"), str(base / "plain"), unique_workflow(), str(server)]
     try:
         out = subprocess.run(
-            [sys.executable, str(script), str(base / "capio"), str(base / "plain"), unique_workflow()],
+            [sys.executable, str(script), *args],
             env=env,
             capture_output=True,
             text=True,
