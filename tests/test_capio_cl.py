@@ -903,6 +903,22 @@ def test_validate_warns_about_every_field_a_rule_ignores(workflow: Workflow) -> 
     assert quiet.returncode == 0 and "warning" not in quiet.stdout, quiet.stdout
 
 
+def test_validate_warns_that_an_excluded_paths_rules_are_ignored(workflow: Workflow) -> None:
+    wf = workflow
+    rule = {"name": ["a.log"], "committed": "on_close", "mode": "no_update"}
+    extra = {"exclude": ["*.log"], "permanent": ["a.log"], "storage": {"fs": ["a.log"]}}
+    cl = config(wf, {"IO_Graph": [step_rule("p", ["a.log"], [rule])], **extra})
+    result = run_cli(wf, "validate", str(cl))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    assert [w.split(":", 2)[1].strip() for w in warnings] == [
+        "$.IO_Graph[0].streaming[0].name[0]",
+        "$.permanent[0]",
+        "$.storage.fs[0]",
+    ], warnings
+    assert all('"a.log" is excluded (the OS serves it)' in w for w in warnings), warnings
+
+
 def test_validate_says_the_dynamic_rule_api_is_not_supported(workflow: Workflow) -> None:
     wf = workflow
     toml = wf.root / "engine.toml"

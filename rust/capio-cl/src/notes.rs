@@ -2,6 +2,7 @@
 //! they are written, and the parts of the reference's runtime that pycapio does not have. A warning
 //! never stops a run; `pycapio validate` prints them and the server logs them at start.
 
+use crate::rules::Rules;
 use crate::schema::{Committed, Config, Kind, StreamingItem};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ impl Config {
                 out.extend(ignored_fields(item).into_iter().map(|w| format!("{at}{w}")));
             }
         }
+        out.extend(self.excluded_rules());
         if let Some(toml) = &self.configuration {
             out.push(runtime_file(toml, file));
         }
@@ -32,6 +34,49 @@ impl Config {
                     .into(),
             );
         }
+        out
+    }
+}
+
+impl Config {
+    /// Rules given to paths that `exclude` also names: an excluded path is the OS's, so its
+    /// streaming rule, `permanent` and `storage` do nothing. A pattern is reported when `exclude`
+    /// surely covers it: the same pattern, or one an exclude pattern matches as written.
+    fn excluded_rules(&self) -> Vec<String> {
+        if self.exclude.is_empty() {
+            return Vec::new();
+        }
+        let rules = Rules::new(self, Path::new("/"));
+        let aliases: Vec<&str> = self.aliases.iter().map(|a| a.group_name.as_str()).collect();
+        let excluded =
+            |p: &String| !aliases.contains(&p.as_str()) && rules.is_excluded(Path::new(p));
+        let mut out = Vec::new();
+        let mut check = |at: String, list: &[String], what: &str| {
+            for (k, p) in list.iter().enumerate() {
+                if excluded(p) {
+                    out.push(format!(
+                        "{at}[{k}]: ignored: \"{p}\" is excluded (the OS serves it), so its {what} \
+                         does nothing"
+                    ));
+                }
+            }
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            for (j, item) in step.streaming.iter().enumerate() {
+                let key = match item.kind {
+                    Kind::File => "name",
+                    Kind::Directory => "dirname",
+                };
+                check(
+                    format!("$.IO_Graph[{i}].streaming[{j}].{key}"),
+                    &item.paths,
+                    "streaming rule",
+                );
+            }
+        }
+        check("$.permanent".into(), &self.permanent, "permanence");
+        check("$.storage.memory".into(), &self.storage.memory, "storage");
+        check("$.storage.fs".into(), &self.storage.fs, "storage");
         out
     }
 }
@@ -183,6 +228,21 @@ mod tests {
                 Vec::<String>::new()
             );
         }
+    }
+
+    #[test]
+    fn rules_for_excluded_paths_are_named() {
+        let text = r#"{"name": "wf", "exclude": ["*.log", "scratch/tmp.bin"],
+            "permanent": ["out/run.log", "out/data.bin"], "storage": {"fs": ["scratch/tmp.bin"]},
+            "IO_Graph": [{"name": "a", "input_stream": [], "output_stream": [],
+                "streaming": [{"name": ["logs/*.log", "res.csv"], "committed": "on_close"}]}]}"#;
+        let w = Config::parse(text, Path::new("wf.json"))
+            .unwrap()
+            .warnings(Path::new("wf.json"));
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].starts_with("$.IO_Graph[0].streaming[0].name[0]: ignored: \"logs/*.log\""));
+        assert!(w[1].starts_with("$.permanent[0]: ignored: \"out/run.log\" is excluded"));
+        assert!(w[2].starts_with("$.storage.fs[0]: ignored"));
     }
 
     #[test]
