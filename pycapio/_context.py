@@ -357,7 +357,11 @@ def mkdir_proxy(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> N
     if target is None:
         _originals["os.mkdir"](path, mode, dir_fd=dir_fd)
         return
-    _pycapio.pycapio_mkdir(target, mode)
+    try:
+        _pycapio.pycapio_mkdir(target, mode)
+    except OSError as exc:
+        # Named as the caller named it ("d/" stays "d/"), as os.mkdir does.
+        raise _ospatch._oserror(exc, os.fspath(path)) from None
 
 
 def makedirs_proxy(name: Any, mode: int = 0o777, exist_ok: bool = False) -> None:

@@ -450,6 +450,116 @@ def test_hard_links_and_fifos(patched: InProcess, plain: Path) -> None:
     assert os.stat(patched.path("fifo2")).st_nlink == 2
 
 
+# -- trailing slashes -------------------------------------------------------------------------------
+
+# A name ending in "/" is looked up as a directory (through a final link): a file, a link to one
+# or a dangling link so named is ENOTDIR or ENOENT, and unlink/rmdir/rename act on a directory
+# only. CAPIO normalises the slash away, so the proxies check it: each call on each kind of name
+# gives the kernel's answer (type, errno, message).
+SLASHED_NAMES = ("f", "d", "ld", "lf", "dl", "m")
+
+
+def slash_tree(root: Path, case: str) -> str:
+    """A fresh directory with a file, a directory, links to both, a dangling link (and no "m")."""
+    base = root / case
+    os.mkdir(base)
+    make(base / "f")
+    os.mkdir(base / "d")
+    os.symlink("d", base / "ld")
+    os.symlink("f", base / "lf")
+    os.symlink("nowhere", base / "dl")
+    return str(base)
+
+
+def kind(st: os.stat_result) -> str:
+    return stat.filemode(st.st_mode)[0]
+
+
+def rmtree_reports(path: str) -> list[tuple[str, str, str]]:
+    reports: list[tuple[str, str, str]] = []
+
+    def onerror(func: Any, where: str, info: Any) -> None:
+        reports.append((func.__name__, where, info[1].strerror))
+
+    shutil.rmtree(path, onerror=onerror)
+    return reports
+
+
+SLASH_CALLS: dict[str, Callable[[str], Any]] = {
+    "stat": lambda p: kind(os.stat(p)),
+    "stat_nofollow": lambda p: kind(os.stat(p, follow_symlinks=False)),
+    "lstat": lambda p: kind(os.lstat(p)),
+    "lstat_bytes": lambda p: kind(os.lstat(os.fsencode(p))),
+    "access": lambda p: os.access(p, os.F_OK),
+    "access_nofollow": lambda p: os.access(p, os.R_OK, follow_symlinks=False),
+    "unlink": lambda p: os.unlink(p),
+    "remove_bytes": lambda p: os.remove(os.fsencode(p)),
+    "rmdir": lambda p: os.rmdir(p),
+    "chmod": lambda p: os.chmod(p, 0o755),
+    "chmod_nofollow": lambda p: os.chmod(p, 0o755, follow_symlinks=False),
+    "chown": lambda p: os.chown(p, -1, -1),
+    "lchown": lambda p: os.lchown(p, -1, -1),
+    "utime": lambda p: os.utime(p),
+    "utime_nofollow": lambda p: os.utime(p, ns=(1, 2), follow_symlinks=False),
+    "truncate": lambda p: os.truncate(p, 0),
+    "readlink": lambda p: os.readlink(p),
+    "symlink": lambda p: os.symlink("x", p),
+    "mkfifo": lambda p: os.mkfifo(p),
+    "mkdir": lambda p: os.mkdir(p),
+    "link_from": lambda p: os.link(p, os.path.join(os.path.dirname(p.rstrip("/")), "new")),
+    "link_to": lambda p: os.link(os.path.join(os.path.dirname(p.rstrip("/")), "f"), p),
+    "open_read": lambda p: os.close(os.open(p, os.O_RDONLY)),
+    "open_write": lambda p: os.close(os.open(p, os.O_WRONLY)),
+    "open_create": lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT)),
+    "builtin_open": lambda p: open(p, "rb").close(),
+    "exists": lambda p: [os.path.exists(p), os.path.lexists(p), os.path.isfile(p), os.path.isdir(p)],
+    "islink": lambda p: os.path.islink(p),
+    "getsize": lambda p: os.path.getsize(p) >= 0,
+    "rmtree": lambda p: rmtree_reports(p),
+}
+if hasattr(os, "listxattr"):
+    # Not on directories: the plain directory's file system keeps xattrs, CAPIO keeps none.
+    SLASH_CALLS["listxattr"] = lambda p: os.listxattr(p) if not os.path.isdir(p) else "dir"
+    SLASH_CALLS["listxattr_nofollow"] = lambda p: (
+        os.listxattr(p, follow_symlinks=False) if not os.path.isdir(p) else "dir"
+    )
+
+
+@pytest.mark.parametrize("call", sorted(SLASH_CALLS))
+def test_a_name_ending_in_a_slash_is_looked_up_as_a_directory(
+    patched: InProcess, plain: Path, call: str
+) -> None:
+    fn = SLASH_CALLS[call]
+    for name in SLASHED_NAMES:
+        for suffix in ("/", "//"):
+            case = f"{name}{len(suffix)}"
+            same(plain, patched, lambda root: fn(os.path.join(slash_tree(root, case), name) + suffix))  # noqa: B023
+            # What is left afterwards is the same too (nothing removed, moved or made wrongly).
+            same(plain, patched, lambda root: sorted(os.listdir(root / case)))  # noqa: B023
+            same(plain, patched, lambda root: os.path.getsize(root / case / "f"))  # noqa: B023
+
+
+def test_rename_with_a_trailing_slash_moves_directories_only(patched: InProcess, plain: Path) -> None:
+    for src in SLASHED_NAMES:
+        for dst in SLASHED_NAMES:
+            for slash_src, slash_dst in (("/", ""), ("", "/"), ("/", "/")):
+                case = f"{src}{slash_src and 's'}-{dst}{slash_dst and 's'}"
+
+                def rename(root: Path) -> list[str]:
+                    base = slash_tree(root, case)  # noqa: B023
+                    os.rename(os.path.join(base, src) + slash_src, os.path.join(base, dst) + slash_dst)  # noqa: B023
+                    return sorted(os.listdir(base))
+
+                same(plain, patched, rename)
+                same(plain, patched, lambda root: sorted(os.listdir(root / case)))  # noqa: B023
+    # os.replace and bytes paths take the same look-up.
+    same(
+        plain,
+        patched,
+        lambda root: os.replace(os.fsencode(slash_tree(root, "r2")) + b"/f/", os.fsencode(root / "r2" / "x")),
+    )
+
+
 # -- persistence ----------------------------------------------------------------------------------
 
 PERSIST = """
