@@ -560,6 +560,60 @@ def test_rename_with_a_trailing_slash_moves_directories_only(patched: InProcess,
     )
 
 
+def test_chmod_without_following_links_fails_as_the_builtin(patched: InProcess, plain: Path) -> None:
+    # The built-in on Linux cannot change a link's own mode: NotImplementedError (or ValueError
+    # with dir_fd), whatever fchmodat answers; a file that is not a link may change, as the C
+    # library allows. Each kind of name, against a plain directory.
+    fd = os.open(plain, os.O_RDONLY)
+    try:
+        for name in SLASHED_NAMES:
+            for call in (
+                lambda p: os.chmod(p, 0o600, follow_symlinks=False),
+                lambda p: os.chmod(os.fsencode(p), 0o640, follow_symlinks=False),
+                lambda p: os.chmod(p, 0o600, dir_fd=fd, follow_symlinks=False),  # absolute: fd ignored
+            ):
+                case = f"nofollow-{name}"
+                same(plain, patched, lambda root: call(os.path.join(slash_tree(root, case), name)))  # noqa: B023
+                same(plain, patched, lambda root: stat.filemode(os.lstat(root / case / name).st_mode))  # noqa: B023
+                shutil.rmtree(plain / case)
+                shutil.rmtree(patched.path(case))
+    finally:
+        os.close(fd)
+    # Listed where the original is listed (shutil.copystat asks), and nowhere else.
+    for supports in (os.supports_follow_symlinks, os.supports_dir_fd, os.supports_fd):
+        assert (os.chmod in supports) == (_ospatch.originals["os.chmod"] in supports)
+
+
+def test_xattrs_of_a_link_itself_are_asked_without_following_it(patched: InProcess, plain: Path) -> None:
+    # A link lives on disk: asked about itself, the OS answers. (CAPIO files keep no xattrs:
+    # ENOTSUP, see the README; the plain directory's file system keeps them, so those differ.)
+    for name in ("lf", "ld", "dl", "m"):
+        for call in (
+            lambda p: os.listxattr(p, follow_symlinks=False),
+            lambda p: os.getxattr(p, "user.x", follow_symlinks=False),
+            lambda p: os.removexattr(p, "user.x", follow_symlinks=False),
+            lambda p: os.listxattr(p) if name in ("dl", "m") else "skip",  # noqa: B023
+        ):
+            case = f"xattr-{name}"
+            same(plain, patched, lambda root: call(os.path.join(slash_tree(root, case), name)))  # noqa: B023
+            shutil.rmtree(plain / case)
+            shutil.rmtree(patched.path(case))
+    make(patched.path("f"))
+    for follow in (True, False):
+        with pytest.raises(OSError) as info:
+            os.listxattr(patched.path("f"), follow_symlinks=follow)
+        assert info.value.errno == errno.ENOTSUP
+    # shutil.copystat(follow_symlinks=False) asks for a dangling link's own xattrs: copytree with
+    # symlinks=True copies such a link.
+    src = patched.path("src")
+    os.mkdir(src)
+    os.symlink("nowhere", os.path.join(src, "dangling"))
+    make(os.path.join(src, "f"))
+    shutil.copytree(src, patched.path("dst"), symlinks=True)
+    assert os.readlink(patched.path("dst", "dangling")) == "nowhere"
+    assert sorted(os.listdir(patched.path("dst"))) == ["dangling", "f"]
+
+
 # -- persistence ----------------------------------------------------------------------------------
 
 PERSIST = """
