@@ -23,7 +23,6 @@ import posixpath
 import stat as _stat
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -791,18 +790,6 @@ def _rmtree_walk(path: Any, report: Callable[[Any, Any, BaseException], object])
         report(os.rmdir, path, exc)
 
 
-def _onerror_as_onexc(onerror: Callable[..., object]) -> Callable[[Any, Any, BaseException], None]:
-    def onexc(func: Any, path: Any, exc: BaseException) -> None:
-        onerror(func, path, (type(exc), exc, exc.__traceback__))
-
-    return onexc
-
-
-# Frames between shutil.rmtree's caller and rmtree_proxy: the installed proxy is a Python function
-# with rmtree's signature (see _disguise.as_function) that calls this one.
-_RMTREE_DEPTH = 2
-
-
 def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
     """``shutil.rmtree`` of a CAPIO directory: the directory-fd walk the built-in prefers cannot
     see CAPIO, so CAPIO trees are removed path by path (CAPIO has no symlinks to race with).
@@ -816,31 +803,14 @@ def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
         ):
             target = _target(path)
     if target is None:
-        onerror = args[1] if len(args) > 1 else kwargs.get("onerror")
-        if sys.version_info >= (3, 12) and onerror is not None and kwargs.get("onexc") is None:
-            # shutil's own deprecation warning would name this frame: give it at the caller's
-            # line, and pass the handler on the way shutil would wrap it.
-            warnings.warn(
-                "onerror argument is deprecated, use onexc instead",
-                DeprecationWarning,
-                stacklevel=_RMTREE_DEPTH + 1,
-            )
-            ignore = args[0] if args else kwargs.get("ignore_errors", False)
-            rest = {k: v for k, v in kwargs.items() if k not in ("ignore_errors", "onerror", "onexc")}
-            originals["shutil.rmtree"](path, ignore, onexc=_onerror_as_onexc(onerror), **rest)
-            return
         originals["shutil.rmtree"](path, *args, **kwargs)
         return
     ignore_errors = args[0] if args else kwargs.get("ignore_errors", False)
     onerror = args[1] if len(args) > 1 else kwargs.get("onerror")
     onexc = kwargs.get("onexc")
+    # No DeprecationWarning for onerror: shutil documents it as deprecated from 3.12 on but
+    # does not warn (3.12, 3.13): a -W error program must not fail here when it does not there.
     sys.audit("shutil.rmtree", path, None)
-    if onerror is not None and sys.version_info >= (3, 12):
-        warnings.warn(
-            "onerror argument is deprecated, use onexc instead",
-            DeprecationWarning,
-            stacklevel=_RMTREE_DEPTH + 1,
-        )
 
     def report(func: Any, where: Any, exc: BaseException) -> None:
         if ignore_errors:
