@@ -415,7 +415,9 @@ def _new_fileio(*args: Any, **kwargs: Any) -> Any:
     opener, what the opener's fd is: see open_with_opener), the real ``FileIO`` for anything else
     (and for arguments it must judge: odd keywords or types)."""
     names = ("file", "mode", "closefd", "opener")
-    if args and len(args) <= 4 and kwargs.keys() <= set(names[len(args) :]):
+    # Bound as FileIO binds them (each positionally or by keyword, once); anything else, or no
+    # file, goes to the real FileIO, which raises its own TypeError.
+    if len(args) <= 4 and kwargs.keys() <= set(names[len(args) :]) and (args or "file" in kwargs):
         bound = dict(zip(names, args, strict=False)) | kwargs
         file, mode = bound["file"], bound.get("mode", "r")
         closefd, opener = bound.get("closefd", True), bound.get("opener")

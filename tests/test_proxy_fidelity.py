@@ -263,6 +263,85 @@ def test_fileio_and_open_code_of_a_capio_path(capio: InProcess, tmp_path: Path) 
     assert io.FileIO is _io.FileIO
 
 
+def _opener(name: Any, flags: int) -> int:
+    return os.open(name, flags)  # os.open's proxy while patched: a CAPIO fd for a CAPIO path
+
+
+# Every way of passing FileIO's arguments (file, mode, closefd, opener), valid or not.
+FILEIO_FORMS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}),
+    (("<p>",), {}),
+    ((), {"file": "<p>"}),
+    (("<p>", "rb"), {}),
+    (("<p>",), {"mode": "r"}),
+    ((), {"file": "<p>", "mode": "r"}),
+    ((), {"mode": "r", "file": "<p>"}),
+    (("<p>", "r", True), {}),
+    (("<p>", "r"), {"closefd": True}),
+    ((), {"file": "<p>", "closefd": True}),
+    (("<p>", "r", True, _opener), {}),
+    (("<p>",), {"opener": _opener}),
+    ((), {"file": "<p>", "opener": _opener}),
+    ((), {"file": "<p>", "mode": "rb", "closefd": True, "opener": _opener}),
+    (("<p>", "r+"), {"opener": _opener}),
+    (("<p>",), {"closefd": False}),
+    ((), {"file": "<p>", "closefd": False}),
+    ((), {"file": "<p>", "closefd": False, "opener": _opener}),
+    (("<p>",), {"file": "<p>"}),
+    (("<p>", "r"), {"mode": "r"}),
+    (("<p>", "r", True, None, 1), {}),
+    ((), {"file": "<p>", "bogus": 1}),
+    ((), {"mode": "r"}),
+    ((), {"file": "<p>", "mode": 3}),
+    ((), {"file": "<p>", "mode": "rw"}),
+    ((), {"file": "<p>", "opener": 5}),
+    ((), {"file": "<missing>"}),
+    ((), {"file": "<fd>"}),
+    ((), {"file": "<fd>", "closefd": False}),
+    (("<fd>", "r", False), {}),
+]
+
+
+def test_fileio_binds_every_argument_form_as_the_real_one(capio: InProcess, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with capio.context():
+        for base in (plain, capio.capio_dir):
+            with open(os.path.join(base, "f.bin"), "wb") as f:
+                f.write(b"content")
+        for args, kwargs in FILEIO_FORMS:
+            results = []
+            for base in (str(plain), str(capio.capio_dir)):
+                fds: list[int] = []
+
+                def value(v: Any, base: str = base, fds: list[int] = fds) -> Any:
+                    if v == "<p>":
+                        return os.path.join(base, "f.bin")
+                    if v == "<missing>":
+                        return os.path.join(base, "missing")
+                    if v == "<fd>":
+                        fds.append(os.open(os.path.join(base, "f.bin"), os.O_RDONLY))
+                        return fds[-1]
+                    return v
+
+                try:
+                    raw = io.FileIO(*map(value, args), **{k: value(v) for k, v in kwargs.items()})
+                except Exception as exc:  # the real FileIO's error, masked
+                    results.append((type(exc).__name__, str(exc).replace(base, "<DIR>")))
+                else:
+                    with raw:
+                        capio_served = isinstance(raw, pycapio.CapioFileIO)
+                        results.append(("ok", raw.read(), capio_served == (base == str(capio.capio_dir))))
+                finally:
+                    for fd in fds:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass  # FileIO closed it
+            assert results[1] == results[0], (args, kwargs)
+            assert results[0][0] == "ok" or results[0][0].endswith("Error"), (args, kwargs)
+
+
 # -- 5. POSIX answers ------------------------------------------------------------------------------
 
 
