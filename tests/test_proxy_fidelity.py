@@ -342,6 +342,37 @@ def test_fileio_binds_every_argument_form_as_the_real_one(capio: InProcess, tmp_
             assert results[0][0] == "ok" or results[0][0].endswith("Error"), (args, kwargs)
 
 
+def test_fileio_and_direntry_are_stand_ins_for_every_caller_while_patched(
+    capio: InProcess, tmp_path: Path
+) -> None:
+    # The documented limit (README): while a context is active io.FileIO and os.DirEntry name
+    # stand-in classes, also for files and entries that are not CAPIO's. isinstance, issubclass
+    # and subclassing keep working; an exact type comparison with the patched name does not.
+    real_fileio, real_direntry = io.FileIO, os.DirEntry
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    with capio.context():
+        with open(plain, "rb") as f:
+            assert type(f.raw) is real_fileio and type(f.raw) is not io.FileIO
+            assert isinstance(f.raw, io.FileIO) and issubclass(type(f.raw), io.FileIO)
+        with os.scandir(tmp_path) as it:
+            entries = list(it)
+        assert entries and all(type(e) is real_direntry and type(e) is not os.DirEntry for e in entries)
+        assert all(isinstance(e, os.DirEntry) for e in entries)
+        with io.FileIO(capio.path("c.bin"), "w") as raw:  # the stand-in constructs through CAPIO
+            assert isinstance(raw, pycapio.CapioFileIO) and isinstance(raw, io.FileIO)
+
+        class Mine(io.FileIO):
+            pass
+
+        with Mine(str(plain)) as m:
+            assert isinstance(m, real_fileio) and m.read() == b"x"
+    with open(plain, "rb") as f:
+        assert type(f.raw) is io.FileIO
+    with os.scandir(tmp_path) as it:
+        assert all(type(e) is os.DirEntry for e in it)
+
+
 # -- 5. POSIX answers ------------------------------------------------------------------------------
 
 
