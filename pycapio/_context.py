@@ -5,6 +5,7 @@ from __future__ import annotations
 import _io
 import atexit
 import builtins
+import errno
 import functools
 import inspect
 import io
@@ -13,6 +14,7 @@ import os
 import posix
 import shutil
 import signal
+import stat
 import sys
 import threading
 import types
@@ -391,13 +393,27 @@ def makedirs_proxy(name: Any, mode: int = 0o777, exist_ok: bool = False) -> None
             raise
 
 
+def _capio_listing(path: Any) -> PyCapioScandirWrapper[Any]:
+    """A CAPIO directory's listing, failing as os.scandir fails: naming ``path`` as the caller
+    named it (``d/`` stays ``d/``), and ``ENOTDIR`` for a file reached through a link."""
+    try:
+        return PyCapioScandirWrapper(path)
+    except OSError as exc:
+        target = capio_target(path)
+        if exc.errno == errno.ENOENT and target is not None:
+            mode = _ospatch._mode(target, True)
+            if mode is not None and not stat.S_ISDIR(mode):
+                raise _ospatch._not_a_directory(path) from None
+        raise _ospatch._oserror(exc, os.fspath(path)) from None
+
+
 def scandir_proxy(path: Any = ".") -> Any:
     """``os.scandir``: a :class:`PyCapioScandirWrapper` for directories inside the CAPIO directory."""
     if path is None:
         path = "."
     if capio_target(path) is None:
         return _originals["os.scandir"](path)
-    return PyCapioScandirWrapper(path)
+    return _capio_listing(path)
 
 
 def listdir_proxy(path: Any = ".") -> list[Any]:
@@ -406,7 +422,7 @@ def listdir_proxy(path: Any = ".") -> list[Any]:
         path = "."
     if capio_target(path) is None:
         return _originals["os.listdir"](path)  # type: ignore[no-any-return]
-    with PyCapioScandirWrapper(path) as entries:
+    with _capio_listing(path) as entries:
         return [entry.name for entry in entries]
 
 
