@@ -5,6 +5,7 @@ from __future__ import annotations
 import _io
 import atexit
 import builtins
+import errno
 import functools
 import inspect
 import io
@@ -13,6 +14,7 @@ import os
 import posix
 import shutil
 import signal
+import stat
 import sys
 import threading
 import types
@@ -357,7 +359,11 @@ def mkdir_proxy(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> N
     if target is None:
         _originals["os.mkdir"](path, mode, dir_fd=dir_fd)
         return
-    _pycapio.pycapio_mkdir(target, mode)
+    try:
+        _pycapio.pycapio_mkdir(target, mode)
+    except OSError as exc:
+        # Named as the caller named it ("d/" stays "d/"), as os.mkdir does.
+        raise _ospatch._oserror(exc, os.fspath(path)) from None
 
 
 def makedirs_proxy(name: Any, mode: int = 0o777, exist_ok: bool = False) -> None:
@@ -387,13 +393,27 @@ def makedirs_proxy(name: Any, mode: int = 0o777, exist_ok: bool = False) -> None
             raise
 
 
+def _capio_listing(path: Any) -> PyCapioScandirWrapper[Any]:
+    """A CAPIO directory's listing, failing as os.scandir fails: naming ``path`` as the caller
+    named it (``d/`` stays ``d/``), and ``ENOTDIR`` for a file reached through a link."""
+    try:
+        return PyCapioScandirWrapper(path)
+    except OSError as exc:
+        target = capio_target(path)
+        if exc.errno == errno.ENOENT and target is not None:
+            mode = _ospatch._mode(target, True)
+            if mode is not None and not stat.S_ISDIR(mode):
+                raise _ospatch._not_a_directory(path) from None
+        raise _ospatch._oserror(exc, os.fspath(path)) from None
+
+
 def scandir_proxy(path: Any = ".") -> Any:
     """``os.scandir``: a :class:`PyCapioScandirWrapper` for directories inside the CAPIO directory."""
     if path is None:
         path = "."
     if capio_target(path) is None:
         return _originals["os.scandir"](path)
-    return PyCapioScandirWrapper(path)
+    return _capio_listing(path)
 
 
 def listdir_proxy(path: Any = ".") -> list[Any]:
@@ -402,7 +422,7 @@ def listdir_proxy(path: Any = ".") -> list[Any]:
         path = "."
     if capio_target(path) is None:
         return _originals["os.listdir"](path)  # type: ignore[no-any-return]
-    with PyCapioScandirWrapper(path) as entries:
+    with _capio_listing(path) as entries:
         return [entry.name for entry in entries]
 
 
@@ -411,7 +431,9 @@ def _new_fileio(*args: Any, **kwargs: Any) -> Any:
     opener, what the opener's fd is: see open_with_opener), the real ``FileIO`` for anything else
     (and for arguments it must judge: odd keywords or types)."""
     names = ("file", "mode", "closefd", "opener")
-    if args and len(args) <= 4 and kwargs.keys() <= set(names[len(args) :]):
+    # Bound as FileIO binds them (each positionally or by keyword, once); anything else, or no
+    # file, goes to the real FileIO, which raises its own TypeError.
+    if len(args) <= 4 and kwargs.keys() <= set(names[len(args) :]) and (args or "file" in kwargs):
         bound = dict(zip(names, args, strict=False)) | kwargs
         file, mode = bound["file"], bound.get("mode", "r")
         closefd, opener = bound.get("closefd", True), bound.get("opener")

@@ -61,6 +61,19 @@ _RAW_MODE_FLAGS = {
 }
 
 
+def ends_in_slash(name: object) -> bool:
+    """Whether ``name`` (``str``, ``bytes`` or path-like) ends in ``/``. The kernel then looks its
+    last component up as a directory, through a final symbolic link; CAPIO's normalised path has
+    lost the slash, so the proxies check it themselves."""
+    try:
+        name = os.fspath(name)  # type: ignore[call-overload]
+    except TypeError:
+        return False
+    if isinstance(name, bytes):
+        return name.endswith(b"/")
+    return isinstance(name, str) and name.endswith("/")
+
+
 def check_trailing_slash(name: str | bytes, flags: int) -> None:
     """What the kernel says to open(2) of a CAPIO path ending in ``/``, which CAPIO's own path
     normalisation would drop: with ``O_CREAT`` always ``IsADirectoryError`` (a name ending in a

@@ -23,13 +23,12 @@ import posixpath
 import stat as _stat
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 from . import _pycapio
 from ._dirs import capio_stat_result
-from ._fileio import check_trailing_slash
+from ._fileio import check_trailing_slash, ends_in_slash
 from ._path import capio_target
 
 __all__ = ["PROXIES", "originals"]
@@ -84,7 +83,44 @@ def _fd_stat(fd: int) -> os.stat_result:
     return capio_stat_result(_pycapio._fd_path(fd), _pycapio._fstat_ex(fd))
 
 
+def _not_a_directory(filename: Any = None, filename2: Any = None) -> OSError:
+    code = errno.ENOTDIR
+    if filename is None:
+        return NotADirectoryError(code, os.strerror(code))
+    return NotADirectoryError(code, os.strerror(code), _fspath(filename), None, filename2)
+
+
+def _mode(target: str, follow_symlinks: bool) -> int | None:
+    """``st_mode`` of a CAPIO path (a final link itself unless following), None if missing."""
+    try:
+        return _pycapio._stat_ex(target, follow_symlinks)[0]
+    except (OSError, ValueError):
+        return None
+
+
+def _follow(target: str, path: Any, follow_symlinks: bool, named: bool = True) -> bool:
+    """``follow_symlinks`` as the kernel applies it to ``path``. A name ending in ``/`` is looked up
+    through a final link and must be a directory: ``NotADirectoryError`` (naming ``path`` if
+    ``named``) when it is something else; missing, the call's own error follows."""
+    if not ends_in_slash(path):
+        return follow_symlinks
+    mode = _mode(target, True)
+    if mode is not None and not _stat.S_ISDIR(mode):
+        raise _not_a_directory(path if named else None)
+    return True
+
+
+def _own_entry(target: str, path: Any) -> None:
+    """For calls that act on the name itself (unlink, rmdir): with a trailing ``/`` the name must
+    be a directory, not a file nor a link to anything (``NotADirectoryError``)."""
+    if ends_in_slash(path):
+        mode = _mode(target, False)
+        if mode is not None and not _stat.S_ISDIR(mode):
+            raise _not_a_directory(path)
+
+
 def _stat_of(target: str, path: Any, follow_symlinks: bool = True) -> os.stat_result:
+    follow_symlinks = _follow(target, path, follow_symlinks)
     try:
         return capio_stat_result(target, follow_symlinks=follow_symlinks)
     except OSError as exc:
@@ -161,12 +197,11 @@ def access_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> bool:
     ):
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:
-            return _access(
-                target,
-                mode,
-                bool(kwargs.get("effective_ids", False)),
-                bool(kwargs.get("follow_symlinks", True)),
-            )
+            try:
+                follow = _follow(target, path, bool(kwargs.get("follow_symlinks", True)))
+            except OSError:
+                return False
+            return _access(target, mode, bool(kwargs.get("effective_ids", False)), follow)
     return originals["os.access"](path, mode, *args, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -178,6 +213,7 @@ def _path_call(name: str, primitive: Callable[[str], None]) -> Callable[..., Non
         if not args and _keywords(kwargs, frozenset({"dir_fd"})):
             target = _target(path, kwargs.get("dir_fd"))
             if target is not None:
+                _own_entry(target, path)
                 try:
                     primitive(target)
                 except OSError as exc:
@@ -209,12 +245,29 @@ def _exists(target: str | None, path: Any) -> bool:
     return True
 
 
+def _slashed_rename(from_: str, to: str, src: Any, dst: Any) -> None:
+    """rename(2) with a trailing ``/`` on either name moves directories only: ``ENOTDIR`` when the
+    source, or an existing destination named with the slash, is anything else."""
+    if not (ends_in_slash(src) or ends_in_slash(dst)):
+        return
+    mode = _mode(from_, False)
+    if mode is None:
+        return  # the rename itself reports the missing source
+    if not _stat.S_ISDIR(mode):
+        raise _not_a_directory(src, _fspath(dst))
+    if ends_in_slash(dst):
+        mode = _mode(to, False)
+        if mode is not None and not _stat.S_ISDIR(mode):
+            raise _not_a_directory(src, _fspath(dst))
+
+
 def _rename_call(name: str) -> Callable[..., None]:
     def proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
         if not args and _keywords(kwargs, frozenset({"src_dir_fd", "dst_dir_fd"})):
             from_ = _target(src, kwargs.get("src_dir_fd"))
             to = _target(dst, kwargs.get("dst_dir_fd"))
             if from_ is not None and to is not None:
+                _slashed_rename(from_, to, src, dst)
                 try:
                     _pycapio._rename(from_, to)
                 except OSError as exc:
@@ -291,6 +344,10 @@ def link_proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
     if not args and _keywords(kwargs, frozenset({"src_dir_fd", "dst_dir_fd", "follow_symlinks"})):
         from_ = _target(src, kwargs.get("src_dir_fd"))
         to = _target(dst, kwargs.get("dst_dir_fd"))
+        if from_ is not None and ends_in_slash(src):
+            mode = _mode(from_, True)
+            if mode is not None and not _stat.S_ISDIR(mode):
+                raise _not_a_directory(src, _fspath(dst))
         if from_ is not None and not _on_disk(src):
             try:
                 _pycapio._stat_ex(from_, bool(kwargs.get("follow_symlinks", True)))
@@ -298,6 +355,9 @@ def link_proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
                 raise _oserror(exc, _fspath(src), _fspath(dst)) from None
             if to is not None and _lexists(to):
                 raise _exists_error(src, dst)
+            if ends_in_slash(dst) and (to is not None or not _on_disk(dst)):
+                # The new name is looked up before anything is linked: missing, it cannot end in "/".
+                raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), _fspath(src), None, _fspath(dst))
             code = errno.EPERM if to is not None else errno.EXDEV
             raise OSError(code, os.strerror(code), _fspath(src), None, _fspath(dst))
         if to is not None and _lexists(to):
@@ -317,6 +377,8 @@ def _check_exists(target: str, path: Any, named: bool = True) -> None:
 
 def _set_attrs(target: Any, path: Any, named: bool = True, **attrs: Any) -> None:
     """``_set_attrs`` with the built-in's errors: naming ``path`` (or no file, for ``utime``)."""
+    if isinstance(target, str) and "follow_symlinks" in attrs:
+        attrs["follow_symlinks"] = _follow(target, path, attrs["follow_symlinks"], named)
     try:
         _pycapio._set_attrs(target, **attrs)
     except OSError as exc:
@@ -331,10 +393,38 @@ def _is_mode(mode: Any) -> bool:
     return type(mode) is int and 0 <= mode <= 0xFFFFFFFF
 
 
+def _nofollow_chmod_of_files() -> bool:
+    """Whether the C library's ``fchmodat(AT_SYMLINK_NOFOLLOW)`` changes a path that is not a link:
+    glibc does it (through ``O_PATH``) from 2.32 on, as musl does; an older glibc fails every such
+    call with ``ENOTSUP``, which ``os.chmod`` reports as ``NotImplementedError``."""
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return True
+    name, _, version = libc.partition(" ")
+    if name != "glibc":
+        return True
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= (2, 32)
+
+
+_NOFOLLOW_CHMOD_OF_FILES = _nofollow_chmod_of_files()
+
+
+def _chmod_nofollow_unsupported(dir_fd: Any) -> Exception:
+    """What ``os.chmod(..., follow_symlinks=False)`` raises where the C library cannot do it."""
+    if dir_fd is not None:
+        return ValueError("chmod: cannot use dir_fd and follow_symlinks together")
+    return NotImplementedError("chmod: follow_symlinks unavailable on this platform")
+
+
 def chmod_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
     """``os.chmod`` of a CAPIO path or fd: the file's mode bits change, as on a file system
-    (set-id bits as the kernel allows; ``follow_symlinks=False`` on a symbolic link is
-    ``EOPNOTSUPP``, as Linux answers)."""
+    (set-id bits as the kernel allows). ``follow_symlinks=False`` on a symbolic link goes to the
+    OS (links live on disk), which cannot change a link's mode on Linux: ``NotImplementedError``."""
     if not args and _is_mode(mode) and _keywords(kwargs, frozenset({"dir_fd", "follow_symlinks"})):
         follow = bool(kwargs.get("follow_symlinks", True))
         if _capio_fd(path) and kwargs.get("dir_fd") is None and follow:
@@ -342,8 +432,13 @@ def chmod_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
             return
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:
-            _set_attrs(target, path, mode=mode, follow_symlinks=follow)
-            return
+            if not follow and not _NOFOLLOW_CHMOD_OF_FILES:
+                raise _chmod_nofollow_unsupported(kwargs.get("dir_fd"))
+            follow = _follow(target, path, follow)
+            link = _mode(target, False)
+            if follow or link is None or not _stat.S_ISLNK(link):
+                _set_attrs(target, path, mode=mode, follow_symlinks=follow)
+                return
     originals["os.chmod"](path, mode, *args, **kwargs)
 
 
@@ -505,9 +600,12 @@ def _xattr_call(name: str, nargs: int) -> Callable[..., Any]:
                 raise OSError(errno.ENOTSUP, os.strerror(errno.ENOTSUP))
             target = None if path is None else _target(path)
             if target is not None:
-                _check_exists(target, path)
-                # CAPIO keeps no extended attributes: a file system without xattr support.
-                raise OSError(errno.ENOTSUP, os.strerror(errno.ENOTSUP), _fspath(path))
+                follow = bool(kwargs.get("follow_symlinks", True))
+                st = _stat_of(target, path, follow)
+                if not _stat.S_ISLNK(st.st_mode):
+                    # CAPIO keeps no extended attributes: a file system without xattr support.
+                    raise OSError(errno.ENOTSUP, os.strerror(errno.ENOTSUP), _fspath(path))
+                # A symbolic link itself (follow_symlinks=False) lives on disk: the OS answers.
         if path is None:
             return originals[name](*args, **kwargs)
         return originals[name](path, *args, **kwargs)
@@ -692,18 +790,6 @@ def _rmtree_walk(path: Any, report: Callable[[Any, Any, BaseException], object])
         report(os.rmdir, path, exc)
 
 
-def _onerror_as_onexc(onerror: Callable[..., object]) -> Callable[[Any, Any, BaseException], None]:
-    def onexc(func: Any, path: Any, exc: BaseException) -> None:
-        onerror(func, path, (type(exc), exc, exc.__traceback__))
-
-    return onexc
-
-
-# Frames between shutil.rmtree's caller and rmtree_proxy: the installed proxy is a Python function
-# with rmtree's signature (see _disguise.as_function) that calls this one.
-_RMTREE_DEPTH = 2
-
-
 def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
     """``shutil.rmtree`` of a CAPIO directory: the directory-fd walk the built-in prefers cannot
     see CAPIO, so CAPIO trees are removed path by path (CAPIO has no symlinks to race with).
@@ -717,31 +803,14 @@ def rmtree_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
         ):
             target = _target(path)
     if target is None:
-        onerror = args[1] if len(args) > 1 else kwargs.get("onerror")
-        if sys.version_info >= (3, 12) and onerror is not None and kwargs.get("onexc") is None:
-            # shutil's own deprecation warning would name this frame: give it at the caller's
-            # line, and pass the handler on the way shutil would wrap it.
-            warnings.warn(
-                "onerror argument is deprecated, use onexc instead",
-                DeprecationWarning,
-                stacklevel=_RMTREE_DEPTH + 1,
-            )
-            ignore = args[0] if args else kwargs.get("ignore_errors", False)
-            rest = {k: v for k, v in kwargs.items() if k not in ("ignore_errors", "onerror", "onexc")}
-            originals["shutil.rmtree"](path, ignore, onexc=_onerror_as_onexc(onerror), **rest)
-            return
         originals["shutil.rmtree"](path, *args, **kwargs)
         return
     ignore_errors = args[0] if args else kwargs.get("ignore_errors", False)
     onerror = args[1] if len(args) > 1 else kwargs.get("onerror")
     onexc = kwargs.get("onexc")
+    # No DeprecationWarning for onerror: shutil documents it as deprecated from 3.12 on but
+    # does not warn (3.12, 3.13): a -W error program must not fail here when it does not there.
     sys.audit("shutil.rmtree", path, None)
-    if onerror is not None and sys.version_info >= (3, 12):
-        warnings.warn(
-            "onerror argument is deprecated, use onexc instead",
-            DeprecationWarning,
-            stacklevel=_RMTREE_DEPTH + 1,
-        )
 
     def report(func: Any, where: Any, exc: BaseException) -> None:
         if ignore_errors:

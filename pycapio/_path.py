@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -9,6 +10,7 @@ from typing import Any
 
 from . import _pycapio
 from ._dirs import capio_stat_result
+from ._fileio import ends_in_slash
 
 __all__ = ["PyCapioPath", "capio_target"]
 
@@ -44,6 +46,8 @@ def _exists(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.exists(path)
+    if ends_in_slash(path):  # the kernel's look-up: only a directory (through links) ends in "/"
+        return _isdir(path)
     return _capio_info(target) is not None
 
 
@@ -59,6 +63,8 @@ def _lexists(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.lexists(path)
+    if ends_in_slash(path):
+        return _isdir(path)
     return _lstat_mode(target) is not None
 
 
@@ -66,6 +72,8 @@ def _islink(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.islink(path)
+    if ends_in_slash(path):
+        return False  # a final link is followed
     mode = _lstat_mode(target)
     return mode is not None and stat.S_ISLNK(mode)
 
@@ -82,6 +90,8 @@ def _isfile(path: Any) -> bool:
     target = capio_target(path)
     if target is None:
         return posixpath.isfile(path)
+    if ends_in_slash(path):
+        return False
     mode = _mode(target)
     return mode is not None and stat.S_ISREG(mode)
 
@@ -99,7 +109,16 @@ def _stat(path: Any) -> os.stat_result:
     target = capio_target(path)
     if target is None:
         return os.stat(path)
-    return capio_stat_result(target)
+    if ends_in_slash(path):
+        mode = _mode(target)
+        if mode is not None and not stat.S_ISDIR(mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(path))
+    try:
+        return capio_stat_result(target)
+    except OSError as exc:
+        if isinstance(exc, _pycapio.PyCAPIOException) or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None  # named as by os.stat
 
 
 def _getsize(filename: Any) -> int:

@@ -450,6 +450,176 @@ def test_hard_links_and_fifos(patched: InProcess, plain: Path) -> None:
     assert os.stat(patched.path("fifo2")).st_nlink == 2
 
 
+# -- trailing slashes -------------------------------------------------------------------------------
+
+# A name ending in "/" is looked up as a directory (through a final link): a file, a link to one
+# or a dangling link so named is ENOTDIR or ENOENT, and unlink/rmdir/rename act on a directory
+# only. CAPIO normalises the slash away, so the proxies check it: each call on each kind of name
+# gives the kernel's answer (type, errno, message).
+SLASHED_NAMES = ("f", "d", "ld", "lf", "dl", "m")
+
+
+def slash_tree(root: Path, case: str) -> str:
+    """A fresh directory with a file, a directory, links to both, a dangling link (and no "m")."""
+    base = root / case
+    os.mkdir(base)
+    make(base / "f")
+    os.mkdir(base / "d")
+    os.symlink("d", base / "ld")
+    os.symlink("f", base / "lf")
+    os.symlink("nowhere", base / "dl")
+    return str(base)
+
+
+def kind(st: os.stat_result) -> str:
+    return stat.filemode(st.st_mode)[0]
+
+
+def rmtree_reports(path: str) -> list[tuple[str, str, str]]:
+    reports: list[tuple[str, str, str]] = []
+
+    def onerror(func: Any, where: str, info: Any) -> None:
+        reports.append((func.__name__, where, info[1].strerror))
+
+    shutil.rmtree(path, onerror=onerror)
+    return reports
+
+
+SLASH_CALLS: dict[str, Callable[[str], Any]] = {
+    "stat": lambda p: kind(os.stat(p)),
+    "stat_nofollow": lambda p: kind(os.stat(p, follow_symlinks=False)),
+    "lstat": lambda p: kind(os.lstat(p)),
+    "lstat_bytes": lambda p: kind(os.lstat(os.fsencode(p))),
+    "access": lambda p: os.access(p, os.F_OK),
+    "access_nofollow": lambda p: os.access(p, os.R_OK, follow_symlinks=False),
+    "unlink": lambda p: os.unlink(p),
+    "remove_bytes": lambda p: os.remove(os.fsencode(p)),
+    "rmdir": lambda p: os.rmdir(p),
+    "chmod": lambda p: os.chmod(p, 0o755),
+    "chmod_nofollow": lambda p: os.chmod(p, 0o755, follow_symlinks=False),
+    "chown": lambda p: os.chown(p, -1, -1),
+    "lchown": lambda p: os.lchown(p, -1, -1),
+    "utime": lambda p: os.utime(p),
+    "utime_nofollow": lambda p: os.utime(p, ns=(1, 2), follow_symlinks=False),
+    "truncate": lambda p: os.truncate(p, 0),
+    "readlink": lambda p: os.readlink(p),
+    "symlink": lambda p: os.symlink("x", p),
+    "mkfifo": lambda p: os.mkfifo(p),
+    "mkdir": lambda p: os.mkdir(p),
+    "link_from": lambda p: os.link(p, os.path.join(os.path.dirname(p.rstrip("/")), "new")),
+    "link_to": lambda p: os.link(os.path.join(os.path.dirname(p.rstrip("/")), "f"), p),
+    "open_read": lambda p: os.close(os.open(p, os.O_RDONLY)),
+    "open_write": lambda p: os.close(os.open(p, os.O_WRONLY)),
+    "open_create": lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT)),
+    "builtin_open": lambda p: open(p, "rb").close(),
+    "listdir": lambda p: os.listdir(p),
+    "scandir": lambda p: [e.name for e in os.scandir(p)],
+    "makedirs": lambda p: os.makedirs(p, exist_ok=True),
+    "open_append": lambda p: open(p, "ab").close(),
+    "samefile": lambda p: os.path.samefile(p, p),
+    "walk": lambda p: [x[1:] for x in os.walk(p)],
+    "exists": lambda p: [os.path.exists(p), os.path.lexists(p), os.path.isfile(p), os.path.isdir(p)],
+    "islink": lambda p: os.path.islink(p),
+    "getsize": lambda p: os.path.getsize(p) >= 0,
+    "rmtree": lambda p: rmtree_reports(p),
+}
+if hasattr(os, "listxattr"):
+    # Not on directories: the plain directory's file system keeps xattrs, CAPIO keeps none.
+    SLASH_CALLS["listxattr"] = lambda p: os.listxattr(p) if not os.path.isdir(p) else "dir"
+    SLASH_CALLS["listxattr_nofollow"] = lambda p: (
+        os.listxattr(p, follow_symlinks=False) if not os.path.isdir(p) else "dir"
+    )
+
+
+@pytest.mark.parametrize("call", sorted(SLASH_CALLS))
+def test_a_name_ending_in_a_slash_is_looked_up_as_a_directory(
+    patched: InProcess, plain: Path, call: str
+) -> None:
+    fn = SLASH_CALLS[call]
+    for name in SLASHED_NAMES:
+        for suffix in ("/", "//"):
+            case = f"{name}{len(suffix)}"
+            same(plain, patched, lambda root: fn(os.path.join(slash_tree(root, case), name) + suffix))  # noqa: B023
+            # What is left afterwards is the same too (nothing removed, moved or made wrongly).
+            same(plain, patched, lambda root: sorted(os.listdir(root / case)))  # noqa: B023
+            same(plain, patched, lambda root: os.path.getsize(root / case / "f"))  # noqa: B023
+
+
+def test_rename_with_a_trailing_slash_moves_directories_only(patched: InProcess, plain: Path) -> None:
+    for src in SLASHED_NAMES:
+        for dst in SLASHED_NAMES:
+            for slash_src, slash_dst in (("/", ""), ("", "/"), ("/", "/")):
+                case = f"{src}{slash_src and 's'}-{dst}{slash_dst and 's'}"
+
+                def rename(root: Path) -> list[str]:
+                    base = slash_tree(root, case)  # noqa: B023
+                    os.rename(os.path.join(base, src) + slash_src, os.path.join(base, dst) + slash_dst)  # noqa: B023
+                    return sorted(os.listdir(base))
+
+                same(plain, patched, rename)
+                same(plain, patched, lambda root: sorted(os.listdir(root / case)))  # noqa: B023
+    # os.replace and bytes paths take the same look-up.
+    same(
+        plain,
+        patched,
+        lambda root: os.replace(os.fsencode(slash_tree(root, "r2")) + b"/f/", os.fsencode(root / "r2" / "x")),
+    )
+
+
+def test_chmod_without_following_links_fails_as_the_builtin(patched: InProcess, plain: Path) -> None:
+    # The built-in on Linux cannot change a link's own mode: NotImplementedError (or ValueError
+    # with dir_fd), whatever fchmodat answers; a file that is not a link may change, as the C
+    # library allows. Each kind of name, against a plain directory.
+    fd = os.open(plain, os.O_RDONLY)
+    try:
+        for name in SLASHED_NAMES:
+            for call in (
+                lambda p: os.chmod(p, 0o600, follow_symlinks=False),
+                lambda p: os.chmod(os.fsencode(p), 0o640, follow_symlinks=False),
+                lambda p: os.chmod(p, 0o600, dir_fd=fd, follow_symlinks=False),  # absolute: fd ignored
+            ):
+                case = f"nofollow-{name}"
+                same(plain, patched, lambda root: call(os.path.join(slash_tree(root, case), name)))  # noqa: B023
+                same(plain, patched, lambda root: stat.filemode(os.lstat(root / case / name).st_mode))  # noqa: B023
+                shutil.rmtree(plain / case)
+                shutil.rmtree(patched.path(case))
+    finally:
+        os.close(fd)
+    # Listed where the original is listed (shutil.copystat asks), and nowhere else.
+    for supports in (os.supports_follow_symlinks, os.supports_dir_fd, os.supports_fd):
+        assert (os.chmod in supports) == (_ospatch.originals["os.chmod"] in supports)
+
+
+def test_xattrs_of_a_link_itself_are_asked_without_following_it(patched: InProcess, plain: Path) -> None:
+    # A link lives on disk: asked about itself, the OS answers. (CAPIO files keep no xattrs:
+    # ENOTSUP, see the README; the plain directory's file system keeps them, so those differ.)
+    for name in ("lf", "ld", "dl", "m"):
+        for call in (
+            lambda p: os.listxattr(p, follow_symlinks=False),
+            lambda p: os.getxattr(p, "user.x", follow_symlinks=False),
+            lambda p: os.removexattr(p, "user.x", follow_symlinks=False),
+            lambda p: os.listxattr(p) if name in ("dl", "m") else "skip",  # noqa: B023
+        ):
+            case = f"xattr-{name}"
+            same(plain, patched, lambda root: call(os.path.join(slash_tree(root, case), name)))  # noqa: B023
+            shutil.rmtree(plain / case)
+            shutil.rmtree(patched.path(case))
+    make(patched.path("f"))
+    for follow in (True, False):
+        with pytest.raises(OSError) as info:
+            os.listxattr(patched.path("f"), follow_symlinks=follow)
+        assert info.value.errno == errno.ENOTSUP
+    # shutil.copystat(follow_symlinks=False) asks for a dangling link's own xattrs: copytree with
+    # symlinks=True copies such a link.
+    src = patched.path("src")
+    os.mkdir(src)
+    os.symlink("nowhere", os.path.join(src, "dangling"))
+    make(os.path.join(src, "f"))
+    shutil.copytree(src, patched.path("dst"), symlinks=True)
+    assert os.readlink(patched.path("dst", "dangling")) == "nowhere"
+    assert sorted(os.listdir(patched.path("dst"))) == ["dangling", "f"]
+
+
 # -- persistence ----------------------------------------------------------------------------------
 
 PERSIST = """

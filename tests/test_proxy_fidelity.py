@@ -263,6 +263,116 @@ def test_fileio_and_open_code_of_a_capio_path(capio: InProcess, tmp_path: Path) 
     assert io.FileIO is _io.FileIO
 
 
+def _opener(name: Any, flags: int) -> int:
+    return os.open(name, flags)  # os.open's proxy while patched: a CAPIO fd for a CAPIO path
+
+
+# Every way of passing FileIO's arguments (file, mode, closefd, opener), valid or not.
+FILEIO_FORMS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}),
+    (("<p>",), {}),
+    ((), {"file": "<p>"}),
+    (("<p>", "rb"), {}),
+    (("<p>",), {"mode": "r"}),
+    ((), {"file": "<p>", "mode": "r"}),
+    ((), {"mode": "r", "file": "<p>"}),
+    (("<p>", "r", True), {}),
+    (("<p>", "r"), {"closefd": True}),
+    ((), {"file": "<p>", "closefd": True}),
+    (("<p>", "r", True, _opener), {}),
+    (("<p>",), {"opener": _opener}),
+    ((), {"file": "<p>", "opener": _opener}),
+    ((), {"file": "<p>", "mode": "rb", "closefd": True, "opener": _opener}),
+    (("<p>", "r+"), {"opener": _opener}),
+    (("<p>",), {"closefd": False}),
+    ((), {"file": "<p>", "closefd": False}),
+    ((), {"file": "<p>", "closefd": False, "opener": _opener}),
+    (("<p>",), {"file": "<p>"}),
+    (("<p>", "r"), {"mode": "r"}),
+    (("<p>", "r", True, None, 1), {}),
+    ((), {"file": "<p>", "bogus": 1}),
+    ((), {"mode": "r"}),
+    ((), {"file": "<p>", "mode": 3}),
+    ((), {"file": "<p>", "mode": "rw"}),
+    ((), {"file": "<p>", "opener": 5}),
+    ((), {"file": "<missing>"}),
+    ((), {"file": "<fd>"}),
+    ((), {"file": "<fd>", "closefd": False}),
+    (("<fd>", "r", False), {}),
+]
+
+
+def test_fileio_binds_every_argument_form_as_the_real_one(capio: InProcess, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with capio.context():
+        for base in (plain, capio.capio_dir):
+            with open(os.path.join(base, "f.bin"), "wb") as f:
+                f.write(b"content")
+        for args, kwargs in FILEIO_FORMS:
+            results = []
+            for base in (str(plain), str(capio.capio_dir)):
+                fds: list[int] = []
+
+                def value(v: Any, base: str = base, fds: list[int] = fds) -> Any:
+                    if v == "<p>":
+                        return os.path.join(base, "f.bin")
+                    if v == "<missing>":
+                        return os.path.join(base, "missing")
+                    if v == "<fd>":
+                        fds.append(os.open(os.path.join(base, "f.bin"), os.O_RDONLY))
+                        return fds[-1]
+                    return v
+
+                try:
+                    raw = io.FileIO(*map(value, args), **{k: value(v) for k, v in kwargs.items()})
+                except Exception as exc:  # the real FileIO's error, masked
+                    results.append((type(exc).__name__, str(exc).replace(base, "<DIR>")))
+                else:
+                    with raw:
+                        capio_served = isinstance(raw, pycapio.CapioFileIO)
+                        results.append(("ok", raw.read(), capio_served == (base == str(capio.capio_dir))))
+                finally:
+                    for fd in fds:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass  # FileIO closed it
+            assert results[1] == results[0], (args, kwargs)
+            assert results[0][0] == "ok" or results[0][0].endswith("Error"), (args, kwargs)
+
+
+def test_fileio_and_direntry_are_stand_ins_for_every_caller_while_patched(
+    capio: InProcess, tmp_path: Path
+) -> None:
+    # The documented limit (README): while a context is active io.FileIO and os.DirEntry name
+    # stand-in classes, also for files and entries that are not CAPIO's. isinstance, issubclass
+    # and subclassing keep working; an exact type comparison with the patched name does not.
+    real_fileio, real_direntry = io.FileIO, os.DirEntry
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    with capio.context():
+        with open(plain, "rb") as f:
+            assert type(f.raw) is real_fileio and type(f.raw) is not io.FileIO
+            assert isinstance(f.raw, io.FileIO) and issubclass(type(f.raw), io.FileIO)
+        with os.scandir(tmp_path) as it:
+            entries = list(it)
+        assert entries and all(type(e) is real_direntry and type(e) is not os.DirEntry for e in entries)
+        assert all(isinstance(e, os.DirEntry) for e in entries)
+        with io.FileIO(capio.path("c.bin"), "w") as raw:  # the stand-in constructs through CAPIO
+            assert isinstance(raw, pycapio.CapioFileIO) and isinstance(raw, io.FileIO)
+
+        class Mine(io.FileIO):
+            pass
+
+        with Mine(str(plain)) as m:
+            assert isinstance(m, real_fileio) and m.read() == b"x"
+    with open(plain, "rb") as f:
+        assert type(f.raw) is io.FileIO
+    with os.scandir(tmp_path) as it:
+        assert all(type(e) is os.DirEntry for e in it)
+
+
 # -- 5. POSIX answers ------------------------------------------------------------------------------
 
 
@@ -318,6 +428,76 @@ def test_rmtree_of_a_file_reports_like_the_builtin(capio: InProcess, tmp_path: P
             assert os.path.exists(target)
         assert reports[1] == reports[0]
         assert [r[0] for r in reports[0]] == [os.scandir, os.rmdir]
+
+
+RMTREE_HANDLERS = """
+import json, os, shutil, sys, tempfile, uuid, warnings
+warnings.simplefilter("error")  # a program run with -W error (or pytest's filterwarnings=error)
+import pycapio
+plain, capio_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
+results = []
+with pycapio.CapioContext(capio_dir=capio_dir, app_name="a", workflow_name="wf-" + uuid.uuid4().hex[:8]):
+    for base in (plain, capio_dir):
+        row = []
+        for i, handlers in enumerate(("onerror", "onexc", "both")):
+            if handlers != "onerror" and sys.version_info < (3, 12):
+                continue
+            os.makedirs(os.path.join(base, f"t{i}", "sub"))
+            with open(os.path.join(base, f"t{i}", "sub", "f"), "w") as f:
+                f.write("x")
+            with open(os.path.join(base, f"file{i}"), "w") as f:
+                f.write("x")
+            for name in (f"missing{i}", f"file{i}", f"t{i}"):
+                calls = []
+                kw = {}
+                if handlers != "onexc":
+                    kw["onerror"] = lambda fn, p, i: calls.append(("onerror", fn.__name__, p, i[1].errno))
+                if handlers != "onerror":
+                    kw["onexc"] = lambda fn, p, exc: calls.append(("onexc", fn.__name__, p, exc.errno))
+                shutil.rmtree(os.path.join(base, name), **kw)
+                row.append([(h, fn, os.path.relpath(p, base), e) for h, fn, p, e in calls])
+            row.append(sorted(os.listdir(base)))
+        results.append(row)
+print(json.dumps(results))
+"""
+
+
+def _pythons() -> list[tuple[str, dict[str, str]]]:
+    """This Python, and the 3.12/3.13 of this machine where there are (pyenv's shims pick the
+    version from PYENV_VERSION): the abi3 extension loads in each."""
+    found = [(sys.executable, {})]
+    for name, version in (("python3.12", "3.12.1"), ("python3.13", "3.13.0")):
+        exe = shutil.which(name)
+        if exe is not None:
+            found.append((exe, {"PYENV_VERSION": version}))
+    return found
+
+
+def test_rmtree_handlers_as_the_builtin_without_warnings_on_every_python(runtime_dir: Path) -> None:
+    # shutil.rmtree of 3.12/3.13 takes onerror (deprecated in the docs) without a warning, and
+    # onexc over onerror: the proxy, inside CAPIO and out, warns nowhere the built-in does not and
+    # calls the handlers the built-in calls.
+    root = Path(__file__).resolve().parent.parent
+    checked = []
+    for python, extra in _pythons():
+        env = {**os.environ, "PYCAPIO_RUNTIME_DIR": str(runtime_dir), "SILENT": "ON", **extra}
+        env["PYTHONPATH"] = str(root)
+        env.pop("PYCAPIO_CONTEXT", None)
+        if not extra:
+            env.pop("PYENV_VERSION", None)
+        result = subprocess.run(
+            [python, "-c", RMTREE_HANDLERS], env=env, capture_output=True, text=True, timeout=120
+        )
+        if extra and "No module named" in result.stderr:
+            continue  # a Python without what pycapio needs installed
+        assert result.returncode == 0, (python, result.stderr[-2000:])
+        import json
+
+        plain, capio = json.loads(result.stdout)
+        assert capio == plain, python
+        assert plain[0] == [["onerror", "lstat", "missing0", 2]]
+        checked.append(python)
+    assert checked, checked
 
 
 def test_capio_scandir_entries_are_dir_entries_while_patched(capio: InProcess) -> None:
