@@ -370,3 +370,72 @@ def test_a_declared_producers_file_is_waited_for_until_that_app_ends_then_missin
     go.write_text("go")
     assert report(producer.wait()) == "done"
     assert report(consumer.wait()) == ["missing", errno.ENOENT]
+
+
+# -- a step and its Python children are one step --------------------------------------------------
+
+PROBE_IN_A_CHILD = """
+    import os, subprocess, sys
+    optional = os.path.join(sys.argv[1], "optional.cfg")
+    try:
+        open(optional)
+    except FileNotFoundError:
+        print("parent: FileNotFoundError")
+    code = (
+        "import sys\\ntry:\\n    open(sys.argv[1])\\n"
+        "except FileNotFoundError:\\n    print('child: FileNotFoundError')"
+    )
+    try:
+        r = subprocess.run([sys.executable, "-c", code, optional], timeout=15, capture_output=True, text=True)
+        print(r.stdout.strip())
+    except subprocess.TimeoutExpired:
+        print("child: hung")
+"""
+
+
+def test_a_child_of_a_lone_step_probing_an_optional_file_does_not_hang(workflow: Workflow) -> None:
+    # The child is a client of its parent's app: not "another step" that could still make it.
+    result = workflow.run_step(PROBE_IN_A_CHILD, "solo", str(workflow.capio_dir)).check()
+    assert result.stdout.split("\n")[:2] == ["parent: FileNotFoundError", "child: FileNotFoundError"]
+
+
+LIST_IN_A_CHILD = """
+    import os, subprocess, sys
+    d = os.path.join(sys.argv[1], "work")
+    os.makedirs(d)
+    with open(os.path.join(d, "a.txt"), "w") as f:
+        f.write("a")
+    code = "import os, sys\\nprint(sorted(os.listdir(sys.argv[1])))"
+    try:
+        r = subprocess.run([sys.executable, "-c", code, d], timeout=15, capture_output=True, text=True)
+        print(r.stdout.strip() or r.stderr.strip()[-300:])
+    except subprocess.TimeoutExpired:
+        print("child: hung")
+"""
+
+
+def test_a_child_lists_a_directory_its_parent_made(workflow: Workflow) -> None:
+    # The directory commits when its producer (the parent) ends, and the parent waits for the
+    # child: the child lists it as its producer would, without waiting.
+    result = workflow.run_step(LIST_IN_A_CHILD, "solo", str(workflow.capio_dir)).check()
+    assert result.stdout.strip() == "['a.txt']"
+
+
+READ_IN_A_CHILD = """
+    import os, subprocess, sys
+    cfg = os.path.join(sys.argv[1], "input.json")
+    with open(cfg, "w") as f:
+        f.write("{}")
+    code = "import sys\\nprint(open(sys.argv[1]).read())"
+    try:
+        r = subprocess.run([sys.executable, "-c", code, cfg], timeout=15, capture_output=True, text=True)
+        print(r.stdout.strip() or r.stderr.strip()[-300:])
+    except subprocess.TimeoutExpired:
+        print("child: hung")
+"""
+
+
+def test_a_child_reads_a_file_its_parent_wrote_and_closed(workflow: Workflow) -> None:
+    # README: "A workflow step that shells out to Python therefore behaves as one step."
+    result = workflow.run_step(READ_IN_A_CHILD, "solo", str(workflow.capio_dir)).check()
+    assert result.stdout.strip() == "{}"

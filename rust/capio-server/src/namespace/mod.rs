@@ -751,14 +751,15 @@ impl Namespace {
     /// The one rule for "`path` is missing now: wait, or answer `ENOENT`?", for opens and
     /// listings alike. With apps declared (CAPIO-CL `output_stream`) to produce it: wait until
     /// every one of them has terminated, unless the caller is one of them (it never waits for its
-    /// own output). Without: wait while another client is attached, since only a live process can
-    /// still create it. Terminations bump the namespace generation, so waiters ask again then.
+    /// own output). Without: wait while a client of another app is attached, since only a live
+    /// process can still create it (the caller's own app, its parent step, would be waiting on it). Terminations bump the namespace generation, so waiters ask again then.
     fn producer_may_appear(&self, cid: ClientId, path: &Path) -> bool {
         let declared = self.rules.declared_producers(path);
-        if declared.is_empty() {
-            return self.clients.iter().any(|(&id, c)| id != cid && !c.exited);
-        }
         let me = self.app_of(cid);
+        if declared.is_empty() {
+            // A child of a step joins the step's app: only another app's client can still make it.
+            return self.clients.values().any(|c| c.app != me && !c.exited);
+        }
         !declared.iter().any(|app| app == me)
             && !declared.iter().all(|app| self.app_terminated(app))
     }
@@ -912,6 +913,10 @@ impl Namespace {
     /// Count an open and build the `Memory` reply. A declared producer counts as a producer even
     /// when it only reads: it never waits on the file.
     fn opened(&mut self, cid: ClientId, path: &Path) -> Result<Opened, FsError> {
+        let kin = self
+            .files
+            .get(path)
+            .is_some_and(|n| Self::same_app(&self.clients, self.app_of(cid), &n.producers));
         let table = &self.table;
         let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
         let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
@@ -922,11 +927,26 @@ impl Namespace {
         let size = table.slot(node.slot).map_or(0, |s| s.len.load(SeqCst));
         Ok(Opened::Memory {
             slot: node.slot,
-            producer: node.producers.contains(&cid) || self.rules.is_producer(&client.app, path),
+            producer: node.producers.contains(&cid)
+                || kin
+                || self.rules.is_producer(&client.app, path),
             fire: fire_wire(node.rule.fire),
             size,
             data,
         })
+    }
+
+    /// Some client of `app` is among `producers`: a step and its Python children are one step,
+    /// so they read each other's files as the producer itself would, without waiting for a
+    /// commit that only their own termination brings.
+    fn same_app(
+        clients: &HashMap<ClientId, Client>,
+        app: &str,
+        producers: &BTreeSet<ClientId>,
+    ) -> bool {
+        producers
+            .iter()
+            .any(|id| clients.get(id).is_some_and(|c| c.app == app))
     }
 
     /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored. A writable
@@ -1171,7 +1191,9 @@ impl Namespace {
                 committed: made.committed
                     || (made.producers.is_empty() && !self.producer_may_appear(cid, path)),
                 fire: fire_wire(made.rule.fire),
-                producer: declared || made.producers.contains(&cid),
+                producer: declared
+                    || made.producers.contains(&cid)
+                    || Self::same_app(&self.clients, self.app_of(cid), &made.producers),
                 missing: false,
             },
             // On disk before anyone here made it, without a `dirname` rule: complete.
