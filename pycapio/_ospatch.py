@@ -534,7 +534,7 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
         and len(args) <= 1
         and _keywords(kwargs, frozenset({"mode", "dir_fd"}))
         and not (args and "mode" in kwargs)
-        and not flags & getattr(os, "O_DIRECTORY", 0)
+        and not (flags & os.O_DIRECTORY and flags & os.O_CREAT)
     ):
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:
@@ -542,12 +542,15 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
             if type(mode) is int:
                 try:
                     check_trailing_slash(_fspath(path), flags)
-                    return _pycapio.pycapio_open(target, flags & _OPEN_FLAGS, mode & 0o7777)
+                    return _pycapio.pycapio_open(target, flags & (_OPEN_FLAGS | os.O_DIRECTORY), mode & 0o7777)
                 except IsADirectoryError as exc:
                     if flags & os.O_ACCMODE != os.O_RDONLY:
                         raise _oserror(exc, _fspath(path)) from None
                 except OSError as exc:
-                    raise _oserror(exc, _fspath(path)) from None
+                    # O_DIRECTORY: only CAPIO knows a file (which the disk lacks) is in the way;
+                    # anything else about a directory the disk answers.
+                    if not flags & os.O_DIRECTORY or exc.errno == errno.ENOTDIR:
+                        raise _oserror(exc, _fspath(path)) from None
     return originals["os.open"](path, flags, *args, **kwargs)  # type: ignore[no-any-return]
 
 

@@ -439,3 +439,28 @@ def test_a_child_reads_a_file_its_parent_wrote_and_closed(workflow: Workflow) ->
     # README: "A workflow step that shells out to Python therefore behaves as one step."
     result = workflow.run_step(READ_IN_A_CHILD, "solo", str(workflow.capio_dir)).check()
     assert result.stdout.strip() == "{}"
+
+
+def test_o_directory_on_a_capio_file_is_not_a_directory(capio: InProcess, tmp_path: Path) -> None:
+    # Every case as the kernel answers it for the same layout on disk.
+    def outcome(path: str, flags: int) -> int:
+        try:
+            os.close(os.open(path, flags))
+            return 0
+        except OSError as exc:
+            return exc.errno or -1
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "f").write_text("x")
+    (plain / "d").mkdir()
+    cases = [("f",), ("f", "x"), ("d",), ("missing",), ("missing", "x")]
+    modes = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR]
+    expected = {(c, m): outcome(str(plain.joinpath(*c)), m | os.O_DIRECTORY) for c in cases for m in modes}
+    with capio.context():
+        with open(capio.path("f"), "w") as fh:
+            fh.write("x")
+        os.mkdir(capio.path("d"))
+        got = {(c, m): outcome(capio.path(*c), m | os.O_DIRECTORY) for c in cases for m in modes}
+    assert got == expected
+    assert expected[(("f",), os.O_RDONLY)] == errno.ENOTDIR
