@@ -99,7 +99,7 @@ def test_a_tiles_directory_streams_under_its_rule_and_empty_scratch_goes_at_shut
     cl = tile_config(wf)
     tiles, scratch = wf.capio_dir / "tiles", wf.capio_dir / "scratch"
     if before:
-        tiles.mkdir()  # its entries made during the run are what n_files counts
+        tiles.mkdir()  # empty: its entries made during the run are what n_files counts
     made, checked, seen = wf.marker("made"), wf.marker("checked"), wf.marker("seen")
     consumer = start(wf, cl, TILE_CONSUMER, "consumer", str(tiles), str(seen))
     producer = start(
@@ -114,6 +114,22 @@ def test_a_tiles_directory_streams_under_its_rule_and_empty_scratch_goes_at_shut
     assert no_server_left(wf)
     assert not scratch.exists(), "made, not permanent and empty on disk: removed at shutdown"
     assert sorted(p.name for p in tiles.iterdir()) == ["t0", "t1", "t2", "t3"]
+
+
+def test_rerunning_only_the_consumer_lists_a_complete_preexisting_tiles_dir(workflow: Workflow) -> None:
+    # A previous run left tiles/ complete on disk; its entries count toward n_files, so the
+    # listing does not wait for the declared producer app, which does not run this time.
+    wf = workflow
+    cl = tile_config(wf)
+    tiles = wf.capio_dir / "tiles"
+    tiles.mkdir()
+    for i in range(4):
+        (tiles / f"t{i}").write_text(f"tile {i}")
+    wf.env["PYCAPIO_WAIT_TIMEOUT"] = "5"
+    consumer = start(wf, cl, TILE_CONSUMER, "consumer", str(tiles), str(wf.marker("seen")))
+    result = consumer.wait(60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(report(result)) == ["t0", "t1", "t2", "t3"]
 
 
 def test_the_capio_directory_itself_follows_its_dirname_rule(workflow: Workflow) -> None:

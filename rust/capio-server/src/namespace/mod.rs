@@ -92,6 +92,9 @@ struct MadeDir {
     /// Some client has produced it (made it, or created an entry in it). Until then an adopted
     /// directory does not commit when an unrelated client terminates.
     produced: bool,
+    /// An adopted directory's entries on disk when adopted: they count toward `on_n_files`, so a
+    /// directory a previous run completed is complete now (re-running only its consumer).
+    before: HashSet<OsString>,
 }
 
 /// Children in creation order, kept for any directory something was created in (also for
@@ -497,9 +500,9 @@ impl Namespace {
     }
 
     /// A directory on disk that a `dirname` rule covers follows the rule like one made during the
-    /// run: its listing waits or streams until the rule commits it. Its entries are the ones
-    /// created through CAPIO during the run (those are what `on_n_files` counts); what was on
-    /// disk before is listed, but counts for nothing.
+    /// run: its listing waits or streams until the rule commits it. Its entries are the ones on
+    /// disk at adoption and those created through CAPIO during the run: `on_n_files` counts both,
+    /// so one that already holds its count is committed at once.
     fn adopt(&mut self, root: &Path, path: &Path) {
         if self.is_made_dir(path) || !self.rules.has_dir_rule(path) {
             return;
@@ -510,6 +513,9 @@ impl Namespace {
         if node.kind != DiskKind::Dir {
             return;
         }
+        let before = disk::list(&node.real)
+            .map(|names| names.into_iter().map(|(_, name)| name).collect())
+            .unwrap_or_default();
         self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
             root: root.to_path_buf(),
             rule: self.rules.dir_rule_for(path),
@@ -517,6 +523,7 @@ impl Namespace {
             committed: false,
             adopted: true,
             produced: false,
+            before,
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies committed already.
@@ -529,6 +536,9 @@ impl Namespace {
             && let Some(dir) = self.dirs.get_mut(parent)
         {
             dir.remove(name);
+            if let Some(made) = dir.made.as_mut() {
+                made.before.remove(name);
+            }
         }
     }
 
@@ -1114,6 +1124,7 @@ impl Namespace {
             committed: false,
             adopted: false,
             produced: true,
+            before: HashSet::new(),
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies already committed.
