@@ -480,3 +480,31 @@ def test_o_directory_on_a_capio_file_is_not_a_directory(capio: InProcess, tmp_pa
         got = {(c, m): outcome(capio.path(*c), m | os.O_DIRECTORY) for c in cases for m in modes}
     assert got == expected
     assert expected[(("f",), os.O_RDONLY)] == errno.ENOTDIR
+
+
+def test_a_made_directory_removed_on_disk_while_a_file_in_it_lives_in_memory(capio: InProcess) -> None:
+    # It still holds a file only in memory, so it exists for CAPIO: it is made again on disk, and
+    # stat, mkdir and listdir agree that it is there.
+    with capio.context():
+        os.makedirs(capio.path("out", "sub"), mode=0o750)
+        f = open(capio.path("out", "sub", "f.txt"), "w")
+        try:
+            f.write("x")
+            f.flush()
+            env = {k: v for k, v in os.environ.items() if k != "PYCAPIO_CONTEXT"}
+            subprocess.run(["rm", "-rf", capio.path("out")], env=env, check=True)  # another program
+            assert os.listdir(capio.path("out", "sub")) == ["f.txt"]
+            assert os.path.isdir(capio.path("out")) and os.path.isdir(capio.path("out", "sub"))
+            os.makedirs(capio.path("out", "sub"), exist_ok=True)
+            assert os.listdir(capio.path("out")) == ["sub"]
+        finally:
+            f.close()
+        assert os.stat(capio.path("out", "sub")).st_mode & 0o777 == 0o750 & ~_umask()
+        with open(capio.path("out", "sub", "f.txt")) as fh:
+            assert fh.read() == "x"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

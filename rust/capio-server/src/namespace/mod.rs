@@ -95,6 +95,9 @@ struct MadeDir {
     /// An adopted directory's entries on disk when adopted: they count toward `on_n_files`, so a
     /// directory a previous run completed is complete now (re-running only its consumer).
     before: HashSet<OsString>,
+    /// Its permission bits when made (or adopted): what it gets back if another program removes
+    /// it from disk while it still holds files only in memory.
+    mode: u32,
 }
 
 /// Children in creation order, kept for any directory something was created in (also for
@@ -524,6 +527,7 @@ impl Namespace {
             adopted: true,
             produced: false,
             before,
+            mode: node.meta.mode() & 0o7777,
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies committed already.
@@ -615,14 +619,21 @@ impl Namespace {
 
     /// A made directory that another program removed from disk (`rm -rf out` between two runs of
     /// a long-lived server) is forgotten too, once nothing in it lives only in memory: making it
-    /// again (`os.makedirs`) must not fail with `EEXIST`.
+    /// again (`os.makedirs`) must not fail with `EEXIST`. One that still holds such files exists
+    /// for CAPIO (they are listed and opened in it), so it is made again on disk, where `stat`,
+    /// `chdir` and other programs look.
     fn drop_stale_dir(&mut self, path: &Path) -> bool {
-        let Some(dir) = self.dirs.get(path).filter(|d| d.made.is_some()) else {
+        let Some((dir, made)) = self
+            .dirs
+            .get(path)
+            .and_then(|d| d.made.as_ref().map(|m| (d, m)))
+        else {
             return false;
         };
         if fs::symlink_metadata(path).is_ok() {
             return false;
         }
+        let (root, mode) = (made.root.clone(), made.mode);
         let children: Vec<PathBuf> = dir.names().map(|name| path.join(name)).collect();
         for child in &children {
             if !self.drop_stale(child) {
@@ -633,6 +644,17 @@ impl Namespace {
             .iter()
             .any(|c| self.visible_file(c).is_some() || self.is_made_dir(c));
         if live {
+            // A live subdirectory made again may have brought it back already.
+            if fs::symlink_metadata(path).is_err() {
+                match disk::mkdir_exact(&root, path, mode) {
+                    Ok(()) => info!(
+                        "directory {} was removed from disk by another program while holding \
+                         files in memory: made it again",
+                        path.display()
+                    ),
+                    Err(e) => warning!("cannot make {} again: {e}", path.display()),
+                }
+            }
             return false;
         }
         info!(
@@ -1125,6 +1147,7 @@ impl Namespace {
             adopted: false,
             produced: true,
             before: HashSet::new(),
+            mode: mode & 0o1777,
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies already committed.
