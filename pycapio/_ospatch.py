@@ -542,7 +542,8 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
             if type(mode) is int:
                 try:
                     check_trailing_slash(_fspath(path), flags)
-                    return _pycapio.pycapio_open(target, flags & (_OPEN_FLAGS | os.O_DIRECTORY), mode & 0o7777)
+                    directory = flags & os.O_DIRECTORY
+                    return _pycapio.pycapio_open(target, flags & _OPEN_FLAGS | directory, mode & 0o7777)
                 except IsADirectoryError as exc:
                     if flags & os.O_ACCMODE != os.O_RDONLY:
                         raise _oserror(exc, _fspath(path)) from None

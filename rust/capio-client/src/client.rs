@@ -79,6 +79,9 @@ pub struct FileStat {
     /// The `S_IFMT` bits of `st_mode`.
     pub file_type: u32,
     pub nlink: u32,
+    /// `st_ino`/`st_dev` of the file's data object or disk node (see `reported_identity`).
+    pub ino: u64,
+    pub dev: u64,
 }
 
 fn ns(s: i64, n: i64) -> i64 {
@@ -92,6 +95,7 @@ pub struct Client {
     probe: UnixStream,
     table: StateTable,
     handles: Mutex<HashMap<RawFd, Arc<Handle>>>,
+    root_dev: std::sync::OnceLock<u64>,
     server_pid: i32,
     started_server: bool,
     /// The server's CAPIO-CL rules (None without a configuration): `exclude` is decided here.
@@ -169,6 +173,7 @@ impl Client {
             probe,
             table: attached.table,
             handles: Mutex::new(HashMap::new()),
+            root_dev: std::sync::OnceLock::new(),
             server_pid: attached.server_pid,
             started_server: attached.started,
             memory_limited: attached.flags & server_flags::MEMORY_LIMIT != 0,
@@ -210,6 +215,14 @@ impl Client {
                 path: p.to_path_buf(),
                 root: self.scope.real.clone(),
             })
+    }
+
+    /// The device of the CAPIO directory, looked up once.
+    fn root_dev(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        *self
+            .root_dev
+            .get_or_init(|| std::fs::metadata(&self.scope.real).map_or(0, |m| m.dev()))
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -599,6 +612,11 @@ impl Client {
             }
             None => (meta.len(), true),
         };
+        // As the server's `stat` of the file: a memory data object on the directory's device.
+        let (dev, ino) = match h.slot {
+            Some(_) => capio_proto::reported_identity(meta.dev(), meta.ino(), self.root_dev()),
+            None => (meta.dev(), meta.ino()),
+        };
         // The data object's inode carries the file's mode, owner and times (see the server).
         Ok(FileStat {
             is_dir: false,
@@ -617,6 +635,8 @@ impl Client {
             } else {
                 u32::try_from(meta.nlink()).unwrap_or(u32::MAX)
             },
+            ino,
+            dev,
         })
     }
 
@@ -641,6 +661,8 @@ impl Client {
             gid: r.gid,
             file_type: r.file_type,
             nlink: r.nlink,
+            ino: r.ino,
+            dev: r.dev,
         })
     }
 

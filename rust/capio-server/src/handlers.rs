@@ -213,6 +213,8 @@ pub fn stat(
             gid: st.gid,
             file_type: st.file_type,
             nlink: st.nlink,
+            ino: st.ino,
+            dev: st.dev,
         },
         Err(e) => StatReply {
             status: -e.errno(),

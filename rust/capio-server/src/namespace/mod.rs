@@ -39,6 +39,8 @@ struct Client {
     app: String,
     /// Canonical CAPIO directory; every path the client names must lie inside it.
     root: PathBuf,
+    /// Its device: what a CAPIO file's identity is reported on (`reported_identity`).
+    root_dev: u64,
     /// Sent `Exit`: its later EOF is not a crash and it no longer counts as attached.
     exited: bool,
     produces: HashSet<u32>,
@@ -177,6 +179,9 @@ pub struct Stat {
     /// `S_IFMT` bits.
     pub file_type: u32,
     pub nlink: u32,
+    /// The node's identity: its disk inode and device, or its data object's for a CAPIO file.
+    pub ino: u64,
+    pub dev: u64,
 }
 
 impl Stat {
@@ -195,6 +200,8 @@ impl Stat {
             file_type: meta.mode() & libc::S_IFMT,
             // A CAPIO file's data object has no name (a memfd), yet the file has one.
             nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX).max(1),
+            ino: meta.ino(),
+            dev: meta.dev(),
         }
     }
 }
@@ -386,7 +393,8 @@ impl Namespace {
             return Err(FsError::BadPath);
         }
         let real = fs::canonicalize(root).map_err(|_| FsError::NotFound)?;
-        if !real.is_dir() {
+        let meta = fs::metadata(&real).map_err(|_| FsError::NotFound)?;
+        if !meta.is_dir() {
             return Err(FsError::NotFound);
         }
         if real != root {
@@ -401,6 +409,7 @@ impl Namespace {
                 pid,
                 app: app.to_owned(),
                 root: real,
+                root_dev: meta.dev(),
                 exited: false,
                 produces: HashSet::new(),
                 opened: HashSet::new(),
@@ -1015,9 +1024,13 @@ impl Namespace {
             Where::File => {
                 let node = self.visible_file(path).ok_or(FsError::NotFound)?;
                 let meta = node.data.metadata()?;
+                let root_dev = self.clients.get(&cid).map_or(0, |c| c.root_dev);
+                let (dev, ino) = capio_proto::reported_identity(meta.dev(), meta.ino(), root_dev);
                 Ok(Stat {
                     size: self.slot(node.slot).len.load(SeqCst),
                     nlink: 1,
+                    ino,
+                    dev,
                     ..Stat::of_meta(node_kind::FILE, &meta, node.state == SlotState::Committed)
                 })
             }
