@@ -508,3 +508,36 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_file_written_through_a_symlinked_directory_is_the_same_file(capio: InProcess) -> None:
+    # The namespace knows a file by its real path: capio/dlink/f.txt and capio/real/f.txt are one
+    # file, not two CAPIO files for one disk path (one of which would overwrite the other).
+    with capio.context():
+        os.mkdir(capio.path("real"))
+        os.symlink("real", capio.path("dlink"))
+        os.mkdir(capio.path("real", "sub"))
+        with open(capio.path("dlink", "f.txt"), "w") as f:
+            f.write("via link")
+        assert sorted(os.listdir(capio.path("real"))) == ["f.txt", "sub"]
+        with open(capio.path("real", "f.txt")) as f:
+            assert f.read() == "via link"
+        with pytest.raises(FileExistsError):
+            open(capio.path("real", "f.txt"), "x")
+        with open(capio.path("real", "f.txt"), "a") as f:
+            f.write(" and direct")
+        with open(capio.path("dlink", "f.txt")) as f:
+            assert f.read() == "via link and direct"
+        with open(capio.path("dlink", "sub", "g.txt"), "w") as f:
+            f.write("g")
+        assert os.listdir(capio.path("real", "sub")) == ["g.txt"]
+        assert os.path.samefile(capio.path("dlink", "sub", "g.txt"), capio.path("real", "sub", "g.txt"))
+        os.rename(capio.path("dlink", "sub", "g.txt"), capio.path("dlink", "h.txt"))
+        assert sorted(os.listdir(capio.path("real"))) == ["f.txt", "h.txt", "sub"]
+        os.unlink(capio.path("dlink", "h.txt"))
+        assert not os.path.exists(capio.path("real", "h.txt"))
+        os.mkdir(capio.path("dlink", "made"))
+        with pytest.raises(FileExistsError):
+            os.mkdir(capio.path("real", "made"))
+        os.rmdir(capio.path("dlink", "made"))
+        assert not os.path.exists(capio.path("real", "made"))

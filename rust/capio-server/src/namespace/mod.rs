@@ -434,6 +434,37 @@ impl Namespace {
         Ok(client.root.clone())
     }
 
+    /// `path` with symbolic links in its parent directories resolved, when they lead to a
+    /// directory inside `root`: the namespace knows a file by one path, the real one, however it
+    /// is reached (`dlink/f` and `real/f` with `dlink -> real` are one file). A link leading
+    /// outside (or to an excluded path) is left for the confined disk look-ups to refuse. No disk
+    /// access where the parent is the root, a directory the server made, or one something was
+    /// created in: those are keyed by their real path already (the hot create path).
+    fn real_path(&self, root: &Path, path: &Path) -> PathBuf {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return path.to_path_buf();
+        };
+        if path == root
+            || parent == root
+            || self.dirs.contains_key(parent)
+            || self.files.contains_key(path)
+            || !parent.starts_with(root)
+        {
+            return path.to_path_buf();
+        }
+        match fs::canonicalize(parent) {
+            Ok(real) if real != parent && confine(&real, root).is_ok() => {
+                let real = real.join(name);
+                if self.excluded(&real) {
+                    path.to_path_buf()
+                } else {
+                    real
+                }
+            }
+            _ => path.to_path_buf(),
+        }
+    }
+
     fn excluded(&self, path: &Path) -> bool {
         self.rules.is_excluded(path)
     }
@@ -619,7 +650,8 @@ impl Namespace {
     /// the memory copy, so the disk answers, or nothing does. One `lstat`, for persisted files
     /// only. Fds already open keep the old copy, as with an unlinked file.
     pub fn forget_if_stale(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
-        self.root_for(cid, path)?;
+        let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if !self.drop_stale(path) {
             self.drop_stale_dir(path);
         }
@@ -708,6 +740,7 @@ impl Namespace {
         mode: u32,
     ) -> Result<Opened, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         self.drop_stale(path);
         let exclusive_create = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
         let (resolved, probe) = self.resolve_links(&root, path, !exclusive_create)?;
@@ -1019,6 +1052,7 @@ impl Namespace {
 
     pub fn stat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         let path = &self.through_links(&root, path)?;
         match self.locate(&root, path)? {
             Where::File => {
@@ -1052,6 +1086,7 @@ impl Namespace {
     /// `stat` without following a final symbolic link: one on disk is reported itself.
     pub fn lstat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if self.locate_ns(&root, path)?.is_none()
             && let Some(meta) = disk::link_metadata(&root, path)?
         {
@@ -1109,6 +1144,7 @@ impl Namespace {
         nofollow: bool,
     ) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if nofollow
             && self.locate_ns(&root, path)?.is_none()
             && disk::link_metadata(&root, path)?.is_some()
@@ -1144,6 +1180,7 @@ impl Namespace {
     /// for its listing and its CAPIO-CL rule.
     pub fn mkdir(&mut self, cid: ClientId, path: &Path, mode: u32) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         self.drop_stale_dir(path);
         // An aborted file keeps its node (it may be restarted), so its path stays taken.
         if self.files.contains_key(path) || !matches!(self.locate(&root, path)?, Where::Missing) {
@@ -1175,6 +1212,7 @@ impl Namespace {
     /// listed), its commit state and fire rule.
     pub fn list(&mut self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         self.drop_stale_dir(path);
         self.adopt(&root, path);
         let real = match self.locate(&root, path)? {
