@@ -543,7 +543,9 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
                 try:
                     check_trailing_slash(_fspath(path), flags)
                     directory = flags & os.O_DIRECTORY
-                    return _pycapio.pycapio_open(target, flags & _OPEN_FLAGS | directory, mode & 0o7777)
+                    # O_NONBLOCK matters to what CAPIO does not serve (a FIFO), which the OS opens.
+                    kept = _OPEN_FLAGS | os.O_NONBLOCK | directory
+                    return _pycapio.pycapio_open(target, flags & kept, mode & 0o7777)
                 except IsADirectoryError as exc:
                     if flags & os.O_ACCMODE != os.O_RDONLY:
                         raise _oserror(exc, _fspath(path)) from None

@@ -541,3 +541,49 @@ def test_a_file_written_through_a_symlinked_directory_is_the_same_file(capio: In
             os.mkdir(capio.path("real", "made"))
         os.rmdir(capio.path("dlink", "made"))
         assert not os.path.exists(capio.path("real", "made"))
+
+
+FIFO_WRITER = """
+    import json, os, sys, time
+    fifo, first_read = sys.argv[1:]
+    with open(fifo, "w") as f:  # blocks until a reader opens it, as the OS does
+        f.write("first")
+    while not os.path.exists(first_read):  # the reader saw EOF: a new open is a new session
+        time.sleep(0.05)
+    with open(fifo, "w") as f:
+        f.write("second")
+    print(json.dumps("written"))
+"""
+
+FIFO_READER = """
+    import json, sys
+    fifo, first_read = sys.argv[1:]
+    with open(fifo) as f:  # open()'s short way
+        first = f.read()
+    open(first_read, "w").close()
+    with open(fifo, "rb", buffering=0) as f:  # the longer way through open()
+        second = f.read().decode(), type(f).__name__, f.name == fifo
+    print(json.dumps([first, *second]))
+"""
+
+
+def test_a_fifo_made_in_the_capio_dir_opens_as_the_os_opens_it(capio: InProcess, workflow: Workflow) -> None:
+    # CAPIO does not serve a FIFO: every open of it goes to the OS, so it works as without pycapio.
+    with capio.context():
+        fifo = capio.path("fifo")
+        os.mkfifo(fifo)
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # an fd at once, no writer needed
+        try:
+            assert os.read(fd, 10) == b""
+        finally:
+            os.close(fd)
+        with pytest.raises(OSError) as exc:  # O_NONBLOCK for writing without a reader: ENXIO
+            os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        assert exc.value.errno == errno.ENXIO
+    pipe = workflow.capio_dir / "pipe"
+    os.mkfifo(pipe)
+    first_read = workflow.marker("first-read")
+    writer = workflow.start_step(FIFO_WRITER, "writer", str(pipe), str(first_read))
+    reader = workflow.run_step(FIFO_READER, "reader", str(pipe), str(first_read)).check()
+    assert report(reader) == ["first", "second", "FileIO", True]
+    assert report(writer.wait(60).check()) == "written"

@@ -336,6 +336,22 @@ impl Client {
                     self.sleep_on(ns, r.generation, deadline, path, TO_BE_CREATED, interrupt)?;
                     continue;
                 }
+                open_kind::PASS => {
+                    // Not CAPIO's (a FIFO, a device): the OS opens it, blocking as it would, and
+                    // the fd is an ordinary one that no CAPIO call claims.
+                    use std::os::fd::IntoRawFd;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let acc = flags & libc::O_ACCMODE;
+                    let fd = std::fs::OpenOptions::new()
+                        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+                        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+                        .custom_flags(flags & !libc::O_ACCMODE)
+                        .mode(mode)
+                        .open(&abs)
+                        .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?
+                        .into_raw_fd();
+                    return Ok(fd);
+                }
                 open_kind::MEMORY | open_kind::DISK => {
                     let fd = reply
                         .fd

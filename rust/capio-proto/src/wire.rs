@@ -244,6 +244,9 @@ pub mod open_kind {
     pub const DISK: u32 = 2;
     /// The path does not exist yet: wait on the namespace word until it changes from `generation`, then retry.
     pub const WAIT: u32 = 3;
+    /// Something on disk CAPIO does not serve (a FIFO, a socket, a device): no fd; the client
+    /// opens the path itself, exactly as without CAPIO.
+    pub const PASS: u32 = 4;
 }
 
 /// Fire rules (CAPIO-CL `mode`).

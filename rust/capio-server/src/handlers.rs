@@ -154,6 +154,10 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
             reply.generation = generation;
             None
         }
+        Ok(Opened::Pass) => {
+            reply.kind = open_kind::PASS;
+            None
+        }
         Err(e) => {
             debug!(
                 "client {client}: open {:?} (flags {:#o}): {e}",

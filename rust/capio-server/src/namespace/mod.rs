@@ -160,6 +160,8 @@ pub enum Opened {
     Wait {
         generation: u32,
     },
+    /// Not CAPIO's to serve (a FIFO, a socket, a device node): the client opens it itself.
+    Pass,
 }
 
 /// What `stat` reports. A CAPIO file's mode, owner and times are those of its data object, which
@@ -786,7 +788,7 @@ impl Namespace {
                 Where::Dir => Err(FsError::IsDir),
                 Where::Disk(node) => match node.kind {
                     DiskKind::Dir => Err(FsError::IsDir),
-                    DiskKind::Other => Err(FsError::Unsupported),
+                    DiskKind::Other => Ok(Opened::Pass),
                     DiskKind::File if !writable => {
                         let file = disk::open_read(&node)?;
                         let size = file.metadata()?.len();
