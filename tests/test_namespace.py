@@ -520,6 +520,7 @@ def test_a_file_written_through_a_symlinked_directory_is_the_same_file(capio: In
         with open(capio.path("dlink", "f.txt"), "w") as f:
             f.write("via link")
         assert sorted(os.listdir(capio.path("real"))) == ["f.txt", "sub"]
+        assert sorted(os.listdir(capio.path("dlink"))) == ["f.txt", "sub"]
         with open(capio.path("real", "f.txt")) as f:
             assert f.read() == "via link"
         with pytest.raises(FileExistsError):

@@ -1215,6 +1215,8 @@ impl Namespace {
     pub fn list(&mut self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
         let root = self.root_for(cid, path)?;
         let path: &Path = &self.real_path(&root, path);
+        // A link to a directory lists that directory, CAPIO entries included.
+        let path: &Path = &self.through_links(&root, path)?;
         self.drop_stale_dir(path);
         self.adopt(&root, path);
         let real = match self.locate(&root, path)? {
