@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import stat as _stat_mod
@@ -14,13 +13,7 @@ from . import _pycapio
 __all__ = ["DirEntry", "PyCapioScandirWrapper", "StatInfo", "capio_stat_result"]
 
 
-def _inode(capio_path: str) -> int:
-    # CAPIO files have no inode of their own; a hash of the absolute path is stable across
-    # processes (unlike hash()), so two DirEntry objects for one file agree.
-    return int.from_bytes(hashlib.blake2b(os.fsencode(capio_path), digest_size=8).digest(), "little") >> 1
-
-
-StatInfo = tuple[int, int, int, int, int, int, int, bool, int]
+StatInfo = tuple[int, int, int, int, int, int, int, bool, int, int, int]
 
 
 def capio_stat_result(
@@ -29,18 +22,20 @@ def capio_stat_result(
     """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing).
 
     Mode, owner and the three times are the file's own (kept by the kernel on its data object, so
-    writes move ``st_mtime`` and ``chmod``/``utime``/``chown`` move ``st_ctime``); the inode is a
-    stable hash of the path. ``follow_symlinks=False`` reports a final symbolic link itself.
+    writes move ``st_mtime`` and ``chmod``/``utime``/``chown`` move ``st_ctime``); ``st_ino`` and
+    ``st_dev`` identify the file (its data object: one for all its names and fds), so
+    ``os.path.samefile`` sees through links. ``follow_symlinks=False`` reports a final symbolic
+    link itself.
     """
     if info is None:
         info = _pycapio._stat_ex(capio_path, follow_symlinks)
-    st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, _committed, nlink = info
+    st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, _committed, nlink, ino, dev = info
     blocks = (size + 511) // 512 if _stat_mod.S_ISREG(st_mode) else 0
     return os.stat_result(
         (
             st_mode,
-            _inode(capio_path),
-            0,
+            ino,
+            dev,
             nlink,
             uid,
             gid,
@@ -86,7 +81,8 @@ class DirEntry(Generic[AnyStr]):
         self._lstat: os.stat_result | None = None
 
     def inode(self) -> int:
-        return _inode(self._capio_path)
+        # The entry's own (a link's, not its target's), as os.stat(follow_symlinks=False) says.
+        return self.stat(follow_symlinks=False).st_ino
 
     def _is(self, kind: int, follow_symlinks: bool) -> bool:
         if self._kind & _KIND_LINK and not follow_symlinks:

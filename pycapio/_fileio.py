@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _io
 import errno
 import io
 import mmap
@@ -162,6 +163,24 @@ def forget_open_files() -> None:
     _open_files.clear()
 
 
+class _NotServed(OSError):
+    """The path is something on disk CAPIO does not serve (a FIFO, a device): the OS opened it,
+    and ``fd`` is an ordinary fd for a built-in file."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(errno.EOPNOTSUPP, "not served by CAPIO")
+        self.fd = fd
+
+
+def _os_file(fd: int, name: str, mode: str, encoding: str | None) -> Any:
+    """The built-in file object over an OS fd the client opened for a path CAPIO does not
+    serve, named as ``open(name)`` names it."""
+    f: Any = _io.open(fd, mode, encoding=encoding)
+    raw: Any = f if isinstance(f, io.RawIOBase) else getattr(f, "buffer", f).raw
+    raw.name = name
+    return f
+
+
 class CapioFileIO(io.RawIOBase):
     """A raw binary file over a CAPIO fd: the CAPIO counterpart of :class:`io.FileIO`.
 
@@ -216,6 +235,8 @@ class CapioFileIO(io.RawIOBase):
             self.name = name
             check_trailing_slash(name, _RAW_MODE_FLAGS[key])
             fd = _pycapio.pycapio_open(name, _RAW_MODE_FLAGS[key], 0o666)
+            if not _pycapio._is_capio_fd(fd):
+                raise _NotServed(fd)
         self._fd = fd
         self.closed = False
         if appending:
@@ -572,7 +593,11 @@ def open_capio(
     rawmode += ("a" if appending else "") + ("+" if updating else "")
     raw: CapioFileIO | io.FileIO
     if opener is None or isinstance(file, int):
-        raw = CapioFileIO(file, rawmode, closefd)
+        try:
+            raw = CapioFileIO(file, rawmode, closefd)
+        except _NotServed as exc:
+            raw = _io.FileIO(exc.fd, rawmode, closefd=True)
+            raw.name = file
     else:
         raw = open_with_opener(file, rawmode, closefd, opener)
     result: Any = raw
@@ -637,6 +662,8 @@ def open_fast(file: str, mode: str, encoding: str | None) -> Any:
         fd = None
     if fd is None:
         return None
+    if not _pycapio._is_capio_fd(fd):
+        return _os_file(fd, file, mode, encoding)
     raw = CapioFileIO.__new__(CapioFileIO)
     raw._fd = fd
     raw._readable = reading

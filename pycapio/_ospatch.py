@@ -632,7 +632,7 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
         and len(args) <= 1
         and _keywords(kwargs, frozenset({"mode", "dir_fd"}))
         and not (args and "mode" in kwargs)
-        and not flags & getattr(os, "O_DIRECTORY", 0)
+        and not (flags & os.O_DIRECTORY and flags & os.O_CREAT)
     ):
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:
@@ -640,12 +640,18 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
             if type(mode) is int:
                 try:
                     check_trailing_slash(_fspath(path), flags)
-                    return _pycapio.pycapio_open(target, flags & _OPEN_FLAGS, mode & 0o7777)
+                    directory = flags & os.O_DIRECTORY
+                    # O_NONBLOCK matters to what CAPIO does not serve (a FIFO), which the OS opens.
+                    kept = _OPEN_FLAGS | os.O_NONBLOCK | directory
+                    return _pycapio.pycapio_open(target, flags & kept, mode & 0o7777)
                 except IsADirectoryError as exc:
                     if flags & os.O_ACCMODE != os.O_RDONLY:
                         raise _oserror(exc, _fspath(path)) from None
                 except OSError as exc:
-                    raise _oserror(exc, _fspath(path)) from None
+                    # O_DIRECTORY: only CAPIO knows a file (which the disk lacks) is in the way;
+                    # anything else about a directory the disk answers.
+                    if not flags & os.O_DIRECTORY or exc.errno == errno.ENOTDIR:
+                        raise _oserror(exc, _fspath(path)) from None
     return originals["os.open"](path, flags, *args, **kwargs)  # type: ignore[no-any-return]
 
 

@@ -138,13 +138,8 @@ def _getctime(filename: Any) -> float:
 
 
 def _samefile(f1: Any, f2: Any) -> bool:
-    s1 = _stat(f1)
-    s2 = _stat(f2)
-    t1, t2 = capio_target(f1), capio_target(f2)
-    if t1 is None and t2 is None:
-        return posixpath.samestat(s1, s2)
-    # A CAPIO file exists in one namespace only: the same file means the same resolved path.
-    return t1 is not None and t1 == t2
+    # A CAPIO file's st_ino/st_dev are its data object's, whatever name (or link) reached it.
+    return posixpath.samestat(_stat(f1), _stat(f2))
 
 
 class PyCapioPath:

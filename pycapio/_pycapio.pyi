@@ -123,12 +123,14 @@ def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
 
 def _stat_ex(
     path: _Path, follow_symlinks: bool = True
-) -> tuple[int, int, int, int, int, int, int, bool, int]:
-    """``(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink)`` of a path in the
-    CAPIO directory; never blocks. ``st_mode`` has the file-type bits. With ``follow_symlinks``
-    False a final symbolic link (links live on disk) is reported itself."""
+) -> tuple[int, int, int, int, int, int, int, bool, int, int, int]:
+    """``(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink, ino, dev)`` of a
+    path in the CAPIO directory; never blocks. ``st_mode`` has the file-type bits. With
+    ``follow_symlinks`` False a final symbolic link (links live on disk) is reported itself.
+    ``ino``/``dev`` identify the file: its disk node, or a CAPIO file's data object (the same for
+    every name and every fd of the file)."""
 
-def _fstat_ex(fd: int) -> tuple[int, int, int, int, int, int, int, bool, int]:
+def _fstat_ex(fd: int) -> tuple[int, int, int, int, int, int, int, bool, int, int, int]:
     """Like ``_stat_ex`` for an open CAPIO fd."""
 
 def _set_attrs(

@@ -660,3 +660,38 @@ def test_rmtree_removes_a_link_to_a_directory_not_what_it_points_at(patched: InP
     same(
         plain, patched, lambda root: (sorted(os.listdir(root)), Path(root / "keep" / "precious").read_bytes())
     )
+
+
+def test_a_link_and_its_target_are_the_same_file(capio: InProcess) -> None:
+    # st_ino/st_dev identify the file (its data object), not the name it was reached by.
+    with capio.context():
+        with open(capio.path("f.txt"), "w") as fh:
+            fh.write("precious")
+        os.symlink("f.txt", capio.path("link"))
+        os.mkdir(capio.path("d"))
+        os.symlink("d", capio.path("dlink"))
+        assert os.path.samefile(capio.path("link"), capio.path("f.txt"))
+        assert os.path.samefile(capio.path("dlink"), capio.path("d"))
+        assert not os.path.samefile(capio.path("link"), capio.path("d"))
+        with pytest.raises(shutil.SameFileError):
+            shutil.copyfile(capio.path("f.txt"), capio.path("link"))
+        with open(capio.path("f.txt")) as fh:
+            assert fh.read() == "precious"
+        st, lst = os.stat(capio.path("link")), os.lstat(capio.path("link"))
+        assert lst.st_ino != st.st_ino
+        fds = [os.open(capio.path("f.txt"), os.O_RDONLY), os.open(capio.path("link"), os.O_RDWR)]
+        try:
+            stats = [os.fstat(fd) for fd in fds]
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert {(s.st_dev, s.st_ino) for s in stats} == {(st.st_dev, st.st_ino)}
+        entries = {e.name: e for e in os.scandir(capio.path())}
+        assert entries["f.txt"].inode() == st.st_ino
+        assert entries["link"].inode() == lst.st_ino
+        # Not a mount point: reported on the CAPIO directory's device.
+        assert st.st_dev == os.stat(capio.path()).st_dev
+        assert not os.path.ismount(capio.path("f.txt"))
+        with open(capio.path("g.txt"), "w") as fh:
+            fh.write("other")
+        assert not os.path.samefile(capio.path("g.txt"), capio.path("f.txt"))

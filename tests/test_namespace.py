@@ -99,7 +99,7 @@ def test_a_tiles_directory_streams_under_its_rule_and_empty_scratch_goes_at_shut
     cl = tile_config(wf)
     tiles, scratch = wf.capio_dir / "tiles", wf.capio_dir / "scratch"
     if before:
-        tiles.mkdir()  # its entries made during the run are what n_files counts
+        tiles.mkdir()  # empty: its entries made during the run are what n_files counts
     made, checked, seen = wf.marker("made"), wf.marker("checked"), wf.marker("seen")
     consumer = start(wf, cl, TILE_CONSUMER, "consumer", str(tiles), str(seen))
     producer = start(
@@ -114,6 +114,22 @@ def test_a_tiles_directory_streams_under_its_rule_and_empty_scratch_goes_at_shut
     assert no_server_left(wf)
     assert not scratch.exists(), "made, not permanent and empty on disk: removed at shutdown"
     assert sorted(p.name for p in tiles.iterdir()) == ["t0", "t1", "t2", "t3"]
+
+
+def test_rerunning_only_the_consumer_lists_a_complete_preexisting_tiles_dir(workflow: Workflow) -> None:
+    # A previous run left tiles/ complete on disk; its entries count toward n_files, so the
+    # listing does not wait for the declared producer app, which does not run this time.
+    wf = workflow
+    cl = tile_config(wf)
+    tiles = wf.capio_dir / "tiles"
+    tiles.mkdir()
+    for i in range(4):
+        (tiles / f"t{i}").write_text(f"tile {i}")
+    wf.env["PYCAPIO_WAIT_TIMEOUT"] = "5"
+    consumer = start(wf, cl, TILE_CONSUMER, "consumer", str(tiles), str(wf.marker("seen")))
+    result = consumer.wait(60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(report(result)) == ["t0", "t1", "t2", "t3"]
 
 
 def test_the_capio_directory_itself_follows_its_dirname_rule(workflow: Workflow) -> None:
@@ -370,3 +386,205 @@ def test_a_declared_producers_file_is_waited_for_until_that_app_ends_then_missin
     go.write_text("go")
     assert report(producer.wait()) == "done"
     assert report(consumer.wait()) == ["missing", errno.ENOENT]
+
+
+# -- a step and its Python children are one step --------------------------------------------------
+
+PROBE_IN_A_CHILD = """
+    import os, subprocess, sys
+    optional = os.path.join(sys.argv[1], "optional.cfg")
+    try:
+        open(optional)
+    except FileNotFoundError:
+        print("parent: FileNotFoundError")
+    code = (
+        "import sys\\ntry:\\n    open(sys.argv[1])\\n"
+        "except FileNotFoundError:\\n    print('child: FileNotFoundError')"
+    )
+    try:
+        r = subprocess.run([sys.executable, "-c", code, optional], timeout=15, capture_output=True, text=True)
+        print(r.stdout.strip())
+    except subprocess.TimeoutExpired:
+        print("child: hung")
+"""
+
+
+def test_a_child_of_a_lone_step_probing_an_optional_file_does_not_hang(workflow: Workflow) -> None:
+    # The child is a client of its parent's app: not "another step" that could still make it.
+    result = workflow.run_step(PROBE_IN_A_CHILD, "solo", str(workflow.capio_dir)).check()
+    assert result.stdout.split("\n")[:2] == ["parent: FileNotFoundError", "child: FileNotFoundError"]
+
+
+LIST_IN_A_CHILD = """
+    import os, subprocess, sys
+    d = os.path.join(sys.argv[1], "work")
+    os.makedirs(d)
+    with open(os.path.join(d, "a.txt"), "w") as f:
+        f.write("a")
+    code = "import os, sys\\nprint(sorted(os.listdir(sys.argv[1])))"
+    try:
+        r = subprocess.run([sys.executable, "-c", code, d], timeout=15, capture_output=True, text=True)
+        print(r.stdout.strip() or r.stderr.strip()[-300:])
+    except subprocess.TimeoutExpired:
+        print("child: hung")
+"""
+
+
+def test_a_child_lists_a_directory_its_parent_made(workflow: Workflow) -> None:
+    # The directory commits when its producer (the parent) ends, and the parent waits for the
+    # child: the child lists it as its producer would, without waiting.
+    result = workflow.run_step(LIST_IN_A_CHILD, "solo", str(workflow.capio_dir)).check()
+    assert result.stdout.strip() == "['a.txt']"
+
+
+READ_IN_A_CHILD = """
+    import os, subprocess, sys
+    cfg = os.path.join(sys.argv[1], "input.json")
+    with open(cfg, "w") as f:
+        f.write("{}")
+    code = "import sys\\nprint(open(sys.argv[1]).read())"
+    try:
+        r = subprocess.run([sys.executable, "-c", code, cfg], timeout=15, capture_output=True, text=True)
+        print(r.stdout.strip() or r.stderr.strip()[-300:])
+    except subprocess.TimeoutExpired:
+        print("child: hung")
+"""
+
+
+def test_a_child_reads_a_file_its_parent_wrote_and_closed(workflow: Workflow) -> None:
+    # README: "A workflow step that shells out to Python therefore behaves as one step."
+    result = workflow.run_step(READ_IN_A_CHILD, "solo", str(workflow.capio_dir)).check()
+    assert result.stdout.strip() == "{}"
+
+
+def test_o_directory_on_a_capio_file_is_not_a_directory(capio: InProcess, tmp_path: Path) -> None:
+    # Every case as the kernel answers it for the same layout on disk.
+    def outcome(path: str, flags: int) -> int:
+        try:
+            os.close(os.open(path, flags))
+            return 0
+        except OSError as exc:
+            return exc.errno or -1
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "f").write_text("x")
+    (plain / "d").mkdir()
+    cases = [("f",), ("f", "x"), ("d",), ("missing",), ("missing", "x")]
+    modes = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR]
+    expected = {(c, m): outcome(str(plain.joinpath(*c)), m | os.O_DIRECTORY) for c in cases for m in modes}
+    with capio.context():
+        with open(capio.path("f"), "w") as fh:
+            fh.write("x")
+        os.mkdir(capio.path("d"))
+        got = {(c, m): outcome(capio.path(*c), m | os.O_DIRECTORY) for c in cases for m in modes}
+    assert got == expected
+    assert expected[(("f",), os.O_RDONLY)] == errno.ENOTDIR
+
+
+def test_a_made_directory_removed_on_disk_while_a_file_in_it_lives_in_memory(capio: InProcess) -> None:
+    # It still holds a file only in memory, so it exists for CAPIO: it is made again on disk, and
+    # stat, mkdir and listdir agree that it is there.
+    with capio.context():
+        os.makedirs(capio.path("out", "sub"), mode=0o750)
+        f = open(capio.path("out", "sub", "f.txt"), "w")
+        try:
+            f.write("x")
+            f.flush()
+            env = {k: v for k, v in os.environ.items() if k != "PYCAPIO_CONTEXT"}
+            subprocess.run(["rm", "-rf", capio.path("out")], env=env, check=True)  # another program
+            assert os.listdir(capio.path("out", "sub")) == ["f.txt"]
+            assert os.path.isdir(capio.path("out")) and os.path.isdir(capio.path("out", "sub"))
+            os.makedirs(capio.path("out", "sub"), exist_ok=True)
+            assert os.listdir(capio.path("out")) == ["sub"]
+        finally:
+            f.close()
+        assert os.stat(capio.path("out", "sub")).st_mode & 0o777 == 0o750 & ~_umask()
+        with open(capio.path("out", "sub", "f.txt")) as fh:
+            assert fh.read() == "x"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_file_written_through_a_symlinked_directory_is_the_same_file(capio: InProcess) -> None:
+    # The namespace knows a file by its real path: capio/dlink/f.txt and capio/real/f.txt are one
+    # file, not two CAPIO files for one disk path (one of which would overwrite the other).
+    with capio.context():
+        os.mkdir(capio.path("real"))
+        os.symlink("real", capio.path("dlink"))
+        os.mkdir(capio.path("real", "sub"))
+        with open(capio.path("dlink", "f.txt"), "w") as f:
+            f.write("via link")
+        assert sorted(os.listdir(capio.path("real"))) == ["f.txt", "sub"]
+        assert sorted(os.listdir(capio.path("dlink"))) == ["f.txt", "sub"]
+        with open(capio.path("real", "f.txt")) as f:
+            assert f.read() == "via link"
+        with pytest.raises(FileExistsError):
+            open(capio.path("real", "f.txt"), "x")
+        with open(capio.path("real", "f.txt"), "a") as f:
+            f.write(" and direct")
+        with open(capio.path("dlink", "f.txt")) as f:
+            assert f.read() == "via link and direct"
+        with open(capio.path("dlink", "sub", "g.txt"), "w") as f:
+            f.write("g")
+        assert os.listdir(capio.path("real", "sub")) == ["g.txt"]
+        assert os.path.samefile(capio.path("dlink", "sub", "g.txt"), capio.path("real", "sub", "g.txt"))
+        os.rename(capio.path("dlink", "sub", "g.txt"), capio.path("dlink", "h.txt"))
+        assert sorted(os.listdir(capio.path("real"))) == ["f.txt", "h.txt", "sub"]
+        os.unlink(capio.path("dlink", "h.txt"))
+        assert not os.path.exists(capio.path("real", "h.txt"))
+        os.mkdir(capio.path("dlink", "made"))
+        with pytest.raises(FileExistsError):
+            os.mkdir(capio.path("real", "made"))
+        os.rmdir(capio.path("dlink", "made"))
+        assert not os.path.exists(capio.path("real", "made"))
+
+
+FIFO_WRITER = """
+    import json, os, sys, time
+    fifo, first_read = sys.argv[1:]
+    with open(fifo, "w") as f:  # blocks until a reader opens it, as the OS does
+        f.write("first")
+    while not os.path.exists(first_read):  # the reader saw EOF: a new open is a new session
+        time.sleep(0.05)
+    with open(fifo, "w") as f:
+        f.write("second")
+    print(json.dumps("written"))
+"""
+
+FIFO_READER = """
+    import json, sys
+    fifo, first_read = sys.argv[1:]
+    with open(fifo) as f:  # open()'s short way
+        first = f.read()
+    open(first_read, "w").close()
+    with open(fifo, "rb", buffering=0) as f:  # the longer way through open()
+        second = f.read().decode(), type(f).__name__, f.name == fifo
+    print(json.dumps([first, *second]))
+"""
+
+
+def test_a_fifo_made_in_the_capio_dir_opens_as_the_os_opens_it(capio: InProcess, workflow: Workflow) -> None:
+    # CAPIO does not serve a FIFO: every open of it goes to the OS, so it works as without pycapio.
+    with capio.context():
+        fifo = capio.path("fifo")
+        os.mkfifo(fifo)
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # an fd at once, no writer needed
+        try:
+            assert os.read(fd, 10) == b""
+        finally:
+            os.close(fd)
+        with pytest.raises(OSError) as exc:  # O_NONBLOCK for writing without a reader: ENXIO
+            os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        assert exc.value.errno == errno.ENXIO
+    pipe = workflow.capio_dir / "pipe"
+    os.mkfifo(pipe)
+    first_read = workflow.marker("first-read")
+    writer = workflow.start_step(FIFO_WRITER, "writer", str(pipe), str(first_read))
+    reader = workflow.run_step(FIFO_READER, "reader", str(pipe), str(first_read)).check()
+    assert report(reader) == ["first", "second", "FileIO", True]
+    assert report(writer.wait(60).check()) == "written"

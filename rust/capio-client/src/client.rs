@@ -79,6 +79,9 @@ pub struct FileStat {
     /// The `S_IFMT` bits of `st_mode`.
     pub file_type: u32,
     pub nlink: u32,
+    /// `st_ino`/`st_dev` of the file's data object or disk node (see `reported_identity`).
+    pub ino: u64,
+    pub dev: u64,
 }
 
 fn ns(s: i64, n: i64) -> i64 {
@@ -92,6 +95,7 @@ pub struct Client {
     probe: UnixStream,
     table: StateTable,
     handles: Mutex<HashMap<RawFd, Arc<Handle>>>,
+    root_dev: std::sync::OnceLock<u64>,
     server_pid: i32,
     started_server: bool,
     /// The server's CAPIO-CL rules (None without a configuration): `exclude` is decided here.
@@ -169,6 +173,7 @@ impl Client {
             probe,
             table: attached.table,
             handles: Mutex::new(HashMap::new()),
+            root_dev: std::sync::OnceLock::new(),
             server_pid: attached.server_pid,
             started_server: attached.started,
             memory_limited: attached.flags & server_flags::MEMORY_LIMIT != 0,
@@ -210,6 +215,14 @@ impl Client {
                 path: p.to_path_buf(),
                 root: self.scope.real.clone(),
             })
+    }
+
+    /// The device of the CAPIO directory, looked up once.
+    fn root_dev(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        *self
+            .root_dev
+            .get_or_init(|| std::fs::metadata(&self.scope.real).map_or(0, |m| m.dev()))
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -322,6 +335,22 @@ impl Client {
                     let ns = self.table.namespace();
                     self.sleep_on(ns, r.generation, deadline, path, TO_BE_CREATED, interrupt)?;
                     continue;
+                }
+                open_kind::PASS => {
+                    // Not CAPIO's (a FIFO, a device): the OS opens it, blocking as it would, and
+                    // the fd is an ordinary one that no CAPIO call claims.
+                    use std::os::fd::IntoRawFd;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let acc = flags & libc::O_ACCMODE;
+                    let fd = std::fs::OpenOptions::new()
+                        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+                        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+                        .custom_flags(flags & !libc::O_ACCMODE)
+                        .mode(mode)
+                        .open(&abs)
+                        .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?
+                        .into_raw_fd();
+                    return Ok(fd);
                 }
                 open_kind::MEMORY | open_kind::DISK => {
                     let fd = reply
@@ -599,6 +628,11 @@ impl Client {
             }
             None => (meta.len(), true),
         };
+        // As the server's `stat` of the file: a memory data object on the directory's device.
+        let (dev, ino) = match h.slot {
+            Some(_) => capio_proto::reported_identity(meta.dev(), meta.ino(), self.root_dev()),
+            None => (meta.dev(), meta.ino()),
+        };
         // The data object's inode carries the file's mode, owner and times (see the server).
         Ok(FileStat {
             is_dir: false,
@@ -617,6 +651,8 @@ impl Client {
             } else {
                 u32::try_from(meta.nlink()).unwrap_or(u32::MAX)
             },
+            ino,
+            dev,
         })
     }
 
@@ -641,6 +677,8 @@ impl Client {
             gid: r.gid,
             file_type: r.file_type,
             nlink: r.nlink,
+            ino: r.ino,
+            dev: r.dev,
         })
     }
 

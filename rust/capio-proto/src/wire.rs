@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"CPIO");
 /// Bumped whenever a message layout changes; exchanged in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Hard cap on a frame body, checked before anything is allocated.
 pub const MAX_BODY: u32 = 16 << 20;
 /// Replies carry the request kind with this bit set.
@@ -244,6 +244,9 @@ pub mod open_kind {
     pub const DISK: u32 = 2;
     /// The path does not exist yet: wait on the namespace word until it changes from `generation`, then retry.
     pub const WAIT: u32 = 3;
+    /// Something on disk CAPIO does not serve (a FIFO, a socket, a device): no fd; the client
+    /// opens the path itself, exactly as without CAPIO.
+    pub const PASS: u32 = 4;
 }
 
 /// Fire rules (CAPIO-CL `mode`).
@@ -314,6 +317,26 @@ pub struct StatReply {
     /// The `S_IFMT` bits of `st_mode` (`S_IFREG`, `S_IFDIR`, `S_IFLNK`, `S_IFIFO`, ...).
     pub file_type: u32,
     pub nlink: u32,
+    /// `st_ino` and `st_dev` as pycapio reports them (see [`reported_identity`]).
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// High bit of the inode number reported for a CAPIO file's memory data object.
+const MEMORY_INO: u64 = 1 << 62;
+
+/// The (`st_dev`, `st_ino`) reported for a CAPIO file whose data object has `dev` and `ino`, in a
+/// CAPIO directory on device `root_dev`. Server (`stat`) and client (`fstat`) both report this,
+/// so two names of one file, and every fd on it, agree (`os.path.samefile`, `shutil`'s
+/// `SameFileError`). A memfd lives on the kernel's internal shmem mount: that device would make a
+/// CAPIO file look like a mount point (`os.path.ismount`), so it is reported on the directory's
+/// device, with a high bit no inode number on that device reaches.
+pub fn reported_identity(dev: u64, ino: u64, root_dev: u64) -> (u64, u64) {
+    if dev == root_dev {
+        (dev, ino)
+    } else {
+        (root_dev, ino | MEMORY_INO)
+    }
 }
 
 /// `SetAttr` body; the tail is the path. What changes is chosen by [`attr_flags`]; a time is

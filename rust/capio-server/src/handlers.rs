@@ -154,6 +154,10 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
             reply.generation = generation;
             None
         }
+        Ok(Opened::Pass) => {
+            reply.kind = open_kind::PASS;
+            None
+        }
         Err(e) => {
             debug!(
                 "client {client}: open {:?} (flags {:#o}): {e}",
@@ -213,6 +217,8 @@ pub fn stat(
             gid: st.gid,
             file_type: st.file_type,
             nlink: st.nlink,
+            ino: st.ino,
+            dev: st.dev,
         },
         Err(e) => StatReply {
             status: -e.errno(),

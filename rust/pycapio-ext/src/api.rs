@@ -56,8 +56,8 @@ fn stat_tuple(st: FileStat) -> PyResult<Owned> {
     ])?)
 }
 
-/// `(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink)`: what
-/// `os.stat_result` needs beyond the inode number.
+/// `(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink, ino, dev)`: what
+/// `os.stat_result` needs.
 fn stat_ex_tuple(st: FileStat) -> PyResult<Owned> {
     let ftype = match st.file_type {
         0 if st.is_dir => libc::S_IFDIR,
@@ -74,6 +74,8 @@ fn stat_ex_tuple(st: FileStat) -> PyResult<Owned> {
         convert::int(st.ctime_ns)?,
         convert::bool(st.committed)?,
         convert::int(i64::from(st.nlink))?,
+        convert::int(i64::try_from(st.ino).unwrap_or(i64::MAX))?,
+        convert::int(i64::try_from(st.dev).unwrap_or(i64::MAX))?,
     ])?)
 }
 

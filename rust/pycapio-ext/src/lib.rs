@@ -74,8 +74,8 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_fstat" => api::fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd.";
             c"_fd_path" => api::fd_path, c"The normalised CAPIO path an open CAPIO fd was opened as.";
             c"_stat" => api::stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits.";
-            c"_stat_ex" => api::stat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink) of a CAPIO path; follow_symlinks=False reports a final symlink itself.";
-            c"_fstat_ex" => api::fstat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink) of an open CAPIO fd.";
+            c"_stat_ex" => api::stat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink, ino, dev) of a CAPIO path; follow_symlinks=False reports a final symlink itself.";
+            c"_fstat_ex" => api::fstat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink, ino, dev) of an open CAPIO fd.";
             c"_set_attrs" => api::set_attrs, c"chmod/chown/utime of a CAPIO path or fd: mode, uid, gid (-1: unchanged), atime_ns, mtime_ns, now, follow_symlinks.";
             c"_listdir" => api::listdir, c"[(name, kind)] of a CAPIO directory, once it is complete (waits per CAPIO-CL).";
             c"_validate_config" => api::validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths.";

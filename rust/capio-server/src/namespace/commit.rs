@@ -184,19 +184,28 @@ impl Namespace {
     }
 
     /// Whether `dir` holds at least `n` entries in the namespace: files and directories created in
-    /// it and still there (aborted files do not count; nor do `.` and `..`, unlike the reference).
+    /// it and still there (aborted files do not count; nor do `.` and `..`, unlike the reference),
+    /// and for an adopted directory the other entries it had on disk when adopted.
     pub(super) fn has_entries(&self, dir: &Path, n: u64) -> bool {
         let Some(d) = self.dirs.get(dir) else {
             return n == 0;
         };
+        let before = d.made.as_ref().map(|m| &m.before);
+        let earlier = before.map_or(0, |b| {
+            b.iter().filter(|name| !d.index.contains_key(*name)).count()
+        });
         // The index holds every present name, so it bounds the count without a scan.
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let n = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(earlier);
         if d.index.len() < n {
             return false;
         }
         let live = d.names().filter(|name| {
             let child = dir.join(name);
-            self.visible_file(&child).is_some() || self.is_made_dir(&child)
+            self.visible_file(&child).is_some()
+                || self.is_made_dir(&child)
+                || before.is_some_and(|b| b.contains(*name))
         });
         live.take(n).count() >= n
     }

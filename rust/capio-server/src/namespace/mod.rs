@@ -39,6 +39,8 @@ struct Client {
     app: String,
     /// Canonical CAPIO directory; every path the client names must lie inside it.
     root: PathBuf,
+    /// Its device: what a CAPIO file's identity is reported on (`reported_identity`).
+    root_dev: u64,
     /// Sent `Exit`: its later EOF is not a crash and it no longer counts as attached.
     exited: bool,
     produces: HashSet<u32>,
@@ -92,6 +94,12 @@ struct MadeDir {
     /// Some client has produced it (made it, or created an entry in it). Until then an adopted
     /// directory does not commit when an unrelated client terminates.
     produced: bool,
+    /// An adopted directory's entries on disk when adopted: they count toward `on_n_files`, so a
+    /// directory a previous run completed is complete now (re-running only its consumer).
+    before: HashSet<OsString>,
+    /// Its permission bits when made (or adopted): what it gets back if another program removes
+    /// it from disk while it still holds files only in memory.
+    mode: u32,
 }
 
 /// Children in creation order, kept for any directory something was created in (also for
@@ -152,6 +160,8 @@ pub enum Opened {
     Wait {
         generation: u32,
     },
+    /// Not CAPIO's to serve (a FIFO, a socket, a device node): the client opens it itself.
+    Pass,
 }
 
 /// What `stat` reports. A CAPIO file's mode, owner and times are those of its data object, which
@@ -171,6 +181,9 @@ pub struct Stat {
     /// `S_IFMT` bits.
     pub file_type: u32,
     pub nlink: u32,
+    /// The node's identity: its disk inode and device, or its data object's for a CAPIO file.
+    pub ino: u64,
+    pub dev: u64,
 }
 
 impl Stat {
@@ -189,6 +202,8 @@ impl Stat {
             file_type: meta.mode() & libc::S_IFMT,
             // A CAPIO file's data object has no name (a memfd), yet the file has one.
             nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX).max(1),
+            ino: meta.ino(),
+            dev: meta.dev(),
         }
     }
 }
@@ -380,7 +395,8 @@ impl Namespace {
             return Err(FsError::BadPath);
         }
         let real = fs::canonicalize(root).map_err(|_| FsError::NotFound)?;
-        if !real.is_dir() {
+        let meta = fs::metadata(&real).map_err(|_| FsError::NotFound)?;
+        if !meta.is_dir() {
             return Err(FsError::NotFound);
         }
         if real != root {
@@ -395,6 +411,7 @@ impl Namespace {
                 pid,
                 app: app.to_owned(),
                 root: real,
+                root_dev: meta.dev(),
                 exited: false,
                 produces: HashSet::new(),
                 opened: HashSet::new(),
@@ -417,6 +434,37 @@ impl Namespace {
             return Err(FsError::Excluded);
         }
         Ok(client.root.clone())
+    }
+
+    /// `path` with symbolic links in its parent directories resolved, when they lead to a
+    /// directory inside `root`: the namespace knows a file by one path, the real one, however it
+    /// is reached (`dlink/f` and `real/f` with `dlink -> real` are one file). A link leading
+    /// outside (or to an excluded path) is left for the confined disk look-ups to refuse. No disk
+    /// access where the parent is the root, a directory the server made, or one something was
+    /// created in: those are keyed by their real path already (the hot create path).
+    fn real_path(&self, root: &Path, path: &Path) -> PathBuf {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return path.to_path_buf();
+        };
+        if path == root
+            || parent == root
+            || self.dirs.contains_key(parent)
+            || self.files.contains_key(path)
+            || !parent.starts_with(root)
+        {
+            return path.to_path_buf();
+        }
+        match fs::canonicalize(parent) {
+            Ok(real) if real != parent && confine(&real, root).is_ok() => {
+                let real = real.join(name);
+                if self.excluded(&real) {
+                    path.to_path_buf()
+                } else {
+                    real
+                }
+            }
+            _ => path.to_path_buf(),
+        }
     }
 
     fn excluded(&self, path: &Path) -> bool {
@@ -497,9 +545,9 @@ impl Namespace {
     }
 
     /// A directory on disk that a `dirname` rule covers follows the rule like one made during the
-    /// run: its listing waits or streams until the rule commits it. Its entries are the ones
-    /// created through CAPIO during the run (those are what `on_n_files` counts); what was on
-    /// disk before is listed, but counts for nothing.
+    /// run: its listing waits or streams until the rule commits it. Its entries are the ones on
+    /// disk at adoption and those created through CAPIO during the run: `on_n_files` counts both,
+    /// so one that already holds its count is committed at once.
     fn adopt(&mut self, root: &Path, path: &Path) {
         if self.is_made_dir(path) || !self.rules.has_dir_rule(path) {
             return;
@@ -510,6 +558,9 @@ impl Namespace {
         if node.kind != DiskKind::Dir {
             return;
         }
+        let before = disk::list(&node.real)
+            .map(|names| names.into_iter().map(|(_, name)| name).collect())
+            .unwrap_or_default();
         self.dirs.entry(path.to_path_buf()).or_default().made = Some(MadeDir {
             root: root.to_path_buf(),
             rule: self.rules.dir_rule_for(path),
@@ -517,6 +568,8 @@ impl Namespace {
             committed: false,
             adopted: true,
             produced: false,
+            before,
+            mode: node.meta.mode() & 0o7777,
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies committed already.
@@ -529,6 +582,9 @@ impl Namespace {
             && let Some(dir) = self.dirs.get_mut(parent)
         {
             dir.remove(name);
+            if let Some(made) = dir.made.as_mut() {
+                made.before.remove(name);
+            }
         }
     }
 
@@ -596,7 +652,8 @@ impl Namespace {
     /// the memory copy, so the disk answers, or nothing does. One `lstat`, for persisted files
     /// only. Fds already open keep the old copy, as with an unlinked file.
     pub fn forget_if_stale(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
-        self.root_for(cid, path)?;
+        let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if !self.drop_stale(path) {
             self.drop_stale_dir(path);
         }
@@ -605,14 +662,21 @@ impl Namespace {
 
     /// A made directory that another program removed from disk (`rm -rf out` between two runs of
     /// a long-lived server) is forgotten too, once nothing in it lives only in memory: making it
-    /// again (`os.makedirs`) must not fail with `EEXIST`.
+    /// again (`os.makedirs`) must not fail with `EEXIST`. One that still holds such files exists
+    /// for CAPIO (they are listed and opened in it), so it is made again on disk, where `stat`,
+    /// `chdir` and other programs look.
     fn drop_stale_dir(&mut self, path: &Path) -> bool {
-        let Some(dir) = self.dirs.get(path).filter(|d| d.made.is_some()) else {
+        let Some((dir, made)) = self
+            .dirs
+            .get(path)
+            .and_then(|d| d.made.as_ref().map(|m| (d, m)))
+        else {
             return false;
         };
         if fs::symlink_metadata(path).is_ok() {
             return false;
         }
+        let (root, mode) = (made.root.clone(), made.mode);
         let children: Vec<PathBuf> = dir.names().map(|name| path.join(name)).collect();
         for child in &children {
             if !self.drop_stale(child) {
@@ -623,6 +687,17 @@ impl Namespace {
             .iter()
             .any(|c| self.visible_file(c).is_some() || self.is_made_dir(c));
         if live {
+            // A live subdirectory made again may have brought it back already.
+            if fs::symlink_metadata(path).is_err() {
+                match disk::mkdir_exact(&root, path, mode) {
+                    Ok(()) => info!(
+                        "directory {} was removed from disk by another program while holding \
+                         files in memory: made it again",
+                        path.display()
+                    ),
+                    Err(e) => warning!("cannot make {} again: {e}", path.display()),
+                }
+            }
             return false;
         }
         info!(
@@ -667,6 +742,7 @@ impl Namespace {
         mode: u32,
     ) -> Result<Opened, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         self.drop_stale(path);
         let exclusive_create = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
         let (resolved, probe) = self.resolve_links(&root, path, !exclusive_create)?;
@@ -712,7 +788,7 @@ impl Namespace {
                 Where::Dir => Err(FsError::IsDir),
                 Where::Disk(node) => match node.kind {
                     DiskKind::Dir => Err(FsError::IsDir),
-                    DiskKind::Other => Err(FsError::Unsupported),
+                    DiskKind::Other => Ok(Opened::Pass),
                     DiskKind::File if !writable => {
                         let file = disk::open_read(&node)?;
                         let size = file.metadata()?.len();
@@ -751,14 +827,15 @@ impl Namespace {
     /// The one rule for "`path` is missing now: wait, or answer `ENOENT`?", for opens and
     /// listings alike. With apps declared (CAPIO-CL `output_stream`) to produce it: wait until
     /// every one of them has terminated, unless the caller is one of them (it never waits for its
-    /// own output). Without: wait while another client is attached, since only a live process can
-    /// still create it. Terminations bump the namespace generation, so waiters ask again then.
+    /// own output). Without: wait while a client of another app is attached, since only a live
+    /// process can still create it (the caller's own app, its parent step, would be waiting on it). Terminations bump the namespace generation, so waiters ask again then.
     fn producer_may_appear(&self, cid: ClientId, path: &Path) -> bool {
         let declared = self.rules.declared_producers(path);
-        if declared.is_empty() {
-            return self.clients.iter().any(|(&id, c)| id != cid && !c.exited);
-        }
         let me = self.app_of(cid);
+        if declared.is_empty() {
+            // A child of a step joins the step's app: only another app's client can still make it.
+            return self.clients.values().any(|c| c.app != me && !c.exited);
+        }
         !declared.iter().any(|app| app == me)
             && !declared.iter().all(|app| self.app_terminated(app))
     }
@@ -912,6 +989,10 @@ impl Namespace {
     /// Count an open and build the `Memory` reply. A declared producer counts as a producer even
     /// when it only reads: it never waits on the file.
     fn opened(&mut self, cid: ClientId, path: &Path) -> Result<Opened, FsError> {
+        let kin = self
+            .files
+            .get(path)
+            .is_some_and(|n| Self::same_app(&self.clients, self.app_of(cid), &n.producers));
         let table = &self.table;
         let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
         let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
@@ -922,11 +1003,26 @@ impl Namespace {
         let size = table.slot(node.slot).map_or(0, |s| s.len.load(SeqCst));
         Ok(Opened::Memory {
             slot: node.slot,
-            producer: node.producers.contains(&cid) || self.rules.is_producer(&client.app, path),
+            producer: node.producers.contains(&cid)
+                || kin
+                || self.rules.is_producer(&client.app, path),
             fire: fire_wire(node.rule.fire),
             size,
             data,
         })
+    }
+
+    /// Some client of `app` is among `producers`: a step and its Python children are one step,
+    /// so they read each other's files as the producer itself would, without waiting for a
+    /// commit that only their own termination brings.
+    fn same_app(
+        clients: &HashMap<ClientId, Client>,
+        app: &str,
+        producers: &BTreeSet<ClientId>,
+    ) -> bool {
+        producers
+            .iter()
+            .any(|id| clients.get(id).is_some_and(|c| c.app == app))
     }
 
     /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored. A writable
@@ -958,14 +1054,19 @@ impl Namespace {
 
     pub fn stat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         let path = &self.through_links(&root, path)?;
         match self.locate(&root, path)? {
             Where::File => {
                 let node = self.visible_file(path).ok_or(FsError::NotFound)?;
                 let meta = node.data.metadata()?;
+                let root_dev = self.clients.get(&cid).map_or(0, |c| c.root_dev);
+                let (dev, ino) = capio_proto::reported_identity(meta.dev(), meta.ino(), root_dev);
                 Ok(Stat {
                     size: self.slot(node.slot).len.load(SeqCst),
                     nlink: 1,
+                    ino,
+                    dev,
                     ..Stat::of_meta(node_kind::FILE, &meta, node.state == SlotState::Committed)
                 })
             }
@@ -987,6 +1088,7 @@ impl Namespace {
     /// `stat` without following a final symbolic link: one on disk is reported itself.
     pub fn lstat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if self.locate_ns(&root, path)?.is_none()
             && let Some(meta) = disk::link_metadata(&root, path)?
         {
@@ -1044,6 +1146,7 @@ impl Namespace {
         nofollow: bool,
     ) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if nofollow
             && self.locate_ns(&root, path)?.is_none()
             && disk::link_metadata(&root, path)?.is_some()
@@ -1079,6 +1182,7 @@ impl Namespace {
     /// for its listing and its CAPIO-CL rule.
     pub fn mkdir(&mut self, cid: ClientId, path: &Path, mode: u32) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         self.drop_stale_dir(path);
         // An aborted file keeps its node (it may be restarted), so its path stays taken.
         if self.files.contains_key(path) || !matches!(self.locate(&root, path)?, Where::Missing) {
@@ -1094,6 +1198,8 @@ impl Namespace {
             committed: false,
             adopted: false,
             produced: true,
+            before: HashSet::new(),
+            mode: mode & 0o1777,
         });
         self.open_dirs.insert(path.to_path_buf());
         // `on_n_files: 0`, or `on_file` with its dependencies already committed.
@@ -1108,6 +1214,9 @@ impl Namespace {
     /// listed), its commit state and fire rule.
     pub fn list(&mut self, cid: ClientId, path: &Path) -> Result<Listing, FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
+        // A link to a directory lists that directory, CAPIO entries included.
+        let path: &Path = &self.through_links(&root, path)?;
         self.drop_stale_dir(path);
         self.adopt(&root, path);
         let real = match self.locate(&root, path)? {
@@ -1171,7 +1280,9 @@ impl Namespace {
                 committed: made.committed
                     || (made.producers.is_empty() && !self.producer_may_appear(cid, path)),
                 fire: fire_wire(made.rule.fire),
-                producer: declared || made.producers.contains(&cid),
+                producer: declared
+                    || made.producers.contains(&cid)
+                    || Self::same_app(&self.clients, self.app_of(cid), &made.producers),
                 missing: false,
             },
             // On disk before anyone here made it, without a `dirname` rule: complete.

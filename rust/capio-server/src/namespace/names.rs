@@ -83,6 +83,7 @@ impl Namespace {
     /// Open fds keep working; a pending commit still releases readers but never persists it.
     pub fn unlink(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if self
             .files
             .get(path)
@@ -109,6 +110,7 @@ impl Namespace {
     /// `rmdir(2)`: remove an empty directory from the namespace and the disk.
     pub fn rmdir(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
         if path == root {
             return Err(FsError::Busy);
         }
@@ -150,6 +152,7 @@ impl Namespace {
         if self.excluded(dst) {
             return Err(FsError::Excluded);
         }
+        let (src, dst): (&Path, &Path) = (&self.real_path(&root, src), &self.real_path(&root, dst));
         if src == root || dst == root {
             return Err(FsError::Busy);
         }

@@ -164,7 +164,7 @@ fn only_empty_non_permanent_made_directories_are_removed_at_shutdown() {
 fn a_directory_on_disk_before_the_run_follows_its_dirname_rule() {
     let mut fx = cfg(
         r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": [],
-        "streaming": [{"dirname": ["tiles"], "committed": "on_n_files", "n_files": 2,
+        "streaming": [{"dirname": ["tiles"], "committed": "on_n_files", "n_files": 3,
                        "mode": "no_update"}]}]"#,
     );
     fs::create_dir(fx.p("tiles")).unwrap();
@@ -174,7 +174,7 @@ fn a_directory_on_disk_before_the_run_follows_its_dirname_rule() {
     assert_eq!(
         (first.committed, first.fire, first.entries.len()),
         (false, capio_proto::fire::NO_UPDATE, 1),
-        "what was there is listed, and counts for nothing"
+        "what was there is listed, and counts toward n_files"
     );
     mem(fx.open(w, "tiles/a", WR | CREAT).unwrap());
     assert!(!listing(&mut fx, r, "tiles").committed);
@@ -331,4 +331,19 @@ fn a_rename_applies_the_new_directory_rule_to_producers_already_gone() {
         fx.ns.stat(r, &fx.p("plain")).unwrap().committed,
         "no rule: committed, its producer is gone"
     );
+}
+
+#[test]
+fn a_directory_a_previous_run_completed_is_committed_when_adopted() {
+    let mut fx = cfg(
+        r#""IO_Graph": [{"name": "w", "input_stream": [], "output_stream": ["tiles"],
+        "streaming": [{"dirname": ["tiles"], "committed": "on_n_files", "n_files": 2,
+                       "mode": "no_update"}]}]"#,
+    );
+    fs::create_dir(fx.p("tiles")).unwrap();
+    fs::write(fx.p("tiles/t0"), b"").unwrap();
+    fs::write(fx.p("tiles/t1"), b"").unwrap();
+    let r = fx.client("r");
+    let listed = listing(&mut fx, r, "tiles");
+    assert_eq!((listed.committed, listed.entries.len()), (true, 2));
 }
