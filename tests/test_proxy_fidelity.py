@@ -473,11 +473,17 @@ def _pythons() -> list[tuple[str, dict[str, str]]]:
     return found
 
 
-def test_rmtree_handlers_as_the_builtin_without_warnings_on_every_python(runtime_dir: Path) -> None:
+def test_rmtree_handlers_as_the_builtin_without_warnings_on_every_python(
+    runtime_dir: Path, tmp_path: Path
+) -> None:
     # shutil.rmtree of 3.12/3.13 takes onerror (deprecated in the docs) without a warning, and
     # onexc over onerror: the proxy, inside CAPIO and out, warns nowhere the built-in does not and
     # calls the handlers the built-in calls.
-    root = Path(__file__).resolve().parent.parent
+    # The installed package alone on the path (not the checkout, which has no extension in a
+    # regular install, nor the rest of site-packages, built for this Python).
+    root = tmp_path / "path"
+    root.mkdir()
+    (root / "pycapio").symlink_to(Path(pycapio.__file__).resolve().parent)
     checked = []
     for python, extra in _pythons():
         env = {**os.environ, "PYCAPIO_RUNTIME_DIR": str(runtime_dir), "SILENT": "ON", **extra}
