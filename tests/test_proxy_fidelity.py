@@ -492,7 +492,12 @@ def test_rmtree_handlers_as_the_builtin_without_warnings_on_every_python(
         if not extra:
             env.pop("PYENV_VERSION", None)
         result = subprocess.run(
-            [python, "-c", RMTREE_HANDLERS], env=env, capture_output=True, text=True, timeout=120
+            [python, "-c", RMTREE_HANDLERS],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,  # not the checkout, whose pycapio/ would come first on the path
         )
         if extra and "No module named" in result.stderr:
             continue  # a Python without what pycapio needs installed
