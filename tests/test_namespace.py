@@ -588,3 +588,72 @@ def test_a_fifo_made_in_the_capio_dir_opens_as_the_os_opens_it(capio: InProcess,
     reader = workflow.run_step(FIFO_READER, "reader", str(pipe), str(first_read)).check()
     assert report(reader) == ["first", "second", "FileIO", True]
     assert report(writer.wait(60).check()) == "written"
+
+
+# -- siblings of one app are two steps; only a step's own children read it as their producer -------
+
+_SIBLING_PRODUCER = """
+import os, sys, time
+path, ready, release = sys.argv[1:4]
+f = open(path, "wb", buffering=0)
+f.write(b"A" * 1000)
+open(ready, "w").close()
+while not os.path.exists(release):
+    time.sleep(0.02)
+f.write(b"B" * 1000)
+f.close()
+"""
+
+_SIBLING_READER = """
+import sys
+open(sys.argv[2], "w").close()
+try:
+    print(len(open(sys.argv[1], "rb").read()))
+except FileNotFoundError:
+    print("ENOENT")
+"""
+
+
+@pytest.mark.parametrize("reader_app", ["worker", "other"])
+def test_a_sibling_of_the_same_app_waits_for_the_commit_like_any_reader(
+    workflow: Workflow, reader_app: str
+) -> None:
+    # Two ranks of one step (one --app-name): the reader must not get the 1000 bytes written so
+    # far, but the whole file at its commit, as a reader of another app does.
+    wf = workflow
+    target = wf.capio_dir / "data.bin"
+    ready, release, started = wf.marker("ready"), wf.marker("release"), wf.marker("started")
+    producer = wf.start_step(_SIBLING_PRODUCER, "worker", str(target), str(ready), str(release))
+    assert wait_until(ready.exists, 60), producer.stderr()
+    reader = wf.start_step(_SIBLING_READER, reader_app, str(target), str(started))
+    assert wait_until(started.exists, 60), reader.stderr()
+    release.write_text("")
+    producer.wait(60).check()
+    assert reader.wait(60).check().stdout.strip() == "2000"
+
+
+_LATE_PRODUCER = """
+import os, sys, time
+path, attached, release = sys.argv[1:4]
+open(attached, "w").close()
+while not os.path.exists(release):
+    time.sleep(0.02)
+with open(path, "wb") as f:
+    f.write(b"x" * 10)
+"""
+
+
+@pytest.mark.parametrize("reader_app", ["worker", "other"])
+def test_a_reader_waits_for_a_file_a_sibling_of_its_own_app_will_make(
+    workflow: Workflow, reader_app: str
+) -> None:
+    wf = workflow
+    target = wf.capio_dir / "late.bin"
+    attached, release, started = wf.marker("attached"), wf.marker("release"), wf.marker("started")
+    producer = wf.start_step(_LATE_PRODUCER, "worker", str(target), str(attached), str(release))
+    assert wait_until(attached.exists, 60), producer.stderr()
+    reader = wf.start_step(_SIBLING_READER, reader_app, str(target), str(started))
+    assert wait_until(started.exists, 60), reader.stderr()
+    release.write_text("")
+    producer.wait(60).check()
+    assert reader.wait(60).check().stdout.strip() == "10"

@@ -36,6 +36,9 @@ const O_DIRECTORY: u32 = libc::O_DIRECTORY as u32;
 
 struct Client {
     pid: i32,
+    /// Its parent, grandparent, ... at attach time: the processes of its own step, which it is
+    /// waited on by (a child read by its parent step) and which it never waits on.
+    ancestors: Vec<i32>,
     app: String,
     /// Canonical CAPIO directory; every path the client names must lie inside it.
     root: PathBuf,
@@ -323,6 +326,31 @@ pub struct Namespace {
     started: Instant,
 }
 
+/// The parent, grandparent, ... of `pid`, from `/proc` (empty when it cannot be read).
+fn ancestors_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut cur = pid;
+    while out.len() < 64 {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{cur}/stat")) else {
+            break;
+        };
+        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so split after the
+        // last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<i32>().ok());
+        match ppid {
+            Some(p) if p > 1 => {
+                out.push(p);
+                cur = p;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
 /// A new data object for the file at `path`, backed as `rule` says, holding `seed`'s content and
 /// positioned at its start (clients share its file offset).
 fn new_data(
@@ -409,6 +437,7 @@ impl Namespace {
             id,
             Client {
                 pid,
+                ancestors: ancestors_of(pid),
                 app: app.to_owned(),
                 root: real,
                 root_dev: meta.dev(),
@@ -827,14 +856,20 @@ impl Namespace {
     /// The one rule for "`path` is missing now: wait, or answer `ENOENT`?", for opens and
     /// listings alike. With apps declared (CAPIO-CL `output_stream`) to produce it: wait until
     /// every one of them has terminated, unless the caller is one of them (it never waits for its
-    /// own output). Without: wait while a client of another app is attached, since only a live
-    /// process can still create it (the caller's own app, its parent step, would be waiting on it). Terminations bump the namespace generation, so waiters ask again then.
+    /// own output). Without: wait while another client is attached, since only a live process
+    /// can still create it — but not for the caller's ancestors (its parent step waits on it).
+    /// Terminations bump the namespace generation, so waiters ask again then.
     fn producer_may_appear(&self, cid: ClientId, path: &Path) -> bool {
         let declared = self.rules.declared_producers(path);
         let me = self.app_of(cid);
         if declared.is_empty() {
-            // A child of a step joins the step's app: only another app's client can still make it.
-            return self.clients.values().any(|c| c.app != me && !c.exited);
+            // Any other live client may still make it, except the caller's ancestors: the step
+            // that started it is waiting for it, not making files for it.
+            let ancestors = self.clients.get(&cid).map_or(&[][..], |c| &c.ancestors);
+            return self
+                .clients
+                .iter()
+                .any(|(id, c)| *id != cid && !c.exited && !ancestors.contains(&c.pid));
         }
         !declared.iter().any(|app| app == me)
             && !declared.iter().all(|app| self.app_terminated(app))
@@ -992,7 +1027,7 @@ impl Namespace {
         let kin = self
             .files
             .get(path)
-            .is_some_and(|n| Self::same_app(&self.clients, self.app_of(cid), &n.producers));
+            .is_some_and(|n| self.made_by_ancestor(cid, &n.producers));
         let table = &self.table;
         let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
         let client = self.clients.get_mut(&cid).ok_or(FsError::Exited)?;
@@ -1012,17 +1047,19 @@ impl Namespace {
         })
     }
 
-    /// Some client of `app` is among `producers`: a step and its Python children are one step,
-    /// so they read each other's files as the producer itself would, without waiting for a
-    /// commit that only their own termination brings.
-    fn same_app(
-        clients: &HashMap<ClientId, Client>,
-        app: &str,
-        producers: &BTreeSet<ClientId>,
-    ) -> bool {
-        producers
-            .iter()
-            .any(|id| clients.get(id).is_some_and(|c| c.app == app))
+    /// One of `producers` is an ancestor of `cid` (the step that started it, e.g. with
+    /// `subprocess`): the child reads that step's files as the step itself would, without waiting
+    /// for a commit that only the step's end brings — and the step is waiting for the child.
+    /// Siblings (two ranks of one app) are not kin: each waits for the other's commits.
+    fn made_by_ancestor(&self, cid: ClientId, producers: &BTreeSet<ClientId>) -> bool {
+        let Some(me) = self.clients.get(&cid) else {
+            return false;
+        };
+        producers.iter().any(|id| {
+            self.clients
+                .get(id)
+                .is_some_and(|p| me.ancestors.contains(&p.pid))
+        })
     }
 
     /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored. A writable
@@ -1282,7 +1319,7 @@ impl Namespace {
                 fire: fire_wire(made.rule.fire),
                 producer: declared
                     || made.producers.contains(&cid)
-                    || Self::same_app(&self.clients, self.app_of(cid), &made.producers),
+                    || self.made_by_ancestor(cid, &made.producers),
                 missing: false,
             },
             // On disk before anyone here made it, without a `dirname` rule: complete.

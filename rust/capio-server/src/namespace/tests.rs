@@ -1167,3 +1167,13 @@ fn memory_is_counted_without_a_limit() {
     fx.ns.close(a, w.slot, true);
     assert_eq!(fx.ns.memory_in_use(), 0);
 }
+
+#[test]
+fn a_process_s_ancestors_are_read_from_proc() {
+    let me = std::process::id() as i32;
+    let parent = std::os::unix::process::parent_id() as i32;
+    let ancestors = super::ancestors_of(me);
+    assert_eq!(ancestors.first(), (parent > 1).then_some(parent).as_ref());
+    assert!(!ancestors.contains(&me));
+    assert!(super::ancestors_of(-5).is_empty());
+}
