@@ -341,16 +341,32 @@ impl Client {
                     // the fd is an ordinary one that no CAPIO call claims.
                     use std::os::fd::IntoRawFd;
                     use std::os::unix::fs::OpenOptionsExt;
+                    // What the server saw must still be what opens: no create or truncate (the
+                    // node exists), no final link followed, and nothing but a FIFO, socket or
+                    // device accepted, so a swap made meanwhile cannot reach a regular file.
                     let acc = flags & libc::O_ACCMODE;
-                    let fd = std::fs::OpenOptions::new()
+                    let file = std::fs::OpenOptions::new()
                         .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
                         .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
-                        .custom_flags(flags & !libc::O_ACCMODE)
+                        .custom_flags(
+                            (flags
+                                & !(libc::O_ACCMODE
+                                    | libc::O_CREAT
+                                    | libc::O_EXCL
+                                    | libc::O_TRUNC))
+                                | libc::O_NOFOLLOW,
+                        )
                         .mode(mode)
                         .open(&abs)
+                        .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?;
+                    let kind = file
+                        .metadata()
                         .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?
-                        .into_raw_fd();
-                    return Ok(fd);
+                        .file_type();
+                    if kind.is_file() || kind.is_dir() || kind.is_symlink() {
+                        return Err(ClientError::os(libc::ENXIO, path.to_path_buf()));
+                    }
+                    return Ok(file.into_raw_fd());
                 }
                 open_kind::MEMORY | open_kind::DISK => {
                     let fd = reply
