@@ -366,6 +366,21 @@ class Workflow:
 
 
 @pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    """A plain directory, for comparing a call on it with the same call in the CAPIO directory."""
+    d = tmp_path / "plain"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def patched(capio: InProcess) -> Iterator[InProcess]:
+    """The in-process CAPIO directory, with a context active for the whole test."""
+    with capio.context():
+        yield capio
+
+
+@pytest.fixture
 def make_workflow(tmp_path: Path, runtime_dir: Path) -> Iterator[object]:
     """Factory for workflows sharing this test's runtime directory (each with its own dir/name)."""
     made: list[Workflow] = []

@@ -16,7 +16,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +48,6 @@ def outcome(fn: Callable[[], Any], *roots: str | Path) -> tuple[str, str]:
             text = text.replace(str(root), "<DIR>")
         return type(e).__name__, text
     return "ok", repr(value)
-
-
-@pytest.fixture
-def plain(tmp_path: Path) -> Path:
-    d = tmp_path / "plain"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def patched(capio: InProcess) -> Iterator[InProcess]:
-    with capio.context():
-        yield capio
 
 
 def both(

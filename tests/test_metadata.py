@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +46,6 @@ def outcome(fn: Callable[[], Any], *roots: str | Path) -> tuple[str, str]:
     for root in roots:
         text = text.replace(str(root), "<DIR>")
     return "ok", text
-
-
-@pytest.fixture
-def plain(tmp_path: Path) -> Path:
-    d = tmp_path / "plain"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def patched(capio: InProcess) -> Iterator[InProcess]:
-    with capio.context():
-        yield capio
 
 
 def roots(plain: Path, capio: InProcess) -> tuple[Path, Path]:
