@@ -218,20 +218,42 @@ pub fn getuid() -> u32 {
 /// `/proc` read (a few µs per create), so while the Python layer tracks it (its `os.umask` proxy
 /// reports every change, see [`track_umask`]) the tracked value is used instead.
 pub fn current_umask() -> u32 {
-    let tracked = TRACKED_UMASK.load(std::sync::atomic::Ordering::Acquire);
-    if tracked != UNTRACKED {
-        return tracked;
+    use std::sync::atomic::Ordering::{AcqRel, Acquire};
+    match TRACKED_UMASK.load(Acquire) {
+        UNTRACKED => read_umask(),
+        UNREAD => {
+            // The first create since tracking began reads it; an `os.umask` that reports a new
+            // mask meanwhile wins (the exchange only replaces UNREAD).
+            let mask = read_umask();
+            match TRACKED_UMASK.compare_exchange(UNREAD, mask, AcqRel, Acquire) {
+                Ok(_) => mask,
+                Err(newer) if newer != UNTRACKED => newer,
+                Err(_) => mask,
+            }
+        }
+        mask => mask,
     }
-    read_umask()
 }
 
 const UNTRACKED: u32 = u32::MAX;
+const UNREAD: u32 = u32::MAX - 1;
 static TRACKED_UMASK: AtomicU32 = AtomicU32::new(UNTRACKED);
 
-/// Start tracking the umask with `Some(mask)` (its current value, and each new one), or stop with
-/// `None` (then every create reads it again).
-pub fn track_umask(mask: Option<u32>) {
-    let value = mask.map_or(UNTRACKED, |m| m & 0o777);
+/// How creates learn the umask: [`Tracking::Off`] reads it every time; [`Tracking::Start`] reads it
+/// once, at the next create (starting costs nothing, so entering a context does not pay for it);
+/// [`Tracking::Changed`] is told a new mask.
+pub enum Tracking {
+    Off,
+    Start,
+    Changed(u32),
+}
+
+pub fn track_umask(how: Tracking) {
+    let value = match how {
+        Tracking::Off => UNTRACKED,
+        Tracking::Start => UNREAD,
+        Tracking::Changed(mask) => mask & 0o777,
+    };
     TRACKED_UMASK.store(value, std::sync::atomic::Ordering::Release);
 }
 

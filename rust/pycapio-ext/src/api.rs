@@ -9,6 +9,7 @@ use crate::py::module::{CallArgs, ModuleRef, value_error};
 use crate::py::obj::{Borrowed, Owned};
 use crate::state;
 use capio_client::{Client, ClientError, FileStat, Settings};
+use capio_proto::sys::Tracking;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -563,12 +564,12 @@ pub fn die_by_signal(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     }
 }
 
-/// Start (reading the umask now) or stop tracking the umask for creates; see
+/// Start (reading the umask at the next create) or stop tracking the umask for creates; see
 /// `capio_proto::sys::current_umask`.
 pub fn track_umask(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["on"], 1)?;
     let on = convert::truthy(v[0].expect("required"))?;
-    capio_proto::sys::track_umask(on.then(capio_proto::sys::read_umask));
+    capio_proto::sys::track_umask(if on { Tracking::Start } else { Tracking::Off });
     Ok(Owned::none())
 }
 
@@ -578,7 +579,7 @@ pub fn umask_changed(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let mask = convert::i64(v[0].expect("required"), "mask")?;
     let mask =
         u32::try_from(mask).map_err(|_| Error::Value(format!("mask out of range: {mask}")))?;
-    capio_proto::sys::track_umask(Some(mask));
+    capio_proto::sys::track_umask(Tracking::Changed(mask));
     Ok(Owned::none())
 }
 
