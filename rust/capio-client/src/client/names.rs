@@ -63,7 +63,7 @@ impl Client {
         stream: bool,
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<(Vec<DirEntry>, bool)> {
-        let deadline = self.deadline();
+        let waiter = self.waiter();
         loop {
             let (r, entries) = self.list_once(path)?;
             let fresh: Vec<DirEntry> = entries
@@ -81,14 +81,7 @@ impl Client {
             } else {
                 "to be committed"
             };
-            self.sleep_on(
-                self.table.namespace(),
-                r.generation,
-                deadline,
-                path,
-                what,
-                interrupt,
-            )?;
+            waiter.sleep_on(self.table.namespace(), r.generation, path, what, interrupt)?;
         }
     }
 

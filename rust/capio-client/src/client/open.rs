@@ -44,7 +44,7 @@ impl Client {
             flags: flags as u32,
             mode,
         };
-        let deadline = self.deadline();
+        let waiter = self.waiter();
         loop {
             let reply = self
                 .conn()
@@ -53,7 +53,7 @@ impl Client {
             match r.kind {
                 open_kind::WAIT => {
                     let ns = self.table.namespace();
-                    self.sleep_on(ns, r.generation, deadline, path, TO_BE_CREATED, interrupt)?;
+                    waiter.sleep_on(ns, r.generation, path, TO_BE_CREATED, interrupt)?;
                     continue;
                 }
                 open_kind::PASS => {
