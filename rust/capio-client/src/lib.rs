@@ -10,5 +10,5 @@ mod error;
 pub mod paths;
 
 pub use bootstrap::StartParams;
-pub use client::{Client, DirEntry, FileStat, Settings};
+pub use client::{Client, DirEntry, FileStat, Readable, Settings};
 pub use error::{ClientError, Result};

@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::SeqCst;
 
-use super::{Client, Handle};
+use super::{Client, Handle, Readable};
 
 impl Client {
     /// Ask the server's memory budget to hold `h`'s file up to `end`; returns the end granted
@@ -39,20 +39,15 @@ impl Client {
             return Ok(0);
         }
         let end = self.readable_end(&h, off, interrupt)?;
-        let want = end.saturating_sub(off).min(buf.len() as u64) as usize;
-        let mut got = 0;
-        while got < want {
-            match h.file.read_at(&mut buf[got..want], off + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::from_io(e, h.path.clone())),
-            }
-        }
-        if offset.is_none() {
-            h.pos.store(off + got as u64, SeqCst);
-        }
-        Ok(got)
+        h.read_range(off, end, buf, offset.is_none())
+    }
+
+    /// Read what `wait_readable` found readable, as many bytes as fit in `buf`, without waiting:
+    /// returns 0 only when the wait found the end of a committed file.
+    pub fn read_ready(&self, ready: &Readable, buf: &mut [u8]) -> Result<usize> {
+        ready
+            .handle
+            .read_range(ready.offset, ready.end, buf, ready.at_position)
     }
 
     /// Write all of `data` at `offset`, or at the position (the end, with O_APPEND) when None.
@@ -110,6 +105,25 @@ impl Client {
 }
 
 impl Handle {
+    /// Copy the readable bytes `off..end` that fit in `buf` from the file; with `advance` the
+    /// position moves past them.
+    fn read_range(&self, off: u64, end: u64, buf: &mut [u8], advance: bool) -> Result<usize> {
+        let want = end.saturating_sub(off).min(buf.len() as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            match self.file.read_at(&mut buf[got..want], off + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::from_io(e, self.path.clone())),
+            }
+        }
+        if advance {
+            self.pos.store(off + got as u64, SeqCst);
+        }
+        Ok(got)
+    }
+
     /// Make sure the memory budget holds the file up to `end` before bytes go there. Costs one
     /// atomic load unless the write crosses the end granted last; then `ask(end)` makes the one
     /// round trip and returns the end granted.
@@ -369,5 +383,22 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err.errno(), libc::EFBIG);
+    }
+
+    #[test]
+    fn a_ready_read_copies_what_the_wait_found_and_no_more() {
+        let (table, file) = setup();
+        let h = handle(&file, false, u64::MAX);
+        h.write_published(table.slot(SLOT).unwrap(), b"0123456789", Some(0), no_budget)
+            .unwrap();
+        let mut buf = [0; 4];
+        // Bytes published past the end the wait found are not read: they may not be final.
+        assert_eq!(h.read_range(2, 5, &mut buf, false).unwrap(), 3);
+        assert_eq!((&buf[..3], h.pos.load(SeqCst)), (&b"234"[..], 0));
+        assert_eq!(h.read_range(2, 10, &mut buf, true).unwrap(), 4);
+        assert_eq!((&buf, h.pos.load(SeqCst)), (b"2345", 6));
+        // Past the end found (end <= offset) a read is the end of the file.
+        assert_eq!(h.read_range(7, 5, &mut buf, true).unwrap(), 0);
+        assert_eq!(h.pos.load(SeqCst), 7);
     }
 }

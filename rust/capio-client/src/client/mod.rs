@@ -10,6 +10,7 @@ mod wait;
 
 pub use names::DirEntry;
 pub use stat::FileStat;
+pub use wait::Readable;
 
 use crate::bootstrap::{self, StartParams};
 use crate::conn::{Conn, status_of};

@@ -6,6 +6,7 @@ use capio_proto::{Slot, SlotState, fire, sys};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -167,24 +168,73 @@ impl Client {
         want: Option<u64>,
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<(u64, u64)> {
+        let r = self.wait_readable(fd, offset, want, interrupt)?;
+        Ok((r.offset, r.end))
+    }
+
+    /// The wait of `readable`, keeping what it found so that `read_ready` reads those bytes
+    /// without waiting again: one wait per read.
+    pub fn wait_readable(
+        &self,
+        fd: RawFd,
+        offset: Option<u64>,
+        want: Option<u64>,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<Readable> {
         let h = self.handle(fd)?;
         if !h.readable {
             return Err(ClientError::os(libc::EBADF, None));
         }
         let off = offset.unwrap_or_else(|| h.pos.load(SeqCst));
+        let end = self.wait_for(&h, off, want, interrupt)?;
+        Ok(Readable {
+            handle: h,
+            offset: off,
+            end,
+            at_position: offset.is_none(),
+        })
+    }
+
+    fn wait_for(
+        &self,
+        h: &Handle,
+        off: u64,
+        want: Option<u64>,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<u64> {
         let target = want.map(|w| off.saturating_add(w));
         if target == Some(off) {
-            return Ok((off, off));
+            return Ok(off);
         }
         let mut cur = off;
         loop {
-            let end = self.readable_end(&h, cur, interrupt)?;
+            let end = self.readable_end(h, cur, interrupt)?;
             // `readable_end` returns at or before `cur` only when no more bytes will come.
             if end <= cur || target.is_some_and(|t| end >= t) {
-                return Ok((off, end));
+                return Ok(end);
             }
             cur = end;
         }
+    }
+}
+
+/// What a wait found readable on an open fd: the bytes `offset..end` (none when `end <= offset`,
+/// past the end of the file). `Client::read_ready` reads them without waiting again.
+pub struct Readable {
+    pub(super) handle: Arc<Handle>,
+    pub(super) offset: u64,
+    pub(super) end: u64,
+    /// The wait started at the fd's position, which the read then advances.
+    pub(super) at_position: bool,
+}
+
+impl Readable {
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end
     }
 }
 
