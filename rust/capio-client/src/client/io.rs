@@ -30,11 +30,7 @@ impl Client {
         offset: Option<u64>,
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<usize> {
-        let h = self.handle(fd)?;
-        if !h.readable {
-            return Err(ClientError::os(libc::EBADF, None));
-        }
-        let off = offset.unwrap_or_else(|| h.pos.load(SeqCst));
+        let (h, off) = self.read_start(fd, offset)?;
         if buf.is_empty() {
             return Ok(0);
         }

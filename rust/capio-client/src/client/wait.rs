@@ -181,11 +181,7 @@ impl Client {
         want: Option<u64>,
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<Readable> {
-        let h = self.handle(fd)?;
-        if !h.readable {
-            return Err(ClientError::os(libc::EBADF, None));
-        }
-        let off = offset.unwrap_or_else(|| h.pos.load(SeqCst));
+        let (h, off) = self.read_start(fd, offset)?;
         let end = self.wait_for(&h, off, want, interrupt)?;
         Ok(Readable {
             handle: h,
@@ -193,6 +189,16 @@ impl Client {
             end,
             at_position: offset.is_none(),
         })
+    }
+
+    /// The handle of a readable fd, and where a read of it starts: `offset`, or its position.
+    pub(super) fn read_start(&self, fd: RawFd, offset: Option<u64>) -> Result<(Arc<Handle>, u64)> {
+        let h = self.handle(fd)?;
+        if !h.readable {
+            return Err(ClientError::os(libc::EBADF, None));
+        }
+        let off = offset.unwrap_or_else(|| h.pos.load(SeqCst));
+        Ok((h, off))
     }
 
     fn wait_for(
