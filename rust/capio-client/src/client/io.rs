@@ -2,9 +2,8 @@
 //! within the memory budget's reservation), seek, tell and truncate. No server round trip unless a
 //! write crosses its reserved end.
 
-use crate::conn::status_of;
 use crate::error::{ClientError, Result};
-use capio_proto::{Kind, ReserveReply, ReserveReq};
+use capio_proto::ReserveReq;
 use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::SeqCst;
@@ -20,8 +19,7 @@ impl Client {
             return Ok(());
         }
         let req = ReserveReq { slot, _pad: 0, end };
-        let reply = self.conn().call(Kind::Reserve, &req, &[])?;
-        let (r, _) = status_of::<ReserveReply>(&reply.body, |r| r.status, &h.path)?;
+        let r = self.conn().call(&req, &[])?.check(&h.path)?.fixed;
         h.reserved.fetch_max(r.granted, SeqCst);
         Ok(())
     }

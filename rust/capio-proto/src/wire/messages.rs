@@ -337,15 +337,15 @@ pub fn push_entry(out: &mut Vec<u8>, kind: EntryKind, name: &[u8]) {
     out.push(0);
 }
 
-/// Parse a `List` reply tail into `(kind, name)` pairs.
-pub fn parse_entries(mut tail: &[u8]) -> Vec<(u32, &[u8])> {
+/// Parse a `List` reply tail into `(kind, name)` pairs; an unknown kind byte is an error.
+pub fn parse_entries(mut tail: &[u8]) -> Result<Vec<(EntryKind, &[u8])>, WireError> {
     let mut out = Vec::new();
     while let Some((&kind, rest)) = tail.split_first() {
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-        out.push((u32::from(kind), &rest[..end]));
+        out.push((EntryKind::try_from(u32::from(kind))?, &rest[..end]));
         tail = rest.get(end + 1..).unwrap_or(&[]);
     }
-    out
+    Ok(out)
 }
 
 /// Split a `Hello` tail into (app name, CAPIO directory).

@@ -2,13 +2,15 @@
 //! a trailing path. Encoding and decoding are pure; the socket I/O lives in the server and client.
 //!
 //! `frame`: header, checks, the one frame reader; `enums`: kinds and the other closed value sets;
-//! `messages`: the bodies; `request`: which reply answers which request.
+//! `messages`: the bodies; `request`: which reply answers which request; `socket`: receiving a
+//! frame and its fd.
 
 mod enums;
 mod frame;
 mod legacy;
 mod messages;
 mod request;
+mod socket;
 #[cfg(test)]
 mod tests;
 
@@ -23,3 +25,4 @@ pub use request::{
     ListReq, LstatReq, NoReply, ReplyBody, Request, RmdirReq, ShutdownReq, StatReq, StatusReq,
     UnlinkReq,
 };
+pub use socket::recv_frame;

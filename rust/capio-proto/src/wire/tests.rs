@@ -143,10 +143,10 @@ fn entries_round_trip() {
     push_entry(&mut tail, NodeKind::File.into(), b"a.txt");
     push_entry(&mut tail, NodeKind::Dir.into(), b"sub dir");
     assert_eq!(
-        parse_entries(&tail),
+        parse_entries(&tail).unwrap(),
         vec![
-            (node_kind::FILE, &b"a.txt"[..]),
-            (node_kind::DIR, &b"sub dir"[..])
+            (NodeKind::File.into(), &b"a.txt"[..]),
+            (NodeKind::Dir.into(), &b"sub dir"[..])
         ]
     );
 }
@@ -214,6 +214,15 @@ fn wire_enums_convert_both_ways_and_refuse_unknown_values() {
     ));
     assert!(node_kind::is_dir(node_kind::DIR | node_kind::LINK));
     assert!(!node_kind::is_dir(node_kind::FILE));
+}
+
+#[test]
+fn an_unknown_entry_kind_fails_the_listing() {
+    let tail = [7u8, b'x', 0];
+    assert!(matches!(
+        parse_entries(&tail),
+        Err(WireError::UnknownValue { value: 7, .. })
+    ));
 }
 
 /// A request and its reply through the typed encoders and the one frame reader.
