@@ -2,9 +2,8 @@
 //! within the memory budget's reservation), seek, tell and truncate. No server round trip unless a
 //! write crosses its reserved end.
 
-use crate::conn::status_of;
 use crate::error::{ClientError, Result};
-use capio_proto::{Kind, ReserveReply, ReserveReq, Slot};
+use capio_proto::{ReserveReq, Slot};
 use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::SeqCst;
@@ -16,8 +15,7 @@ impl Client {
     /// (headroom beyond `end`).
     fn ask_reserve(&self, h: &Handle, slot: u32, end: u64) -> Result<u64> {
         let req = ReserveReq { slot, _pad: 0, end };
-        let reply = self.conn().call(Kind::Reserve, &req, &[])?;
-        let (r, _) = status_of::<ReserveReply>(&reply.body, |r| r.status, &h.path)?;
+        let r = self.conn().call(&req, &[])?.check(&h.path)?.fixed;
         Ok(r.granted)
     }
 

@@ -5,11 +5,14 @@ use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::paths;
 use crate::server::Server;
-use capio_proto::{Empty, Kind, ListReply, MAX_BODY, WireError, decode, push_entry};
+use capio_proto::{EntryKind, ListReply, ListReq, MAX_BODY, WireError, push_entry};
 use std::os::unix::ffi::OsStrExt;
 
-pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (_, tail): (Empty, _) = decode(body)?;
+pub fn list(
+    server: &Server,
+    client: ClientId,
+    (_, tail): (ListReq, &[u8]),
+) -> Result<Reply, WireError> {
     let generation = server
         .table
         .namespace()
@@ -30,19 +33,19 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
                 status: -e.errno(),
                 ..ListReply::default()
             };
-            return Reply::new(Kind::List, &reply, &[]);
+            return Reply::new::<ListReq>(&reply, &[]);
         }
     };
     let mut out = Vec::new();
     for (kind, name) in &listing.entries {
-        push_entry(&mut out, *kind, name.as_bytes());
+        push_entry(&mut out, EntryKind::try_from(*kind)?, name.as_bytes());
     }
     if out.len() + size_of::<ListReply>() > MAX_BODY as usize {
         let reply = ListReply {
             status: -libc::EOVERFLOW,
             ..ListReply::default()
         };
-        return Reply::new(Kind::List, &reply, &[]);
+        return Reply::new::<ListReq>(&reply, &[]);
     }
     let reply = ListReply {
         status: 0,
@@ -52,5 +55,5 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         producer: u32::from(listing.producer),
         missing: u32::from(listing.missing),
     };
-    Reply::new(Kind::List, &reply, &out)
+    Reply::new::<ListReq>(&reply, &out)
 }

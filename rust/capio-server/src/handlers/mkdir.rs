@@ -6,14 +6,17 @@ use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::paths;
 use crate::server::Server;
-use capio_proto::{Kind, MkdirReq, WireError, decode};
+use capio_proto::{MkdirReq, WireError};
 
-pub fn mkdir(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (req, tail): (MkdirReq, _) = decode(body)?;
+pub fn mkdir(
+    server: &Server,
+    client: ClientId,
+    (req, tail): (MkdirReq, &[u8]),
+) -> Result<Reply, WireError> {
     let work = server.begin_work();
     let (result, commits) = with_commits(server, |ns| {
         paths::parse(tail).and_then(|p| ns.mkdir(client, &p, req.mode))
     });
     persist_all(server, commits, work.as_ref());
-    Ok(reply_status(Kind::Mkdir, client, tail, result)?.holding(work))
+    Ok(reply_status::<MkdirReq>(client, tail, result)?.holding(work))
 }

@@ -7,14 +7,17 @@ use crate::error::FsError;
 use crate::namespace::ClientId;
 use crate::paths;
 use crate::server::Server;
-use capio_proto::{Kind, RenameReq, WireError, decode, split_rename_tail};
+use capio_proto::{RenameReq, WireError, split_rename_tail};
 
 /// `Rename`: a committed file whose persist had not landed yet is persisted under its new path
 /// before the reply, as `Exit` would have done under the old one. A failed persist does not undo
 /// the rename, so the reply still reports success; the error is logged, and the file is named at
 /// shutdown as not persisted.
-pub fn rename(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (req, tail): (RenameReq, _) = decode(body)?;
+pub fn rename(
+    server: &Server,
+    client: ClientId,
+    (req, tail): (RenameReq, &[u8]),
+) -> Result<Reply, WireError> {
     let (src, dst) = split_rename_tail(&req, tail).ok_or(WireError::Truncated {
         need: req.src_len as usize,
         got: tail.len(),
@@ -29,8 +32,8 @@ pub fn rename(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, W
     persist_all(server, commits, work.as_ref());
     let pending = match result {
         Ok(pending) => pending,
-        Err(e) => return reply_status(Kind::Rename, client, src, Err(e)),
+        Err(e) => return reply_status::<RenameReq>(client, src, Err(e)),
     };
     persist_all(server, pending, work.as_ref());
-    Ok(status(Kind::Rename, 0)?.holding(work))
+    Ok(status::<RenameReq>(0)?.holding(work))
 }
