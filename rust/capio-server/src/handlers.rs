@@ -4,12 +4,11 @@
 
 use crate::connection::Reply;
 use crate::error::FsError;
-use crate::log::{debug, error, info};
-use crate::namespace::{ClientId, Commit, Namespace, Opened};
+use crate::log::{debug, info};
+use crate::namespace::{Caused, ClientId, Opened};
 use crate::paths;
 use crate::persist;
 use crate::server::Server;
-use crate::server::WorkGuard;
 use capio_proto::{
     CloseReq, Empty, ExitReq, HelloReply, HelloReq, Kind, ListReply, MAX_BODY, MkdirReq, OpenReply,
     OpenReq, RenameReq, ReserveReply, ReserveReq, SetAttrReq, StatReply, StatusReply, WireError,
@@ -30,29 +29,6 @@ fn status(kind: Kind, code: i32) -> Result<Reply, WireError> {
         },
         &[],
     )
-}
-
-/// Run `op` on the namespace and take the commits it made in the same critical section, so the
-/// thread whose request committed a file is the one that persists it (before it replies).
-fn with_commits<T>(server: &Server, op: impl FnOnce(&mut Namespace) -> T) -> (T, Vec<Commit>) {
-    let mut ns = server.ns();
-    let out = op(&mut ns);
-    (out, ns.take_commits())
-}
-
-/// Persist `commits` while `work` keeps shutdown waiting; without it the server is draining and
-/// the shutdown report names what is left. Returns the first error as `-errno`, or 0.
-pub fn persist_all(server: &Server, commits: Vec<Commit>, work: Option<&WorkGuard>) -> i32 {
-    let mut first_error = 0;
-    for (path, generation) in commits.into_iter().filter(|_| work.is_some()) {
-        if let Err(e) = persist_one(server, &path, generation) {
-            error!("cannot persist {}: {e}", path.display());
-            if first_error == 0 {
-                first_error = -e.errno();
-            }
-        }
-    }
-    first_error
 }
 
 /// Who greeted the server.
@@ -123,10 +99,14 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
     let (req, tail): (OpenReq, _) = decode(body)?;
     let work = server.begin_work();
     // Creating a file may commit its directory (`on_n_files`), and files depending on that.
-    let (result, commits) = with_commits(server, |ns| {
-        paths::parse(tail).and_then(|path| ns.open(client, &path, req.flags, req.mode))
-    });
-    persist_all(server, commits, work.as_ref());
+    let (result, caused) = match paths::parse(tail) {
+        Ok(path) => {
+            let done = server.ns().open(client, &path, req.flags, req.mode);
+            (done.result, Some(done.caused))
+        }
+        Err(e) => (Err(e), None),
+    };
+    persist::all(server, caused.into_iter().flatten(), work.as_ref());
     let mut reply = OpenReply::default();
     let fd = match result {
         Ok(Opened::Memory {
@@ -180,10 +160,8 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
 pub fn close(server: &Server, client: ClientId, body: &[u8]) -> Result<(), WireError> {
     let (req, _): (CloseReq, _) = decode(body)?;
     let work = server.begin_work();
-    let ((), commits) = with_commits(server, |ns| {
-        ns.close(client, req.slot, req.writable != 0);
-    });
-    persist_all(server, commits, work.as_ref());
+    let caused = server.ns().close(client, req.slot, req.writable != 0);
+    persist::all(server, caused, work.as_ref());
     Ok(())
 }
 
@@ -245,10 +223,14 @@ pub fn set_attrs(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply
 pub fn mkdir(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
     let (req, tail): (MkdirReq, _) = decode(body)?;
     let work = server.begin_work();
-    let (result, commits) = with_commits(server, |ns| {
-        paths::parse(tail).and_then(|p| ns.mkdir(client, &p, req.mode))
-    });
-    persist_all(server, commits, work.as_ref());
+    let (result, caused) = match paths::parse(tail) {
+        Ok(p) => {
+            let done = server.ns().mkdir(client, &p, req.mode);
+            (done.result, Some(done.caused))
+        }
+        Err(e) => (Err(e), None),
+    };
+    persist::all(server, caused.into_iter().flatten(), work.as_ref());
     Ok(reply_status(Kind::Mkdir, client, tail, result)?.holding(work))
 }
 
@@ -260,12 +242,16 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         .seq
         .load(std::sync::atomic::Ordering::SeqCst);
     // Adopting a directory on disk under its `dirname` rule may commit it, and what depends on it.
-    let (listing, commits) = with_commits(server, |ns| {
-        paths::parse(tail).and_then(|p| ns.list(client, &p))
-    });
-    if !commits.is_empty() {
+    let (listing, caused) = match paths::parse(tail) {
+        Ok(p) => {
+            let done = server.ns().list(client, &p);
+            (done.result, done.caused)
+        }
+        Err(e) => (Err(e), Caused::default()),
+    };
+    if !caused.is_empty() {
         let work = server.begin_work();
-        persist_all(server, commits, work.as_ref());
+        persist::all(server, caused, work.as_ref());
     }
     let listing = match listing {
         Ok(listing) => listing,
@@ -308,11 +294,11 @@ pub fn exit(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
     };
     // A managed server outlives its clients: only `pycapio server stop` ends it.
     let teardown = req.teardown != 0 && !server.identity.managed;
-    let commits = match server.ns().exit(client, teardown) {
-        Ok(commits) => commits,
+    let caused = match server.ns().exit(client, teardown) {
+        Ok(caused) => caused,
         Err(e) => return status(Kind::Exit, -e.errno()),
     };
-    let first_error = persist_all(server, commits, Some(&work));
+    let first_error = persist::all(server, caused, Some(&work));
     debug!("client {client}: exited (teardown {})", req.teardown != 0);
     Ok(status(Kind::Exit, first_error)?.holding(Some(work)))
 }
@@ -340,18 +326,24 @@ pub fn rename(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, W
         got: tail.len(),
     })?;
     let work = server.begin_work();
-    let (result, commits) = with_commits(server, |ns| {
-        if req.flags != 0 {
-            return Err(FsError::BadFlags(req.flags));
+    let parsed = if req.flags != 0 {
+        Err(FsError::BadFlags(req.flags))
+    } else {
+        paths::parse(src).and_then(|s| Ok((s, paths::parse(dst)?)))
+    };
+    let (result, caused) = match parsed {
+        Ok((s, d)) => {
+            let done = server.ns().rename(client, &s, &d);
+            (done.result, done.caused)
         }
-        paths::parse(src).and_then(|s| ns.rename(client, &s, &paths::parse(dst)?))
-    });
-    persist_all(server, commits, work.as_ref());
+        Err(e) => (Err(e), Caused::default()),
+    };
+    persist::all(server, caused, work.as_ref());
     let pending = match result {
         Ok(pending) => pending,
         Err(e) => return reply_status(Kind::Rename, client, src, Err(e)),
     };
-    persist_all(server, pending, work.as_ref());
+    persist::all(server, pending, work.as_ref());
     Ok(status(Kind::Rename, 0)?.holding(work))
 }
 
@@ -371,29 +363,6 @@ fn reply_status(
             status(kind, -e.errno())
         }
     }
-}
-
-fn persist_one(server: &Server, path: &Path, generation: u64) -> Result<(), FsError> {
-    // The copy runs outside the namespace lock; only the superseded-check and rename hold it.
-    let Some(job) = server.ns().persist_job(path, generation)? else {
-        return Ok(());
-    };
-    if job.in_place {
-        match server.ns().install_in_place(&job) {
-            Ok(true) => {
-                debug!("persisted {} in place ({} bytes)", path.display(), job.len);
-                return Ok(());
-            }
-            Ok(false) => {}
-            // Say, a mount point between the data file and its real path: copy instead.
-            Err(e) => debug!("cannot rename {} into place ({e}); copying", path.display()),
-        }
-    }
-    let temp = persist::write_temp(&job)?;
-    if server.ns().install(&job, temp)? {
-        debug!("persisted {} ({} bytes)", path.display(), job.len);
-    }
-    Ok(())
 }
 
 pub fn shutdown(_server: &Server, who: &str, _body: &[u8]) -> Result<Reply, WireError> {
