@@ -140,10 +140,21 @@ impl Caused {
 
 /// An operation's answer and what it caused, which is there even when the answer is an error
 /// (a listing may adopt a directory, commit it and still fail).
+#[must_use]
 #[derive(Debug)]
 pub struct Done<T> {
     pub result: Result<T, FsError>,
     pub caused: Caused,
+}
+
+impl<T> Done<T> {
+    /// Refused before it reached the namespace (a bad path or flag): it caused nothing.
+    pub fn refused(e: FsError) -> Done<T> {
+        Done {
+            result: Err(e),
+            caused: Caused::default(),
+        }
+    }
 }
 
 /// Where a path lives.
