@@ -14,24 +14,6 @@ use std::path::{Path, PathBuf};
 /// Symbolic links followed in one lookup before `ELOOP`, as Linux allows.
 const MAX_LINKS: usize = 40;
 
-/// `path` with `.`, `..` and empty components resolved lexically; `None` above `/`.
-fn normalize(path: &Path) -> Option<PathBuf> {
-    use std::path::Component;
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::Normal(n) => out.push(n),
-        }
-    }
-    Some(out)
-}
-
 impl Namespace {
     /// The root of a live client, once `path` is known to lie inside it and to be CAPIO's: an
     /// excluded path is `EXDEV` like one outside the root. Clients send neither; this is defence
@@ -229,7 +211,8 @@ impl Namespace {
             let disk::Probe::Link(target) = &probe else {
                 return Ok((cur, Some(probe)));
             };
-            let next = cur.parent().and_then(|p| normalize(&p.join(target)));
+            // Lexically, as the kernel resolves it (`..` above `/` stays at `/`).
+            let next = cur.parent().map(|p| capio_cl::paths::normalize(target, p));
             let Some(next) = next
                 .filter(|n| follow && n != root && confine(n, root).is_ok() && !self.excluded(n))
             else {
