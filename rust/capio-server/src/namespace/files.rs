@@ -169,8 +169,9 @@ impl FileNode {
     /// Cut its data to nothing. Under the append lock: an append in flight elsewhere must not
     /// land past the new end.
     pub(super) fn truncate(&mut self, budget: &mut Budget) -> io::Result<()> {
-        let slot = self.table.clone();
-        let slot = slot.slot(self.slot).expect("slot inside the table");
+        // Its own handle on the table: the slot stays borrowed while the budget changes the node.
+        let table = Arc::clone(&self.table);
+        let slot = table.slot(self.slot).expect("slot inside the table");
         let _append_lock = slot.lock_appends();
         self.data.set_len(0)?;
         slot.reset_len(0);
