@@ -172,7 +172,6 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
 /// The times go last: nothing after them writes the copy, and `rename` keeps them.
 fn apply_metadata(out: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
     let mine = out.metadata()?;
     if (meta.uid(), meta.gid()) != (mine.uid(), mine.gid()) {
         let owner = sys::Attrs {
@@ -187,9 +186,7 @@ fn apply_metadata(out: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()
         out.as_fd(),
         &sys::Attrs {
             mode: Some(meta.mode() & 0o7777),
-            owner: None,
-            atime: sys::TimeSet::At(ns(meta.atime(), meta.atime_nsec())),
-            mtime: sys::TimeSet::At(ns(meta.mtime(), meta.mtime_nsec())),
+            ..disk::same_times(meta)
         },
     )
 }

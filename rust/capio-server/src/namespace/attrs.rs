@@ -36,7 +36,7 @@ pub struct Stat {
 
 impl Stat {
     pub(super) fn of_meta(kind: u32, meta: &fs::Metadata, committed: bool) -> Stat {
-        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        let ns = disk::nanos;
         Stat {
             kind,
             size: meta.len(),

@@ -172,12 +172,7 @@ impl Namespace {
         self.insert(cid, root, path, seed, node.meta.mode() & 0o7777, caused)?;
         // Opening a file for writing changes none of its times: keep the input's until written.
         if let Some(file) = self.files.get(path) {
-            let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
-            let times = sys::Attrs {
-                atime: sys::TimeSet::At(ns(node.meta.atime(), node.meta.atime_nsec())),
-                mtime: sys::TimeSet::At(ns(node.meta.mtime(), node.meta.mtime_nsec())),
-                ..sys::Attrs::default()
-            };
+            let times = disk::same_times(&node.meta);
             if let Err(e) = sys::set_attrs_fd(file.data.as_fd(), &times) {
                 warning!("cannot keep the times of {}: {e}", path.display());
             }
