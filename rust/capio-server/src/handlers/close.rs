@@ -1,7 +1,7 @@
 //! `Close`: one-way; releases a client's handle on a slot.
 
-use super::commits::{persist_all, with_commits};
 use crate::namespace::ClientId;
+use crate::persist;
 use crate::server::Server;
 use capio_proto::{CloseReq, WireError};
 
@@ -13,9 +13,7 @@ pub fn close(
     (req, _): (CloseReq, &[u8]),
 ) -> Result<(), WireError> {
     let work = server.begin_work();
-    let ((), commits) = with_commits(server, |ns| {
-        ns.close(client, req.slot, req.writable != 0);
-    });
-    persist_all(server, commits, work.as_ref());
+    let caused = server.ns().close(client, req.slot, req.writable != 0);
+    persist::all(server, caused, work.as_ref());
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! `Exit`: a client's orderly end.
 
-use super::commits::persist_all;
 use super::reply::status;
 use crate::connection::Reply;
 use crate::log::debug;
 use crate::namespace::ClientId;
+use crate::persist;
 use crate::server::Server;
 use capio_proto::{ExitReq, WireError};
 
@@ -20,11 +20,11 @@ pub fn exit(
     };
     // A managed server outlives its clients: only `pycapio server stop` ends it.
     let teardown = req.teardown != 0 && !server.identity.managed;
-    let commits = match server.ns().exit(client, teardown) {
-        Ok(commits) => commits,
+    let caused = match server.ns().exit(client, teardown) {
+        Ok(caused) => caused,
         Err(e) => return status::<ExitReq>(-e.errno()),
     };
-    let first_error = persist_all(server, commits, Some(&work));
+    let first_error = persist::all(server, caused, Some(&work));
     debug!("client {client}: exited (teardown {})", req.teardown != 0);
     Ok(status::<ExitReq>(first_error)?.holding(Some(work)))
 }

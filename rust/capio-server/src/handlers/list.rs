@@ -1,9 +1,9 @@
 //! `List`: a directory's entries, its commit state and the generation they were read at.
 
-use super::commits::{persist_all, with_commits};
 use crate::connection::Reply;
-use crate::namespace::ClientId;
+use crate::namespace::{ClientId, Done};
 use crate::paths;
+use crate::persist;
 use crate::server::Server;
 use capio_proto::{EntryKind, ListReply, ListReq, MAX_BODY, WireError, push_entry};
 use std::os::unix::ffi::OsStrExt;
@@ -19,14 +19,13 @@ pub fn list(
         .seq
         .load(std::sync::atomic::Ordering::SeqCst);
     // Adopting a directory on disk under its `dirname` rule may commit it, and what depends on it.
-    let (listing, commits) = with_commits(server, |ns| {
-        paths::parse(tail).and_then(|p| ns.list(client, &p))
-    });
-    if !commits.is_empty() {
+    let Done { result, caused } =
+        paths::parse(tail).map_or_else(Done::refused, |p| server.ns().list(client, &p));
+    if !caused.is_empty() {
         let work = server.begin_work();
-        persist_all(server, commits, work.as_ref());
+        persist::all(server, caused, work.as_ref());
     }
-    let listing = match listing {
+    let listing = match result {
         Ok(listing) => listing,
         Err(e) => {
             let reply = ListReply {

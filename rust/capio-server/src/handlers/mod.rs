@@ -3,7 +3,6 @@
 //! protocol error (`Err`), and the caller drops the connection. This module routes.
 
 mod close;
-mod commits;
 mod exit;
 mod hello;
 mod list;
@@ -19,7 +18,6 @@ mod stat;
 mod status;
 mod unlink;
 
-pub use commits::persist_all;
 pub use hello::Greeted;
 
 use crate::connection::Reply;

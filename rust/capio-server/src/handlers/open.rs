@@ -1,10 +1,10 @@
 //! `Open`: look a path up (or create it) and hand back its memory file, disk file, or a wait.
 
-use super::commits::{persist_all, with_commits};
 use crate::connection::Reply;
 use crate::log::debug;
-use crate::namespace::{ClientId, Opened};
+use crate::namespace::{ClientId, Done, Opened};
 use crate::paths;
+use crate::persist;
 use crate::server::Server;
 use capio_proto::{OpenKind, OpenReply, OpenReq, WireError};
 use std::ffi::OsStr;
@@ -17,10 +17,10 @@ pub fn open(
 ) -> Result<Reply, WireError> {
     let work = server.begin_work();
     // Creating a file may commit its directory (`on_n_files`), and files depending on that.
-    let (result, commits) = with_commits(server, |ns| {
-        paths::parse(tail).and_then(|path| ns.open(client, &path, req.flags, req.mode))
+    let Done { result, caused } = paths::parse(tail).map_or_else(Done::refused, |path| {
+        server.ns().open(client, &path, req.flags, req.mode)
     });
-    persist_all(server, commits, work.as_ref());
+    persist::all(server, caused, work.as_ref());
     let mut reply = OpenReply::default();
     let fd = match result {
         Ok(Opened::Memory {

@@ -1,11 +1,11 @@
 //! `Rename`: move a file or directory within the CAPIO directory.
 
-use super::commits::{persist_all, with_commits};
 use super::reply::{reply_status, status};
 use crate::connection::Reply;
 use crate::error::FsError;
-use crate::namespace::ClientId;
+use crate::namespace::{ClientId, Done};
 use crate::paths;
+use crate::persist;
 use crate::server::Server;
 use capio_proto::{RenameReq, WireError, split_rename_tail};
 
@@ -23,17 +23,17 @@ pub fn rename(
         got: tail.len(),
     })?;
     let work = server.begin_work();
-    let (result, commits) = with_commits(server, |ns| {
-        if req.flags != 0 {
-            return Err(FsError::BadFlags(req.flags));
-        }
-        paths::parse(src).and_then(|s| ns.rename(client, &s, &paths::parse(dst)?))
-    });
-    persist_all(server, commits, work.as_ref());
+    let names = match req.flags {
+        0 => paths::parse(src).and_then(|s| Ok((s, paths::parse(dst)?))),
+        flags => Err(FsError::BadFlags(flags)),
+    };
+    let Done { result, caused } =
+        names.map_or_else(Done::refused, |(s, d)| server.ns().rename(client, &s, &d));
+    persist::all(server, caused, work.as_ref());
     let pending = match result {
         Ok(pending) => pending,
         Err(e) => return reply_status::<RenameReq>(client, src, Err(e)),
     };
-    persist_all(server, pending, work.as_ref());
+    persist::all(server, pending, work.as_ref());
     Ok(status::<RenameReq>(0)?.holding(work))
 }
