@@ -1,7 +1,7 @@
 //! One client socket, framing only: read whole request frames, send a reply whose fd (if any)
 //! rides as `SCM_RIGHTS` on the same `sendmsg` as the reply's first bytes.
 
-use crate::server::WorkGuard;
+use crate::shared::WorkGuard;
 use capio_proto::{Kind, ReplyBody, Request, WireError, encode_reply, read_frame, sys};
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};

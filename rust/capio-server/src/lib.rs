@@ -1,8 +1,9 @@
 //! `capio_server`: the node-local CAPIO server of one workflow. It owns the namespace of the CAPIO
 //! directories its clients use, hands out shared-memory files, tracks producers and client
 //! lifetimes, enforces the workflow's CAPIO-CL rules (commit, fire, permanent, exclude, storage)
-//! and persists committed files. Layers: listener → session/connection → handlers → namespace
-//! (+ rules, backing, persist, disk).
+//! and persists committed files. Layers: listener (the server loop) → session/connection →
+//! handlers → namespace (+ rules, backing, persist, disk), with `shared` the state every thread
+//! holds.
 #![forbid(unsafe_code)]
 
 pub mod backing;
@@ -21,8 +22,8 @@ pub mod paths;
 pub mod persist;
 pub mod ready;
 pub mod rules;
-pub mod server;
 pub mod session;
+pub mod shared;
 pub mod status;
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use crate::leftovers;
 use crate::log::{self, error, info, warning};
 use crate::namespace::Namespace;
 use crate::ready::Ready;
-use crate::server::{Identity, Server};
 use crate::session;
+use crate::shared::{Identity, Shared};
 use capio_proto::runtime::WorkflowPaths;
 use capio_proto::{StateTable, sys, table};
 use std::fs::{self, File, OpenOptions};
@@ -72,7 +72,7 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         log: log_path(opts, &paths).map(Path::to_path_buf),
         managed: opts.managed,
     };
-    let server = Arc::new(Server::new(
+    let server = Arc::new(Shared::new(
         ns,
         table,
         listener,
@@ -254,7 +254,7 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 }
 
 /// Accept until shutdown; each same-user client gets its own thread.
-fn accept_loop(server: &Arc<Server>) {
+fn accept_loop(server: &Arc<Shared>) {
     let me = sys::getuid();
     let mut backoff = Duration::from_millis(1);
     loop {
@@ -297,7 +297,7 @@ fn accept_loop(server: &Arc<Server>) {
 
 /// Ordered shutdown: disappear from the runtime directory, let commits in flight finish
 /// persisting, then name every file whose content is not on disk.
-fn shut_down(server: &Server, paths: &WorkflowPaths) {
+fn shut_down(server: &Shared, paths: &WorkflowPaths) {
     // First, so a client starting now spawns a fresh server (which waits on our lock).
     for path in [&paths.socket, &paths.info] {
         if let Err(e) = remove_if_present(path) {

@@ -7,7 +7,7 @@ use crate::disk;
 use crate::error::FsError;
 use crate::log::{debug, error};
 use crate::namespace::Commit;
-use crate::server::{Server, WorkGuard};
+use crate::shared::{Shared, WorkGuard};
 use capio_proto::sys;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -29,7 +29,7 @@ const STEM_MAX: usize = 200;
 /// whose request committed a file is the one that persists it, before it replies. Returns the
 /// first error as `-errno`, or 0.
 pub fn all(
-    server: &Server,
+    server: &Shared,
     commits: impl IntoIterator<Item = Commit>,
     work: Option<&WorkGuard>,
 ) -> i32 {
@@ -45,7 +45,7 @@ pub fn all(
     first_error
 }
 
-fn one(server: &Server, path: &Path, generation: u64) -> Result<(), FsError> {
+fn one(server: &Shared, path: &Path, generation: u64) -> Result<(), FsError> {
     // The copy runs outside the namespace lock; only the superseded-check and rename hold it.
     let Some(job) = server.ns().persist_job(path, generation)? else {
         return Ok(());

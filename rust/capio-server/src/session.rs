@@ -4,13 +4,13 @@
 use crate::connection::Connection;
 use crate::handlers::{self, Greeted};
 use crate::log::{debug, warning};
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::Kind;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-pub fn serve(server: Arc<Server>, stream: UnixStream, peer_pid: i32) {
+pub fn serve(server: Arc<Shared>, stream: UnixStream, peer_pid: i32) {
     let mut conn = match Connection::new(stream) {
         Ok(conn) => conn,
         Err(e) => {
@@ -77,7 +77,7 @@ pub fn serve(server: Arc<Server>, stream: UnixStream, peer_pid: i32) {
 
 /// An observer's connection: `Status` and `Shutdown` until it hangs up. It is no client: it
 /// holds nothing, and its coming and going never starts a teardown.
-fn observe(server: &Server, conn: &mut Connection, peer_pid: i32) {
+fn observe(server: &Shared, conn: &mut Connection, peer_pid: i32) {
     server.observers.fetch_add(1, Ordering::SeqCst);
     loop {
         let (kind, body) = match conn.read_request() {
@@ -112,7 +112,7 @@ fn observe(server: &Server, conn: &mut Connection, peer_pid: i32) {
 }
 
 /// `Hello` must come first; anything else, or a refused `Hello`, ends the connection.
-fn greet(server: &Server, conn: &mut Connection, peer_pid: i32) -> Greeted {
+fn greet(server: &Shared, conn: &mut Connection, peer_pid: i32) -> Greeted {
     let body = match conn.read_request() {
         Ok(Some((Kind::Hello, body))) => body,
         Ok(Some((kind, _))) => {
@@ -145,7 +145,7 @@ fn greet(server: &Server, conn: &mut Connection, peer_pid: i32) -> Greeted {
     greeted
 }
 
-fn check_teardown(server: &Server) {
+fn check_teardown(server: &Shared) {
     if server.ns().teardown_due() {
         server.begin_shutdown("teardown requested and the last client has left");
     }

@@ -12,13 +12,13 @@
 //! declared_producers}]. A client reference is {id, pid, app}.
 
 use crate::json::Json;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{MAX_BODY, PROTOCOL_VERSION, STATUS_FORMAT_VERSION, StatusReply};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 
 /// The JSON text of the server's state.
-pub fn build(server: &Server) -> Vec<u8> {
+pub fn build(server: &Shared) -> Vec<u8> {
     let id = &server.identity;
     let mut fields = vec![
         ("version", Json::int(STATUS_FORMAT_VERSION)),

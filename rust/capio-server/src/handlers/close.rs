@@ -2,13 +2,13 @@
 
 use crate::namespace::ClientId;
 use crate::persist;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{CloseReq, WireError};
 
 /// `Close` is one-way: nothing to reply. A close may commit the file (`on_close:N`), so its
 /// persistence runs here, before this client's next request is read.
 pub fn close(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (req, _): (CloseReq, &[u8]),
 ) -> Result<(), WireError> {

@@ -5,13 +5,13 @@ use crate::connection::Reply;
 use crate::log::debug;
 use crate::namespace::ClientId;
 use crate::persist;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{ExitReq, WireError};
 
 /// `Exit`: commit what the client leaves behind and persist it before replying, so the client's
 /// outputs are on disk by the time its process is gone.
 pub fn exit(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (req, _): (ExitReq, &[u8]),
 ) -> Result<Reply, WireError> {

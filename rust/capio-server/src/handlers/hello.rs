@@ -3,7 +3,7 @@
 use crate::connection::Reply;
 use crate::log::{debug, info};
 use crate::namespace::ClientId;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{HelloReply, HelloReq, WireError, hello_flags, server_flags, split_hello_tail};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -20,7 +20,7 @@ pub enum Greeted {
 /// `Hello`: register the client and hand it the state table and the CAPIO-CL file's path; or
 /// accept an observer (no table, not a client).
 pub fn hello(
-    server: &Server,
+    server: &Shared,
     peer_pid: i32,
     (req, tail): (HelloReq, &[u8]),
 ) -> Result<(Reply, Greeted), WireError> {

@@ -4,12 +4,12 @@ use crate::connection::Reply;
 use crate::namespace::{ClientId, Done};
 use crate::paths;
 use crate::persist;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{EntryKind, ListReply, ListReq, MAX_BODY, WireError, push_entry};
 use std::os::unix::ffi::OsStrExt;
 
 pub fn list(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (_, tail): (ListReq, &[u8]),
 ) -> Result<Reply, WireError> {

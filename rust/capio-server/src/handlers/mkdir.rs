@@ -5,11 +5,11 @@ use crate::connection::Reply;
 use crate::namespace::{ClientId, Done};
 use crate::paths;
 use crate::persist;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{MkdirReq, WireError};
 
 pub fn mkdir(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (req, tail): (MkdirReq, &[u8]),
 ) -> Result<Reply, WireError> {

@@ -22,19 +22,19 @@ pub use hello::Greeted;
 
 use crate::connection::Reply;
 use crate::namespace::ClientId;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{Kind, LstatReq, StatReq, WireError, decode};
 use std::io;
 
 /// `Hello`: the first request of every connection (see `hello::hello`).
-pub fn hello(server: &Server, peer_pid: i32, body: &[u8]) -> Result<(Reply, Greeted), WireError> {
+pub fn hello(server: &Shared, peer_pid: i32, body: &[u8]) -> Result<(Reply, Greeted), WireError> {
     hello::hello(server, peer_pid, decode(body)?)
 }
 
 /// Route an observer's request: only `Status` and `Shutdown`; `None` for anything else (the
 /// caller drops the connection).
 pub fn dispatch_observer(
-    server: &Server,
+    server: &Shared,
     peer_pid: i32,
     kind: Kind,
     body: &[u8],
@@ -52,7 +52,7 @@ pub fn dispatch_observer(
 /// Route a request after `Hello`: decode its body as the request type its kind names, and hand
 /// it to that kind's handler. `Ok(None)` for one-way requests.
 pub fn dispatch(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     kind: Kind,
     body: &[u8],

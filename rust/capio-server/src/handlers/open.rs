@@ -5,13 +5,13 @@ use crate::log::debug;
 use crate::namespace::{ClientId, Done, Opened};
 use crate::paths;
 use crate::persist;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{OpenKind, OpenReply, OpenReq, WireError};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 pub fn open(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (req, tail): (OpenReq, &[u8]),
 ) -> Result<Reply, WireError> {

@@ -6,7 +6,7 @@ use crate::error::FsError;
 use crate::namespace::{ClientId, Done};
 use crate::paths;
 use crate::persist;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{RenameReq, WireError, split_rename_tail};
 
 /// `Rename`: a committed file whose persist had not landed yet is persisted under its new path
@@ -14,7 +14,7 @@ use capio_proto::{RenameReq, WireError, split_rename_tail};
 /// the rename, so the reply still reports success; the error is logged, and the file is named at
 /// shutdown as not persisted.
 pub fn rename(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (req, tail): (RenameReq, &[u8]),
 ) -> Result<Reply, WireError> {

@@ -3,12 +3,12 @@
 use crate::connection::Reply;
 use crate::log::debug;
 use crate::namespace::ClientId;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{ReserveReply, ReserveReq, WireError};
 
 /// `Reserve`: room in the memory budget for a write up to `end`.
 pub fn reserve(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (req, _): (ReserveReq, &[u8]),
 ) -> Result<Reply, WireError> {

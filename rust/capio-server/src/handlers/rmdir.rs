@@ -4,11 +4,11 @@ use super::reply::reply_status;
 use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::paths;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{RmdirReq, WireError};
 
 pub fn rmdir(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (_, tail): (RmdirReq, &[u8]),
 ) -> Result<Reply, WireError> {

@@ -5,12 +5,12 @@ use crate::connection::Reply;
 use crate::error::FsError;
 use crate::namespace::ClientId;
 use crate::paths;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{SetAttrReq, WireError, attr_flags};
 
 /// `SetAttr`: `chmod`, `chown`, `utimensat` of a path.
 pub fn set_attrs(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (req, tail): (SetAttrReq, &[u8]),
 ) -> Result<Reply, WireError> {

@@ -3,12 +3,12 @@
 use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::paths;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{Kind, Request, StatReply, WireError};
 
 /// `Stat`, and `Lstat` (a final symbolic link reported itself): `R` is `StatReq` or `LstatReq`.
 pub fn stat<R: Request<Reply = StatReply>>(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (_, tail): (R, &[u8]),
 ) -> Result<Reply, WireError> {

@@ -4,11 +4,11 @@ use super::reply::reply_status;
 use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::paths;
-use crate::server::Server;
+use crate::shared::Shared;
 use capio_proto::{UnlinkReq, WireError};
 
 pub fn unlink(
-    server: &Server,
+    server: &Shared,
     client: ClientId,
     (_, tail): (UnlinkReq, &[u8]),
 ) -> Result<Reply, WireError> {

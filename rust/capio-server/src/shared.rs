@@ -23,7 +23,9 @@ pub struct Identity {
     pub managed: bool,
 }
 
-pub struct Server {
+/// What every thread of the server holds (behind one `Arc`): the namespace behind its lock, the
+/// state table, the listening socket, and what a shutdown coordinates.
+pub struct Shared {
     ns: Mutex<Namespace>,
     pub table: Arc<StateTable>,
     pub listener: UnixListener,
@@ -36,15 +38,15 @@ pub struct Server {
     pub observers: AtomicUsize,
 }
 
-impl Server {
+impl Shared {
     pub fn new(
         ns: Namespace,
         table: Arc<StateTable>,
         listener: UnixListener,
         config: Option<PathBuf>,
         identity: Identity,
-    ) -> Server {
-        Server {
+    ) -> Shared {
+        Shared {
             ns: Mutex::new(ns),
             table,
             listener,
