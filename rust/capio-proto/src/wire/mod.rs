@@ -7,7 +7,6 @@
 
 mod enums;
 mod frame;
-mod legacy;
 mod messages;
 mod request;
 mod socket;
@@ -19,7 +18,6 @@ pub use frame::{
     HEADER_LEN, Header, MAGIC, MAX_BODY, PROTOCOL_VERSION, REPLY_BIT, WireError, decode, encode,
     encode_reply, encode_request, read_frame,
 };
-pub use legacy::{fire, node_kind, open_kind};
 pub use messages::*;
 pub use request::{
     ListReq, LstatReq, NoReply, ReplyBody, Request, RmdirReq, ShutdownReq, StatReq, StatusReq,

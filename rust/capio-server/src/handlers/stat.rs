@@ -23,7 +23,7 @@ pub fn stat<R: Request<Reply = StatReply>>(
     let reply = match paths::parse(tail).and_then(stat) {
         Ok(st) => StatReply {
             status: 0,
-            kind: st.kind,
+            kind: st.kind.into(),
             size: st.size,
             mtime_ns: st.mtime_ns,
             mode: st.mode,

@@ -6,7 +6,7 @@ use crate::backing::Backing;
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use crate::log::warning;
-use capio_proto::{node_kind, sys};
+use capio_proto::{NodeKind, sys};
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +16,7 @@ use std::path::Path;
 /// the kernel keeps as for any file (writes move `mtime`, attribute changes `ctime`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
-    pub kind: u32,
+    pub kind: NodeKind,
     pub size: u64,
     pub mtime_ns: i64,
     /// Permission bits.
@@ -35,7 +35,7 @@ pub struct Stat {
 }
 
 impl Stat {
-    pub(super) fn of_meta(kind: u32, meta: &fs::Metadata, committed: bool) -> Stat {
+    pub(super) fn of_meta(kind: NodeKind, meta: &fs::Metadata, committed: bool) -> Stat {
         let ns = disk::nanos;
         Stat {
             kind,
@@ -73,14 +73,14 @@ impl Namespace {
                     nlink: 1,
                     ino,
                     dev,
-                    ..Stat::of_meta(node_kind::FILE, &meta, node.is_committed())
+                    ..Stat::of_meta(NodeKind::File, &meta, node.is_committed())
                 })
             }
             Where::Dir => {
                 // A made directory is on disk: its attributes are the disk's, its state CAPIO's.
                 let made = self.dirs.made(path).ok_or(FsError::NotFound)?;
                 let real = disk::lookup(&root, path)?.ok_or(FsError::NotFound)?;
-                Ok(Stat::of_meta(node_kind::DIR, &real.meta, made.committed()))
+                Ok(Stat::of_meta(NodeKind::Dir, &real.meta, made.committed()))
             }
             Where::Disk(node) => Ok(Stat::of_meta(node.wire_kind(), &node.meta, true)),
             Where::Missing => Err(FsError::NotFound),
@@ -94,7 +94,7 @@ impl Namespace {
         if self.locate_ns(&root, path)?.is_none()
             && let Some(meta) = disk::link_metadata(&root, path)?
         {
-            return Ok(Stat::of_meta(node_kind::OTHER, &meta, true));
+            return Ok(Stat::of_meta(NodeKind::Other, &meta, true));
         }
         self.stat(cid, path)
     }
