@@ -7,7 +7,7 @@
 use crate::error::FsError;
 use crate::paths::confine;
 use crate::persist;
-use capio_proto::{EntryKind, NodeKind};
+use capio_proto::{EntryKind, NodeKind, nanos};
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io;
@@ -70,11 +70,6 @@ impl Identity {
             mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
         }
     }
-}
-
-/// A time of `secs` seconds and `nsec` nanoseconds as nanoseconds since the epoch, saturating.
-pub fn nanos(secs: i64, nsec: i64) -> i64 {
-    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 /// Attributes that give a file the access and modification times `meta` has (and change

@@ -3,13 +3,14 @@
 //!
 //! `frame`: header, checks, the one frame reader; `enums`: kinds and the other closed value sets;
 //! `messages`: the bodies; `request`: which reply answers which request; `socket`: receiving a
-//! frame and its fd.
+//! frame and its fd; `stat`: what a stat reports.
 
 mod enums;
 mod frame;
 mod messages;
 mod request;
 mod socket;
+mod stat;
 #[cfg(test)]
 mod tests;
 
@@ -24,3 +25,4 @@ pub use request::{
     UnlinkReq,
 };
 pub use socket::recv_frame;
+pub use stat::{NodeStat, StatReply, nanos, reported_identity};

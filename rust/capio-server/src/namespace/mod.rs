@@ -33,7 +33,6 @@ mod names;
 mod open;
 mod report;
 
-pub use attrs::Stat;
 pub use clients::ClientId;
 pub use names::Repersist;
 
