@@ -100,3 +100,127 @@ impl Conn {
         Ok(Reply { fixed, body, fd })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capio_proto::{
+        CloseReq, Kind, OpenReply, OpenReq, StatusReply, encode, encode_reply, read_frame,
+    };
+    use std::io::Write;
+
+    /// A connection and the server's end of its socket.
+    fn pair() -> (Conn, UnixStream) {
+        let (client, server) = UnixStream::pair().unwrap();
+        (Conn::new(client, "wf"), server)
+    }
+
+    #[test]
+    fn a_call_gets_its_typed_reply_and_the_fd_that_rode_on_it() {
+        let (mut conn, server) = pair();
+        let reply = OpenReply {
+            kind: 1,
+            slot: 7,
+            size: 3,
+            ..OpenReply::default()
+        };
+        let frame = encode_reply::<OpenReq>(&reply, b"tail").unwrap();
+        let fd = sys::memfd("conn-test").unwrap();
+        sys::send_with_fd(&server, &frame, Some(fd.as_fd())).unwrap();
+        let got = conn
+            .call(&OpenReq { flags: 0, mode: 0 }, b"/c/f")
+            .unwrap()
+            .check(Path::new("/c/f"))
+            .unwrap();
+        assert_eq!(
+            (got.fixed.slot, got.fixed.size, got.tail()),
+            (7, 3, &b"tail"[..])
+        );
+        assert!(got.fd.is_some());
+        // What the server read: one `Open` request with its path.
+        let (header, body) = read_frame(&mut &server).unwrap();
+        assert_eq!(header.kind, Kind::Open as u16);
+        assert_eq!(&body[size_of::<OpenReq>()..], b"/c/f");
+    }
+
+    #[test]
+    fn a_negative_status_is_the_error_about_the_path() {
+        let (mut conn, mut server) = pair();
+        let frame = encode_reply::<capio_proto::UnlinkReq>(
+            &StatusReply {
+                status: -libc::ENOENT,
+                _pad: 0,
+            },
+            &[],
+        )
+        .unwrap();
+        server.write_all(&frame).unwrap();
+        let err = conn
+            .call(&capio_proto::UnlinkReq {}, b"/c/x")
+            .unwrap()
+            .check(Path::new("/c/x"))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                ClientError::Os {
+                    errno: libc::ENOENT,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_reply_of_another_kind_is_a_protocol_error() {
+        let (mut conn, mut server) = pair();
+        let frame = encode(Kind::Stat.reply_code(), &StatusReply::default(), &[]).unwrap();
+        server.write_all(&frame).unwrap();
+        let err = conn
+            .call(&capio_proto::UnlinkReq {}, b"/c/x")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, ClientError::Protocol(WireError::UnknownKind(k)) if k == Kind::Stat.reply_code()),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_closed_or_truncating_server_is_gone() {
+        let (mut conn, server) = pair();
+        drop(server);
+        let err = conn.call(&capio_proto::StatusReq {}, &[]).err().unwrap();
+        assert!(
+            matches!(err, ClientError::ServerGone(ref w) if w == "wf"),
+            "{err:?}"
+        );
+
+        let (mut conn, mut server) = pair();
+        let frame = encode_reply::<capio_proto::StatusReq>(&StatusReply::default(), b"{}").unwrap();
+        server.write_all(&frame[..frame.len() - 1]).unwrap();
+        // The request still goes out; the reply ends one byte short.
+        server.shutdown(std::net::Shutdown::Write).unwrap();
+        let err = conn.call(&capio_proto::StatusReq {}, &[]).err().unwrap();
+        assert!(matches!(err, ClientError::ServerGone(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_one_way_request_is_sent_and_not_waited_for() {
+        let (mut conn, server) = pair();
+        conn.send(
+            &CloseReq {
+                slot: 4,
+                writable: 1,
+            },
+            &[],
+        )
+        .unwrap();
+        let (header, body) = read_frame(&mut &server).unwrap();
+        assert_eq!(header.kind, Kind::Close as u16);
+        let (req, _): (CloseReq, _) = capio_proto::decode(&body).unwrap();
+        assert_eq!((req.slot, req.writable), (4, 1));
+    }
+}

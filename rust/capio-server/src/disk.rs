@@ -7,7 +7,7 @@
 use crate::error::FsError;
 use crate::paths::confine;
 use crate::persist;
-use capio_proto::node_kind;
+use capio_proto::{EntryKind, NodeKind, nanos};
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io;
@@ -31,11 +31,11 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn wire_kind(&self) -> u32 {
+    pub fn wire_kind(&self) -> NodeKind {
         if self.kind == Kind::Dir {
-            node_kind::DIR
+            NodeKind::Dir
         } else {
-            node_kind::FILE
+            NodeKind::File
         }
     }
 }
@@ -70,11 +70,6 @@ impl Identity {
             mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
         }
     }
-}
-
-/// A time of `secs` seconds and `nsec` nanoseconds as nanoseconds since the epoch, saturating.
-pub fn nanos(secs: i64, nsec: i64) -> i64 {
-    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 /// Attributes that give a file the access and modification times `meta` has (and change
@@ -299,18 +294,18 @@ pub fn open_read(node: &Node) -> Result<File, FsError> {
     Ok(file)
 }
 
-fn entry_kind(ft: fs::FileType) -> u32 {
+fn entry_kind(ft: fs::FileType) -> NodeKind {
     if ft.is_dir() {
-        node_kind::DIR
+        NodeKind::Dir
     } else if ft.is_file() {
-        node_kind::FILE
+        NodeKind::File
     } else {
-        node_kind::OTHER
+        NodeKind::Other
     }
 }
 
-/// The entries of a real directory, minus the server's hidden files, as `(node_kind, name)`.
-pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
+/// The entries of a real directory, minus the server's hidden files, as `(kind, name)`.
+pub fn list(real_dir: &Path) -> io::Result<Vec<(EntryKind, OsString)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(real_dir)? {
         let entry = entry?;
@@ -323,12 +318,14 @@ pub fn list(real_dir: &Path) -> io::Result<Vec<(u32, OsString)>> {
         // never its content.
         let kind = if ft.is_symlink() {
             let target = fs::metadata(entry.path()).ok();
-            node_kind::LINK
-                | target
+            EntryKind {
+                node: target
                     .as_ref()
-                    .map_or(node_kind::OTHER, |m| entry_kind(m.file_type()))
+                    .map_or(NodeKind::Other, |m| entry_kind(m.file_type())),
+                link: true,
+            }
         } else {
-            entry_kind(ft)
+            entry_kind(ft).into()
         };
         out.push((kind, name));
     }

@@ -3,7 +3,7 @@
 
 use crate::error::StartError;
 use capio_cl::{FireRule, Rules};
-use capio_proto::fire;
+use capio_proto::Fire;
 use std::path::{Path, PathBuf};
 
 /// The rules of a run: those of `config` (resolved against `capio_dir`), or the no-config defaults
@@ -28,10 +28,10 @@ pub fn load(
 }
 
 /// The value of a fire rule in `OpenReply::fire` and `ListReply::fire`.
-pub fn fire_wire(rule: FireRule) -> u32 {
+pub fn fire_wire(rule: FireRule) -> Fire {
     match rule {
-        FireRule::Update => fire::UPDATE,
-        FireRule::NoUpdate => fire::NO_UPDATE,
+        FireRule::Update => Fire::Update,
+        FireRule::NoUpdate => Fire::NoUpdate,
     }
 }
 
@@ -46,7 +46,7 @@ mod tests {
         assert!(path.is_none());
         let rule = rules.rule_for(Path::new("/any/where"));
         assert_eq!(rule.commit, capio_cl::CommitRule::OnTermination);
-        assert_eq!(fire_wire(rule.fire), fire::UPDATE);
+        assert_eq!(fire_wire(rule.fire), Fire::Update);
         assert!(rule.permanent && !rule.excluded);
     }
 
@@ -64,7 +64,7 @@ mod tests {
         let (rules, path) = load(Some(&good), t.path()).unwrap();
         assert_eq!(path.as_deref(), Some(good.as_path()));
         let rule = rules.rule_for(&t.path().join("out.dat"));
-        assert_eq!(fire_wire(rule.fire), fire::NO_UPDATE);
+        assert_eq!(fire_wire(rule.fire), Fire::NoUpdate);
 
         let bad = t.path().join("bad.json");
         std::fs::write(

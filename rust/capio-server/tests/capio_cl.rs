@@ -76,7 +76,7 @@ fn an_on_n_files_directory_is_listed_while_it_fills_and_commits_at_n() {
     let (empty, entries) = r.list_reply(&parts);
     assert_eq!(
         (empty.status, empty.committed, empty.fire, empty.producer),
-        (0, 0, fire::NO_UPDATE, 0)
+        (0, 0, Fire::NoUpdate as u32, 0)
     );
     assert!(entries.is_empty());
     assert_eq!(w.list_reply(&parts).0.producer, 1);
@@ -89,7 +89,7 @@ fn an_on_n_files_directory_is_listed_while_it_fills_and_commits_at_n() {
     );
     let (one, entries) = r.list_reply(&parts);
     assert_eq!(one.committed, 0);
-    assert_eq!(entries, vec![(node_kind::FILE, "p0".to_string())]);
+    assert_eq!(entries, vec![(NodeKind::File as u32, "p0".to_string())]);
 
     assert_eq!(w.open(&parts.join("p1"), WR | CREAT).0.status, 0);
     let (two, entries) = r.list_reply(&parts);
@@ -114,12 +114,12 @@ fn open_replies_carry_no_update_and_declared_producers_and_exclusions_are_enforc
     let r = Client::hello(&s, "reader");
     let stream = s.capio.join("stream.dat");
     let (wo, _) = w.open(&stream, WR | CREAT);
-    assert_eq!((wo.fire, wo.producer), (fire::NO_UPDATE, 1));
+    assert_eq!((wo.fire, wo.producer), (Fire::NoUpdate as u32, 1));
     let (ro, _) = r.open(&stream, RD);
-    assert_eq!((ro.fire, ro.producer), (fire::NO_UPDATE, 0));
+    assert_eq!((ro.fire, ro.producer), (Fire::NoUpdate as u32, 0));
     assert_eq!(
         w.open(&s.capio.join("other"), WR | CREAT).0.fire,
-        fire::UPDATE
+        Fire::Update as u32
     );
 
     let never = s.capio.join("never.dat");
@@ -129,7 +129,7 @@ fn open_replies_carry_no_update_and_declared_producers_and_exclusions_are_enforc
         "its producer never waits"
     );
     let (wait, _) = r.open(&never, RD);
-    assert_eq!((wait.status, wait.kind), (0, open_kind::WAIT));
+    assert_eq!((wait.status, wait.kind), (0, OpenKind::Wait as u32));
     assert_eq!(w.exit(false), 0);
     assert_ne!(r.table.namespace().seq.load(SeqCst), wait.generation);
     assert_eq!(

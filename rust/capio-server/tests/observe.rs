@@ -26,7 +26,7 @@ fn an_observer_sees_clients_files_readers_and_waits_without_being_a_client() {
     let (r, _fd) = b.open(&out, RD);
     assert_eq!(r.slot, w.slot);
     let later = s.capio.join("later.txt");
-    assert_eq!(b.open(&later, RD).0.kind, open_kind::WAIT);
+    assert_eq!(b.open(&later, RD).0.kind, OpenKind::Wait as u32);
 
     let (obs, hr, fd) = observer(&s);
     assert_eq!(hr.status, 0);

@@ -23,7 +23,7 @@ fn create_stream_share_commit_and_persist() {
     let (w, fd) = a.open(&out, WR | CREAT | TRUNC);
     assert_eq!(
         (w.status, w.kind, w.producer, w.fire),
-        (0, open_kind::MEMORY, 1, fire::UPDATE)
+        (0, OpenKind::Memory as u32, 1, Fire::Update as u32)
     );
     assert_ne!(w.slot, 0);
     let data = fd.expect("memfd");
@@ -33,7 +33,7 @@ fn create_stream_share_commit_and_persist() {
     let (r, fd) = b.open(&out, RD);
     assert_eq!(
         (r.status, r.kind, r.slot, r.producer, r.size),
-        (0, open_kind::MEMORY, w.slot, 0, 14)
+        (0, OpenKind::Memory as u32, w.slot, 0, 14)
     );
     let mut buf = [0u8; 14];
     fd.expect("memfd").read_exact_at(&mut buf, 0).unwrap();
@@ -41,7 +41,7 @@ fn create_stream_share_commit_and_persist() {
     let st = b.stat(&out);
     assert_eq!(
         (st.status, st.kind, st.size, st.committed),
-        (0, node_kind::FILE, 14, 0)
+        (0, NodeKind::File as u32, 14, 0)
     );
     assert!(!out.exists(), "nothing reaches disk before the commit");
 
@@ -90,12 +90,12 @@ fn missing_reads_wait_and_peers_see_mkdir_list_stat() {
     let later = s.capio.join("later.txt");
 
     let (wait, fd) = b.open(&later, RD);
-    assert_eq!((wait.status, wait.kind), (0, open_kind::WAIT));
+    assert_eq!((wait.status, wait.kind), (0, OpenKind::Wait as u32));
     assert!(fd.is_none());
     assert_eq!(b.stat(&later).status, -libc::ENOENT, "stat never waits");
     assert_eq!(a.open(&later, WR | CREAT).0.status, 0);
     assert_ne!(b.table.namespace().seq.load(SeqCst), wait.generation);
-    assert_eq!(b.open(&later, RD).0.kind, open_kind::MEMORY);
+    assert_eq!(b.open(&later, RD).0.kind, OpenKind::Memory as u32);
 
     let sub = s.capio.join("sub");
     assert_eq!(a.mkdir(&sub), 0);
@@ -107,19 +107,22 @@ fn missing_reads_wait_and_peers_see_mkdir_list_stat() {
     assert_eq!(b.mkdir(&s.capio.join("nope/x")), -libc::ENOENT);
     assert_eq!(b.mkdir(&later.join("x")), -libc::ENOTDIR);
     let st = b.stat(&sub);
-    assert_eq!((st.status, st.kind, st.committed), (0, node_kind::DIR, 0));
+    assert_eq!(
+        (st.status, st.kind, st.committed),
+        (0, NodeKind::Dir as u32, 0)
+    );
     assert_eq!(b.open(&sub, RD).0.status, -libc::EISDIR);
     assert_eq!(b.open(&sub.join("f"), RW | CREAT).0.status, 0);
     fs::write(s.capio.join("z_input"), b"on disk").unwrap();
 
     let (status, root) = b.list(&s.capio);
     assert_eq!(status, 0);
-    let file = node_kind::FILE;
+    let file = NodeKind::File as u32;
     assert_eq!(
         root,
         vec![
             (file, "later.txt".into()),
-            (node_kind::DIR, "sub".into()),
+            (NodeKind::Dir as u32, "sub".into()),
             (file, "z_input".into())
         ]
     );
@@ -129,7 +132,7 @@ fn missing_reads_wait_and_peers_see_mkdir_list_stat() {
     let (input, fd) = a.open(&s.capio.join("z_input"), RD);
     assert_eq!(
         (input.kind, input.slot, input.size),
-        (open_kind::DISK, u32::MAX, 7)
+        (OpenKind::Disk as u32, u32::MAX, 7)
     );
     assert_eq!(std::io::read_to_string(fd.unwrap()).unwrap(), "on disk");
 
@@ -402,12 +405,12 @@ fn rename_publishes_a_temp_file_to_a_waiting_opener() {
     let (tmp, dst) = (s.capio.join("out.tmp"), s.capio.join("out"));
 
     let (wait, _) = b.open(&dst, RD);
-    assert_eq!((wait.status, wait.kind), (0, open_kind::WAIT));
+    assert_eq!((wait.status, wait.kind), (0, OpenKind::Wait as u32));
     let (w, fd) = a.open(&tmp, WR | CREAT);
     fd.unwrap().write_all_at(b"whole", 0).unwrap();
     a.slot(w.slot).publish(5);
     // Creating the temp file wakes the waiter too; its retry still has to wait.
-    assert_eq!(b.open(&dst, RD).0.kind, open_kind::WAIT);
+    assert_eq!(b.open(&dst, RD).0.kind, OpenKind::Wait as u32);
     let seen = b.table.namespace().seq.load(SeqCst);
 
     assert_eq!(a.rename(&tmp, &dst), 0);
@@ -415,7 +418,7 @@ fn rename_publishes_a_temp_file_to_a_waiting_opener() {
     let (r, fd) = b.open(&dst, RD);
     assert_eq!(
         (r.status, r.kind, r.slot, r.producer, r.size),
-        (0, open_kind::MEMORY, w.slot, 0, 5)
+        (0, OpenKind::Memory as u32, w.slot, 0, 5)
     );
     assert_eq!(
         b.slot(r.slot).state(),

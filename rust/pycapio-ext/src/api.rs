@@ -493,7 +493,7 @@ fn entries_list(entries: Vec<capio_client::DirEntry>) -> PyResult<Owned> {
     for (name, kind) in entries {
         items.push(convert::tuple(vec![
             convert::fs_str(&name)?,
-            convert::int(i64::from(kind))?,
+            convert::int(i64::from(u32::from(kind)))?,
         ])?);
     }
     Ok(convert::list(items)?)

@@ -8,7 +8,6 @@ use crate::py::obj::Owned;
 use crate::state;
 use capio_capi::{CAPSULE_NAME, CapiTable, Header, KIND_DIR, KIND_FILE, Stat};
 use capio_client::{Client, ClientError, FileStat};
-use capio_proto::node_kind;
 use pyo3_ffi as ffi;
 use std::ffi::{CStr, OsStr, c_char, c_int, c_uint, c_void};
 use std::os::unix::ffi::OsStrExt;
@@ -282,7 +281,7 @@ unsafe extern "C" fn listdir(path: *const c_char, buf: *mut c_char, len: usize) 
         let path = unsafe { path_arg(path) }?;
         let entries: Vec<(Vec<u8>, bool)> = ok(client()?.listdir(path, &mut never))?
             .into_iter()
-            .map(|(name, kind)| (name, node_kind::is_dir(kind)))
+            .map(|(name, kind)| (name, kind.is_dir()))
             .collect();
         let need: usize = entries
             .iter()

@@ -202,7 +202,7 @@ mod tests {
             capio_path: PathBuf::from("/capio/f"),
             slot: Some(SLOT),
             producer: true,
-            fire: capio_proto::fire::UPDATE,
+            fire: capio_proto::Fire::Update,
             readable: false,
             writable: true,
             append,

@@ -16,7 +16,7 @@ use crate::bootstrap::{self, StartParams};
 use crate::conn::Conn;
 use crate::error::{ClientError, Result};
 use crate::paths::Scope;
-use capio_proto::{ExitReq, Slot, StateTable, server_flags};
+use capio_proto::{ExitReq, Fire, Slot, StateTable, server_flags};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::RawFd;
@@ -47,7 +47,7 @@ struct Handle {
     /// `None` for a committed input served from its file on disk.
     slot: Option<u32>,
     producer: bool,
-    fire: u32,
+    fire: Fire,
     readable: bool,
     writable: bool,
     append: bool,

@@ -4,7 +4,8 @@
 use crate::error::{ClientError, Result};
 use crate::paths::Scope;
 use capio_proto::{
-    ListReply, ListReq, MkdirReq, Request, RmdirReq, StatusReply, UnlinkReq, fire, rename_tail, sys,
+    EntryKind, Fire, ListReply, ListReq, MkdirReq, Request, RmdirReq, StatusReply, UnlinkReq,
+    rename_tail, sys,
 };
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
@@ -13,9 +14,9 @@ use std::path::{Path, PathBuf};
 use super::Client;
 use super::wait::TO_BE_CREATED;
 
-/// A directory entry: its name and its `node_kind` (with `node_kind::LINK` for a symbolic link;
-/// `node_kind::is_dir` tells a directory).
-pub type DirEntry = (Vec<u8>, u32);
+/// A directory entry: its name and its kind (`EntryKind::is_dir` tells a directory, following a
+/// symbolic link).
+pub type DirEntry = (Vec<u8>, EntryKind);
 
 impl Client {
     pub fn mkdir(&self, path: &Path, mode: u32) -> Result<()> {
@@ -36,7 +37,7 @@ impl Client {
             .check(path)?;
         let entries = capio_proto::parse_entries(reply.tail())?
             .into_iter()
-            .map(|(k, n)| (n.to_vec(), u32::from(k)))
+            .map(|(k, n)| (n.to_vec(), k))
             .collect();
         Ok((reply.fixed, entries))
     }
@@ -70,12 +71,13 @@ impl Client {
                 .filter(|(n, _)| !seen.contains(n))
                 .collect();
             let complete = r.committed != 0 || r.producer != 0;
-            if complete || (stream && r.fire == fire::NO_UPDATE && !fresh.is_empty()) {
+            let fire = r.fire_rule()?;
+            if complete || (stream && fire == Fire::NoUpdate && !fresh.is_empty()) {
                 return Ok((fresh, complete));
             }
             let what = if r.missing != 0 {
                 TO_BE_CREATED
-            } else if r.fire == fire::NO_UPDATE {
+            } else if fire == Fire::NoUpdate {
                 "to have new entries"
             } else {
                 "to be committed"

@@ -105,7 +105,7 @@ impl Client {
                         capio_path: abs.clone(),
                         slot,
                         producer: r.producer != 0,
-                        fire: r.fire,
+                        fire: r.fire_rule()?,
                         readable: acc == libc::O_RDONLY || acc == libc::O_RDWR,
                         writable: acc == libc::O_WRONLY || acc == libc::O_RDWR,
                         append,

@@ -2,7 +2,7 @@
 //! deadline checks, and the read-side wait for data per the file's fire rule.
 
 use crate::error::{ClientError, Result};
-use capio_proto::{Slot, SlotState, fire, sys};
+use capio_proto::{Fire, Slot, SlotState, sys};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -103,10 +103,10 @@ impl<'a> Waiter<'a> {
                         path: path.to_path_buf(),
                     });
                 }
-                _ if reader.fire == fire::NO_UPDATE && len > off => return Ok(len),
+                _ if reader.fire == Fire::NoUpdate && len > off => return Ok(len),
                 _ => {}
             }
-            let what = if reader.fire == fire::NO_UPDATE {
+            let what = if reader.fire == Fire::NoUpdate {
                 "to have more data"
             } else {
                 "to be committed"
@@ -120,7 +120,7 @@ impl<'a> Waiter<'a> {
 #[derive(Clone, Copy, Debug)]
 struct Reader {
     producer: bool,
-    fire: u32,
+    fire: Fire,
 }
 
 impl Client {
@@ -253,15 +253,15 @@ mod tests {
 
     const UPDATE: Reader = Reader {
         producer: false,
-        fire: fire::UPDATE,
+        fire: Fire::Update,
     };
     const NO_UPDATE: Reader = Reader {
         producer: false,
-        fire: fire::NO_UPDATE,
+        fire: Fire::NoUpdate,
     };
     const PRODUCER: Reader = Reader {
         producer: true,
-        fire: fire::UPDATE,
+        fire: Fire::Update,
     };
     const SLOT: u32 = 1;
 

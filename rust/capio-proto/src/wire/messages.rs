@@ -1,7 +1,7 @@
 //! Message bodies: the fixed `#[repr(C)]` part of every request and reply, their flag sets, and
 //! the helpers that build and split their tails.
 
-use super::enums::{EntryKind, Fire, NodeKind, OpenKind};
+use super::enums::{EntryKind, Fire, OpenKind};
 use super::frame::WireError;
 use bytemuck::{Pod, Zeroable};
 
@@ -89,52 +89,6 @@ pub struct CloseReq {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct Empty {}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct StatReply {
-    pub status: i32,
-    /// A [`NodeKind`].
-    pub kind: u32,
-    pub size: u64,
-    pub mtime_ns: i64,
-    /// Permission bits (no file-type bits).
-    pub mode: u32,
-    pub committed: u32,
-    pub atime_ns: i64,
-    pub ctime_ns: i64,
-    pub uid: u32,
-    pub gid: u32,
-    /// The `S_IFMT` bits of `st_mode` (`S_IFREG`, `S_IFDIR`, `S_IFLNK`, `S_IFIFO`, ...).
-    pub file_type: u32,
-    pub nlink: u32,
-    /// `st_ino` and `st_dev` as pycapio reports them (see [`reported_identity`]).
-    pub ino: u64,
-    pub dev: u64,
-}
-
-impl StatReply {
-    pub fn node_kind(&self) -> Result<NodeKind, WireError> {
-        NodeKind::try_from(self.kind)
-    }
-}
-
-/// High bit of the inode number reported for a CAPIO file's memory data object.
-const MEMORY_INO: u64 = 1 << 62;
-
-/// The (`st_dev`, `st_ino`) reported for a CAPIO file whose data object has `dev` and `ino`, in a
-/// CAPIO directory on device `root_dev`. Server (`stat`) and client (`fstat`) both report this,
-/// so two names of one file, and every fd on it, agree (`os.path.samefile`, `shutil`'s
-/// `SameFileError`). A memfd lives on the kernel's internal shmem mount: that device would make a
-/// CAPIO file look like a mount point (`os.path.ismount`), so it is reported on the directory's
-/// device, with a high bit no inode number on that device reaches.
-pub fn reported_identity(dev: u64, ino: u64, root_dev: u64) -> (u64, u64) {
-    if dev == root_dev {
-        (dev, ino)
-    } else {
-        (root_dev, ino | MEMORY_INO)
-    }
-}
 
 /// `SetAttr` body; the tail is the path. What changes is chosen by [`attr_flags`]; a time is
 /// nanoseconds since the epoch.

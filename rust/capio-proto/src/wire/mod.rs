@@ -3,14 +3,14 @@
 //!
 //! `frame`: header, checks, the one frame reader; `enums`: kinds and the other closed value sets;
 //! `messages`: the bodies; `request`: which reply answers which request; `socket`: receiving a
-//! frame and its fd.
+//! frame and its fd; `stat`: what a stat reports.
 
 mod enums;
 mod frame;
-mod legacy;
 mod messages;
 mod request;
 mod socket;
+mod stat;
 #[cfg(test)]
 mod tests;
 
@@ -19,10 +19,10 @@ pub use frame::{
     HEADER_LEN, Header, MAGIC, MAX_BODY, PROTOCOL_VERSION, REPLY_BIT, WireError, decode, encode,
     encode_reply, encode_request, read_frame,
 };
-pub use legacy::{fire, node_kind, open_kind};
 pub use messages::*;
 pub use request::{
     ListReq, LstatReq, NoReply, ReplyBody, Request, RmdirReq, ShutdownReq, StatReq, StatusReq,
     UnlinkReq,
 };
 pub use socket::recv_frame;
+pub use stat::{NodeStat, StatReply, nanos, reported_identity};

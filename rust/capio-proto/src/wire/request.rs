@@ -4,8 +4,9 @@
 use super::enums::Kind;
 use super::messages::{
     CloseReq, ExitReq, HelloReply, HelloReq, ListReply, MkdirReq, OpenReply, OpenReq, RenameReq,
-    ReserveReply, ReserveReq, SetAttrReq, StatReply, StatusReply,
+    ReserveReply, ReserveReq, SetAttrReq, StatusReply,
 };
+use super::stat::StatReply;
 use bytemuck::{Pod, Zeroable};
 
 /// A request's fixed part.

@@ -212,8 +212,11 @@ fn wire_enums_convert_both_ways_and_refuse_unknown_values() {
         Kind::try_from(99),
         Err(WireError::UnknownKind(99))
     ));
-    assert!(node_kind::is_dir(node_kind::DIR | node_kind::LINK));
-    assert!(!node_kind::is_dir(node_kind::FILE));
+    assert!(
+        EntryKind::try_from(0x12).unwrap().is_dir(),
+        "a link to a directory"
+    );
+    assert!(!EntryKind::try_from(1).unwrap().is_dir());
 }
 
 #[test]
@@ -270,4 +273,31 @@ fn typed_request_and_reply_round_trip() {
     let (got, _): (StatReply, _) = decode(&body).unwrap();
     assert_eq!(got.status(), -libc::ENOENT);
     assert_eq!(got.node_kind().unwrap(), NodeKind::Other);
+}
+
+#[test]
+fn a_stat_survives_its_wire_form_and_a_bad_kind_is_refused() {
+    let dir = std::env::temp_dir().join(format!("capio-proto-stat-{}", std::process::id()));
+    std::fs::write(&dir, b"12345").unwrap();
+    let meta = std::fs::metadata(&dir).unwrap();
+    let st = NodeStat::of_meta(NodeKind::File, &meta, false);
+    std::fs::remove_file(&dir).unwrap();
+    assert_eq!((st.size, st.file_type, st.nlink), (5, libc::S_IFREG, 1));
+    assert_eq!(st.mode & !0o7777, 0, "permission bits only");
+    assert_eq!(
+        st.mtime_ns,
+        nanos(
+            std::os::unix::fs::MetadataExt::mtime(&meta),
+            std::os::unix::fs::MetadataExt::mtime_nsec(&meta)
+        )
+    );
+    let reply = StatReply::of(&st);
+    assert_eq!((reply.status, reply.kind, reply.committed), (0, 1, 0));
+    assert_eq!(reply.stat().unwrap(), st);
+    let bad = StatReply { kind: 9, ..reply };
+    assert!(matches!(
+        bad.stat(),
+        Err(WireError::UnknownValue { value: 9, .. })
+    ));
+    assert_eq!(nanos(i64::MAX, 1), i64::MAX, "saturates");
 }

@@ -5,7 +5,7 @@ use crate::namespace::{ClientId, Done};
 use crate::paths;
 use crate::persist;
 use crate::shared::Shared;
-use capio_proto::{EntryKind, ListReply, ListReq, MAX_BODY, WireError, push_entry};
+use capio_proto::{ListReply, ListReq, MAX_BODY, WireError, push_entry};
 use std::os::unix::ffi::OsStrExt;
 
 pub fn list(
@@ -37,7 +37,7 @@ pub fn list(
     };
     let mut out = Vec::new();
     for (kind, name) in &listing.entries {
-        push_entry(&mut out, EntryKind::try_from(*kind)?, name.as_bytes());
+        push_entry(&mut out, *kind, name.as_bytes());
     }
     if out.len() + size_of::<ListReply>() > MAX_BODY as usize {
         let reply = ListReply {
@@ -50,7 +50,7 @@ pub fn list(
         status: 0,
         committed: u32::from(listing.committed),
         generation,
-        fire: listing.fire,
+        fire: listing.fire.into(),
         producer: u32::from(listing.producer),
         missing: u32::from(listing.missing),
     };

@@ -33,7 +33,7 @@ pub fn open(
             reply.kind = OpenKind::Memory.into();
             reply.slot = slot;
             reply.producer = u32::from(producer);
-            reply.fire = fire;
+            reply.fire = fire.into();
             reply.size = size;
             Some(data)
         }

@@ -21,22 +21,7 @@ pub fn stat<R: Request<Reply = StatReply>>(
         }
     };
     let reply = match paths::parse(tail).and_then(stat) {
-        Ok(st) => StatReply {
-            status: 0,
-            kind: st.kind,
-            size: st.size,
-            mtime_ns: st.mtime_ns,
-            mode: st.mode,
-            committed: u32::from(st.committed),
-            atime_ns: st.atime_ns,
-            ctime_ns: st.ctime_ns,
-            uid: st.uid,
-            gid: st.gid,
-            file_type: st.file_type,
-            nlink: st.nlink,
-            ino: st.ino,
-            dev: st.dev,
-        },
+        Ok(st) => StatReply::of(&st),
         Err(e) => StatReply {
             status: -e.errno(),
             ..StatReply::default()

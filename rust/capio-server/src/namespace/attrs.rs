@@ -6,59 +6,14 @@ use crate::backing::Backing;
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use crate::log::warning;
-use capio_proto::{node_kind, sys};
-use std::fs;
+use capio_proto::{NodeKind, NodeStat, sys};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// What `stat` reports. A CAPIO file's mode, owner and times are those of its data object, which
-/// the kernel keeps as for any file (writes move `mtime`, attribute changes `ctime`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stat {
-    pub kind: u32,
-    pub size: u64,
-    pub mtime_ns: i64,
-    /// Permission bits.
-    pub mode: u32,
-    pub committed: bool,
-    pub atime_ns: i64,
-    pub ctime_ns: i64,
-    pub uid: u32,
-    pub gid: u32,
-    /// `S_IFMT` bits.
-    pub file_type: u32,
-    pub nlink: u32,
-    /// The node's identity: its disk inode and device, or its data object's for a CAPIO file.
-    pub ino: u64,
-    pub dev: u64,
-}
-
-impl Stat {
-    pub(super) fn of_meta(kind: u32, meta: &fs::Metadata, committed: bool) -> Stat {
-        let ns = disk::nanos;
-        Stat {
-            kind,
-            size: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            mode: meta.mode() & 0o7777,
-            committed,
-            atime_ns: ns(meta.atime(), meta.atime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-            uid: meta.uid(),
-            gid: meta.gid(),
-            file_type: meta.mode() & libc::S_IFMT,
-            // A CAPIO file's data object has no name (a memfd), yet the file has one.
-            nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX).max(1),
-            ino: meta.ino(),
-            dev: meta.dev(),
-        }
-    }
-}
-
 impl Namespace {
     /// What `stat` reports of `path`, following a final symbolic link.
-    pub fn stat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
+    pub fn stat(&self, cid: ClientId, path: &Path) -> Result<NodeStat, FsError> {
         let root = self.root_for(cid, path)?;
         let path: &Path = &self.real_path(&root, path);
         let path = &self.through_links(&root, path)?;
@@ -68,33 +23,37 @@ impl Namespace {
                 let meta = node.data.metadata()?;
                 let root_dev = self.clients.get(cid).map_or(0, |c| c.root_dev);
                 let (dev, ino) = capio_proto::reported_identity(meta.dev(), meta.ino(), root_dev);
-                Ok(Stat {
+                Ok(NodeStat {
                     size: node.len(),
                     nlink: 1,
                     ino,
                     dev,
-                    ..Stat::of_meta(node_kind::FILE, &meta, node.is_committed())
+                    ..NodeStat::of_meta(NodeKind::File, &meta, node.is_committed())
                 })
             }
             Where::Dir => {
                 // A made directory is on disk: its attributes are the disk's, its state CAPIO's.
                 let made = self.dirs.made(path).ok_or(FsError::NotFound)?;
                 let real = disk::lookup(&root, path)?.ok_or(FsError::NotFound)?;
-                Ok(Stat::of_meta(node_kind::DIR, &real.meta, made.committed()))
+                Ok(NodeStat::of_meta(
+                    NodeKind::Dir,
+                    &real.meta,
+                    made.committed(),
+                ))
             }
-            Where::Disk(node) => Ok(Stat::of_meta(node.wire_kind(), &node.meta, true)),
+            Where::Disk(node) => Ok(NodeStat::of_meta(node.wire_kind(), &node.meta, true)),
             Where::Missing => Err(FsError::NotFound),
         }
     }
 
     /// `stat` without following a final symbolic link: one on disk is reported itself.
-    pub fn lstat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
+    pub fn lstat(&self, cid: ClientId, path: &Path) -> Result<NodeStat, FsError> {
         let root = self.root_for(cid, path)?;
         let path: &Path = &self.real_path(&root, path);
         if self.locate_ns(&root, path)?.is_none()
             && let Some(meta) = disk::link_metadata(&root, path)?
         {
-            return Ok(Stat::of_meta(node_kind::OTHER, &meta, true));
+            return Ok(NodeStat::of_meta(NodeKind::Other, &meta, true));
         }
         self.stat(cid, path)
     }

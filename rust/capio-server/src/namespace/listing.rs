@@ -6,18 +6,18 @@ use super::{Caused, ClientId, Done, Listing, Namespace, Where};
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use crate::rules::fire_wire;
-use capio_proto::node_kind;
+use capio_proto::{EntryKind, NodeKind};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The listing kind of an `S_IFMT` file type.
-fn kind_of_type(file_type: u32) -> u32 {
+fn kind_of_type(file_type: u32) -> NodeKind {
     match file_type {
-        libc::S_IFDIR => node_kind::DIR,
-        libc::S_IFREG => node_kind::FILE,
-        _ => node_kind::OTHER,
+        libc::S_IFDIR => NodeKind::Dir,
+        libc::S_IFREG => NodeKind::File,
+        _ => NodeKind::Other,
     }
 }
 
@@ -146,9 +146,9 @@ impl Namespace {
             for name in dir.names() {
                 let child = path.join(name);
                 let kind = if self.files.visible(&child).is_some() {
-                    node_kind::FILE
+                    NodeKind::File.into()
                 } else if self.dirs.is_made(&child) {
-                    node_kind::DIR
+                    NodeKind::Dir.into()
                 } else {
                     continue;
                 };
@@ -160,9 +160,12 @@ impl Namespace {
             if !seen.contains(&name) {
                 // A link is listed with the kind of what a look-up through it finds, which may be
                 // a CAPIO file or directory the disk does not have.
-                let kind = if kind & node_kind::LINK != 0 {
+                let kind = if kind.link {
                     self.stat(cid, &path.join(&name))
-                        .map_or(kind, |st| node_kind::LINK | kind_of_type(st.file_type))
+                        .map_or(kind, |st| EntryKind {
+                            node: kind_of_type(st.file_type),
+                            link: true,
+                        })
                 } else {
                     kind
                 };
@@ -196,7 +199,7 @@ impl Namespace {
 
     /// Persisted files in `dir` that the disk listing `on_disk` lacks were removed by another
     /// program: they are not listed (nor served) any more. Costs nothing beyond the listing.
-    fn drop_stale_children(&mut self, dir: &Path, on_disk: &[(u32, OsString)]) {
+    fn drop_stale_children(&mut self, dir: &Path, on_disk: &[(EntryKind, OsString)]) {
         let Some(d) = self.dirs.get(dir) else {
             return;
         };

@@ -11,7 +11,7 @@ use crate::backing;
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use capio_cl::Rules;
-use capio_proto::{SlotState, StateTable};
+use capio_proto::{EntryKind, Fire, SlotState, StateTable};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
@@ -33,7 +33,6 @@ mod names;
 mod open;
 mod report;
 
-pub use attrs::Stat;
 pub use clients::ClientId;
 pub use names::Repersist;
 
@@ -43,7 +42,7 @@ pub enum Opened {
     Memory {
         slot: u32,
         producer: bool,
-        fire: u32,
+        fire: Fire,
         size: u64,
         data: OwnedFd,
     },
@@ -63,11 +62,11 @@ pub enum Opened {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Listing {
     /// CAPIO entries in creation order, then disk entries not listed yet.
-    pub entries: Vec<(u32, OsString)>,
+    pub entries: Vec<(EntryKind, OsString)>,
     /// No entry will be added any more under its rule (always, for disk directories without a
     /// `dirname` rule).
     pub committed: bool,
-    pub fire: u32,
+    pub fire: Fire,
     /// The caller produces it, so it never waits on it.
     pub producer: bool,
     /// It does not exist yet, but a producer may still make it (see `producer_may_appear`).

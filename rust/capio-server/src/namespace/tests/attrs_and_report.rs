@@ -97,11 +97,11 @@ fn a_symlink_on_disk_leads_to_the_capio_file_it_names_but_never_out_of_the_root(
     std::os::unix::fs::symlink("data.bin", fx.p("link")).unwrap();
     std::os::unix::fs::symlink("link", fx.p("link2")).unwrap();
     let st = fx.ns.stat(b, &fx.p("link2")).unwrap();
-    assert_eq!((st.kind, st.size), (node_kind::FILE, 5));
+    assert_eq!((st.kind, st.size), (NodeKind::File, 5));
     let l = fx.ns.lstat(b, &fx.p("link")).unwrap();
     assert_eq!(
         (l.kind, l.file_type, l.size),
-        (node_kind::OTHER, libc::S_IFLNK, 8)
+        (NodeKind::Other, libc::S_IFLNK, 8)
     );
     // lstat of a CAPIO file is its stat.
     assert_eq!(fx.ns.lstat(b, &fx.p("data.bin")).unwrap().size, 5);

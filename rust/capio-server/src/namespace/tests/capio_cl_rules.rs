@@ -3,10 +3,10 @@
 
 use super::super::commit::{dir_due, dir_due_at_termination, file_due};
 use super::*;
-use capio_proto::fire;
+use capio_proto::Fire;
 use std::os::unix::fs::MetadataExt;
 
-const NO_UPDATE: u32 = fire::NO_UPDATE;
+const NO_UPDATE: Fire = Fire::NoUpdate;
 
 /// A CAPIO-CL file of workflow `wf` with these steps and further top-level keys (`, "k": v`).
 fn config(steps: &str, extra: &str) -> String {
@@ -193,7 +193,7 @@ fn open_replies_carry_the_fire_rule_of_the_path() {
     assert_eq!(mem(fx.open(r, "stream.dat", RD).unwrap()).fire, NO_UPDATE);
     assert_eq!(
         mem(fx.open(w, "other", WR | CREAT).unwrap()).fire,
-        fire::UPDATE
+        Fire::Update
     );
 }
 

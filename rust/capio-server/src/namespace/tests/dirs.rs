@@ -19,7 +19,7 @@ fn mkdir_makes_a_dir_on_disk_at_once_that_commits_when_its_creator_terminates() 
     let st = fx.ns.stat(b, &fx.p("d")).unwrap();
     assert_eq!(
         (st.kind, st.mode, st.committed),
-        (node_kind::DIR, 0o777, false)
+        (NodeKind::Dir, 0o777, false)
     );
     mem(fx.open(a, "d/inner", WR | CREAT).unwrap());
     fx.ns.mkdir(a, &fx.p("d/sub"), 0o700).unwrap();
@@ -28,11 +28,11 @@ fn mkdir_makes_a_dir_on_disk_at_once_that_commits_when_its_creator_terminates() 
         listing,
         Listing {
             entries: vec![
-                (node_kind::FILE, OsString::from("inner")),
-                (node_kind::DIR, OsString::from("sub"))
+                (FILE_ENTRY, OsString::from("inner")),
+                (DIR_ENTRY, OsString::from("sub"))
             ],
             committed: false,
-            fire: capio_proto::fire::UPDATE,
+            fire: Fire::Update,
             producer: false,
             missing: false,
         }
@@ -63,10 +63,10 @@ fn listing_is_creation_order_then_disk_without_temp_files() {
     assert_eq!(
         names,
         vec![
-            (node_kind::FILE, OsString::from("b")),
-            (node_kind::DIR, OsString::from("a")),
-            (node_kind::FILE, OsString::from("c")),
-            (node_kind::FILE, OsString::from("z_disk")),
+            (FILE_ENTRY, OsString::from("b")),
+            (DIR_ENTRY, OsString::from("a")),
+            (FILE_ENTRY, OsString::from("c")),
+            (FILE_ENTRY, OsString::from("z_disk")),
         ]
     );
 }

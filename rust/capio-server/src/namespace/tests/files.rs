@@ -9,7 +9,7 @@ fn create_share_commit_on_exit_and_persist() {
     let (a, b) = (fx.client("writer"), fx.client("reader"));
     let w = mem(fx.open(a, "out.txt", WR | CREAT | TRUNC).unwrap());
     assert!(w.producer);
-    assert_eq!(w.fire, capio_proto::fire::UPDATE);
+    assert_eq!(w.fire, Fire::Update);
     assert_ne!(w.slot, NAMESPACE_SLOT);
     assert_eq!(fx.state(w.slot), SlotState::Open);
     write(&fx, &w, 0, b"hello");
@@ -23,7 +23,7 @@ fn create_share_commit_on_exit_and_persist() {
     // The mode as asked: the client has applied its umask already, as `open(2)` would.
     assert_eq!(
         (st.kind, st.size, st.committed, st.mode),
-        (node_kind::FILE, 5, false, 0o666)
+        (NodeKind::File, 5, false, 0o666)
     );
 
     assert_eq!(fx.exit_and_persist(a), vec![fx.p("out.txt")]);
@@ -145,7 +145,7 @@ fn a_crash_aborts_what_only_it_produced_and_a_writer_can_restart_it() {
     assert_eq!(fx.errno(b, "partial", RD), libc::EIO);
     assert_eq!(fx.errno(b, "partial", WR), libc::EIO);
     let names: Vec<_> = fx.ns.list(b, &fx.root).unwrap().entries;
-    assert_eq!(names, vec![(node_kind::FILE, OsString::from("shared"))]);
+    assert_eq!(names, vec![(FILE_ENTRY, OsString::from("shared"))]);
     assert!(!fx.p("partial").exists());
 
     let again = mem(fx.open(b, "partial", WR | CREAT).unwrap());

@@ -6,7 +6,11 @@ use crate::persist;
 use crate::testdir::TestDir;
 use capio_cl::{CommitRule, Rules};
 use capio_proto::table::NAMESPACE_SLOT;
-use capio_proto::{SlotState, StateTable, node_kind, sys};
+use capio_proto::{EntryKind, Fire, NodeKind, SlotState, StateTable, sys};
+
+/// Plain (not a link) list entries, as the namespace reports them.
+const FILE_ENTRY: EntryKind = EntryKind::plain(NodeKind::File);
+const DIR_ENTRY: EntryKind = EntryKind::plain(NodeKind::Dir);
 use std::fs;
 use std::io;
 use std::io::Write;
@@ -188,7 +192,7 @@ impl Fx {
 struct Mem {
     slot: u32,
     producer: bool,
-    fire: u32,
+    fire: Fire,
     size: u64,
     data: File,
 }

@@ -173,7 +173,7 @@ fn a_directory_on_disk_before_the_run_follows_its_dirname_rule() {
     let first = listing(&mut fx, r, "tiles");
     assert_eq!(
         (first.committed, first.fire, first.entries.len()),
-        (false, capio_proto::fire::NO_UPDATE, 1),
+        (false, Fire::NoUpdate, 1),
         "what was there is listed, and counts toward n_files"
     );
     mem(fx.open(w, "tiles/a", WR | CREAT).unwrap());
