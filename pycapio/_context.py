@@ -104,10 +104,12 @@ class CapioContext:
                 if _lifecycle.inherited:
                     _leave_inherited()
                     return self._initialise()
-                raise _pycapio.PyCAPIOException(
+                refused = _pycapio.PyCAPIOException(
                     f"{self!r} cannot be used: {exc}"
                     " (a process belongs to one CAPIO directory, app and workflow at a time)"
-                ) from exc
+                )
+                refused.errno = exc.errno  # the native error's, as the C API reports it
+                raise refused from exc
             if own:
                 real_dir = os.path.realpath(os.fspath(self.capio_dir))
                 teardown = None if was_initialised else self.teardown_server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 from collections import deque
@@ -94,7 +95,9 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
         fspath = os.fspath(path)
         capio_dir = _pycapio._capio_path(fspath)
         if capio_dir is None:
-            raise _pycapio.PyCAPIOException(f"not inside the CAPIO directory: {fspath!r}")
+            refused = _pycapio.PyCAPIOException(f"not inside the CAPIO directory: {fspath!r}")
+            refused.errno = errno.EXDEV  # as the native OutsideCapioDir error (one errno table)
+            raise refused
         self._base: AnyStr = fspath
         self._capio_dir = capio_dir
         self._seen: set[str] = set()
