@@ -316,3 +316,46 @@ pub fn builtin_proxy(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     };
     crate::py::proxy::make(imp, &name, doc.as_deref(), module_self, module)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path, app: &str) -> Settings {
+        Settings {
+            capio_dir: dir.to_path_buf(),
+            app: app.into(),
+            workflow: "wf".into(),
+            server_exe: "capio_server".into(),
+            config_file: None,
+            ready_timeout: Duration::from_secs(2),
+            wait_timeout: None,
+        }
+    }
+
+    #[test]
+    fn an_attached_process_goes_on_only_for_its_own_directory_app_and_workflow() {
+        let dir = std::env::temp_dir().canonicalize().unwrap();
+        let current = settings(&dir, "a");
+        assert_eq!(compatible(&current, &dir, &current, false), Some(true));
+        assert_eq!(compatible(&current, &dir, &current, true), Some(true));
+        // Other start-up settings: only a context's lenient attach keeps the process's own.
+        let slower = Settings {
+            ready_timeout: Duration::from_secs(9),
+            ..current.clone()
+        };
+        assert_eq!(compatible(&current, &dir, &slower, false), None);
+        assert_eq!(compatible(&current, &dir, &slower, true), Some(false));
+        // Another app, workflow or directory: never.
+        assert_eq!(compatible(&current, &dir, &settings(&dir, "b"), true), None);
+        let other_wf = Settings {
+            workflow: "other".into(),
+            ..current.clone()
+        };
+        assert_eq!(compatible(&current, &dir, &other_wf, true), None);
+        assert_eq!(
+            compatible(&current, &dir, &settings(Path::new("/"), "a"), true),
+            None
+        );
+    }
+}
