@@ -1,0 +1,169 @@
+//! Namespace operations asked of the server: mkdir, listing (waiting for a directory to be
+//! complete), unlink, rmdir and rename.
+
+use crate::conn::status_of;
+use crate::error::{ClientError, Result};
+use crate::paths::Scope;
+use capio_proto::{Empty, Kind, ListReply, MkdirReq, StatusReply, fire, rename_tail, sys};
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::Client;
+use super::wait::TO_BE_CREATED;
+
+/// A directory entry: its name and its `node_kind` (with `node_kind::LINK` for a symbolic link;
+/// `node_kind::is_dir` tells a directory).
+pub type DirEntry = (Vec<u8>, u32);
+
+impl Client {
+    pub fn mkdir(&self, path: &Path, mode: u32) -> Result<()> {
+        let abs = self.require_capio_path(path)?;
+        let mode = mode & !sys::current_umask();
+        let reply = self.conn().call(
+            Kind::Mkdir,
+            &MkdirReq { mode, _pad: 0 },
+            abs.as_os_str().as_bytes(),
+        )?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        Ok(())
+    }
+
+    fn list_once(&self, path: &Path) -> Result<(ListReply, Vec<DirEntry>)> {
+        let abs = self.require_capio_path(path)?;
+        let reply = self
+            .conn()
+            .call(Kind::List, &Empty {}, abs.as_os_str().as_bytes())?;
+        let (r, tail) = status_of::<ListReply>(&reply.body, |r| r.status, path)?;
+        let entries = capio_proto::parse_entries(tail)
+            .into_iter()
+            .map(|(k, n)| (n.to_vec(), k))
+            .collect();
+        Ok((r, entries))
+    }
+
+    /// The entries of a directory inside the CAPIO directory, once it is complete: a reader that
+    /// does not produce it waits for its commit (both fire rules: a list cannot grow later).
+    pub fn listdir(
+        &self,
+        path: &Path,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<DirEntry>> {
+        let (entries, _) = self.list_new(path, &HashSet::new(), false, interrupt)?;
+        Ok(entries)
+    }
+
+    /// The entries not in `seen`, and whether the directory is complete. With `stream` and a
+    /// `no_update` directory this returns as soon as there is a new entry; otherwise it waits for
+    /// the directory's commit (a producer of the directory never waits).
+    pub fn list_new(
+        &self,
+        path: &Path,
+        seen: &HashSet<Vec<u8>>,
+        stream: bool,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<(Vec<DirEntry>, bool)> {
+        let deadline = self.deadline();
+        loop {
+            let (r, entries) = self.list_once(path)?;
+            let fresh: Vec<DirEntry> = entries
+                .into_iter()
+                .filter(|(n, _)| !seen.contains(n))
+                .collect();
+            let complete = r.committed != 0 || r.producer != 0;
+            if complete || (stream && r.fire == fire::NO_UPDATE && !fresh.is_empty()) {
+                return Ok((fresh, complete));
+            }
+            let what = if r.missing != 0 {
+                TO_BE_CREATED
+            } else if r.fire == fire::NO_UPDATE {
+                "to have new entries"
+            } else {
+                "to be committed"
+            };
+            self.sleep_on(
+                self.table.namespace(),
+                r.generation,
+                deadline,
+                path,
+                what,
+                interrupt,
+            )?;
+        }
+    }
+
+    /// Remove a file (`unlink(2)`); fds already open on it keep working.
+    pub fn unlink(&self, path: &Path) -> Result<()> {
+        self.path_request(Kind::Unlink, path)
+    }
+
+    /// Remove an empty directory (`rmdir(2)`).
+    pub fn rmdir(&self, path: &Path) -> Result<()> {
+        self.path_request(Kind::Rmdir, path)
+    }
+
+    /// A request whose body is only the path and whose reply is only a status.
+    fn path_request(&self, kind: Kind, path: &Path) -> Result<()> {
+        let abs = self.require_capio_path(path)?;
+        let reply = self
+            .conn()
+            .call(kind, &Empty {}, abs.as_os_str().as_bytes())?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        Ok(())
+    }
+
+    /// Move `src` to `dst` like `rename(2)` / `os.replace`, replacing an existing file at `dst`.
+    pub fn rename(&self, src: &Path, dst: &Path) -> Result<()> {
+        let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
+        let (from, to) = rename_ends(&self.scope, &cwd, src, dst)?;
+        let (req, tail) = rename_tail(from.as_os_str().as_bytes(), to.as_os_str().as_bytes())?;
+        let reply = self.conn().call(Kind::Rename, &req, &tail)?;
+        status_of::<StatusReply>(&reply.body, |r| r.status, src)?;
+        Ok(())
+    }
+}
+
+/// Both ends of a rename, normalised inside the CAPIO directory. One end outside is `EXDEV`, decided
+/// here as between two file systems, so callers fall back to copy and delete like `shutil.move`;
+/// both outside is not a CAPIO call at all.
+fn rename_ends(scope: &Scope, cwd: &Path, src: &Path, dst: &Path) -> Result<(PathBuf, PathBuf)> {
+    match (scope.resolve(src, cwd), scope.resolve(dst, cwd)) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        (None, None) => Err(ClientError::OutsideCapioDir {
+            path: src.to_path_buf(),
+            root: scope.real.clone(),
+        }),
+        _ => Err(ClientError::os(libc::EXDEV, src.to_path_buf())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rename_across_the_capio_boundary_is_exdev_without_a_server() {
+        let scope = Scope {
+            real: "/data".into(),
+            given: "/link".into(),
+        };
+        let cwd = Path::new("/data/sub");
+        let ends = |src: &str, dst: &str| rename_ends(&scope, cwd, Path::new(src), Path::new(dst));
+        assert_eq!(
+            ends("a", "/link/b").unwrap(),
+            ("/data/sub/a".into(), "/data/b".into())
+        );
+        for (src, dst) in [("a", "/tmp/b"), ("/tmp/a", "../b")] {
+            match ends(src, dst) {
+                Err(ClientError::Os { errno, path }) => {
+                    assert_eq!((errno, path), (libc::EXDEV, Some(PathBuf::from(src))));
+                }
+                other => panic!("{src} -> {dst}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            ends("/tmp/a", "/tmp/b"),
+            Err(ClientError::OutsideCapioDir { .. })
+        ));
+    }
+}

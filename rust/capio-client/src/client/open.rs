@@ -1,0 +1,149 @@
+//! Opening a CAPIO path (waiting for a missing one, handing non-CAPIO nodes to the OS) into a
+//! handle in the fd table, and closing it.
+
+use crate::conn::status_of;
+use crate::error::{ClientError, Result};
+use capio_proto::{CloseReq, Kind, OpenReply, OpenReq, open_kind, sys};
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::wait::TO_BE_CREATED;
+use super::{Client, Handle};
+
+/// The server hands every open of a file the same open file description (one offset, read-write).
+/// A reader gets its own, read-only one, so `os.read`/`subprocess` through its `fileno()` never
+/// move another reader's offset and can never write into the producer's data.
+fn private_read_only(shared: &File, path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    File::open(format!("/proc/self/fd/{}", shared.as_raw_fd()))
+        .map_err(|e| ClientError::from_io(e, path.to_path_buf()))
+}
+
+impl Client {
+    /// Open `path` with Linux `open(2)` flags; returns a real fd. A read-only open of a path that
+    /// does not exist yet waits until a producer creates it.
+    pub fn open(
+        &self,
+        path: &Path,
+        flags: i32,
+        mode: u32,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<RawFd> {
+        let abs = self.require_capio_path(path)?;
+        // A file it creates gets `mode` less the process's umask, as from `open(2)`.
+        let mode = if flags & libc::O_CREAT != 0 {
+            mode & !sys::current_umask()
+        } else {
+            mode
+        };
+        let req = OpenReq {
+            flags: flags as u32,
+            mode,
+        };
+        let deadline = self.deadline();
+        loop {
+            let reply = self
+                .conn()
+                .call(Kind::Open, &req, abs.as_os_str().as_bytes())?;
+            let (r, _) = status_of::<OpenReply>(&reply.body, |r| r.status, path)?;
+            match r.kind {
+                open_kind::WAIT => {
+                    let ns = self.table.namespace();
+                    self.sleep_on(ns, r.generation, deadline, path, TO_BE_CREATED, interrupt)?;
+                    continue;
+                }
+                open_kind::PASS => {
+                    // Not CAPIO's (a FIFO, a device): the OS opens it, blocking as it would, and
+                    // the fd is an ordinary one that no CAPIO call claims.
+                    use std::os::fd::IntoRawFd;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    // What the server saw must still be what opens: no create or truncate (the
+                    // node exists), no final link followed, and nothing but a FIFO, socket or
+                    // device accepted, so a swap made meanwhile cannot reach a regular file.
+                    let acc = flags & libc::O_ACCMODE;
+                    let file = std::fs::OpenOptions::new()
+                        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+                        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+                        .custom_flags(
+                            (flags
+                                & !(libc::O_ACCMODE
+                                    | libc::O_CREAT
+                                    | libc::O_EXCL
+                                    | libc::O_TRUNC))
+                                | libc::O_NOFOLLOW,
+                        )
+                        .mode(mode)
+                        .open(&abs)
+                        .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?;
+                    let kind = file
+                        .metadata()
+                        .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?
+                        .file_type();
+                    if kind.is_file() || kind.is_dir() || kind.is_symlink() {
+                        return Err(ClientError::os(libc::ENXIO, path.to_path_buf()));
+                    }
+                    return Ok(file.into_raw_fd());
+                }
+                open_kind::MEMORY | open_kind::DISK => {
+                    let fd = reply
+                        .fd
+                        .ok_or_else(|| ClientError::os(libc::EIO, path.to_path_buf()))?;
+                    let acc = flags & libc::O_ACCMODE;
+                    let append = flags & libc::O_APPEND != 0;
+                    let slot = (r.kind == open_kind::MEMORY).then_some(r.slot);
+                    let mut file = File::from(fd);
+                    if r.kind == open_kind::MEMORY && acc == libc::O_RDONLY {
+                        file = private_read_only(&file, path)?;
+                    }
+                    let handle = Handle {
+                        file,
+                        path: path.to_path_buf(),
+                        capio_path: abs.clone(),
+                        slot,
+                        producer: r.producer != 0,
+                        fire: r.fire,
+                        readable: acc == libc::O_RDONLY || acc == libc::O_RDWR,
+                        writable: acc == libc::O_WRONLY || acc == libc::O_RDWR,
+                        append,
+                        pos: AtomicU64::new(if append { r.size } else { 0 }),
+                        reserved: AtomicU64::new(if self.memory_limited { 0 } else { u64::MAX }),
+                    };
+                    let raw = handle.file.as_raw_fd();
+                    self.handles
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(raw, Arc::new(handle));
+                    return Ok(raw);
+                }
+                _ => return Err(ClientError::os(libc::EIO, path.to_path_buf())),
+            }
+        }
+    }
+
+    /// Close a CAPIO fd. The server is told without waiting for an answer.
+    pub fn close(&self, fd: RawFd) -> Result<()> {
+        let h = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd)
+            .ok_or_else(|| ClientError::os(libc::EBADF, None))?;
+        if let Some(slot) = h.slot {
+            let req = CloseReq {
+                slot,
+                writable: u32::from(h.writable),
+            };
+            // The fd is closed locally either way. A reader loses nothing when the server is
+            // gone, but what a writer wrote will never be committed or persisted: say so.
+            let sent = self.conn().send(Kind::Close, &req, &[]);
+            if h.writable {
+                sent?;
+            }
+        }
+        Ok(())
+    }
+}
