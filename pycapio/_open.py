@@ -13,8 +13,18 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _pycapio
-from ._rawio import BAD_RAW_MODE, BLKSIZE, BufferedMemFile, CapioFileIO, Mode, parse_mode, track
-from ._route import capio_target, check_trailing_slash, ends_in_slash, originals
+from ._rawio import (
+    BAD_RAW_MODE,
+    BLKSIZE,
+    BufferedMemFile,
+    CapioFileIO,
+    Mode,
+    NotServed,
+    open_named,
+    parse_mode,
+    track,
+)
+from ._route import capio_target, originals
 
 __all__ = ["DEFAULT_TEXT_ENCODING", "new_fileio", "open_proxy", "open_with_opener", "warn_default_encoding"]
 
@@ -124,24 +134,17 @@ def _open_slow(
         raise ValueError(_raw_refusal(m, closefd))
     try:
         name = file if isinstance(file, (str, bytes)) else os.fspath(file)
-        if ends_in_slash(name):
-            target = _pycapio._capio_path(name)
-            if target is None:
-                return _original(file, mode, buffering, encoding, errors, newline, closefd, opener, 4)
-            # Rare: a name ending in "/" is looked up first (open(2)'s answers for it), then opened
-            # by its own name, which errors name as the caller did.
-            check_trailing_slash(name, target, m.flags)
-        fd = _pycapio._open_path(name, m.flags)
+        fd = open_named(name, m.flags)
+    except NotServed as exc:  # a FIFO or a device in the CAPIO directory: a built-in file
+        os_raw = _io.FileIO(exc.fd, m.rawmode, closefd=True)
+        os_raw.name = file
+        return _layers(os_raw, m, mode, buffering, encoding, errors, newline, 4)
     except (TypeError, ValueError):  # not a path the OS would take: it says so itself
         fd = None
     if fd is None:
         return _original(file, mode, buffering, encoding, errors, newline, closefd, opener, 4)
-    if fd < 0:
-        raw = _io.FileIO(~fd, m.rawmode, closefd=True)
-        raw.name = file
-    else:
-        raw = CapioFileIO(fd, m.rawmode)
-        raw.name = name  # as FileIO names itself: the path as os.fspath gives it
+    raw = CapioFileIO(fd, m.rawmode)
+    raw.name = name  # as FileIO names itself: the path as os.fspath gives it
     return _layers(raw, m, mode, buffering, encoding, errors, newline, 4)
 
 
@@ -339,10 +342,24 @@ def new_fileio(*args: Any, **kwargs: Any) -> Any:
         bound = dict(zip(names, args, strict=False)) | kwargs
         file, mode = bound["file"], bound.get("mode", "r")
         closefd, opener = bound.get("closefd", True), bound.get("opener")
+        if type(file) is not int and opener is None and type(mode) is str and closefd:
+            m = parse_mode(mode)
+            if m.raw_error is None:
+                # The common case: one native call decides whether the name is CAPIO's and opens.
+                try:
+                    name = os.fspath(file)
+                    fd = open_named(name, m.flags)
+                except (TypeError, ValueError):  # not a name the OS takes: FileIO says so itself
+                    fd = None
+                if fd is None:
+                    return originals["io.FileIO"](*args, **kwargs)
+                raw = CapioFileIO(fd, mode)
+                raw.name = name
+                return raw
         if type(file) is int:
             capio = opener is None and file >= 0 and _pycapio._is_capio_fd(file)
         else:
-            capio = capio_target(file) is not None
+            capio = capio_target(file) is not None  # a bad call: whose error is it?
         if capio and type(mode) is str:
             if opener is None:
                 return CapioFileIO(file, mode, closefd)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 from collections.abc import Callable
 from typing import Any
 
 from . import _pycapio
 from ._rawio import CapioFileIO
 from ._route import capio_fd as _capio_fd
-from ._route import check_trailing_slash, originals
+from ._route import check_trailing_slash, ends_in_slash, originals
 from ._route import fspath_or_self as _fspath
 from ._route import keywords_ok as _keywords
 from ._route import oserror as _oserror
@@ -43,24 +44,36 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
         and not (args and "mode" in kwargs)
         and not (flags & os.O_DIRECTORY and flags & os.O_CREAT)
     ):
-        target = _target(path, kwargs.get("dir_fd"))
-        if target is not None:
-            mode = args[0] if args else kwargs.get("mode", 0o777)
-            if type(mode) is int:
+        mode = args[0] if args else kwargs.get("mode", 0o777)
+        fspath = _fspath(path)
+        dir_fd = kwargs.get("dir_fd")
+        # With dir_fd only an absolute path (for which the OS ignores dir_fd) can be CAPIO's.
+        if type(mode) is int and (
+            dir_fd is None or (isinstance(fspath, (str, bytes)) and posixpath.isabs(fspath))
+        ):
+            try:
+                if ends_in_slash(fspath):  # rare: looked up first, as open(2) does
+                    target = _target(path, dir_fd)
+                    if target is None:
+                        return originals["os.open"](path, flags, *args, **kwargs)  # type: ignore[no-any-return]
+                    check_trailing_slash(fspath, target, flags)
+                directory = flags & os.O_DIRECTORY
+                # O_NONBLOCK matters to what CAPIO does not serve (a FIFO), which the OS opens.
+                kept = _OPEN_FLAGS | os.O_NONBLOCK | directory
                 try:
-                    check_trailing_slash(_fspath(path), target, flags)
-                    directory = flags & os.O_DIRECTORY
-                    # O_NONBLOCK matters to what CAPIO does not serve (a FIFO), which the OS opens.
-                    kept = _OPEN_FLAGS | os.O_NONBLOCK | directory
-                    return _pycapio.pycapio_open(target, flags & kept, mode & 0o7777)
-                except IsADirectoryError as exc:
-                    if flags & os.O_ACCMODE != os.O_RDONLY:
-                        raise _oserror(exc, _fspath(path)) from None
-                except OSError as exc:
-                    # O_DIRECTORY: only CAPIO knows a file (which the disk lacks) is in the way;
-                    # anything else about a directory the disk answers.
-                    if not flags & os.O_DIRECTORY or exc.errno == errno.ENOTDIR:
-                        raise _oserror(exc, _fspath(path)) from None
+                    fd = _pycapio._open_path(fspath, flags & kept, mode & 0o7777)
+                except (TypeError, ValueError):  # not a path the OS takes: it says so itself
+                    fd = None
+                if fd is not None:
+                    return fd if fd >= 0 else ~fd
+            except IsADirectoryError as exc:
+                if flags & os.O_ACCMODE != os.O_RDONLY:
+                    raise _oserror(exc, fspath) from None
+            except OSError as exc:
+                # O_DIRECTORY: only CAPIO knows a file (which the disk lacks) is in the way;
+                # anything else about a directory the disk answers.
+                if not flags & os.O_DIRECTORY or exc.errno == errno.ENOTDIR:
+                    raise _oserror(exc, fspath) from None
     return originals["os.open"](path, flags, *args, **kwargs)  # type: ignore[no-any-return]
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "NotServed",
     "close_open_files",
     "forget_open_files",
+    "open_named",
     "parse_mode",
     "track",
 ]
@@ -233,7 +234,9 @@ class CapioFileIO(io.RawIOBase):
             name = os.fspath(file)  # type: ignore[arg-type]  # not an int here
             self._closefd = True
             self.name = name
-            fd = _open_named(name, m.flags)
+            opened = open_named(name, m.flags)
+            # Not CAPIO's: the seed API's error (PyCAPIOException, not inside the CAPIO directory).
+            fd = _pycapio.pycapio_open(name, m.flags) if opened is None else opened
         self._fd = fd
         self.closed = False
         if m.kind == "a":
@@ -431,17 +434,17 @@ class CapioFileIO(io.RawIOBase):
             warnings.warn(f"unclosed file {source!r}", ResourceWarning, stacklevel=2, source=source)
 
 
-def _open_named(name: str | bytes, flags: int) -> int:
-    """The CAPIO fd of ``CapioFileIO(name)``: one native call routes and opens; a path that is
-    not CAPIO's raises as ``pycapio_open`` does, a node the OS opened raises :class:`NotServed`."""
+def open_named(name: str | bytes, flags: int) -> int | None:
+    """The CAPIO fd for a raw file opened by name: one native call routes and opens (a name ending
+    in "/" is looked up first, as open(2) does). None, with nothing opened, when the name is not
+    CAPIO's; :class:`NotServed` for a node the OS opened because CAPIO does not serve it."""
     if ends_in_slash(name):
         target = _pycapio._capio_path(name)
-        if target is not None:
-            check_trailing_slash(name, target, flags)
+        if target is None:
+            return None
+        check_trailing_slash(name, target, flags)
     fd = _pycapio._open_path(name, flags)
-    if fd is None:
-        return _pycapio.pycapio_open(name, flags, 0o666)  # raises: not inside the CAPIO directory
-    if fd < 0:
+    if fd is not None and fd < 0:
         raise NotServed(~fd)
     return fd
 

@@ -32,7 +32,8 @@ pub fn pycapio_open(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 /// The seed API's access rule: an fd opened with `O_CREAT` and no access flag (O_RDONLY is 0, so
 /// `pycapio_open(path, FILE_MODES["O_CREAT"])`, as the C++ binding's users write it) is opened to
 /// be written, and the C++ binding accepts writes on it: it is read-write here too. Everything
-/// else keeps open(2)'s meaning (the `os.open` proxy keeps the kernel's rule in every case).
+/// else keeps open(2)'s meaning. `_open_path` applies it too, so the `os.open` proxy opens as it
+/// always has (`open()`'s modes never pair `O_CREAT` with `O_RDONLY`).
 fn seed_access(flags: i32) -> i32 {
     if flags & libc::O_CREAT != 0 && flags & libc::O_ACCMODE == libc::O_RDONLY {
         (flags & !libc::O_ACCMODE) | libc::O_RDWR
@@ -55,6 +56,7 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         .map(|o| convert::i64(o, "mode"))
         .transpose()?
         .unwrap_or(0o666);
+    let flags = seed_access(flags);
     let Ok(c) = state::current() else {
         return Ok(Owned::none());
     };
