@@ -24,6 +24,7 @@
  *                    a wait for a file that was never created gives -ENOENT instead;
  *       -EIO         the producer of a file terminated before committing it; or an internal error;
  *       -ECONNRESET  the workflow's CAPIO server is gone;
+ *       -EPROTO      the server's answer breaks the protocol (e.g. a server of another version);
  *       -EFAULT      a NULL pointer where a buffer or path was required.
  *   - Paths are NUL-terminated byte strings, absolute or relative to the current directory.
  *   - fds are the process's real file descriptors (a CAPIO file's shared-memory object, or the file

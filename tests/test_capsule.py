@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_wait_timeout import HOLD_OPEN
 
 import pycapio
 from pycapio import _pycapio
@@ -361,6 +362,93 @@ def test_a_c_api_wait_honours_pycapio_wait_timeout(probe_module: Path, workflow:
     # A file that never appeared is missing, timed out or not.
     assert int(rc) == -errno.ENOENT
     assert 0.4 <= float(waited) < 10
+
+
+def _python_error(call: Callable[[], object]) -> list[object]:
+    """The type and errno of the exception `call` raises (it must fail)."""
+    try:
+        call()
+    except OSError as exc:
+        return [type(exc).__name__, exc.errno]
+    raise AssertionError("the call did not fail")
+
+
+def test_one_failure_has_one_errno_in_python_and_in_c(probe: Any, capio: InProcess, tmp_path: Path) -> None:
+    # One errno table (`ClientError::errno`): the same failing call raises in Python with the errno
+    # that C callers get negated.
+    outside, outside_dir = str(tmp_path / "outside.bin"), str(tmp_path / "d")
+    missing_parent = capio.path("missing", "f")
+    assert pycapio.pycapio_mkdir(capio.path("d")) == 0
+    cases = {
+        "outside": (
+            lambda: pycapio.pycapio_open(outside, os.O_WRONLY | os.O_CREAT),
+            probe.open(outside, os.O_WRONLY | os.O_CREAT),
+            ["PyCAPIOException", errno.EXDEV],
+        ),
+        "outside mkdir": (
+            lambda: pycapio.pycapio_mkdir(outside_dir),
+            probe.mkdir(outside_dir),
+            ["PyCAPIOException", errno.EXDEV],
+        ),
+        "missing parent": (
+            lambda: pycapio.pycapio_open(missing_parent, os.O_WRONLY | os.O_CREAT),
+            probe.open(missing_parent, os.O_WRONLY | os.O_CREAT),
+            ["FileNotFoundError", errno.ENOENT],
+        ),
+        "exists": (
+            lambda: pycapio.pycapio_mkdir(capio.path("d")),
+            probe.mkdir(capio.path("d")),
+            ["FileExistsError", errno.EEXIST],
+        ),
+    }
+    for name, (python_call, c_result, expected) in cases.items():
+        python_error = _python_error(python_call)
+        assert python_error == expected, name
+        assert c_result == -python_error[1], name
+    assert not os.path.exists(outside) and not os.path.exists(outside_dir)
+
+
+SAME_ERRNO_AFTER_A_WAIT = """
+    import errno, json, os, sys
+    sys.path.insert(0, {native!r})
+    import capi_probe as p
+    never, slow = sys.argv[1], sys.argv[2]
+
+    def python_error(call):
+        try:
+            call()
+        except OSError as exc:
+            return [type(exc).__name__, exc.errno]
+        return None
+
+    def read_all(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    fd = p.open(slow, os.O_RDONLY)
+    print(json.dumps({{
+        "never": [python_error(lambda: read_all(never)), p.open(never, os.O_RDONLY)],
+        "uncommitted": [python_error(lambda: read_all(slow)), fd >= 0 and p.read(fd, 10)[0]],
+    }}))
+"""
+
+
+def test_a_timed_out_wait_has_one_errno_in_python_and_in_c(probe_module: Path, workflow: Workflow) -> None:
+    # A file nobody creates is missing once the wait times out (ENOENT), a file never committed
+    # times out (ETIMEDOUT): the same through `open()` in Python and through the C API.
+    wf = workflow
+    slow = wf.capio_dir / "slow.dat"
+    created, release = wf.marker("created"), wf.marker("release")
+    producer = wf.start_step(HOLD_OPEN, "producer", str(slow), str(created), str(release))
+    assert wait_until(created.exists, 60), producer.stderr()
+    wf.env["PYCAPIO_WAIT_TIMEOUT"] = "0.5"
+    script = SAME_ERRNO_AFTER_A_WAIT.format(native=str(probe_module.parent))
+    result = wf.run_step(script, "reader", str(wf.capio_dir / "never.bin"), str(slow)).check()
+    release.write_text("go")
+    producer.wait().check()
+    got = json.loads(result.stdout)
+    assert got["never"] == [["FileNotFoundError", errno.ENOENT], -errno.ENOENT]
+    assert got["uncommitted"] == [["TimeoutError", errno.ETIMEDOUT], -errno.ETIMEDOUT]
 
 
 # -- native writers streaming to a Python consumer ----------------------------------------------

@@ -36,7 +36,8 @@ fn cpath(p: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-fn offset(off: u64) -> io::Result<i64> {
+/// A file offset as the C API takes it; one past `i64::MAX` is `EINVAL`, as for `lseek(2)`.
+pub(crate) fn offset(off: u64) -> io::Result<i64> {
     i64::try_from(off).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 

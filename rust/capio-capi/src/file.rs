@@ -85,10 +85,7 @@ impl Write for CapioFile {
 impl Seek for CapioFile {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         let (off, whence) = match pos {
-            SeekFrom::Start(o) => (
-                i64::try_from(o).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
-                libc::SEEK_SET,
-            ),
+            SeekFrom::Start(o) => (crate::api::offset(o)?, libc::SEEK_SET),
             SeekFrom::Current(o) => (o, libc::SEEK_CUR),
             SeekFrom::End(o) => (o, libc::SEEK_END),
         };

@@ -60,6 +60,7 @@
 //!   reference that it never implemented). Both are validated and kept in [`Config`].
 //! - The reference's empty-path conventions, `isFile` bug and automatic directory child counts have
 //!   no counterpart: a lookup answers only from the configuration.
+#![forbid(unsafe_code)]
 
 mod error;
 mod glob;

@@ -100,4 +100,16 @@ mod tests {
         assert_eq!(resolve("/capio", "/"), "/");
         assert_eq!(resolve("/capio", "/.."), "/");
     }
+
+    #[test]
+    fn paths_are_made_absolute_against_the_working_directory() {
+        let cwd = Path::new("/home/u");
+        assert_eq!(
+            normalize(Path::new("a/./b//c/../d"), cwd),
+            Path::new("/home/u/a/b/d")
+        );
+        assert_eq!(normalize(Path::new("/../.."), cwd), Path::new("/"));
+        assert_eq!(normalize(Path::new("x/"), cwd), Path::new("/home/u/x"));
+        assert_eq!(normalize(Path::new(""), cwd), Path::new("/home/u"));
+    }
 }

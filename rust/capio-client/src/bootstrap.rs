@@ -5,7 +5,7 @@
 use crate::conn::Conn;
 use crate::error::{ClientError, Result};
 use capio_proto::runtime::WorkflowPaths;
-use capio_proto::{HelloReply, HelloReq, Kind, StateTable, sys};
+use capio_proto::{HelloReq, StateTable, sys};
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd};
@@ -191,8 +191,9 @@ fn hello(
         pid: std::process::id(),
         flags: 0,
     };
-    let reply = conn.call(Kind::Hello, &req, &tail)?;
-    let (hr, config) = crate::conn::status_of::<HelloReply>(&reply.body, |r| r.status, p.capio_dir)
+    let reply = conn
+        .call(&req, &tail)?
+        .check(p.capio_dir)
         .map_err(|e| match e {
             // The server is stopping and takes no new client: attach to the next one.
             ClientError::Os {
@@ -201,7 +202,10 @@ fn hello(
             } => ClientError::ServerGone(p.workflow.to_owned()),
             e => e,
         })?;
-    let config = (!config.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(config)));
+    let hr = reply.fixed;
+    let config = Some(reply.tail())
+        .filter(|c| !c.is_empty())
+        .map(|c| PathBuf::from(std::ffi::OsStr::from_bytes(c)));
     let fd = reply
         .fd
         .ok_or_else(|| ClientError::Start("the server sent no state table".into()))?;

@@ -1,12 +1,14 @@
-//! One control connection to the server: framed requests, replies that may carry an fd.
+//! One control connection to the server: typed requests, replies that may carry an fd.
 //! Requests from all threads of a process share it under a mutex; the server never blocks a
 //! request, so the lock is only held for one round trip.
 
 use crate::error::{ClientError, Result};
-use capio_proto::{HEADER_LEN, Header, Kind, REPLY_BIT, sys, wire};
-use std::io::Read;
+use capio_proto::{
+    NoReply, ReplyBody, Request, WireError, decode, encode_request, recv_frame, sys,
+};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 /// How long `receive` checks for a reply before blocking.
 const REPLY_SPIN: std::time::Duration = std::time::Duration::from_micros(40);
@@ -16,9 +18,26 @@ pub struct Conn {
     workflow: String,
 }
 
-pub struct Reply {
-    pub body: Vec<u8>,
+/// A reply: its fixed part `T` (the request's `Reply` type), its tail, and the fd it carried.
+pub struct Reply<T> {
+    pub fixed: T,
+    body: Vec<u8>,
     pub fd: Option<OwnedFd>,
+}
+
+impl<T: ReplyBody> Reply<T> {
+    /// The reply, or its negative status as an error about `path`.
+    pub fn check(self, path: &Path) -> Result<Reply<T>> {
+        match self.fixed.status() {
+            s if s < 0 => Err(ClientError::os(-s, path.to_path_buf())),
+            _ => Ok(self),
+        }
+    }
+
+    /// The bytes after the fixed part.
+    pub fn tail(&self) -> &[u8] {
+        &self.body[size_of::<T>()..]
+    }
 }
 
 impl Conn {
@@ -39,18 +58,28 @@ impl Conn {
     }
 
     /// Send a request that gets no reply (`Close`).
-    pub fn send<T: bytemuck::Pod>(&mut self, kind: Kind, fixed: &T, tail: &[u8]) -> Result<()> {
-        let frame = wire::encode(kind as u16, fixed, tail)?;
+    pub fn send<R: Request<Reply = NoReply>>(&mut self, req: &R, tail: &[u8]) -> Result<()> {
+        self.write(req, tail)
+    }
+
+    /// One round trip; the reply is `R`'s reply type.
+    pub fn call<R: Request>(&mut self, req: &R, tail: &[u8]) -> Result<Reply<R::Reply>>
+    where
+        R::Reply: ReplyBody,
+    {
+        self.write(req, tail)?;
+        self.receive::<R>()
+    }
+
+    fn write<R: Request>(&mut self, req: &R, tail: &[u8]) -> Result<()> {
+        let frame = encode_request(req, tail)?;
         sys::send_with_fd(&self.stream, &frame, None).map_err(|_| self.gone())
     }
 
-    /// One round trip.
-    pub fn call<T: bytemuck::Pod>(&mut self, kind: Kind, fixed: &T, tail: &[u8]) -> Result<Reply> {
-        self.send(kind, fixed, tail)?;
-        self.receive(kind)
-    }
-
-    fn receive(&mut self, kind: Kind) -> Result<Reply> {
+    fn receive<R: Request>(&mut self) -> Result<Reply<R::Reply>>
+    where
+        R::Reply: ReplyBody,
+    {
         // Most replies come within tens of microseconds: checking for a short while before
         // sleeping in recv saves a sleep and a wake-up per request.
         let start = std::time::Instant::now();
@@ -59,39 +88,15 @@ impl Conn {
         {
             std::thread::yield_now();
         }
-        let mut raw = [0u8; HEADER_LEN];
-        let mut got = 0;
-        let mut fd = None;
-        while got < HEADER_LEN {
-            let (n, f) =
-                sys::recv_with_fd(&self.stream, &mut raw[got..]).map_err(|_| self.gone())?;
-            if n == 0 {
-                return Err(self.gone());
-            }
-            got += n;
-            fd = fd.or(f);
+        let (header, body, fd) = match recv_frame(&self.stream) {
+            Ok(frame) => frame,
+            Err(WireError::Eof | WireError::Io(_)) => return Err(self.gone()),
+            Err(e) => return Err(e.into()),
+        };
+        if header.kind != R::KIND.reply_code() {
+            return Err(WireError::UnknownKind(header.kind).into());
         }
-        let header: Header = bytemuck::pod_read_unaligned(&raw);
-        header.check()?;
-        if header.kind != kind as u16 | REPLY_BIT {
-            return Err(wire::WireError::UnknownKind(header.kind).into());
-        }
-        let mut body = vec![0u8; header.len as usize];
-        self.stream.read_exact(&mut body).map_err(|_| self.gone())?;
-        Ok(Reply { body, fd })
+        let (fixed, _) = decode::<R::Reply>(&body)?;
+        Ok(Reply { fixed, body, fd })
     }
-}
-
-/// Decode a reply's fixed part and turn a negative status into an error about `path`.
-pub fn status_of<'a, T: bytemuck::Pod>(
-    body: &'a [u8],
-    status: impl Fn(&T) -> i32,
-    path: &std::path::Path,
-) -> Result<(T, &'a [u8])> {
-    let (fixed, tail) = wire::decode::<T>(body)?;
-    let s = status(&fixed);
-    if s < 0 {
-        return Err(ClientError::os(-s, path.to_path_buf()));
-    }
-    Ok((fixed, tail))
 }

@@ -3,10 +3,10 @@
 //! with `hello_flags::OBSERVER`) asks one for its state or its shutdown without becoming a client,
 //! so looking at a workflow never keeps its server alive or triggers its teardown.
 
-use crate::conn::{Conn, status_of};
+use crate::conn::Conn;
 use crate::error::{ClientError, Result};
 use capio_proto::runtime::{INFO_SUFFIX, WorkflowPaths, runtime_dir};
-use capio_proto::{Empty, HelloReply, HelloReq, Kind, StatusReply, hello_flags, sys};
+use capio_proto::{HelloReq, ShutdownReq, StatusReq, hello_flags, sys};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -79,8 +79,7 @@ fn observe(paths: &WorkflowPaths, workflow: &str) -> Result<(Conn, i32)> {
         pid: std::process::id(),
         flags: hello_flags::OBSERVER,
     };
-    let reply = conn.call(Kind::Hello, &req, &[])?;
-    let (hr, _) = status_of::<HelloReply>(&reply.body, |r| r.status, &paths.socket)?;
+    let hr = conn.call(&req, &[])?.check(&paths.socket)?.fixed;
     Ok((conn, hr.server_pid as i32))
 }
 
@@ -102,17 +101,15 @@ pub fn start(p: &crate::StartParams<'_>) -> Result<(i32, bool)> {
 /// The workflow server's state as JSON (format: `capio_server::status`).
 pub fn status(workflow: &str) -> Result<String> {
     let (mut conn, _) = observe(&paths_of(workflow)?, workflow)?;
-    let reply = conn.call(Kind::Status, &Empty {}, &[])?;
-    let (_, tail) = status_of::<StatusReply>(&reply.body, |r| r.status, &PathBuf::new())?;
-    Ok(String::from_utf8_lossy(tail).into_owned())
+    let reply = conn.call(&StatusReq {}, &[])?.check(&PathBuf::new())?;
+    Ok(String::from_utf8_lossy(reply.tail()).into_owned())
 }
 
 /// Ask the workflow's server to shut down (it persists what must persist first) and wait up to
 /// `timeout` for its process to end. Returns its pid; `NotRunning` when there is none.
 pub fn stop(workflow: &str, timeout: Duration) -> Result<i32> {
     let (mut conn, pid) = observe(&paths_of(workflow)?, workflow)?;
-    let reply = conn.call(Kind::Shutdown, &Empty {}, &[])?;
-    status_of::<StatusReply>(&reply.body, |r| r.status, &PathBuf::new())?;
+    conn.call(&ShutdownReq {}, &[])?.check(&PathBuf::new())?;
     drop(conn);
     let deadline = Instant::now() + timeout;
     while sys::process_alive(pid) {

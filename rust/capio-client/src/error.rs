@@ -101,3 +101,62 @@ impl ClientError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_one_errno_and_one_python_class() {
+        let p = || PathBuf::from("f");
+        let wire = capio_proto::WireError::Eof;
+        let table = [
+            (ClientError::os(libc::EACCES, p()), libc::EACCES, true),
+            (
+                ClientError::Timeout {
+                    path: p(),
+                    what: "to be committed",
+                    secs: 1.0,
+                },
+                libc::ETIMEDOUT,
+                true,
+            ),
+            (
+                ClientError::NeverCreated {
+                    path: p(),
+                    secs: 1.0,
+                },
+                libc::ENOENT,
+                true,
+            ),
+            (ClientError::ProducerDied { path: p() }, libc::EIO, true),
+            (ClientError::NotInitialized, libc::ENOTCONN, false),
+            (
+                ClientError::OutsideCapioDir {
+                    path: p(),
+                    root: p(),
+                },
+                libc::EXDEV,
+                false,
+            ),
+            (
+                ClientError::AlreadyInitialized("x".into()),
+                libc::EBUSY,
+                false,
+            ),
+            (
+                ClientError::ServerGone("wf".into()),
+                libc::ECONNRESET,
+                false,
+            ),
+            (ClientError::NotRunning("wf".into()), libc::ESRCH, false),
+            (ClientError::Start("x".into()), libc::EIO, false),
+            (ClientError::Config("x".into()), libc::EIO, false),
+            (ClientError::Protocol(wire), libc::EPROTO, false),
+            (ClientError::Interrupted, libc::EINTR, false),
+        ];
+        for (e, errno, os_level) in table {
+            assert_eq!((e.errno(), e.is_os_level()), (errno, os_level), "{e:?}");
+        }
+    }
+}

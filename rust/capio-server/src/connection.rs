@@ -2,8 +2,7 @@
 //! rides as `SCM_RIGHTS` on the same `sendmsg` as the reply's first bytes.
 
 use crate::server::WorkGuard;
-use bytemuck::Pod;
-use capio_proto::{Kind, REPLY_BIT, WireError, encode, read_frame, sys};
+use capio_proto::{Kind, ReplyBody, Request, WireError, encode_reply, read_frame, sys};
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -22,9 +21,13 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn new<T: Pod>(request: Kind, fixed: &T, tail: &[u8]) -> Result<Reply, WireError> {
+    /// The reply to a request of type `R`: its fixed part can only be `R`'s reply type.
+    pub fn new<R: Request>(fixed: &R::Reply, tail: &[u8]) -> Result<Reply, WireError>
+    where
+        R::Reply: ReplyBody,
+    {
         Ok(Reply {
-            frame: encode(request as u16 | REPLY_BIT, fixed, tail)?,
+            frame: encode_reply::<R>(fixed, tail)?,
             fd: None,
             _work: None,
         })
@@ -59,10 +62,7 @@ impl Connection {
             self.await_briefly();
         }
         match read_frame(&mut self.reader) {
-            Ok((header, body)) => match Kind::from_u16(header.kind) {
-                Some(kind) => Ok(Some((kind, body))),
-                None => Err(WireError::UnknownKind(header.kind)),
-            },
+            Ok((header, body)) => Ok(Some((Kind::try_from(header.kind)?, body))),
             Err(WireError::Eof) => Ok(None),
             Err(e) => Err(e),
         }

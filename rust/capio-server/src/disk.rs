@@ -67,11 +67,25 @@ impl Identity {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.len(),
-            mtime_ns: meta
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(meta.mtime_nsec()),
+            mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
         }
+    }
+}
+
+/// A time of `secs` seconds and `nsec` nanoseconds as nanoseconds since the epoch, saturating.
+pub fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+/// Attributes that give a file the access and modification times `meta` has (and change
+/// nothing else): how a copy or an import keeps its source's times.
+pub fn same_times(meta: &Metadata) -> capio_proto::sys::Attrs {
+    use capio_proto::sys::{Attrs, TimeSet};
+    use std::os::unix::fs::MetadataExt;
+    Attrs {
+        atime: TimeSet::At(nanos(meta.atime(), meta.atime_nsec())),
+        mtime: TimeSet::At(nanos(meta.mtime(), meta.mtime_nsec())),
+        ..Attrs::default()
     }
 }
 

@@ -1,9 +1,13 @@
 //! Atomic persistence of committed files: copy the published bytes into a temp file beside the real
 //! path, then rename it over the real path, which therefore only ever shows complete content.
-//! This is the only place the server copies file data.
+//! This is the only place the server copies file data, and the one consumer of the commits a
+//! namespace operation returns (`all`).
 
 use crate::disk;
 use crate::error::FsError;
+use crate::log::{debug, error};
+use crate::namespace::Commit;
+use crate::server::{Server, WorkGuard};
 use capio_proto::sys;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -19,6 +23,50 @@ const TEMP_MARK: &[u8] = b".capio-tmp-";
 const DATA_MARK: &[u8] = b".capio-data-";
 /// Keeps hidden names under `NAME_MAX` however long the real name is.
 const STEM_MAX: usize = 200;
+
+/// Persist `commits` (what a namespace operation caused) while `work` keeps shutdown waiting;
+/// without it the server is draining and the shutdown report names what is left. The thread
+/// whose request committed a file is the one that persists it, before it replies. Returns the
+/// first error as `-errno`, or 0.
+pub fn all(
+    server: &Server,
+    commits: impl IntoIterator<Item = Commit>,
+    work: Option<&WorkGuard>,
+) -> i32 {
+    let mut first_error = 0;
+    for (path, generation) in commits.into_iter().filter(|_| work.is_some()) {
+        if let Err(e) = one(server, &path, generation) {
+            error!("cannot persist {}: {e}", path.display());
+            if first_error == 0 {
+                first_error = -e.errno();
+            }
+        }
+    }
+    first_error
+}
+
+fn one(server: &Server, path: &Path, generation: u64) -> Result<(), FsError> {
+    // The copy runs outside the namespace lock; only the superseded-check and rename hold it.
+    let Some(job) = server.ns().persist_job(path, generation)? else {
+        return Ok(());
+    };
+    if job.in_place {
+        match server.ns().install_in_place(&job) {
+            Ok(true) => {
+                debug!("persisted {} in place ({} bytes)", path.display(), job.len);
+                return Ok(());
+            }
+            Ok(false) => {}
+            // Say, a mount point between the data file and its real path: copy instead.
+            Err(e) => debug!("cannot rename {} into place ({e}); copying", path.display()),
+        }
+    }
+    let temp = write_temp(&job)?;
+    if server.ns().install(&job, temp)? {
+        debug!("persisted {} ({} bytes)", path.display(), job.len);
+    }
+    Ok(())
+}
 
 /// One committed file to write out; built under the namespace lock, run outside it.
 #[derive(Debug)]
@@ -124,7 +172,6 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
 /// The times go last: nothing after them writes the copy, and `rename` keeps them.
 fn apply_metadata(out: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
     let mine = out.metadata()?;
     if (meta.uid(), meta.gid()) != (mine.uid(), mine.gid()) {
         let owner = sys::Attrs {
@@ -139,9 +186,7 @@ fn apply_metadata(out: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()
         out.as_fd(),
         &sys::Attrs {
             mode: Some(meta.mode() & 0o7777),
-            owner: None,
-            atime: sys::TimeSet::At(ns(meta.atime(), meta.atime_nsec())),
-            mtime: sys::TimeSet::At(ns(meta.mtime(), meta.mtime_nsec())),
+            ..disk::same_times(meta)
         },
     )
 }

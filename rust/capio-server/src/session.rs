@@ -54,7 +54,7 @@ pub fn serve(server: Arc<Server>, stream: UnixStream, peer_pid: i32) {
     }
     let work = server.begin_work();
     let gone = server.ns().detach(client);
-    handlers::persist_all(server.as_ref(), gone.commits, work.as_ref());
+    crate::persist::all(server.as_ref(), gone.caused, work.as_ref());
     drop(work);
     if gone.crashed {
         warning!(

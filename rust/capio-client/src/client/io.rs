@@ -2,28 +2,21 @@
 //! within the memory budget's reservation), seek, tell and truncate. No server round trip unless a
 //! write crosses its reserved end.
 
-use crate::conn::status_of;
 use crate::error::{ClientError, Result};
-use capio_proto::{Kind, ReserveReply, ReserveReq};
+use capio_proto::{ReserveReq, Slot};
 use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::SeqCst;
 
-use super::{Client, Handle};
+use super::{Client, Handle, Readable};
 
 impl Client {
-    /// Make sure the memory budget holds `h`'s file up to `end` before bytes go there. Costs one
-    /// atomic load unless the write crosses the end granted last (then one round trip, which
-    /// grants headroom beyond `end`).
-    fn reserve(&self, h: &Handle, slot: u32, end: u64) -> Result<()> {
-        if end <= h.reserved.load(SeqCst) {
-            return Ok(());
-        }
+    /// Ask the server's memory budget to hold `h`'s file up to `end`; returns the end granted
+    /// (headroom beyond `end`).
+    fn ask_reserve(&self, h: &Handle, slot: u32, end: u64) -> Result<u64> {
         let req = ReserveReq { slot, _pad: 0, end };
-        let reply = self.conn().call(Kind::Reserve, &req, &[])?;
-        let (r, _) = status_of::<ReserveReply>(&reply.body, |r| r.status, &h.path)?;
-        h.reserved.fetch_max(r.granted, SeqCst);
-        Ok(())
+        let r = self.conn().call(&req, &[])?.check(&h.path)?.fixed;
+        Ok(r.granted)
     }
 
     /// Read into `buf` at `offset`, or at the fd's position (advancing it) when `offset` is None.
@@ -35,29 +28,20 @@ impl Client {
         offset: Option<u64>,
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<usize> {
-        let h = self.handle(fd)?;
-        if !h.readable {
-            return Err(ClientError::os(libc::EBADF, None));
-        }
-        let off = offset.unwrap_or_else(|| h.pos.load(SeqCst));
+        let (h, off) = self.read_start(fd, offset)?;
         if buf.is_empty() {
             return Ok(0);
         }
         let end = self.readable_end(&h, off, interrupt)?;
-        let want = end.saturating_sub(off).min(buf.len() as u64) as usize;
-        let mut got = 0;
-        while got < want {
-            match h.file.read_at(&mut buf[got..want], off + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::from_io(e, h.path.clone())),
-            }
-        }
-        if offset.is_none() {
-            h.pos.store(off + got as u64, SeqCst);
-        }
-        Ok(got)
+        h.read_range(off, end, buf, offset.is_none())
+    }
+
+    /// Read what `wait_readable` found readable, as many bytes as fit in `buf`, without waiting:
+    /// returns 0 only when the wait found the end of a committed file.
+    pub fn read_ready(&self, ready: &Readable, buf: &mut [u8]) -> Result<usize> {
+        ready
+            .handle
+            .read_range(ready.offset, ready.end, buf, ready.at_position)
     }
 
     /// Write all of `data` at `offset`, or at the position (the end, with O_APPEND) when None.
@@ -66,34 +50,11 @@ impl Client {
         if !h.writable {
             return Err(ClientError::os(libc::EBADF, None));
         }
-        let slot = match h.slot {
-            Some(i) => self.slot(i)?,
+        let (index, slot) = match h.slot {
+            Some(i) => (i, self.slot(i)?),
             None => return Err(ClientError::os(libc::EBADF, None)),
         };
-        // An append finds the end, writes and publishes under the file's append lock: two
-        // processes appending, or one appending while another truncates, never write at a stale
-        // end. A failed append publishes nothing, so the next one starts where this one did.
-        let appending = offset.is_none() && h.append;
-        let _append_lock = appending.then(|| slot.lock_appends());
-        let off = match offset {
-            Some(o) => o,
-            None if appending => slot.len.load(SeqCst),
-            None => h.pos.load(SeqCst),
-        };
-        let end = off
-            .checked_add(data.len() as u64)
-            .ok_or_else(|| ClientError::os(libc::EFBIG, h.path.clone()))?;
-        if let Some(index) = h.slot {
-            self.reserve(&h, index, end)?;
-        }
-        h.file
-            .write_all_at(data, off)
-            .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
-        slot.publish(end);
-        if offset.is_none() {
-            h.pos.store(end, SeqCst);
-        }
-        Ok(data.len())
+        h.write_published(slot, data, offset, |end| self.ask_reserve(&h, index, end))
     }
 
     fn current_size(&self, h: &Handle) -> Result<u64> {
@@ -133,13 +94,305 @@ impl Client {
             Some(i) if h.writable => (i, self.slot(i)?),
             _ => return Err(ClientError::os(libc::EINVAL, None)),
         };
-        self.reserve(&h, index, size)?;
+        h.truncate_published(slot, size, |end| self.ask_reserve(&h, index, end))
+    }
+}
+
+impl Handle {
+    /// Copy the readable bytes `off..end` that fit in `buf` from the file; with `advance` the
+    /// position moves past them.
+    fn read_range(&self, off: u64, end: u64, buf: &mut [u8], advance: bool) -> Result<usize> {
+        let want = end.saturating_sub(off).min(buf.len() as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            match self.file.read_at(&mut buf[got..want], off + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::from_io(e, self.path.clone())),
+            }
+        }
+        if advance {
+            self.pos.store(off + got as u64, SeqCst);
+        }
+        Ok(got)
+    }
+
+    /// Make sure the memory budget holds the file up to `end` before bytes go there. Costs one
+    /// atomic load unless the write crosses the end granted last; then `ask(end)` makes the one
+    /// round trip and returns the end granted.
+    fn reserve(&self, end: u64, ask: impl FnOnce(u64) -> Result<u64>) -> Result<()> {
+        if end <= self.reserved.load(SeqCst) {
+            return Ok(());
+        }
+        let granted = ask(end)?;
+        self.reserved.fetch_max(granted, SeqCst);
+        Ok(())
+    }
+
+    /// Write all of `data` into the file of `slot` at `offset`, or at the position (the end, with
+    /// O_APPEND) when None, and publish it; `ask` reserves memory as for `reserve`.
+    fn write_published(
+        &self,
+        slot: &Slot,
+        data: &[u8],
+        offset: Option<u64>,
+        ask: impl FnOnce(u64) -> Result<u64>,
+    ) -> Result<usize> {
+        // An append finds the end, writes and publishes under the file's append lock: two
+        // processes appending, or one appending while another truncates, never write at a stale
+        // end. A failed append publishes nothing, so the next one starts where this one did.
+        let appending = offset.is_none() && self.append;
+        let _append_lock = appending.then(|| slot.lock_appends());
+        let off = match offset {
+            Some(o) => o,
+            None if appending => slot.len.load(SeqCst),
+            None => self.pos.load(SeqCst),
+        };
+        let end = off
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| ClientError::os(libc::EFBIG, self.path.clone()))?;
+        self.reserve(end, ask)?;
+        self.file
+            .write_all_at(data, off)
+            .map_err(|e| ClientError::from_io(e, self.path.clone()))?;
+        slot.publish(end);
+        if offset.is_none() {
+            self.pos.store(end, SeqCst);
+        }
+        Ok(data.len())
+    }
+
+    /// Set the file of `slot` to `size` bytes under its append lock, after reserving memory for
+    /// them, and wake its readers.
+    fn truncate_published(
+        &self,
+        slot: &Slot,
+        size: u64,
+        ask: impl FnOnce(u64) -> Result<u64>,
+    ) -> Result<()> {
+        self.reserve(size, ask)?;
         let _append_lock = slot.lock_appends();
-        h.file
+        self.file
             .set_len(size)
-            .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
+            .map_err(|e| ClientError::from_io(e, self.path.clone()))?;
         slot.reset_len(size);
         slot.bump();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capio_proto::{SlotState, StateTable, sys};
+    use std::fs::File;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    const SLOT: u32 = 1;
+
+    /// A writable handle on `file`, with `reserved` bytes granted by the memory budget.
+    fn handle(file: &File, append: bool, reserved: u64) -> Handle {
+        Handle {
+            file: file.try_clone().unwrap(),
+            path: PathBuf::from("f"),
+            capio_path: PathBuf::from("/capio/f"),
+            slot: Some(SLOT),
+            producer: true,
+            fire: capio_proto::fire::UPDATE,
+            readable: false,
+            writable: true,
+            append,
+            pos: AtomicU64::new(0),
+            reserved: AtomicU64::new(reserved),
+        }
+    }
+
+    fn setup() -> (Arc<StateTable>, File) {
+        let table = Arc::new(StateTable::create(4).unwrap());
+        table.slot(SLOT).unwrap().set_state(SlotState::Open);
+        (table, File::from(sys::memfd("capio-test").unwrap()))
+    }
+
+    fn no_budget(_: u64) -> Result<u64> {
+        panic!("a write within the reservation asked the server")
+    }
+
+    #[test]
+    fn appends_from_many_handles_take_disjoint_ranges() {
+        let (table, file) = setup();
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let (table, h) = (table.clone(), handle(&file, true, u64::MAX));
+                std::thread::spawn(move || {
+                    for i in 0..200u8 {
+                        let slot = table.slot(SLOT).unwrap();
+                        h.write_published(slot, &[t, i, t, i], None, no_budget)
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let slot = table.slot(SLOT).unwrap();
+        assert_eq!(slot.len.load(SeqCst), 4 * 200 * 4);
+        assert_eq!(slot.append_lock.load(SeqCst), 0);
+        let mut bytes = vec![0; 4 * 200 * 4];
+        file.read_exact_at(&mut bytes, 0).unwrap();
+        let mut records: Vec<&[u8]> = bytes.chunks(4).collect();
+        assert!(records.iter().all(|r| r[0..2] == r[2..4]), "a torn record");
+        records.sort_unstable();
+        records.dedup();
+        assert_eq!(records.len(), 4 * 200);
+    }
+
+    #[test]
+    fn an_append_lands_at_the_published_end_and_a_plain_write_at_the_position() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        // Another process published 100 bytes; this handle's position is still 0.
+        handle(&file, false, u64::MAX)
+            .write_published(slot, &[1; 100], Some(0), no_budget)
+            .unwrap();
+        let appender = handle(&file, true, u64::MAX);
+        assert_eq!(
+            appender
+                .write_published(slot, b"abc", None, no_budget)
+                .unwrap(),
+            3
+        );
+        assert_eq!(appender.pos.load(SeqCst), 103);
+        let writer = handle(&file, false, u64::MAX);
+        writer
+            .write_published(slot, b"xy", None, no_budget)
+            .unwrap();
+        assert_eq!(writer.pos.load(SeqCst), 2);
+        // An explicit offset neither uses nor moves the position, even with O_APPEND.
+        appender
+            .write_published(slot, b"z", Some(50), no_budget)
+            .unwrap();
+        assert_eq!(appender.pos.load(SeqCst), 103);
+        assert_eq!(slot.len.load(SeqCst), 103);
+        let mut bytes = vec![0; 103];
+        file.read_exact_at(&mut bytes, 0).unwrap();
+        assert_eq!(
+            (&bytes[..2], bytes[50], &bytes[100..]),
+            (&b"xy"[..], b'z', &b"abc"[..])
+        );
+    }
+
+    #[test]
+    fn a_truncation_waits_for_the_append_in_progress() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        handle(&file, false, u64::MAX)
+            .write_published(slot, &[7; 64], None, no_budget)
+            .unwrap();
+        let seq = slot.seq.load(SeqCst);
+        let append = slot.lock_appends();
+        let (t, h) = (table.clone(), handle(&file, false, u64::MAX));
+        let truncation =
+            std::thread::spawn(move || h.truncate_published(t.slot(SLOT).unwrap(), 8, no_budget));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(slot.len.load(SeqCst), 64);
+        assert_eq!(file.metadata().unwrap().len(), 64);
+        drop(append);
+        truncation.join().unwrap().unwrap();
+        // The length went down (a publish never lowers it) and readers were woken.
+        assert_eq!(slot.len.load(SeqCst), 8);
+        assert_eq!(file.metadata().unwrap().len(), 8);
+        assert_ne!(slot.seq.load(SeqCst), seq);
+        assert_eq!(slot.append_lock.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn only_a_write_past_the_reserved_end_asks_the_budget() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        let h = handle(&file, false, 0);
+        let mut asked = Vec::new();
+        let mut write = |data: &[u8], at: Option<u64>| {
+            h.write_published(slot, data, at, |end| {
+                asked.push(end);
+                Ok(end + 100)
+            })
+            .unwrap()
+        };
+        write(&[0; 10], None);
+        write(&[0; 10], None);
+        write(&[0; 90], Some(20));
+        write(&[0; 10], Some(200));
+        assert_eq!(asked, [10, 210]);
+        assert_eq!(h.reserved.load(SeqCst), 310);
+        let mut truncated = Vec::new();
+        h.truncate_published(slot, 400, |end| {
+            truncated.push(end);
+            Ok(end)
+        })
+        .unwrap();
+        assert_eq!(truncated, [400]);
+    }
+
+    #[test]
+    fn a_grant_never_lowers_the_reserved_end() {
+        let (_table, file) = setup();
+        let h = handle(&file, false, 500);
+        h.reserve(600, |_| Ok(550)).unwrap();
+        h.reserve(700, |_| Ok(100)).unwrap();
+        assert_eq!(h.reserved.load(SeqCst), 550);
+    }
+
+    #[test]
+    fn a_refused_append_writes_and_publishes_nothing() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        let h = handle(&file, true, 0);
+        let full = |_| Err(ClientError::os(libc::ENOSPC, PathBuf::from("f")));
+        let err = h.write_published(slot, b"abc", None, full).unwrap_err();
+        assert_eq!(err.errno(), libc::ENOSPC);
+        let err = h.truncate_published(slot, 10, full).unwrap_err();
+        assert_eq!(err.errno(), libc::ENOSPC);
+        assert_eq!(slot.len.load(SeqCst), 0);
+        assert_eq!(h.pos.load(SeqCst), 0);
+        assert_eq!(file.metadata().unwrap().len(), 0);
+        assert_eq!(slot.append_lock.load(SeqCst), 0);
+        // The next append starts where the refused one would have.
+        h.write_published(slot, b"de", None, Ok).unwrap();
+        assert_eq!(slot.len.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn a_write_whose_end_overflows_is_efbig_before_asking() {
+        let (table, file) = setup();
+        let h = handle(&file, false, 0);
+        let err = h
+            .write_published(
+                table.slot(SLOT).unwrap(),
+                b"ab",
+                Some(u64::MAX - 1),
+                no_budget,
+            )
+            .unwrap_err();
+        assert_eq!(err.errno(), libc::EFBIG);
+    }
+
+    #[test]
+    fn a_ready_read_copies_what_the_wait_found_and_no_more() {
+        let (table, file) = setup();
+        let h = handle(&file, false, u64::MAX);
+        h.write_published(table.slot(SLOT).unwrap(), b"0123456789", Some(0), no_budget)
+            .unwrap();
+        let mut buf = [0; 4];
+        // Bytes published past the end the wait found are not read: they may not be final.
+        assert_eq!(h.read_range(2, 5, &mut buf, false).unwrap(), 3);
+        assert_eq!((&buf[..3], h.pos.load(SeqCst)), (&b"234"[..], 0));
+        assert_eq!(h.read_range(2, 10, &mut buf, true).unwrap(), 4);
+        assert_eq!((&buf, h.pos.load(SeqCst)), (b"2345", 6));
+        // Past the end found (end <= offset) a read is the end of the file.
+        assert_eq!(h.read_range(7, 5, &mut buf, true).unwrap(), 0);
+        assert_eq!(h.pos.load(SeqCst), 7);
     }
 }

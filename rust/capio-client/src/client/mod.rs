@@ -10,12 +10,13 @@ mod wait;
 
 pub use names::DirEntry;
 pub use stat::FileStat;
+pub use wait::Readable;
 
 use crate::bootstrap::{self, StartParams};
-use crate::conn::{Conn, status_of};
+use crate::conn::Conn;
 use crate::error::{ClientError, Result};
 use crate::paths::Scope;
-use capio_proto::{ExitReq, Kind, Slot, StateTable, StatusReply, server_flags};
+use capio_proto::{ExitReq, Slot, StateTable, server_flags};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::RawFd;
@@ -228,15 +229,11 @@ impl Client {
         for fd in fds {
             let _ = self.close(fd);
         }
-        let reply = self.conn().call(
-            Kind::Exit,
-            &ExitReq {
-                teardown: u32::from(teardown_server),
-                _pad: 0,
-            },
-            &[],
-        )?;
-        status_of::<StatusReply>(&reply.body, |r| r.status, &self.scope.real)?;
+        let req = ExitReq {
+            teardown: u32::from(teardown_server),
+            _pad: 0,
+        };
+        self.conn().call(&req, &[])?.check(&self.scope.real)?;
         Ok(())
     }
 }

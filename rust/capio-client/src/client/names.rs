@@ -1,10 +1,11 @@
 //! Namespace operations asked of the server: mkdir, listing (waiting for a directory to be
 //! complete), unlink, rmdir and rename.
 
-use crate::conn::status_of;
 use crate::error::{ClientError, Result};
 use crate::paths::Scope;
-use capio_proto::{Empty, Kind, ListReply, MkdirReq, StatusReply, fire, rename_tail, sys};
+use capio_proto::{
+    ListReply, ListReq, MkdirReq, Request, RmdirReq, StatusReply, UnlinkReq, fire, rename_tail, sys,
+};
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -20,12 +21,10 @@ impl Client {
     pub fn mkdir(&self, path: &Path, mode: u32) -> Result<()> {
         let abs = self.require_capio_path(path)?;
         let mode = mode & !sys::current_umask();
-        let reply = self.conn().call(
-            Kind::Mkdir,
-            &MkdirReq { mode, _pad: 0 },
-            abs.as_os_str().as_bytes(),
-        )?;
-        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        let req = MkdirReq { mode, _pad: 0 };
+        self.conn()
+            .call(&req, abs.as_os_str().as_bytes())?
+            .check(path)?;
         Ok(())
     }
 
@@ -33,13 +32,13 @@ impl Client {
         let abs = self.require_capio_path(path)?;
         let reply = self
             .conn()
-            .call(Kind::List, &Empty {}, abs.as_os_str().as_bytes())?;
-        let (r, tail) = status_of::<ListReply>(&reply.body, |r| r.status, path)?;
-        let entries = capio_proto::parse_entries(tail)
+            .call(&ListReq {}, abs.as_os_str().as_bytes())?
+            .check(path)?;
+        let entries = capio_proto::parse_entries(reply.tail())?
             .into_iter()
-            .map(|(k, n)| (n.to_vec(), k))
+            .map(|(k, n)| (n.to_vec(), u32::from(k)))
             .collect();
-        Ok((r, entries))
+        Ok((reply.fixed, entries))
     }
 
     /// The entries of a directory inside the CAPIO directory, once it is complete: a reader that
@@ -63,7 +62,7 @@ impl Client {
         stream: bool,
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<(Vec<DirEntry>, bool)> {
-        let deadline = self.deadline();
+        let waiter = self.waiter();
         loop {
             let (r, entries) = self.list_once(path)?;
             let fresh: Vec<DirEntry> = entries
@@ -81,34 +80,26 @@ impl Client {
             } else {
                 "to be committed"
             };
-            self.sleep_on(
-                self.table.namespace(),
-                r.generation,
-                deadline,
-                path,
-                what,
-                interrupt,
-            )?;
+            waiter.sleep_on(self.table.namespace(), r.generation, path, what, interrupt)?;
         }
     }
 
     /// Remove a file (`unlink(2)`); fds already open on it keep working.
     pub fn unlink(&self, path: &Path) -> Result<()> {
-        self.path_request(Kind::Unlink, path)
+        self.path_request(&UnlinkReq {}, path)
     }
 
     /// Remove an empty directory (`rmdir(2)`).
     pub fn rmdir(&self, path: &Path) -> Result<()> {
-        self.path_request(Kind::Rmdir, path)
+        self.path_request(&RmdirReq {}, path)
     }
 
     /// A request whose body is only the path and whose reply is only a status.
-    fn path_request(&self, kind: Kind, path: &Path) -> Result<()> {
+    fn path_request<R: Request<Reply = StatusReply>>(&self, req: &R, path: &Path) -> Result<()> {
         let abs = self.require_capio_path(path)?;
-        let reply = self
-            .conn()
-            .call(kind, &Empty {}, abs.as_os_str().as_bytes())?;
-        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        self.conn()
+            .call(req, abs.as_os_str().as_bytes())?
+            .check(path)?;
         Ok(())
     }
 
@@ -117,8 +108,7 @@ impl Client {
         let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
         let (from, to) = rename_ends(&self.scope, &cwd, src, dst)?;
         let (req, tail) = rename_tail(from.as_os_str().as_bytes(), to.as_os_str().as_bytes())?;
-        let reply = self.conn().call(Kind::Rename, &req, &tail)?;
-        status_of::<StatusReply>(&reply.body, |r| r.status, src)?;
+        self.conn().call(&req, &tail)?.check(src)?;
         Ok(())
     }
 }

@@ -1,9 +1,8 @@
 //! Opening a CAPIO path (waiting for a missing one, handing non-CAPIO nodes to the OS) into a
 //! handle in the fd table, and closing it.
 
-use crate::conn::status_of;
 use crate::error::{ClientError, Result};
-use capio_proto::{CloseReq, Kind, OpenReply, OpenReq, open_kind, sys};
+use capio_proto::{CloseReq, OpenKind, OpenReq, sys};
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -44,19 +43,20 @@ impl Client {
             flags: flags as u32,
             mode,
         };
-        let deadline = self.deadline();
+        let waiter = self.waiter();
         loop {
             let reply = self
                 .conn()
-                .call(Kind::Open, &req, abs.as_os_str().as_bytes())?;
-            let (r, _) = status_of::<OpenReply>(&reply.body, |r| r.status, path)?;
-            match r.kind {
-                open_kind::WAIT => {
+                .call(&req, abs.as_os_str().as_bytes())?
+                .check(path)?;
+            let r = reply.fixed;
+            match r.open_kind() {
+                Ok(OpenKind::Wait) => {
                     let ns = self.table.namespace();
-                    self.sleep_on(ns, r.generation, deadline, path, TO_BE_CREATED, interrupt)?;
+                    waiter.sleep_on(ns, r.generation, path, TO_BE_CREATED, interrupt)?;
                     continue;
                 }
-                open_kind::PASS => {
+                Ok(OpenKind::Pass) => {
                     // Not CAPIO's (a FIFO, a device): the OS opens it, blocking as it would, and
                     // the fd is an ordinary one that no CAPIO call claims.
                     use std::os::fd::IntoRawFd;
@@ -88,15 +88,15 @@ impl Client {
                     }
                     return Ok(file.into_raw_fd());
                 }
-                open_kind::MEMORY | open_kind::DISK => {
+                Ok(kind @ (OpenKind::Memory | OpenKind::Disk)) => {
                     let fd = reply
                         .fd
                         .ok_or_else(|| ClientError::os(libc::EIO, path.to_path_buf()))?;
                     let acc = flags & libc::O_ACCMODE;
                     let append = flags & libc::O_APPEND != 0;
-                    let slot = (r.kind == open_kind::MEMORY).then_some(r.slot);
+                    let slot = (kind == OpenKind::Memory).then_some(r.slot);
                     let mut file = File::from(fd);
-                    if r.kind == open_kind::MEMORY && acc == libc::O_RDONLY {
+                    if kind == OpenKind::Memory && acc == libc::O_RDONLY {
                         file = private_read_only(&file, path)?;
                     }
                     let handle = Handle {
@@ -119,7 +119,7 @@ impl Client {
                         .insert(raw, Arc::new(handle));
                     return Ok(raw);
                 }
-                _ => return Err(ClientError::os(libc::EIO, path.to_path_buf())),
+                Err(_) => return Err(ClientError::os(libc::EIO, path.to_path_buf())),
             }
         }
     }
@@ -139,7 +139,7 @@ impl Client {
             };
             // The fd is closed locally either way. A reader loses nothing when the server is
             // gone, but what a writer wrote will never be committed or persisted: say so.
-            let sent = self.conn().send(Kind::Close, &req, &[]);
+            let sent = self.conn().send(&req, &[]);
             if h.writable {
                 sent?;
             }

@@ -1,9 +1,8 @@
 //! Stat and attribute changes, of an fd (from its data object and slot) and of a path (asked of
 //! the server).
 
-use crate::conn::status_of;
 use crate::error::{ClientError, Result};
-use capio_proto::{Empty, Kind, SetAttrReq, SlotState, StatReply, StatusReply, node_kind, sys};
+use capio_proto::{LstatReq, NodeKind, SetAttrReq, SlotState, StatReq, sys};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -82,13 +81,16 @@ impl Client {
     /// symbolic link (on disk) is reported itself, as `lstat` does.
     pub fn stat_at(&self, path: &Path, follow: bool) -> Result<FileStat> {
         let abs = self.require_capio_path(path)?;
-        let kind = if follow { Kind::Stat } else { Kind::Lstat };
-        let reply = self
-            .conn()
-            .call(kind, &Empty {}, abs.as_os_str().as_bytes())?;
-        let (r, _) = status_of::<StatReply>(&reply.body, |r| r.status, path)?;
+        let tail = abs.as_os_str().as_bytes();
+        let r = if follow {
+            self.conn().call(&StatReq {}, tail)
+        } else {
+            self.conn().call(&LstatReq {}, tail)
+        }?
+        .check(path)?
+        .fixed;
         Ok(FileStat {
-            is_dir: r.kind == node_kind::DIR,
+            is_dir: r.node_kind().ok() == Some(NodeKind::Dir),
             size: r.size,
             mtime_ns: r.mtime_ns,
             mode: r.mode,
@@ -114,10 +116,9 @@ impl Client {
     pub fn set_attrs(&self, path: &Path, attrs: &sys::Attrs, follow: bool) -> Result<()> {
         let abs = self.require_capio_path(path)?;
         let req = SetAttrReq::new(attrs, !follow);
-        let reply = self
-            .conn()
-            .call(Kind::SetAttr, &req, abs.as_os_str().as_bytes())?;
-        status_of::<StatusReply>(&reply.body, |r| r.status, path)?;
+        self.conn()
+            .call(&req, abs.as_os_str().as_bytes())?
+            .check(path)?;
         Ok(())
     }
 

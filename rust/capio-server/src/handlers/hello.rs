@@ -4,9 +4,7 @@ use crate::connection::Reply;
 use crate::log::{debug, info};
 use crate::namespace::ClientId;
 use crate::server::Server;
-use capio_proto::{
-    HelloReply, HelloReq, Kind, WireError, decode, hello_flags, server_flags, split_hello_tail,
-};
+use capio_proto::{HelloReply, HelloReq, WireError, hello_flags, server_flags, split_hello_tail};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -21,8 +19,11 @@ pub enum Greeted {
 
 /// `Hello`: register the client and hand it the state table and the CAPIO-CL file's path; or
 /// accept an observer (no table, not a client).
-pub fn hello(server: &Server, peer_pid: i32, body: &[u8]) -> Result<(Reply, Greeted), WireError> {
-    let (req, tail): (HelloReq, _) = decode(body)?;
+pub fn hello(
+    server: &Server,
+    peer_pid: i32,
+    (req, tail): (HelloReq, &[u8]),
+) -> Result<(Reply, Greeted), WireError> {
     let mut reply = HelloReply {
         server_pid: std::process::id(),
         table_slots: server.table.slots(),
@@ -37,11 +38,11 @@ pub fn hello(server: &Server, peer_pid: i32, body: &[u8]) -> Result<(Reply, Gree
             req.flags
         );
         reply.status = -libc::EINVAL;
-        return Ok((Reply::new(Kind::Hello, &reply, &[])?, Greeted::Refused));
+        return Ok((Reply::new::<HelloReq>(&reply, &[])?, Greeted::Refused));
     }
     if req.flags & hello_flags::OBSERVER != 0 {
         debug!("pid {peer_pid} attached as an observer");
-        return Ok((Reply::new(Kind::Hello, &reply, &[])?, Greeted::Observer));
+        return Ok((Reply::new::<HelloReq>(&reply, &[])?, Greeted::Observer));
     }
     let (app, root) = split_hello_tail(tail);
     let app = String::from_utf8_lossy(app);
@@ -60,7 +61,7 @@ pub fn hello(server: &Server, peer_pid: i32, body: &[u8]) -> Result<(Reply, Gree
                 .as_ref()
                 .map_or(&[][..], |c| c.as_os_str().as_bytes());
             Ok((
-                Reply::new(Kind::Hello, &reply, config)?.with_fd(fd),
+                Reply::new::<HelloReq>(&reply, config)?.with_fd(fd),
                 Greeted::Client(id),
             ))
         }
@@ -70,7 +71,7 @@ pub fn hello(server: &Server, peer_pid: i32, body: &[u8]) -> Result<(Reply, Gree
                 root.display()
             );
             reply.status = -e.errno();
-            Ok((Reply::new(Kind::Hello, &reply, &[])?, Greeted::Refused))
+            Ok((Reply::new::<HelloReq>(&reply, &[])?, Greeted::Refused))
         }
     }
 }

@@ -1,48 +1,50 @@
 //! `List`: a directory's entries, its commit state and the generation they were read at.
 
-use super::commits::{persist_all, with_commits};
 use crate::connection::Reply;
-use crate::namespace::ClientId;
+use crate::namespace::{ClientId, Done};
 use crate::paths;
+use crate::persist;
 use crate::server::Server;
-use capio_proto::{Empty, Kind, ListReply, MAX_BODY, WireError, decode, push_entry};
+use capio_proto::{EntryKind, ListReply, ListReq, MAX_BODY, WireError, push_entry};
 use std::os::unix::ffi::OsStrExt;
 
-pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (_, tail): (Empty, _) = decode(body)?;
+pub fn list(
+    server: &Server,
+    client: ClientId,
+    (_, tail): (ListReq, &[u8]),
+) -> Result<Reply, WireError> {
     let generation = server
         .table
         .namespace()
         .seq
         .load(std::sync::atomic::Ordering::SeqCst);
     // Adopting a directory on disk under its `dirname` rule may commit it, and what depends on it.
-    let (listing, commits) = with_commits(server, |ns| {
-        paths::parse(tail).and_then(|p| ns.list(client, &p))
-    });
-    if !commits.is_empty() {
+    let Done { result, caused } =
+        paths::parse(tail).map_or_else(Done::refused, |p| server.ns().list(client, &p));
+    if !caused.is_empty() {
         let work = server.begin_work();
-        persist_all(server, commits, work.as_ref());
+        persist::all(server, caused, work.as_ref());
     }
-    let listing = match listing {
+    let listing = match result {
         Ok(listing) => listing,
         Err(e) => {
             let reply = ListReply {
                 status: -e.errno(),
                 ..ListReply::default()
             };
-            return Reply::new(Kind::List, &reply, &[]);
+            return Reply::new::<ListReq>(&reply, &[]);
         }
     };
     let mut out = Vec::new();
     for (kind, name) in &listing.entries {
-        push_entry(&mut out, *kind, name.as_bytes());
+        push_entry(&mut out, EntryKind::try_from(*kind)?, name.as_bytes());
     }
     if out.len() + size_of::<ListReply>() > MAX_BODY as usize {
         let reply = ListReply {
             status: -libc::EOVERFLOW,
             ..ListReply::default()
         };
-        return Reply::new(Kind::List, &reply, &[]);
+        return Reply::new::<ListReq>(&reply, &[]);
     }
     let reply = ListReply {
         status: 0,
@@ -52,5 +54,5 @@ pub fn list(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
         producer: u32::from(listing.producer),
         missing: u32::from(listing.missing),
     };
-    Reply::new(Kind::List, &reply, &out)
+    Reply::new::<ListReq>(&reply, &out)
 }

@@ -3,7 +3,6 @@
 //! protocol error (`Err`), and the caller drops the connection. This module routes.
 
 mod close;
-mod commits;
 mod exit;
 mod hello;
 mod list;
@@ -19,14 +18,18 @@ mod stat;
 mod status;
 mod unlink;
 
-pub use commits::persist_all;
-pub use hello::{Greeted, hello};
+pub use hello::Greeted;
 
 use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::server::Server;
-use capio_proto::{Kind, WireError};
+use capio_proto::{Kind, LstatReq, StatReq, WireError, decode};
 use std::io;
+
+/// `Hello`: the first request of every connection (see `hello::hello`).
+pub fn hello(server: &Server, peer_pid: i32, body: &[u8]) -> Result<(Reply, Greeted), WireError> {
+    hello::hello(server, peer_pid, decode(body)?)
+}
 
 /// Route an observer's request: only `Status` and `Shutdown`; `None` for anything else (the
 /// caller drops the connection).
@@ -36,18 +39,18 @@ pub fn dispatch_observer(
     kind: Kind,
     body: &[u8],
 ) -> Option<Result<Reply, WireError>> {
+    let who = || format!("observer pid {peer_pid}");
     match kind {
-        Kind::Status => Some(status::status_report(server, body)),
-        Kind::Shutdown => Some(shutdown::shutdown(
-            server,
-            &format!("observer pid {peer_pid}"),
-            body,
-        )),
+        Kind::Status => Some(decode(body).and_then(|req| status::status_report(server, req))),
+        Kind::Shutdown => {
+            Some(decode(body).and_then(|req| shutdown::shutdown(server, &who(), req)))
+        }
         _ => None,
     }
 }
 
-/// Route a request after `Hello`. `Ok(None)` for one-way requests.
+/// Route a request after `Hello`: decode its body as the request type its kind names, and hand
+/// it to that kind's handler. `Ok(None)` for one-way requests.
 pub fn dispatch(
     server: &Server,
     client: ClientId,
@@ -55,22 +58,23 @@ pub fn dispatch(
     body: &[u8],
 ) -> Result<Option<Reply>, WireError> {
     Ok(Some(match kind {
-        Kind::Open => open::open(server, client, body)?,
+        Kind::Open => open::open(server, client, decode(body)?)?,
         Kind::Close => {
-            close::close(server, client, body)?;
+            close::close(server, client, decode(body)?)?;
             return Ok(None);
         }
-        Kind::Stat | Kind::Lstat => stat::stat(server, client, kind, body)?,
-        Kind::SetAttr => set_attr::set_attrs(server, client, body)?,
-        Kind::Mkdir => mkdir::mkdir(server, client, body)?,
-        Kind::List => list::list(server, client, body)?,
-        Kind::Unlink => unlink::unlink(server, client, body)?,
-        Kind::Rename => rename::rename(server, client, body)?,
-        Kind::Rmdir => rmdir::rmdir(server, client, body)?,
-        Kind::Exit => exit::exit(server, client, body)?,
-        Kind::Shutdown => shutdown::shutdown(server, &format!("client {client}"), body)?,
-        Kind::Status => status::status_report(server, body)?,
-        Kind::Reserve => reserve::reserve(server, client, body)?,
+        Kind::Stat => stat::stat::<StatReq>(server, client, decode(body)?)?,
+        Kind::Lstat => stat::stat::<LstatReq>(server, client, decode(body)?)?,
+        Kind::SetAttr => set_attr::set_attrs(server, client, decode(body)?)?,
+        Kind::Mkdir => mkdir::mkdir(server, client, decode(body)?)?,
+        Kind::List => list::list(server, client, decode(body)?)?,
+        Kind::Unlink => unlink::unlink(server, client, decode(body)?)?,
+        Kind::Rename => rename::rename(server, client, decode(body)?)?,
+        Kind::Rmdir => rmdir::rmdir(server, client, decode(body)?)?,
+        Kind::Exit => exit::exit(server, client, decode(body)?)?,
+        Kind::Shutdown => shutdown::shutdown(server, &format!("client {client}"), decode(body)?)?,
+        Kind::Status => status::status_report(server, decode(body)?)?,
+        Kind::Reserve => reserve::reserve(server, client, decode(body)?)?,
         Kind::Hello => {
             return Err(WireError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -1,23 +1,26 @@
 //! `Open`: look a path up (or create it) and hand back its memory file, disk file, or a wait.
 
-use super::commits::{persist_all, with_commits};
 use crate::connection::Reply;
 use crate::log::debug;
-use crate::namespace::{ClientId, Opened};
+use crate::namespace::{ClientId, Done, Opened};
 use crate::paths;
+use crate::persist;
 use crate::server::Server;
-use capio_proto::{Kind, OpenReply, OpenReq, WireError, decode, open_kind};
+use capio_proto::{OpenKind, OpenReply, OpenReq, WireError};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (req, tail): (OpenReq, _) = decode(body)?;
+pub fn open(
+    server: &Server,
+    client: ClientId,
+    (req, tail): (OpenReq, &[u8]),
+) -> Result<Reply, WireError> {
     let work = server.begin_work();
     // Creating a file may commit its directory (`on_n_files`), and files depending on that.
-    let (result, commits) = with_commits(server, |ns| {
-        paths::parse(tail).and_then(|path| ns.open(client, &path, req.flags, req.mode))
+    let Done { result, caused } = paths::parse(tail).map_or_else(Done::refused, |path| {
+        server.ns().open(client, &path, req.flags, req.mode)
     });
-    persist_all(server, commits, work.as_ref());
+    persist::all(server, caused, work.as_ref());
     let mut reply = OpenReply::default();
     let fd = match result {
         Ok(Opened::Memory {
@@ -27,7 +30,7 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
             size,
             data,
         }) => {
-            reply.kind = open_kind::MEMORY;
+            reply.kind = OpenKind::Memory.into();
             reply.slot = slot;
             reply.producer = u32::from(producer);
             reply.fire = fire;
@@ -35,18 +38,18 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
             Some(data)
         }
         Ok(Opened::Disk { size, file }) => {
-            reply.kind = open_kind::DISK;
+            reply.kind = OpenKind::Disk.into();
             reply.slot = u32::MAX;
             reply.size = size;
             Some(file.into())
         }
         Ok(Opened::Wait { generation }) => {
-            reply.kind = open_kind::WAIT;
+            reply.kind = OpenKind::Wait.into();
             reply.generation = generation;
             None
         }
         Ok(Opened::Pass) => {
-            reply.kind = open_kind::PASS;
+            reply.kind = OpenKind::Pass.into();
             None
         }
         Err(e) => {
@@ -59,7 +62,7 @@ pub fn open(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, Wir
             None
         }
     };
-    let out = Reply::new(Kind::Open, &reply, &[])?.holding(work);
+    let out = Reply::new::<OpenReq>(&reply, &[])?.holding(work);
     Ok(match fd {
         Some(fd) => out.with_fd(fd),
         None => out,

@@ -4,13 +4,13 @@ use crate::connection::Reply;
 use crate::error::FsError;
 use crate::log::debug;
 use crate::namespace::ClientId;
-use capio_proto::{Kind, StatusReply, WireError};
+use capio_proto::{Request, StatusReply, WireError};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-pub(super) fn status(kind: Kind, code: i32) -> Result<Reply, WireError> {
-    Reply::new(
-        kind,
+/// The reply of a request answered by a status alone.
+pub(super) fn status<R: Request<Reply = StatusReply>>(code: i32) -> Result<Reply, WireError> {
+    Reply::new::<R>(
         &StatusReply {
             status: code,
             _pad: 0,
@@ -19,20 +19,20 @@ pub(super) fn status(kind: Kind, code: i32) -> Result<Reply, WireError> {
     )
 }
 
-pub(super) fn reply_status(
-    kind: Kind,
+pub(super) fn reply_status<R: Request<Reply = StatusReply>>(
     client: ClientId,
     path: &[u8],
     result: Result<(), FsError>,
 ) -> Result<Reply, WireError> {
     match result {
-        Ok(()) => status(kind, 0),
+        Ok(()) => status::<R>(0),
         Err(e) => {
             debug!(
-                "client {client}: {kind:?} {:?}: {e}",
+                "client {client}: {:?} {:?}: {e}",
+                R::KIND,
                 OsStr::from_bytes(path)
             );
-            status(kind, -e.errno())
+            status::<R>(-e.errno())
         }
     }
 }

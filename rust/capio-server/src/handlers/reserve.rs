@@ -4,11 +4,14 @@ use crate::connection::Reply;
 use crate::log::debug;
 use crate::namespace::ClientId;
 use crate::server::Server;
-use capio_proto::{Kind, ReserveReply, ReserveReq, WireError, decode};
+use capio_proto::{ReserveReply, ReserveReq, WireError};
 
 /// `Reserve`: room in the memory budget for a write up to `end`.
-pub fn reserve(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (req, _): (ReserveReq, _) = decode(body)?;
+pub fn reserve(
+    server: &Server,
+    client: ClientId,
+    (req, _): (ReserveReq, &[u8]),
+) -> Result<Reply, WireError> {
     let reply = match server.ns().reserve(client, req.slot, req.end) {
         Ok(granted) => ReserveReply {
             status: 0,
@@ -26,5 +29,5 @@ pub fn reserve(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, 
             }
         }
     };
-    Reply::new(Kind::Reserve, &reply, &[])
+    Reply::new::<ReserveReq>(&reply, &[])
 }

@@ -6,11 +6,14 @@ use crate::error::FsError;
 use crate::namespace::ClientId;
 use crate::paths;
 use crate::server::Server;
-use capio_proto::{Kind, SetAttrReq, WireError, attr_flags, decode};
+use capio_proto::{SetAttrReq, WireError, attr_flags};
 
 /// `SetAttr`: `chmod`, `chown`, `utimensat` of a path.
-pub fn set_attrs(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (req, tail): (SetAttrReq, _) = decode(body)?;
+pub fn set_attrs(
+    server: &Server,
+    client: ClientId,
+    (req, tail): (SetAttrReq, &[u8]),
+) -> Result<Reply, WireError> {
     let result = match req.attrs() {
         None => Err(FsError::BadFlags(req.flags)),
         Some(attrs) => paths::parse(tail).and_then(|p| {
@@ -19,5 +22,5 @@ pub fn set_attrs(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply
                 .set_attrs(client, &p, &attrs, req.flags & attr_flags::NOFOLLOW != 0)
         }),
     };
-    reply_status(Kind::SetAttr, client, tail, result)
+    reply_status::<SetAttrReq>(client, tail, result)
 }

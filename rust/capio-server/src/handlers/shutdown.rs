@@ -4,9 +4,9 @@ use super::reply::status;
 use crate::connection::Reply;
 use crate::log::info;
 use crate::server::Server;
-use capio_proto::{Kind, WireError};
+use capio_proto::{ShutdownReq, WireError};
 
-pub fn shutdown(_server: &Server, who: &str, _body: &[u8]) -> Result<Reply, WireError> {
+pub fn shutdown(_server: &Server, who: &str, _: (ShutdownReq, &[u8])) -> Result<Reply, WireError> {
     info!("{who} asked the server to shut down");
-    status(Kind::Shutdown, 0)
+    status::<ShutdownReq>(0)
 }

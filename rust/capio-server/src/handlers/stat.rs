@@ -4,20 +4,18 @@ use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::paths;
 use crate::server::Server;
-use capio_proto::{Empty, Kind, StatReply, WireError, decode};
+use capio_proto::{Kind, Request, StatReply, WireError};
 
-/// `Stat`, and `Lstat` (a final symbolic link reported itself).
-pub fn stat(
+/// `Stat`, and `Lstat` (a final symbolic link reported itself): `R` is `StatReq` or `LstatReq`.
+pub fn stat<R: Request<Reply = StatReply>>(
     server: &Server,
     client: ClientId,
-    kind: Kind,
-    body: &[u8],
+    (_, tail): (R, &[u8]),
 ) -> Result<Reply, WireError> {
-    let (_, tail): (Empty, _) = decode(body)?;
     let stat = |p: std::path::PathBuf| {
         let mut ns = server.ns();
         ns.forget_if_stale(client, &p)?;
-        match kind {
+        match R::KIND {
             Kind::Lstat => ns.lstat(client, &p),
             _ => ns.stat(client, &p),
         }
@@ -44,5 +42,5 @@ pub fn stat(
             ..StatReply::default()
         },
     };
-    Reply::new(kind, &reply, &[])
+    Reply::new::<R>(&reply, &[])
 }

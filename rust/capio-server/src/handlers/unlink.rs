@@ -5,10 +5,13 @@ use crate::connection::Reply;
 use crate::namespace::ClientId;
 use crate::paths;
 use crate::server::Server;
-use capio_proto::{Empty, Kind, WireError, decode};
+use capio_proto::{UnlinkReq, WireError};
 
-pub fn unlink(server: &Server, client: ClientId, body: &[u8]) -> Result<Reply, WireError> {
-    let (_, tail): (Empty, _) = decode(body)?;
+pub fn unlink(
+    server: &Server,
+    client: ClientId,
+    (_, tail): (UnlinkReq, &[u8]),
+) -> Result<Reply, WireError> {
     let result = paths::parse(tail).and_then(|p| server.ns().unlink(client, &p));
-    reply_status(Kind::Unlink, client, tail, result)
+    reply_status::<UnlinkReq>(client, tail, result)
 }

@@ -6,7 +6,7 @@
 //! close), `on_file` is enforced (the reference never implemented it), and `on_n_files` tests the
 //! directory's own rule (the reference tests the rule of the child just added).
 
-use super::{ClientId, FileNode, Namespace};
+use super::{Caused, ClientId, Namespace};
 use crate::disk;
 use crate::log::{debug, info};
 use capio_cl::CommitRule;
@@ -56,126 +56,98 @@ pub(super) fn dir_due_at_termination(rule: &CommitRule, declared_gone: bool) -> 
 }
 
 impl Namespace {
-    /// An app that attached before and has no live client now (all exited or gone).
-    pub(super) fn app_terminated(&self, app: &str) -> bool {
-        self.apps_seen.contains(app) && !self.clients.values().any(|c| c.app == app && !c.exited)
-    }
-
-    fn node(&self, slot: u32) -> Option<&FileNode> {
-        match self.by_slot.get(&slot) {
-            Some(path) => self.files.get(path),
-            None => self.unlinked.get(&slot),
+    /// The file in `slot` lost its last producer (it exited cleanly). That commits the file
+    /// whatever its rule: no more data can come, and its readers must not be left waiting.
+    pub(super) fn stop_producing(&mut self, slot: u32, caused: &mut Caused) {
+        if !self.clients.producers(slot).is_empty() {
+            return;
         }
-    }
-
-    fn name_of(&self, slot: u32) -> String {
-        self.by_slot.get(&slot).map_or_else(
-            || format!("unlinked file in slot {slot}"),
-            |p| p.display().to_string(),
-        )
-    }
-
-    /// `cid` terminated cleanly and no longer produces the file in `slot`. The last producer
-    /// leaving commits the file whatever its rule: no more data can come, and its readers must
-    /// not be left waiting.
-    pub(super) fn stop_producing(&mut self, cid: ClientId, slot: u32) {
-        let Some(node) = self.node_mut(slot) else {
+        let Some(node) = self
+            .files
+            .node(slot)
+            .filter(|n| n.state() == SlotState::Open)
+        else {
             return;
         };
-        node.producers.remove(&cid);
-        if !(node.producers.is_empty() && node.state == SlotState::Open) {
-            return;
-        }
-        if node.rule.commit != CommitRule::OnTermination {
-            let rule = node.rule.commit.to_string();
+        if node.rule().commit != CommitRule::OnTermination {
+            let rule = node.rule().commit.to_string();
             info!(
                 "committing {} (rule {rule}) because its last producer terminated: no more data can come",
-                self.name_of(slot)
+                self.files.name_of(slot)
             );
         }
-        self.commit_file(slot);
+        self.commit_file(slot, caused);
     }
 
     /// A producer of the file in `slot` closed a writable descriptor: `on_close:N` counts it, and
     /// an `on_file` file whose dependencies committed while it was being written commits now.
-    pub(super) fn producer_closed(&mut self, slot: u32) {
-        let Some(node) = self.node_mut(slot) else {
+    pub(super) fn producer_closed(&mut self, slot: u32, caused: &mut Caused) {
+        let Some(node) = self.files.node_mut(slot) else {
             return;
         };
         node.closes_by_producers += 1;
-        if node.state != SlotState::Open || node.rule.commit == CommitRule::OnTermination {
+        if node.state() != SlotState::Open || node.rule().commit == CommitRule::OnTermination {
             return;
         }
         if self.file_rule_met(slot) {
-            self.commit_file(slot);
+            self.commit_file(slot, caused);
         }
     }
 
     pub(super) fn file_rule_met(&self, slot: u32) -> bool {
-        self.node(slot).is_some_and(|node| {
-            node.state == SlotState::Open
-                && file_due(&node.rule.commit, node.closes_by_producers, |deps| {
+        self.files.node(slot).is_some_and(|node| {
+            node.state() == SlotState::Open
+                && file_due(&node.rule().commit, node.closes_by_producers, |deps| {
                     self.deps_committed(&node.root, deps)
                 })
         })
     }
 
-    /// Commit the file in `slot`: readers get end-of-file at its end from now on. It is queued
-    /// for persistence when its rule makes it permanent and it still has a path.
-    pub(super) fn commit_file(&mut self, slot: u32) {
-        let generation = self.last_generation + 1;
-        let Some(node) = self.node_mut(slot) else {
+    /// Commit the file in `slot`: readers get end-of-file at its end from now on. It is to
+    /// persist when its rule makes it permanent and it still has a path.
+    pub(super) fn commit_file(&mut self, slot: u32, caused: &mut Caused) {
+        let Some(done) = self.files.commit(slot) else {
             return;
         };
-        if node.state != SlotState::Open {
-            return;
-        }
-        node.state = SlotState::Committed;
-        node.generation = generation;
-        node.persisted = false;
-        let permanent = node.rule.permanent;
-        self.last_generation = generation;
-        self.slot(slot).set_state(SlotState::Committed);
-        self.table.namespace().bump();
-        self.settle_due = true;
-        // Done growing: the budget's headroom held for it goes back to the others.
-        self.release_headroom(slot);
-        debug!("committed {}", self.name_of(slot));
-        if permanent && let Some(path) = self.by_slot.get(&slot) {
-            self.to_persist.push((path.clone(), generation));
+        self.bump();
+        caused.unsettled = true;
+        debug!("committed {}", self.files.name_of(slot));
+        if done.permanent
+            && let Some(path) = self.files.path_of(slot)
+        {
+            caused.committed((path.clone(), done.generation));
         }
     }
 
     /// Follow commits through `on_file` dependencies and directory rules until nothing more
     /// commits. Every operation that may have committed something or added an entry ends here.
-    pub(super) fn settle(&mut self) {
-        while std::mem::take(&mut self.settle_due) {
+    pub(super) fn settle(&mut self, caused: &mut Caused) {
+        while std::mem::take(&mut caused.unsettled) {
             let files: Vec<u32> = self
-                .on_file
-                .iter()
-                .copied()
+                .files
+                .on_file()
                 .filter(|&slot| self.file_rule_met(slot))
                 .collect();
             for slot in files {
-                self.commit_file(slot);
+                self.commit_file(slot, caused);
             }
             let dirs: Vec<PathBuf> = self
-                .open_dirs
-                .iter()
+                .dirs
+                .open()
                 .filter(|dir| self.dir_rule_met(dir))
                 .cloned()
                 .collect();
             for dir in dirs {
-                self.commit_dir(&dir);
+                self.commit_dir(&dir, caused);
             }
         }
     }
 
     fn dir_rule_met(&self, dir: &Path) -> bool {
-        let Some(made) = self.dirs.get(dir).and_then(|d| d.made.as_ref()) else {
+        let Some(made) = self.dirs.made(dir) else {
             return false;
         };
-        !made.committed
+        !made.committed()
             && dir_due(
                 &made.rule.commit,
                 |n| self.has_entries(dir, n),
@@ -191,20 +163,18 @@ impl Namespace {
             return n == 0;
         };
         let before = d.made.as_ref().map(|m| &m.before);
-        let earlier = before.map_or(0, |b| {
-            b.iter().filter(|name| !d.index.contains_key(*name)).count()
-        });
+        let earlier = before.map_or(0, |b| b.iter().filter(|name| !d.has(name)).count());
         // The index holds every present name, so it bounds the count without a scan.
         let n = usize::try_from(n)
             .unwrap_or(usize::MAX)
             .saturating_sub(earlier);
-        if d.index.len() < n {
+        if d.len() < n {
             return false;
         }
         let live = d.names().filter(|name| {
             let child = dir.join(name);
-            self.visible_file(&child).is_some()
-                || self.is_made_dir(&child)
+            self.files.visible(&child).is_some()
+                || self.dirs.is_made(&child)
                 || before.is_some_and(|b| b.contains(*name))
         });
         live.take(n).count() >= n
@@ -215,10 +185,10 @@ impl Namespace {
     fn deps_committed(&self, root: &Path, deps: &[PathBuf]) -> bool {
         deps.iter().all(|dep| {
             if let Some(file) = self.files.get(dep) {
-                return file.state == SlotState::Committed;
+                return file.is_committed();
             }
-            if let Some(made) = self.dirs.get(dep).and_then(|d| d.made.as_ref()) {
-                return made.committed;
+            if let Some(made) = self.dirs.made(dep) {
+                return made.committed();
             }
             matches!(disk::lookup(root, dep), Ok(Some(_)))
         })
@@ -227,21 +197,17 @@ impl Namespace {
     /// `cid` terminated (cleanly or not): it no longer produces any directory. Directories left
     /// without producers commit as [`dir_due_at_termination`] says; those waiting for declared
     /// producer apps are checked again at every termination.
-    pub(super) fn dirs_lose_producer(&mut self, cid: ClientId) {
-        for dir in &self.open_dirs {
-            if let Some(made) = self.dirs.get_mut(dir).and_then(|d| d.made.as_mut()) {
-                made.producers.remove(&cid);
-            }
-        }
-        self.commit_orphaned_dirs();
+    pub(super) fn dirs_lose_producer(&mut self, cid: ClientId, caused: &mut Caused) {
+        self.dirs.lose_producer(cid);
+        self.commit_orphaned_dirs(caused);
     }
 
     /// Commit the open directories without producers that [`dir_due_at_termination`] says are
     /// done: at a termination, and after a rename gave a directory a new rule.
-    pub(super) fn commit_orphaned_dirs(&mut self) {
+    pub(super) fn commit_orphaned_dirs(&mut self, caused: &mut Caused) {
         let mut orphaned = Vec::new();
-        for dir in &self.open_dirs {
-            if let Some(made) = self.dirs.get(dir).and_then(|d| d.made.as_ref()) {
+        for dir in self.dirs.open() {
+            if let Some(made) = self.dirs.made(dir) {
                 // An adopted directory nobody has produced yet waits for its declared producers
                 // (if any), not for whoever happens to terminate first.
                 if made.producers.is_empty()
@@ -252,16 +218,11 @@ impl Namespace {
             }
         }
         for dir in orphaned {
-            let Some(rule) = self
-                .dirs
-                .get(&dir)
-                .and_then(|d| d.made.as_ref())
-                .map(|m| m.rule.commit.clone())
-            else {
+            let Some(rule) = self.dirs.made(&dir).map(|m| m.rule.commit.clone()) else {
                 continue;
             };
             let declared = self.rules.declared_producers(&dir);
-            let declared_gone = declared.iter().all(|app| self.app_terminated(app));
+            let declared_gone = declared.iter().all(|app| self.clients.app_terminated(app));
             if !dir_due_at_termination(&rule, declared_gone) {
                 continue;
             }
@@ -272,23 +233,18 @@ impl Namespace {
                     dir.display()
                 );
             }
-            self.commit_dir(&dir);
+            self.commit_dir(&dir, caused);
         }
     }
 
     /// Commit a made directory: its listing is final from now on. It is on disk already (since
     /// `Mkdir`).
-    pub(super) fn commit_dir(&mut self, dir: &Path) {
-        self.open_dirs.remove(dir);
-        let Some(made) = self.dirs.get_mut(dir).and_then(|d| d.made.as_mut()) else {
-            return;
-        };
-        if made.committed {
+    pub(super) fn commit_dir(&mut self, dir: &Path, caused: &mut Caused) {
+        if !self.dirs.commit(dir) {
             return;
         }
-        made.committed = true;
         debug!("committed directory {}", dir.display());
-        self.table.namespace().bump();
-        self.settle_due = true;
+        self.bump();
+        caused.unsettled = true;
     }
 }

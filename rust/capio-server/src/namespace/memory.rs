@@ -7,11 +7,11 @@
 //! file commits, is truncated, or is gone. Writes through a grant obtained before such a take-back
 //! may still land: the budget holds to within one increment per open writable handle.
 
-use super::{ClientId, FileNode, Namespace};
+use super::files::{FileNode, FileTable};
+use super::{ClientId, Namespace};
 use crate::backing::Backing;
 use crate::error::FsError;
 use crate::log::warning;
-use std::sync::atomic::Ordering::SeqCst;
 
 /// Largest headroom granted beyond the asked end: big enough that streaming writers rarely ask,
 /// small enough that idle files do not hoard the budget.
@@ -45,51 +45,7 @@ impl Budget {
     }
 }
 
-impl Namespace {
-    pub fn set_memory_limit(&mut self, limit: Option<u64>) {
-        self.budget.limit = limit;
-    }
-
-    pub fn memory_limit(&self) -> Option<u64> {
-        self.budget.limit
-    }
-
-    /// Bytes charged to memory-backed files (published data plus granted headroom).
-    pub fn memory_used(&self) -> u64 {
-        self.budget.used
-    }
-
-    /// Bytes `node` holds in memory: its charge, or — where the budget does not count it (no
-    /// limit: writers never ask) — at least its published data.
-    pub(super) fn memory_held(&self, node: &FileNode) -> u64 {
-        if node.backing != Backing::Anonymous {
-            return 0;
-        }
-        node.charged.max(self.slot(node.slot).len.load(SeqCst))
-    }
-
-    /// Bytes held by memory-backed files, files unlinked but still open included; counted with
-    /// or without a limit, so `pycapio server status` shows what the server holds.
-    pub fn memory_in_use(&self) -> u64 {
-        let live = self.files.values().chain(self.unlinked.values());
-        live.map(|node| self.memory_held(node)).sum()
-    }
-
-    fn node_and_budget(&mut self, slot: u32) -> Option<(&mut FileNode, &mut Budget)> {
-        let Namespace {
-            by_slot,
-            files,
-            unlinked,
-            budget,
-            ..
-        } = self;
-        let node = match by_slot.get(&slot) {
-            Some(path) => files.get_mut(path),
-            None => unlinked.get_mut(&slot),
-        }?;
-        Some((node, budget))
-    }
-
+impl FileTable {
     /// Charge a new file its initial content.
     pub(super) fn charge(&mut self, slot: u32, len: u64) {
         if let Some((node, budget)) = self.node_and_budget(slot) {
@@ -99,22 +55,29 @@ impl Namespace {
 
     /// A committed file keeps only its published bytes charged.
     pub(super) fn release_headroom(&mut self, slot: u32) {
-        let len = self.slot(slot).len.load(SeqCst);
-        if let Some((node, budget)) = self.node_and_budget(slot)
-            && node.charged > len
-        {
-            budget.set_charge(node, len);
+        if let Some((node, budget)) = self.node_and_budget(slot) {
+            let len = node.len();
+            if node.charged > len {
+                budget.set_charge(node, len);
+            }
         }
     }
 
-    /// `cid` wants to write `slot`'s data up to `end`: grant at least that much, or `NoSpace`.
-    /// Returns the end up to which writes need not ask again.
-    pub fn reserve(&mut self, cid: ClientId, slot: u32, end: u64) -> Result<u64, FsError> {
-        let name = self.by_slot.get(&slot).cloned();
+    /// Bytes held by memory-backed files, files unlinked but still open included; counted with
+    /// or without a limit, so `pycapio server status` shows what the server holds.
+    pub(super) fn memory_in_use(&self) -> u64 {
+        let live = self
+            .iter()
+            .map(|(_, n)| n)
+            .chain(self.unlinked().map(|(_, n)| n));
+        live.map(FileNode::memory_held).sum()
+    }
+
+    /// Write `slot`'s data up to `end` (its writer holds it open): grant at least that much, or
+    /// `NoSpace`. Returns the end up to which writes need not ask again.
+    pub(super) fn reserve(&mut self, slot: u32, end: u64) -> Result<u64, FsError> {
+        let name = self.path_of(slot).cloned();
         let (node, budget) = self.node_and_budget(slot).ok_or(FsError::NotOpen)?;
-        if !node.opens.contains_key(&cid) {
-            return Err(FsError::NotOpen);
-        }
         let Some(limit) = budget.limit.filter(|_| node.backing == Backing::Anonymous) else {
             return Ok(UNLIMITED);
         };
@@ -140,5 +103,34 @@ impl Namespace {
         let granted = end + headroom;
         budget.set_charge(node, granted);
         Ok(granted)
+    }
+}
+
+impl Namespace {
+    pub fn set_memory_limit(&mut self, limit: Option<u64>) {
+        self.files.budget.limit = limit;
+    }
+
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.files.budget.limit
+    }
+
+    /// Bytes charged to memory-backed files (published data plus granted headroom).
+    pub fn memory_used(&self) -> u64 {
+        self.files.budget.used
+    }
+
+    /// Bytes held by memory-backed files, files unlinked but still open included.
+    pub fn memory_in_use(&self) -> u64 {
+        self.files.memory_in_use()
+    }
+
+    /// `cid` wants to write `slot`'s data up to `end`: grant at least that much, or `NoSpace`.
+    /// Returns the end up to which writes need not ask again.
+    pub fn reserve(&mut self, cid: ClientId, slot: u32, end: u64) -> Result<u64, FsError> {
+        if !self.clients.has_open(cid, slot) {
+            return Err(FsError::NotOpen);
+        }
+        self.files.reserve(slot, end)
     }
 }

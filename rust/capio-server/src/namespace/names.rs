@@ -1,11 +1,11 @@
 //! Unlink, rename and rmdir: operations on names, applied to the namespace and to the disk alike,
 //! so that what a workflow leaves on disk matches a plain run.
 
-use super::{ClientId, Namespace, Where};
+use super::dirs::rebase;
+use super::{Caused, ClientId, Done, Namespace, Where};
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use crate::paths::confine;
-use capio_cl::CommitRule;
 use capio_proto::SlotState;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +48,7 @@ impl Namespace {
         self.dirs.get(dir).is_some_and(|d| {
             d.names().any(|name| {
                 let child = dir.join(name);
-                self.visible_file(&child).is_some() || self.is_made_dir(&child)
+                self.files.visible(&child).is_some() || self.dirs.is_made(&child)
             })
         })
     }
@@ -72,7 +72,7 @@ impl Namespace {
         let dead: Vec<PathBuf> = d
             .names()
             .map(|name| dir.join(name))
-            .filter(|p| self.files.contains_key(p))
+            .filter(|p| self.files.contains(p))
             .collect();
         for path in dead {
             self.forget_file(&path);
@@ -87,11 +87,11 @@ impl Namespace {
         if self
             .files
             .get(path)
-            .is_some_and(|n| n.state == SlotState::Aborted)
+            .is_some_and(|n| n.state() == SlotState::Aborted)
         {
             // Invisible already; unlinking clears what the crash left, then acts on the disk.
             self.forget_file(path);
-            self.table.namespace().bump();
+            self.bump();
         }
         let on_disk = match self.entry(&root, path)? {
             Entry::Missing => return Err(FsError::NotFound),
@@ -103,7 +103,7 @@ impl Namespace {
             disk::remove_file(&e)?;
         }
         self.forget_file(path);
-        self.table.namespace().bump();
+        self.bump();
         Ok(())
     }
 
@@ -126,26 +126,26 @@ impl Namespace {
             disk::rmdir(&e)?;
         }
         self.drop_tombstones(path);
-        self.forget_dir(path);
-        self.remove_child(path);
-        self.table.namespace().bump();
+        self.dirs.forget(path);
+        self.dirs.remove_entry(path);
+        self.bump();
         Ok(())
-    }
-
-    fn forget_dir(&mut self, path: &Path) {
-        self.dirs.remove(path);
-        self.open_dirs.remove(path);
     }
 
     /// `rename(2)` inside one client's CAPIO directory: an existing destination file is replaced
     /// atomically, a directory moves with everything below it. Readers waiting for `dst` to appear
     /// find the moved file as it is (same commit state, same producers). Returns the committed
     /// files that still have to be persisted, now under their new paths.
-    pub fn rename(
+    pub fn rename(&mut self, cid: ClientId, src: &Path, dst: &Path) -> Done<Vec<Repersist>> {
+        self.doing(|ns, caused| ns.rename_in(cid, src, dst, caused))
+    }
+
+    fn rename_in(
         &mut self,
         cid: ClientId,
         src: &Path,
         dst: &Path,
+        caused: &mut Caused,
     ) -> Result<Vec<Repersist>, FsError> {
         let root = self.root_for(cid, src)?;
         confine(dst, &root)?;
@@ -166,16 +166,18 @@ impl Namespace {
         }
         let to = self.entry(&root, dst)?;
         let pending = if from.is_dir() {
-            self.rename_dir(cid, &root, src, dst, &to)?
+            self.rename_dir(cid, &root, src, dst, &to, caused)?
         } else {
-            self.rename_file(cid, &root, src, dst, from, &to)?
+            if to.is_dir() {
+                return Err(FsError::IsDir);
+            }
+            self.rename_file(cid, &root, src, dst, from, caused)?
         };
-        self.table.namespace().bump();
+        self.bump();
         // The new place may have other rules: `on_n_files` of the new parent, an `on_file`
         // dependency that now exists, or a directory rule its gone producers already satisfy.
-        self.commit_orphaned_dirs();
-        self.settle_due = true;
-        self.settle();
+        self.commit_orphaned_dirs(caused);
+        caused.unsettled = true;
         Ok(pending)
     }
 
@@ -186,11 +188,8 @@ impl Namespace {
         src: &Path,
         dst: &Path,
         from: Entry,
-        to: &Entry,
+        caused: &mut Caused,
     ) -> Result<Vec<Repersist>, FsError> {
-        if to.is_dir() {
-            return Err(FsError::IsDir);
-        }
         let in_namespace = matches!(from, Entry::File);
         // The disk first: if it refuses, the namespace is untouched.
         let src_disk = match from {
@@ -210,9 +209,9 @@ impl Namespace {
         if !in_namespace {
             return Ok(Vec::new());
         }
-        self.remove_child(src);
-        let pending = self.rekey_file(root, src, dst, src_disk.is_some());
-        self.add_child(cid, dst);
+        self.dirs.remove_entry(src);
+        let pending = self.rekey_file(root, src, dst, src_disk.is_some(), caused);
+        self.add_child(cid, dst, caused);
         Ok(pending.into_iter().collect())
     }
 
@@ -223,6 +222,7 @@ impl Namespace {
         src: &Path,
         dst: &Path,
         to: &Entry,
+        caused: &mut Caused,
     ) -> Result<Vec<Repersist>, FsError> {
         if dst.starts_with(src) {
             return Err(FsError::IntoItself);
@@ -241,44 +241,30 @@ impl Namespace {
             disk::rename(root, e, dst)?;
         }
         self.drop_tombstones(dst);
-        self.forget_dir(dst);
-        self.remove_child(src);
-        let pending = self.rekey_tree(root, src, dst, src_disk.is_some());
-        self.add_child(cid, dst);
+        self.dirs.forget(dst);
+        self.dirs.remove_entry(src);
+        let pending = self.rekey_tree(root, src, dst, src_disk.is_some(), caused);
+        self.add_child(cid, dst, caused);
         Ok(pending)
     }
 
     /// Re-key every namespace directory and file at or below `src` to the same place below `dst`.
     /// Directories keep their child lists (names are relative), so no list needs touching; they
     /// keep their commit state too, but take the rules of their new paths.
-    fn rekey_tree(&mut self, root: &Path, src: &Path, dst: &Path, on_disk: bool) -> Vec<Repersist> {
-        let dirs: Vec<PathBuf> = self
-            .dirs
-            .keys()
-            .filter(|p| p.starts_with(src))
-            .cloned()
-            .collect();
-        for old in dirs {
-            if let Some(mut node) = self.dirs.remove(&old) {
-                let new = rebase(&old, src, dst);
-                if let Some(made) = node.made.as_mut() {
-                    made.rule = self.rules.dir_rule_for(&new);
-                }
-                if self.open_dirs.remove(&old) {
-                    self.open_dirs.insert(new.clone());
-                }
-                self.dirs.insert(new, node);
-            }
-        }
-        let files: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| p.starts_with(src))
-            .cloned()
-            .collect();
+    fn rekey_tree(
+        &mut self,
+        root: &Path,
+        src: &Path,
+        dst: &Path,
+        on_disk: bool,
+        caused: &mut Caused,
+    ) -> Vec<Repersist> {
+        let rules = &self.rules;
+        self.dirs.rekey_tree(src, dst, |p| rules.dir_rule_for(p));
+        let files = self.files.paths_under(src);
         files
             .iter()
-            .filter_map(|old| self.rekey_file(root, old, &rebase(old, src, dst), on_disk))
+            .filter_map(|old| self.rekey_file(root, old, &rebase(old, src, dst), on_disk, caused))
             .collect()
     }
 
@@ -291,41 +277,26 @@ impl Namespace {
         src: &Path,
         dst: &Path,
         on_disk: bool,
+        caused: &mut Caused,
     ) -> Option<Repersist> {
-        let mut node = self.files.remove(src)?;
+        let node = self.files.rekey(src, dst)?;
         node.persisted &= on_disk;
         if !dst.starts_with(&node.root) {
             // Moved out of its creator's root by a client with a wider one: persist inside that.
             node.root = root.to_path_buf();
         }
-        node.rule = self.rules.rule_for(dst);
-        if matches!(node.rule.commit, CommitRule::OnFile(_)) {
-            self.on_file.insert(node.slot);
-        } else {
-            self.on_file.remove(&node.slot);
-        }
-        let pending =
-            (node.state == SlotState::Committed && !node.persisted && node.rule.permanent)
-                .then(|| (dst.to_path_buf(), node.generation));
-        let slot = node.slot;
-        self.by_slot.insert(slot, dst.to_path_buf());
-        self.files.insert(dst.to_path_buf(), node);
+        let slot = node.slot();
+        self.files.set_rule(dst, self.rules.rule_for(dst));
+        let node = self.files.get(dst)?;
+        let pending = (node.is_committed() && !node.persisted && node.rule().permanent)
+            .then(|| (dst.to_path_buf(), node.generation()));
         // The new name's rule applies to what already happened under the old one: a temp file
         // closed and then renamed over an `on_close` name is complete now, not at its
         // producer's exit.
         if self.file_rule_met(slot) {
-            self.commit_file(slot);
+            self.commit_file(slot, caused);
         }
         pending
-    }
-}
-
-/// `path` (at or below `src`) moved below `dst`.
-fn rebase(path: &Path, src: &Path, dst: &Path) -> PathBuf {
-    match path.strip_prefix(src) {
-        // `join("")` would add a trailing slash, and namespace keys are exact bytes.
-        Ok(rel) if !rel.as_os_str().is_empty() => dst.join(rel),
-        _ => dst.to_path_buf(),
     }
 }
 

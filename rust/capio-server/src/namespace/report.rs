@@ -2,7 +2,8 @@
 //! produces, who reads, who sleeps on them), directories not committed yet, and readers waiting
 //! for files nobody has created.
 
-use super::{ClientId, FileNode, Namespace};
+use super::files::FileNode;
+use super::{ClientId, Namespace};
 use crate::backing::Backing;
 use crate::json::Json;
 use capio_proto::SlotState;
@@ -56,7 +57,7 @@ impl Namespace {
     }
 
     fn client_ref(&self, cid: ClientId) -> Json {
-        match self.clients.get(&cid) {
+        match self.clients.get(cid) {
             Some(c) => Json::Obj(vec![
                 ("id", Json::int(cid)),
                 ("pid", Json::int(c.pid)),
@@ -67,14 +68,16 @@ impl Namespace {
     }
 
     fn file_json(&self, path: Option<&Path>, node: &FileNode) -> Json {
-        let slot = self.slot(node.slot);
-        let readers: Vec<Json> = node
-            .opens
-            .keys()
-            .filter(|c| !node.producers.contains(c))
-            .map(|&c| self.client_ref(c))
+        let slot = node.shared();
+        let producers = self.clients.producers(node.slot());
+        let readers: Vec<Json> = self
+            .clients
+            .openers(node.slot())
+            .into_iter()
+            .filter(|c| !producers.contains(c))
+            .map(|c| self.client_ref(c))
             .collect();
-        let waiting_readers = if node.state == SlotState::Open {
+        let waiting_readers = if node.state() == SlotState::Open {
             readers.len()
         } else {
             0
@@ -82,71 +85,72 @@ impl Namespace {
         Json::Obj(vec![
             ("path", path.map_or(Json::Null, path_json)),
             ("size", Json::int(slot.len.load(SeqCst))),
-            ("state", Json::str(state_name(node.state))),
-            ("commit", Json::str(node.rule.commit.to_string())),
-            ("fire", Json::str(node.rule.fire.to_string())),
-            ("storage", Json::str(node.rule.storage.to_string())),
-            ("permanent", Json::Bool(node.rule.permanent)),
+            ("state", Json::str(state_name(node.state()))),
+            ("commit", Json::str(node.rule().commit.to_string())),
+            ("fire", Json::str(node.rule().fire.to_string())),
+            ("storage", Json::str(node.rule().storage.to_string())),
+            ("permanent", Json::Bool(node.rule().permanent)),
             (
                 "persisted",
                 Json::Bool(node.persisted || node.backing == Backing::InPlace),
             ),
             (
                 "producers",
-                Json::Arr(node.producers.iter().map(|&c| self.client_ref(c)).collect()),
+                Json::Arr(producers.iter().map(|&c| self.client_ref(c)).collect()),
             ),
             ("readers", Json::Arr(readers)),
             // Readers of a file still being produced are the ones that may block on it.
             ("blocked_readers", Json::int(waiting_readers as u64)),
             // Threads sleeping on the file's futex right now, in any process.
             ("sleeping", Json::int(slot.waiters.load(SeqCst))),
-            ("memory_charged", Json::int(self.memory_held(node))),
+            ("memory_charged", Json::int(node.memory_held())),
         ])
     }
 
     /// The namespace's part of the `Status` reply: `(key, value)` pairs for its top-level object.
     pub fn report(&self) -> Vec<(&'static str, Json)> {
         let now = Instant::now();
-        let mut ids: Vec<&ClientId> = self.clients.keys().collect();
-        ids.sort();
-        let clients = ids
+        let clients = self
+            .clients
+            .sorted()
             .into_iter()
-            .map(|id| {
-                let c = &self.clients[id];
+            .map(|(id, c)| {
+                let (producing, open_files) = self.clients.counts(id);
                 Json::Obj(vec![
-                    ("id", Json::int(*id)),
+                    ("id", Json::int(id)),
                     ("pid", Json::int(c.pid)),
                     ("app", Json::str(&c.app)),
                     ("capio_dir", path_json(&c.root)),
                     ("exited", Json::Bool(c.exited)),
-                    ("producing", Json::int(c.produces.len() as u64)),
-                    ("open_files", Json::int(c.opened.len() as u64)),
+                    ("producing", Json::int(producing as u64)),
+                    ("open_files", Json::int(open_files as u64)),
                 ])
             })
             .collect();
-        let mut paths: Vec<&PathBuf> = self.files.keys().collect();
-        paths.sort();
+        let mut paths: Vec<(&PathBuf, &FileNode)> = self.files.iter().collect();
+        paths.sort_by_key(|(p, _)| *p);
         let files_total = paths.len();
         let files = paths
             .into_iter()
             .take(MAX_FILES)
-            .map(|p| self.file_json(Some(p), &self.files[p]))
+            .map(|(p, node)| self.file_json(Some(p), node))
             .collect();
-        let mut unlinked: Vec<(&u32, &FileNode)> = self.unlinked.iter().collect();
+        let mut unlinked: Vec<(&u32, &FileNode)> = self.files.unlinked().collect();
         unlinked.sort_by_key(|(slot, _)| **slot);
         let unlinked = unlinked
             .into_iter()
             .map(|(_, node)| self.file_json(None, node))
             .collect();
         let dirs = self
-            .open_dirs
-            .iter()
+            .dirs
+            .open()
             .filter_map(|p| {
-                let made = self.dirs.get(p)?.made.as_ref()?;
+                let dir = self.dirs.get(p)?;
+                let made = dir.made.as_ref()?;
                 Some(Json::Obj(vec![
                     ("path", path_json(p)),
                     ("commit", Json::str(made.rule.commit.to_string())),
-                    ("entries", Json::int(self.dirs[p].index.len() as u64)),
+                    ("entries", Json::int(dir.len() as u64)),
                     (
                         "producers",
                         Json::Arr(made.producers.iter().map(|&c| self.client_ref(c)).collect()),
@@ -185,7 +189,7 @@ impl Namespace {
                 "uptime_seconds",
                 Json::Float((now - self.started).as_secs_f64()),
             ),
-            ("memory_limit", Json::opt(self.budget.limit, Json::int)),
+            ("memory_limit", Json::opt(self.memory_limit(), Json::int)),
             ("memory_used", Json::int(self.memory_in_use())),
             ("live_clients", Json::int(self.live_clients() as u64)),
             ("teardown_requested", Json::Bool(self.teardown)),

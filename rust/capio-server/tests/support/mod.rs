@@ -208,22 +208,12 @@ pub fn send<T: Pod>(sock: &UnixStream, kind: Kind, fixed: &T, tail: &[u8]) {
 
 /// Receive one frame; `None` if the server closed the connection instead.
 pub fn recv(sock: &UnixStream) -> Option<Frame> {
-    let mut raw = [0u8; HEADER_LEN];
-    let mut got = 0;
-    let mut fd = None;
-    while got < HEADER_LEN {
-        let (n, f) = sys::recv_with_fd(sock, &mut raw[got..]).ok()?;
-        if n == 0 {
-            return None;
-        }
-        fd = fd.or(f);
-        got += n;
+    match recv_frame(sock) {
+        Ok((header, body, fd)) => Some(Frame { header, body, fd }),
+        // A reset (the server dropped the connection with a request unread) is a close too.
+        Err(WireError::Eof | WireError::Io(_)) => None,
+        Err(e) => panic!("bad reply frame: {e}"),
     }
-    let header: Header = bytemuck::pod_read_unaligned(&raw);
-    header.check().unwrap();
-    let mut body = vec![0u8; header.len as usize];
-    (&*sock).read_exact(&mut body).unwrap();
-    Some(Frame { header, body, fd })
 }
 
 pub fn call<T: Pod>(sock: &UnixStream, kind: Kind, fixed: &T, tail: &[u8]) -> Frame {
@@ -320,8 +310,9 @@ impl Client {
     pub fn list_reply(&self, path: &Path) -> (ListReply, Vec<(u32, String)>) {
         let f = call(&self.sock, Kind::List, &Empty {}, b(path));
         let entries = parse_entries(f.tail::<ListReply>())
+            .unwrap()
             .into_iter()
-            .map(|(k, n)| (k, String::from_utf8_lossy(n).into_owned()))
+            .map(|(k, n)| (u32::from(k), String::from_utf8_lossy(n).into_owned()))
             .collect();
         (f.fixed::<ListReply>(), entries)
     }

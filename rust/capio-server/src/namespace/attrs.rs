@@ -1,0 +1,144 @@
+//! `Stat`, `Lstat` and `SetAttr`: a CAPIO file's attributes live in its data object, a made
+//! directory's on disk; what CAPIO adds is the commit state.
+
+use super::{ClientId, Namespace, Where};
+use crate::backing::Backing;
+use crate::disk::{self, Kind as DiskKind};
+use crate::error::FsError;
+use crate::log::warning;
+use capio_proto::{node_kind, sys};
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// What `stat` reports. A CAPIO file's mode, owner and times are those of its data object, which
+/// the kernel keeps as for any file (writes move `mtime`, attribute changes `ctime`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Permission bits.
+    pub mode: u32,
+    pub committed: bool,
+    pub atime_ns: i64,
+    pub ctime_ns: i64,
+    pub uid: u32,
+    pub gid: u32,
+    /// `S_IFMT` bits.
+    pub file_type: u32,
+    pub nlink: u32,
+    /// The node's identity: its disk inode and device, or its data object's for a CAPIO file.
+    pub ino: u64,
+    pub dev: u64,
+}
+
+impl Stat {
+    pub(super) fn of_meta(kind: u32, meta: &fs::Metadata, committed: bool) -> Stat {
+        let ns = disk::nanos;
+        Stat {
+            kind,
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            mode: meta.mode() & 0o7777,
+            committed,
+            atime_ns: ns(meta.atime(), meta.atime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            file_type: meta.mode() & libc::S_IFMT,
+            // A CAPIO file's data object has no name (a memfd), yet the file has one.
+            nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX).max(1),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
+
+impl Namespace {
+    /// What `stat` reports of `path`, following a final symbolic link.
+    pub fn stat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
+        let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
+        let path = &self.through_links(&root, path)?;
+        match self.locate(&root, path)? {
+            Where::File => {
+                let node = self.files.visible(path).ok_or(FsError::NotFound)?;
+                let meta = node.data.metadata()?;
+                let root_dev = self.clients.get(cid).map_or(0, |c| c.root_dev);
+                let (dev, ino) = capio_proto::reported_identity(meta.dev(), meta.ino(), root_dev);
+                Ok(Stat {
+                    size: node.len(),
+                    nlink: 1,
+                    ino,
+                    dev,
+                    ..Stat::of_meta(node_kind::FILE, &meta, node.is_committed())
+                })
+            }
+            Where::Dir => {
+                // A made directory is on disk: its attributes are the disk's, its state CAPIO's.
+                let made = self.dirs.made(path).ok_or(FsError::NotFound)?;
+                let real = disk::lookup(&root, path)?.ok_or(FsError::NotFound)?;
+                Ok(Stat::of_meta(node_kind::DIR, &real.meta, made.committed()))
+            }
+            Where::Disk(node) => Ok(Stat::of_meta(node.wire_kind(), &node.meta, true)),
+            Where::Missing => Err(FsError::NotFound),
+        }
+    }
+
+    /// `stat` without following a final symbolic link: one on disk is reported itself.
+    pub fn lstat(&self, cid: ClientId, path: &Path) -> Result<Stat, FsError> {
+        let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
+        if self.locate_ns(&root, path)?.is_none()
+            && let Some(meta) = disk::link_metadata(&root, path)?
+        {
+            return Ok(Stat::of_meta(node_kind::OTHER, &meta, true));
+        }
+        self.stat(cid, path)
+    }
+
+    /// Change the attributes of `path` as `chmod`, `chown` and `utimensat` do (`nofollow`: a final
+    /// symbolic link itself). A CAPIO file's live in its data object, so the kernel applies its
+    /// own rules to them; a persisted file's disk copy changes too, so the disk never disagrees.
+    pub fn set_attrs(
+        &mut self,
+        cid: ClientId,
+        path: &Path,
+        attrs: &sys::Attrs,
+        nofollow: bool,
+    ) -> Result<(), FsError> {
+        let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
+        if nofollow
+            && self.locate_ns(&root, path)?.is_none()
+            && disk::link_metadata(&root, path)?.is_some()
+        {
+            let entry = disk::entry(&root, path)?.ok_or(FsError::NotFound)?;
+            return Ok(sys::set_attrs_path(&entry.real, attrs, true)?);
+        }
+        let path = &self.through_links(&root, path)?;
+        match self.locate(&root, path)? {
+            Where::File => {
+                let node = self.files.visible(path).ok_or(FsError::NotFound)?;
+                sys::set_attrs_fd(node.data.as_fd(), attrs)?;
+                if node.persisted
+                    && node.backing != Backing::InPlace
+                    && let Ok(Some(copy)) = disk::lookup(&root, path)
+                    && copy.kind == DiskKind::File
+                    && let Err(e) = sys::set_attrs_path(&copy.real, attrs, false)
+                {
+                    warning!("cannot update the attributes of {}: {e}", path.display());
+                }
+                Ok(())
+            }
+            Where::Dir => {
+                let real = disk::lookup(&root, path)?.ok_or(FsError::NotFound)?;
+                Ok(sys::set_attrs_path(&real.real, attrs, false)?)
+            }
+            Where::Disk(node) => Ok(sys::set_attrs_path(&node.real, attrs, false)?),
+            Where::Missing => Err(FsError::NotFound),
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The file table: every CAPIO file by path and by slot, the files unlinked while an fd still
+//! holds them, and the slots of the shared state table. A file node owns its slot: every state
+//! change is one of its transition methods, which change the node and the shared slot together,
+//! so the slot clients read can never disagree with the node.
+
+use super::Lost;
+use super::memory::Budget;
+use crate::backing::{self, Backing};
+use crate::disk;
+use crate::error::FsError;
+use crate::log::warning;
+use capio_cl::{CommitRule, Rule};
+use capio_proto::table::NAMESPACE_SLOT;
+use capio_proto::{Slot, SlotState, StateTable};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+
+pub(super) struct FileNode {
+    slot: u32,
+    table: Arc<StateTable>,
+    /// The slot's state as the server set it (the slot is shared memory anyone could scribble
+    /// on); written only by the transitions below, together with the slot.
+    state: SlotState,
+    /// The namespace-wide number of its last commit, so a persist of an older commit never lands
+    /// after a newer one, even when the slot and path are reused by another file meanwhile.
+    generation: u64,
+    /// The memfd or hidden file holding the bytes; clients receive duplicates (sharing its offset).
+    pub(super) data: File,
+    pub(super) backing: Backing,
+    /// Canonical root of the creator: persistence never writes outside it.
+    pub(super) root: PathBuf,
+    /// The CAPIO-CL rule of its current path (a rename looks it up again).
+    rule: Rule,
+    /// Writable closes by producers since it was (re)opened for writing: what `on_close:N` counts.
+    pub(super) closes_by_producers: u64,
+    /// Apps that opened it, for the shutdown report.
+    pub(super) apps: BTreeSet<String>,
+    pub(super) persisted: bool,
+    /// Its disk copy as persisted: a persisted file whose real path no longer shows this was
+    /// removed or replaced by another program, and is not served from memory any more.
+    pub(super) disk_id: Option<disk::Identity>,
+    /// Bytes of the memory budget this file holds (see `memory`).
+    pub(super) charged: u64,
+    /// A `Reserve` was refused: logged once per file.
+    pub(super) refused: bool,
+}
+
+impl FileNode {
+    /// A new file being produced in `slot`, holding `len` bytes.
+    fn create(
+        table: Arc<StateTable>,
+        slot: u32,
+        data: File,
+        backing: Backing,
+        root: PathBuf,
+        rule: Rule,
+        len: u64,
+    ) -> FileNode {
+        let mut node = FileNode {
+            slot,
+            table,
+            state: SlotState::Free,
+            generation: 0,
+            data,
+            backing,
+            root,
+            rule,
+            closes_by_producers: 0,
+            apps: BTreeSet::new(),
+            persisted: false,
+            disk_id: None,
+            charged: 0,
+            refused: false,
+        };
+        node.shared().reset_len(len);
+        node.set(SlotState::Open);
+        node
+    }
+
+    pub(super) fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Its slot in the shared table.
+    pub(super) fn shared(&self) -> &Slot {
+        self.table
+            .slot(self.slot)
+            .expect("slots are only handed out inside the table")
+    }
+
+    pub(super) fn state(&self) -> SlotState {
+        self.state
+    }
+
+    pub(super) fn is_committed(&self) -> bool {
+        self.state == SlotState::Committed
+    }
+
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub(super) fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// Bytes published by its producers.
+    pub(super) fn len(&self) -> u64 {
+        self.shared().len.load(SeqCst)
+    }
+
+    fn set(&mut self, state: SlotState) {
+        self.state = state;
+        self.shared().set_state(state);
+    }
+
+    /// Open → Committed, as commit number `generation`. False if it was not open.
+    fn commit(&mut self, generation: u64) -> bool {
+        if self.state != SlotState::Open {
+            return false;
+        }
+        self.set(SlotState::Committed);
+        self.generation = generation;
+        self.persisted = false;
+        true
+    }
+
+    /// Open → Aborted: its producers are gone before the commit, and readers get an error.
+    /// False if it was not open.
+    pub(super) fn abort(&mut self) -> bool {
+        if self.state != SlotState::Open {
+            return false;
+        }
+        self.set(SlotState::Aborted);
+        true
+    }
+
+    /// Committed → Open: a new round of writing, whose `on_close:N` counts afresh. False if it
+    /// was not committed.
+    pub(super) fn reopen(&mut self) -> bool {
+        if self.state != SlotState::Committed {
+            return false;
+        }
+        self.begin_round();
+        true
+    }
+
+    /// Aborted → Open: a new producer writes the file again from scratch. False (and nothing
+    /// changed) if it was not aborted.
+    pub(super) fn restart(&mut self, budget: &mut Budget) -> io::Result<bool> {
+        if self.state != SlotState::Aborted {
+            return Ok(false);
+        }
+        self.truncate(budget)?;
+        self.begin_round();
+        Ok(true)
+    }
+
+    fn begin_round(&mut self) {
+        self.closes_by_producers = 0;
+        self.persisted = false;
+        self.set(SlotState::Open);
+    }
+
+    /// Cut its data to nothing. Under the append lock: an append in flight elsewhere must not
+    /// land past the new end.
+    pub(super) fn truncate(&mut self, budget: &mut Budget) -> io::Result<()> {
+        // Its own handle on the table: the slot stays borrowed while the budget changes the node.
+        let table = Arc::clone(&self.table);
+        let slot = table.slot(self.slot).expect("slot inside the table");
+        let _append_lock = slot.lock_appends();
+        self.data.set_len(0)?;
+        slot.reset_len(0);
+        budget.set_charge(self, 0);
+        Ok(())
+    }
+
+    /// Nobody can reach its hidden data file by name any more: it goes as a memfd would.
+    fn drop_hidden(&mut self, path: &dyn std::fmt::Display) {
+        if self.backing == Backing::Hidden {
+            if let Err(e) = backing::remove_hidden(&self.data) {
+                warning!("cannot remove the data file of {path}: {e}");
+            }
+            self.backing = Backing::Anonymous;
+        }
+    }
+
+    /// Gone for good: its charge goes back, and its slot is free for the next file.
+    fn release(mut self, budget: &mut Budget) -> u32 {
+        budget.set_charge(&mut self, 0);
+        let s = self.shared();
+        s.reset_len(0);
+        s.set_state(SlotState::Free);
+        self.slot
+    }
+
+    /// Bytes it holds in memory: its charge, or — where the budget does not count it (no
+    /// limit: writers never ask) — at least its published data.
+    pub(super) fn memory_held(&self) -> u64 {
+        if self.backing != Backing::Anonymous {
+            return 0;
+        }
+        self.charged.max(self.len())
+    }
+}
+
+/// A file about to be created: its data object and what it is created with.
+pub(super) struct NewFile {
+    pub(super) data: File,
+    pub(super) backing: Backing,
+    pub(super) root: PathBuf,
+    pub(super) rule: Rule,
+    pub(super) len: u64,
+}
+
+/// What a commit made of a file: its number, and whether its rule wants it on disk.
+pub(super) struct Committed {
+    pub(super) generation: u64,
+    pub(super) permanent: bool,
+}
+
+pub(super) struct FileTable {
+    table: Arc<StateTable>,
+    files: HashMap<PathBuf, FileNode>,
+    by_slot: HashMap<u32, PathBuf>,
+    /// Files unlinked (or replaced by a rename) while some fd still had them open, by slot: they
+    /// keep working for those fds, as unlinked files do, and free their slot at the last close.
+    unlinked: HashMap<u32, FileNode>,
+    next_slot: u32,
+    /// Slots of removed files that no fd refers to any more.
+    free_slots: Vec<u32>,
+    /// Generation of the latest commit of any file.
+    last_generation: u64,
+    /// Slots of the files whose rule is `on_file`: the candidates when something commits.
+    on_file: BTreeSet<u32>,
+    pub(super) budget: Budget,
+}
+
+impl FileTable {
+    pub(super) fn new(table: Arc<StateTable>) -> FileTable {
+        FileTable {
+            table,
+            files: HashMap::new(),
+            by_slot: HashMap::new(),
+            unlinked: HashMap::new(),
+            next_slot: NAMESPACE_SLOT + 1,
+            free_slots: Vec::new(),
+            last_generation: 0,
+            on_file: BTreeSet::new(),
+            budget: Budget::default(),
+        }
+    }
+
+    pub(super) fn get(&self, path: &Path) -> Option<&FileNode> {
+        self.files.get(path)
+    }
+
+    pub(super) fn get_mut(&mut self, path: &Path) -> Option<&mut FileNode> {
+        self.files.get_mut(path)
+    }
+
+    pub(super) fn contains(&self, path: &Path) -> bool {
+        self.files.contains_key(path)
+    }
+
+    /// Aborted files are invisible to lookups; only `open` sees them (to report or restart them).
+    pub(super) fn visible(&self, path: &Path) -> Option<&FileNode> {
+        self.files
+            .get(path)
+            .filter(|f| f.state != SlotState::Aborted)
+    }
+
+    /// The node behind a slot: a file in the namespace, or an unlinked one an fd still holds.
+    pub(super) fn node(&self, slot: u32) -> Option<&FileNode> {
+        match self.by_slot.get(&slot) {
+            Some(path) => self.files.get(path),
+            None => self.unlinked.get(&slot),
+        }
+    }
+
+    pub(super) fn node_mut(&mut self, slot: u32) -> Option<&mut FileNode> {
+        match self.by_slot.get(&slot) {
+            Some(path) => self.files.get_mut(path),
+            None => self.unlinked.get_mut(&slot),
+        }
+    }
+
+    /// The node behind a slot, and the budget it is charged to.
+    pub(super) fn node_and_budget(&mut self, slot: u32) -> Option<(&mut FileNode, &mut Budget)> {
+        let node = match self.by_slot.get(&slot) {
+            Some(path) => self.files.get_mut(path),
+            None => self.unlinked.get_mut(&slot),
+        }?;
+        Some((node, &mut self.budget))
+    }
+
+    pub(super) fn path_of(&self, slot: u32) -> Option<&PathBuf> {
+        self.by_slot.get(&slot)
+    }
+
+    /// A file's path for logs.
+    pub(super) fn name_of(&self, slot: u32) -> String {
+        self.by_slot.get(&slot).map_or_else(
+            || format!("unlinked file in slot {slot}"),
+            |p| p.display().to_string(),
+        )
+    }
+
+    /// Files in the namespace (not the unlinked ones).
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PathBuf, &FileNode)> {
+        self.files.iter()
+    }
+
+    /// Unlinked files some fd still holds, by slot.
+    pub(super) fn unlinked(&self) -> impl Iterator<Item = (&u32, &FileNode)> {
+        self.unlinked.iter()
+    }
+
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Paths of the files at or below `dir`.
+    pub(super) fn paths_under(&self, dir: &Path) -> Vec<PathBuf> {
+        self.files
+            .keys()
+            .filter(|p| p.starts_with(dir))
+            .cloned()
+            .collect()
+    }
+
+    /// Slots of the open files whose rule is `on_file`.
+    pub(super) fn on_file(&self) -> impl Iterator<Item = u32> + '_ {
+        self.on_file.iter().copied()
+    }
+
+    fn alloc_slot(&mut self) -> Result<u32, FsError> {
+        if let Some(slot) = self.free_slots.pop() {
+            return Ok(slot);
+        }
+        if self.next_slot >= self.table.slots() {
+            return Err(FsError::TableFull);
+        }
+        self.next_slot += 1;
+        Ok(self.next_slot - 1)
+    }
+
+    /// Add the file at `path`, open for its producer; its slot shows it at once. Without a free
+    /// slot its data object is discarded.
+    pub(super) fn create(&mut self, path: &Path, new: NewFile) -> Result<u32, FsError> {
+        let slot = match self.alloc_slot() {
+            Ok(slot) => slot,
+            Err(e) => {
+                backing::discard(&new.data, new.backing);
+                return Err(e);
+            }
+        };
+        let anonymous = new.backing == Backing::Anonymous;
+        let node = FileNode::create(
+            self.table.clone(),
+            slot,
+            new.data,
+            new.backing,
+            new.root,
+            new.rule,
+            new.len,
+        );
+        if matches!(node.rule.commit, CommitRule::OnFile(_)) {
+            self.on_file.insert(slot);
+        }
+        self.files.insert(path.to_path_buf(), node);
+        self.by_slot.insert(slot, path.to_path_buf());
+        if anonymous {
+            // Charged its initial content.
+            self.charge(slot, new.len);
+        }
+        Ok(slot)
+    }
+
+    /// Commit the file in `slot`, numbering the commit. `None` if it was not open.
+    pub(super) fn commit(&mut self, slot: u32) -> Option<Committed> {
+        let generation = self.last_generation + 1;
+        let node = self.node_mut(slot)?;
+        if !node.commit(generation) {
+            return None;
+        }
+        let permanent = node.rule.permanent;
+        self.last_generation = generation;
+        // Done growing: the budget's headroom held for it goes back to the others.
+        self.release_headroom(slot);
+        Some(Committed {
+            generation,
+            permanent,
+        })
+    }
+
+    /// Give the file at `path` the rule of its (new) path.
+    pub(super) fn set_rule(&mut self, path: &Path, rule: Rule) {
+        let Some(node) = self.files.get_mut(path) else {
+            return;
+        };
+        if matches!(rule.commit, CommitRule::OnFile(_)) {
+            self.on_file.insert(node.slot);
+        } else {
+            self.on_file.remove(&node.slot);
+        }
+        node.rule = rule;
+    }
+
+    /// Move the file at `src` to `dst` (nothing must be at `dst`); its slot stays.
+    pub(super) fn rekey(&mut self, src: &Path, dst: &Path) -> Option<&mut FileNode> {
+        let node = self.files.remove(src)?;
+        self.by_slot.insert(node.slot, dst.to_path_buf());
+        Some(
+            self.files
+                .entry(dst.to_path_buf())
+                .insert_entry(node)
+                .into_mut(),
+        )
+    }
+
+    /// Take the file at `path` (if any) out of the namespace, into the unlinked files: its memfd
+    /// lives on for the fds already open on it. Returns its slot, which the caller releases once
+    /// no fd can refer to it (`release`).
+    pub(super) fn unlink(&mut self, path: &Path) -> Option<u32> {
+        let mut node = self.files.remove(path)?;
+        node.drop_hidden(&path.display());
+        self.by_slot.remove(&node.slot);
+        let slot = node.slot;
+        self.unlinked.insert(slot, node);
+        Some(slot)
+    }
+
+    /// Free an unlinked file's slot (no fd refers to it any more). False if `slot` is not an
+    /// unlinked file's.
+    pub(super) fn release(&mut self, slot: u32) -> bool {
+        let Some(node) = self.unlinked.remove(&slot) else {
+            return false;
+        };
+        self.on_file.remove(&slot);
+        self.free_slots.push(node.release(&mut self.budget));
+        true
+    }
+
+    /// The server stops: report every file that is not safely on disk, abort the ones still
+    /// being produced so no reader waits on a server that is gone, and remove the hidden data
+    /// files of `storage: fs` files that will not persist.
+    pub(super) fn shut_down(&mut self) -> Vec<Lost> {
+        let mut lost = Vec::new();
+        for (path, node) in &mut self.files {
+            if node.is_committed() && node.persisted {
+                continue;
+            }
+            lost.push(Lost {
+                path: path.clone(),
+                size: node.len(),
+                apps: node.apps.iter().cloned().collect(),
+                state: node.state,
+            });
+            node.abort();
+            node.drop_hidden(&path.display());
+        }
+        // Unlinked files are nobody's output; only their readers need releasing.
+        for node in self.unlinked.values_mut() {
+            node.abort();
+        }
+        lost.sort_by(|a, b| a.path.cmp(&b.path));
+        lost
+    }
+}

@@ -1,0 +1,273 @@
+//! `Open` and `Close`: what an open finds (a CAPIO file, a disk file, a path to wait for), how a
+//! file is created, imported from disk, reopened or restarted, and what opens and closes count.
+
+use super::{Caused, ClientId, Done, Namespace, Opened, Where, new_data};
+use crate::backing;
+use crate::disk::{self, Kind as DiskKind};
+use crate::error::FsError;
+use crate::log::warning;
+use crate::rules::fire_wire;
+use capio_proto::{SlotState, sys};
+use std::fs::{self, File};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::SeqCst;
+
+const O_ACCMODE: u32 = libc::O_ACCMODE as u32;
+const O_WRONLY: u32 = libc::O_WRONLY as u32;
+const O_RDWR: u32 = libc::O_RDWR as u32;
+const O_CREAT: u32 = libc::O_CREAT as u32;
+const O_EXCL: u32 = libc::O_EXCL as u32;
+const O_TRUNC: u32 = libc::O_TRUNC as u32;
+const O_DIRECTORY: u32 = libc::O_DIRECTORY as u32;
+
+impl Namespace {
+    /// Open `path` for `cid` with `open(2)` flags (creating it with `mode`, umask applied).
+    /// Creating a file may commit its directory (`on_n_files`), and files depending on that.
+    pub fn open(&mut self, cid: ClientId, path: &Path, flags: u32, mode: u32) -> Done<Opened> {
+        self.doing(|ns, caused| ns.open_in(cid, path, flags, mode, caused))
+    }
+
+    /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored. A writable
+    /// close by a producer counts towards `on_close:N`.
+    pub fn close(&mut self, cid: ClientId, slot: u32, writable: bool) -> Caused {
+        let mut caused = Caused::default();
+        let Some(last) = self.clients.closed(cid, slot) else {
+            return caused;
+        };
+        if writable && self.clients.produces(cid, slot) {
+            self.producer_closed(slot, &mut caused);
+        }
+        if last {
+            self.release_unlinked(slot);
+        }
+        self.settle(&mut caused);
+        caused
+    }
+
+    fn open_in(
+        &mut self,
+        cid: ClientId,
+        path: &Path,
+        flags: u32,
+        mode: u32,
+        caused: &mut Caused,
+    ) -> Result<Opened, FsError> {
+        let root = self.root_for(cid, path)?;
+        let path: &Path = &self.real_path(&root, path);
+        self.drop_stale(path);
+        let exclusive_create = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
+        let (resolved, probe) = self.resolve_links(&root, path, !exclusive_create)?;
+        if exclusive_create && matches!(probe, Some(disk::Probe::Link(_))) {
+            // `O_EXCL` never follows a final symbolic link, dangling or not.
+            return Err(FsError::Exists);
+        }
+        if resolved != path {
+            self.drop_stale(&resolved);
+        }
+        let path = &resolved;
+        // Read before deciding the path is missing: a create after this point moves `seq` past it,
+        // so the client's futex wait cannot miss it.
+        let generation = self.table.namespace().seq.load(SeqCst);
+        let writable = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
+        let create = flags & O_CREAT != 0;
+        let exclusive = create && flags & O_EXCL != 0;
+        if flags & O_DIRECTORY != 0 {
+            // As the kernel (also for `O_TMPFILE`, which includes it): never a file, and never a
+            // wait. A directory itself is not opened through CAPIO.
+            return Err(match self.locate(&root, path)? {
+                _ if create => FsError::BadFlags(flags),
+                _ if self.files.contains(path) => FsError::NotDir,
+                Where::File => FsError::NotDir,
+                Where::Disk(node) if node.kind != DiskKind::Dir => FsError::NotDir,
+                Where::Dir | Where::Disk(_) => FsError::IsDir,
+                Where::Missing => FsError::NotFound,
+            });
+        }
+        let opened = if self.files.contains(path) {
+            self.open_existing(cid, path, flags)
+        } else {
+            // The probe already saw nothing on disk: no second look-up for a create.
+            let found = match probe {
+                Some(disk::Probe::Nothing) => Where::Missing,
+                _ => self.locate(&root, path)?,
+            };
+            match found {
+                Where::File => self.open_existing(cid, path, flags),
+                // As the kernel: `O_CREAT | O_EXCL` on anything that exists is `EEXIST` (which
+                // `tempfile.mkstemp` retries on); other opens of a directory are `EISDIR`.
+                Where::Dir | Where::Disk(_) if exclusive => Err(FsError::Exists),
+                Where::Dir => Err(FsError::IsDir),
+                Where::Disk(node) => match node.kind {
+                    DiskKind::Dir => Err(FsError::IsDir),
+                    DiskKind::Other => Ok(Opened::Pass),
+                    DiskKind::File if !writable => {
+                        let file = disk::open_read(&node)?;
+                        let size = file.metadata()?.len();
+                        Ok(Opened::Disk { size, file })
+                    }
+                    DiskKind::File => {
+                        self.import(cid, root, path, &node, flags & O_TRUNC != 0, caused)
+                    }
+                },
+                Where::Missing if create => {
+                    self.check_parent(&root, path)?;
+                    // The client applied its umask, as `open(2)` does.
+                    self.insert(cid, root, path, None, mode & 0o7777, caused)?;
+                    self.opened(cid, path)
+                }
+                Where::Missing if !writable => self.missing_read(cid, path, generation),
+                Where::Missing => Err(FsError::NotFound),
+            }
+        };
+        match &opened {
+            Ok(Opened::Wait { .. }) => self.note_waiting(cid, path),
+            _ => self.done_waiting(cid, path),
+        }
+        opened
+    }
+
+    /// A read-only open of a path nobody has created: wait for it while a producer may still
+    /// appear, `ENOENT` at once otherwise (an optional-file probe must not hang).
+    fn missing_read(&self, cid: ClientId, path: &Path, generation: u32) -> Result<Opened, FsError> {
+        if self.producer_may_appear(cid, path) {
+            Ok(Opened::Wait { generation })
+        } else {
+            Err(FsError::NotFound)
+        }
+    }
+
+    /// The one rule for "`path` is missing now: wait, or answer `ENOENT`?", for opens and
+    /// listings alike. With apps declared (CAPIO-CL `output_stream`) to produce it: wait until
+    /// every one of them has terminated, unless the caller is one of them (it never waits for its
+    /// own output). Without: wait while another client is attached, since only a live process
+    /// can still create it — but not for the caller's ancestors (its parent step waits on it).
+    /// Terminations bump the namespace generation, so waiters ask again then.
+    pub(super) fn producer_may_appear(&self, cid: ClientId, path: &Path) -> bool {
+        let declared = self.rules.declared_producers(path);
+        let me = self.clients.app_of(cid);
+        if declared.is_empty() {
+            return self.clients.another_may_create(cid);
+        }
+        !declared.iter().any(|app| app == me)
+            && !declared.iter().all(|app| self.clients.app_terminated(app))
+    }
+
+    /// A committed input opened for writing becomes a CAPIO file, seeded with its disk content.
+    fn import(
+        &mut self,
+        cid: ClientId,
+        root: PathBuf,
+        path: &Path,
+        node: &disk::Node,
+        truncate: bool,
+        caused: &mut Caused,
+    ) -> Result<Opened, FsError> {
+        let seed = if truncate {
+            None
+        } else {
+            Some(disk::open_read(node)?)
+        };
+        self.insert(cid, root, path, seed, node.meta.mode() & 0o7777, caused)?;
+        // Opening a file for writing changes none of its times: keep the input's until written.
+        if let Some(file) = self.files.get(path) {
+            let times = disk::same_times(&node.meta);
+            if let Err(e) = sys::set_attrs_fd(file.data.as_fd(), &times) {
+                warning!("cannot keep the times of {}: {e}", path.display());
+            }
+        }
+        self.opened(cid, path)
+    }
+
+    /// Create the file at `path`, produced by `cid`, backed as its rule says and seeded with
+    /// `seed`'s content.
+    fn insert(
+        &mut self,
+        cid: ClientId,
+        root: PathBuf,
+        path: &Path,
+        seed: Option<File>,
+        mode: u32,
+        caused: &mut Caused,
+    ) -> Result<(), FsError> {
+        let rule = self.rules.rule_for(path);
+        // Before the copy: an input bigger than the budget must not even pass through memory.
+        if rule.storage == capio_cl::Storage::Memory
+            && let Some(seed) = &seed
+        {
+            self.files.budget.check(seed.metadata()?.len())?;
+        }
+        let (data, backing, len) = new_data(&root, path, &rule, seed)?;
+        // The data object carries the file's mode, owner and times, kept by the kernel.
+        if let Err(e) = data.set_permissions(fs::Permissions::from_mode(mode)) {
+            backing::discard(&data, backing);
+            return Err(e.into());
+        }
+        let new = super::files::NewFile {
+            data,
+            backing,
+            root,
+            rule,
+            len,
+        };
+        let slot = self.files.create(path, new)?;
+        self.clients.add_producer(cid, slot);
+        self.add_child(cid, path, caused);
+        self.bump();
+        Ok(())
+    }
+
+    fn open_existing(&mut self, cid: ClientId, path: &Path, flags: u32) -> Result<Opened, FsError> {
+        let writable = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
+        let create = flags & O_CREAT != 0;
+        let (node, budget) = match self.files.get(path).map(|n| n.slot()) {
+            Some(slot) => self.files.node_and_budget(slot),
+            None => None,
+        }
+        .ok_or(FsError::NotFound)?;
+        if create && flags & O_EXCL != 0 {
+            return Err(FsError::Exists);
+        }
+        let slot = node.slot();
+        if node.state() == SlotState::Aborted {
+            if !(writable && create) {
+                return Err(FsError::Aborted);
+            }
+            node.restart(budget)?;
+            self.clients.only_producer(cid, slot);
+            self.table.namespace().bump();
+        } else if writable {
+            self.clients.add_producer(cid, slot);
+            if node.reopen() {
+                self.table.namespace().bump();
+            }
+            if flags & O_TRUNC != 0 {
+                node.truncate(budget)?;
+            }
+        }
+        self.opened(cid, path)
+    }
+
+    /// Count an open and build the `Memory` reply. A declared producer counts as a producer even
+    /// when it only reads: it never waits on the file.
+    fn opened(&mut self, cid: ClientId, path: &Path) -> Result<Opened, FsError> {
+        let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
+        let client = self.clients.get(cid).ok_or(FsError::Exited)?;
+        let data = OwnedFd::from(node.data.try_clone()?);
+        node.apps.insert(client.app.clone());
+        let (slot, fire, size) = (node.slot(), fire_wire(node.rule().fire), node.len());
+        let producers = self.clients.producers(slot);
+        let producer = producers.contains(&cid)
+            || self.clients.made_by_ancestor(cid, producers)
+            || self.rules.is_producer(&client.app, path);
+        self.clients.opened(cid, slot);
+        Ok(Opened::Memory {
+            slot,
+            producer,
+            fire,
+            size,
+            data,
+        })
+    }
+}

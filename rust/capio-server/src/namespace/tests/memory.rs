@@ -1,0 +1,99 @@
+//! The memory budget: grants, refusals, and what files hold with or without a limit.
+
+use super::*;
+
+#[test]
+fn the_memory_budget_grants_in_increments_refuses_past_the_limit_and_frees_on_removal() {
+    let mut fx = Fx::new();
+    let limit = 1 << 20;
+    fx.ns.set_memory_limit(Some(limit));
+    let (a, b) = (fx.client("writer"), fx.client("reader"));
+    let w = mem(fx.open(a, "a.bin", WR | CREAT).unwrap());
+    let granted = fx.ns.reserve(a, w.slot, 1000).unwrap();
+    assert!(granted >= 1000 && granted <= limit, "{granted}");
+    assert!(
+        granted > 1000,
+        "headroom so the next writes need no request"
+    );
+    assert_eq!(fx.ns.memory_used(), granted);
+    // Inside the grant: the same answer, nothing charged twice.
+    assert_eq!(fx.ns.reserve(a, w.slot, 10).unwrap(), granted);
+    // A reader of the file cannot reserve for it only by being someone else...
+    assert_eq!(
+        fx.ns.reserve(b, w.slot, 10).unwrap_err().errno(),
+        libc::EBADF
+    );
+    // ...and an unknown slot is not open.
+    assert_eq!(fx.ns.reserve(a, 60, 10).unwrap_err().errno(), libc::EBADF);
+    // Past the limit: ENOSPC, and the charge is unchanged.
+    let e = fx.ns.reserve(a, w.slot, limit + 1).unwrap_err();
+    assert_eq!(e.errno(), libc::ENOSPC);
+    assert_eq!(fx.ns.memory_used(), granted);
+    // Exactly the limit still fits (no headroom left to add).
+    assert_eq!(fx.ns.reserve(a, w.slot, limit).unwrap(), limit);
+    let v = mem(fx.open(a, "b.bin", WR | CREAT).unwrap());
+    assert_eq!(
+        fx.ns.reserve(a, v.slot, 1).unwrap_err().errno(),
+        libc::ENOSPC
+    );
+    // The commit gives back what was granted but not written.
+    write(&fx, &w, 0, &[7u8; 4096]);
+    fx.exit_and_persist(a);
+    assert_eq!(fx.ns.memory_used(), 4096);
+    // Unlinked and closed by everyone: nothing is charged any more.
+    let c = fx.client("cleaner");
+    fx.ns.close(a, w.slot, true);
+    fx.ns.close(a, v.slot, true);
+    fx.ns.unlink(c, &fx.p("a.bin")).unwrap();
+    assert_eq!(fx.ns.memory_used(), 0);
+}
+
+#[test]
+fn truncation_restart_and_imports_are_charged_and_fs_files_are_not() {
+    let mut fx = Fx::with_config(
+        r#"{"name": "wf", "IO_Graph": [{"name": "w", "input_stream": [],
+            "output_stream": ["disk.bin"]}], "storage": {"fs": ["disk.bin"]}}"#,
+    );
+    fx.ns.set_memory_limit(Some(64 << 10));
+    let a = fx.client("w");
+    let w = mem(fx.open(a, "m.bin", WR | CREAT).unwrap());
+    let g = fx.ns.reserve(a, w.slot, 32 << 10).unwrap();
+    assert_eq!(fx.ns.memory_used(), g);
+    // O_TRUNC empties the data object, and its charge.
+    let w2 = mem(fx.open(a, "m.bin", WR | TRUNC).unwrap());
+    assert_eq!((w2.slot, fx.ns.memory_used()), (w.slot, 0));
+    // `storage: fs` bytes live on disk: unlimited.
+    let d = mem(fx.open(a, "disk.bin", WR | CREAT).unwrap());
+    assert_eq!(fx.ns.reserve(a, d.slot, 1 << 30).unwrap(), u64::MAX);
+    assert_eq!(fx.ns.memory_used(), 0);
+    // An input on disk opened for writing is copied into memory: it must fit first.
+    fs::write(fx.p("big.in"), vec![1u8; 100 << 10]).unwrap();
+    fs::write(fx.p("small.in"), vec![1u8; 10 << 10]).unwrap();
+    assert_eq!(fx.errno(a, "big.in", RW), libc::ENOSPC);
+    assert!(!fx.ns.files.contains(&fx.p("big.in")));
+    mem(fx.open(a, "small.in", RW).unwrap());
+    assert_eq!(fx.ns.memory_used(), 10 << 10);
+}
+
+#[test]
+fn without_a_limit_every_reservation_is_unlimited() {
+    let mut fx = Fx::new();
+    let a = fx.client("w");
+    let w = mem(fx.open(a, "x", WR | CREAT).unwrap());
+    assert_eq!(fx.ns.reserve(a, w.slot, 1 << 40).unwrap(), u64::MAX);
+    assert_eq!(fx.ns.memory_used(), 0);
+}
+
+#[test]
+fn memory_is_counted_without_a_limit() {
+    let mut fx = Fx::new();
+    let a = fx.client("a");
+    let w = mem(fx.open(a, "big", WR | CREAT).unwrap());
+    write(&fx, &w, 0, &[7u8; 4096]);
+    assert_eq!(fx.ns.memory_limit(), None);
+    assert_eq!(fx.ns.memory_in_use(), 4096);
+    fx.ns.unlink(a, &fx.p("big")).unwrap();
+    assert_eq!(fx.ns.memory_in_use(), 4096, "still held by its open fd");
+    fx.ns.close(a, w.slot, true);
+    assert_eq!(fx.ns.memory_in_use(), 0);
+}
