@@ -1,5 +1,6 @@
 //! I/O on CAPIO fds: open, read, write, seek, truncate, close. Each read waits once, per the
-//! file's CAPIO-CL rule, for what it is about to copy.
+//! file's CAPIO-CL rule, for what it is about to copy (`Client::wait_readable`, then
+//! `Client::read_ready`, which does not wait again).
 
 use super::{client, fd_arg, offset_arg};
 use crate::py::buffer::{Buffer, NewBytes};
@@ -9,7 +10,7 @@ use crate::py::gil::allow_threads;
 use crate::py::module::{CallArgs, ModuleRef};
 use crate::py::obj::{Borrowed, Owned};
 use crate::state;
-use capio_client::ClientError;
+use capio_client::{ClientError, Readable};
 
 /// Writes at least this large copy without the GIL.
 const RELEASE_GIL_WRITE: usize = 64 * 1024;
@@ -74,6 +75,11 @@ fn want(len: u64, fill: bool) -> u64 {
     if fill { len } else { len.min(1) }
 }
 
+/// The bytes a wait found readable.
+fn ready_len(r: &Readable) -> u64 {
+    r.end().saturating_sub(r.offset())
+}
+
 fn fill_arg(o: Option<Borrowed>) -> PyResult<bool> {
     o.map_or(Ok(false), convert::truthy)
 }
@@ -86,10 +92,13 @@ pub fn read(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let fill = fill_arg(v[3])?;
     let c = client()?;
     let slice = buf.as_mut_slice();
-    let want = want(slice.len() as u64, fill);
     let n = allow_threads(|intr| {
-        let ready = c.wait_readable(fd, offset, Some(want), intr)?;
-        c.read_ready(&ready, slice)
+        if fill {
+            let ready = c.wait_readable(fd, offset, Some(slice.len() as u64), intr)?;
+            c.read_ready(&ready, slice)
+        } else {
+            c.read(fd, slice, offset, intr) // one wait, for any byte
+        }
     })?;
     Ok(convert::int(n as i64)?)
 }
@@ -120,7 +129,7 @@ pub fn read_bytes(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         Some(s) => allow_threads(|intr| c.wait_readable(fd, offset, Some(want(s, fill)), intr))?,
         None => allow_threads(|intr| c.wait_readable(fd, offset, None, intr))?,
     };
-    let n = size.map_or(ready.len(), |s| ready.len().min(s));
+    let n = size.map_or(ready_len(&ready), |s| ready_len(&ready).min(s));
     let n = usize::try_from(n).map_err(|_| Error::Overflow("read length is too large".into()))?;
     let mut out = NewBytes::new(n)?;
     let slice = out.as_mut_slice();
@@ -193,61 +202,4 @@ pub fn is_capio_fd(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(convert::bool(
         state::peek().is_some_and(|c| c.is_capio_fd(fd)),
     )?)
-}
-
-/// What a wait found readable on an fd: `off..end`, which the read that follows copies without
-/// waiting again.
-// TODO(i11c): stand-in until capio-client has this token itself (asked of helper D in the notes);
-// then `read_ready` stops calling `Client::read`, whose own look at the slot finds the bytes there.
-pub(crate) struct Readable {
-    fd: i32,
-    offset: Option<u64>,
-    off: u64,
-    end: u64,
-}
-
-impl Readable {
-    pub(crate) fn len(&self) -> u64 {
-        self.end.saturating_sub(self.off)
-    }
-
-    pub(crate) fn end(&self) -> u64 {
-        self.end
-    }
-}
-
-pub(crate) trait WaitOnce {
-    fn wait_readable(
-        &self,
-        fd: i32,
-        offset: Option<u64>,
-        want: Option<u64>,
-        interrupt: &mut dyn FnMut() -> bool,
-    ) -> Result<Readable, ClientError>;
-    fn read_ready(&self, r: &Readable, buf: &mut [u8]) -> Result<usize, ClientError>;
-}
-
-impl WaitOnce for capio_client::Client {
-    fn wait_readable(
-        &self,
-        fd: i32,
-        offset: Option<u64>,
-        want: Option<u64>,
-        interrupt: &mut dyn FnMut() -> bool,
-    ) -> Result<Readable, ClientError> {
-        let (off, end) = self.readable(fd, offset, want, interrupt)?;
-        Ok(Readable {
-            fd,
-            offset,
-            off,
-            end,
-        })
-    }
-
-    fn read_ready(&self, r: &Readable, buf: &mut [u8]) -> Result<usize, ClientError> {
-        let n = usize::try_from(r.len())
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        self.read(r.fd, &mut buf[..n], r.offset, &mut || true)
-    }
 }
