@@ -80,7 +80,7 @@ def open_proxy(
             except (ValueError, TypeError):  # embedded NUL: the OS says it in its own words
                 fd = None
             if fd is None:
-                return _original(file, mode, buffering, encoding, errors, newline, closefd, opener, 3)
+                return _original((file, mode, buffering, encoding, errors, newline, closefd, opener), 3)
             raw: CapioFileIO | io.FileIO
             if fd < 0:
                 raw = _io.FileIO(~fd, m.rawmode, closefd=True)
@@ -106,14 +106,14 @@ def _open_slow(
     raw: CapioFileIO | io.FileIO
     if isinstance(file, int) and not isinstance(file, bool):
         if not (file >= 0 and _pycapio._is_capio_fd(file)):
-            return _original(*args, 4)
+            return _original(args, 4)
         m, buffering, closefd = _check_args(mode, buffering, encoding, errors, newline, closefd)
         buffering = _binary_line_buffering(m, buffering)
         raw = CapioFileIO(file, m.rawmode, closefd)
         return _layers(raw, m, mode, buffering, encoding, errors, newline, 4)
     if opener is not None:
         if capio_target(file) is None:
-            return _original(*args, 4)
+            return _original(args, 4)
         m, buffering, closefd = _check_args(mode, buffering, encoding, errors, newline, closefd)
         buffering = _binary_line_buffering(m, buffering)
         if not m.kind or not closefd:
@@ -125,12 +125,12 @@ def _open_slow(
     except (TypeError, ValueError):
         # Only for a bad call is it asked whose error this is: the OS's for a path not CAPIO's.
         if capio_target(file) is None:
-            return _original(*args, 4)
+            return _original(args, 4)
         raise
     buffering = _binary_line_buffering(m, buffering)
     if not m.kind or not closefd:  # what the raw file refuses, after the warning
         if capio_target(file) is None:
-            return _original(file, mode, buffering, encoding, errors, newline, closefd, opener, 4)
+            return _original((file, mode, buffering, encoding, errors, newline, closefd, opener), 4)
         raise ValueError(_raw_refusal(m, closefd))
     try:
         name = file if isinstance(file, (str, bytes)) else os.fspath(file)
@@ -142,7 +142,7 @@ def _open_slow(
     except (TypeError, ValueError):  # not a path the OS would take: it says so itself
         fd = None
     if fd is None:
-        return _original(file, mode, buffering, encoding, errors, newline, closefd, opener, 4)
+        return _original((file, mode, buffering, encoding, errors, newline, closefd, opener), 4)
     raw = CapioFileIO(fd, m.rawmode)
     raw.name = name  # as FileIO names itself: the path as os.fspath gives it
     return _layers(raw, m, mode, buffering, encoding, errors, newline, 4)
@@ -257,20 +257,11 @@ def _layers(
         raise
 
 
-def _original(
-    file: Any,
-    mode: Any,
-    buffering: Any,
-    encoding: Any,
-    errors: Any,
-    newline: Any,
-    closefd: Any,
-    opener: Any,
-    depth: int,
-) -> Any:
+def _original(args: tuple[Any, ...], depth: int) -> Any:
     """The original open() with the caller's arguments. Where it would warn, the warnings it gives
     from C would name the innermost Python frame, a proxy's: they are given here, naming open()'s
-    caller (``depth``: its stack level seen from here)."""
+    caller (``depth``: its stack level seen from here). ``args``: open()'s eight, in order."""
+    file, mode, buffering, encoding, errors, newline, closefd, opener = args
     original = originals["builtins.open"]
     if not WARN_DEFAULT_ENCODING and not (type(buffering) in (int, bool) and buffering == 1):
         return original(file, mode, buffering, encoding, errors, newline, closefd, opener)
