@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _pycapio
 from ._rawio import close_open_files, forget_open_files, open_files
@@ -93,15 +93,11 @@ def _commit_then_die(signum: int = signal.SIGTERM, frame: object = None) -> None
     if not _sigterm_lock.acquire(blocking=False):
         return  # the other thread is on it
     try:
-        if not any(f.writable() for f in _fileio_open_files() if not f.closed):
+        if not any(f.writable() for f in open_files() if not f.closed):
             detach(_child_teardown_server())
     except BaseException:  # dying anyway; the server aborts what it must
         pass
     _pycapio._die_by_signal(signal.SIGTERM)
-
-
-def _fileio_open_files() -> list[Any]:
-    return list(open_files)
 
 
 def _watch_sigterm(fd: int) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "NotServed",
     "close_open_files",
     "forget_open_files",
+    "open_files",
     "open_named",
     "parse_mode",
     "track",
@@ -46,7 +47,8 @@ _KIND_FLAGS["x"] = os.O_CREAT | os.O_EXCL
 class Mode(NamedTuple):
     """One mode string, parsed once for both of its readers: ``open()`` and ``FileIO``. The two
     validate differently (``open`` rejects any unknown or repeated character first, ``FileIO``
-    reads left to right), so each error is kept, in its reader's words."""
+    reads left to right), so each error is kept, in its reader's words. Everything a file needs
+    of its mode is computed here, once per distinct string."""
 
     open_error: str | None  # what open() says, None if open() accepts the mode
     raw_error: str | None  # what FileIO says of it as a raw mode, None if FileIO accepts it
@@ -54,34 +56,11 @@ class Mode(NamedTuple):
     updating: bool
     text: bool
     binary: bool
-
-    @property
-    def readable(self) -> bool:
-        return self.kind == "r" or self.updating
-
-    @property
-    def writable(self) -> bool:
-        return self.kind != "r" or self.updating
-
-    @property
-    def flags(self) -> int:
-        """``os.open`` flags of the raw file."""
-        access = os.O_RDWR if self.updating else os.O_RDONLY if self.kind == "r" else os.O_WRONLY
-        return access | _KIND_FLAGS[self.kind]
-
-    @property
-    def rawmode(self) -> str:
-        """The mode ``open()`` hands to the raw file (``r``, ``w+``, ...)."""
-        return self.kind + ("+" if self.updating else "")
-
-    @property
-    def raw_name(self) -> str:
-        """``FileIO.mode``: ``rb``, ``rb+``, ``wb``, ``ab+``, ..."""
-        if self.kind == "r":
-            return "rb+" if self.updating else "rb"
-        if self.kind == "w":
-            return "rb+" if self.updating else "wb"
-        return self.kind + ("b+" if self.updating else "b")
+    readable: bool
+    writable: bool
+    flags: int  # os.open flags of the raw file (0 without a kind)
+    rawmode: str  # what open() hands to the raw file: "r", "w+", ...
+    raw_name: str  # FileIO.mode: "rb", "rb+", "wb", "ab+", ...
 
 
 def _parse(mode: str) -> Mode:
@@ -113,7 +92,23 @@ def _parse(mode: str) -> Mode:
     else:
         if not seen_kind:
             raw_error = BAD_RAW_MODE
-    return Mode(open_error, raw_error, kinds[0] if len(kinds) == 1 else "", updating, text, binary)
+    kind = kinds[0] if len(kinds) == 1 else ""
+    readable = kind == "r" or updating
+    writable = kind != "r" or updating
+    flags = 0
+    if kind:
+        access = os.O_RDWR if updating else os.O_RDONLY if kind == "r" else os.O_WRONLY
+        flags = access | _KIND_FLAGS[kind]
+    if kind in ("r", "w") and updating:
+        raw_name = "rb+"
+    elif kind == "r":
+        raw_name = "rb"
+    else:
+        raw_name = kind + ("b+" if updating else "b")
+    rawmode = kind + ("+" if updating else "")
+    return Mode(
+        open_error, raw_error, kind, updating, text, binary, readable, writable, flags, rawmode, raw_name
+    )
 
 
 _MODES: dict[str, Mode] = {}
@@ -145,12 +140,19 @@ def _einval() -> OSError:
 # built-in file on its way out. Every CAPIO file object is tracked (weakly) so that exit can flush
 # and close the ones the program left open, before pycapio_teardown commits them.
 
-open_files: weakref.WeakSet[Any] = weakref.WeakSet()
+# Weak references whose callback drops them from the set: a WeakSet does the same in Python code,
+# and every open pays for it (twice: raw file and buffer).
+_tracked: set[weakref.ref[Any]] = set()
 
 
 def track(f: Any) -> Any:
-    open_files.add(f)
+    _tracked.add(weakref.ref(f, _tracked.discard))
     return f
+
+
+def open_files() -> list[Any]:
+    """The CAPIO file objects not yet collected (closed ones included)."""
+    return [f for f in (r() for r in list(_tracked)) if f is not None]
 
 
 def _layer(f: Any) -> int:
@@ -160,8 +162,8 @@ def _layer(f: Any) -> int:
 def close_open_files() -> None:
     """Flush and close every CAPIO file object still open: text and buffered layers first, so
     their data reaches the raw files, then raw files opened on their own."""
-    files = sorted(open_files, key=_layer)
-    open_files.clear()
+    files = sorted(open_files(), key=_layer)
+    _tracked.clear()
     for f in files:
         try:
             f.close()
@@ -171,7 +173,7 @@ def close_open_files() -> None:
 
 def forget_open_files() -> None:
     """In a forked child: the files still open are the parent's; the child must not close them."""
-    open_files.clear()
+    _tracked.clear()
 
 
 class NotServed(OSError):
@@ -217,7 +219,7 @@ class CapioFileIO(io.RawIOBase):
                 raise ValueError("negative file descriptor")
         if not isinstance(mode, str):
             raise TypeError(f"CapioFileIO() argument 'mode' must be str, not {type(mode).__name__}")
-        m = parse_mode(mode)
+        m = _MODES.get(mode) or parse_mode(mode)
         if m.raw_error is not None:
             raise ValueError(m.raw_error)
         self._mode = m
@@ -242,7 +244,7 @@ class CapioFileIO(io.RawIOBase):
         if m.kind == "a":
             # Like FileIO: the position starts at the end, so tell() is truthful before a write.
             _pycapio._seek(fd, 0, os.SEEK_END)
-        open_files.add(self)
+        _tracked.add(weakref.ref(self, _tracked.discard))
 
     # -- state -----------------------------------------------------------------------------------
 
