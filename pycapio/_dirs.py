@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 from collections import deque
@@ -95,9 +94,10 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
         fspath = os.fspath(path)
         capio_dir = _pycapio._capio_path(fspath)
         if capio_dir is None:
-            refused = _pycapio.PyCAPIOException(f"not inside the CAPIO directory: {fspath!r}")
-            refused.errno = errno.EXDEV  # as the native OutsideCapioDir error (one errno table)
-            raise refused
+            # Not CAPIO's: the extension says why (outside the CAPIO directory, or pycapio not
+            # attached), with the errno of its one table. stat raises it and never waits.
+            _pycapio._stat(fspath)
+            raise _pycapio.PyCAPIOException(f"not inside the CAPIO directory: {fspath!r}")
         self._base: AnyStr = fspath
         self._capio_dir = capio_dir
         self._seen: set[str] = set()
