@@ -1,5 +1,6 @@
-"""``CapioContext``: CAPIO interception for a block, a function, a generator or a coroutine; and
-joining a parent's app at start-up."""
+"""``CapioContext``: CAPIO interception for a block, function, generator or coroutine.
+
+Also joining a parent's app at start-up (``start_inherited``)."""
 
 from __future__ import annotations
 

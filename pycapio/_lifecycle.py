@@ -1,5 +1,7 @@
-"""The process lifecycle of a CAPIO client: detaching (committing its files) at exit, after
-``fork``, in multiprocessing children and on SIGTERM, and the settings its children inherit."""
+"""The process lifecycle of a CAPIO client: exit, fork, multiprocessing, SIGTERM, children.
+
+It detaches (committing its files) at exit, in multiprocessing children and on SIGTERM, forgets
+the parent's connection after ``fork``, and puts in the environment what its children inherit."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""``open()`` (and ``io.FileIO``) while patched: CPython's ``_io.open`` over :class:`CapioFileIO`,
-where one native call decides whether a path is CAPIO's and opens it."""
+"""``open()`` and ``io.FileIO`` while patched: CPython's ``_io.open`` over ``CapioFileIO``.
+
+One native call (``_open_path``) decides whether a path is CAPIO's and opens it; the fast path
+lives in ``open_proxy``'s own frame and owns its eligibility, the slow path takes the rest."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""CAPIO-aware ``os`` functions of fds: ``os.open`` (which gives a CAPIO fd for a CAPIO path),
-``close``, ``read``/``write``, ``pread``/``pwrite``, ``lseek``, ``ftruncate``, ``fstat``,
-``fsync``/``fdatasync`` and ``sendfile``. A CAPIO fd is what ``os.open`` returns for a CAPIO path,
-or ``fileno()`` of a CAPIO file open for reading; every other fd reaches the original."""
+"""CAPIO-aware ``os`` functions of fds, from ``os.open`` to ``os.sendfile``.
+
+``os.open`` (which gives a CAPIO fd for a CAPIO path), ``close``, ``read``/``write``,
+``pread``/``pwrite``, ``lseek``, ``ftruncate``, ``fstat``, ``fsync``/``fdatasync`` and
+``sendfile``. A CAPIO fd is what ``os.open`` returns for a CAPIO path, or ``fileno()`` of a CAPIO
+file open for reading; every other fd reaches the original."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""CAPIO-aware ``os`` and ``shutil`` functions of paths: the ``stat`` family, ``access``,
-``remove``/``unlink``/``rmdir``, ``rename``/``replace``, links and FIFOs, ``mkdir``/``makedirs``,
-``scandir``/``listdir`` and ``shutil.rmtree`` (attributes are in ``_osattr``, fds in ``_osfd``).
+"""CAPIO-aware ``os`` and ``shutil`` functions of paths and directories.
+
+The ``stat`` family, ``access``, ``remove``/``unlink``/``rmdir``, ``rename``/``replace``, links
+and FIFOs, ``mkdir``/``makedirs``, ``scandir``/``listdir`` and ``shutil.rmtree`` (attributes are
+in ``_osattr``, fds in ``_osfd``).
 
 Every proxy takes its arguments as given and handles the call only when it is CAPIO's: a path
 inside the CAPIO directory (absolute, or relative without ``dir_fd``) or a CAPIO fd, with arguments

@@ -1,5 +1,7 @@
-"""The patch registry: one table of what is replaced, and putting it in and out (reference-counted,
-process-wide), with the stdlib's aliases, ``os.supports_*`` sets and bound defaults."""
+"""The patch registry: one table of what is replaced, and putting it in and taking it out.
+
+The patch is reference-counted and process-wide; the stdlib's aliases, ``os.supports_*`` sets
+and bound defaults, and the public ``*_proxy`` names, are all derived from the table."""
 
 from __future__ import annotations
 

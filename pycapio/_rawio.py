@@ -1,5 +1,6 @@
-"""The raw file over a CAPIO fd (``CapioFileIO``, FileIO's counterpart), the one parser of mode
-strings, and the registry of CAPIO files still open at exit."""
+"""The raw file over a CAPIO fd: ``CapioFileIO``, the CAPIO counterpart of ``io.FileIO``.
+
+Also the one parser of mode strings, and the registry of CAPIO files still open at exit."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""What every proxy shares: the originals it falls back to, which paths and fds are CAPIO's, and
-errors that name the caller's path as the built-ins do."""
+"""What every proxy shares: the originals, which paths and fds are CAPIO's, errors' names.
+
+The originals are what a proxy falls back to; errors name the caller's path as the built-ins
+do."""
 
 from __future__ import annotations
 

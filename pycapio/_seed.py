@@ -1,5 +1,7 @@
-"""The seed API's file objects over an fd from ``pycapio_open``: ``PyCapioBinaryIOWrapper`` and
-``PyCapioTextIOWrapper`` (their interface is fixed by the PyCAPIO API)."""
+"""The seed API's file objects over an fd from ``pycapio_open``.
+
+``PyCapioBinaryIOWrapper`` and ``PyCapioTextIOWrapper``: their interface is fixed by the PyCAPIO
+API."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-//! I/O on CAPIO fds: open, read, write, seek, truncate, close. Each read waits once, per the
-//! file's CAPIO-CL rule, for what it is about to copy (`Client::wait_readable`, then
+//! I/O on CAPIO fds: open, read, write, seek, truncate, close.
+//!
+//! Each read waits once, per the file's CAPIO-CL rule, for what it is about to copy (`Client::wait_readable`, then
 //! `Client::read_ready`, which does not wait again).
 
 use super::{client, fd_arg, offset_arg};

@@ -1,5 +1,6 @@
-//! The module's functions. Each converts its arguments, calls the client, converts the result;
-//! blocking calls run with the GIL released. This file: attaching and detaching, the process
+//! The module's functions: each converts its arguments, calls the client, converts the result.
+//!
+//! Blocking calls run with the GIL released. This file: attaching and detaching, the process
 //! hooks and the helpers; `files` the I/O on CAPIO fds; `names` the namespace (stat, listings,
 //! attributes, unlink, rename, mkdir).
 

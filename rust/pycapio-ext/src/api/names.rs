@@ -1,5 +1,4 @@
-//! The namespace: where a path is, what it is (stat), listings, attributes, mkdir, unlink,
-//! rename, rmdir.
+//! The namespace: where a path is, stat, listings, attributes, mkdir, unlink, rename, rmdir.
 
 use super::{client, fd_arg};
 use crate::py::convert;
