@@ -1,8 +1,8 @@
 """CAPIO-aware ``os`` functions of attributes: mode, owner, times, size, extended attributes.
 
 ``chmod``/``fchmod``/``umask``, ``chown`` and friends, ``utime``, ``truncate`` and the xattr
-family. As in ``_ospatch``: only CAPIO's calls are
-handled, everything else reaches the original with the same arguments."""
+family. As in ``_ospatch``: only CAPIO's calls are handled, everything else reaches the original
+with the same arguments."""
 
 from __future__ import annotations
 
