@@ -57,18 +57,12 @@ def pycapio_init(
     NotADirectoryError otherwise).
     """
 
-def _attach(
-    CAPIO_DIR: _Path = ".",
-    CAPIO_APP_NAME: str = "default_app",
-    CAPIO_WORKFLOW_NAME: str = "CAPIO",
-    capio_server_exec_path: str = "capio_server",
-    capio_cl_configuration_file: str = "",
-    await_server_timeout_seconds: float = 2,
-) -> bool:
-    """``pycapio_init`` for ``CapioContext``; the one place deciding whether an attached process may
-    go on. True when the process now runs with exactly these settings; False when it is attached
-    to the same directory, app and workflow with other start-up settings (server path, timeout,
-    CAPIO-CL file), which it keeps; PyCAPIOException for another directory, app or workflow."""
+def _attach(**settings: Any) -> bool:
+    """``pycapio_init`` for ``CapioContext`` (the same keywords); the one place deciding whether
+    an attached process may go on. True when the process now runs with exactly these settings;
+    False when it is attached to the same directory, app and workflow with other start-up
+    settings (server path, timeout, CAPIO-CL file), which it keeps; PyCAPIOException for another
+    directory, app or workflow."""
 
 def pycapio_teardown(teardown_server: bool = False) -> None:
     """Detach cleanly: the server commits this process's ``on_termination`` files (and persists
