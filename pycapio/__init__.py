@@ -34,17 +34,13 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
             "`pip install -e .`."
         ) from exc
     raise
-from . import _context
-from ._context import (
-    CapioContext,
-    listdir_proxy,
-    makedirs_proxy,
-    mkdir_proxy,
-    open_proxy,
-    scandir_proxy,
-)
+# _context loads the patch registry, which dresses the proxies: the *_proxy names below are the
+# objects that get installed.
+from . import _lifecycle
+from ._context import CapioContext
 from ._dirs import DirEntry, PyCapioScandirWrapper
-from ._fileio import CapioFileIO, PyCapioBinaryIOWrapper, PyCapioTextIOWrapper
+from ._open import open_proxy
+from ._ospatch import listdir_proxy, makedirs_proxy, mkdir_proxy, scandir_proxy
 from ._path import PyCapioPath
 from ._pycapio import (
     CAPIO_DEFAULT_APP_NAME,
@@ -57,6 +53,8 @@ from ._pycapio import (
     pycapio_open,
     pycapio_teardown,
 )
+from ._rawio import CapioFileIO
+from ._seed import PyCapioBinaryIOWrapper, PyCapioTextIOWrapper
 
 __version__: str = _pycapio.__version__
 
@@ -99,5 +97,5 @@ del _cls
 
 # A forked child (multiprocessing) must not reuse its parent's connection to the server, and a
 # multiprocessing child must detach (committing its files) before its os._exit.
-os.register_at_fork(after_in_child=_context._after_fork_in_child)
-_mp_util.register_after_fork(_context, _context._setup_multiprocessing_child)
+os.register_at_fork(after_in_child=_lifecycle.after_fork_in_child)
+_mp_util.register_after_fork(_lifecycle, _lifecycle.setup_multiprocessing_child)

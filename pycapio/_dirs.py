@@ -4,60 +4,16 @@ from __future__ import annotations
 
 import os
 import posixpath
-import stat as _stat_mod
 from collections import deque
 from typing import Any, AnyStr, Generic
 
 from . import _pycapio
 
-__all__ = ["DirEntry", "PyCapioScandirWrapper", "StatInfo", "capio_stat_result"]
+__all__ = ["DirEntry", "PyCapioScandirWrapper"]
 
 
-StatInfo = tuple[int, int, int, int, int, int, int, bool, int, int, int]
-
-
-def capio_stat_result(
-    capio_path: str, info: StatInfo | None = None, follow_symlinks: bool = True
-) -> os.stat_result:
-    """An ``os.stat_result`` for a path inside the CAPIO directory (FileNotFoundError if missing).
-
-    Mode, owner and the three times are the file's own (kept by the kernel on its data object, so
-    writes move ``st_mtime`` and ``chmod``/``utime``/``chown`` move ``st_ctime``); ``st_ino`` and
-    ``st_dev`` identify the file (its data object: one for all its names and fds), so
-    ``os.path.samefile`` sees through links. ``follow_symlinks=False`` reports a final symbolic
-    link itself.
-    """
-    if info is None:
-        info = _pycapio._stat_ex(capio_path, follow_symlinks)
-    st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, _committed, nlink, ino, dev = info
-    blocks = (size + 511) // 512 if _stat_mod.S_ISREG(st_mode) else 0
-    return os.stat_result(
-        (
-            st_mode,
-            ino,
-            dev,
-            nlink,
-            uid,
-            gid,
-            size,
-            atime_ns // 1_000_000_000,
-            mtime_ns // 1_000_000_000,
-            ctime_ns // 1_000_000_000,
-            atime_ns / 1e9,
-            mtime_ns / 1e9,
-            ctime_ns / 1e9,
-            atime_ns,
-            mtime_ns,
-            ctime_ns,
-            4096,
-            blocks,
-            0,
-        )
-    )
-
-
-# Entry kinds of a listing (``_list_new``): the kind of the entry (of its target, for a link),
-# plus the LINK flag for a symbolic link on disk.
+# Entry kinds of a listing (``_list_new``), decoded here only: the kind of the entry (of its
+# target, for a link), plus the LINK flag for a symbolic link on disk.
 _KIND_FILE = 1
 _KIND_DIR = 2
 _KIND_MASK = 0x0F
@@ -104,10 +60,10 @@ class DirEntry(Generic[AnyStr]):
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
         if not follow_symlinks and self.is_symlink():
             if self._lstat is None:
-                self._lstat = capio_stat_result(self._capio_path, follow_symlinks=False)
+                self._lstat = _pycapio._stat(self._capio_path, False)
             return self._lstat
         if self._stat is None:
-            self._stat = capio_stat_result(self._capio_path)
+            self._stat = _pycapio._stat(self._capio_path)
         return self._stat
 
     def __fspath__(self) -> AnyStr:
@@ -138,6 +94,9 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
         fspath = os.fspath(path)
         capio_dir = _pycapio._capio_path(fspath)
         if capio_dir is None:
+            # Not CAPIO's: the extension says why (outside the CAPIO directory, or pycapio not
+            # attached), with the errno of its one table. stat raises it and never waits.
+            _pycapio._stat(fspath)
             raise _pycapio.PyCAPIOException(f"not inside the CAPIO directory: {fspath!r}")
         self._base: AnyStr = fspath
         self._capio_dir = capio_dir

@@ -9,37 +9,9 @@ import stat
 from typing import Any
 
 from . import _pycapio
-from ._dirs import capio_stat_result
-from ._fileio import ends_in_slash
+from ._route import capio_target, ends_in_slash, mode_of
 
-__all__ = ["PyCapioPath", "capio_target"]
-
-
-def capio_target(path: object) -> str | None:
-    """The resolved CAPIO path for ``path``, or None when it goes to the OS.
-
-    None for anything that is not ``str``/``bytes``/``os.PathLike`` (fds included), for paths
-    outside the CAPIO directory, when pycapio is not initialised, and for paths the OS would
-    reject anyway (embedded NUL): those reach the original function, which raises its own error.
-    """
-    if isinstance(path, int):
-        return None
-    try:
-        fspath = os.fspath(path)  # type: ignore[call-overload]
-    except TypeError:
-        return None
-    try:
-        return _pycapio._capio_path(fspath)
-    except (ValueError, TypeError):
-        return None
-
-
-def _capio_info(target: str) -> tuple[int, int, int, int, bool] | None:
-    """``_stat`` of a CAPIO path, None where posixpath's predicates answer False."""
-    try:
-        return _pycapio._stat(target)
-    except (OSError, ValueError):
-        return None
+__all__ = ["PyCapioPath"]
 
 
 def _exists(path: Any) -> bool:
@@ -48,15 +20,7 @@ def _exists(path: Any) -> bool:
         return posixpath.exists(path)
     if ends_in_slash(path):  # the kernel's look-up: only a directory (through links) ends in "/"
         return _isdir(path)
-    return _capio_info(target) is not None
-
-
-def _lstat_mode(target: str) -> int | None:
-    """``st_mode`` of a CAPIO path, a final symbolic link itself; None where it is missing."""
-    try:
-        return _pycapio._stat_ex(target, False)[0]
-    except (OSError, ValueError):
-        return None
+    return mode_of(target) is not None
 
 
 def _lexists(path: Any) -> bool:
@@ -65,7 +29,7 @@ def _lexists(path: Any) -> bool:
         return posixpath.lexists(path)
     if ends_in_slash(path):
         return _isdir(path)
-    return _lstat_mode(target) is not None
+    return mode_of(target, False) is not None
 
 
 def _islink(path: Any) -> bool:
@@ -74,16 +38,8 @@ def _islink(path: Any) -> bool:
         return posixpath.islink(path)
     if ends_in_slash(path):
         return False  # a final link is followed
-    mode = _lstat_mode(target)
+    mode = mode_of(target, False)
     return mode is not None and stat.S_ISLNK(mode)
-
-
-def _mode(target: str) -> int | None:
-    """``st_mode`` of a CAPIO path (following symbolic links); None where it is missing."""
-    try:
-        return _pycapio._stat_ex(target)[0]
-    except (OSError, ValueError):
-        return None
 
 
 def _isfile(path: Any) -> bool:
@@ -92,7 +48,7 @@ def _isfile(path: Any) -> bool:
         return posixpath.isfile(path)
     if ends_in_slash(path):
         return False
-    mode = _mode(target)
+    mode = mode_of(target)
     return mode is not None and stat.S_ISREG(mode)
 
 
@@ -100,7 +56,7 @@ def _isdir(s: Any) -> bool:
     target = capio_target(s)
     if target is None:
         return posixpath.isdir(s)
-    mode = _mode(target)
+    mode = mode_of(target)
     return mode is not None and stat.S_ISDIR(mode)
 
 
@@ -110,11 +66,11 @@ def _stat(path: Any) -> os.stat_result:
     if target is None:
         return os.stat(path)
     if ends_in_slash(path):
-        mode = _mode(target)
+        mode = mode_of(target)
         if mode is not None and not stat.S_ISDIR(mode):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(path))
     try:
-        return capio_stat_result(target)
+        return _pycapio._stat(target)
     except OSError as exc:
         if isinstance(exc, _pycapio.PyCAPIOException) or exc.errno is None:
             raise

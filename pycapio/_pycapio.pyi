@@ -22,9 +22,9 @@ from typing_extensions import Buffer
 # Written in Python and attached to this module by ``import pycapio``, as the PyCAPIO API has them.
 from ._dirs import DirEntry as DirEntry
 from ._dirs import PyCapioScandirWrapper as PyCapioScandirWrapper
-from ._fileio import PyCapioBinaryIOWrapper as PyCapioBinaryIOWrapper
-from ._fileio import PyCapioTextIOWrapper as PyCapioTextIOWrapper
 from ._path import PyCapioPath as PyCapioPath
+from ._seed import PyCapioBinaryIOWrapper as PyCapioBinaryIOWrapper
+from ._seed import PyCapioTextIOWrapper as PyCapioTextIOWrapper
 
 _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -57,6 +57,13 @@ def pycapio_init(
     NotADirectoryError otherwise).
     """
 
+def _attach(**settings: Any) -> bool:
+    """``pycapio_init`` for ``CapioContext`` (the same keywords); the one place deciding whether
+    an attached process may go on. True when the process now runs with exactly these settings;
+    False when it is attached to the same directory, app and workflow with other start-up
+    settings (server path, timeout, CAPIO-CL file), which it keeps; PyCAPIOException for another
+    directory, app or workflow."""
+
 def pycapio_teardown(teardown_server: bool = False) -> None:
     """Detach cleanly: the server commits this process's ``on_termination`` files (and persists
     them) before this returns. With ``teardown_server`` the server stops once no client is left.
@@ -81,19 +88,23 @@ def _capio_path(path: _Path) -> str | None:
     Component-wise: ``/data2/x`` is not inside ``/data``; ``capio/../x`` is outside. None when
     not initialised."""
 
-def _open_path(path: _Path, flags: int) -> int | None:
-    """``pycapio_open(path, flags, 0o666)`` when ``path`` is CAPIO's (as ``_capio_path`` decides),
-    else None (nothing is opened): one call that both resolves and opens."""
+def _open_path(path: _Path, flags: int, mode: int = 0o666) -> int | None:
+    """The one call that decides whether ``path`` is CAPIO's and opens it (``open(2)`` flags and
+    mode): a CAPIO fd; ``~fd`` (negative) for an fd the OS opened because CAPIO does not serve the
+    node (a FIFO, a device in the CAPIO directory); None, with nothing opened, when the path is
+    not CAPIO's (outside the CAPIO directory, excluded, or pycapio not initialised)."""
 
-def _read(fd: int, buffer: Buffer, offset: int = -1) -> int:
+def _read(fd: int, buffer: Buffer, offset: int = -1, fill: bool = False) -> int:
     """readinto: fill ``buffer`` (writable) from the fd's position (advancing it), or from
-    ``offset`` when >= 0 (position untouched). Waits per the file's fire rule; 0 means EOF."""
+    ``offset`` when >= 0 (position untouched). Waits once per the file's fire rule: for any byte,
+    or with ``fill`` for the whole buffer (less only where the file's end is final); 0 means EOF."""
 
-def _read_bytes(fd: int, size: int = -1, offset: int = -1) -> bytes:
+def _read_bytes(fd: int, size: int = -1, offset: int = -1, fill: bool = False) -> bytes:
     """read(size) into a new ``bytes``, filled in place (no intermediate buffer). ``size < 0``
     reads to the end of the file, waiting for its commit per the fire rule; otherwise it returns
-    what is readable (at most ``size`` bytes), like ``_read``. From the position (advancing it), or
-    from ``offset`` when >= 0. b"" only at EOF."""
+    what is readable (at most ``size`` bytes; with ``fill`` it waits for all of them unless the
+    file ends first), like ``_read``. From the position (advancing it), or from ``offset`` when
+    >= 0. One wait, then one copy. b"" only at EOF."""
 
 def _wait_readable(fd: int, offset: int = -1, size: int = -1) -> int:
     """Wait per the fire rule until ``size`` bytes from ``offset`` (the position when < 0) are
@@ -112,26 +123,14 @@ def _close(fd: int) -> None:
 def _is_capio_fd(fd: int) -> bool: ...
 def _track_umask(on: bool) -> None: ...
 def _umask_changed(mask: int) -> None: ...
-def _fstat(fd: int) -> tuple[int, int, int, int, bool]:
-    """(kind, size, mtime_ns, mode, committed); kind is 1 = file, 2 = directory."""
+def _fstat(fd: int) -> os.stat_result:
+    """``os.stat_result`` of an open CAPIO fd: its file's CAPIO size, mode, owner and times."""
 
-def _fd_path(fd: int) -> str:
-    """The normalised path an open CAPIO fd was opened as (not updated by later renames)."""
-
-def _stat(path: _Path) -> tuple[int, int, int, int, bool]:
-    """Like _fstat for a path inside the CAPIO directory; never blocks. FileNotFoundError if missing."""
-
-def _stat_ex(
-    path: _Path, follow_symlinks: bool = True
-) -> tuple[int, int, int, int, int, int, int, bool, int, int, int]:
-    """``(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink, ino, dev)`` of a
-    path in the CAPIO directory; never blocks. ``st_mode`` has the file-type bits. With
-    ``follow_symlinks`` False a final symbolic link (links live on disk) is reported itself.
-    ``ino``/``dev`` identify the file: its disk node, or a CAPIO file's data object (the same for
-    every name and every fd of the file)."""
-
-def _fstat_ex(fd: int) -> tuple[int, int, int, int, int, int, int, bool, int, int, int]:
-    """Like ``_stat_ex`` for an open CAPIO fd."""
+def _stat(path: _Path, follow_symlinks: bool = True) -> os.stat_result:
+    """``os.stat_result`` of a path in the CAPIO directory; never blocks. FileNotFoundError if
+    missing. With ``follow_symlinks`` False a final symbolic link (links live on disk) is reported
+    itself. ``st_ino``/``st_dev`` identify the file: its disk node, or a CAPIO file's data object
+    (the same for every name and every fd of the file)."""
 
 def _set_attrs(
     path: _Path | int,

@@ -34,7 +34,7 @@ if not list((_REPO / "pycapio").glob("_pycapio*.so")):
         del sys.modules[_name]
 
 import pycapio  # noqa: E402
-from pycapio import _context  # noqa: E402
+from pycapio import _patch  # noqa: E402
 
 RUNTIME_ENV = "PYCAPIO_RUNTIME_DIR"
 
@@ -182,9 +182,9 @@ def capio(tmp_path: Path, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     try:
         yield InProcess(capio_dir, workflow, "tester", pid, runtime_dir)
     finally:
-        leaked = _context._is_patched()
-        while _context._is_patched():
-            _context._deactivate()
+        leaked = _patch.is_patched()
+        while _patch.is_patched():
+            _patch.deactivate()
         pycapio.pycapio_teardown(True)
         tracker.stop_all()
         assert not leaked, "a test left the CAPIO patch installed"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import pycapio
-from pycapio import CapioContext, PyCapioPath, _context
+from pycapio import CapioContext, PyCapioPath, _patch
 
 from conftest import InProcess
 
@@ -317,5 +317,5 @@ def test_missing_capio_dir_is_an_error_and_leaves_nothing_patched(
 
 
 def test_patch_depth_is_zero_after_all_this() -> None:
-    assert not _context._is_patched()
+    assert not _patch.is_patched()
     assert_unpatched()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import pycapio
-from pycapio import _context, _pycapio
+from pycapio import _lifecycle, _patch, _pycapio
 
 from conftest import InProcess, Workflow
 
@@ -64,20 +64,20 @@ def both(
 
 
 def test_every_patched_name_is_restored_exactly(capio: InProcess) -> None:
-    before = {f"{m.__name__}.{n}": getattr(m, n) for m, n in _context._PATCHED}
-    supports = [set(s) for s in _context._SUPPORTS]
+    before = {f"{m.__name__}.{n}": getattr(m, n) for m, n in _patch._PATCHED}
+    supports = [set(s) for s in _patch._SUPPORTS]
     assert {"os.stat", "os.rename", "os.open", "shutil.rmtree", "os.access"} <= before.keys()
     with capio.context():
         with capio.context():
-            for m, n in _context._PATCHED:
+            for m, n in _patch._PATCHED:
                 assert getattr(m, n) is not before[f"{m.__name__}.{n}"], n
             # Code that checks os.supports_* at call time (shutil.copystat) sees the proxies.
             assert os.stat in os.supports_dir_fd and os.stat in os.supports_follow_symlinks
             assert os.stat in os.supports_fd and os.utime in os.supports_follow_symlinks
             assert os.access in os.supports_effective_ids
         assert os.stat is pycapio._ospatch.stat_proxy
-    assert {f"{m.__name__}.{n}": getattr(m, n) for m, n in _context._PATCHED} == before
-    assert [set(s) for s in _context._SUPPORTS] == supports
+    assert {f"{m.__name__}.{n}": getattr(m, n) for m, n in _patch._PATCHED} == before
+    assert [set(s) for s in _patch._SUPPORTS] == supports
 
 
 def test_other_paths_reach_the_originals_with_the_same_arguments(capio: InProcess, plain: Path) -> None:
@@ -502,7 +502,7 @@ def test_file_objects_in_text_io_registry(patched: InProcess) -> None:
 def test_subprocess_children_join_the_app(patched: InProcess) -> None:
     # A Python child of a step becomes a client of the same app, patched, committing at exit.
     env = dict(os.environ)
-    assert json.loads(env[_context.CONTEXT_ENV])["app_name"] == patched.app
+    assert json.loads(env[_lifecycle.CONTEXT_ENV])["app_name"] == patched.app
     code = (
         "import os, sys; open(sys.argv[1], 'w').write('from child'); "
         "print(os.stat(sys.argv[1]).st_size, os.path.exists(sys.argv[1]))"
@@ -517,12 +517,12 @@ def test_subprocess_children_join_the_app(patched: InProcess) -> None:
 
 
 def test_the_context_is_exported_only_while_active(capio: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(_context.CONTEXT_ENV, raising=False)
+    monkeypatch.delenv(_lifecycle.CONTEXT_ENV, raising=False)
     with capio.context():
-        value = os.environ[_context.CONTEXT_ENV]
+        value = os.environ[_lifecycle.CONTEXT_ENV]
         with capio.context():
-            assert os.environ[_context.CONTEXT_ENV] == value
-    assert _context.CONTEXT_ENV not in os.environ
+            assert os.environ[_lifecycle.CONTEXT_ENV] == value
+    assert _lifecycle.CONTEXT_ENV not in os.environ
     settings = json.loads(value)
     assert settings["capio_dir"] == os.path.realpath(capio.capio_dir)
     assert (settings["app_name"], settings["workflow_name"]) == (capio.app, capio.workflow)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import pycapio
-from pycapio import _context
+from pycapio import _patch
 
 from conftest import InProcess, ServerTracker, Workflow, pid_alive, wait_until
 
@@ -39,8 +39,8 @@ def _signature(obj: Any) -> Any:
 
 
 def _originals() -> dict[str, Any]:
-    assert not _context._is_patched()
-    return {f"{m.__name__}.{n}": getattr(m, n) for m, n in _context._PATCHED}
+    assert not _patch.is_patched()
+    return {f"{m.__name__}.{n}": getattr(m, n) for m, n in _patch._PATCHED}
 
 
 def test_proxies_stored_as_class_attributes_do_not_bind(capio: InProcess, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_proxies_stored_as_class_attributes_do_not_bind(capio: InProcess, tmp_pa
 def test_every_proxy_looks_like_its_original(capio: InProcess) -> None:
     before = _originals()
     with capio.context():
-        after = {f"{m.__name__}.{n}": getattr(m, n) for m, n in _context._PATCHED}
+        after = {f"{m.__name__}.{n}": getattr(m, n) for m, n in _patch._PATCHED}
     checked = 0
     for key, original in before.items():
         proxy = after[key]

@@ -12,7 +12,6 @@ objects over them and directory scanning inside the CAPIO directory::
 """
 
 from .._dirs import DirEntry, PyCapioScandirWrapper
-from .._fileio import PyCapioBinaryIOWrapper, PyCapioTextIOWrapper
 from .._pycapio import (
     CAPIO_DEFAULT_APP_NAME,
     CAPIO_DEFAULT_WORKFLOW_NAME,
@@ -23,6 +22,7 @@ from .._pycapio import (
     pycapio_open,
     pycapio_teardown,
 )
+from .._seed import PyCapioBinaryIOWrapper, PyCapioTextIOWrapper
 
 __all__ = [
     "CAPIO_DEFAULT_APP_NAME",

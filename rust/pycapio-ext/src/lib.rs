@@ -56,26 +56,24 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
         c"CAPIO client primitives: attach to the workflow's server and do CAPIO file I/O.",
         &methods![
             c"pycapio_init" => api::pycapio_init, c"Attach to (or start) the workflow's CAPIO server; returns the server pid if this call started it, else -1.";
+            c"_attach" => api::attach, c"pycapio_init for CapioContext: True when the process now runs with these settings, False when already attached to the same directory, app and workflow with other start-up settings (kept); PyCAPIOException for another directory, app or workflow.";
             c"pycapio_teardown" => api::pycapio_teardown, c"Detach cleanly, committing this process's files; optionally stop the server when no client is left.";
             c"pycapio_get_capio_dir" => api::pycapio_get_capio_dir, c"The CAPIO directory (real path) as a pathlib.Path.";
             c"pycapio_open" => api::pycapio_open, c"Open a CAPIO file with open(2) flags; returns its file descriptor.";
             c"pycapio_mkdir" => api::pycapio_mkdir, c"Create a directory inside the CAPIO directory; returns 0.";
             c"_is_initialized" => api::is_initialized, c"Whether this process is attached to a CAPIO server.";
-            c"_open_path" => api::open_path, c"Open a path with open(2) flags if it is CAPIO's: its fd, or None when the OS serves the path.";
+            c"_open_path" => api::open_path, c"Decide whether a path is CAPIO's and open it (open(2) flags, mode): its CAPIO fd, ~fd for a node the OS opened, or None when the OS serves the path.";
             c"_capio_path" => api::capio_path, c"The normalised CAPIO path for a path inside the CAPIO directory, else None.";
-            c"_read" => api::read, c"Read into a writable buffer at the position or at an offset; waits per CAPIO-CL.";
-            c"_read_bytes" => api::read_bytes, c"Read into a new bytes object: to the end of the file (size < 0, waits per CAPIO-CL) or what is readable up to size.";
+            c"_read" => api::read, c"Read into a writable buffer at the position or at an offset; waits once per CAPIO-CL (fill: for the whole buffer).";
+            c"_read_bytes" => api::read_bytes, c"Read into a new bytes object: to the end of the file (size < 0, waits per CAPIO-CL) or what is readable up to size (fill: all size bytes unless the file ends first).";
             c"_wait_readable" => api::wait_readable, c"Wait until size bytes from offset are readable (the whole file when size < 0); returns the readable end.";
             c"_write" => api::write, c"Write a buffer at the position (end with O_APPEND) or at an offset.";
             c"_seek" => api::seek, c"Move a CAPIO fd's position.";
             c"_truncate" => api::truncate, c"Resize a CAPIO file.";
             c"_close" => api::close, c"Close a CAPIO fd.";
             c"_is_capio_fd" => api::is_capio_fd, c"Whether an fd is an open CAPIO fd of this process.";
-            c"_fstat" => api::fstat, c"(kind, size, mtime_ns, mode, committed) of an open CAPIO fd.";
-            c"_fd_path" => api::fd_path, c"The normalised CAPIO path an open CAPIO fd was opened as.";
-            c"_stat" => api::stat, c"(kind, size, mtime_ns, mode, committed) of a CAPIO path; never waits.";
-            c"_stat_ex" => api::stat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink, ino, dev) of a CAPIO path; follow_symlinks=False reports a final symlink itself.";
-            c"_fstat_ex" => api::fstat_ex, c"(st_mode, size, uid, gid, atime_ns, mtime_ns, ctime_ns, committed, nlink, ino, dev) of an open CAPIO fd.";
+            c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
+            c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";
             c"_set_attrs" => api::set_attrs, c"chmod/chown/utime of a CAPIO path or fd: mode, uid, gid (-1: unchanged), atime_ns, mtime_ns, now, follow_symlinks.";
             c"_listdir" => api::listdir, c"[(name, kind)] of a CAPIO directory, once it is complete (waits per CAPIO-CL).";
             c"_validate_config" => api::validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths.";

@@ -12,6 +12,11 @@ pub fn int(v: i64) -> Result<Owned, PyErrSet> {
     Owned::from_new(unsafe { ffi::PyLong_FromLongLong(v) })
 }
 
+pub fn float(v: f64) -> Result<Owned, PyErrSet> {
+    // SAFETY: plain constructor.
+    Owned::from_new(unsafe { ffi::PyFloat_FromDouble(v) })
+}
+
 pub fn bool(v: bool) -> Result<Owned, PyErrSet> {
     // SAFETY: plain constructor.
     Owned::from_new(unsafe { ffi::PyBool_FromLong(i64::from(v) as _) })

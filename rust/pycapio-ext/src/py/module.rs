@@ -9,10 +9,19 @@ use std::ffi::{CStr, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::null_mut;
 
-/// What the module keeps per instance (never in a static).
+/// What the module keeps per instance (never in a static): strong references, each released by
+/// `clear`.
 #[repr(C)]
 struct State {
     capio_exc: *mut ffi::PyObject,
+    /// `os.stat_result`, which the stat functions return.
+    stat_result: *mut ffi::PyObject,
+}
+
+impl State {
+    fn refs(&mut self) -> [&mut *mut ffi::PyObject; 2] {
+        [&mut self.capio_exc, &mut self.stat_result]
+    }
 }
 
 /// The arguments of one `METH_FASTCALL | METH_KEYWORDS` call, and the name of the function called
@@ -56,6 +65,25 @@ impl ModuleRef {
         }
         // SAFETY: the state was initialised by `exec`.
         unsafe { (*st).capio_exc }
+    }
+
+    /// `os.stat_result(fields)`.
+    pub fn stat_result(&self, fields: Owned) -> PyResult<Owned> {
+        let st = self.state();
+        let cls = if st.is_null() {
+            null_mut()
+        } else {
+            // SAFETY: the state was initialised by `exec` (the type is set before any call runs).
+            unsafe { (*st).stat_result }
+        };
+        if cls.is_null() {
+            return Err(Error::System("pycapio: module state is gone".into()));
+        }
+        let args = convert::tuple(vec![fields])?;
+        // SAFETY: `cls` is a live type; `args` a live tuple.
+        Ok(Owned::from_new(unsafe {
+            ffi::PyObject_Call(cls, args.as_ptr(), null_mut())
+        })?)
     }
 
     /// The module's `__file__`, used to find the server shipped beside it.
@@ -209,8 +237,17 @@ unsafe extern "C" fn exec(module: *mut ffi::PyObject) -> c_int {
             )
         })?;
         add(module, c"PyCAPIOException", &exc)?;
-        // SAFETY: the state block is ours, zeroed by CPython; we store one strong reference.
-        unsafe { (*m.state()).capio_exc = exc.into_raw() };
+        // SAFETY: importing a stdlib module; the names are valid C strings.
+        let os = Owned::from_new(unsafe { ffi::PyImport_ImportModule(c"os".as_ptr()) })?;
+        // SAFETY: `os` is live.
+        let stat_result = Owned::from_new(unsafe {
+            ffi::PyObject_GetAttrString(os.as_ptr(), c"stat_result".as_ptr())
+        })?;
+        // SAFETY: the state block is ours, zeroed by CPython; we store one strong reference each.
+        unsafe {
+            (*m.state()).capio_exc = exc.into_raw();
+            (*m.state()).stat_result = stat_result.into_raw();
+        }
         for (name, make) in CONSTANTS.get().copied().unwrap_or_default() {
             add(module, name, &make()?)?;
         }
@@ -237,23 +274,34 @@ unsafe extern "C" fn traverse(
 ) -> c_int {
     // SAFETY: GC calls this with our module; the state may be NULL before exec.
     let st = unsafe { ffi::PyModule_GetState(module).cast::<State>() };
-    // SAFETY: reading our own state; visiting a live reference.
-    unsafe {
-        if !st.is_null() && !(*st).capio_exc.is_null() {
-            return visit((*st).capio_exc, arg);
+    if st.is_null() {
+        return 0;
+    }
+    // SAFETY: our own state, not aliased during traversal.
+    for r in unsafe { (*st).refs() } {
+        if !r.is_null() {
+            // SAFETY: visiting a live reference the state owns.
+            let v = unsafe { visit(*r, arg) };
+            if v != 0 {
+                return v;
+            }
         }
     }
     0
 }
 
 unsafe extern "C" fn clear(module: *mut ffi::PyObject) -> c_int {
-    // SAFETY: our module's state; idempotent (the pointer is nulled after the release).
-    unsafe {
-        let st = ffi::PyModule_GetState(module).cast::<State>();
-        if !st.is_null() && !(*st).capio_exc.is_null() {
-            let p = (*st).capio_exc;
-            (*st).capio_exc = null_mut();
-            ffi::Py_DecRef(p);
+    // SAFETY: our module's state (or NULL before exec).
+    let st = unsafe { ffi::PyModule_GetState(module).cast::<State>() };
+    if st.is_null() {
+        return 0;
+    }
+    // SAFETY: our own state; idempotent (each pointer is nulled before its release).
+    for r in unsafe { (*st).refs() } {
+        let p = std::mem::replace(r, null_mut());
+        if !p.is_null() {
+            // SAFETY: releasing the strong reference the state held.
+            unsafe { ffi::Py_DecRef(p) };
         }
     }
     0
