@@ -3,6 +3,7 @@
 //! component-wise prefix test against the directory's real path and the path it was given as (they
 //! differ when it is reached by a symlink).
 
+use crate::error::{ClientError, Result};
 pub use capio_cl::paths::normalize;
 use std::path::{Path, PathBuf};
 
@@ -41,16 +42,40 @@ impl Scope {
     }
 }
 
+/// Both ends of a rename, normalised inside the CAPIO directory. One end outside is `EXDEV`, decided
+/// here as between two file systems, so callers fall back to copy and delete like `shutil.move`;
+/// both outside is not a CAPIO call at all.
+pub(crate) fn rename_ends(
+    scope: &Scope,
+    cwd: &Path,
+    src: &Path,
+    dst: &Path,
+) -> Result<(PathBuf, PathBuf)> {
+    match (scope.resolve(src, cwd), scope.resolve(dst, cwd)) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        (None, None) => Err(ClientError::OutsideCapioDir {
+            path: src.to_path_buf(),
+            root: scope.real.clone(),
+        }),
+        _ => Err(ClientError::os(libc::EXDEV, src.to_path_buf())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A scope without a directory on disk behind it.
+    fn fixed(real: &str, given: &str) -> Scope {
+        Scope {
+            real: real.into(),
+            given: given.into(),
+        }
+    }
+
     #[test]
     fn scoping_is_component_wise() {
-        let s = Scope {
-            real: "/data".into(),
-            given: "/data".into(),
-        };
+        let s = fixed("/data", "/data");
         let cwd = Path::new("/");
         assert_eq!(s.resolve(Path::new("/data/x"), cwd), Some("/data/x".into()));
         assert_eq!(s.resolve(Path::new("/data"), cwd), Some("/data".into()));
@@ -68,10 +93,7 @@ mod tests {
 
     #[test]
     fn symlinked_directory_maps_to_real_path() {
-        let s = Scope {
-            real: "/real/capio".into(),
-            given: "/link".into(),
-        };
+        let s = fixed("/real/capio", "/link");
         let cwd = Path::new("/");
         assert_eq!(
             s.resolve(Path::new("/link/a/b"), cwd),
@@ -82,5 +104,28 @@ mod tests {
             Some("/real/capio".into())
         );
         assert_eq!(s.resolve(Path::new("/linked/a"), cwd), None);
+    }
+
+    #[test]
+    fn a_rename_across_the_capio_boundary_is_exdev_without_a_server() {
+        let scope = fixed("/data", "/link");
+        let cwd = Path::new("/data/sub");
+        let ends = |src: &str, dst: &str| rename_ends(&scope, cwd, Path::new(src), Path::new(dst));
+        assert_eq!(
+            ends("a", "/link/b").unwrap(),
+            ("/data/sub/a".into(), "/data/b".into())
+        );
+        for (src, dst) in [("a", "/tmp/b"), ("/tmp/a", "../b")] {
+            match ends(src, dst) {
+                Err(ClientError::Os { errno, path }) => {
+                    assert_eq!((errno, path), (libc::EXDEV, Some(PathBuf::from(src))));
+                }
+                other => panic!("{src} -> {dst}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            ends("/tmp/a", "/tmp/b"),
+            Err(ClientError::OutsideCapioDir { .. })
+        ));
     }
 }

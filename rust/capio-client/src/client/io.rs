@@ -217,6 +217,12 @@ mod tests {
         (table, File::from(sys::memfd("capio-test").unwrap()))
     }
 
+    /// The published length, the file's stored length, and the append lock's holder.
+    fn sizes_and_lock(slot: &Slot, file: &File) -> (u64, u64, u32) {
+        let stored = file.metadata().unwrap().len();
+        (slot.len.load(SeqCst), stored, slot.append_lock.load(SeqCst))
+    }
+
     fn no_budget(_: u64) -> Result<u64> {
         panic!("a write within the reservation asked the server")
     }
@@ -297,15 +303,12 @@ mod tests {
         let truncation =
             std::thread::spawn(move || h.truncate_published(t.slot(SLOT).unwrap(), 8, no_budget));
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(slot.len.load(SeqCst), 64);
-        assert_eq!(file.metadata().unwrap().len(), 64);
+        assert_eq!(sizes_and_lock(slot, &file), (64, 64, std::process::id()));
         drop(append);
         truncation.join().unwrap().unwrap();
         // The length went down (a publish never lowers it) and readers were woken.
-        assert_eq!(slot.len.load(SeqCst), 8);
-        assert_eq!(file.metadata().unwrap().len(), 8);
+        assert_eq!(sizes_and_lock(slot, &file), (8, 8, 0));
         assert_ne!(slot.seq.load(SeqCst), seq);
-        assert_eq!(slot.append_lock.load(SeqCst), 0);
     }
 
     #[test]
@@ -355,10 +358,8 @@ mod tests {
         assert_eq!(err.errno(), libc::ENOSPC);
         let err = h.truncate_published(slot, 10, full).unwrap_err();
         assert_eq!(err.errno(), libc::ENOSPC);
-        assert_eq!(slot.len.load(SeqCst), 0);
+        assert_eq!(sizes_and_lock(slot, &file), (0, 0, 0));
         assert_eq!(h.pos.load(SeqCst), 0);
-        assert_eq!(file.metadata().unwrap().len(), 0);
-        assert_eq!(slot.append_lock.load(SeqCst), 0);
         // The next append starts where the refused one would have.
         h.write_published(slot, b"de", None, Ok).unwrap();
         assert_eq!(slot.len.load(SeqCst), 2);

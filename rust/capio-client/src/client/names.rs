@@ -2,7 +2,7 @@
 //! complete), unlink, rmdir and rename.
 
 use crate::error::{ClientError, Result};
-use crate::paths::Scope;
+use crate::paths::rename_ends;
 use capio_proto::{
     EntryKind, Fire, ListReply, ListReq, MkdirReq, Request, RmdirReq, StatusReply, UnlinkReq,
     rename_tail, sys,
@@ -112,50 +112,5 @@ impl Client {
         let (req, tail) = rename_tail(from.as_os_str().as_bytes(), to.as_os_str().as_bytes())?;
         self.conn().call(&req, &tail)?.check(src)?;
         Ok(())
-    }
-}
-
-/// Both ends of a rename, normalised inside the CAPIO directory. One end outside is `EXDEV`, decided
-/// here as between two file systems, so callers fall back to copy and delete like `shutil.move`;
-/// both outside is not a CAPIO call at all.
-fn rename_ends(scope: &Scope, cwd: &Path, src: &Path, dst: &Path) -> Result<(PathBuf, PathBuf)> {
-    match (scope.resolve(src, cwd), scope.resolve(dst, cwd)) {
-        (Some(from), Some(to)) => Ok((from, to)),
-        (None, None) => Err(ClientError::OutsideCapioDir {
-            path: src.to_path_buf(),
-            root: scope.real.clone(),
-        }),
-        _ => Err(ClientError::os(libc::EXDEV, src.to_path_buf())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rename_across_the_capio_boundary_is_exdev_without_a_server() {
-        let scope = Scope {
-            real: "/data".into(),
-            given: "/link".into(),
-        };
-        let cwd = Path::new("/data/sub");
-        let ends = |src: &str, dst: &str| rename_ends(&scope, cwd, Path::new(src), Path::new(dst));
-        assert_eq!(
-            ends("a", "/link/b").unwrap(),
-            ("/data/sub/a".into(), "/data/b".into())
-        );
-        for (src, dst) in [("a", "/tmp/b"), ("/tmp/a", "../b")] {
-            match ends(src, dst) {
-                Err(ClientError::Os { errno, path }) => {
-                    assert_eq!((errno, path), (libc::EXDEV, Some(PathBuf::from(src))));
-                }
-                other => panic!("{src} -> {dst}: {other:?}"),
-            }
-        }
-        assert!(matches!(
-            ends("/tmp/a", "/tmp/b"),
-            Err(ClientError::OutsideCapioDir { .. })
-        ));
     }
 }
