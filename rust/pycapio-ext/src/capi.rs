@@ -132,7 +132,7 @@ fn fill_stat(st: *mut Stat, s: FileStat) -> CResult<c_int> {
         size: s.size,
         mtime_ns: s.mtime_ns,
         mode: s.mode & 0o7777,
-        kind: if s.is_dir { KIND_DIR } else { KIND_FILE },
+        kind: if s.is_dir() { KIND_DIR } else { KIND_FILE },
         committed: u32::from(s.committed),
         reserved: [0; 3],
     };

@@ -2,7 +2,7 @@
 //! the server).
 
 use crate::error::{ClientError, Result};
-use capio_proto::{LstatReq, NodeKind, SetAttrReq, SlotState, StatReq, sys};
+use capio_proto::{LstatReq, NodeKind, NodeStat, SetAttrReq, SlotState, StatReq, sys};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -10,29 +10,9 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use super::Client;
 
-#[derive(Clone, Copy, Debug)]
-pub struct FileStat {
-    pub is_dir: bool,
-    pub size: u64,
-    pub mtime_ns: i64,
-    /// Permission bits.
-    pub mode: u32,
-    pub committed: bool,
-    pub atime_ns: i64,
-    pub ctime_ns: i64,
-    pub uid: u32,
-    pub gid: u32,
-    /// The `S_IFMT` bits of `st_mode`.
-    pub file_type: u32,
-    pub nlink: u32,
-    /// `st_ino`/`st_dev` of the file's data object or disk node (see `reported_identity`).
-    pub ino: u64,
-    pub dev: u64,
-}
-
-fn ns(s: i64, n: i64) -> i64 {
-    s.saturating_mul(1_000_000_000).saturating_add(n)
-}
+/// What the client reports for a stat: the protocol's one stat type, whether the server or an fd's
+/// own data object answered.
+pub type FileStat = NodeStat;
 
 impl Client {
     pub fn fstat(&self, fd: RawFd) -> Result<FileStat> {
@@ -55,16 +35,9 @@ impl Client {
             None => (meta.dev(), meta.ino()),
         };
         // The data object's inode carries the file's mode, owner and times (see the server).
-        Ok(FileStat {
-            is_dir: false,
+        Ok(NodeStat {
             size,
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            mode: meta.mode() & 0o7777,
             committed,
-            atime_ns: ns(meta.atime(), meta.atime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-            uid: meta.uid(),
-            gid: meta.gid(),
             file_type: libc::S_IFREG,
             // A memfd has no name; a committed input on disk has its own links.
             nlink: if h.slot.is_some() {
@@ -74,6 +47,7 @@ impl Client {
             },
             ino,
             dev,
+            ..NodeStat::of_meta(NodeKind::File, &meta, committed)
         })
     }
 
@@ -89,21 +63,7 @@ impl Client {
         }?
         .check(path)?
         .fixed;
-        Ok(FileStat {
-            is_dir: r.node_kind().ok() == Some(NodeKind::Dir),
-            size: r.size,
-            mtime_ns: r.mtime_ns,
-            mode: r.mode,
-            committed: r.committed != 0,
-            atime_ns: r.atime_ns,
-            ctime_ns: r.ctime_ns,
-            uid: r.uid,
-            gid: r.gid,
-            file_type: r.file_type,
-            nlink: r.nlink,
-            ino: r.ino,
-            dev: r.dev,
-        })
+        Ok(r.stat()?)
     }
 
     /// Stat a path inside the CAPIO directory; never waits.

@@ -33,6 +33,10 @@ pub struct NodeStat {
 }
 
 impl NodeStat {
+    pub fn is_dir(&self) -> bool {
+        self.kind == NodeKind::Dir
+    }
+
     /// The attributes of the inode `meta` describes, reported as a `kind`.
     pub fn of_meta(kind: NodeKind, meta: &Metadata, committed: bool) -> NodeStat {
         NodeStat {

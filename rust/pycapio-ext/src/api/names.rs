@@ -14,7 +14,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 /// (no other layer sees CAPIO's node kinds); `st_blocks` counts 512-byte units of a regular file.
 fn stat_result(m: ModuleRef, st: FileStat) -> PyResult<Owned> {
     let ftype = match st.file_type {
-        0 if st.is_dir => libc::S_IFDIR,
+        0 if st.is_dir() => libc::S_IFDIR,
         0 => libc::S_IFREG,
         t => t,
     };
