@@ -16,12 +16,13 @@ from typing import Any
 
 from . import _pycapio
 from ._rawio import (
+    _MODES,
     BAD_RAW_MODE,
     BLKSIZE,
-    BufferedMemFile,
     CapioFileIO,
     Mode,
     NotServed,
+    attach_memfile,
     open_named,
     parse_mode,
     track,
@@ -71,7 +72,7 @@ def open_proxy(
         and newline is None
         and not file.endswith("/")
     ):
-        m = parse_mode(mode)
+        m = _MODES.get(mode) or parse_mode(mode)
         if (
             m.open_error is None
             and m.kind
@@ -88,6 +89,15 @@ def open_proxy(
                 raw = _io.FileIO(~fd, m.rawmode, closefd=True)
             else:
                 raw = CapioFileIO(fd, m.rawmode)
+                raw.name = file
+                if m.binary:  # the commonest CAPIO open, built here: one Python call fewer
+                    try:
+                        buffer = m.buffered(raw, BLKSIZE)
+                    except BaseException:
+                        raw.close()
+                        raise
+                    attach_memfile(buffer, raw)
+                    return buffer
             raw.name = file
             return _layers(raw, m, mode, -1, encoding, None, None, 3)
     return _open_slow(file, mode, buffering, encoding, errors, newline, closefd, opener)
@@ -233,18 +243,11 @@ def _layers(
             if m.binary:
                 return result
             raise ValueError("can't have unbuffered text I/O")
-        buffer: io.BufferedIOBase
-        if m.updating:
-            buffer = io.BufferedRandom(raw, buffering)
-        elif m.kind != "r":
-            buffer = io.BufferedWriter(raw, buffering)
-        else:
-            buffer = io.BufferedReader(raw, buffering)
+        buffer = m.buffered(raw, buffering)
         result = buffer
         if m.binary:
             if capio:  # else the OS opened it (a FIFO, an opener's OS fd): a built-in file
-                BufferedMemFile(buffer, raw).attach(buffer)  # type: ignore[arg-type]
-                track(buffer)
+                attach_memfile(buffer, raw)  # type: ignore[arg-type]
             return buffer
         if encoding is None:
             if WARN_DEFAULT_ENCODING:

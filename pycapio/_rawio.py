@@ -18,6 +18,8 @@ from . import _pycapio
 from ._route import check_trailing_slash, ends_in_slash
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from typing_extensions import Buffer  # collections.abc.Buffer from 3.12 on
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "CapioFileIO",
     "Mode",
     "NotServed",
+    "attach_memfile",
     "close_open_files",
     "forget_open_files",
     "open_files",
@@ -62,6 +65,7 @@ class Mode(NamedTuple):
     flags: int  # os.open flags of the raw file (0 without a kind)
     rawmode: str  # what open() hands to the raw file: "r", "w+", ...
     raw_name: str  # FileIO.mode: "rb", "rb+", "wb", "ab+", ...
+    buffered: Callable[[Any, int], Any]  # the class of open()'s buffer: BufferedReader, ...Writer, ...Random
 
 
 def _parse(mode: str) -> Mode:
@@ -107,8 +111,20 @@ def _parse(mode: str) -> Mode:
     else:
         raw_name = kind + ("b+" if updating else "b")
     rawmode = kind + ("+" if updating else "")
+    buffered = io.BufferedRandom if updating else io.BufferedReader if kind == "r" else io.BufferedWriter
     return Mode(
-        open_error, raw_error, kind, updating, text, binary, readable, writable, flags, rawmode, raw_name
+        open_error,
+        raw_error,
+        kind,
+        updating,
+        text,
+        binary,
+        readable,
+        writable,
+        flags,
+        rawmode,
+        raw_name,
+        buffered,
     )
 
 
@@ -203,7 +219,7 @@ class CapioFileIO(io.RawIOBase):
     _finalizing = False
     # ``closed`` is a plain slot, not a property: the buffered and text layers read it on every
     # call, and a slot is read in C, while a property runs Python code (text line I/O ~1.6x faster).
-    __slots__ = ("closed",)
+    __slots__ = ("_closefd", "_fd", "_mode", "_readable", "_writable", "closed")
     closed: bool
 
     def __init__(
@@ -211,16 +227,18 @@ class CapioFileIO(io.RawIOBase):
     ) -> None:
         self._fd = -1
         self.closed = True
-        if isinstance(file, float):
-            raise TypeError("integer argument expected, got float")
         fd = -1
         if isinstance(file, int):
             fd = file
             if fd < 0:
                 raise ValueError("negative file descriptor")
-        if not isinstance(mode, str):
-            raise TypeError(f"CapioFileIO() argument 'mode' must be str, not {type(mode).__name__}")
-        m = _MODES.get(mode) or parse_mode(mode)
+        elif isinstance(file, float):
+            raise TypeError("integer argument expected, got float")
+        m = _MODES.get(mode) if type(mode) is str else None
+        if m is None:
+            if not isinstance(mode, str):
+                raise TypeError(f"CapioFileIO() argument 'mode' must be str, not {type(mode).__name__}")
+            m = parse_mode(mode)
         if m.raw_error is not None:
             raise ValueError(m.raw_error)
         self._mode = m
@@ -492,8 +510,12 @@ class BufferedMemFile:
     def view(self, offset: int = 0, size: int = -1) -> memoryview:
         return self._sync().view(offset, size)
 
-    def attach(self, buffer: io.BufferedIOBase) -> None:
-        """Give ``buffer`` (the stdlib object ``open()`` returns) these methods."""
-        buffer.pread = self.pread  # type: ignore[attr-defined]
-        buffer.pwrite = self.pwrite  # type: ignore[attr-defined]
-        buffer.view = self.view  # type: ignore[attr-defined]
+
+def attach_memfile(buffer: io.BufferedIOBase, raw: CapioFileIO) -> None:
+    """Give ``buffer`` (the stdlib object ``open()`` returns over ``raw``) ``pread``/``pwrite``/
+    ``view``, and track it for exit."""
+    ops = BufferedMemFile(buffer, raw)
+    buffer.pread = ops.pread  # type: ignore[attr-defined]
+    buffer.pwrite = ops.pwrite  # type: ignore[attr-defined]
+    buffer.view = ops.view  # type: ignore[attr-defined]
+    _tracked.add(weakref.ref(buffer, _tracked.discard))
