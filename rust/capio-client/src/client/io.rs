@@ -1,5 +1,5 @@
 //! The data path of an open fd: read, write (appends under the file's append lock, writes
-//! within the memory budget's reservation), seek, tell and truncate. No server round trip unless a
+//! within the memory budget's reservation), seek and truncate. No server round trip unless a
 //! write crosses its reserved end.
 
 use crate::error::{ClientError, Result};
@@ -82,10 +82,6 @@ impl Client {
             .ok_or_else(|| ClientError::os(libc::EINVAL, None))?;
         h.pos.store(new as u64, SeqCst);
         Ok(new as u64)
-    }
-
-    pub fn tell(&self, fd: RawFd) -> Result<u64> {
-        Ok(self.handle(fd)?.pos.load(SeqCst))
     }
 
     pub fn truncate(&self, fd: RawFd, size: u64) -> Result<()> {
@@ -215,7 +211,6 @@ mod tests {
         Handle {
             file: file.try_clone().unwrap(),
             path: PathBuf::from("f"),
-            capio_path: PathBuf::from("/capio/f"),
             slot: Some(SLOT),
             producer: true,
             fire: capio_proto::Fire::Update,

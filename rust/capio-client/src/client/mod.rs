@@ -42,8 +42,6 @@ pub struct Settings {
 struct Handle {
     file: File,
     path: PathBuf,
-    /// The normalised path it was opened as (inside the CAPIO directory), for `fstat`.
-    capio_path: PathBuf,
     /// `None` for a committed input served from its file on disk.
     slot: Option<u32>,
     producer: bool,
@@ -195,11 +193,6 @@ impl Client {
             .get(&fd)
             .cloned()
             .ok_or_else(|| ClientError::os(libc::EBADF, None))
-    }
-
-    /// The normalised path `fd` was opened as (it does not follow later renames).
-    pub fn fd_path(&self, fd: RawFd) -> Result<PathBuf> {
-        Ok(self.handle(fd)?.capio_path.clone())
     }
 
     pub fn is_capio_fd(&self, fd: RawFd) -> bool {
