@@ -1,6 +1,7 @@
 //! The per-process client: a table of open CAPIO fds and the operations on them. Reads and writes
-//! touch only the file's shared-memory object and its state slot; only open, stat, mkdir, listing,
-//! unlink, rename, rmdir and exit talk to the server.
+//! touch only the file's shared-memory object and its state slot; open, stat, set-attributes,
+//! mkdir, listing, unlink, rename, rmdir, close and exit talk to the server, and a write only when
+//! it crosses its memory reservation (`Reserve`).
 
 mod io;
 mod names;
