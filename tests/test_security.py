@@ -6,6 +6,7 @@ prefixes). The control protocol itself is fuzzed by ``rust/capio-server/tests/fu
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import stat
@@ -16,6 +17,8 @@ import traceback
 from pathlib import Path
 
 import pytest
+
+from pycapio import _pycapio
 
 from conftest import InProcess, Workflow, info_pids, wait_until
 
@@ -70,11 +73,22 @@ def test_a_runtime_dir_owned_by_someone_else_is_refused(
     assert os.listdir(foreign) == []
 
 
-def hello_frame(pid: int, capio_dir: str) -> bytes:
-    """A client ``Hello`` (wire.rs: header magic 'CPIO', version 1, kind 1; body pid, flags; tail)."""
-    tail = b"intruder\0" + capio_dir.encode()
+HELLO = 1  # Kind::Hello
+REPLY_BIT = 0x8000
+
+
+def protocol_version(workflow: str) -> int:
+    """The protocol version the running server speaks, from its status report: never a stale copy."""
+    return int(json.loads(_pycapio._server_status(workflow))["server"]["protocol_version"])
+
+
+def hello_frame(version: int, pid: int, app: str, capio_dir: str) -> bytes:
+    """A client ``Hello`` as rust/capio-proto/src/wire lays it out: header (magic 'CPIO', protocol
+    version, kind, body length, reserved), body (pid, flags), tail (app, NUL, CAPIO directory)."""
+    tail = app.encode() + b"\0" + capio_dir.encode()
     body = struct.pack("<II", pid, 0) + tail
-    return struct.pack("<IHHII", int.from_bytes(b"CPIO", "little"), 1, 1, len(body), 0) + body
+    magic = int.from_bytes(b"CPIO", "little")
+    return struct.pack("<IHHII", magic, version, HELLO, len(body), 0) + body
 
 
 def as_nobody(fn) -> int:  # type: ignore[no-untyped-def]
@@ -99,22 +113,32 @@ def test_another_uid_cannot_attach(capio: InProcess) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to act as another uid")
     (sock,) = capio.runtime_dir.glob("*.sock")
+    version = protocol_version(capio.workflow)
+
+    def hello(app: str) -> bytes:
+        """Connect and say ``Hello``; the reply's first bytes, b"" if the server hung up."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(sock))
+            try:
+                s.sendall(hello_frame(version, os.getpid(), app, str(capio.capio_dir)))
+                return s.recv(64)
+            except (BrokenPipeError, ConnectionResetError):
+                return b""
+
+    # The frame is one the server accepts: from this uid it answers with a Hello reply, status 0.
+    # So below, where the same frame from another uid is hung up on, only the uid check refused it.
+    reply = hello("control")
+    magic, _, kind, _, _, status = struct.unpack_from("<IHHIIi", reply)
+    assert (magic, kind, status) == (int.from_bytes(b"CPIO", "little"), HELLO | REPLY_BIT, 0)
 
     def connect() -> int:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
         try:
-            s.connect(str(sock))
+            return 0 if hello("intruder") else 3
         except PermissionError:
             return 13
-        try:
-            s.sendall(hello_frame(os.getpid(), str(capio.capio_dir)))
-            reply = s.recv(64)
-        except (BrokenPipeError, ConnectionResetError):
-            return 3  # hung up on us before or while we spoke
         except OSError:
             return 4
-        return 3 if reply == b"" else 0
 
     # The private runtime directory stops it before the socket.
     assert as_nobody(connect) == 13

@@ -1,6 +1,7 @@
 //! One control connection to the server: typed requests, replies that may carry an fd.
-//! Requests from all threads of a process share it under a mutex; the server never blocks a
-//! request, so the lock is only held for one round trip.
+//! Requests from all threads of a process share it under a mutex, held for one round trip. The
+//! server blocks a request only on a file's append lock, which no client holds across a round
+//! trip (see `Handle::write_published`), so that round trip always ends.
 
 use crate::error::{ClientError, Result};
 use capio_proto::{

@@ -1,5 +1,5 @@
 //! The data path of an open fd: read, write (appends under the file's append lock, writes
-//! within the memory budget's reservation), seek, tell and truncate. No server round trip unless a
+//! within the memory budget's reservation), seek and truncate. No server round trip unless a
 //! write crosses its reserved end.
 
 use crate::error::{ClientError, Result};
@@ -84,10 +84,6 @@ impl Client {
         Ok(new as u64)
     }
 
-    pub fn tell(&self, fd: RawFd) -> Result<u64> {
-        Ok(self.handle(fd)?.pos.load(SeqCst))
-    }
-
     pub fn truncate(&self, fd: RawFd, size: u64) -> Result<()> {
         let h = self.handle(fd)?;
         let (index, slot) = match h.slot {
@@ -137,30 +133,46 @@ impl Handle {
         slot: &Slot,
         data: &[u8],
         offset: Option<u64>,
-        ask: impl FnOnce(u64) -> Result<u64>,
+        mut ask: impl FnMut(u64) -> Result<u64>,
     ) -> Result<usize> {
         // An append finds the end, writes and publishes under the file's append lock: two
         // processes appending, or one appending while another truncates, never write at a stale
         // end. A failed append publishes nothing, so the next one starts where this one did.
         let appending = offset.is_none() && self.append;
-        let _append_lock = appending.then(|| slot.lock_appends());
-        let off = match offset {
-            Some(o) => o,
-            None if appending => slot.len.load(SeqCst),
-            None => self.pos.load(SeqCst),
+        let end_at = |off: u64| {
+            off.checked_add(data.len() as u64)
+                .ok_or_else(|| ClientError::os(libc::EFBIG, self.path.clone()))
         };
-        let end = off
-            .checked_add(data.len() as u64)
-            .ok_or_else(|| ClientError::os(libc::EFBIG, self.path.clone()))?;
-        self.reserve(end, ask)?;
-        self.file
-            .write_all_at(data, off)
-            .map_err(|e| ClientError::from_io(e, self.path.clone()))?;
-        slot.publish(end);
-        if offset.is_none() {
-            self.pos.store(end, SeqCst);
+        loop {
+            let guess = match offset {
+                Some(o) => o,
+                None if appending => slot.len.load(SeqCst),
+                None => self.pos.load(SeqCst),
+            };
+            // Never ask the server while holding the append lock: the server takes that lock
+            // (truncating on open) while holding its namespace, which a `Reserve` needs.
+            let reserved_for = end_at(guess)?;
+            self.reserve(reserved_for, &mut ask)?;
+            let _append_lock = appending.then(|| slot.lock_appends());
+            let off = if appending {
+                slot.len.load(SeqCst)
+            } else {
+                guess
+            };
+            let end = end_at(off)?;
+            if end > reserved_for.max(self.reserved.load(SeqCst)) {
+                // Others appended since the guess, past what is reserved: ask again, unlocked.
+                continue;
+            }
+            self.file
+                .write_all_at(data, off)
+                .map_err(|e| ClientError::from_io(e, self.path.clone()))?;
+            slot.publish(end);
+            if offset.is_none() {
+                self.pos.store(end, SeqCst);
+            }
+            return Ok(data.len());
         }
-        Ok(data.len())
     }
 
     /// Set the file of `slot` to `size` bytes under its append lock, after reserving memory for
@@ -199,7 +211,6 @@ mod tests {
         Handle {
             file: file.try_clone().unwrap(),
             path: PathBuf::from("f"),
-            capio_path: PathBuf::from("/capio/f"),
             slot: Some(SLOT),
             producer: true,
             fire: capio_proto::Fire::Update,
@@ -337,6 +348,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(truncated, [400]);
+    }
+
+    #[test]
+    fn the_budget_is_asked_with_the_append_lock_free() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        let h = handle(&file, true, 0);
+        // The server may wait for this lock while holding what answering a `Reserve` needs.
+        let unlocked = |end| {
+            assert_eq!(slot.append_lock.load(SeqCst), 0, "asked under the lock");
+            Ok(end)
+        };
+        h.write_published(slot, b"abc", None, unlocked).unwrap();
+        h.write_published(slot, b"de", Some(10), unlocked).unwrap();
+        h.truncate_published(slot, 20, unlocked).unwrap();
+        assert_eq!(slot.len.load(SeqCst), 20);
+    }
+
+    #[test]
+    fn an_append_that_finds_the_file_grown_reserves_again() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        let h = handle(&file, true, 0);
+        let mut asked = Vec::new();
+        h.write_published(slot, b"abc", None, |end| {
+            if asked.is_empty() {
+                // Another process appends 100 bytes between the reservation and the lock.
+                slot.publish(100);
+            }
+            asked.push(end);
+            Ok(end)
+        })
+        .unwrap();
+        assert_eq!(asked, [3, 103]);
+        assert_eq!((slot.len.load(SeqCst), h.pos.load(SeqCst)), (103, 103));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The per-process client: a table of open CAPIO fds and the operations on them. Reads and writes
-//! touch only the file's shared-memory object and its state slot; only open, stat, mkdir, listing,
-//! unlink, rename, rmdir and exit talk to the server.
+//! touch only the file's shared-memory object and its state slot; open, stat, set-attributes,
+//! mkdir, listing, unlink, rename, rmdir, close and exit talk to the server, and a write only when
+//! it crosses its memory reservation (`Reserve`).
 
 mod io;
 mod names;
@@ -42,8 +43,6 @@ pub struct Settings {
 struct Handle {
     file: File,
     path: PathBuf,
-    /// The normalised path it was opened as (inside the CAPIO directory), for `fstat`.
-    capio_path: PathBuf,
     /// `None` for a committed input served from its file on disk.
     slot: Option<u32>,
     producer: bool,
@@ -195,11 +194,6 @@ impl Client {
             .get(&fd)
             .cloned()
             .ok_or_else(|| ClientError::os(libc::EBADF, None))
-    }
-
-    /// The normalised path `fd` was opened as (it does not follow later renames).
-    pub fn fd_path(&self, fd: RawFd) -> Result<PathBuf> {
-        Ok(self.handle(fd)?.capio_path.clone())
     }
 
     pub fn is_capio_fd(&self, fd: RawFd) -> bool {

@@ -102,7 +102,6 @@ impl Client {
                     let handle = Handle {
                         file,
                         path: path.to_path_buf(),
-                        capio_path: abs.clone(),
                         slot,
                         producer: r.producer != 0,
                         fire: r.fire_rule()?,

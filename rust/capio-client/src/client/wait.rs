@@ -158,22 +158,10 @@ impl Client {
 
     /// Wait, per the fire rule, until `want` bytes from `offset` (the fd's position when None) can
     /// be read, or until the file's end is final (committed, or the caller produces it) when they
-    /// never will; `want == None` waits for the final end. Returns `(offset, end)`: the bytes in
-    /// `offset..end` are readable now (`end < offset` past the end of the file). Lets callers size
-    /// a buffer exactly (a whole-file read) or map a committed range.
-    pub fn readable(
-        &self,
-        fd: RawFd,
-        offset: Option<u64>,
-        want: Option<u64>,
-        interrupt: &mut dyn FnMut() -> bool,
-    ) -> Result<(u64, u64)> {
-        let r = self.wait_readable(fd, offset, want, interrupt)?;
-        Ok((r.offset, r.end))
-    }
-
-    /// The wait of `readable`, keeping what it found so that `read_ready` reads those bytes
-    /// without waiting again: one wait per read.
+    /// never will; `want == None` waits for the final end. The result says which bytes are
+    /// readable now (`end < offset` past the end of the file), so callers size a buffer exactly (a
+    /// whole-file read) or map a committed range, and `read_ready` reads them without waiting
+    /// again: one wait per read.
     pub fn wait_readable(
         &self,
         fd: RawFd,

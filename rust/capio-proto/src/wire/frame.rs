@@ -113,8 +113,8 @@ pub fn decode<T: Pod>(body: &[u8]) -> Result<(T, &[u8]), WireError> {
     Ok((bytemuck::pod_read_unaligned(fixed), tail))
 }
 
-/// Read one whole frame (header checked before the body is allocated). A clean EOF before the
-/// first byte is `WireError::Eof`; an EOF inside the frame is an I/O error.
+/// Read one whole frame (header checked before the body is allocated). The peer closing before
+/// the first byte (EOF, or a reset) is `WireError::Eof`; inside the frame it is an I/O error.
 pub fn read_frame(r: &mut impl Read) -> Result<(Header, Vec<u8>), WireError> {
     let mut raw = [0u8; HEADER_LEN];
     read_exact_or_eof(r, &mut raw)?;
@@ -125,12 +125,16 @@ pub fn read_frame(r: &mut impl Read) -> Result<(Header, Vec<u8>), WireError> {
     Ok((header, body))
 }
 
-/// Like `read_exact`, but a clean EOF before the first byte is `WireError::Eof`.
+/// Like `read_exact`, but the peer closing before the first byte is `WireError::Eof`: a reset
+/// there (it closed with a request of ours unread) ends the connection as cleanly as an EOF.
 fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> Result<(), WireError> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) if got == 0 => return Err(WireError::Eof),
+            Err(e) if got == 0 && e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(WireError::Eof);
+            }
             Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -1,5 +1,7 @@
 //! Control-plane messages: a fixed 16-byte header followed by a POD body and, for most requests,
-//! a trailing path. Encoding and decoding are pure; the socket I/O lives in the server and client.
+//! a trailing path. Encoding and decoding are pure; the one piece of socket I/O here is `socket`,
+//! where the client receives a reply and the fd riding on it (the server reads requests with
+//! `read_frame` from its buffered connection, and both ends send through `sys::send_with_fd`).
 //!
 //! `frame`: header, checks, the one frame reader; `enums`: kinds and the other closed value sets;
 //! `messages`: the bodies; `request`: which reply answers which request; `socket`: receiving a

@@ -28,6 +28,39 @@ fn back_to_back_frames() {
     assert!(matches!(read_frame(&mut r), Err(WireError::Eof)));
 }
 
+/// Yields `bytes`, then fails with a connection reset.
+struct ResetAfter<'a>(&'a [u8]);
+
+impl std::io::Read for ResetAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return Err(std::io::ErrorKind::ConnectionReset.into());
+        }
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_reset_between_frames_is_the_end_and_inside_one_an_error() {
+    let bytes = encode(Kind::Stat as u16, &Empty {}, b"/a").unwrap();
+    assert!(matches!(
+        read_frame(&mut ResetAfter(&[])),
+        Err(WireError::Eof)
+    ));
+    let mut r = ResetAfter(&bytes);
+    assert_eq!(read_frame(&mut r).unwrap().1, b"/a");
+    assert!(matches!(read_frame(&mut r), Err(WireError::Eof)));
+    for cut in [3, bytes.len() - 1] {
+        assert!(matches!(
+            read_frame(&mut ResetAfter(&bytes[..cut])),
+            Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset
+        ));
+    }
+}
+
 #[test]
 fn oversize_rejected_before_allocation() {
     let h = Header {

@@ -1,6 +1,6 @@
 //! `Rename`: move a file or directory within the CAPIO directory.
 
-use super::reply::{reply_status, status};
+use super::reply::reply_status;
 use crate::connection::Reply;
 use crate::error::FsError;
 use crate::namespace::{ClientId, Done};
@@ -30,10 +30,5 @@ pub fn rename(
     let Done { result, caused } =
         names.map_or_else(Done::refused, |(s, d)| server.ns().rename(client, &s, &d));
     persist::all(server, caused, work.as_ref());
-    let pending = match result {
-        Ok(pending) => pending,
-        Err(e) => return reply_status::<RenameReq>(client, src, Err(e)),
-    };
-    persist::all(server, pending, work.as_ref());
-    Ok(status::<RenameReq>(0)?.holding(work))
+    Ok(reply_status::<RenameReq>(client, src, result)?.holding(work))
 }

@@ -167,7 +167,8 @@ impl FileNode {
     }
 
     /// Cut its data to nothing. Under the append lock: an append in flight elsewhere must not
-    /// land past the new end.
+    /// land past the new end. Waiting for it with the namespace held is safe only because no
+    /// client holds that lock across a round trip (`tests/append_reserve.rs`).
     pub(super) fn truncate(&mut self, budget: &mut Budget) -> io::Result<()> {
         // Its own handle on the table: the slot stays borrowed while the budget changes the node.
         let table = Arc::clone(&self.table);

@@ -34,7 +34,6 @@ mod open;
 mod report;
 
 pub use clients::ClientId;
-pub use names::Repersist;
 
 /// The outcome of an `Open`.
 #[derive(Debug)]
@@ -98,8 +97,9 @@ pub struct Departure {
 /// A committed file to persist: its path and the generation of the commit.
 pub type Commit = (PathBuf, u64);
 
-/// What a mutating operation caused beyond its answer: the permanent files it committed, which
-/// the caller hands to `persist::all` (the one consumer) in the same request.
+/// What a mutating operation caused beyond its answer: the permanent files it committed (or, for
+/// a rename, must persist again under a new path), which the caller hands to `persist::all` (the
+/// one consumer) in the same request.
 #[must_use = "committed files reach the disk only through persist::all"]
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Caused {
@@ -134,6 +134,12 @@ impl Caused {
     fn committed(&mut self, commit: Commit) {
         self.commits.push(commit);
         self.unsettled = true;
+    }
+
+    /// A committed file renamed before its persist landed: persisted again, under its new path.
+    /// Not a new commit, so no rule needs settling.
+    fn persist_again(&mut self, commit: Commit) {
+        self.commits.push(commit);
     }
 }
 

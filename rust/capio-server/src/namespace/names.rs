@@ -30,10 +30,6 @@ impl Entry {
     }
 }
 
-/// A file to persist again after a rename: `(new path, commit generation)`. Its persist under the
-/// old path, if one is in flight, is discarded at install because the path no longer matches.
-pub type Repersist = (PathBuf, u64);
-
 impl Namespace {
     fn entry(&self, root: &Path, path: &Path) -> Result<Entry, FsError> {
         Ok(match self.locate_ns(root, path)? {
@@ -134,9 +130,9 @@ impl Namespace {
 
     /// `rename(2)` inside one client's CAPIO directory: an existing destination file is replaced
     /// atomically, a directory moves with everything below it. Readers waiting for `dst` to appear
-    /// find the moved file as it is (same commit state, same producers). Returns the committed
-    /// files that still have to be persisted, now under their new paths.
-    pub fn rename(&mut self, cid: ClientId, src: &Path, dst: &Path) -> Done<Vec<Repersist>> {
+    /// find the moved file as it is (same commit state, same producers). Committed files whose
+    /// persist had not landed are persisted again under their new paths (in `Caused`).
+    pub fn rename(&mut self, cid: ClientId, src: &Path, dst: &Path) -> Done<()> {
         self.doing(|ns, caused| ns.rename_in(cid, src, dst, caused))
     }
 
@@ -146,7 +142,7 @@ impl Namespace {
         src: &Path,
         dst: &Path,
         caused: &mut Caused,
-    ) -> Result<Vec<Repersist>, FsError> {
+    ) -> Result<(), FsError> {
         let root = self.root_for(cid, src)?;
         confine(dst, &root)?;
         if self.excluded(dst) {
@@ -162,23 +158,23 @@ impl Namespace {
         }
         self.check_parent(&root, dst)?;
         if src == dst {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let to = self.entry(&root, dst)?;
-        let pending = if from.is_dir() {
+        if from.is_dir() {
             self.rename_dir(cid, &root, src, dst, &to, caused)?
         } else {
             if to.is_dir() {
                 return Err(FsError::IsDir);
             }
-            self.rename_file(cid, &root, src, dst, from, caused)?
-        };
+            self.rename_file(cid, &root, src, dst, from, caused)?;
+        }
         self.bump();
         // The new place may have other rules: `on_n_files` of the new parent, an `on_file`
         // dependency that now exists, or a directory rule its gone producers already satisfy.
         self.commit_orphaned_dirs(caused);
         caused.unsettled = true;
-        Ok(pending)
+        Ok(())
     }
 
     fn rename_file(
@@ -189,7 +185,7 @@ impl Namespace {
         dst: &Path,
         from: Entry,
         caused: &mut Caused,
-    ) -> Result<Vec<Repersist>, FsError> {
+    ) -> Result<(), FsError> {
         let in_namespace = matches!(from, Entry::File);
         // The disk first: if it refuses, the namespace is untouched.
         let src_disk = match from {
@@ -207,12 +203,12 @@ impl Namespace {
         }
         self.forget_file(dst);
         if !in_namespace {
-            return Ok(Vec::new());
+            return Ok(());
         }
         self.dirs.remove_entry(src);
-        let pending = self.rekey_file(root, src, dst, src_disk.is_some(), caused);
+        self.rekey_file(root, src, dst, src_disk.is_some(), caused);
         self.add_child(cid, dst, caused);
-        Ok(pending.into_iter().collect())
+        Ok(())
     }
 
     fn rename_dir(
@@ -223,7 +219,7 @@ impl Namespace {
         dst: &Path,
         to: &Entry,
         caused: &mut Caused,
-    ) -> Result<Vec<Repersist>, FsError> {
+    ) -> Result<(), FsError> {
         if dst.starts_with(src) {
             return Err(FsError::IntoItself);
         }
@@ -243,9 +239,9 @@ impl Namespace {
         self.drop_tombstones(dst);
         self.dirs.forget(dst);
         self.dirs.remove_entry(src);
-        let pending = self.rekey_tree(root, src, dst, src_disk.is_some(), caused);
+        self.rekey_tree(root, src, dst, src_disk.is_some(), caused);
         self.add_child(cid, dst, caused);
-        Ok(pending)
+        Ok(())
     }
 
     /// Re-key every namespace directory and file at or below `src` to the same place below `dst`.
@@ -258,19 +254,18 @@ impl Namespace {
         dst: &Path,
         on_disk: bool,
         caused: &mut Caused,
-    ) -> Vec<Repersist> {
+    ) {
         let rules = &self.rules;
         self.dirs.rekey_tree(src, dst, |p| rules.dir_rule_for(p));
-        let files = self.files.paths_under(src);
-        files
-            .iter()
-            .filter_map(|old| self.rekey_file(root, old, &rebase(old, src, dst), on_disk, caused))
-            .collect()
+        for old in self.files.paths_under(src) {
+            self.rekey_file(root, &old, &rebase(&old, src, dst), on_disk, caused);
+        }
     }
 
     /// Give the namespace file at `src` the path `dst`; slot, producers, opens and commit state
     /// stay, the rule is `dst`'s. `on_disk`: its disk copy moved along, so a persisted copy is
-    /// still in place.
+    /// still in place. A committed file whose persist had not landed is persisted again under
+    /// `dst`; one in flight under `src` is discarded at install, its path no longer matching.
     fn rekey_file(
         &mut self,
         root: &Path,
@@ -278,8 +273,10 @@ impl Namespace {
         dst: &Path,
         on_disk: bool,
         caused: &mut Caused,
-    ) -> Option<Repersist> {
-        let node = self.files.rekey(src, dst)?;
+    ) {
+        let Some(node) = self.files.rekey(src, dst) else {
+            return;
+        };
         node.persisted &= on_disk;
         if !dst.starts_with(&node.root) {
             // Moved out of its creator's root by a client with a wider one: persist inside that.
@@ -287,16 +284,19 @@ impl Namespace {
         }
         let slot = node.slot();
         self.files.set_rule(dst, self.rules.rule_for(dst));
-        let node = self.files.get(dst)?;
-        let pending = (node.is_committed() && !node.persisted && node.rule().permanent)
-            .then(|| (dst.to_path_buf(), node.generation()));
+        if let Some(node) = self.files.get(dst)
+            && node.is_committed()
+            && !node.persisted
+            && node.rule().permanent
+        {
+            caused.persist_again((dst.to_path_buf(), node.generation()));
+        }
         // The new name's rule applies to what already happened under the old one: a temp file
         // closed and then renamed over an `on_close` name is complete now, not at its
         // producer's exit.
         if self.file_rule_met(slot) {
             self.commit_file(slot, caused);
         }
-        pending
     }
 }
 

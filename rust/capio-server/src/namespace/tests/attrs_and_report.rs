@@ -119,3 +119,28 @@ fn a_symlink_on_disk_leads_to_the_capio_file_it_names_but_never_out_of_the_root(
         libc::ELOOP
     );
 }
+
+#[test]
+fn a_link_target_climbing_above_slash_stays_at_slash_as_in_the_kernel() {
+    let mut fx = Fx::new();
+    let (a, b) = (fx.client("a"), fx.client("b"));
+    let w = mem(fx.open(a, "data.bin", WR | CREAT).unwrap());
+    write(&fx, &w, 0, b"12345");
+    // More `..` than the root is deep, then the root's absolute path: the kernel resolves this
+    // to the root (`/..` is `/`), so the link reaches the CAPIO file, which is only in memory.
+    let depth = fx.root.components().count();
+    let climb = "../".repeat(depth + 3);
+    let inside = fx.root.strip_prefix("/").unwrap().join("data.bin");
+    let target = format!("{climb}{}", inside.display());
+    std::os::unix::fs::symlink(&target, fx.p("up")).unwrap();
+    assert!(!fx.p("up").exists(), "data.bin must not be on disk");
+    let st = fx.ns.stat(b, &fx.p("up")).unwrap();
+    assert_eq!((st.kind, st.size), (NodeKind::File, 5));
+    assert_eq!(mem(fx.open(b, "up", RD).unwrap()).slot, w.slot);
+    // Clamped at `/` and outside the root: refused, never followed.
+    std::os::unix::fs::symlink(format!("{climb}etc/passwd"), fx.p("out")).unwrap();
+    assert_eq!(
+        fx.ns.stat(b, &fx.p("out")).unwrap_err().errno(),
+        libc::EXDEV
+    );
+}

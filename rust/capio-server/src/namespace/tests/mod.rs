@@ -98,7 +98,7 @@ impl TestNs {
         self.queue(done)
     }
 
-    fn rename(&mut self, c: ClientId, src: &Path, dst: &Path) -> Result<Vec<Repersist>, FsError> {
+    fn rename(&mut self, c: ClientId, src: &Path, dst: &Path) -> Result<(), FsError> {
         let done = self.ns.rename(c, src, dst);
         self.queue(done)
     }
@@ -235,12 +235,7 @@ impl Fx {
         self.ns.rmdir(c, &path)
     }
 
-    fn rename(
-        &mut self,
-        c: ClientId,
-        src: &str,
-        dst: &str,
-    ) -> Result<Vec<(PathBuf, u64)>, FsError> {
+    fn rename(&mut self, c: ClientId, src: &str, dst: &str) -> Result<(), FsError> {
         let (src, dst) = (self.p(src), self.p(dst));
         self.ns.rename(c, &src, &dst)
     }
