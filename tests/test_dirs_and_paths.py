@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 import pycapio
 from pycapio import PyCapioPath, _pycapio, open_proxy
 
-from conftest import InProcess
+from conftest import InProcess, Workflow
 
 
 def make_file(path: str, data: bytes = b"") -> None:
@@ -188,3 +191,41 @@ def test_paths_outside_go_to_the_os_untouched(capio: InProcess) -> None:
     assert (capio.capio_dir.parent / "outside.txt").read_text() == "dotdot"
     assert (sibling / "e" / "f").is_dir()
     assert not Path(capio.path("in.txt")).exists()
+
+
+def test_the_scandir_wrapper_refuses_what_is_not_capio_s_with_the_extension_s_errno(workflow: Workflow) -> None:
+    # The wrapper itself (the os.scandir proxy sends such paths to the OS): not attached is
+    # ENOTCONN, outside the directory EXDEV, both with the extension's one message.
+    script = workflow.script(
+        f"""
+        import sys
+        import pycapio
+        from pycapio import PyCapioScandirWrapper
+
+        def show(path):
+            try:
+                PyCapioScandirWrapper(path)
+            except Exception as exc:
+                print(type(exc).__name__, exc.errno, str(exc), sep="|")
+
+        show(sys.argv[2])
+        pycapio.pycapio_init(sys.argv[1], "lister", {workflow.name!r})
+        show(sys.argv[2])
+        pycapio.pycapio_teardown(True)
+        """
+    )
+    outside = workflow.root / "outside"
+    outside.mkdir()
+    r = subprocess.run(
+        [sys.executable, str(script), str(workflow.capio_dir), str(outside)],
+        env=workflow.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stderr
+    real = workflow.capio_dir.resolve()
+    assert r.stdout.splitlines() == [
+        f"PyCAPIOException|{errno.ENOTCONN}|CAPIO is not initialised in this process (call pycapio_init first)",
+        f"PyCAPIOException|{errno.EXDEV}|{str(outside)!r} is not inside the CAPIO directory {str(real)!r}",
+    ]
