@@ -49,11 +49,12 @@ class CapioContext:
     While active, ``open``, ``io.open``, ``io.FileIO``, ``os.mkdir``, ``os.makedirs``,
     ``os.scandir``, ``os.listdir``, ``os.DirEntry`` and ``os.path`` — and the stat, remove, rename,
     rmdir, access, fd-level and xattr functions of ``os`` and ``shutil.rmtree`` (see
-    :mod:`pycapio._ospatch`, :mod:`pycapio._osfd` and :mod:`pycapio._osattr`) — are replaced by CAPIO-aware proxies that look like the originals
-    (see :mod:`pycapio._disguise`); paths outside the CAPIO directory behave exactly as before. Decorated
-    generator and ``async`` functions are patched while their body runs (not while they are
-    suspended). The patch is process-wide: other threads see it while any context is active, and
-    Python child processes started meanwhile join the same app (``PYCAPIO_CONTEXT``).
+    :mod:`pycapio._ospatch`, :mod:`pycapio._osfd` and :mod:`pycapio._osattr`) — are replaced by
+    CAPIO-aware proxies that look like the originals (see :mod:`pycapio._disguise`); paths outside
+    the CAPIO directory behave exactly as before. Decorated generator and ``async`` functions are
+    patched while their body runs (not while they are suspended). The patch is process-wide: other
+    threads see it while any context is active, and Python child processes started meanwhile join
+    the same app (``PYCAPIO_CONTEXT``).
     """
 
     def __init__(

@@ -309,7 +309,8 @@ def test_only_a_context_s_attach_is_reused_with_other_start_up_settings(workflow
             pass
         with pycapio.CapioContext(**slower):
             child = "import json, os; print(json.loads(os.environ['PYCAPIO_CONTEXT'])['app_name'])"
-            print("child", subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout)
+            out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout
+            print("child", out)
             with open(os.path.join(capio_dir, "out.txt"), "w") as f:
                 f.write("done")
         """

@@ -193,7 +193,7 @@ def test_paths_outside_go_to_the_os_untouched(capio: InProcess) -> None:
     assert not Path(capio.path("in.txt")).exists()
 
 
-def test_the_scandir_wrapper_refuses_what_is_not_capio_s_with_the_extension_s_errno(workflow: Workflow) -> None:
+def test_the_scandir_wrapper_refuses_paths_not_capio_s_with_the_one_errno(workflow: Workflow) -> None:
     # The wrapper itself (the os.scandir proxy sends such paths to the OS): not attached is
     # ENOTCONN, outside the directory EXDEV, both with the extension's one message.
     script = workflow.script(
@@ -226,6 +226,7 @@ def test_the_scandir_wrapper_refuses_what_is_not_capio_s_with_the_extension_s_er
     assert r.returncode == 0, r.stderr
     real = workflow.capio_dir.resolve()
     assert r.stdout.splitlines() == [
-        f"PyCAPIOException|{errno.ENOTCONN}|CAPIO is not initialised in this process (call pycapio_init first)",
+        f"PyCAPIOException|{errno.ENOTCONN}|CAPIO is not initialised in this process"
+        " (call pycapio_init first)",
         f"PyCAPIOException|{errno.EXDEV}|{str(outside)!r} is not inside the CAPIO directory {str(real)!r}",
     ]
