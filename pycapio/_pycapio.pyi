@@ -146,12 +146,13 @@ def _set_attrs(
     -1: unchanged; ``now``: both times to the current time), by the kernel's permission rules.
     A file's mode, owner and times are persisted with it."""
 
-def _listdir(path: _Path) -> list[tuple[str, int]]:
-    """(name, kind) for each entry (kind: 1 file, 2 directory, 3 other; | 0x10 for a symbolic link,
-    with its target's kind), CAPIO entries in creation order then on-disk ones. Waits
-    until the directory is committed unless the caller produces it (CAPIO-CL)."""
+def _listdir(path: _Path) -> list[tuple[str, bool, bool, bool]]:
+    """``(name, is_file, is_dir, is_symlink)`` for each entry (file and directory as following a
+    symbolic link: its target's; a dangling link is neither), CAPIO entries in creation order
+    then on-disk ones. Waits until the directory is committed unless the caller produces it
+    (CAPIO-CL)."""
 
-def _list_new(path: _Path, seen: Iterable[str | bytes]) -> tuple[list[tuple[str, int]], bool]:
+def _list_new(path: _Path, seen: Iterable[str | bytes]) -> tuple[list[tuple[str, bool, bool, bool]], bool]:
     """The entries not in ``seen`` and whether the directory is complete. For a ``no_update``
     directory this returns as soon as a new entry appears (streaming ``os.scandir``); otherwise it
     waits for the commit, like ``_listdir``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -229,4 +230,46 @@ def test_the_scandir_wrapper_refuses_paths_not_capio_s_with_the_one_errno(workfl
         f"PyCAPIOException|{errno.ENOTCONN}|CAPIO is not initialised in this process"
         " (call pycapio_init first)",
         f"PyCAPIOException|{errno.EXDEV}|{str(outside)!r} is not inside the CAPIO directory {str(real)!r}",
+    ]
+
+
+_KINDS = """
+import json, os, sys
+root = sys.argv[1]
+with open(os.path.join(root, "file"), "w") as f:
+    f.write("x")
+os.mkdir(os.path.join(root, "dir"))
+os.symlink("file", os.path.join(root, "to-file"))
+os.symlink("dir", os.path.join(root, "to-dir"))
+os.symlink("missing", os.path.join(root, "dangling"))
+os.mkfifo(os.path.join(root, "fifo"))
+kinds = {}
+for e in os.scandir(root):
+    kinds[e.name] = [e.is_file(), e.is_dir(), e.is_symlink(),
+                     e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False)]
+print(json.dumps(kinds, sort_keys=True))
+if len(sys.argv) > 2:  # the native listing gives the decoded kinds, never the wire's bits
+    from pycapio import _pycapio
+    print(json.dumps(sorted(_pycapio._listdir(root))))
+"""
+
+
+def test_scandir_entry_kinds_are_the_os_s(workflow: Workflow, plain: Path) -> None:
+    # Files, directories, links to each, a dangling link and a FIFO: the same answers from a
+    # CAPIO step as from a plain directory without pycapio.
+    script = workflow.script(_KINDS)
+    want = subprocess.run(
+        [sys.executable, str(script), str(plain)], capture_output=True, text=True, timeout=60
+    )
+    assert want.returncode == 0, want.stderr
+    got = workflow.run_step(_KINDS, "kinds", str(workflow.capio_dir), "native").check()
+    scandir, native = got.stdout.splitlines()
+    assert scandir == want.stdout.strip()
+    assert [tuple(e) for e in json.loads(native)] == [
+        ("dangling", False, False, True),
+        ("dir", False, True, False),
+        ("fifo", False, False, False),
+        ("file", True, False, False),
+        ("to-dir", False, True, True),
+        ("to-file", True, False, True),
     ]

@@ -8,10 +8,12 @@ use crate::py::module::{CallArgs, ModuleRef};
 use crate::py::obj::{Borrowed, Owned};
 use crate::state;
 use capio_client::FileStat;
+use capio_proto::NodeKind;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// An `os.stat_result`, as `os.stat` builds it: the file type decoded here, once, into `st_mode`
-/// (no other layer sees CAPIO's node kinds); `st_blocks` counts 512-byte units of a regular file.
+/// (as `entries_list` decodes a listing's: no Python code sees CAPIO's node kinds); `st_blocks`
+/// counts 512-byte units of a regular file.
 fn stat_result(m: ModuleRef, st: FileStat) -> PyResult<Owned> {
     let ftype = match st.file_type {
         0 if st.is_dir() => libc::S_IFDIR,
@@ -147,12 +149,17 @@ pub fn set_attrs(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(Owned::none())
 }
 
+/// `(name, is_file, is_dir, is_symlink)` per entry, as `os.DirEntry` answers with
+/// `follow_symlinks=True` (a link's target; a dangling link is neither): the wire's kind bits are
+/// decoded here, so Python never sees them.
 fn entries_list(entries: Vec<capio_client::DirEntry>) -> PyResult<Owned> {
     let mut items = Vec::with_capacity(entries.len());
     for (name, kind) in entries {
         items.push(convert::tuple(vec![
             convert::fs_str(&name)?,
-            convert::int(i64::from(u32::from(kind)))?,
+            convert::bool(kind.node == NodeKind::File)?,
+            convert::bool(kind.is_dir())?,
+            convert::bool(kind.link)?,
         ])?);
     }
     Ok(convert::list(items)?)
