@@ -286,6 +286,37 @@ def test_rename_across_the_capio_boundary_is_exdev(patched: InProcess, plain: Pa
         assert f.read() == b"out"
 
 
+def test_a_dangling_link_moves_out_of_the_capio_dir_as_across_file_systems(workflow: Workflow) -> None:
+    # rename(2) looks the source up without following it: a dangling link exists, so moving it
+    # out is EXDEV (shutil.move then re-creates the link), not ENOENT as for a missing source.
+    outside = workflow.root / "out"
+    outside.mkdir()
+    step = workflow.run_step(
+        """
+        import errno, json, os, shutil, sys
+        capio_dir, outside = sys.argv[1:]
+        link = os.path.join(capio_dir, "dangling")
+        os.symlink("nowhere", link)
+        got = []
+        try:
+            os.rename(link, os.path.join(outside, "x"))
+        except OSError as exc:
+            got.append(errno.errorcode[exc.errno])
+        try:
+            os.rename(os.path.join(capio_dir, "missing"), os.path.join(outside, "y"))
+        except OSError as exc:
+            got.append(errno.errorcode[exc.errno])
+        moved = shutil.move(link, os.path.join(outside, "moved"))
+        got += [os.readlink(moved), os.path.lexists(link)]
+        print(json.dumps(got))
+        """,
+        "mover",
+        str(workflow.capio_dir),
+        str(outside),
+    ).check()
+    assert json.loads(step.stdout) == ["EXDEV", "ENOENT", "nowhere", False]
+
+
 def test_chmod_utime_truncate_xattr(patched: InProcess, plain: Path) -> None:
     path = make(patched.path("m.bin"), b"0123456789")
     os.chmod(path, 0o600)

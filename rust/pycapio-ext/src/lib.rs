@@ -79,7 +79,8 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_validate_config" => api::validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths.";
             c"_list_new" => api::list_new, c"([(name, is_file, is_dir, is_symlink)] not in `seen`, complete): streams a no_update directory's entries as they appear.";
             c"_unlink" => api::unlink, c"Remove a CAPIO file; fds already open on it keep working.";
-            c"_rename" => api::rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary.";
+            c"_rename" => api::rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary, after ENOENT for a missing source; dst None: outside, found by a dir_fd.";
+            c"_link_check" => api::link_check, c"Whether os.link(src, dst) may go to the OS; else raises link(2)'s error (EPERM/EXDEV for a file CAPIO holds in memory); None: outside, found by a dir_fd.";
             c"_rmdir" => api::rmdir, c"Remove an empty CAPIO directory.";
             c"_die_by_signal" => api::die_by_signal, c"End the process by a signal with its default action, from any thread.";
             c"_server_list" => server_ctl::server_list, c"[(workflow, pid, capio_dir, alive)] of this user's servers, from the runtime directory.";

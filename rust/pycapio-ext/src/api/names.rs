@@ -200,13 +200,34 @@ pub fn unlink(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(Owned::none())
 }
 
+/// A path argument that may be None: a name outside the CAPIO directory only a dir_fd locates.
+fn maybe_path(o: Option<Borrowed>, what: &str) -> PyResult<Option<std::path::PathBuf>> {
+    o.filter(|o| !o.is_none())
+        .map(|o| convert::path(o, what))
+        .transpose()
+}
+
+/// `os.rename` of names at least one of which is CAPIO's: errors in rename(2)'s order (see
+/// `Client::rename_as_os`).
 pub fn rename(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["src", "dst"], 2)?;
     let src = convert::path(v[0].expect("required"), "src")?;
-    let dst = convert::path(v[1].expect("required"), "dst")?;
+    let dst = maybe_path(v[1], "dst")?;
     let c = client()?;
     // Persisting a committed file under its new name may copy it: no GIL meanwhile.
-    allow_threads(|_| c.rename(&src, &dst))?;
+    allow_threads(|_| c.rename_as_os(&src, dst.as_deref()))?;
+    Ok(Owned::none())
+}
+
+/// Whether `os.link` may go to the OS; raises what link(2) would say otherwise (see
+/// `Client::link_check`).
+pub fn link_check(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["src", "dst", "follow_symlinks"], 2)?;
+    let src = maybe_path(v[0], "src")?;
+    let dst = maybe_path(v[1], "dst")?;
+    let follow = v[2].map_or(Ok(true), convert::truthy)?;
+    let c = client()?;
+    allow_threads(|_| c.link_check(src.as_deref(), dst.as_deref(), follow))?;
     Ok(Owned::none())
 }
 
