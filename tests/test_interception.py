@@ -317,6 +317,31 @@ def test_a_dangling_link_moves_out_of_the_capio_dir_as_across_file_systems(workf
     assert json.loads(step.stdout) == ["EXDEV", "ENOENT", "nowhere", False]
 
 
+def test_with_dir_fd_only_an_absolute_name_is_capio_s(workflow: Workflow) -> None:
+    # One rule for every proxy: a name relative to a dir_fd is the OS's (here: a file on disk in
+    # the CAPIO directory), an absolute one (the OS ignores dir_fd) is CAPIO's.
+    step = workflow.run_step(
+        """
+        import json, os, sys
+        from pycapio import _pycapio
+        d = sys.argv[1]
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        rel = os.open("rel.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dfd)
+        ab = os.open(os.path.join(d, "abs.txt"), os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dfd)
+        got = [_pycapio._is_capio_fd(rel), _pycapio._is_capio_fd(ab)]
+        os.write(ab, b"capio")
+        os.close(rel)
+        os.close(ab)
+        got.append(os.stat("rel.txt", dir_fd=dfd).st_size)
+        got.append(os.stat(os.path.join(d, "abs.txt"), dir_fd=dfd).st_size)
+        print(json.dumps(got))
+        """,
+        "dirfd",
+        str(workflow.capio_dir),
+    ).check()
+    assert json.loads(step.stdout) == [False, True, 0, 5]
+
+
 def test_chmod_utime_truncate_xattr(patched: InProcess, plain: Path) -> None:
     path = make(patched.path("m.bin"), b"0123456789")
     os.chmod(path, 0o600)
