@@ -49,11 +49,12 @@ class CapioContext:
     While active, ``open``, ``io.open``, ``io.FileIO``, ``os.mkdir``, ``os.makedirs``,
     ``os.scandir``, ``os.listdir``, ``os.DirEntry`` and ``os.path`` — and the stat, remove, rename,
     rmdir, access, fd-level and xattr functions of ``os`` and ``shutil.rmtree`` (see
-    :mod:`pycapio._ospatch`) — are replaced by CAPIO-aware proxies that look like the originals
-    (see :mod:`pycapio._disguise`); paths outside the CAPIO directory behave exactly as before. Decorated
-    generator and ``async`` functions are patched while their body runs (not while they are
-    suspended). The patch is process-wide: other threads see it while any context is active, and
-    Python child processes started meanwhile join the same app (``PYCAPIO_CONTEXT``).
+    :mod:`pycapio._ospatch`, :mod:`pycapio._osfd` and :mod:`pycapio._osattr`) — are replaced by
+    CAPIO-aware proxies that look like the originals (see :mod:`pycapio._disguise`); paths outside
+    the CAPIO directory behave exactly as before. Decorated generator and ``async`` functions are
+    patched while their body runs (not while they are suspended). The patch is process-wide: other
+    threads see it while any context is active, and Python child processes started meanwhile join
+    the same app (``PYCAPIO_CONTEXT``).
     """
 
     def __init__(
@@ -86,31 +87,35 @@ class CapioContext:
     def _initialise(self) -> None:
         os.environ["SILENT"] = "ON" if self.silent else "OFF"
         with _lifecycle.init_lock:
-            was_initialised = _pycapio._is_initialized()
-            try:
-                # Attaches (starting the server if needed). Whether an attached process may go on
-                # is the extension's decision: same settings, or the same directory, app and
-                # workflow (False: its own start-up settings stay); anything else raises.
-                own = _pycapio._attach(
-                    CAPIO_DIR=self.capio_dir,
-                    CAPIO_APP_NAME=self.app_name,
-                    CAPIO_WORKFLOW_NAME=self.workflow_name,
-                    capio_server_exec_path=self.server_exec_path,
-                    capio_cl_configuration_file=self.capio_cl_configuration_file,
-                    await_server_timeout_seconds=self.await_server_timeout_seconds,
-                )
-            except _pycapio.PyCAPIOException as exc:
-                if not was_initialised:
-                    raise
-                if _lifecycle.inherited:
-                    _leave_inherited()
-                    return self._initialise()
-                refused = _pycapio.PyCAPIOException(
-                    f"{self!r} cannot be used: {exc}"
-                    " (a process belongs to one CAPIO directory, app and workflow at a time)"
-                )
-                refused.errno = exc.errno  # the native error's, as the C API reports it
-                raise refused from exc
+            while True:
+                was_initialised = _pycapio._is_initialized()
+                try:
+                    # Attaches (starting the server if needed). Whether an attached process may go
+                    # on is the extension's decision: same settings, or the same directory, app
+                    # and workflow (False: its own start-up settings stay); anything else raises.
+                    own = _pycapio._attach(
+                        CAPIO_DIR=self.capio_dir,
+                        CAPIO_APP_NAME=self.app_name,
+                        CAPIO_WORKFLOW_NAME=self.workflow_name,
+                        capio_server_exec_path=self.server_exec_path,
+                        capio_cl_configuration_file=self.capio_cl_configuration_file,
+                        await_server_timeout_seconds=self.await_server_timeout_seconds,
+                    )
+                    break
+                except _pycapio.PyCAPIOException as exc:
+                    if not was_initialised:
+                        raise
+                    if _lifecycle.inherited:
+                        # Detached now: the next pass attaches with this context's settings,
+                        # still under the lock (a recursive call would wait for it forever).
+                        _leave_inherited()
+                        continue
+                    refused = _pycapio.PyCAPIOException(
+                        f"{self!r} cannot be used: {exc}"
+                        " (a process belongs to one CAPIO directory, app and workflow at a time)"
+                    )
+                    refused.errno = exc.errno  # the native error's, as the C API reports it
+                    raise refused from exc
             if own:
                 real_dir = os.path.realpath(os.fspath(self.capio_dir))
                 teardown = None if was_initialised else self.teardown_server

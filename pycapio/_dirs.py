@@ -12,27 +12,23 @@ from . import _pycapio
 __all__ = ["DirEntry", "PyCapioScandirWrapper"]
 
 
-# Entry kinds of a listing (``_list_new``), decoded here only: the kind of the entry (of its
-# target, for a link), plus the LINK flag for a symbolic link on disk.
-_KIND_FILE = 1
-_KIND_DIR = 2
-_KIND_MASK = 0x0F
-_KIND_LINK = 0x10
-
-
 class DirEntry(Generic[AnyStr]):
     """One entry yielded by :class:`PyCapioScandirWrapper`, with the interface of ``os.DirEntry``."""
 
-    __slots__ = ("_capio_path", "_kind", "_lstat", "_stat", "name", "path")
+    __slots__ = ("_capio_path", "_dir", "_file", "_link", "_lstat", "_stat", "name", "path")
 
     name: AnyStr
     path: AnyStr
 
-    def __init__(self, name: AnyStr, path: AnyStr, capio_path: str, kind: int) -> None:
+    def __init__(
+        self, name: AnyStr, path: AnyStr, capio_path: str, is_file: bool, is_dir: bool, is_symlink: bool
+    ) -> None:
         self.name = name
         self.path = path
         self._capio_path = capio_path
-        self._kind = kind
+        self._file = is_file  # what the entry is (its target, for a link): the extension decoded it
+        self._dir = is_dir
+        self._link = is_symlink
         self._stat: os.stat_result | None = None
         self._lstat: os.stat_result | None = None
 
@@ -40,19 +36,14 @@ class DirEntry(Generic[AnyStr]):
         # The entry's own (a link's, not its target's), as os.stat(follow_symlinks=False) says.
         return self.stat(follow_symlinks=False).st_ino
 
-    def _is(self, kind: int, follow_symlinks: bool) -> bool:
-        if self._kind & _KIND_LINK and not follow_symlinks:
-            return False
-        return self._kind & _KIND_MASK == kind
-
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        return self._is(_KIND_DIR, follow_symlinks)
+        return self._dir and (follow_symlinks or not self._link)
 
     def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        return self._is(_KIND_FILE, follow_symlinks)
+        return self._file and (follow_symlinks or not self._link)
 
     def is_symlink(self) -> bool:
-        return bool(self._kind & _KIND_LINK)
+        return self._link
 
     def is_junction(self) -> bool:
         return False
@@ -101,7 +92,7 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
         self._base: AnyStr = fspath
         self._capio_dir = capio_dir
         self._seen: set[str] = set()
-        self._pending: deque[tuple[str, int]] = deque()
+        self._pending: deque[tuple[str, bool, bool, bool]] = deque()
         self._complete = False
         self._closed = False
         # The first batch now, so that a missing directory raises here, as with os.scandir.
@@ -109,10 +100,10 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
 
     def _fetch(self) -> None:
         entries, self._complete = _pycapio._list_new(self._capio_dir, self._seen)
-        for name, kind in entries:
-            self._seen.add(name)
-            if name not in (".", ".."):
-                self._pending.append((name, kind))
+        for entry in entries:
+            self._seen.add(entry[0])
+            if entry[0] not in (".", ".."):
+                self._pending.append(entry)
 
     def __iter__(self) -> PyCapioScandirWrapper[AnyStr]:
         return self
@@ -120,12 +111,13 @@ class PyCapioScandirWrapper(Generic[AnyStr]):
     def __next__(self) -> DirEntry[AnyStr]:
         while not self._closed:
             if self._pending:
-                name, kind = self._pending.popleft()
+                name, is_file, is_dir, is_link = self._pending.popleft()
                 capio_path = posixpath.join(self._capio_dir, name)
                 if isinstance(self._base, bytes):
                     bname = os.fsencode(name)
-                    return DirEntry(bname, posixpath.join(self._base, bname), capio_path, kind)
-                return DirEntry(name, posixpath.join(self._base, name), capio_path, kind)
+                    path = posixpath.join(self._base, bname)
+                    return DirEntry(bname, path, capio_path, is_file, is_dir, is_link)
+                return DirEntry(name, posixpath.join(self._base, name), capio_path, is_file, is_dir, is_link)
             if self._complete:
                 break
             self._fetch()

@@ -345,6 +345,10 @@ def new_fileio(*args: Any, **kwargs: Any) -> Any:
                 try:
                     name = os.fspath(file)
                     fd = open_named(name, m.flags)
+                except NotServed as exc:  # a FIFO or a device in the CAPIO directory: its own fd
+                    os_raw = originals["io.FileIO"](exc.fd, mode, closefd=True)
+                    os_raw.name = name
+                    return os_raw
                 except (TypeError, ValueError):  # not a name the OS takes: FileIO says so itself
                     fd = None
                 if fd is None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
-import posixpath
 from collections.abc import Callable
 from typing import Any
 
 from . import _pycapio
 from ._rawio import CapioFileIO
+from ._route import beside_dir_fd, check_trailing_slash, ends_in_slash, originals
 from ._route import capio_fd as _capio_fd
-from ._route import check_trailing_slash, ends_in_slash, originals
 from ._route import fspath_or_self as _fspath
 from ._route import keywords_ok as _keywords
 from ._route import oserror as _oserror
@@ -49,10 +48,7 @@ def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:
         mode = args[0] if args else kwargs.get("mode", 0o777)
         fspath = _fspath(path)
         dir_fd = kwargs.get("dir_fd")
-        # With dir_fd only an absolute path (for which the OS ignores dir_fd) can be CAPIO's.
-        if type(mode) is int and (
-            dir_fd is None or (isinstance(fspath, (str, bytes)) and posixpath.isabs(fspath))
-        ):
+        if type(mode) is int and not beside_dir_fd(fspath, dir_fd):
             try:
                 if ends_in_slash(fspath):  # rare: looked up first, as open(2) does
                     target = _target(path, dir_fd)

@@ -135,20 +135,6 @@ unlink_proxy = _path_call("os.unlink", _pycapio._unlink)
 rmdir_proxy = _path_call("os.rmdir", _pycapio._rmdir)
 
 
-def _exists(target: str | None, path: Any) -> bool:
-    if target is not None:
-        try:
-            _pycapio._stat(target)
-        except OSError:
-            return False
-        return True
-    try:
-        originals["os.lstat"](path)
-    except OSError:
-        return False
-    return True
-
-
 def _slashed_rename(from_: str, to: str, src: Any, dst: Any) -> None:
     """rename(2) with a trailing ``/`` on either name moves directories only: ``ENOTDIR`` when the
     source, or an existing destination named with the slash, is anything else."""
@@ -165,23 +151,28 @@ def _slashed_rename(from_: str, to: str, src: Any, dst: Any) -> None:
             raise _not_a_directory(src, _fspath(dst))
 
 
+def _named(path: Any, capio_path: str | None, dir_fd: Any) -> Any:
+    """What the extension is given for a name: the name itself, unless only ``dir_fd`` locates
+    it (then None: outside the CAPIO directory, as ``target`` decided)."""
+    return _fspath(path) if capio_path is not None or dir_fd is None else None
+
+
 def _rename_call(name: str) -> Callable[..., None]:
     def proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
         if not args and _keywords(kwargs, frozenset({"src_dir_fd", "dst_dir_fd"})):
-            from_ = _target(src, kwargs.get("src_dir_fd"))
-            to = _target(dst, kwargs.get("dst_dir_fd"))
-            if from_ is not None and to is not None:
-                _slashed_rename(from_, to, src, dst)
+            src_fd, dst_fd = kwargs.get("src_dir_fd"), kwargs.get("dst_dir_fd")
+            from_, to = _target(src, src_fd), _target(dst, dst_fd)
+            both = from_ is not None and to is not None
+            # Across the boundary only without src_dir_fd: with one the OS moves it, as before.
+            if both or ((from_ is None) != (to is None) and src_fd is None):
+                if from_ is not None and to is not None:
+                    _slashed_rename(from_, to, src, dst)
                 try:
-                    _pycapio._rename(from_, to)
+                    # Both in CAPIO, or EXDEV across the boundary (ENOENT first): the extension's.
+                    _pycapio._rename(from_ or _fspath(src), _named(dst, to, dst_fd))
                 except OSError as exc:
                     raise _oserror(exc, _fspath(src), _fspath(dst)) from None
                 return
-            if (from_ is None) != (to is None) and kwargs.get("src_dir_fd") is None:
-                # One end in CAPIO, one on disk: two file systems, as rename(2) sees them. A
-                # missing source is reported first, as the kernel does.
-                code = errno.EXDEV if _exists(from_, src) else errno.ENOENT
-                raise OSError(code, os.strerror(code), _fspath(src), None, _fspath(dst))
         originals[name](src, dst, *args, **kwargs)
 
     proxy.__name__ = proxy.__qualname__ = f"{name.rsplit('.', 1)[1]}_proxy"
@@ -233,39 +224,23 @@ def readlink_proxy(path: Any, *args: Any, **kwargs: Any) -> Any:
     return originals["os.readlink"](path, *args, **kwargs)
 
 
-def _on_disk(path: Any) -> bool:
-    try:
-        originals["os.lstat"](path)
-    except OSError:
-        return False
-    return True
-
-
 def link_proxy(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
     """``os.link``: a file CAPIO holds in memory cannot get a second name (``EPERM``, as
     ``link(2)`` answers on a file system without hard links; ``EXDEV`` to a path outside the
     CAPIO directory); what is on disk in the CAPIO directory is linked by the OS."""
     if not args and _keywords(kwargs, frozenset({"src_dir_fd", "dst_dir_fd", "follow_symlinks"})):
-        from_ = _target(src, kwargs.get("src_dir_fd"))
-        to = _target(dst, kwargs.get("dst_dir_fd"))
+        src_fd, dst_fd = kwargs.get("src_dir_fd"), kwargs.get("dst_dir_fd")
+        from_, to = _target(src, src_fd), _target(dst, dst_fd)
         if from_ is not None and ends_in_slash(src):
             mode = _mode(from_, True)
             if mode is not None and not _stat.S_ISDIR(mode):
                 raise _not_a_directory(src, _fspath(dst))
-        if from_ is not None and not _on_disk(src):
+        if from_ is not None or to is not None:
+            follow = bool(kwargs.get("follow_symlinks", True))
             try:
-                _pycapio._stat(from_, bool(kwargs.get("follow_symlinks", True)))
+                _pycapio._link_check(_named(src, from_, src_fd), _named(dst, to, dst_fd), follow)
             except OSError as exc:
                 raise _oserror(exc, _fspath(src), _fspath(dst)) from None
-            if to is not None and _lexists(to):
-                raise _exists_error(src, dst)
-            if ends_in_slash(dst) and (to is not None or not _on_disk(dst)):
-                # The new name is looked up before anything is linked: missing, it cannot end in "/".
-                raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), _fspath(src), None, _fspath(dst))
-            code = errno.EPERM if to is not None else errno.EXDEV
-            raise OSError(code, os.strerror(code), _fspath(src), None, _fspath(dst))
-        if to is not None and _lexists(to):
-            raise _exists_error(src, dst)
     originals["os.link"](src, dst, *args, **kwargs)
 
 

@@ -146,12 +146,13 @@ def _set_attrs(
     -1: unchanged; ``now``: both times to the current time), by the kernel's permission rules.
     A file's mode, owner and times are persisted with it."""
 
-def _listdir(path: _Path) -> list[tuple[str, int]]:
-    """(name, kind) for each entry (kind: 1 file, 2 directory, 3 other; | 0x10 for a symbolic link,
-    with its target's kind), CAPIO entries in creation order then on-disk ones. Waits
-    until the directory is committed unless the caller produces it (CAPIO-CL)."""
+def _listdir(path: _Path) -> list[tuple[str, bool, bool, bool]]:
+    """``(name, is_file, is_dir, is_symlink)`` for each entry (file and directory as following a
+    symbolic link: its target's; a dangling link is neither), CAPIO entries in creation order
+    then on-disk ones. Waits until the directory is committed unless the caller produces it
+    (CAPIO-CL)."""
 
-def _list_new(path: _Path, seen: Iterable[str | bytes]) -> tuple[list[tuple[str, int]], bool]:
+def _list_new(path: _Path, seen: Iterable[str | bytes]) -> tuple[list[tuple[str, bool, bool, bool]], bool]:
     """The entries not in ``seen`` and whether the directory is complete. For a ``no_update``
     directory this returns as soon as a new entry appears (streaming ``os.scandir``); otherwise it
     waits for the commit, like ``_listdir``."""
@@ -165,12 +166,21 @@ def _unlink(path: _Path) -> None:
     keep working; its commit releases readers but never persists it. IsADirectoryError for a
     directory, FileNotFoundError if missing."""
 
-def _rename(src: _Path, dst: _Path) -> None:
+def _rename(src: _Path, dst: _Path | None) -> None:
     """Move a file or directory like ``os.replace``: an existing ``dst`` file is replaced
     atomically, in the namespace and on disk. Readers waiting for ``dst`` to appear find the moved
     file with its commit state. ``OSError(EXDEV)`` when one end is outside the CAPIO directory
-    (fall back to copy and delete, like ``shutil.move``); IsADirectoryError, NotADirectoryError,
+    (fall back to copy and delete, like ``shutil.move``), after ``FileNotFoundError`` for a
+    missing source, as ``rename(2)`` checks; ``dst`` None is a name outside the CAPIO directory
+    that only a ``dir_fd`` locates. IsADirectoryError, NotADirectoryError,
     ``OSError(ENOTEMPTY)`` and ``OSError(EINVAL)`` (a directory into itself) as ``rename(2)``."""
+
+def _link_check(src: _Path | None, dst: _Path | None, follow_symlinks: bool = True) -> None:
+    """Whether ``os.link(src, dst)`` may go to the OS (a file on disk to a name CAPIO does not
+    hold); otherwise raises ``link(2)``'s error: the source's own, ``FileExistsError``, then for a
+    file CAPIO holds in memory ``PermissionError`` (``EPERM``: no hard links in CAPIO) or
+    ``OSError(EXDEV)`` to a name outside. None: a name outside the CAPIO directory that only a
+    ``dir_fd`` locates."""
 
 def _rmdir(path: _Path) -> None:
     """Remove an empty directory (like ``os.rmdir``), from the namespace and from disk.

@@ -255,7 +255,11 @@ class CapioFileIO(io.RawIOBase):
             name = os.fspath(file)  # type: ignore[arg-type]  # not an int here
             self._closefd = True
             self.name = name
-            opened = open_named(name, m.flags)
+            try:
+                opened = open_named(name, m.flags)
+            except NotServed as exc:  # a FIFO cannot be a CAPIO file: refused, without a leak
+                os.close(exc.fd)
+                raise
             # Not CAPIO's: the seed API's error (PyCAPIOException, not inside the CAPIO directory).
             fd = _pycapio.pycapio_open(name, m.flags) if opened is None else opened
         self._fd = fd

@@ -14,6 +14,7 @@ from typing import Any
 from . import _pycapio
 
 __all__ = [
+    "beside_dir_fd",
     "capio_fd",
     "capio_target",
     "check_trailing_slash",
@@ -55,15 +56,16 @@ def capio_target(path: object) -> str | None:
         return None
 
 
+def beside_dir_fd(fspath: object, dir_fd: Any) -> bool:
+    """Whether a name given with ``dir_fd`` is located by it, and so is not CAPIO's: with
+    ``dir_fd`` only an absolute path (for which the OS ignores ``dir_fd``) can be CAPIO's."""
+    return dir_fd is not None and not (isinstance(fspath, (str, bytes)) and posixpath.isabs(fspath))
+
+
 def target(path: Any, dir_fd: Any = None) -> str | None:
-    """The CAPIO path ``path`` names, or None. With ``dir_fd`` only an absolute path (for which
-    the OS ignores ``dir_fd``) can be CAPIO's."""
-    if isinstance(path, int):
+    """The CAPIO path ``path`` names, or None (see ``beside_dir_fd`` for ``dir_fd``)."""
+    if isinstance(path, int) or beside_dir_fd(fspath_or_self(path), dir_fd):
         return None
-    if dir_fd is not None:
-        fspath = fspath_or_self(path)
-        if not isinstance(fspath, (str, bytes)) or not posixpath.isabs(fspath):
-            return None
     return capio_target(path)
 
 

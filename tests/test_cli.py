@@ -259,3 +259,34 @@ def test_an_mpi_build_without_mpi_stops_with_what_to_install(tmp_path: Path) -> 
     assert "PYCAPIO_MPI=1 builds capio_server with MPI support, which needs" in result.stderr, result.stderr
     assert "mpicc" in result.stderr
     assert "apt-get install libopenmpi-dev openmpi-bin libclang-dev" in result.stderr
+
+
+def test_a_step_can_launch_a_step_of_another_app(workflow: Workflow) -> None:
+    # The child first joins its parent's app (PYCAPIO_CONTEXT), then its own context for app B
+    # replaces that: it once deadlocked on the initialisation lock it already held.
+    inner = workflow.script(
+        """
+        import sys
+        from pycapio import _pycapio
+        with open(sys.argv[1], "w") as f:
+            f.write("from b")
+        print("inner", type(f).__name__, _pycapio.pycapio_get_capio_dir())
+        """,
+        "inner.py",
+    )
+    result = workflow.run_step(
+        f"""
+        import subprocess, sys
+        with open(sys.argv[1] + "/a.txt", "w") as f:
+            f.write("from a")
+        cmd = [sys.executable, "-m", "pycapio", "--capio-dir", sys.argv[1], "--app-name", "b",
+               "--workflow-name", {workflow.name!r}, {str(inner)!r}, sys.argv[1] + "/b.txt"]
+        child = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        print(child.returncode, child.stdout.strip(), child.stderr.strip())
+        """,
+        "a",
+        str(workflow.capio_dir),
+    ).check()
+    assert result.stdout.split() == ["0", "inner", "TextIOWrapper", str(workflow.capio_dir.resolve())]
+    assert (workflow.capio_dir / "b.txt").read_text() == "from b"
+    assert (workflow.capio_dir / "a.txt").read_text() == "from a"

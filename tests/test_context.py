@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import errno
 import io
 import os
 import posixpath
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,7 +19,7 @@ import pytest
 import pycapio
 from pycapio import CapioContext, PyCapioPath, _patch
 
-from conftest import InProcess
+from conftest import InProcess, Workflow
 
 ORIGINAL = {
     "open": builtins.open,
@@ -283,6 +286,46 @@ def test_same_arguments_reuse_and_different_ones_raise(capio: InProcess, tmp_pat
             pass
     finally:
         os.chdir(cwd)
+
+
+def test_only_a_context_s_attach_is_reused_with_other_start_up_settings(workflow: Workflow) -> None:
+    # A plain pycapio_init exports nothing to children and registers no exit: a context that
+    # silently reused it with other settings would skip both, so it is refused, as it always was.
+    # Once a context attached the process, other start-up settings no longer matter.
+    script = workflow.script(
+        f"""
+        import json, os, subprocess, sys
+        import pycapio
+
+        capio_dir, wf = sys.argv[1], {workflow.name!r}
+        pycapio.pycapio_init(capio_dir, "app", wf)
+        slower = dict(capio_dir=capio_dir, app_name="app", workflow_name=wf, await_server_timeout_seconds=5)
+        try:
+            with pycapio.CapioContext(**slower):
+                print("reused")
+        except pycapio.PyCAPIOException as exc:
+            print("refused", exc.errno, "cannot be used" in str(exc))
+        with pycapio.CapioContext(capio_dir=capio_dir, app_name="app", workflow_name=wf):
+            pass
+        with pycapio.CapioContext(**slower):
+            child = "import json, os; print(json.loads(os.environ['PYCAPIO_CONTEXT'])['app_name'])"
+            out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout
+            print("child", out)
+            with open(os.path.join(capio_dir, "out.txt"), "w") as f:
+                f.write("done")
+        """
+    )
+    r = subprocess.run(
+        [sys.executable, str(script), str(workflow.capio_dir)],
+        env=workflow.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["refused", str(errno.EBUSY), "True", "child", "app"]
+    # The context registered the exit, which committed (and persisted) the file.
+    assert (workflow.capio_dir / "out.txt").read_text() == "done"
 
 
 def test_first_use_initialises(tmp_path: Any, runtime_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import glob
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +17,7 @@ import pytest
 import pycapio
 from pycapio import PyCapioPath, _pycapio, open_proxy
 
-from conftest import InProcess
+from conftest import InProcess, Workflow
 
 
 def make_file(path: str, data: bytes = b"") -> None:
@@ -188,3 +192,84 @@ def test_paths_outside_go_to_the_os_untouched(capio: InProcess) -> None:
     assert (capio.capio_dir.parent / "outside.txt").read_text() == "dotdot"
     assert (sibling / "e" / "f").is_dir()
     assert not Path(capio.path("in.txt")).exists()
+
+
+def test_the_scandir_wrapper_refuses_paths_not_capio_s_with_the_one_errno(workflow: Workflow) -> None:
+    # The wrapper itself (the os.scandir proxy sends such paths to the OS): not attached is
+    # ENOTCONN, outside the directory EXDEV, both with the extension's one message.
+    script = workflow.script(
+        f"""
+        import sys
+        import pycapio
+        from pycapio import PyCapioScandirWrapper
+
+        def show(path):
+            try:
+                PyCapioScandirWrapper(path)
+            except Exception as exc:
+                print(type(exc).__name__, exc.errno, str(exc), sep="|")
+
+        show(sys.argv[2])
+        pycapio.pycapio_init(sys.argv[1], "lister", {workflow.name!r})
+        show(sys.argv[2])
+        pycapio.pycapio_teardown(True)
+        """
+    )
+    outside = workflow.root / "outside"
+    outside.mkdir()
+    r = subprocess.run(
+        [sys.executable, str(script), str(workflow.capio_dir), str(outside)],
+        env=workflow.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stderr
+    real = workflow.capio_dir.resolve()
+    assert r.stdout.splitlines() == [
+        f"PyCAPIOException|{errno.ENOTCONN}|CAPIO is not initialised in this process"
+        " (call pycapio_init first)",
+        f"PyCAPIOException|{errno.EXDEV}|{str(outside)!r} is not inside the CAPIO directory {str(real)!r}",
+    ]
+
+
+_KINDS = """
+import json, os, sys
+root = sys.argv[1]
+with open(os.path.join(root, "file"), "w") as f:
+    f.write("x")
+os.mkdir(os.path.join(root, "dir"))
+os.symlink("file", os.path.join(root, "to-file"))
+os.symlink("dir", os.path.join(root, "to-dir"))
+os.symlink("missing", os.path.join(root, "dangling"))
+os.mkfifo(os.path.join(root, "fifo"))
+kinds = {}
+for e in os.scandir(root):
+    kinds[e.name] = [e.is_file(), e.is_dir(), e.is_symlink(),
+                     e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False)]
+print(json.dumps(kinds, sort_keys=True))
+if len(sys.argv) > 2:  # the native listing gives the decoded kinds, never the wire's bits
+    from pycapio import _pycapio
+    print(json.dumps(sorted(_pycapio._listdir(root))))
+"""
+
+
+def test_scandir_entry_kinds_are_the_os_s(workflow: Workflow, plain: Path) -> None:
+    # Files, directories, links to each, a dangling link and a FIFO: the same answers from a
+    # CAPIO step as from a plain directory without pycapio.
+    script = workflow.script(_KINDS)
+    want = subprocess.run(
+        [sys.executable, str(script), str(plain)], capture_output=True, text=True, timeout=60
+    )
+    assert want.returncode == 0, want.stderr
+    got = workflow.run_step(_KINDS, "kinds", str(workflow.capio_dir), "native").check()
+    scandir, native = got.stdout.splitlines()
+    assert scandir == want.stdout.strip()
+    assert [tuple(e) for e in json.loads(native)] == [
+        ("dangling", False, False, True),
+        ("dir", False, True, False),
+        ("fifo", False, False, False),
+        ("file", True, False, False),
+        ("to-dir", False, True, True),
+        ("to-file", True, False, True),
+    ]

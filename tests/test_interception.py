@@ -286,6 +286,62 @@ def test_rename_across_the_capio_boundary_is_exdev(patched: InProcess, plain: Pa
         assert f.read() == b"out"
 
 
+def test_a_dangling_link_moves_out_of_the_capio_dir_as_across_file_systems(workflow: Workflow) -> None:
+    # rename(2) looks the source up without following it: a dangling link exists, so moving it
+    # out is EXDEV (shutil.move then re-creates the link), not ENOENT as for a missing source.
+    outside = workflow.root / "out"
+    outside.mkdir()
+    step = workflow.run_step(
+        """
+        import errno, json, os, shutil, sys
+        capio_dir, outside = sys.argv[1:]
+        link = os.path.join(capio_dir, "dangling")
+        os.symlink("nowhere", link)
+        got = []
+        try:
+            os.rename(link, os.path.join(outside, "x"))
+        except OSError as exc:
+            got.append(errno.errorcode[exc.errno])
+        try:
+            os.rename(os.path.join(capio_dir, "missing"), os.path.join(outside, "y"))
+        except OSError as exc:
+            got.append(errno.errorcode[exc.errno])
+        moved = shutil.move(link, os.path.join(outside, "moved"))
+        got += [os.readlink(moved), os.path.lexists(link)]
+        print(json.dumps(got))
+        """,
+        "mover",
+        str(workflow.capio_dir),
+        str(outside),
+    ).check()
+    assert json.loads(step.stdout) == ["EXDEV", "ENOENT", "nowhere", False]
+
+
+def test_with_dir_fd_only_an_absolute_name_is_capio_s(workflow: Workflow) -> None:
+    # One rule for every proxy: a name relative to a dir_fd is the OS's (here: a file on disk in
+    # the CAPIO directory), an absolute one (the OS ignores dir_fd) is CAPIO's.
+    step = workflow.run_step(
+        """
+        import json, os, sys
+        from pycapio import _pycapio
+        d = sys.argv[1]
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        rel = os.open("rel.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dfd)
+        ab = os.open(os.path.join(d, "abs.txt"), os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dfd)
+        got = [_pycapio._is_capio_fd(rel), _pycapio._is_capio_fd(ab)]
+        os.write(ab, b"capio")
+        os.close(rel)
+        os.close(ab)
+        got.append(os.stat("rel.txt", dir_fd=dfd).st_size)
+        got.append(os.stat(os.path.join(d, "abs.txt"), dir_fd=dfd).st_size)
+        print(json.dumps(got))
+        """,
+        "dirfd",
+        str(workflow.capio_dir),
+    ).check()
+    assert json.loads(step.stdout) == [False, True, 0, 5]
+
+
 def test_chmod_utime_truncate_xattr(patched: InProcess, plain: Path) -> None:
     path = make(patched.path("m.bin"), b"0123456789")
     os.chmod(path, 0o600)

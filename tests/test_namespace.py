@@ -590,6 +590,33 @@ def test_a_fifo_made_in_the_capio_dir_opens_as_the_os_opens_it(capio: InProcess,
     assert report(writer.wait(60).check()) == "written"
 
 
+def test_io_fileio_of_a_fifo_in_the_capio_dir_is_the_os_s_file(workflow: Workflow) -> None:
+    # io.FileIO by name (not through open()) of what CAPIO does not serve: the real FileIO over
+    # the fd the OS opened, named as given; a CapioFileIO of it is refused without leaking that fd.
+    fifo = workflow.capio_dir / "fifo"
+    os.mkfifo(fifo)
+    step = workflow.run_step(
+        """
+        import io, json, os, sys
+        from pycapio import CapioFileIO
+        fds = len(os.listdir("/proc/self/fd"))
+        f = io.FileIO(sys.argv[1], "r+")  # read-write: a FIFO opens without a peer
+        f.write(b"through the fifo")
+        got = [type(f).__name__, f.name == sys.argv[1], f.read(16).decode()]
+        f.close()
+        try:
+            CapioFileIO(sys.argv[1], "r+")
+        except OSError as exc:
+            got.append(exc.errno)
+        got.append(len(os.listdir("/proc/self/fd")) - fds)
+        print(json.dumps(got))
+        """,
+        "fifo-user",
+        str(fifo),
+    ).check()
+    assert report(step) == ["FileIO", True, "through the fifo", errno.EOPNOTSUPP, 0]
+
+
 # -- siblings of one app are two steps; only a step's own children read it as their producer -------
 
 _SIBLING_PRODUCER = """

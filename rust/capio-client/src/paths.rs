@@ -42,20 +42,20 @@ impl Scope {
     }
 }
 
-/// Both ends of a rename, normalised inside the CAPIO directory. One end outside is `EXDEV`, decided
-/// here as between two file systems, so callers fall back to copy and delete like `shutil.move`;
-/// both outside is not a CAPIO call at all.
+/// Both ends of a rename, each its normalised CAPIO path or None when the OS's. One end outside is
+/// `EXDEV`, decided here as between two file systems, so callers fall back to copy and delete like
+/// `shutil.move`; both outside is not a CAPIO call at all.
 pub(crate) fn rename_ends(
-    scope: &Scope,
-    cwd: &Path,
+    from: Option<PathBuf>,
+    to: Option<PathBuf>,
     src: &Path,
-    dst: &Path,
+    root: &Path,
 ) -> Result<(PathBuf, PathBuf)> {
-    match (scope.resolve(src, cwd), scope.resolve(dst, cwd)) {
+    match (from, to) {
         (Some(from), Some(to)) => Ok((from, to)),
         (None, None) => Err(ClientError::OutsideCapioDir {
             path: src.to_path_buf(),
-            root: scope.real.clone(),
+            root: root.to_path_buf(),
         }),
         _ => Err(ClientError::os(libc::EXDEV, src.to_path_buf())),
     }
@@ -110,7 +110,15 @@ mod tests {
     fn a_rename_across_the_capio_boundary_is_exdev_without_a_server() {
         let scope = fixed("/data", "/link");
         let cwd = Path::new("/data/sub");
-        let ends = |src: &str, dst: &str| rename_ends(&scope, cwd, Path::new(src), Path::new(dst));
+        let ends = |src: &str, dst: &str| {
+            let (src, dst) = (Path::new(src), Path::new(dst));
+            rename_ends(
+                scope.resolve(src, cwd),
+                scope.resolve(dst, cwd),
+                src,
+                &scope.real,
+            )
+        };
         assert_eq!(
             ends("a", "/link/b").unwrap(),
             ("/data/sub/a".into(), "/data/b".into())

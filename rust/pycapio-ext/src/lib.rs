@@ -75,11 +75,12 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
             c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";
             c"_set_attrs" => api::set_attrs, c"chmod/chown/utime of a CAPIO path or fd: mode, uid, gid (-1: unchanged), atime_ns, mtime_ns, now, follow_symlinks.";
-            c"_listdir" => api::listdir, c"[(name, kind)] of a CAPIO directory, once it is complete (waits per CAPIO-CL).";
+            c"_listdir" => api::listdir, c"[(name, is_file, is_dir, is_symlink)] of a CAPIO directory, once it is complete (waits per CAPIO-CL).";
             c"_validate_config" => api::validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths.";
-            c"_list_new" => api::list_new, c"([(name, kind)] not in `seen`, complete): streams a no_update directory's entries as they appear.";
+            c"_list_new" => api::list_new, c"([(name, is_file, is_dir, is_symlink)] not in `seen`, complete): streams a no_update directory's entries as they appear.";
             c"_unlink" => api::unlink, c"Remove a CAPIO file; fds already open on it keep working.";
-            c"_rename" => api::rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary.";
+            c"_rename" => api::rename, c"Move a CAPIO file or directory like os.replace; EXDEV across the CAPIO directory's boundary, after ENOENT for a missing source; dst None: outside, found by a dir_fd.";
+            c"_link_check" => api::link_check, c"Whether os.link(src, dst) may go to the OS; else raises link(2)'s error (EPERM/EXDEV for a file CAPIO holds in memory); None: outside, found by a dir_fd.";
             c"_rmdir" => api::rmdir, c"Remove an empty CAPIO directory.";
             c"_die_by_signal" => api::die_by_signal, c"End the process by a signal with its default action, from any thread.";
             c"_server_list" => server_ctl::server_list, c"[(workflow, pid, capio_dir, alive)] of this user's servers, from the runtime directory.";

@@ -10,12 +10,16 @@ struct State {
     after_fork: Option<Settings>,
     /// What `pycapio_init` returned (server pid if this process started it, else -1).
     init_result: i64,
+    /// Whether a `CapioContext` attached (or confirmed) this client: only then may a later context
+    /// reuse it with other start-up settings (a plain `pycapio_init` exports nothing for it).
+    by_context: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     client: None,
     after_fork: None,
     init_result: -1,
+    by_context: false,
 });
 
 fn lock() -> MutexGuard<'static, State> {
@@ -45,6 +49,15 @@ pub fn install(c: Arc<Client>, init_result: i64) {
     st.client = Some(c);
     st.after_fork = None;
     st.init_result = init_result;
+    st.by_context = false;
+}
+
+pub fn by_context() -> bool {
+    lock().by_context
+}
+
+pub fn set_by_context() {
+    lock().by_context = true;
 }
 
 pub fn init_result() -> i64 {
@@ -54,6 +67,7 @@ pub fn init_result() -> i64 {
 pub fn take() -> Option<Arc<Client>> {
     let mut st = lock();
     st.after_fork = None;
+    st.by_context = false;
     st.client.take()
 }
 

@@ -1,5 +1,5 @@
 //! Namespace operations asked of the server: mkdir, listing (waiting for a directory to be
-//! complete), unlink, rmdir and rename.
+//! complete), unlink, rmdir, rename, and whether a hard link may be made.
 
 use crate::error::{ClientError, Result};
 use crate::paths::rename_ends;
@@ -9,7 +9,7 @@ use capio_proto::{
 };
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Client;
 use super::wait::TO_BE_CREATED;
@@ -105,12 +105,81 @@ impl Client {
         Ok(())
     }
 
-    /// Move `src` to `dst` like `rename(2)` / `os.replace`, replacing an existing file at `dst`.
+    /// Move `src` to `dst` like `rename(2)` / `os.replace`, replacing an existing file at `dst`;
+    /// `EXDEV` whenever exactly one end is outside the CAPIO directory (the C API's contract).
     pub fn rename(&self, src: &Path, dst: &Path) -> Result<()> {
-        let cwd = std::env::current_dir().map_err(|e| ClientError::from_io(e, None::<PathBuf>))?;
-        let (from, to) = rename_ends(&self.scope, &cwd, src, dst)?;
+        let (from, to) = rename_ends(
+            self.capio_path(src),
+            self.capio_path(dst),
+            src,
+            &self.scope.real,
+        )?;
+        self.rename_inside(&from, &to, src)
+    }
+
+    /// `os.rename`'s answer: as `rename`, but in rename(2)'s order, so a missing source is
+    /// `ENOENT` before a crossing of the boundary is `EXDEV`. `dst` None: a name outside the CAPIO
+    /// directory that only a dir_fd locates.
+    pub fn rename_as_os(&self, src: &Path, dst: Option<&Path>) -> Result<()> {
+        let to = dst.and_then(|d| self.capio_path(d));
+        match rename_ends(self.capio_path(src), to, src, &self.scope.real) {
+            Ok((from, to)) => self.rename_inside(&from, &to, src),
+            Err(e) if e.errno() == libc::EXDEV && !self.lexists(src) => {
+                Err(ClientError::os(libc::ENOENT, src.to_path_buf()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn rename_inside(&self, from: &Path, to: &Path, src: &Path) -> Result<()> {
         let (req, tail) = rename_tail(from.as_os_str().as_bytes(), to.as_os_str().as_bytes())?;
         self.conn().call(&req, &tail)?.check(src)?;
         Ok(())
+    }
+
+    /// Whether `path` names anything (a final symbolic link itself): CAPIO answers for its paths,
+    /// the OS for the others.
+    pub fn lexists(&self, path: &Path) -> bool {
+        if self.capio_path(path).is_some() {
+            self.stat_at(path, false).is_ok()
+        } else {
+            std::fs::symlink_metadata(path).is_ok()
+        }
+    }
+
+    /// Whether `link(2)` from `src` to `dst` may go to the OS, as it may for a file on disk (in the
+    /// CAPIO directory or not) to a name CAPIO does not hold. A file CAPIO holds in memory cannot
+    /// get a second name: the error, in link(2)'s order, is the source's own, `EEXIST` for a taken
+    /// name, `ENOENT` for a new name ending in "/", then `EPERM` inside the CAPIO directory (a
+    /// file system without hard links) or `EXDEV` outside it. `src`/`dst` None: a name outside
+    /// the CAPIO directory that only a dir_fd locates.
+    pub fn link_check(&self, src: Option<&Path>, dst: Option<&Path>, follow: bool) -> Result<()> {
+        let from = src.filter(|p| self.capio_path(p).is_some());
+        let to = dst.filter(|p| self.capio_path(p).is_some());
+        let taken = || {
+            let src = src.map(Path::to_path_buf);
+            Err(ClientError::os(libc::EEXIST, src))
+        };
+        let Some(from) = from.filter(|f| std::fs::symlink_metadata(f).is_err()) else {
+            return if to.is_some_and(|t| self.lexists(t)) {
+                taken()
+            } else {
+                Ok(())
+            };
+        };
+        self.stat_at(from, follow)?;
+        if to.is_some_and(|t| self.lexists(t)) {
+            return taken();
+        }
+        let slashed = dst.is_some_and(|d| d.as_os_str().as_bytes().ends_with(b"/"));
+        if slashed && (to.is_some() || dst.is_some_and(|d| std::fs::symlink_metadata(d).is_err())) {
+            return Err(ClientError::os(libc::ENOENT, from.to_path_buf()));
+        }
+        let errno = if to.is_some() {
+            libc::EPERM
+        } else {
+            libc::EXDEV
+        };
+        Err(ClientError::os(errno, from.to_path_buf()))
     }
 }

@@ -93,15 +93,14 @@ pub fn pycapio_init(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
     }
 }
 
-/// `CapioContext`'s attach: as `pycapio_init`, but an attached process whose directory, app and
-/// workflow are the same as asked is reused even if the start-up settings (server path, timeout,
-/// CAPIO-CL file) differ, which no longer matter. True when the process now runs with exactly
-/// these settings, False when it keeps its own.
+/// `CapioContext`'s attach: as `pycapio_init`, but a process a context already attached is
+/// reused for the same directory, app and workflow even if the start-up settings (server path,
+/// timeout, CAPIO-CL file) differ, which no longer matter. True when the process now runs with
+/// exactly these settings, False when it keeps its own.
 pub fn attach(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
-    Ok(convert::bool(!matches!(
-        init(a, m, true)?,
-        Attached::SameApp
-    ))?)
+    let attached = init(a, m, true)?;
+    state::set_by_context();
+    Ok(convert::bool(!matches!(attached, Attached::SameApp))?)
 }
 
 enum Attached {
@@ -114,7 +113,10 @@ enum Attached {
 }
 
 /// Whether a process attached with `current` may go on for a call asking for `asked`: this is
-/// the one place deciding it. `real_dir` is the attached client's real CAPIO directory.
+/// the one place deciding it. `real_dir` is the attached client's real CAPIO directory; `lenient`
+/// only for a context's attach of a process a context attached before: a process attached by a
+/// plain `pycapio_init` has exported nothing to children nor registered its exit, which a context
+/// reusing it with other settings would silently skip, so that is refused as before.
 fn compatible(
     current: &Settings,
     real_dir: &Path,
@@ -194,6 +196,7 @@ fn init(a: &CallArgs, m: ModuleRef, lenient: bool) -> PyResult<Attached> {
         wait_timeout: wait_timeout_from_env()?,
     };
     if let Some(c) = state::peek() {
+        let lenient = lenient && state::by_context();
         match compatible(c.settings(), c.capio_dir(), &settings, lenient) {
             Some(true) => return Ok(Attached::Already(state::init_result())),
             Some(false) => return Ok(Attached::SameApp),

@@ -8,10 +8,12 @@ use crate::py::module::{CallArgs, ModuleRef};
 use crate::py::obj::{Borrowed, Owned};
 use crate::state;
 use capio_client::FileStat;
+use capio_proto::NodeKind;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// An `os.stat_result`, as `os.stat` builds it: the file type decoded here, once, into `st_mode`
-/// (no other layer sees CAPIO's node kinds); `st_blocks` counts 512-byte units of a regular file.
+/// (as `entries_list` decodes a listing's: no Python code sees CAPIO's node kinds); `st_blocks`
+/// counts 512-byte units of a regular file.
 fn stat_result(m: ModuleRef, st: FileStat) -> PyResult<Owned> {
     let ftype = match st.file_type {
         0 if st.is_dir() => libc::S_IFDIR,
@@ -147,12 +149,17 @@ pub fn set_attrs(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(Owned::none())
 }
 
+/// `(name, is_file, is_dir, is_symlink)` per entry, as `os.DirEntry` answers with
+/// `follow_symlinks=True` (a link's target; a dangling link is neither): the wire's kind bits are
+/// decoded here, so Python never sees them.
 fn entries_list(entries: Vec<capio_client::DirEntry>) -> PyResult<Owned> {
     let mut items = Vec::with_capacity(entries.len());
     for (name, kind) in entries {
         items.push(convert::tuple(vec![
             convert::fs_str(&name)?,
-            convert::int(i64::from(u32::from(kind)))?,
+            convert::bool(kind.node == NodeKind::File)?,
+            convert::bool(kind.is_dir())?,
+            convert::bool(kind.link)?,
         ])?);
     }
     Ok(convert::list(items)?)
@@ -193,13 +200,34 @@ pub fn unlink(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(Owned::none())
 }
 
+/// A path argument that may be None: a name outside the CAPIO directory only a dir_fd locates.
+fn maybe_path(o: Option<Borrowed>, what: &str) -> PyResult<Option<std::path::PathBuf>> {
+    o.filter(|o| !o.is_none())
+        .map(|o| convert::path(o, what))
+        .transpose()
+}
+
+/// `os.rename` of names at least one of which is CAPIO's: errors in rename(2)'s order (see
+/// `Client::rename_as_os`).
 pub fn rename(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["src", "dst"], 2)?;
     let src = convert::path(v[0].expect("required"), "src")?;
-    let dst = convert::path(v[1].expect("required"), "dst")?;
+    let dst = maybe_path(v[1], "dst")?;
     let c = client()?;
     // Persisting a committed file under its new name may copy it: no GIL meanwhile.
-    allow_threads(|_| c.rename(&src, &dst))?;
+    allow_threads(|_| c.rename_as_os(&src, dst.as_deref()))?;
+    Ok(Owned::none())
+}
+
+/// Whether `os.link` may go to the OS; raises what link(2) would say otherwise (see
+/// `Client::link_check`).
+pub fn link_check(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["src", "dst", "follow_symlinks"], 2)?;
+    let src = maybe_path(v[0], "src")?;
+    let dst = maybe_path(v[1], "dst")?;
+    let follow = v[2].map_or(Ok(true), convert::truthy)?;
+    let c = client()?;
+    allow_threads(|_| c.link_check(src.as_deref(), dst.as_deref(), follow))?;
     Ok(Owned::none())
 }
 
