@@ -169,6 +169,13 @@ def _describe(st: dict[str, Any]) -> list[str]:
         f"  log: {srv.get('log') or 'stderr'}; MPI support: "
         + (f"built in ({srv['mpi']})" if srv.get("mpi") else "not built in"),
     ]
+    cluster = srv.get("cluster")
+    if cluster:
+        nodes = cluster["nodes"]
+        lines.append(
+            f"  node {cluster['rank']} of {len(nodes)} (MPI job): "
+            + ", ".join(f"{rank}: {host}" for rank, host in enumerate(nodes))
+        )
     clients = st["clients"]
     lines.append(f"  clients ({st['live_clients']} attached):")
     for c in clients:
@@ -281,12 +288,26 @@ def _server(argv: Sequence[str]) -> int:
         return 1
 
 
+# What mpirun/mpiexec (Open MPI, MPICH) and srun (its PMI/PMIx plugins) put in each rank's environment.
+_MPI_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+
+
+def _launched_by_mpi() -> bool:
+    """Whether this process is a rank of a parallel job: then ``server run`` is that node's server
+    of a multi-node workflow. Only ``server run`` asks; a server a step starts on its own is never
+    one (a step of an MPI application must not make its node's server join the application's job).
+    """
+    return any(os.environ.get(name) for name in _MPI_RANK_VARIABLES)
+
+
 def _server_run(args: argparse.Namespace) -> int:
     """``pycapio server run``: become the workflow's server (exec), in the foreground. It is managed
     as one from ``pycapio server start`` is: steps attach and leave without stopping it; ``pycapio
     server stop`` or SIGTERM/SIGINT stop it after it persisted what must persist, exit status 0."""
     server = os.path.join(_LAUNCHER_DIR, "capio_server")
     argv = [server, "--capio-dir", args.capio_dir, "--workflow-name", args.workflow_name, "--managed"]
+    if _launched_by_mpi():
+        argv += ["--backend", "mpi"]
     argv += ["--config", args.capio_cl] if args.capio_cl else ["--no-config"]
     if args.memory_limit is not None:
         argv += ["--memory-limit", args.memory_limit]

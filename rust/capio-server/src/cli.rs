@@ -26,7 +26,8 @@ Options:
       --daemonize           fork into the background before starting
       --log-file PATH       append the log there (default: stderr, or the workflow's log
                             file in the runtime directory when daemonized)
-  -b, --backend NAME        only 'none' is supported by this build
+  -b, --backend NAME        'none': this node alone (the default); 'mpi': one server per node
+                            of the MPI job that launched it (needs a build with MPI support)
       --managed             started by 'pycapio server start': clients' teardown requests are
                             ignored; only 'pycapio server stop' (a Shutdown request) or a
                             signal stops it
@@ -168,6 +169,8 @@ pub struct Settings {
     pub bad_log_level: Option<String>,
     /// Budget for memory-backed file bytes; `None`: unlimited.
     pub memory_limit: Option<u64>,
+    /// `--backend mpi`: one server per node of the MPI job that launched this one.
+    pub multinode: bool,
 }
 
 /// A byte count: digits with an optional binary suffix `K`, `M`, `G` or `T` (also `KiB`, `KB`,
@@ -196,13 +199,12 @@ pub fn parse_size(text: &str) -> Option<u64> {
 impl Options {
     /// Fill in defaults from `env` (normally `std::env::var_os`) and validate.
     pub fn resolve(&self, env: impl Fn(&str) -> Option<OsString>) -> Result<Settings, StartError> {
-        if let Some(b) = self
-            .backend
-            .as_deref()
-            .filter(|b| !b.is_empty() && *b != "none")
-        {
-            return Err(StartError::Backend(b.to_owned()));
-        }
+        let multinode = match self.backend.as_deref().unwrap_or("none") {
+            "" | "none" => false,
+            "mpi" if cfg!(feature = "mpi") => true,
+            "mpi" => return Err(StartError::NoMpi),
+            other => return Err(StartError::Backend(other.to_owned())),
+        };
         let dir = self
             .capio_dir
             .clone()
@@ -248,6 +250,7 @@ impl Options {
             log_level: parsed.flatten().unwrap_or(Level::Info),
             bad_log_level: raw_level.filter(|_| parsed == Some(None)),
             memory_limit,
+            multinode,
         })
     }
 }
@@ -409,10 +412,22 @@ mod tests {
             backend: Some("mpi".into()),
             ..Options::default()
         };
+        if cfg!(feature = "mpi") {
+            assert!(o.resolve(none).unwrap().multinode);
+        } else {
+            let e = o.resolve(none).unwrap_err();
+            assert!(matches!(e, StartError::NoMpi), "{e}");
+            assert!(e.to_string().contains("PYCAPIO_MPI=1 pip install ."), "{e}");
+        }
+        let o = Options {
+            capio_dir: Some(t.path().into()),
+            backend: Some("tcp".into()),
+            ..Options::default()
+        };
         let e = o.resolve(none).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "backend 'mpi' is not supported by this build"
+            "backend 'tcp' is not supported by this build"
         );
         let o = Options {
             capio_dir: Some(t.path().into()),

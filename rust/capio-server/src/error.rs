@@ -110,6 +110,13 @@ pub enum StartError {
     #[error("backend '{0}' is not supported by this build")]
     Backend(String),
     #[error(
+        "backend 'mpi' needs a server built with MPI support (PYCAPIO_MPI=1 pip install .); this \
+         one was built without"
+    )]
+    NoMpi,
+    #[error("cannot join the MPI job: {0}")]
+    Cluster(String),
+    #[error(
         "invalid memory limit '{0}' (--memory-limit or $PYCAPIO_MEMORY_LIMIT): expected a byte \
          count such as 4096, 512M or 2G"
     )]

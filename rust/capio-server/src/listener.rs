@@ -2,6 +2,7 @@
 //! with its peer-credential check, and the ordered shutdown.
 
 use crate::cli::{Options, Settings};
+use crate::cluster::Cluster;
 use crate::error::StartError;
 use crate::leftovers;
 use crate::log::{self, error, info, warning};
@@ -37,6 +38,8 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     let paths = WorkflowPaths::for_workflow(&settings.workflow)
         .map_err(StartError::io("runtime directory"))?;
     init_log(opts, &settings, &paths)?;
+    // Joining is collective: every rank of the job starts its server at once.
+    let cluster = settings.multinode.then(Cluster::join).transpose()?;
     let _lock = acquire_lock(&paths, &settings.workflow)?;
     // Holding the lock: any previous server of this workflow is gone, and what it left is ours.
     match leftovers::start(&paths.hidden) {
@@ -78,7 +81,11 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         listener,
         settings.config.clone(),
         identity,
+        cluster,
     ));
+    if let Some(cluster) = &server.cluster {
+        cluster.serve(server.clone());
+    }
 
     let on_signal = server.clone();
     thread::Builder::new()
@@ -107,6 +114,9 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     );
     accept_loop(&server);
     shut_down(&server, &paths);
+    if let Some(cluster) = &server.cluster {
+        cluster.finish();
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! State shared by every thread of a running server: the namespace, the state table, the listening
 //! socket, and shutdown coordination.
 
+use crate::cluster::Cluster;
 use crate::log;
 use crate::namespace::Namespace;
 use capio_proto::StateTable;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub identity: Identity,
     /// Observer connections (`pycapio server status`) open now.
     pub observers: AtomicUsize,
+    /// The other nodes' servers, when this one is a rank of an MPI job (`--backend mpi`).
+    pub cluster: Option<Cluster>,
 }
 
 impl Shared {
@@ -45,6 +48,7 @@ impl Shared {
         listener: UnixListener,
         config: Option<PathBuf>,
         identity: Identity,
+        cluster: Option<Cluster>,
     ) -> Shared {
         Shared {
             ns: Mutex::new(ns),
@@ -55,6 +59,7 @@ impl Shared {
             work: Arc::new(WorkGate::default()),
             identity,
             observers: AtomicUsize::new(0),
+            cluster,
         }
     }
 
@@ -76,6 +81,10 @@ impl Shared {
         self.ns().refuse_new_clients();
         if !self.stopping.swap(true, Ordering::SeqCst) {
             log::info!("shutting down: {why}");
+            // One namespace spans the nodes: none of them can go on without this one.
+            if let Some(cluster) = &self.cluster {
+                cluster.announce_stop(why);
+            }
             sys::shutdown_socket(self.listener.as_fd());
         }
     }

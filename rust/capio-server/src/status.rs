@@ -2,7 +2,8 @@
 //! JSON object (the format `pycapio server status` reads; documented in `capio_proto::wire`).
 //!
 //! Top-level keys: `version`, `server` {pid, workflow, capio_dir, config, log, protocol_version,
-//! mpi (the MPI library it was built with, null: none), stopping, managed, observers}, then the
+//! mpi (the MPI library it was built with, null: none), cluster (null on one node; {rank, nodes:
+//! [host name by rank]} for a rank of an MPI job), stopping, managed, observers}, then the
 //! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used` (bytes memory-backed
 //! files hold, with or without a limit), `live_clients`, `teardown_requested`, `clients` [{id,
 //! pid, app, capio_dir, exited, producing, open_files}], `files_total`, `files` [{path, size, state
@@ -42,6 +43,18 @@ pub fn build(server: &Shared) -> Vec<u8> {
                 (
                     "mpi",
                     Json::opt(crate::cluster::mpi_library().as_ref(), Json::str),
+                ),
+                (
+                    "cluster",
+                    Json::opt(server.cluster.as_ref(), |c| {
+                        Json::Obj(vec![
+                            ("rank", Json::int(c.members.rank as u64)),
+                            (
+                                "nodes",
+                                Json::Arr(c.members.hosts.iter().map(Json::str).collect()),
+                            ),
+                        ])
+                    }),
                 ),
                 ("stopping", Json::Bool(server.stopping())),
                 ("managed", Json::Bool(id.managed)),

@@ -344,16 +344,27 @@ fn usage_and_startup_errors_have_their_exit_codes() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Usage:"));
 
     let s = Scratch::new("usage");
-    let mpi = std::process::Command::new(exe)
-        .args(["--backend", "mpi", "--capio-dir"])
-        .arg(&s.capio)
-        .env(runtime::RUNTIME_DIR_ENV, &s.runtime)
-        .output()
-        .unwrap();
+    let with_backend = |name: &str| {
+        std::process::Command::new(exe)
+            .args(["--backend", name, "--capio-dir"])
+            .arg(&s.capio)
+            .env(runtime::RUNTIME_DIR_ENV, &s.runtime)
+            .output()
+            .unwrap()
+    };
+    let tcp = with_backend("tcp");
+    assert_eq!(tcp.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&tcp.stderr).trim(),
+        "ERR backend 'tcp' is not supported by this build"
+    );
+    // This test binary's server is the default build: no MPI, and it says how to get it.
+    let mpi = with_backend("mpi");
     assert_eq!(mpi.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&mpi.stderr).trim(),
-        "ERR backend 'mpi' is not supported by this build"
+        "ERR backend 'mpi' needs a server built with MPI support (PYCAPIO_MPI=1 pip install .); \
+         this one was built without"
     );
 }
 

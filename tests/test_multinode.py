@@ -1,0 +1,237 @@
+"""One workflow's servers as the ranks of one MPI job: each node's server knows the job, and a stop
+on any node (a ``pycapio server stop`` there, a signal to its server) stops every node after each
+persisted what it must; the job exits 0.
+
+Nodes are simulated as on a cluster: ranks joined only by TCP (``--mca btl tcp,self``), each with
+its own runtime directory (a node's private ``/tmp``), the CAPIO directory standing for the shared
+file system. The server is built with MPI support into ``target/mpi`` (or taken from
+``$PYCAPIO_MPI_SERVER``); without MPI on the machine these tests are skipped, saying why, unless
+``$PYCAPIO_REQUIRE_MPI=1`` (CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import pycapio
+
+from conftest import RUNTIME_ENV, Workflow, pid_alive, wait_until
+
+_REPO = Path(__file__).resolve().parent.parent
+MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+WRITE = "import sys\nopen(sys.argv[1], 'w').write(sys.argv[2])\n"
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("PYCAPIO_REQUIRE_MPI") == "1":
+        pytest.fail(f"MPI tests required but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def mpi_server() -> Path:
+    """A capio_server built with MPI support."""
+    given = os.environ.get("PYCAPIO_MPI_SERVER")
+    if given:
+        return Path(given)
+    for tool in ("mpirun", "mpicc", "cargo"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} is not installed (Debian: libopenmpi-dev openmpi-bin libclang-dev)")
+    target = _REPO / "target" / "mpi"
+    build = subprocess.run(
+        ["cargo", "build", "--quiet", "-p", "capio-server", "--features", "mpi"],
+        cwd=_REPO,
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode != 0:
+        _unavailable(f"the MPI build of capio_server failed:\n{build.stderr[-3000:]}")
+    return target / "debug" / "capio_server"
+
+
+def on_node(wf: Workflow, rank: int) -> Workflow:
+    """``wf`` as seen from node ``rank``: the same CAPIO directory and name, that node's runtime
+    directory."""
+    runtime = wf.runtime_dir / f"node{rank}"
+    return dataclasses.replace(wf, runtime_dir=runtime, env={**wf.env, RUNTIME_ENV: str(runtime)}, steps=[])
+
+
+def server_cli(wf: Workflow, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pycapio", "server", *args, "--workflow-name", wf.name],
+        env=wf.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def status(node: Workflow) -> dict[str, object] | None:
+    done = server_cli(node, "status", "--json")
+    if done.returncode != 0:
+        return None
+    reports = json.loads(done.stdout)
+    return reports[0] if reports else None
+
+
+class Job:
+    """``mpirun -np N`` of one server per simulated node, stopped by pid at the end."""
+
+    def __init__(self, wf: Workflow, exe: Path, ranks: int) -> None:
+        self.wf = wf
+        self.ranks = ranks
+        self.nodes = [on_node(wf, r) for r in range(ranks)]
+        for node in self.nodes:
+            node.runtime_dir.mkdir(mode=0o700)
+        self.log = wf.root / "mpirun.log"
+        # Each rank picks its node's runtime directory from its rank, as a job script would.
+        rank_dir = f"{wf.runtime_dir}/node$OMPI_COMM_WORLD_RANK"
+        server = (
+            f"{RUNTIME_ENV}={rank_dir} exec {exe} --backend mpi --managed --capio-dir {wf.capio_dir}"
+            f" --workflow-name {wf.name} --no-config"
+        )
+        command = ["mpirun", "-np", str(ranks), "--oversubscribe", "--mca", "btl", "tcp,self"]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [*command, "sh", "-c", server],
+                env={**wf.env, **MPI_ENV},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self) -> list[dict[str, object]]:
+        reports: list[dict[str, object] | None] = [None] * self.ranks
+
+        def all_up() -> bool:
+            assert self.proc.poll() is None, self.text()
+            for rank, node in enumerate(self.nodes):
+                reports[rank] = reports[rank] or status(node)
+            return all(reports)
+
+        assert wait_until(all_up, 60, interval=0.2), self.text()
+        return [r for r in reports if r is not None]
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.proc.wait(timeout)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Whatever the test did: nothing of the job outlives it (mpirun forwards SIGTERM to its
+        ranks; the session is killed if that is not enough)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for node in self.nodes:
+            node.cleanup()
+
+
+@pytest.fixture
+def job(workflow: Workflow, mpi_server: Path) -> Iterator[object]:
+    started: list[Job] = []
+
+    def start(ranks: int) -> Job:
+        j = Job(workflow, mpi_server, ranks)
+        started.append(j)
+        return j
+
+    try:
+        yield start
+    finally:
+        for j in started:
+            j.stop()
+
+
+def server_pid(report: dict[str, object]) -> int:
+    server = report["server"]
+    assert isinstance(server, dict)
+    return int(server["pid"])
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_every_node_s_server_knows_its_rank_and_the_job(job, ranks: int) -> None:  # type: ignore[no-untyped-def]
+    j = job(ranks)
+    reports = j.wait_ready()
+    pids = set()
+    for rank, report in enumerate(reports):
+        server = report["server"]
+        assert isinstance(server, dict)
+        assert server["mpi"], "built with MPI support"
+        assert server["cluster"]["rank"] == rank
+        assert len(server["cluster"]["nodes"]) == ranks
+        pids.add(server["pid"])
+    assert len(pids) == ranks, "one server per node, each in its own runtime directory"
+    text = server_cli(j.nodes[ranks - 1], "status").stdout
+    assert f"node {ranks - 1} of {ranks} (MPI job)" in text
+    assert server_cli(j.nodes[0], "stop").returncode == 0
+    assert j.wait() == 0, j.text()
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_stop_on_any_node_stops_every_node_after_each_persisted(job, ranks: int) -> None:  # type: ignore[no-untyped-def]
+    j = job(ranks)
+    reports = j.wait_ready()
+    # A step on each node writes a file there; with no CAPIO-CL file each persists when committed.
+    for rank, node in enumerate(j.nodes):
+        path = node.capio_dir / f"from-node{rank}.txt"
+        node.run_step(WRITE, f"writer{rank}", str(path), f"written on node {rank}").check()
+    last = j.nodes[-1]
+    assert server_cli(last, "stop").returncode == 0
+    assert j.wait() == 0, j.text()
+    for rank in range(ranks):
+        assert (j.wf.capio_dir / f"from-node{rank}.txt").read_text() == f"written on node {rank}"
+        assert not pid_alive(server_pid(reports[rank]))
+    log = j.text()
+    assert log.count("INFO: stopped") == ranks, log
+    assert "stopped: Shutdown request" in log, "the others were told why"
+
+
+def test_a_signal_to_one_node_s_server_stops_the_job(job) -> None:  # type: ignore[no-untyped-def]
+    j = job(2)
+    reports = j.wait_ready()
+    os.kill(server_pid(reports[1]), signal.SIGTERM)
+    assert j.wait() == 0, j.text()
+    assert not pid_alive(server_pid(reports[0]))
+    assert "node 1 (" in j.text() and "stopped: SIGTERM" in j.text()
+
+
+def test_server_run_in_an_mpi_job_without_mpi_support_says_how_to_build(workflow: Workflow) -> None:
+    """``pycapio server run`` in a rank of a job becomes that node's server of the job; a package
+    built without MPI refuses, naming the build that has it, instead of running lone servers that
+    would each think they are the whole workflow."""
+    if shutil.which("mpirun") is None:
+        _unavailable("mpirun is not installed")
+    packaged = Path(pycapio.__file__).parent / "capio_server"
+    built = subprocess.run([packaged, "--version"], capture_output=True, text=True)
+    if "MPI support: built in" in built.stdout:
+        pytest.skip("this package's server is built with MPI support")
+    wf = workflow
+    command = [sys.executable, "-m", "pycapio", "server", "run", "--capio-dir", str(wf.capio_dir)]
+    done = subprocess.run(
+        ["mpirun", "-np", "2", "--oversubscribe", *command, "--workflow-name", wf.name],
+        env={**wf.env, **MPI_ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "PYCAPIO_MPI=1 pip install ." in done.stdout + done.stderr
