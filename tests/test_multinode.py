@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,6 +191,8 @@ def test_every_node_s_server_knows_its_rank_and_the_job(job, ranks: int) -> None
 def test_a_stop_on_any_node_stops_every_node_after_each_persisted(job, ranks: int) -> None:  # type: ignore[no-untyped-def]
     j = job(ranks)
     reports = j.wait_ready()
+    (marker,) = marker_paths(j.wf)
+    assert marker.read_text().splitlines()[0] == str(server_pid(reports[0])), "the first node marks it"
     # A step on each node writes a file there; with no CAPIO-CL file each persists when committed.
     for rank, node in enumerate(j.nodes):
         path = node.capio_dir / f"from-node{rank}.txt"
@@ -200,6 +203,7 @@ def test_a_stop_on_any_node_stops_every_node_after_each_persisted(job, ranks: in
     for rank in range(ranks):
         assert (j.wf.capio_dir / f"from-node{rank}.txt").read_text() == f"written on node {rank}"
         assert not pid_alive(server_pid(reports[rank]))
+    assert not marker_paths(j.wf), "the mark goes with the job"
     log = j.text()
     assert log.count("INFO: stopped") == ranks, log
     assert "stopped: Shutdown request" in log, "the others were told why"
@@ -235,3 +239,99 @@ def test_server_run_in_an_mpi_job_without_mpi_support_says_how_to_build(workflow
     )
     assert done.returncode != 0
     assert "PYCAPIO_MPI=1 pip install ." in done.stdout + done.stderr
+
+
+# -- a step that starts before its node's server ------------------------------------------------
+
+STEP = """
+import sys, pycapio
+with pycapio.CapioContext(
+    capio_dir=sys.argv[1], app_name="early", workflow_name=sys.argv[2],
+    await_server_timeout_seconds=float(sys.argv[3]),
+):
+    open(sys.argv[1] + "/early.txt", "w").write("written")
+"""
+
+
+def mark_as_job(wf: Workflow, pid: int, host: str) -> Path:
+    """The mark the first node's server of a running MPI job leaves in the CAPIO directory."""
+    assert not marker_paths(wf), "no job has marked it yet"
+    stem = job_stem(wf)
+    path = wf.capio_dir / f".{stem}.capio-cluster"
+    path.write_text(f"{pid}\n{host}\n")
+    return path
+
+
+def marker_paths(wf: Workflow) -> list[Path]:
+    return sorted(wf.capio_dir.glob(".*.capio-cluster"))
+
+
+def job_stem(wf: Workflow) -> str:
+    # Read back from a real server's info file name: the stem is the runtime files' own.
+    started = server_cli(wf, "start", "--capio-dir", str(wf.capio_dir))
+    assert started.returncode == 0, started.stderr
+    (info,) = wf.runtime_dir.glob("*.info")
+    assert server_cli(wf, "stop").returncode == 0
+    assert wait_until(lambda: not list(wf.runtime_dir.glob("*.info")), 30)
+    return info.name.removesuffix(".info")
+
+
+def early_step(node: Workflow, timeout: float) -> subprocess.Popen[str]:
+    script = node.script(STEP)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(node.capio_dir), node.name, str(timeout)],
+        env=node.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def this_host() -> str:
+    return Path("/proc/sys/kernel/hostname").read_text().strip()
+
+
+def test_a_step_before_its_node_s_server_waits_for_it_instead_of_starting_one(workflow: Workflow) -> None:
+    wf = workflow
+    mark_as_job(wf, os.getpid(), this_host())
+    step = early_step(wf, 60)
+    try:
+        time.sleep(1.5)
+        assert step.poll() is None, step.communicate()
+        assert not list(wf.runtime_dir.glob("*.info")), "it started no server of its own"
+        # The node's server comes up (here by hand, as its rank would): the step attaches to it.
+        assert server_cli(wf, "start", "--capio-dir", str(wf.capio_dir)).returncode == 0
+        _, err = step.communicate(timeout=60)
+        assert step.returncode == 0, err
+        assert len(list(wf.runtime_dir.glob("*.info"))) == 1
+        # Steps never see the mark: the server lists it as one of its own files.
+        lister = "import os, sys\nprint(sorted(os.listdir(sys.argv[1])))\n"
+        listed = wf.run_step(lister, "lister", str(wf.capio_dir)).check()
+        assert listed.stdout == "['early.txt']\n"
+    finally:
+        if step.poll() is None:
+            step.kill()
+            step.wait()
+        server_cli(wf, "stop")
+
+
+def test_a_step_whose_node_s_server_never_comes_says_so(workflow: Workflow) -> None:
+    wf = workflow
+    marker = mark_as_job(wf, os.getpid(), "node-a")
+    step = early_step(wf, 1)
+    _, err = step.communicate(timeout=60)
+    assert step.returncode != 0
+    assert "PyCAPIOException" in err
+    assert f"workflow '{wf.name}' runs its servers as an MPI job (first node node-a; {marker})" in err
+    assert not list(wf.runtime_dir.glob("*.info")), "no lone server"
+
+
+def test_the_mark_of_a_job_that_died_on_this_host_is_ignored(workflow: Workflow) -> None:
+    wf = workflow
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    mark_as_job(wf, gone.pid, this_host())
+    step = early_step(wf, 30)
+    _, err = step.communicate(timeout=60)
+    assert step.returncode == 0, err
+    assert (wf.capio_dir / "early.txt").read_text() == "written"

@@ -77,6 +77,21 @@ pub fn workflow_stem(workflow: &str) -> String {
     format!("{readable}-{:016x}", fnv1a(workflow.as_bytes()))
 }
 
+/// The end of the marker a workflow whose servers run as an MPI job keeps in its CAPIO directory.
+const CLUSTER_MARK: &str = ".capio-cluster";
+
+/// Where that marker lives: in the CAPIO directory, which every node shares, so that a step on a
+/// node whose server is not up yet waits for it instead of starting a lone one. Hidden, and never
+/// listed by the server. Its text is the pid and host of the job's first server.
+pub fn cluster_marker(capio_dir: &Path, workflow: &str) -> PathBuf {
+    capio_dir.join(format!(".{}{CLUSTER_MARK}", workflow_stem(workflow)))
+}
+
+/// Whether a file name is such a marker.
+pub fn is_cluster_marker_name(name: &[u8]) -> bool {
+    name.starts_with(b".") && name.ends_with(CLUSTER_MARK.as_bytes())
+}
+
 /// The paths one workflow's server uses inside the runtime directory.
 #[derive(Clone, Debug)]
 pub struct WorkflowPaths {

@@ -83,9 +83,10 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         identity,
         cluster,
     ));
-    if let Some(cluster) = &server.cluster {
+    let _marker = server.cluster.as_ref().and_then(|cluster| {
         cluster.serve(server.clone());
-    }
+        cluster.mark_shared_dir(&settings.capio_dir, &settings.workflow)
+    });
 
     let on_signal = server.clone();
     thread::Builder::new()

@@ -8,7 +8,7 @@ use crate::error::FsError;
 use crate::log::{debug, error};
 use crate::namespace::Commit;
 use crate::shared::{Shared, WorkGuard};
-use capio_proto::sys;
+use capio_proto::{runtime, sys};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -210,10 +210,10 @@ pub fn is_data_name(name: &OsStr) -> bool {
     has_mark(name, DATA_MARK)
 }
 
-/// A name the server made for its own use (a persistence temp or a hidden data file): never
-/// listed, and it does not keep a directory from counting as empty.
+/// A name the server made for its own use (a persistence temp, a hidden data file, a multi-node
+/// workflow's marker): never listed, and it does not keep a directory from counting as empty.
 pub fn is_internal_name(name: &OsStr) -> bool {
-    is_temp_name(name) || is_data_name(name)
+    is_temp_name(name) || is_data_name(name) || runtime::is_cluster_marker_name(name.as_bytes())
 }
 
 fn marked_name(name: &OsStr, mark: &[u8]) -> OsString {

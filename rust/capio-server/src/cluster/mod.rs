@@ -9,7 +9,11 @@ mod message;
 mod transport;
 
 use crate::error::StartError;
+use crate::log::warning;
 use crate::shared::Shared;
+use capio_proto::runtime;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 #[cfg(feature = "mpi")]
 use std::sync::Mutex;
@@ -71,9 +75,40 @@ impl Cluster {
         }
     }
 
+    /// On the first node: mark the shared CAPIO directory as served by this job, so that a step
+    /// on a node whose server is not up yet waits for it (see `capio_proto::runtime::
+    /// cluster_marker`). The mark goes when the returned guard drops, after the shutdown.
+    pub fn mark_shared_dir(&self, capio_dir: &Path, workflow: &str) -> Option<Marker> {
+        if self.members.rank != 0 {
+            return None;
+        }
+        let path = runtime::cluster_marker(capio_dir, workflow);
+        let text = format!("{}\n{}\n", std::process::id(), self.members.hosts[0]);
+        match fs::write(&path, text) {
+            Ok(()) => Some(Marker(path)),
+            Err(e) => {
+                warning!(
+                    "cannot write {}: {e}; a step started before its node's server may start a \
+                     lone one",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+
     #[cfg(feature = "mpi")]
     fn link(&self) -> std::sync::MutexGuard<'_, Option<transport::Link>> {
         self.link.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The CAPIO directory's mark of a running multi-node job, removed on drop.
+pub struct Marker(PathBuf);
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 
