@@ -76,6 +76,7 @@ def server_cli(wf: Workflow, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=wf.root,  # not the checkout: its source tree would shadow the installed package
     )
 
 
@@ -111,6 +112,7 @@ class Job:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=wf.root,
             )
 
     def wait_ready(self) -> list[dict[str, object]]:
@@ -236,6 +238,7 @@ def test_server_run_in_an_mpi_job_without_mpi_support_says_how_to_build(workflow
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=wf.root,
     )
     assert done.returncode != 0
     assert "PYCAPIO_MPI=1 pip install ." in done.stdout + done.stderr
@@ -284,6 +287,7 @@ def early_step(node: Workflow, timeout: float) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=node.root,
     )
 
 
