@@ -288,16 +288,21 @@ def _server(argv: Sequence[str]) -> int:
         return 1
 
 
-# What mpirun/mpiexec (Open MPI, MPICH) and srun (its PMI/PMIx plugins) put in each rank's environment.
+# What mpirun/mpiexec (Open MPI, MPICH) and srun (its PMI/PMIx plugins) put in each rank's
+# environment: the rank, and the size of the job.
 _MPI_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+_MPI_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS")
 
 
 def _launched_by_mpi() -> bool:
-    """Whether this process is a rank of a parallel job: then ``server run`` is that node's server
-    of a multi-node workflow. Only ``server run`` asks; a server a step starts on its own is never
-    one (a step of an MPI application must not make its node's server join the application's job).
-    """
-    return any(os.environ.get(name) for name in _MPI_RANK_VARIABLES)
+    """Whether this process is a rank of a parallel job of more than one task: then ``server run``
+    is that node's server of a multi-node workflow. A job of one task (``srun -n1`` just to place
+    the server on a node) is one node. Only ``server run`` asks; a server a step starts on its own
+    never joins a job."""
+    if not any(os.environ.get(name) for name in _MPI_RANK_VARIABLES):
+        return False
+    sizes = [os.environ.get(name, "") for name in _MPI_SIZE_VARIABLES]
+    return any(size.isdigit() and int(size) > 1 for size in sizes)
 
 
 def _server_run(args: argparse.Namespace) -> int:

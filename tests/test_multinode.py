@@ -27,7 +27,7 @@ import pytest
 
 import pycapio
 
-from conftest import RUNTIME_ENV, Workflow, pid_alive, wait_until
+from conftest import RUNTIME_ENV, Workflow, info_pids, pid_alive, stop_server, wait_until
 
 _REPO = Path(__file__).resolve().parent.parent
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
@@ -144,7 +144,10 @@ class Job:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        # mpirun puts each rank in a process group of its own: its servers are stopped by pid.
         for node in self.nodes:
+            for pid in info_pids(node.runtime_dir):
+                stop_server(pid)
             node.cleanup()
 
 
@@ -297,14 +300,21 @@ def this_host() -> str:
 
 def test_a_step_before_its_node_s_server_waits_for_it_instead_of_starting_one(workflow: Workflow) -> None:
     wf = workflow
-    mark_as_job(wf, os.getpid(), this_host())
+    mark_as_job(wf, 4242, "node-a")  # the first node is another host: its server is trusted alive
     step = early_step(wf, 60)
+    node_server: subprocess.Popen[bytes] | None = None
     try:
         time.sleep(1.5)
         assert step.poll() is None, step.communicate()
         assert not list(wf.runtime_dir.glob("*.info")), "it started no server of its own"
-        # The node's server comes up (here by hand, as its rank would): the step attaches to it.
-        assert server_cli(wf, "start", "--capio-dir", str(wf.capio_dir)).returncode == 0
+        # Neither does 'pycapio server start': the same decision, in the same place.
+        start = server_cli(wf, "start", "--capio-dir", str(wf.capio_dir), "--timeout", "1")
+        assert start.returncode != 0 and "runs its servers as an MPI job" in start.stderr, start.stderr
+        # The node's server comes up (as its rank would, in the foreground): the step attaches.
+        run = [sys.executable, "-m", "pycapio", "server", "run", "--capio-dir", str(wf.capio_dir)]
+        node_server = subprocess.Popen(
+            [*run, "--workflow-name", wf.name], env=wf.env, cwd=wf.root, stderr=subprocess.DEVNULL
+        )
         _, err = step.communicate(timeout=60)
         assert step.returncode == 0, err
         assert len(list(wf.runtime_dir.glob("*.info"))) == 1
@@ -316,7 +326,13 @@ def test_a_step_before_its_node_s_server_waits_for_it_instead_of_starting_one(wo
         if step.poll() is None:
             step.kill()
             step.wait()
-        server_cli(wf, "stop")
+        if node_server is not None:
+            server_cli(wf, "stop")
+            try:
+                node_server.wait(30)
+            except subprocess.TimeoutExpired:
+                node_server.kill()
+                node_server.wait()
 
 
 def test_a_step_whose_node_s_server_never_comes_says_so(workflow: Workflow) -> None:
@@ -330,11 +346,16 @@ def test_a_step_whose_node_s_server_never_comes_says_so(workflow: Workflow) -> N
     assert not list(wf.runtime_dir.glob("*.info")), "no lone server"
 
 
-def test_the_mark_of_a_job_that_died_on_this_host_is_ignored(workflow: Workflow) -> None:
+@pytest.mark.parametrize("left_by", ["an exited server", "a reused pid"])
+def test_the_mark_of_a_job_that_died_on_this_host_is_ignored(workflow: Workflow, left_by: str) -> None:
     wf = workflow
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    mark_as_job(wf, gone.pid, this_host())
+    if left_by == "an exited server":
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        pid = gone.pid
+    else:
+        pid = os.getpid()  # alive, but no capio_server
+    mark_as_job(wf, pid, this_host())
     step = early_step(wf, 30)
     _, err = step.communicate(timeout=60)
     assert step.returncode == 0, err

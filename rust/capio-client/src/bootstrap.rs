@@ -4,7 +4,7 @@
 
 use crate::conn::Conn;
 use crate::error::{ClientError, Result};
-use capio_proto::runtime::{self, WorkflowPaths};
+use capio_proto::runtime::{self, ClusterMark, WorkflowPaths};
 use capio_proto::{HelloReq, StateTable, sys};
 use std::fs::OpenOptions;
 use std::io::Read;
@@ -67,38 +67,43 @@ pub fn ensure_running(p: &StartParams<'_>) -> Result<(i32, bool)> {
     if let Ok(pid) = crate::control::running_pid(&paths) {
         return Ok((pid, false));
     }
+    let marker = runtime::cluster_marker(p.capio_dir, p.workflow);
+    if let Some(job) = running_job(&marker) {
+        drop(lock);
+        drop(await_node_server(p, &paths, &marker, &job)?);
+        let pid = crate::control::running_pid(&paths)
+            .map_err(|_| ClientError::ServerGone(p.workflow.to_owned()))?;
+        return Ok((pid, false));
+    }
     let pid = start_server(p, &paths)?;
     drop(lock);
     Ok((pid, true))
 }
 
-/// The text of the marker of a multi-node job serving this workflow, unless there is none or it
-/// is stale (its first server, on this host, is gone).
-fn running_job(marker: &Path) -> Option<String> {
+/// The mark of a multi-node job serving this workflow, unless there is none or it is stale.
+fn running_job(marker: &Path) -> Option<ClusterMark> {
     let text = std::fs::read_to_string(marker).ok()?;
-    let mut lines = text.lines();
-    let (pid, host) = (lines.next(), lines.next());
-    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let stale = host == Some(here.trim())
-        && pid
-            .and_then(|p| p.parse::<i32>().ok())
-            .is_some_and(|pid| !sys::process_alive(pid));
-    (!stale).then(|| host.unwrap_or("?").to_owned())
+    // One being written reads as a live job of an unknown host: waiting is the safe side.
+    let mark = ClusterMark::parse(&text).unwrap_or(ClusterMark {
+        pid: 0,
+        host: "?".into(),
+    });
+    (!mark.is_stale()).then_some(mark)
 }
 
-/// The workflow's servers run as an MPI job but this node's is not listening (yet): wait for it,
-/// up to the start timeout, rather than start a lone server that would take itself for the whole
-/// workflow. Checked every 20 ms (a node's server comes up once per workflow run).
+/// The workflow's servers run as an MPI job but this node's is not listening (yet): wait for its
+/// socket, up to the start timeout, rather than start a lone server that would take itself for
+/// the whole workflow. Checked every 20 ms (a node's server comes up once per workflow run).
 fn await_node_server(
     p: &StartParams<'_>,
     paths: &WorkflowPaths,
     marker: &Path,
-    first_host: &str,
-) -> Result<Attached> {
+    job: &ClusterMark,
+) -> Result<UnixStream> {
     let deadline = std::time::Instant::now() + p.ready_timeout;
     loop {
         if let Ok(stream) = UnixStream::connect(&paths.socket) {
-            return hello(stream, p, false, 0);
+            return Ok(stream);
         }
         if !marker.exists() {
             // The job ended meanwhile: what to do is decided afresh.
@@ -106,10 +111,11 @@ fn await_node_server(
         }
         if std::time::Instant::now() >= deadline {
             return Err(ClientError::Start(format!(
-                "workflow '{}' runs its servers as an MPI job (first node {first_host}; {}), but \
+                "workflow '{}' runs its servers as an MPI job (first node {}; {}), but \
                  this node's server is not listening in {} after {:.0} s: start the job with one \
                  'pycapio server run' per node, or remove the marker if no such job runs",
                 p.workflow,
+                job.host,
                 marker.display(),
                 paths.socket.parent().unwrap_or(Path::new("?")).display(),
                 p.ready_timeout.as_secs_f64()
@@ -144,7 +150,7 @@ fn attach_once(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<Attached> {
     let marker = runtime::cluster_marker(p.capio_dir, p.workflow);
     if let Some(job) = running_job(&marker) {
         drop(lock);
-        return await_node_server(p, paths, &marker, &job);
+        return hello(await_node_server(p, paths, &marker, &job)?, p, false, 0);
     }
     let pid = start_server(p, paths)?;
     let stream = UnixStream::connect(&paths.socket).map_err(|e| {

@@ -82,14 +82,68 @@ const CLUSTER_MARK: &str = ".capio-cluster";
 
 /// Where that marker lives: in the CAPIO directory, which every node shares, so that a step on a
 /// node whose server is not up yet waits for it instead of starting a lone one. Hidden, and never
-/// listed by the server. Its text is the pid and host of the job's first server.
+/// listed by the server. What it says is a [`ClusterMark`].
 pub fn cluster_marker(capio_dir: &Path, workflow: &str) -> PathBuf {
     capio_dir.join(format!(".{}{CLUSTER_MARK}", workflow_stem(workflow)))
 }
 
-/// Whether a file name is such a marker.
+/// Whether a file name is such a marker: `.` + a workflow stem (ending in 16 hex digits) + the mark.
 pub fn is_cluster_marker_name(name: &[u8]) -> bool {
-    name.starts_with(b".") && name.ends_with(CLUSTER_MARK.as_bytes())
+    let Some(stem) = name
+        .strip_prefix(b".")
+        .and_then(|n| n.strip_suffix(CLUSTER_MARK.as_bytes()))
+    else {
+        return false;
+    };
+    stem.len() > 17
+        && stem[stem.len() - 17] == b'-'
+        && stem[stem.len() - 16..].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// What the marker says: the first node's server, by pid and host.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClusterMark {
+    pub pid: i32,
+    pub host: String,
+}
+
+impl ClusterMark {
+    /// The mark of this process, on this host.
+    pub fn here() -> ClusterMark {
+        ClusterMark {
+            pid: std::process::id() as i32,
+            host: this_host(),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        format!("{}\n{}\n", self.pid, self.host)
+    }
+
+    pub fn parse(text: &str) -> Option<ClusterMark> {
+        let mut lines = text.lines();
+        let pid = lines.next()?.parse().ok()?;
+        let host = lines.next()?.to_owned();
+        Some(ClusterMark { pid, host })
+    }
+
+    /// Left by a job that is gone: its first server ran on this host and is no longer running
+    /// (a live process with its pid that is not a `capio_server` is a reused pid). A mark from
+    /// another host cannot be checked from here.
+    pub fn is_stale(&self) -> bool {
+        self.host == this_host()
+            && !(crate::sys::process_alive(self.pid)
+                && fs::read_to_string(format!("/proc/{}/comm", self.pid))
+                    .is_ok_and(|comm| comm.trim_end() == "capio_server"))
+    }
+}
+
+/// This host's name as the kernel has it: the one name both the marker's writer and its readers
+/// use (MPI's processor name may be shortened).
+pub fn this_host() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim_end().to_owned())
+        .unwrap_or_default()
 }
 
 /// The paths one workflow's server uses inside the runtime directory.
@@ -129,6 +183,45 @@ impl WorkflowPaths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_mark_is_recognised_by_its_whole_form() {
+        let m = cluster_marker(Path::new("/c"), "wf");
+        let name = m.file_name().unwrap().as_encoded_bytes();
+        assert!(is_cluster_marker_name(name), "{m:?}");
+        for other in [
+            &b".x.capio-cluster"[..],
+            b"wf-0123456789abcdef.capio-cluster",
+            b".a-0123.capio-cluster",
+        ] {
+            assert!(
+                !is_cluster_marker_name(other),
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_mark_reads_back_and_knows_when_it_is_stale() {
+        let mine = ClusterMark::here();
+        assert_eq!(ClusterMark::parse(&mine.text()), Some(mine));
+        assert_eq!(ClusterMark::parse("12\n"), None);
+        // This test process is alive but no capio_server: a reused pid.
+        let reused = ClusterMark {
+            pid: std::process::id() as i32,
+            host: this_host(),
+        };
+        assert!(reused.is_stale());
+        let elsewhere = ClusterMark {
+            pid: 1,
+            host: format!("{}-other", this_host()),
+        };
+        assert!(
+            !elsewhere.is_stale(),
+            "another host's mark cannot be judged here"
+        );
+    }
 
     #[test]
     fn stems_are_safe_and_distinct() {

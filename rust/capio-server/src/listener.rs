@@ -39,7 +39,10 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         .map_err(StartError::io("runtime directory"))?;
     init_log(opts, &settings, &paths)?;
     // Joining is collective: every rank of the job starts its server at once.
-    let cluster = settings.multinode.then(Cluster::join).transpose()?;
+    let cluster = settings
+        .multinode
+        .then(|| Cluster::join(&settings.capio_dir, &settings.workflow))
+        .transpose()?;
     let _lock = acquire_lock(&paths, &settings.workflow)?;
     // Holding the lock: any previous server of this workflow is gone, and what it left is ours.
     match leftovers::start(&paths.hidden) {
@@ -83,10 +86,9 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         identity,
         cluster,
     ));
-    let _marker = server.cluster.as_ref().and_then(|cluster| {
-        cluster.serve(server.clone());
-        cluster.mark_shared_dir(&settings.capio_dir, &settings.workflow)
-    });
+    if let Some(cluster) = &server.cluster {
+        cluster.serve(&server);
+    }
 
     let on_signal = server.clone();
     thread::Builder::new()

@@ -25,33 +25,44 @@ pub struct Members {
     pub hosts: Vec<String>,
 }
 
-/// This server's place in a multi-node workflow and its line to the other nodes.
+/// This server's place in a multi-node workflow and its line to the other nodes. Dropping it
+/// finishes (a node that fails after joining still tells the others, so the job ends cleanly).
 pub struct Cluster {
     pub members: Members,
     #[cfg(feature = "mpi")]
     link: Mutex<Option<transport::Link>>,
+    /// The first node's mark of the shared CAPIO directory, removed once every node stopped.
+    #[cfg(feature = "mpi")]
+    marker: Mutex<Option<Marker>>,
 }
 
 impl Cluster {
-    /// Join the MPI job this server was launched in (`--backend mpi`).
-    pub fn join() -> Result<Cluster, StartError> {
+    /// Join the MPI job this server was launched in (`--backend mpi`). The first node marks the
+    /// shared CAPIO directory at once (see `capio_proto::runtime::cluster_marker`), before any
+    /// node's server listens, so that no step can start a lone server meanwhile.
+    pub fn join(capio_dir: &Path, workflow: &str) -> Result<Cluster, StartError> {
         #[cfg(feature = "mpi")]
         {
-            let (members, link) = transport::start().map_err(StartError::Cluster)?;
+            let marker = runtime::cluster_marker(capio_dir, workflow);
+            let (members, marker, link) = transport::start(marker).map_err(StartError::Cluster)?;
             Ok(Cluster {
                 members,
                 link: Mutex::new(Some(link)),
+                marker: Mutex::new(marker),
             })
         }
         #[cfg(not(feature = "mpi"))]
-        Err(StartError::NoMpi)
+        {
+            let _ = (capio_dir, workflow);
+            Err(StartError::NoMpi)
+        }
     }
 
     /// Deliver what the other nodes say (a stop, so far) to `server` from now on.
-    pub fn serve(&self, server: Arc<Shared>) {
+    pub fn serve(&self, server: &Arc<Shared>) {
         #[cfg(feature = "mpi")]
-        if let Some(link) = self.link().as_ref() {
-            link.serve(server);
+        if let Some(link) = locked(&self.link).as_ref() {
+            link.serve(Arc::downgrade(server));
         }
         #[cfg(not(feature = "mpi"))]
         let _ = server;
@@ -60,7 +71,7 @@ impl Cluster {
     /// This node is stopping: so must every other (each node says it once, whoever started it).
     pub fn announce_stop(&self, why: &str) {
         #[cfg(feature = "mpi")]
-        if let Some(link) = self.link().as_ref() {
+        if let Some(link) = locked(&self.link).as_ref() {
             link.announce_stop(why);
         }
         #[cfg(not(feature = "mpi"))]
@@ -70,21 +81,36 @@ impl Cluster {
     /// After the server's own shutdown: wait until every node has stopped, then leave MPI.
     pub fn finish(&self) {
         #[cfg(feature = "mpi")]
-        if let Some(link) = self.link().take() {
-            link.finish();
+        {
+            // Taken out first: the link's lock must not be held while the MPI thread, which
+            // may be delivering a stop that announces through that lock, is joined.
+            let link = locked(&self.link).take();
+            if let Some(link) = link {
+                link.finish();
+            }
+            drop(locked(&self.marker).take());
         }
     }
+}
 
-    /// On the first node: mark the shared CAPIO directory as served by this job, so that a step
-    /// on a node whose server is not up yet waits for it (see `capio_proto::runtime::
-    /// cluster_marker`). The mark goes when the returned guard drops, after the shutdown.
-    pub fn mark_shared_dir(&self, capio_dir: &Path, workflow: &str) -> Option<Marker> {
-        if self.members.rank != 0 {
-            return None;
-        }
-        let path = runtime::cluster_marker(capio_dir, workflow);
-        let text = format!("{}\n{}\n", std::process::id(), self.members.hosts[0]);
-        match fs::write(&path, text) {
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(feature = "mpi")]
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The CAPIO directory's mark of a running multi-node job, removed on drop.
+pub struct Marker(PathBuf);
+
+impl Marker {
+    /// Write the mark of this process; `None` (logged) if it cannot be written.
+    pub fn write(path: PathBuf) -> Option<Marker> {
+        match fs::write(&path, runtime::ClusterMark::here().text()) {
             Ok(()) => Some(Marker(path)),
             Err(e) => {
                 warning!(
@@ -96,15 +122,7 @@ impl Cluster {
             }
         }
     }
-
-    #[cfg(feature = "mpi")]
-    fn link(&self) -> std::sync::MutexGuard<'_, Option<transport::Link>> {
-        self.link.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
-
-/// The CAPIO directory's mark of a running multi-node job, removed on drop.
-pub struct Marker(PathBuf);
 
 impl Drop for Marker {
     fn drop(&mut self) {

@@ -1,31 +1,37 @@
 //! The one thread that talks MPI. MPI handles are not `Send`, and OpenMPI's blocking calls spin a
 //! core while they wait (measured: a receive idling 3 s used 3 s of CPU), so this thread owns MPI
-//! from `MPI_Init` to `MPI_Finalize` and never blocks inside it once serving: it probes for
+//! from `MPI_Init` to `MPI_Finalize` and does not wait inside MPI while serving: it probes for
 //! incoming messages without blocking and sleeps on its command channel in between, the sleep
 //! growing from 20 µs to 1 ms while nothing happens (~2% of a core idle). Work from the server's
-//! threads arrives on that channel and is sent at once.
+//! threads arrives on that channel and is sent at once (small eager sends). Only start-up (init,
+//! the exchange of names) and the end (`MPI_Finalize`) are collective and block.
 
-use super::Members;
-use super::message::Message;
-use crate::log::{info, warning};
+use super::message::{CLUSTER_VERSION, Message};
+use super::{Marker, Members};
+use crate::log::{error, info, warning};
 use crate::shared::Shared;
 use mpi::Threading;
 use mpi::point_to_point::MatchedReceiveVec;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::Weak;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const FIRST_NAP: Duration = Duration::from_micros(20);
 const LONGEST_NAP: Duration = Duration::from_millis(1);
-/// Room for one processor name in the start-up exchange (MPI_MAX_PROCESSOR_NAME is 256 here).
-const NAME_BYTES: usize = 256;
+/// Room for one node's entry in the start-up exchange: its message version, then its processor
+/// name (MPI_MAX_PROCESSOR_NAME is 256 here).
+const ENTRY_BYTES: usize = 2 + 256;
+/// How long a node that has stopped waits for the others to say they stop too. A node that never
+/// does is dead or hung: the job is then aborted rather than left hanging in MPI_Finalize.
+const STRAGGLER_LIMIT: Duration = Duration::from_secs(60);
 
 enum Command {
-    /// Start delivering what other nodes say to this server.
-    Serve(Arc<Shared>),
+    /// Start delivering what other nodes say to this server (weakly held: the server owns us).
+    Serve(Weak<Shared>),
     /// Tell every other node that this one stops (sent once, whoever asks again).
     Stop(String),
     /// The server is done: wait for every other node's `Stop`, then finalize MPI.
@@ -38,8 +44,9 @@ pub struct Link {
     thread: JoinHandle<()>,
 }
 
-/// Initialise MPI on its own thread and learn the members of the job; `Err` says why not.
-pub fn start() -> Result<(Members, Link), String> {
+/// Initialise MPI on its own thread and learn the members of the job; `Err` says why not. The
+/// first node writes `marker` at once, before any node's server listens.
+pub fn start(marker: PathBuf) -> Result<(Members, Option<Marker>, Link), String> {
     let (report, members) = mpsc::channel();
     let (commands, inbox) = mpsc::channel();
     let thread = thread::Builder::new()
@@ -51,27 +58,38 @@ pub fn start() -> Result<(Members, Link), String> {
                 return;
             };
             let world = universe.world();
-            let joined = exchange_names(&world);
-            let _ = report.send(Ok(joined.clone()));
+            let mark = (world.rank() == 0).then(|| Marker::write(marker)).flatten();
+            let joined = match exchange_names(&world) {
+                Ok(joined) => joined,
+                Err(why) => {
+                    // Every node sees the same table, so every node refuses: all finalize.
+                    let _ = report.send(Err(why));
+                    return;
+                }
+            };
             info!(
                 "node {} of {} ({}), MPI threading {threading:?}",
                 joined.rank,
                 joined.hosts.len(),
                 joined.hosts[joined.rank]
             );
+            let _ = report.send(Ok((joined.clone(), mark)));
             serve(&world, &joined, &inbox);
             // `universe` drops here: MPI_Finalize, on the thread that initialised MPI.
         })
         .map_err(|e| format!("cannot start the MPI thread: {e}"))?;
     match members.recv() {
-        Ok(Ok(joined)) => Ok((joined, Link { commands, thread })),
-        Ok(Err(why)) => Err(why),
+        Ok(Ok((joined, mark))) => Ok((joined, mark, Link { commands, thread })),
+        Ok(Err(why)) => {
+            let _ = thread.join();
+            Err(why)
+        }
         Err(_) => Err("the MPI thread ended during start-up".into()),
     }
 }
 
 impl Link {
-    pub fn serve(&self, server: Arc<Shared>) {
+    pub fn serve(&self, server: Weak<Shared>) {
         let _ = self.commands.send(Command::Serve(server));
     }
 
@@ -87,38 +105,48 @@ impl Link {
     }
 }
 
-/// Every rank's processor name, gathered once at start-up (a collective: every rank is starting).
-fn exchange_names(world: &SimpleCommunicator) -> Members {
+/// Every node's message version and processor name, gathered once at start-up (a collective:
+/// every node is starting). Nodes of different pycapio versions refuse to form one job.
+fn exchange_names(world: &SimpleCommunicator) -> Result<Members, String> {
     let name = mpi::environment::processor_name().unwrap_or_else(|_| "?".into());
-    let mut mine = [0u8; NAME_BYTES];
-    let n = name.len().min(NAME_BYTES);
-    mine[..n].copy_from_slice(&name.as_bytes()[..n]);
+    let mut mine = [0u8; ENTRY_BYTES];
+    mine[..2].copy_from_slice(&CLUSTER_VERSION.to_le_bytes());
+    let n = name.len().min(ENTRY_BYTES - 2);
+    mine[2..2 + n].copy_from_slice(&name.as_bytes()[..n]);
     let size = world.size() as usize;
-    let mut all = vec![0u8; NAME_BYTES * size];
+    let mut all = vec![0u8; ENTRY_BYTES * size];
     world.all_gather_into(&mine[..], &mut all[..]);
-    let hosts = all
-        .chunks(NAME_BYTES)
-        .map(|c| {
-            let end = c.iter().position(|&b| b == 0).unwrap_or(c.len());
-            String::from_utf8_lossy(&c[..end]).into_owned()
-        })
-        .collect();
-    Members {
+    let mut hosts = Vec::with_capacity(size);
+    for (rank, entry) in all.chunks(ENTRY_BYTES).enumerate() {
+        let version = u16::from_le_bytes([entry[0], entry[1]]);
+        let name = &entry[2..];
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        let host = String::from_utf8_lossy(&name[..end]).into_owned();
+        if version != CLUSTER_VERSION {
+            return Err(format!(
+                "node {rank} ({host}) speaks node message version {version}, this server \
+                 {CLUSTER_VERSION}: every node must run the same pycapio"
+            ));
+        }
+        hosts.push(host);
+    }
+    Ok(Members {
         rank: world.rank() as usize,
         hosts,
-    }
+    })
 }
 
 /// The thread's loop: deliver what arrives, send what the server asks, until finished and every
 /// other node has said it stops (so no message is left in flight at `MPI_Finalize`).
 fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
-    let mut server: Option<Arc<Shared>> = None;
+    let mut server: Option<Weak<Shared>> = None;
     // A stop heard before the server was handed over is delivered when it is.
     let mut early_stop: Option<String> = None;
     let mut stopped = vec![false; me.hosts.len()];
     stopped[me.rank] = true;
     let mut announced = false;
-    let mut finishing = false;
+    // Set once the server is done: by then every other node must say it stops too.
+    let mut finishing: Option<Instant> = None;
     let mut nap = FIRST_NAP;
     loop {
         let mut busy = false;
@@ -130,22 +158,36 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
                 Ok(Message::Stop { why }) => {
                     stopped[from] = true;
                     let why = format!("node {from} ({}) stopped: {why}", me.hosts[from]);
-                    match &server {
-                        Some(s) => s.begin_shutdown(&why),
+                    match server.as_ref().map(Weak::upgrade) {
+                        Some(Some(s)) => s.begin_shutdown(&why),
+                        Some(None) => {} // already gone: it stopped
                         None => early_stop = Some(why),
                     }
                 }
                 Err(e) => warning!("ignored a message from node {from}: {e}"),
             }
         }
-        if finishing && announced && stopped.iter().all(|&s| s) {
-            return;
+        if let Some(deadline) = finishing {
+            if announced && stopped.iter().all(|&s| s) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let missing: Vec<String> = (0..stopped.len())
+                    .filter(|&r| !stopped[r])
+                    .map(|r| format!("{r} ({})", me.hosts[r]))
+                    .collect();
+                error!(
+                    "nodes {} never said they stop: aborting the MPI job rather than hang",
+                    missing.join(", ")
+                );
+                world.abort(1);
+            }
         }
         let wait = if busy { Duration::ZERO } else { nap };
         match inbox.recv_timeout(wait) {
             Ok(Command::Serve(s)) => {
-                if let Some(why) = early_stop.take() {
-                    s.begin_shutdown(&why);
+                if let (Some(why), Some(live)) = (early_stop.take(), s.upgrade()) {
+                    live.begin_shutdown(&why);
                 }
                 server = Some(s);
                 busy = true;
@@ -156,9 +198,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
             }
             Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) => {
                 announced = announced || tell_every_other(world, me, "its server stopped".into());
-                // Drop the server now: its Arc must not outlive the shutdown that asked us.
-                server = None;
-                finishing = true;
+                finishing = finishing.or(Some(Instant::now() + STRAGGLER_LIMIT));
                 busy = true;
             }
             Err(RecvTimeoutError::Timeout) => {}
