@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +92,7 @@ def status(node: Workflow) -> dict[str, object] | None:
 class Job:
     """``mpirun -np N`` of one server per simulated node, stopped by pid at the end."""
 
-    def __init__(self, wf: Workflow, exe: Path, ranks: int) -> None:
+    def __init__(self, wf: Workflow, exe: Path, ranks: int, config: Path | None = None) -> None:
         self.wf = wf
         self.ranks = ranks
         self.nodes = [on_node(wf, r) for r in range(ranks)]
@@ -102,7 +103,7 @@ class Job:
         rank_dir = f"{wf.runtime_dir}/node$OMPI_COMM_WORLD_RANK"
         server = (
             f"{RUNTIME_ENV}={rank_dir} exec {exe} --backend mpi --managed --capio-dir {wf.capio_dir}"
-            f" --workflow-name {wf.name} --no-config"
+            f" --workflow-name {wf.name} " + (f"--config {config}" if config else "--no-config")
         )
         command = ["mpirun", "-np", str(ranks), "--oversubscribe", "--mca", "btl", "tcp,self"]
         with open(self.log, "wb") as log:
@@ -155,8 +156,8 @@ class Job:
 def job(workflow: Workflow, mpi_server: Path) -> Iterator[object]:
     started: list[Job] = []
 
-    def start(ranks: int) -> Job:
-        j = Job(workflow, mpi_server, ranks)
+    def start(ranks: int, config: Path | None = None) -> Job:
+        j = Job(workflow, mpi_server, ranks, config)
         started.append(j)
         return j
 
@@ -221,6 +222,18 @@ def test_a_signal_to_one_node_s_server_stops_the_job(job) -> None:  # type: igno
     assert j.wait() == 0, j.text()
     assert not pid_alive(server_pid(reports[0]))
     assert "node 1 (" in j.text() and "stopped: SIGTERM" in j.text()
+
+
+def test_a_job_refuses_home_policies_that_pin_paths_to_a_node_it_does_not_have(job) -> None:  # type: ignore[no-untyped-def]
+    config = Path(tempfile.mkdtemp(prefix="pccl-")) / "wf.json"
+    policies = {"manual": [{"name": ["pinned.dat"], "app_node": "no-such-node"}]}
+    config.write_text(json.dumps({"name": "wf", "IO_Graph": [], "home_node_policies": policies}))
+    try:
+        j = job(2, config)
+        assert j.wait() != 0
+        assert "pin paths to node 'no-such-node', which is not in this job" in j.text(), j.text()
+    finally:
+        shutil.rmtree(config.parent)
 
 
 def test_server_run_in_an_mpi_job_without_mpi_support_says_how_to_build(workflow: Workflow) -> None:

@@ -72,7 +72,7 @@ mod table;
 mod validate;
 
 pub use error::ConfigError;
-pub use rules::{CommitRule, DEFAULT_WORKFLOW_NAME, FireRule, Rule, Rules, Storage};
+pub use rules::{CommitRule, DEFAULT_WORKFLOW_NAME, FireRule, Home, Rule, Rules, Storage};
 pub use schema::{
     Alias, Committed, Config, HomeNodePolicies, Kind, ManualPolicy, Mode, Step, StorageSection,
     StreamingItem, Version,

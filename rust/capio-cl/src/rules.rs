@@ -119,6 +119,18 @@ struct Streaming {
     step: String,
 }
 
+/// Which node is a path's home (holds its metadata and commit state), by CAPIO-CL's
+/// `home_node_policies`. Only a workflow spanning nodes asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Home {
+    /// The node that creates the path (the default).
+    Create,
+    /// A node chosen by the path's hash, the same on every node.
+    Hashing,
+    /// The node of this name (`app_node`).
+    Manual(String),
+}
+
 /// The rule set of one workflow. `Send + Sync`; no lookup changes it.
 #[derive(Clone, Debug)]
 pub struct Rules {
@@ -134,6 +146,7 @@ pub struct Rules {
     storage: Table<Storage>,
     producers: Table<Vec<String>>,
     consumers: Table<Vec<String>>,
+    homes: Table<Home>,
     /// What the file says that will be ignored (see `Config::warnings`).
     warnings: Vec<String>,
 }
@@ -237,6 +250,21 @@ impl Rules {
             storage.declare(p, Storage::Fs, replace);
         }
 
+        let mut homes = Table::default();
+        if let Some(policies) = &config.home_node_policies {
+            for p in expand(&policies.create) {
+                homes.declare(p, Home::Create, replace);
+            }
+            for p in expand(&policies.hashing) {
+                homes.declare(p, Home::Hashing, replace);
+            }
+            for m in &policies.manual {
+                for p in expand(&m.name) {
+                    homes.declare(p, Home::Manual(m.app_node.clone()), replace);
+                }
+            }
+        }
+
         Rules {
             workflow: config.name.clone(),
             capio_dir,
@@ -248,6 +276,7 @@ impl Rules {
             storage: storage.sealed(),
             producers: producers.sealed(),
             consumers: consumers.sealed(),
+            homes: homes.sealed(),
             warnings: Vec::new(),
         }
     }
@@ -277,6 +306,7 @@ impl Rules {
             storage: Table::default(),
             producers: Table::default(),
             consumers: Table::default(),
+            homes: Table::default(),
             warnings: Vec::new(),
         }
     }
@@ -333,6 +363,28 @@ impl Rules {
 
     /// Whether `path` is listed in `exclude`: such paths bypass CAPIO and go to the OS. Cheaper
     /// than `rule_for(..).excluded`, for clients that ask it on every path they intercept.
+    /// Where `path`'s home node is, by the best-matching `home_node_policies` pattern.
+    pub fn home_for(&self, path: &Path) -> Home {
+        self.homes
+            .best(&self.resolve(&text(path)))
+            .map_or(Home::Create, |e| e.value.clone())
+    }
+
+    /// Every node a `manual` home policy names (a multi-node job checks they are its members).
+    pub fn manual_home_nodes(&self) -> Vec<&str> {
+        let mut nodes: Vec<&str> = self
+            .homes
+            .entries()
+            .filter_map(|e| match &e.value {
+                Home::Manual(node) => Some(node.as_str()),
+                _ => None,
+            })
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
     pub fn is_excluded(&self, path: &Path) -> bool {
         self.exclude.best(&self.resolve(&text(path))).is_some()
     }

@@ -74,6 +74,11 @@ impl<T> Table<T> {
         self
     }
 
+    /// Every declared entry, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry<T>> {
+        self.entries.iter()
+    }
+
     /// The entry that governs `path`, if any.
     pub fn best(&self, path: &str) -> Option<&Entry<T>> {
         self.matching(path).next()

@@ -8,7 +8,7 @@ use crate::schema::{
     StreamingItem, Version,
 };
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 type Result<T> = std::result::Result<T, Violation>;
@@ -346,11 +346,45 @@ fn home_node_policies(v: &Value, at: &str) -> Result<HomeNodePolicies> {
         }
         None => Vec::new(),
     };
-    Ok(HomeNodePolicies {
+    let policies = HomeNodePolicies {
         create: optional_strings(map, at, "create")?,
         hashing: optional_strings(map, at, "hashing")?,
         manual,
-    })
+    };
+    one_policy_per_path(&policies, at)?;
+    Ok(policies)
+}
+
+/// "No file may appear in more than one policy group": a path named twice would have two homes.
+fn one_policy_per_path(p: &HomeNodePolicies, at: &str) -> Result<()> {
+    let create = p
+        .create
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("create[{i}]"), n));
+    let hashing = p
+        .hashing
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("hashing[{i}]"), n));
+    let manual = p.manual.iter().enumerate().flat_map(|(i, m)| {
+        m.name
+            .iter()
+            .enumerate()
+            .map(move |(j, n)| (format!("manual[{i}].name[{j}]"), n))
+    });
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    for (place, name) in create.chain(hashing).chain(manual) {
+        if let Some(first) = seen.get(name.as_str()) {
+            return Err(Violation::new(
+                &format!("{at}.{place}"),
+                "a path in one policy group only".to_owned(),
+                format!("\"{name}\", already at {at}.{first}"),
+            ));
+        }
+        seen.insert(name, place);
+    }
+    Ok(())
 }
 
 fn storage(v: &Value, at: &str) -> Result<StorageSection> {

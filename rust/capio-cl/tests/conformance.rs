@@ -337,6 +337,15 @@ fn unknown_keys_are_rejected_at_every_level() {
         r#"{"name": "wf", "IO_Graph": [], "home_node_policies": {"manual": [{"name": [], "app_node": "n", "x": 1}]}}"#,
         "$.home_node_policies.manual[0].x",
     );
+    // "No file may appear in more than one policy group."
+    rejected_at(
+        r#"{"name": "wf", "IO_Graph": [], "home_node_policies": {"create": ["a"], "hashing": ["b", "a"]}}"#,
+        "$.home_node_policies.hashing[1]",
+    );
+    rejected_at(
+        r#"{"name": "wf", "IO_Graph": [], "home_node_policies": {"hashing": ["a"], "manual": [{"name": ["a"], "app_node": "n"}]}}"#,
+        "$.home_node_policies.manual[0].name[0]",
+    );
     rejected_at(
         r#"{"name": "wf", "IO_Graph": [], "storage": {"disk": []}}"#,
         "$.storage.disk",

@@ -448,3 +448,38 @@ fn rules_are_shared_between_threads() {
         assert_eq!(h.join().unwrap(), CommitRule::OnClose(0));
     }
 }
+
+#[test]
+fn home_node_policies_give_each_path_its_home_by_the_best_pattern() {
+    use capio_cl::Home;
+    let r = rules(
+        r#"{"name": "wf", "IO_Graph": [], "home_node_policies": {
+            "create": ["out/*"],
+            "hashing": ["out/shards/*", "table.db"],
+            "manual": [{"name": ["out/shards/index"], "app_node": "node-7"}]
+        }}"#,
+    );
+    let home = |p: &str| r.home_for(Path::new(p));
+    assert_eq!(home("/capio/out/a"), Home::Create);
+    assert_eq!(
+        home("/capio/out/shards/3"),
+        Home::Hashing,
+        "a longer glob wins"
+    );
+    assert_eq!(
+        home("/capio/out/shards/index"),
+        Home::Manual("node-7".into()),
+        "an exact name wins"
+    );
+    assert_eq!(
+        home("/capio/table.db"),
+        Home::Hashing,
+        "relative to the CAPIO directory"
+    );
+    assert_eq!(home("/capio/elsewhere"), Home::Create, "the default");
+    assert_eq!(r.manual_home_nodes(), ["node-7"]);
+    assert_eq!(
+        Rules::default_no_config().home_for(Path::new("/x")),
+        Home::Create
+    );
+}

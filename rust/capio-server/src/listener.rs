@@ -43,6 +43,9 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
         .multinode
         .then(|| Cluster::join(&settings.capio_dir, &settings.workflow))
         .transpose()?;
+    if let Some(cluster) = &cluster {
+        cluster.members.check_home_nodes(&settings.rules)?;
+    }
     let _lock = acquire_lock(&paths, &settings.workflow)?;
     // Holding the lock: any previous server of this workflow is gone, and what it left is ours.
     match leftovers::start(&paths.hidden) {

@@ -11,6 +11,7 @@ mod transport;
 use crate::error::StartError;
 use crate::log::warning;
 use crate::shared::Shared;
+use capio_cl::Rules;
 use capio_proto::runtime;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,29 @@ use std::sync::Mutex;
 pub struct Members {
     pub rank: usize,
     pub hosts: Vec<String>,
+}
+
+impl Members {
+    /// The node a CAPIO-CL `manual` home policy means by `app_node`: the first rank on that host.
+    pub fn rank_of_host(&self, host: &str) -> Option<usize> {
+        self.hosts.iter().position(|h| h == host)
+    }
+
+    /// Every node a `manual` home policy names must be one of the job's.
+    pub fn check_home_nodes(&self, rules: &Rules) -> Result<(), StartError> {
+        match rules
+            .manual_home_nodes()
+            .into_iter()
+            .find(|node| self.rank_of_host(node).is_none())
+        {
+            None => Ok(()),
+            Some(node) => Err(StartError::Cluster(format!(
+                "the CAPIO-CL home_node_policies pin paths to node '{node}', which is not in this \
+                 job (its nodes: {})",
+                self.hosts.join(", ")
+            ))),
+        }
+    }
 }
 
 /// This server's place in a multi-node workflow and its line to the other nodes. Dropping it
@@ -162,6 +186,35 @@ pub fn support_line() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manual_homes_must_name_nodes_of_the_job() {
+        let members = Members {
+            rank: 1,
+            hosts: vec!["a".into(), "b".into(), "b".into()],
+        };
+        assert_eq!(
+            members.rank_of_host("b"),
+            Some(1),
+            "the first rank on the host"
+        );
+        let rules = |node: &str| {
+            let json = format!(
+                r#"{{"name": "wf", "IO_Graph": [], "home_node_policies": {{"manual": [{{"name": ["x"], "app_node": "{node}"}}]}}}}"#
+            );
+            let config = capio_cl::Config::parse(&json, Path::new("wf.json")).unwrap();
+            Rules::new(&config, Path::new("/capio"))
+        };
+        assert!(members.check_home_nodes(&rules("b")).is_ok());
+        let e = members
+            .check_home_nodes(&rules("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("node 'c', which is not in this job (its nodes: a, b, b)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_line_says_whether_mpi_is_built_in() {
