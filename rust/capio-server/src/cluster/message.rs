@@ -25,6 +25,10 @@ pub enum Message {
     /// The sender is shutting down (and so must every node: the namespace spans them all); the
     /// text says why. Every server sends it once to every other, whoever started the shutdown.
     Stop { why: String },
+    /// The sender's server has finished its shutdown (persisted what it must). A node leaves MPI
+    /// only once every node said so: then nothing is in flight, and the first node's mark of the
+    /// CAPIO directory goes only when no node still works.
+    Done,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -44,11 +48,13 @@ pub enum MessageError {
 }
 
 const STOP: u16 = 1;
+const DONE: u16 = 2;
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
         let (kind, payload) = match self {
             Message::Stop { why } => (STOP, why.as_bytes()),
+            Message::Done => (DONE, &[][..]),
         };
         let header = Header {
             magic: MAGIC,
@@ -83,6 +89,11 @@ impl Message {
             STOP => Ok(Message::Stop {
                 why: String::from_utf8(payload.to_vec()).map_err(|_| MessageError::Text)?,
             }),
+            DONE if payload.is_empty() => Ok(Message::Done),
+            DONE => Err(MessageError::Length {
+                said: 0,
+                got: payload.len(),
+            }),
             other => Err(MessageError::Kind(other)),
         }
     }
@@ -98,6 +109,7 @@ mod tests {
             why: "node 2 (host-b): Shutdown request".into(),
         };
         assert_eq!(Message::decode(&m.encode()), Ok(m));
+        assert_eq!(Message::decode(&Message::Done.encode()), Ok(Message::Done));
     }
 
     #[test]

@@ -25,8 +25,8 @@ const LONGEST_NAP: Duration = Duration::from_millis(1);
 /// Room for one node's entry in the start-up exchange: its message version, then its processor
 /// name (MPI_MAX_PROCESSOR_NAME is 256 here).
 const ENTRY_BYTES: usize = 2 + 256;
-/// How long a node that has stopped waits for the others to say they stop too. A node that never
-/// does is dead or hung: the job is then aborted rather than left hanging in MPI_Finalize.
+/// How long a node that has finished waits for the others to finish too. A node that never does
+/// is dead or hung: the job is then aborted rather than left hanging in MPI_Finalize.
 const STRAGGLER_LIMIT: Duration = Duration::from_secs(60);
 
 enum Command {
@@ -34,7 +34,7 @@ enum Command {
     Serve(Weak<Shared>),
     /// Tell every other node that this one stops (sent once, whoever asks again).
     Stop(String),
-    /// The server is done: wait for every other node's `Stop`, then finalize MPI.
+    /// The server is done: say so, wait until every other node is done too, then finalize MPI.
     Finish,
 }
 
@@ -136,16 +136,17 @@ fn exchange_names(world: &SimpleCommunicator) -> Result<Members, String> {
     })
 }
 
-/// The thread's loop: deliver what arrives, send what the server asks, until finished and every
-/// other node has said it stops (so no message is left in flight at `MPI_Finalize`).
+/// The thread's loop: deliver what arrives, send what the server asks, until this node and every
+/// other one are done (so no message is left in flight at `MPI_Finalize`). Each node sends `Stop`
+/// once, when its shutdown begins, then `Done` once, when it is over; MPI keeps the two in order.
 fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
     let mut server: Option<Weak<Shared>> = None;
     // A stop heard before the server was handed over is delivered when it is.
     let mut early_stop: Option<String> = None;
-    let mut stopped = vec![false; me.hosts.len()];
-    stopped[me.rank] = true;
+    let mut done = vec![false; me.hosts.len()];
+    done[me.rank] = true;
     let mut announced = false;
-    // Set once the server is done: by then every other node must say it stops too.
+    // Set once the server is done: by then every other node must finish too.
     let mut finishing: Option<Instant> = None;
     let mut nap = FIRST_NAP;
     loop {
@@ -155,8 +156,8 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
             let (bytes, status) = matched.matched_receive_vec::<u8>();
             let from = status.source_rank() as usize;
             match Message::decode(&bytes) {
+                Ok(Message::Done) => done[from] = true,
                 Ok(Message::Stop { why }) => {
-                    stopped[from] = true;
                     let why = format!("node {from} ({}) stopped: {why}", me.hosts[from]);
                     match server.as_ref().map(Weak::upgrade) {
                         Some(Some(s)) => s.begin_shutdown(&why),
@@ -168,16 +169,16 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
             }
         }
         if let Some(deadline) = finishing {
-            if announced && stopped.iter().all(|&s| s) {
+            if done.iter().all(|&d| d) {
                 return;
             }
             if Instant::now() >= deadline {
-                let missing: Vec<String> = (0..stopped.len())
-                    .filter(|&r| !stopped[r])
+                let missing: Vec<String> = (0..done.len())
+                    .filter(|&r| !done[r])
                     .map(|r| format!("{r} ({})", me.hosts[r]))
                     .collect();
                 error!(
-                    "nodes {} never said they stop: aborting the MPI job rather than hang",
+                    "nodes {} never finished their shutdown: aborting the MPI job rather than hang",
                     missing.join(", ")
                 );
                 world.abort(1);
@@ -193,14 +194,19 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
                 busy = true;
             }
             Ok(Command::Stop(why)) => {
-                announced = announced || tell_every_other(world, me, why);
+                announced = announced || tell_every_other(world, me, &Message::Stop { why });
                 busy = true;
             }
-            Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) => {
-                announced = announced || tell_every_other(world, me, "its server stopped".into());
-                finishing = finishing.or(Some(Instant::now() + STRAGGLER_LIMIT));
+            Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) if finishing.is_none() => {
+                let why = "its server stopped".to_owned();
+                announced = announced || tell_every_other(world, me, &Message::Stop { why });
+                tell_every_other(world, me, &Message::Done);
+                finishing = Some(Instant::now() + STRAGGLER_LIMIT);
                 busy = true;
             }
+            Ok(Command::Finish) => {}
+            // No server left to wake us: nap here instead of on the channel.
+            Err(RecvTimeoutError::Disconnected) => thread::sleep(wait),
             Err(RecvTimeoutError::Timeout) => {}
         }
         nap = if busy {
@@ -211,9 +217,9 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
     }
 }
 
-/// Send `Stop` to every other node; true once sent.
-fn tell_every_other(world: &SimpleCommunicator, me: &Members, why: String) -> bool {
-    let bytes = Message::Stop { why }.encode();
+/// Send `message` to every other node; true once sent.
+fn tell_every_other(world: &SimpleCommunicator, me: &Members, message: &Message) -> bool {
+    let bytes = message.encode();
     for rank in (0..me.hosts.len()).filter(|&r| r != me.rank) {
         world.process_at_rank(rank as i32).send(&bytes[..]);
     }
