@@ -29,6 +29,9 @@ pub enum Message {
     /// only once every node said so: then nothing is in flight, and the first node's mark of the
     /// CAPIO directory goes only when no node still works.
     Done,
+    /// The sender is still shutting down (persisting, perhaps for long): sent every few seconds
+    /// between `Stop` and `Done`, so that a slow node is told from a dead or hung one.
+    Working,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -49,12 +52,14 @@ pub enum MessageError {
 
 const STOP: u16 = 1;
 const DONE: u16 = 2;
+const WORKING: u16 = 3;
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
         let (kind, payload) = match self {
             Message::Stop { why } => (STOP, why.as_bytes()),
             Message::Done => (DONE, &[][..]),
+            Message::Working => (WORKING, &[][..]),
         };
         let header = Header {
             magic: MAGIC,
@@ -90,7 +95,8 @@ impl Message {
                 why: String::from_utf8(payload.to_vec()).map_err(|_| MessageError::Text)?,
             }),
             DONE if payload.is_empty() => Ok(Message::Done),
-            DONE => Err(MessageError::Length {
+            WORKING if payload.is_empty() => Ok(Message::Working),
+            DONE | WORKING => Err(MessageError::Length {
                 said: 0,
                 got: payload.len(),
             }),
@@ -109,7 +115,9 @@ mod tests {
             why: "node 2 (host-b): Shutdown request".into(),
         };
         assert_eq!(Message::decode(&m.encode()), Ok(m));
-        assert_eq!(Message::decode(&Message::Done.encode()), Ok(Message::Done));
+        for m in [Message::Done, Message::Working] {
+            assert_eq!(Message::decode(&m.encode()), Ok(m));
+        }
     }
 
     #[test]

@@ -25,9 +25,11 @@ const LONGEST_NAP: Duration = Duration::from_millis(1);
 /// Room for one node's entry in the start-up exchange: its message version, then its processor
 /// name (MPI_MAX_PROCESSOR_NAME is 256 here).
 const ENTRY_BYTES: usize = 2 + 256;
-/// How long a node that has finished waits for the others to finish too. A node that never does
-/// is dead or hung: the job is then aborted rather than left hanging in MPI_Finalize.
+/// How long a node that has finished waits without a word from one that has not. Stopping nodes
+/// say `Working` every `WORKING_EVERY`, however long their persisting takes; silence this long
+/// means dead or hung, and the job is aborted rather than left hanging in MPI_Finalize.
 const STRAGGLER_LIMIT: Duration = Duration::from_secs(60);
+const WORKING_EVERY: Duration = Duration::from_secs(5);
 
 enum Command {
     /// Start delivering what other nodes say to this server (weakly held: the server owns us).
@@ -145,9 +147,11 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
     let mut early_stop: Option<String> = None;
     let mut done = vec![false; me.hosts.len()];
     done[me.rank] = true;
+    let mut heard = vec![Instant::now(); me.hosts.len()];
     let mut announced = false;
+    let mut last_working = Instant::now();
     // Set once the server is done: by then every other node must finish too.
-    let mut finishing: Option<Instant> = None;
+    let mut finishing = false;
     let mut nap = FIRST_NAP;
     loop {
         let mut busy = false;
@@ -155,8 +159,10 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
             busy = true;
             let (bytes, status) = matched.matched_receive_vec::<u8>();
             let from = status.source_rank() as usize;
+            heard[from] = Instant::now();
             match Message::decode(&bytes) {
                 Ok(Message::Done) => done[from] = true,
+                Ok(Message::Working) => {}
                 Ok(Message::Stop { why }) => {
                     let why = format!("node {from} ({}) stopped: {why}", me.hosts[from]);
                     match server.as_ref().map(Weak::upgrade) {
@@ -168,21 +174,25 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
                 Err(e) => warning!("ignored a message from node {from}: {e}"),
             }
         }
-        if let Some(deadline) = finishing {
+        if finishing {
             if done.iter().all(|&d| d) {
                 return;
             }
-            if Instant::now() >= deadline {
-                let missing: Vec<String> = (0..done.len())
-                    .filter(|&r| !done[r])
-                    .map(|r| format!("{r} ({})", me.hosts[r]))
-                    .collect();
+            let silent: Vec<String> = (0..done.len())
+                .filter(|&r| !done[r] && heard[r].elapsed() >= STRAGGLER_LIMIT)
+                .map(|r| format!("{r} ({})", me.hosts[r]))
+                .collect();
+            if !silent.is_empty() {
                 error!(
-                    "nodes {} never finished their shutdown: aborting the MPI job rather than hang",
-                    missing.join(", ")
+                    "nodes {} went silent before finishing their shutdown: aborting the MPI job \
+                     rather than hang",
+                    silent.join(", ")
                 );
                 world.abort(1);
             }
+        } else if announced && last_working.elapsed() >= WORKING_EVERY {
+            tell_every_other(world, me, &Message::Working);
+            last_working = Instant::now();
         }
         let wait = if busy { Duration::ZERO } else { nap };
         match inbox.recv_timeout(wait) {
@@ -194,14 +204,19 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
                 busy = true;
             }
             Ok(Command::Stop(why)) => {
-                announced = announced || tell_every_other(world, me, &Message::Stop { why });
+                if !announced {
+                    announced = tell_every_other(world, me, &Message::Stop { why });
+                    last_working = Instant::now();
+                }
                 busy = true;
             }
-            Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) if finishing.is_none() => {
+            Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) if !finishing => {
                 let why = "its server stopped".to_owned();
                 announced = announced || tell_every_other(world, me, &Message::Stop { why });
                 tell_every_other(world, me, &Message::Done);
-                finishing = Some(Instant::now() + STRAGGLER_LIMIT);
+                // Silence is counted from now: the others may have been quiet while we worked.
+                heard.fill(Instant::now());
+                finishing = true;
                 busy = true;
             }
             Ok(Command::Finish) => {}
