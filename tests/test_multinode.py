@@ -224,6 +224,42 @@ def test_a_signal_to_one_node_s_server_stops_the_job(job) -> None:  # type: igno
     assert "node 1 (" in j.text() and "stopped: SIGTERM" in j.text()
 
 
+PRODUCER = """
+import sys, time
+with open(sys.argv[1], "w") as f:
+    f.write("begun")
+    f.flush()
+    open(sys.argv[2], "w").close()  # the consumer may start: the file exists, uncommitted
+    time.sleep(600)
+"""
+CONSUMER = "import sys\nprint(open(sys.argv[1]).read())\n"
+
+
+def test_a_killed_node_fails_the_steps_waiting_on_every_node(job) -> None:  # type: ignore[no-untyped-def]
+    """A node that dies takes the job down (MPI's default), and a step waiting on any node's server
+    gets an error within seconds, never a hang; nothing of the job is left running."""
+    j = job(2)
+    reports = j.wait_ready()
+    node0 = j.nodes[0]
+    data, ready = node0.capio_dir / "slow.txt", node0.root / "producer-ready"
+    producer = node0.start_step(PRODUCER, "producer", str(data), str(ready))
+    assert wait_until(ready.exists, 60), producer.stderr()
+    consumer = node0.start_step(CONSUMER, "consumer", str(data))
+    time.sleep(1)
+    assert consumer.running(), "it waits for the commit"
+    killed_at = time.monotonic()
+    os.kill(server_pid(reports[1]), signal.SIGKILL)
+    result = consumer.wait(60)
+    assert time.monotonic() - killed_at < 20, "released within seconds"
+    # As on one node (test_faults): the wait ends in the server's error, an OSError.
+    assert result.returncode != 0
+    failure = result.stderr.split("\n\n")[0]
+    assert "OSError: [Errno 5]" in failure or "PyCAPIOException" in failure, result.stderr
+    assert j.wait(60) != 0, "the job reports the lost node"
+    assert wait_until(lambda: not any(pid_alive(server_pid(r)) for r in reports), 30)
+    assert not data.exists(), "no real path is left half-written"
+
+
 def test_a_job_refuses_home_policies_that_pin_paths_to_a_node_it_does_not_have(job) -> None:  # type: ignore[no-untyped-def]
     config = Path(tempfile.mkdtemp(prefix="pccl-")) / "wf.json"
     policies = {"manual": [{"name": ["pinned.dat"], "app_node": "no-such-node"}]}
