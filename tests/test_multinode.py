@@ -409,3 +409,35 @@ def test_the_mark_of_a_job_that_died_on_this_host_is_ignored(workflow: Workflow,
     _, err = step.communicate(timeout=60)
     assert step.returncode == 0, err
     assert (wf.capio_dir / "early.txt").read_text() == "written"
+
+
+def test_server_run_as_the_only_task_of_a_job_is_a_one_node_server(workflow: Workflow) -> None:
+    """A job of one task (``srun -n1`` just to place the server on a node) is one node: ``server
+    run`` starts the ordinary server there, with any build."""
+    if shutil.which("mpirun") is None:
+        _unavailable("mpirun is not installed")
+    wf = workflow
+    command = [sys.executable, "-m", "pycapio", "server", "run", "--capio-dir", str(wf.capio_dir)]
+    log = wf.root / "one-task.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["mpirun", "-np", "1", *command, "--workflow-name", wf.name],
+            env={**wf.env, **MPI_ENV},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=wf.root,
+        )
+    try:
+        assert wait_until(lambda: status(wf) is not None, 60, interval=0.2), log.read_text()
+        report = status(wf)
+        assert report is not None and report["server"]["cluster"] is None  # type: ignore[index]
+        wf.run_step(WRITE, "writer", str(wf.capio_dir / "one.txt"), "one node").check()
+        assert server_cli(wf, "stop").returncode == 0
+        assert proc.wait(60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        for pid in info_pids(wf.runtime_dir):
+            stop_server(pid)
+    assert (wf.capio_dir / "one.txt").read_text() == "one node"

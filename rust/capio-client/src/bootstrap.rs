@@ -67,10 +67,9 @@ pub fn ensure_running(p: &StartParams<'_>) -> Result<(i32, bool)> {
     if let Ok(pid) = crate::control::running_pid(&paths) {
         return Ok((pid, false));
     }
-    let marker = runtime::cluster_marker(p.capio_dir, p.workflow);
-    if let Some(job) = running_job(&marker) {
+    if let Some(job) = running_job(p) {
         drop(lock);
-        drop(await_node_server(p, &paths, &marker, &job)?);
+        drop(await_node_server(p, &paths, &job)?);
         let pid = crate::control::running_pid(&paths)
             .map_err(|_| ClientError::ServerGone(p.workflow.to_owned()))?;
         return Ok((pid, false));
@@ -80,32 +79,34 @@ pub fn ensure_running(p: &StartParams<'_>) -> Result<(i32, bool)> {
     Ok((pid, true))
 }
 
-/// The mark of a multi-node job serving this workflow, unless there is none or it is stale.
-fn running_job(marker: &Path) -> Option<ClusterMark> {
-    let text = std::fs::read_to_string(marker).ok()?;
+/// A multi-node job serving this workflow, found by its mark in the CAPIO directory.
+struct Job {
+    marker: PathBuf,
+    mark: ClusterMark,
+}
+
+/// The job serving this workflow, unless there is none or its mark is stale.
+fn running_job(p: &StartParams<'_>) -> Option<Job> {
+    let marker = runtime::cluster_marker(p.capio_dir, p.workflow);
+    let text = std::fs::read_to_string(&marker).ok()?;
     // One being written reads as a live job of an unknown host: waiting is the safe side.
     let mark = ClusterMark::parse(&text).unwrap_or(ClusterMark {
         pid: 0,
         host: "?".into(),
     });
-    (!mark.is_stale()).then_some(mark)
+    (!mark.is_stale()).then_some(Job { marker, mark })
 }
 
 /// The workflow's servers run as an MPI job but this node's is not listening (yet): wait for its
 /// socket, up to the start timeout, rather than start a lone server that would take itself for
 /// the whole workflow. Checked every 20 ms (a node's server comes up once per workflow run).
-fn await_node_server(
-    p: &StartParams<'_>,
-    paths: &WorkflowPaths,
-    marker: &Path,
-    job: &ClusterMark,
-) -> Result<UnixStream> {
+fn await_node_server(p: &StartParams<'_>, paths: &WorkflowPaths, job: &Job) -> Result<UnixStream> {
     let deadline = std::time::Instant::now() + p.ready_timeout;
     loop {
         if let Ok(stream) = UnixStream::connect(&paths.socket) {
             return Ok(stream);
         }
-        if !marker.exists() {
+        if !job.marker.exists() {
             // The job ended meanwhile: what to do is decided afresh.
             return Err(ClientError::ServerGone(p.workflow.to_owned()));
         }
@@ -115,8 +116,8 @@ fn await_node_server(
                  this node's server is not listening in {} after {:.0} s: start the job with one \
                  'pycapio server run' per node, or remove the marker if no such job runs",
                 p.workflow,
-                job.host,
-                marker.display(),
+                job.mark.host,
+                job.marker.display(),
                 paths.socket.parent().unwrap_or(Path::new("?")).display(),
                 p.ready_timeout.as_secs_f64()
             )));
@@ -147,10 +148,9 @@ fn attach_once(p: &StartParams<'_>, paths: &WorkflowPaths) -> Result<Attached> {
     if let Ok(stream) = UnixStream::connect(&paths.socket) {
         return hello(stream, p, false, 0);
     }
-    let marker = runtime::cluster_marker(p.capio_dir, p.workflow);
-    if let Some(job) = running_job(&marker) {
+    if let Some(job) = running_job(p) {
         drop(lock);
-        return hello(await_node_server(p, paths, &marker, &job)?, p, false, 0);
+        return hello(await_node_server(p, paths, &job)?, p, false, 0);
     }
     let pid = start_server(p, paths)?;
     let stream = UnixStream::connect(&paths.socket).map_err(|e| {

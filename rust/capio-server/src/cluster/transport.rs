@@ -205,14 +205,18 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
             }
             Ok(Command::Stop(why)) => {
                 if !announced {
-                    announced = tell_every_other(world, me, &Message::Stop { why });
+                    tell_every_other(world, me, &Message::Stop { why });
+                    announced = true;
                     last_working = Instant::now();
                 }
                 busy = true;
             }
             Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) if !finishing => {
-                let why = "its server stopped".to_owned();
-                announced = announced || tell_every_other(world, me, &Message::Stop { why });
+                if !announced {
+                    let why = "its server stopped".to_owned();
+                    tell_every_other(world, me, &Message::Stop { why });
+                    announced = true;
+                }
                 tell_every_other(world, me, &Message::Done);
                 // Silence is counted from now: the others may have been quiet while we worked.
                 heard.fill(Instant::now());
@@ -232,11 +236,10 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
     }
 }
 
-/// Send `message` to every other node; true once sent.
-fn tell_every_other(world: &SimpleCommunicator, me: &Members, message: &Message) -> bool {
+/// Send `message` to every other node.
+fn tell_every_other(world: &SimpleCommunicator, me: &Members, message: &Message) {
     let bytes = message.encode();
     for rank in (0..me.hosts.len()).filter(|&r| r != me.rank) {
         world.process_at_rank(rank as i32).send(&bytes[..]);
     }
-    true
 }
