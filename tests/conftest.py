@@ -18,7 +18,7 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -407,3 +407,21 @@ def make_workflow(tmp_path: Path, runtime_dir: Path) -> Iterator[object]:
 @pytest.fixture
 def workflow(make_workflow) -> Workflow:  # type: ignore[no-untyped-def]
     return make_workflow()  # type: ignore[no-any-return]
+
+
+# -- many nodes: an MPI job of one server per simulated node (tests/mpijob.py) --------------------
+
+from mpijob import Job, build_mpi_server, jobs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mpi_server() -> Path:
+    """A capio_server built with MPI support (or the test is skipped, saying why)."""
+    return build_mpi_server()
+
+
+@pytest.fixture
+def job(workflow: Workflow, mpi_server: Path) -> Iterator[Callable[..., Job]]:
+    """``job(ranks, config=None)`` starts an MPI job of one server per simulated node; every job
+    started is stopped, by pid, at the end of the test."""
+    yield from jobs(workflow, mpi_server)  # type: ignore[misc]

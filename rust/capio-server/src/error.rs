@@ -57,6 +57,12 @@ pub enum FsError {
     /// it was told to) and takes no new client; the client attaches to a fresh server instead.
     #[error("the server is shutting down")]
     Closing,
+    /// `EROFS`: the file is written on another node of the workflow; here it is read-only.
+    #[error("the file is written on node {home}; on this node it is read-only")]
+    WrittenElsewhere { home: usize },
+    /// `EXDEV`: a file of another node cannot be renamed here.
+    #[error("the file lives on node {home}; rename it there")]
+    MovedElsewhere { home: usize },
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -72,7 +78,10 @@ impl FsError {
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::Busy => libc::EBUSY,
             FsError::IntoItself | FsError::BadFlags(_) => libc::EINVAL,
-            FsError::OutsideRoot | FsError::Excluded => libc::EXDEV,
+            FsError::OutsideRoot | FsError::Excluded | FsError::MovedElsewhere { .. } => {
+                libc::EXDEV
+            }
+            FsError::WrittenElsewhere { .. } => libc::EROFS,
             FsError::BadPath => libc::EINVAL,
             FsError::Aborted => libc::EIO,
             FsError::Unsupported => libc::EOPNOTSUPP,

@@ -4,7 +4,8 @@
 //! and persists committed files. Layers: listener (the server loop) → session/connection →
 //! handlers → namespace (+ rules, backing, persist, disk), with `shared` the state every thread
 //! holds.
-#![forbid(unsafe_code)]
+// Unsafe code only where MPI's non-blocking sends need it (`cluster::transport`).
+#![deny(unsafe_code)]
 
 pub mod backing;
 pub mod cli;

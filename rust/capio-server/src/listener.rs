@@ -75,6 +75,11 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     );
     let mut ns = Namespace::new(table.clone(), settings.rules.clone());
     ns.set_memory_limit(settings.memory_limit);
+    if let Some(cluster) = &cluster
+        && let Some(outbox) = cluster.outbox()
+    {
+        ns.join_cluster(settings.capio_dir.clone(), outbox);
+    }
     let identity = Identity {
         workflow: settings.workflow.clone(),
         capio_dir: settings.capio_dir.clone(),

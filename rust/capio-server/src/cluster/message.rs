@@ -4,11 +4,14 @@
 //! version, not misread.
 
 use bytemuck::{Pod, Zeroable};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"CPnd");
 /// Bumped whenever a message's layout or meaning changes.
-pub const CLUSTER_VERSION: u16 = 1;
+pub const CLUSTER_VERSION: u16 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -19,7 +22,8 @@ struct Header {
     len: u64,
 }
 
-/// One message between node servers.
+/// One message between node servers. Paths travel as raw bytes (they are the same on every node:
+/// the CAPIO directory is on the shared file system).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// The sender is shutting down (and so must every node: the namespace spans them all); the
@@ -32,6 +36,29 @@ pub enum Message {
     /// The sender is still shutting down (persisting, perhaps for long): sent every few seconds
     /// between `Stop` and `Done`, so that a slow node is told from a dead or hung one.
     Working,
+    /// A file was created on the sender, which is its home.
+    Created { path: PathBuf, mode: u32 },
+    /// A file homed on the sender changed state (`SlotState` as a number), `len` bytes long.
+    State { path: PathBuf, state: u32, len: u64 },
+    /// A file homed on the sender is gone.
+    Removed { path: PathBuf },
+    /// A file homed on the sender was renamed.
+    Renamed { from: PathBuf, to: PathBuf },
+    /// The sender's apps: those with live clients, and those whose clients all terminated.
+    Apps {
+        live: Vec<String>,
+        ended: Vec<String>,
+    },
+    /// Send the bytes of `path` (homed on the receiver) from `from` on, as they are written, then
+    /// seal fetch `id`.
+    Fetch { id: u64, path: PathBuf, from: u64 },
+    /// A client on the sender unlinked `path`, homed on the receiver.
+    Unlink { path: PathBuf },
+    /// `len` bytes of fetch `id` at `offset`: the bytes themselves are the sender's next message
+    /// on the data tag.
+    Data { id: u64, offset: u64, len: u64 },
+    /// Fetch `id` is over: the file is in `state`, `len` bytes long.
+    Seal { id: u64, state: u32, len: u64 },
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -48,18 +75,120 @@ pub enum MessageError {
     Length { said: u64, got: usize },
     #[error("payload is not UTF-8")]
     Text,
+    #[error("payload ends inside a field")]
+    Truncated,
 }
 
 const STOP: u16 = 1;
 const DONE: u16 = 2;
 const WORKING: u16 = 3;
+const CREATED: u16 = 4;
+const STATE: u16 = 5;
+const REMOVED: u16 = 6;
+const RENAMED: u16 = 7;
+const APPS: u16 = 8;
+const FETCH: u16 = 9;
+const UNLINK: u16 = 10;
+const DATA: u16 = 11;
+const SEAL: u16 = 12;
+
+/// Builds a payload: numbers little-endian, byte strings and lists prefixed by their length.
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn num(mut self, n: u64) -> Self {
+        self.0.extend_from_slice(&n.to_le_bytes());
+        self
+    }
+
+    fn bytes(self, b: &[u8]) -> Self {
+        let mut w = self.num(b.len() as u64);
+        w.0.extend_from_slice(b);
+        w
+    }
+
+    fn path(self, p: &Path) -> Self {
+        self.bytes(p.as_os_str().as_bytes())
+    }
+
+    fn names(self, names: &[String]) -> Self {
+        names
+            .iter()
+            .fold(self.num(names.len() as u64), |w, n| w.bytes(n.as_bytes()))
+    }
+}
+
+/// Reads a payload built by `Writer`, refusing one that ends early or has bytes left over.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn num(&mut self) -> Result<u64, MessageError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<8>()
+            .ok_or(MessageError::Truncated)?;
+        self.0 = rest;
+        Ok(u64::from_le_bytes(*head))
+    }
+
+    fn small(&mut self) -> Result<u32, MessageError> {
+        u32::try_from(self.num()?).map_err(|_| MessageError::Truncated)
+    }
+
+    fn bytes(&mut self) -> Result<&[u8], MessageError> {
+        let n = usize::try_from(self.num()?).map_err(|_| MessageError::Truncated)?;
+        let (b, rest) = self.0.split_at_checked(n).ok_or(MessageError::Truncated)?;
+        self.0 = rest;
+        Ok(b)
+    }
+
+    fn path(&mut self) -> Result<PathBuf, MessageError> {
+        Ok(PathBuf::from(OsStr::from_bytes(self.bytes()?)))
+    }
+
+    fn text(&mut self) -> Result<String, MessageError> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| MessageError::Text)
+    }
+
+    fn names(&mut self) -> Result<Vec<String>, MessageError> {
+        let n = self.num()?;
+        // Each name takes at least its 8-byte length: a count beyond that is a lie.
+        if n > self.0.len() as u64 / 8 {
+            return Err(MessageError::Truncated);
+        }
+        (0..n).map(|_| self.text()).collect()
+    }
+
+    fn end<T>(self, value: T) -> Result<T, MessageError> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(MessageError::Truncated)
+        }
+    }
+}
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {
+        let w = Writer::default();
         let (kind, payload) = match self {
-            Message::Stop { why } => (STOP, why.as_bytes()),
-            Message::Done => (DONE, &[][..]),
-            Message::Working => (WORKING, &[][..]),
+            Message::Stop { why } => (STOP, why.as_bytes().to_vec()),
+            Message::Done => (DONE, Vec::new()),
+            Message::Working => (WORKING, Vec::new()),
+            Message::Created { path, mode } => (CREATED, w.path(path).num(u64::from(*mode)).0),
+            Message::State { path, state, len } => {
+                (STATE, w.path(path).num(u64::from(*state)).num(*len).0)
+            }
+            Message::Removed { path } => (REMOVED, w.path(path).0),
+            Message::Renamed { from, to } => (RENAMED, w.path(from).path(to).0),
+            Message::Apps { live, ended } => (APPS, w.names(live).names(ended).0),
+            Message::Fetch { id, path, from } => (FETCH, w.num(*id).path(path).num(*from).0),
+            Message::Unlink { path } => (UNLINK, w.path(path).0),
+            Message::Data { id, offset, len } => (DATA, w.num(*id).num(*offset).num(*len).0),
+            Message::Seal { id, state, len } => {
+                (SEAL, w.num(*id).num(u64::from(*state)).num(*len).0)
+            }
         };
         let header = Header {
             magic: MAGIC,
@@ -69,7 +198,7 @@ impl Message {
         };
         let mut bytes = Vec::with_capacity(size_of::<Header>() + payload.len());
         bytes.extend_from_slice(bytemuck::bytes_of(&header));
-        bytes.extend_from_slice(payload);
+        bytes.extend_from_slice(&payload);
         bytes
     }
 
@@ -90,18 +219,69 @@ impl Message {
                 got: payload.len(),
             });
         }
-        match header.kind {
-            STOP => Ok(Message::Stop {
+        let mut r = Reader(payload);
+        let message = match header.kind {
+            STOP => Message::Stop {
                 why: String::from_utf8(payload.to_vec()).map_err(|_| MessageError::Text)?,
-            }),
-            DONE if payload.is_empty() => Ok(Message::Done),
-            WORKING if payload.is_empty() => Ok(Message::Working),
-            DONE | WORKING => Err(MessageError::Length {
-                said: 0,
-                got: payload.len(),
-            }),
-            other => Err(MessageError::Kind(other)),
-        }
+            },
+            DONE | WORKING if !payload.is_empty() => {
+                return Err(MessageError::Length {
+                    said: 0,
+                    got: payload.len(),
+                });
+            }
+            DONE => Message::Done,
+            WORKING => Message::Working,
+            CREATED => {
+                let path = r.path()?;
+                let mode = r.small()?;
+                return r.end(Message::Created { path, mode });
+            }
+            STATE => {
+                let path = r.path()?;
+                let state = r.small()?;
+                let len = r.num()?;
+                return r.end(Message::State { path, state, len });
+            }
+            REMOVED => {
+                let path = r.path()?;
+                return r.end(Message::Removed { path });
+            }
+            RENAMED => {
+                let from = r.path()?;
+                let to = r.path()?;
+                return r.end(Message::Renamed { from, to });
+            }
+            APPS => {
+                let live = r.names()?;
+                let ended = r.names()?;
+                return r.end(Message::Apps { live, ended });
+            }
+            FETCH => {
+                let id = r.num()?;
+                let path = r.path()?;
+                let from = r.num()?;
+                return r.end(Message::Fetch { id, path, from });
+            }
+            UNLINK => {
+                let path = r.path()?;
+                return r.end(Message::Unlink { path });
+            }
+            DATA => {
+                let id = r.num()?;
+                let offset = r.num()?;
+                let len = r.num()?;
+                return r.end(Message::Data { id, offset, len });
+            }
+            SEAL => {
+                let id = r.num()?;
+                let state = r.small()?;
+                let len = r.num()?;
+                return r.end(Message::Seal { id, state, len });
+            }
+            other => return Err(MessageError::Kind(other)),
+        };
+        Ok(message)
     }
 }
 
@@ -115,7 +295,49 @@ mod tests {
             why: "node 2 (host-b): Shutdown request".into(),
         };
         assert_eq!(Message::decode(&m.encode()), Ok(m));
-        for m in [Message::Done, Message::Working] {
+        let every = [
+            Message::Done,
+            Message::Working,
+            Message::Created {
+                path: "/capio/a b".into(),
+                mode: 0o640,
+            },
+            Message::State {
+                path: "/capio/x".into(),
+                state: 2,
+                len: 1 << 40,
+            },
+            Message::Removed {
+                path: "/capio/x".into(),
+            },
+            Message::Renamed {
+                from: "/capio/x.tmp".into(),
+                to: "/capio/x".into(),
+            },
+            Message::Apps {
+                live: vec!["reader".into(), "writer".into()],
+                ended: vec![],
+            },
+            Message::Fetch {
+                id: 7,
+                path: "/capio/x".into(),
+                from: 4096,
+            },
+            Message::Unlink {
+                path: "/capio/x".into(),
+            },
+            Message::Data {
+                id: 7,
+                offset: 1 << 20,
+                len: 1 << 20,
+            },
+            Message::Seal {
+                id: 7,
+                state: 3,
+                len: 12,
+            },
+        ];
+        for m in every {
             assert_eq!(Message::decode(&m.encode()), Ok(m));
         }
     }
@@ -142,5 +364,26 @@ mod tests {
         let mut bad = good;
         *bad.last_mut().unwrap() = 0xff;
         assert_eq!(Message::decode(&bad), Err(MessageError::Text));
+        // A field cut short, a field too many, and a list count no payload could hold.
+        let data = Message::Data {
+            id: 1,
+            offset: 2,
+            len: 3,
+        }
+        .encode();
+        let mut cut = data[..data.len() - 1].to_vec();
+        cut[8] -= 1;
+        assert_eq!(Message::decode(&cut), Err(MessageError::Truncated));
+        let mut long = data.clone();
+        long.extend_from_slice(&[0; 8]);
+        long[8] += 8;
+        assert_eq!(Message::decode(&long), Err(MessageError::Truncated));
+        let mut apps = Message::Apps {
+            live: vec![],
+            ended: vec![],
+        }
+        .encode();
+        apps[16] = 0xff;
+        assert_eq!(Message::decode(&apps), Err(MessageError::Truncated));
     }
 }

@@ -6,10 +6,14 @@
 #[cfg(any(feature = "mpi", test))]
 mod message;
 #[cfg(feature = "mpi")]
+mod push;
+#[cfg(feature = "mpi")]
+#[allow(unsafe_code)] // the MPI edge: buffers of non-blocking sends outlive the call
 mod transport;
 
 use crate::error::StartError;
 use crate::log::warning;
+use crate::namespace::Outbox;
 use crate::shared::Shared;
 use capio_cl::Rules;
 use capio_proto::runtime;
@@ -18,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 #[cfg(feature = "mpi")]
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 /// The ranks of the job: this server's, and every node's host name (indexed by rank).
 #[derive(Clone, Debug)]
@@ -49,10 +54,18 @@ impl Members {
     }
 }
 
+/// Bytes of file data this node sent to and received from the others.
+#[derive(Debug, Default)]
+pub struct Moved {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+}
+
 /// This server's place in a multi-node workflow and its line to the other nodes. Dropping it
 /// finishes (a node that fails after joining still tells the others, so the job ends cleanly).
 pub struct Cluster {
     pub members: Members,
+    pub moved: Arc<Moved>,
     #[cfg(feature = "mpi")]
     link: Mutex<Option<transport::Link>>,
     /// The first node's mark of the shared CAPIO directory, removed once every node stopped.
@@ -71,6 +84,7 @@ impl Cluster {
             let (members, marker, link) = transport::start(marker).map_err(StartError::Cluster)?;
             Ok(Cluster {
                 members,
+                moved: link.moved(),
                 link: Mutex::new(Some(link)),
                 marker: Mutex::new(marker),
             })
@@ -82,7 +96,17 @@ impl Cluster {
         }
     }
 
-    /// Deliver what the other nodes say (a stop, so far) to `server` from now on.
+    /// Where the namespace tells the other nodes what happens here.
+    pub fn outbox(&self) -> Option<Box<dyn Outbox>> {
+        #[cfg(feature = "mpi")]
+        {
+            locked(&self.link).as_ref().map(transport::Link::outbox)
+        }
+        #[cfg(not(feature = "mpi"))]
+        None
+    }
+
+    /// Deliver what the other nodes say to `server` from now on.
     pub fn serve(&self, server: &Arc<Shared>) {
         #[cfg(feature = "mpi")]
         if let Some(link) = locked(&self.link).as_ref() {

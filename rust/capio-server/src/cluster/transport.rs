@@ -3,20 +3,34 @@
 //! from `MPI_Init` to `MPI_Finalize` and does not wait inside MPI while serving: it probes for
 //! incoming messages without blocking and sleeps on its command channel in between, the sleep
 //! growing from 20 µs to 1 ms while nothing happens (~2% of a core idle). Work from the server's
-//! threads arrives on that channel and is sent at once (small eager sends). Only start-up (init,
-//! the exchange of names) and the end (`MPI_Finalize`) are collective and block.
+//! threads arrives on that channel and is sent at once. Only start-up (init, the exchange of
+//! names) and the end (`MPI_Finalize`) are collective and block.
+//!
+//! Two tags keep headers and bytes apart: every `Message` travels on `CONTROL`, and the bytes of
+//! a `Data` message are the sender's next message on `DATA`, received straight after its header.
+//! Control messages are small (eager) blocking sends; data goes out as non-blocking sends that
+//! complete while the loop goes on, so two nodes streaming to each other never wait on each
+//! other's receive.
 
 use super::message::{CLUSTER_VERSION, Message};
-use super::{Marker, Members};
-use crate::log::{error, info, warning};
+use super::push::{self, Chunk, Credit};
+use super::{Marker, Members, Moved};
+use crate::log::{debug, error, info, warning};
+use crate::namespace::{Caused, Notice, Outbox, Sink};
+use crate::persist;
 use crate::shared::Shared;
+use capio_proto::SlotState;
 use mpi::Threading;
 use mpi::point_to_point::MatchedReceiveVec;
+use mpi::request::{Request, StaticScope};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Weak;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -30,8 +44,15 @@ const ENTRY_BYTES: usize = 2 + 256;
 /// means dead or hung, and the job is aborted rather than left hanging in MPI_Finalize.
 const STRAGGLER_LIMIT: Duration = Duration::from_secs(60);
 const WORKING_EVERY: Duration = Duration::from_secs(5);
+/// Tags: node messages, and the bytes that follow a `Data` message.
+const CONTROL: i32 = 1;
+const DATA: i32 = 2;
 
 enum Command {
+    /// Tell the other nodes what happened in this namespace.
+    Notice(Notice),
+    /// A pusher's bytes or seal for another node.
+    Push(Chunk),
     /// Start delivering what other nodes say to this server (weakly held: the server owns us).
     Serve(Weak<Shared>),
     /// Tell every other node that this one stops (sent once, whoever asks again).
@@ -44,6 +65,17 @@ enum Command {
 pub struct Link {
     commands: Sender<Command>,
     thread: JoinHandle<()>,
+    credit: Arc<Credit>,
+    moved: Arc<Moved>,
+}
+
+/// The namespace's outbox: notices go to the MPI thread in the order they happen.
+struct Notices(Sender<Command>);
+
+impl Outbox for Notices {
+    fn send(&self, notice: Notice) {
+        let _ = self.0.send(Command::Notice(notice));
+    }
 }
 
 /// Initialise MPI on its own thread and learn the members of the job; `Err` says why not. The
@@ -51,6 +83,13 @@ pub struct Link {
 pub fn start(marker: PathBuf) -> Result<(Members, Option<Marker>, Link), String> {
     let (report, members) = mpsc::channel();
     let (commands, inbox) = mpsc::channel();
+    let credit = Arc::new(Credit::default());
+    let moved = Arc::new(Moved::default());
+    let node = Node {
+        commands: commands.clone(),
+        credit: credit.clone(),
+        moved: moved.clone(),
+    };
     let thread = thread::Builder::new()
         .name("mpi".into())
         .spawn(move || {
@@ -76,12 +115,21 @@ pub fn start(marker: PathBuf) -> Result<(Members, Option<Marker>, Link), String>
                 joined.hosts[joined.rank]
             );
             let _ = report.send(Ok((joined.clone(), mark)));
-            serve(&world, &joined, &inbox);
+            serve(&world, &joined, &inbox, &node);
             // `universe` drops here: MPI_Finalize, on the thread that initialised MPI.
         })
         .map_err(|e| format!("cannot start the MPI thread: {e}"))?;
     match members.recv() {
-        Ok(Ok((joined, mark))) => Ok((joined, mark, Link { commands, thread })),
+        Ok(Ok((joined, mark))) => Ok((
+            joined,
+            mark,
+            Link {
+                commands,
+                thread,
+                credit,
+                moved,
+            },
+        )),
         Ok(Err(why)) => {
             let _ = thread.join();
             Err(why)
@@ -91,6 +139,14 @@ pub fn start(marker: PathBuf) -> Result<(Members, Option<Marker>, Link), String>
 }
 
 impl Link {
+    pub fn outbox(&self) -> Box<dyn Outbox> {
+        Box::new(Notices(self.commands.clone()))
+    }
+
+    pub fn moved(&self) -> Arc<Moved> {
+        self.moved.clone()
+    }
+
     pub fn serve(&self, server: Weak<Shared>) {
         let _ = self.commands.send(Command::Serve(server));
     }
@@ -101,6 +157,8 @@ impl Link {
 
     pub fn finish(self) {
         let _ = self.commands.send(Command::Finish);
+        // Pushers waiting for room must not wait for a thread that is going away.
+        self.credit.give(u64::MAX);
         if self.thread.join().is_err() {
             warning!("the MPI thread panicked");
         }
@@ -138,13 +196,47 @@ fn exchange_names(world: &SimpleCommunicator) -> Result<Members, String> {
     })
 }
 
+/// What the MPI thread shares with the server's other threads.
+struct Node {
+    /// Its own command channel, for the pushers it starts.
+    commands: Sender<Command>,
+    credit: Arc<Credit>,
+    moved: Arc<Moved>,
+}
+
+/// A data send in flight and the buffer it reads (leaked until the send completes).
+type Sending = (Request<'static, [u8], StaticScope>, *mut [u8]);
+
+/// The MPI thread's state while serving.
+struct Serving<'a> {
+    world: &'a SimpleCommunicator,
+    me: &'a Members,
+    node: &'a Node,
+    server: Option<Weak<Shared>>,
+    /// What other nodes said before the server was handed over, delivered when it is.
+    early: Vec<(usize, Message)>,
+    /// Fetches of this node in flight, by number: where their bytes go.
+    sinks: HashMap<u64, Sink>,
+    /// Data being sent: each request with the buffer it reads, freed once the send completes.
+    sending: Vec<Sending>,
+    /// Where received bytes land before they are written to their replica.
+    landing: Vec<u8>,
+}
+
 /// The thread's loop: deliver what arrives, send what the server asks, until this node and every
 /// other one are done (so no message is left in flight at `MPI_Finalize`). Each node sends `Stop`
 /// once, when its shutdown begins, then `Done` once, when it is over; MPI keeps the two in order.
-fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
-    let mut server: Option<Weak<Shared>> = None;
-    // A stop heard before the server was handed over is delivered when it is.
-    let mut early_stop: Option<String> = None;
+fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, node: &Node) {
+    let mut st = Serving {
+        world,
+        me,
+        node,
+        server: None,
+        early: Vec::new(),
+        sinks: HashMap::new(),
+        sending: Vec::new(),
+        landing: Vec::new(),
+    };
     let mut done = vec![false; me.hosts.len()];
     done[me.rank] = true;
     let mut heard = vec![Instant::now(); me.hosts.len()];
@@ -154,8 +246,11 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
     let mut finishing = false;
     let mut nap = FIRST_NAP;
     loop {
-        let mut busy = false;
-        while let Some(matched) = world.any_process().immediate_matched_probe() {
+        let mut busy = st.complete_sends();
+        while let Some(matched) = world
+            .any_process()
+            .immediate_matched_probe_with_tag(CONTROL)
+        {
             busy = true;
             let (bytes, status) = matched.matched_receive_vec::<u8>();
             let from = status.source_rank() as usize;
@@ -163,19 +258,14 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
             match Message::decode(&bytes) {
                 Ok(Message::Done) => done[from] = true,
                 Ok(Message::Working) => {}
-                Ok(Message::Stop { why }) => {
-                    let why = format!("node {from} ({}) stopped: {why}", me.hosts[from]);
-                    match server.as_ref().map(Weak::upgrade) {
-                        Some(Some(s)) => s.begin_shutdown(&why),
-                        Some(None) => {} // already gone: it stopped
-                        None => early_stop = Some(why),
-                    }
-                }
+                Ok(Message::Data { id, offset, len }) => st.land(from, id, offset, len),
+                Ok(message) => st.deliver(from, message),
                 Err(e) => warning!("ignored a message from node {from}: {e}"),
             }
         }
         if finishing {
             if done.iter().all(|&d| d) {
+                st.drain_sends();
                 return;
             }
             let silent: Vec<String> = (0..done.len())
@@ -191,21 +281,29 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
                 world.abort(1);
             }
         } else if announced && last_working.elapsed() >= WORKING_EVERY {
-            tell_every_other(world, me, &Message::Working);
+            st.tell_every_other(&Message::Working);
             last_working = Instant::now();
         }
         let wait = if busy { Duration::ZERO } else { nap };
         match inbox.recv_timeout(wait) {
             Ok(Command::Serve(s)) => {
-                if let (Some(why), Some(live)) = (early_stop.take(), s.upgrade()) {
-                    live.begin_shutdown(&why);
+                st.server = Some(s);
+                for (from, message) in std::mem::take(&mut st.early) {
+                    st.deliver(from, message);
                 }
-                server = Some(s);
+                busy = true;
+            }
+            Ok(Command::Notice(notice)) => {
+                st.send_notice(notice);
+                busy = true;
+            }
+            Ok(Command::Push(chunk)) => {
+                st.push(chunk);
                 busy = true;
             }
             Ok(Command::Stop(why)) => {
                 if !announced {
-                    tell_every_other(world, me, &Message::Stop { why });
+                    st.tell_every_other(&Message::Stop { why });
                     announced = true;
                     last_working = Instant::now();
                 }
@@ -214,10 +312,10 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
             Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) if !finishing => {
                 if !announced {
                     let why = "its server stopped".to_owned();
-                    tell_every_other(world, me, &Message::Stop { why });
+                    st.tell_every_other(&Message::Stop { why });
                     announced = true;
                 }
-                tell_every_other(world, me, &Message::Done);
+                st.tell_every_other(&Message::Done);
                 // Silence is counted from now: the others may have been quiet while we worked.
                 heard.fill(Instant::now());
                 finishing = true;
@@ -236,10 +334,234 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>) {
     }
 }
 
-/// Send `message` to every other node.
-fn tell_every_other(world: &SimpleCommunicator, me: &Members, message: &Message) {
-    let bytes = message.encode();
-    for rank in (0..me.hosts.len()).filter(|&r| r != me.rank) {
-        world.process_at_rank(rank as i32).send(&bytes[..]);
+impl Serving<'_> {
+    fn send(&self, to: usize, message: &Message) {
+        let bytes = message.encode();
+        self.world
+            .process_at_rank(to as i32)
+            .send_with_tag(&bytes[..], CONTROL);
+    }
+
+    /// Send `message` to every other node.
+    fn tell_every_other(&self, message: &Message) {
+        for rank in (0..self.me.hosts.len()).filter(|&r| r != self.me.rank) {
+            self.send(rank, message);
+        }
+    }
+
+    fn live_server(&self) -> Option<Arc<Shared>> {
+        self.server.as_ref().and_then(Weak::upgrade)
+    }
+
+    /// What the namespace asks: announcements go to every node, requests to a file's home.
+    fn send_notice(&mut self, notice: Notice) {
+        let path_message = match notice {
+            Notice::Created { path, mode } => Message::Created { path, mode },
+            Notice::State { path, state, len } => Message::State {
+                path,
+                state: state as u32,
+                len,
+            },
+            Notice::Removed { path } => Message::Removed { path },
+            Notice::Renamed { from, to } => Message::Renamed { from, to },
+            Notice::Apps { live, ended } => Message::Apps { live, ended },
+            Notice::Fetch {
+                home,
+                path,
+                id,
+                sink,
+            } => {
+                let from = sink.from;
+                self.sinks.insert(id, sink);
+                return self.send(home, &Message::Fetch { id, path, from });
+            }
+            Notice::Unlink { home, path } => return self.send(home, &Message::Unlink { path }),
+        };
+        self.tell_every_other(&path_message);
+    }
+
+    /// A pusher's chunk: the header, then the bytes as a non-blocking send on the data tag.
+    fn push(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Seal { to, id, state, len } => self.send(
+                to,
+                &Message::Seal {
+                    id,
+                    state: state as u32,
+                    len,
+                },
+            ),
+            Chunk::Data {
+                to,
+                id,
+                offset,
+                bytes,
+            } => {
+                let len = bytes.len() as u64;
+                self.send(to, &Message::Data { id, offset, len });
+                let buffer: &'static mut [u8] = Box::leak(bytes.into_boxed_slice());
+                let raw: *mut [u8] = buffer;
+                let request = self
+                    .world
+                    .process_at_rank(to as i32)
+                    .immediate_send_with_tag(StaticScope, &*buffer, DATA);
+                self.sending.push((request, raw));
+                self.node.moved.sent.fetch_add(len, Relaxed);
+            }
+        }
+    }
+
+    /// Free the buffers of the data sends that completed; true if any did.
+    fn complete_sends(&mut self) -> bool {
+        let before = self.sending.len();
+        let mut still = Vec::with_capacity(before);
+        for (request, raw) in self.sending.drain(..) {
+            match request.test() {
+                Ok(_) => {
+                    // SAFETY: `raw` came from `Box::leak` in `push`, and its send has completed,
+                    // so MPI no longer reads it and nothing else refers to it.
+                    let buffer = unsafe { Box::from_raw(raw) };
+                    self.node.credit.give(buffer.len() as u64);
+                }
+                Err(request) => still.push((request, raw)),
+            }
+        }
+        self.sending = still;
+        self.sending.len() != before
+    }
+
+    /// Before `MPI_Finalize`: every data send must have completed.
+    fn drain_sends(&mut self) {
+        for (request, raw) in self.sending.drain(..) {
+            request.wait();
+            // SAFETY: as in `complete_sends`: leaked by `push`, and its send is complete.
+            drop(unsafe { Box::from_raw(raw) });
+        }
+    }
+
+    /// The bytes of a `Data` header from `from`: its next message on the data tag. They go into
+    /// the replica of fetch `id` and are published to its local readers.
+    fn land(&mut self, from: usize, id: u64, offset: u64, len: u64) {
+        let (message, status) = self
+            .world
+            .process_at_rank(from as i32)
+            .matched_probe_with_tag(DATA);
+        let got = status.count(u8::equivalent_datatype()) as usize;
+        if got as u64 != len {
+            warning!("node {from} sent {got} bytes for fetch {id} where it announced {len}");
+        }
+        self.landing.resize(got, 0);
+        message.matched_receive_into(&mut self.landing[..]);
+        self.node.moved.received.fetch_add(got as u64, Relaxed);
+        let Some(sink) = self.sinks.get(&id) else {
+            return;
+        };
+        if let Err(e) = sink.file.write_all_at(&self.landing, offset) {
+            warning!("cannot keep bytes of fetch {id} from node {from}: {e}");
+            return;
+        }
+        if let Some(server) = self.live_server()
+            && let Some(slot) = server.table.slot(sink.slot)
+        {
+            slot.publish(offset + got as u64);
+        }
+    }
+
+    /// A message from `from` for the namespace.
+    fn deliver(&mut self, from: usize, message: Message) {
+        let server = match self.server.as_ref().map(Weak::upgrade) {
+            Some(Some(server)) => server,
+            Some(None) => return, // already gone: it stopped
+            None => return self.early.push((from, message)),
+        };
+        let caused = match message {
+            Message::Stop { why } => {
+                let why = format!("node {from} ({}) stopped: {why}", self.me.hosts[from]);
+                server.begin_shutdown(&why);
+                return;
+            }
+            Message::Created { path, mode } => server.ns().remote_created(from, &path, mode),
+            Message::State { path, state, len } => {
+                let state = SlotState::from_u32(state);
+                server.ns().remote_state(from, &path, state, len)
+            }
+            Message::Removed { path } => {
+                server.ns().remote_removed(from, &path);
+                return;
+            }
+            Message::Renamed { from: src, to } => server.ns().remote_renamed(from, &src, &to),
+            Message::Apps { live, ended } => server.ns().remote_apps(from, live, ended),
+            Message::Unlink { path } => {
+                server.ns().remote_unlink(from, &path);
+                return;
+            }
+            Message::Seal { id, state, len } => {
+                self.sinks.remove(&id);
+                server
+                    .ns()
+                    .fetch_sealed(id, SlotState::from_u32(state), len)
+            }
+            Message::Fetch {
+                id,
+                path,
+                from: offset,
+            } => {
+                self.serve_fetch(&server, from, id, &path, offset);
+                return;
+            }
+            Message::Done | Message::Working | Message::Data { .. } => return,
+        };
+        persist_in_background(&server, caused);
+    }
+
+    /// Node `to` wants the bytes of `path` from `offset` on: a pusher follows the file.
+    fn serve_fetch(
+        &self,
+        server: &Arc<Shared>,
+        to: usize,
+        id: u64,
+        path: &std::path::Path,
+        offset: u64,
+    ) {
+        let lent = server.ns().lend(path);
+        let (slot, file) = match lent {
+            Ok(lent) => lent,
+            Err(e) => {
+                debug!("node {to} fetched {}: {e}", path.display());
+                let (state, len) = (SlotState::Aborted as u32, 0);
+                return self.send(to, &Message::Seal { id, state, len });
+            }
+        };
+        let fetch = push::Fetch {
+            to,
+            id,
+            from: offset,
+            slot,
+            file,
+        };
+        let commands = self.node.commands.clone();
+        push::spawn(
+            Arc::downgrade(server),
+            server.table.clone(),
+            self.node.credit.clone(),
+            fetch,
+            move |chunk| commands.send(Command::Push(chunk)).is_ok(),
+        );
+    }
+}
+
+/// Commits another node's news caused here (an `on_file` dependency met, a directory complete)
+/// persist on a thread of their own: the MPI thread never copies files.
+fn persist_in_background(server: &Arc<Shared>, caused: Caused) {
+    if caused.is_empty() {
+        return;
+    }
+    let work = server.begin_work();
+    let server = server.clone();
+    let spawned = thread::Builder::new()
+        .name("persist".into())
+        .spawn(move || persist::all(&server, caused, work.as_ref()));
+    if let Err(e) = spawned {
+        warning!("cannot start a thread to persist: {e}");
     }
 }

@@ -23,12 +23,14 @@ impl Namespace {
                 let meta = node.data.metadata()?;
                 let root_dev = self.clients.get(cid).map_or(0, |c| c.root_dev);
                 let (dev, ino) = capio_proto::reported_identity(meta.dev(), meta.ino(), root_dev);
+                // A replica answers with what its home last told.
+                let size = node.remote.as_ref().map_or(0, |r| r.len).max(node.len());
                 Ok(NodeStat {
-                    size: node.len(),
+                    size,
                     nlink: 1,
                     ino,
                     dev,
-                    ..NodeStat::of_meta(NodeKind::File, &meta, node.is_committed())
+                    ..NodeStat::of_meta(NodeKind::File, &meta, node.committed_at_home())
                 })
             }
             Where::Dir => {

@@ -129,8 +129,30 @@ impl Clients {
     }
 
     /// An app that attached before and has no live client now (all exited or gone).
+    #[cfg(test)]
     pub(super) fn app_terminated(&self, app: &str) -> bool {
-        self.apps_seen.contains(app) && !self.clients.values().any(|c| c.app == app && !c.exited)
+        let (seen, live) = self.app_state(app);
+        seen && !live
+    }
+
+    /// Whether `app` ever attached here, and whether a client of it lives here now.
+    pub(super) fn app_state(&self, app: &str) -> (bool, bool) {
+        let live = self.clients.values().any(|c| c.app == app && !c.exited);
+        (self.apps_seen.contains(app), live)
+    }
+
+    /// The apps with live clients, and the apps seen whose clients have all terminated, sorted.
+    pub(super) fn apps(&self) -> (Vec<String>, Vec<String>) {
+        let live: BTreeSet<&String> = self
+            .clients
+            .values()
+            .filter(|c| !c.exited)
+            .map(|c| &c.app)
+            .collect();
+        let ended = self.apps_seen.iter().filter(|a| !live.contains(a));
+        let mut ended: Vec<String> = ended.cloned().collect();
+        ended.sort();
+        (live.into_iter().cloned().collect(), ended)
     }
 
     /// Some live client other than `cid` and its ancestors: one that may still create a file.

@@ -6,7 +6,7 @@
 //! close), `on_file` is enforced (the reference never implemented it), and `on_n_files` tests the
 //! directory's own rule (the reference tests the rule of the child just added).
 
-use super::{Caused, ClientId, Namespace};
+use super::{Caused, ClientId, Namespace, Notice};
 use crate::disk;
 use crate::log::{debug, info};
 use capio_cl::CommitRule;
@@ -96,7 +96,9 @@ impl Namespace {
 
     pub(super) fn file_rule_met(&self, slot: u32) -> bool {
         self.files.node(slot).is_some_and(|node| {
+            // A replica commits when its home says so, never by rules counted here.
             node.state() == SlotState::Open
+                && node.remote.is_none()
                 && file_due(&node.rule().commit, node.closes_by_producers, |deps| {
                     self.deps_committed(&node.root, deps)
                 })
@@ -112,6 +114,14 @@ impl Namespace {
         self.bump();
         caused.unsettled = true;
         debug!("committed {}", self.files.name_of(slot));
+        if let Some(path) = self.files.path_of(slot) {
+            let len = self.files.node(slot).map_or(0, |n| n.len());
+            self.tell(|| Notice::State {
+                path: path.clone(),
+                state: SlotState::Committed,
+                len,
+            });
+        }
         if done.permanent
             && let Some(path) = self.files.path_of(slot)
         {
@@ -185,7 +195,7 @@ impl Namespace {
     fn deps_committed(&self, root: &Path, deps: &[PathBuf]) -> bool {
         deps.iter().all(|dep| {
             if let Some(file) = self.files.get(dep) {
-                return file.is_committed();
+                return file.committed_at_home();
             }
             if let Some(made) = self.dirs.made(dep) {
                 return made.committed();
@@ -222,7 +232,7 @@ impl Namespace {
                 continue;
             };
             let declared = self.rules.declared_producers(&dir);
-            let declared_gone = declared.iter().all(|app| self.clients.app_terminated(app));
+            let declared_gone = declared.iter().all(|app| self.app_terminated(app));
             if !dir_due_at_termination(&rule, declared_gone) {
                 continue;
             }

@@ -174,6 +174,17 @@ impl DirTable {
         }
     }
 
+    /// List `path` in its parent, made on another node: no client here produces it. Returns
+    /// whether the parent is a directory whose rule may now commit it.
+    pub(super) fn add_name(&mut self, path: &Path) -> bool {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return false;
+        };
+        let dir = self.dirs.entry(parent.to_path_buf()).or_default();
+        dir.add(name);
+        dir.made.as_ref().is_some_and(|m| !m.committed)
+    }
+
     /// `path` is gone from its parent's listing.
     pub(super) fn remove_entry(&mut self, path: &Path) {
         if let (Some(parent), Some(name)) = (path.parent(), path.file_name())

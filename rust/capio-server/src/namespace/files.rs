@@ -47,6 +47,8 @@ pub(super) struct FileNode {
     pub(super) charged: u64,
     /// A `Reserve` was refused: logged once per file.
     pub(super) refused: bool,
+    /// Another node is its home: this is a replica of it (see `remote`).
+    pub(super) remote: Option<super::remote::Replica>,
 }
 
 impl FileNode {
@@ -75,6 +77,7 @@ impl FileNode {
             disk_id: None,
             charged: 0,
             refused: false,
+            remote: None,
         };
         node.shared().reset_len(len);
         node.set(SlotState::Open);
@@ -98,6 +101,14 @@ impl FileNode {
 
     pub(super) fn is_committed(&self) -> bool {
         self.state == SlotState::Committed
+    }
+
+    /// Committed where it is written: here, or at its home for a replica.
+    pub(super) fn committed_at_home(&self) -> bool {
+        match &self.remote {
+            Some(replica) => replica.state == SlotState::Committed,
+            None => self.is_committed(),
+        }
     }
 
     pub(super) fn generation(&self) -> u64 {
@@ -454,7 +465,9 @@ impl FileTable {
     pub(super) fn shut_down(&mut self) -> Vec<Lost> {
         let mut lost = Vec::new();
         for (path, node) in &mut self.files {
-            if node.is_committed() && node.persisted {
+            // A replica is its home's to persist; its readers here are released.
+            if node.is_committed() && node.persisted || node.remote.is_some() {
+                node.abort();
                 continue;
             }
             lost.push(Lost {

@@ -44,7 +44,7 @@ impl Namespace {
     /// run: its listing waits or streams until the rule commits it. Its entries are the ones on
     /// disk at adoption and those created through CAPIO during the run: `on_n_files` counts both,
     /// so one that already holds its count is committed at once.
-    fn adopt(&mut self, root: &Path, path: &Path, caused: &mut Caused) {
+    pub(super) fn adopt(&mut self, root: &Path, path: &Path, caused: &mut Caused) {
         if self.dirs.is_made(path) || !self.rules.has_dir_rule(path) {
             return;
         }

@@ -31,9 +31,11 @@ mod lookup;
 mod memory;
 mod names;
 mod open;
+mod remote;
 mod report;
 
 pub use clients::ClientId;
+pub use remote::{Notice, Outbox, RemoteFile, Sink};
 
 /// The outcome of an `Open`.
 #[derive(Debug)]
@@ -183,6 +185,8 @@ pub struct Namespace {
     /// client asks again at least every 250 ms, so a fresh `latest` means it still waits.
     waiting: HashMap<(ClientId, PathBuf), (Instant, Instant)>,
     started: Instant,
+    /// The other nodes of a multi-node workflow (`join_cluster`).
+    remote: Option<remote::Remote>,
 }
 
 impl Namespace {
@@ -197,6 +201,7 @@ impl Namespace {
             closing: false,
             waiting: HashMap::new(),
             started: Instant::now(),
+            remote: None,
         }
     }
 
@@ -222,7 +227,9 @@ impl Namespace {
         if self.closing {
             return Err(FsError::Closing);
         }
-        self.clients.attach(pid, app, root)
+        let cid = self.clients.attach(pid, app, root)?;
+        self.announce_apps();
+        Ok(cid)
     }
 
     /// Clean termination: the client stops producing; files and directories left without
@@ -237,6 +244,7 @@ impl Namespace {
             self.stop_producing(slot, &mut caused);
         }
         self.dirs_lose_producer(cid, &mut caused);
+        self.announce_apps();
         // Waiting openers re-check: a declared producer app may have just terminated.
         self.bump();
         self.settle(&mut caused);
@@ -269,6 +277,17 @@ impl Namespace {
             if !node.abort() {
                 continue;
             }
+            let len = node.len();
+            if let Some(path) = &path {
+                self.tell(|| Notice::State {
+                    path: path.clone(),
+                    state: SlotState::Aborted,
+                    len,
+                });
+            }
+            let Some(node) = self.files.node_mut(slot) else {
+                continue;
+            };
             // An unlinked file's readers are released too, but nobody expected it on disk.
             if let Some(path) = path {
                 aborted.push(Lost {
@@ -284,6 +303,7 @@ impl Namespace {
         }
         let mut caused = Caused::default();
         self.dirs_lose_producer(cid, &mut caused);
+        self.announce_apps();
         self.forget_waits_of(cid);
         // Always: waiting openers re-check whether a declared producer app is gone now.
         self.bump();
@@ -351,15 +371,25 @@ impl Namespace {
     /// Take the file at `path` (if any) out of the namespace. Its memfd lives on for the fds
     /// already open on it; the slot is reused only once the last of them is closed.
     fn forget_file(&mut self, path: &Path) {
+        let homed_here = self.files.get(path).is_some_and(|n| n.remote.is_none());
         let Some(slot) = self.files.unlink(path) else {
             return;
         };
+        if homed_here {
+            self.tell(|| Notice::Removed {
+                path: path.to_path_buf(),
+            });
+        }
         self.dirs.remove_entry(path);
         self.release_unlinked(slot);
     }
 
     /// Free an unlinked file's slot once no fd can refer to it any more.
     fn release_unlinked(&mut self, slot: u32) {
+        // A fetch still fills it, or another node's fetch still reads it.
+        if self.remote.as_ref().is_some_and(|r| r.is_pinned(slot)) {
+            return;
+        }
         if !self.clients.is_open(slot) && self.files.release(slot) {
             self.clients.forget_file(slot);
         }

@@ -2,7 +2,7 @@
 //! so that what a workflow leaves on disk matches a plain run.
 
 use super::dirs::rebase;
-use super::{Caused, ClientId, Done, Namespace, Where};
+use super::{Caused, ClientId, Done, Namespace, Notice, Where};
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use crate::paths::confine;
@@ -80,6 +80,29 @@ impl Namespace {
     pub fn unlink(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
         let path: &Path = &self.real_path(&root, path);
+        if let Some(home) = self.home_elsewhere(path) {
+            // Its home unlinks it (and its copy on disk) and tells every node.
+            self.tell(|| Notice::Unlink {
+                home,
+                path: path.to_path_buf(),
+            });
+            self.forget_file(path);
+            self.bump();
+            return Ok(());
+        }
+        self.unlink_at(&root, path)
+    }
+
+    /// The node a visible file of another node lives on.
+    fn home_elsewhere(&self, path: &Path) -> Option<usize> {
+        self.files
+            .visible(path)
+            .and_then(|n| n.remote.as_ref())
+            .map(|r| r.home)
+    }
+
+    /// [`Self::unlink`] of `path`, resolved inside `root`.
+    pub(super) fn unlink_at(&mut self, root: &Path, path: &Path) -> Result<(), FsError> {
         if self
             .files
             .get(path)
@@ -89,11 +112,11 @@ impl Namespace {
             self.forget_file(path);
             self.bump();
         }
-        let on_disk = match self.entry(&root, path)? {
+        let on_disk = match self.entry(root, path)? {
             Entry::Missing => return Err(FsError::NotFound),
             e if e.is_dir() => return Err(FsError::IsDir),
             Entry::Disk(e) => Some(e),
-            Entry::File | Entry::Dir => disk_file(&root, path)?,
+            Entry::File | Entry::Dir => disk_file(root, path)?,
         };
         if let Some(e) = on_disk {
             disk::remove_file(&e)?;
@@ -155,6 +178,12 @@ impl Namespace {
         let from = self.entry(&root, src)?;
         if matches!(from, Entry::Missing) {
             return Err(FsError::NotFound);
+        }
+        if let Some(home) = self
+            .home_elsewhere(src)
+            .or_else(|| self.home_elsewhere(dst))
+        {
+            return Err(FsError::MovedElsewhere { home });
         }
         self.check_parent(&root, dst)?;
         if src == dst {
@@ -275,6 +304,15 @@ impl Namespace {
         caused: &mut Caused,
     ) {
         let Some(node) = self.files.rekey(src, dst) else {
+            return;
+        };
+        if node.remote.is_none() {
+            self.tell(|| Notice::Renamed {
+                from: src.to_path_buf(),
+                to: dst.to_path_buf(),
+            });
+        }
+        let Some(node) = self.files.get_mut(dst) else {
             return;
         };
         node.persisted &= on_disk;

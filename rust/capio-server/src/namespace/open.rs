@@ -1,7 +1,7 @@
 //! `Open` and `Close`: what an open finds (a CAPIO file, a disk file, a path to wait for), how a
 //! file is created, imported from disk, reopened or restarted, and what opens and closes count.
 
-use super::{Caused, ClientId, Done, Namespace, Opened, Where, new_data};
+use super::{Caused, ClientId, Done, Namespace, Notice, Opened, Where, new_data};
 use crate::backing;
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
@@ -148,10 +148,10 @@ impl Namespace {
         let declared = self.rules.declared_producers(path);
         let me = self.clients.app_of(cid);
         if declared.is_empty() {
-            return self.clients.another_may_create(cid);
+            return self.clients.another_may_create(cid) || self.remote_may_create();
         }
         !declared.iter().any(|app| app == me)
-            && !declared.iter().all(|app| self.clients.app_terminated(app))
+            && !declared.iter().all(|app| self.app_terminated(app))
     }
 
     /// A committed input opened for writing becomes a CAPIO file, seeded with its disk content.
@@ -212,6 +212,10 @@ impl Namespace {
             len,
         };
         let slot = self.files.create(path, new)?;
+        self.tell(|| Notice::Created {
+            path: path.to_path_buf(),
+            mode,
+        });
         self.clients.add_producer(cid, slot);
         self.add_child(cid, path, caused);
         self.bump();
@@ -229,7 +233,13 @@ impl Namespace {
         if create && flags & O_EXCL != 0 {
             return Err(FsError::Exists);
         }
+        if let Some(replica) = &node.remote
+            && writable
+        {
+            return Err(FsError::WrittenElsewhere { home: replica.home });
+        }
         let slot = node.slot();
+        let was = node.state();
         if node.state() == SlotState::Aborted {
             if !(writable && create) {
                 return Err(FsError::Aborted);
@@ -245,6 +255,14 @@ impl Namespace {
             if flags & O_TRUNC != 0 {
                 node.truncate(budget)?;
             }
+        }
+        if writable && was != SlotState::Open {
+            let len = node.len();
+            self.tell(|| Notice::State {
+                path: path.to_path_buf(),
+                state: SlotState::Open,
+                len,
+            });
         }
         self.opened(cid, path)
     }
@@ -262,6 +280,8 @@ impl Namespace {
             || self.clients.made_by_ancestor(cid, producers)
             || self.rules.is_producer(&client.app, path);
         self.clients.opened(cid, slot);
+        // Another node's file: its bytes start coming here now.
+        self.fetch_if_needed(slot);
         Ok(Opened::Memory {
             slot,
             producer,

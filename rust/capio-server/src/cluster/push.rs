@@ -1,0 +1,152 @@
+//! The home side of a fetch: a thread that follows one file as its producers write it and hands
+//! its new bytes to the MPI thread, then the seal. It waits on the file's slot like any local
+//! reader (the futex its writers wake), so bytes leave as soon as they are published, and a file
+//! still being written streams to the other node.
+
+use crate::log::warning;
+use crate::shared::Shared;
+use capio_proto::{SlotState, StateTable};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread;
+use std::time::Duration;
+
+/// Bytes per data message: what the MPI transport's own benchmark moves per message too.
+pub const CHUNK: u64 = 1 << 20;
+/// Bytes handed to the MPI thread and not yet sent, over every fetch: past it, pushers wait, so
+/// a slow network never makes a copy of a whole file in memory.
+const IN_FLIGHT: u64 = 64 << 20;
+/// How often a pusher with nothing to send looks whether the server is stopping.
+const IDLE_LOOK: Duration = Duration::from_millis(200);
+
+/// What a pusher hands the MPI thread, in order.
+pub enum Chunk {
+    Data {
+        to: usize,
+        id: u64,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Seal {
+        to: usize,
+        id: u64,
+        state: SlotState,
+        len: u64,
+    },
+}
+
+/// Bytes on their way out, bounded by `IN_FLIGHT`.
+#[derive(Default)]
+pub struct Credit {
+    in_flight: Mutex<u64>,
+    room: Condvar,
+}
+
+impl Credit {
+    fn take(&self, n: u64) {
+        let mut used = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + n > IN_FLIGHT {
+            used = self.room.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+    }
+
+    /// `n` bytes have left.
+    pub fn give(&self, n: u64) {
+        let mut used = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        *used = used.saturating_sub(n);
+        self.room.notify_all();
+    }
+}
+
+/// One fetch being served: file `slot` (pinned by `Namespace::lend`) read through `file`.
+pub struct Fetch {
+    pub to: usize,
+    pub id: u64,
+    pub from: u64,
+    pub slot: u32,
+    pub file: File,
+}
+
+/// Serve `fetch` on its own thread; `send` hands chunks to the MPI thread (false once it is
+/// gone).
+pub fn spawn(
+    server: Weak<Shared>,
+    table: Arc<StateTable>,
+    credit: Arc<Credit>,
+    fetch: Fetch,
+    send: impl Fn(Chunk) -> bool + Send + 'static,
+) {
+    let slot = fetch.slot;
+    let id = fetch.id;
+    let spawned = thread::Builder::new()
+        .name(format!("push-{id}"))
+        .spawn(move || {
+            follow(&server, &table, &credit, &fetch, &send);
+            if let Some(server) = server.upgrade() {
+                server.ns().give_back(slot);
+            }
+        });
+    if let Err(e) = spawned {
+        warning!("cannot start a thread to serve fetch {id}: {e}");
+    }
+}
+
+fn follow(
+    server: &Weak<Shared>,
+    table: &StateTable,
+    credit: &Credit,
+    fetch: &Fetch,
+    send: &impl Fn(Chunk) -> bool,
+) {
+    let Some(slot) = table.slot(fetch.slot) else {
+        return;
+    };
+    let seal = |state, len| {
+        send(Chunk::Seal {
+            to: fetch.to,
+            id: fetch.id,
+            state,
+            len,
+        });
+    };
+    let mut sent = fetch.from;
+    loop {
+        let seen = slot.seq.load(SeqCst);
+        // The state before the length: a commit seen here means the length read next is final.
+        let state = slot.state();
+        let len = slot.len.load(SeqCst);
+        while sent < len {
+            let n = (len - sent).min(CHUNK);
+            let mut bytes = vec![0; n as usize];
+            if let Err(e) = fetch.file.read_exact_at(&mut bytes, sent) {
+                warning!("cannot read bytes for node {}: {e}", fetch.to);
+                seal(SlotState::Aborted, sent);
+                return;
+            }
+            credit.take(n);
+            let chunk = Chunk::Data {
+                to: fetch.to,
+                id: fetch.id,
+                offset: sent,
+                bytes,
+            };
+            if !send(chunk) {
+                credit.give(n);
+                return;
+            }
+            sent += n;
+        }
+        match state {
+            SlotState::Committed => return seal(SlotState::Committed, len),
+            SlotState::Aborted | SlotState::Free => return seal(SlotState::Aborted, sent),
+            SlotState::Open => {}
+        }
+        if server.upgrade().is_none_or(|s| s.stopping()) {
+            return seal(SlotState::Aborted, sent);
+        }
+        slot.wait(seen, Some(IDLE_LOOK));
+    }
+}

@@ -1,0 +1,524 @@
+//! One namespace over many nodes (`cluster`): what this node tells the others about the files it
+//! is home to, what it learns of theirs, and the local replicas that serve another node's file to
+//! this node's readers.
+//!
+//! Every node keeps an index of every file in the workflow: a file created here is announced to
+//! every other node once (`Notice::Created`), and so are its state changes, removal and renames.
+//! Finding a file's home therefore costs no message at all; `stat`, `exists` and listings are
+//! answered here, and a reader waiting for a file another node creates is woken by its
+//! announcement. A file known from another node is a *replica* in the local file table: a slot and
+//! a memfd like any file, empty until a local reader opens it, then filled by one fetch from its
+//! home, which streams the bytes as they are written and seals the replica at the commit. Local
+//! readers wait on the replica's slot exactly as on a local file's.
+//!
+//! A file is written on its home node only: a write open of a replica is `EROFS` (and a rename of
+//! one is `EXDEV`), so one file never has two writers on two nodes.
+
+use super::files::NewFile;
+use super::{Caused, Namespace};
+use crate::backing::{self, Backing};
+use crate::error::FsError;
+use crate::log::{info, warning};
+use capio_proto::SlotState;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// What this node's namespace tells the others, handed to the cluster's outbox in the order it
+/// happened (the cluster keeps that order per destination).
+#[derive(Debug)]
+pub enum Notice {
+    /// A file was created here, with permission bits `mode`.
+    Created { path: PathBuf, mode: u32 },
+    /// A file homed here changed state; `len` is its size then.
+    State {
+        path: PathBuf,
+        state: SlotState,
+        len: u64,
+    },
+    /// A file homed here was unlinked (or replaced).
+    Removed { path: PathBuf },
+    /// A file homed here was renamed.
+    Renamed { from: PathBuf, to: PathBuf },
+    /// The apps with live clients here, and those that attached here and have all terminated.
+    Apps {
+        live: Vec<String>,
+        ended: Vec<String>,
+    },
+    /// Fetch `path` from its home into `sink` (fetch number `id`), from `sink.from` on.
+    Fetch {
+        home: usize,
+        path: PathBuf,
+        id: u64,
+        sink: Sink,
+    },
+    /// A client here unlinked a file homed at `home`.
+    Unlink { home: usize, path: PathBuf },
+}
+
+/// Where a fetch writes: the replica's data object and slot. The slot stays pinned until the
+/// fetch is sealed, so it is never reused for another file while bytes still arrive.
+#[derive(Debug)]
+pub struct Sink {
+    pub file: File,
+    pub slot: u32,
+    pub from: u64,
+}
+
+/// The cluster's end of the namespace: takes notices without blocking.
+pub trait Outbox: Send {
+    fn send(&self, notice: Notice);
+}
+
+/// A replica's view of its file at home.
+#[derive(Debug, Clone)]
+pub(super) struct Replica {
+    pub(super) home: usize,
+    /// The home's state of the file (the local slot's state follows the local data).
+    pub(super) state: SlotState,
+    /// The home's size of the file, as last told.
+    pub(super) len: u64,
+    /// The fetch filling it now, if any.
+    pub(super) fetch: Option<u64>,
+}
+
+/// The apps of another node, as it last told them.
+#[derive(Default)]
+struct NodeApps {
+    live: BTreeSet<String>,
+    ended: BTreeSet<String>,
+}
+
+/// This namespace's place among the nodes.
+pub(super) struct Remote {
+    outbox: Box<dyn Outbox>,
+    /// The CAPIO directory: the root replicas are created under (they never persist).
+    root: PathBuf,
+    apps: HashMap<usize, NodeApps>,
+    /// What this node last announced of its apps.
+    announced: (Vec<String>, Vec<String>),
+    /// Fetches in flight, by number: the replica slot each fills.
+    fetches: HashMap<u64, u32>,
+    next_fetch: u64,
+    /// Slots that must not be reused yet: a fetch fills them, or one lends them to another node.
+    pinned: HashMap<u32, u32>,
+}
+
+impl Remote {
+    pub(super) fn is_pinned(&self, slot: u32) -> bool {
+        self.pinned.contains_key(&slot)
+    }
+
+    fn pin(&mut self, slot: u32) {
+        *self.pinned.entry(slot).or_default() += 1;
+    }
+
+    /// True when the last pin went.
+    fn unpin(&mut self, slot: u32) -> bool {
+        match self.pinned.get_mut(&slot) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.pinned.remove(&slot);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Remote files and data, for `pycapio server status`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub path: PathBuf,
+    pub home: usize,
+    /// Bytes held here.
+    pub cached: u64,
+    /// The home's size, as last told.
+    pub len: u64,
+    pub committed: bool,
+}
+
+impl Namespace {
+    /// Take part in a workflow spread over many nodes, telling the others through `outbox`.
+    /// `root` is the CAPIO directory.
+    pub fn join_cluster(&mut self, root: PathBuf, outbox: Box<dyn Outbox>) {
+        self.remote = Some(Remote {
+            outbox,
+            root,
+            apps: HashMap::new(),
+            announced: (Vec::new(), Vec::new()),
+            fetches: HashMap::new(),
+            next_fetch: 1,
+            pinned: HashMap::new(),
+        });
+    }
+
+    pub(super) fn tell(&self, notice: impl FnOnce() -> Notice) {
+        if let Some(remote) = &self.remote {
+            remote.outbox.send(notice());
+        }
+    }
+
+    /// Tell the others which apps live and which ended here, when that changed.
+    pub(super) fn announce_apps(&mut self) {
+        let Some(remote) = &mut self.remote else {
+            return;
+        };
+        let now = self.clients.apps();
+        if now != remote.announced {
+            remote.announced = now.clone();
+            remote.outbox.send(Notice::Apps {
+                live: now.0,
+                ended: now.1,
+            });
+        }
+    }
+
+    /// Some client on another node may still create files.
+    pub(super) fn remote_may_create(&self) -> bool {
+        self.remote
+            .as_ref()
+            .is_some_and(|r| r.apps.values().any(|a| !a.live.is_empty()))
+    }
+
+    /// `app` attached somewhere and no client of it lives on any node.
+    pub(super) fn app_terminated(&self, app: &str) -> bool {
+        let (seen_here, live_here) = self.clients.app_state(app);
+        let nodes = self.remote.iter().flat_map(|r| r.apps.values());
+        let mut seen = seen_here;
+        for node in nodes {
+            if node.live.contains(app) {
+                return false;
+            }
+            seen |= node.ended.contains(app);
+        }
+        seen && !live_here
+    }
+
+    /// Node `from` says which of its apps live and which ended: waiting openers look again, and
+    /// directories waiting for declared producers may commit.
+    pub fn remote_apps(&mut self, from: usize, live: Vec<String>, ended: Vec<String>) -> Caused {
+        let Some(remote) = &mut self.remote else {
+            return Caused::default();
+        };
+        remote.apps.insert(
+            from,
+            NodeApps {
+                live: live.into_iter().collect(),
+                ended: ended.into_iter().collect(),
+            },
+        );
+        let mut caused = Caused::default();
+        self.commit_orphaned_dirs(&mut caused);
+        self.bump();
+        self.settle(&mut caused);
+        caused
+    }
+
+    /// Node `from` created `path`: a replica of it appears here, empty until read, listed in its
+    /// parent. A file of the same path made here meanwhile keeps it (logged).
+    pub fn remote_created(&mut self, from: usize, path: &Path, mode: u32) -> Caused {
+        let mut caused = Caused::default();
+        let Some(root) = self.remote.as_ref().map(|r| r.root.clone()) else {
+            return caused;
+        };
+        if let Some(node) = self.files.get(path) {
+            match &node.remote {
+                Some(_) => {
+                    // A newer file from another node replaces the old replica.
+                    self.forget_file(path);
+                }
+                None => {
+                    warning!(
+                        "node {from} created {}, which this node created too: each node keeps \
+                         its own (create a path on one node only)",
+                        path.display()
+                    );
+                    return caused;
+                }
+            }
+        }
+        match self.new_replica(&root, path, from, mode) {
+            Ok(()) => {}
+            Err(e) => {
+                warning!(
+                    "cannot make a replica of {} (created on node {from}): {e}",
+                    path.display()
+                );
+                return caused;
+            }
+        }
+        if let Some(parent) = path.parent() {
+            if !self.dirs.contains(parent) {
+                self.adopt(&root, parent, &mut caused);
+            }
+            if self.dirs.add_name(path) {
+                caused.unsettled = true;
+            }
+        }
+        self.bump();
+        self.settle(&mut caused);
+        caused
+    }
+
+    fn new_replica(
+        &mut self,
+        root: &Path,
+        path: &Path,
+        home: usize,
+        mode: u32,
+    ) -> Result<(), FsError> {
+        let mut rule = self.rules.rule_for(path);
+        // Held here only while read: it never persists from this node, and never to disk.
+        rule.permanent = false;
+        rule.storage = capio_cl::Storage::Memory;
+        let (data, backing) = backing::create(root, path, rule.storage)?;
+        if let Err(e) = data.set_permissions(fs::Permissions::from_mode(mode & 0o7777)) {
+            backing::discard(&data, backing);
+            return Err(e.into());
+        }
+        let slot = self.files.create(
+            path,
+            NewFile {
+                data,
+                backing: Backing::Anonymous,
+                root: root.to_path_buf(),
+                rule,
+                len: 0,
+            },
+        )?;
+        if let Some(node) = self.files.node_mut(slot) {
+            node.remote = Some(Replica {
+                home,
+                state: SlotState::Open,
+                len: 0,
+                fetch: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// The replica of `path` that node `from` is home to.
+    fn replica_slot(&self, from: usize, path: &Path) -> Option<u32> {
+        self.files
+            .get(path)
+            .filter(|n| n.remote.as_ref().is_some_and(|r| r.home == from))
+            .map(|n| n.slot())
+    }
+
+    /// Node `from` says the file at `path` is now in `state`, `len` bytes long. An abort reaches
+    /// local readers at once; a commit reaches them when the replica holds every byte (its fetch
+    /// seals it), or at once when it is empty.
+    pub fn remote_state(&mut self, from: usize, path: &Path, state: SlotState, len: u64) -> Caused {
+        let mut caused = Caused::default();
+        let Some(slot) = self.replica_slot(from, path) else {
+            return caused;
+        };
+        let Some((node, budget)) = self.files.node_and_budget(slot) else {
+            return caused;
+        };
+        let fetching = {
+            let Some(replica) = node.remote.as_mut() else {
+                return caused;
+            };
+            replica.state = state;
+            replica.len = len;
+            replica.fetch.is_some()
+        };
+        match state {
+            SlotState::Aborted => {
+                node.abort();
+            }
+            SlotState::Committed if !fetching && node.len() == len => {
+                let _ = self.files.commit(slot);
+            }
+            SlotState::Open if node.is_committed() => {
+                // Written again at home: what is here is stale.
+                if let Err(e) = node.truncate(budget) {
+                    warning!("cannot empty the replica of {}: {e}", path.display());
+                }
+                node.reopen();
+            }
+            _ => {}
+        }
+        self.bump();
+        caused.unsettled = true;
+        self.settle(&mut caused);
+        caused
+    }
+
+    /// Node `from` removed `path`.
+    pub fn remote_removed(&mut self, from: usize, path: &Path) {
+        if self.replica_slot(from, path).is_some() {
+            self.forget_file(path);
+            self.bump();
+        }
+    }
+
+    /// Node `from` renamed `src` to `dst`.
+    pub fn remote_renamed(&mut self, from: usize, src: &Path, dst: &Path) -> Caused {
+        let mut caused = Caused::default();
+        if self.replica_slot(from, src).is_none() {
+            return caused;
+        }
+        if self.files.get(dst).is_some_and(|n| n.remote.is_some()) {
+            self.forget_file(dst);
+        }
+        if self.files.contains(dst) {
+            warning!(
+                "node {from} renamed {} over {}, which this node created too: each node keeps its own",
+                src.display(),
+                dst.display()
+            );
+            self.forget_file(src);
+        } else {
+            self.dirs.remove_entry(src);
+            let rule = self.rules.rule_for(dst);
+            if self.files.rekey(src, dst).is_some() {
+                let mut rule = rule;
+                rule.permanent = false;
+                rule.storage = capio_cl::Storage::Memory;
+                self.files.set_rule(dst, rule);
+            }
+            if self.dirs.add_name(dst) {
+                caused.unsettled = true;
+            }
+        }
+        self.bump();
+        self.settle(&mut caused);
+        caused
+    }
+
+    /// A client on node `from` unlinked `path`, homed here: as if a client here did.
+    pub fn remote_unlink(&mut self, from: usize, path: &Path) {
+        let Some(root) = self.remote.as_ref().map(|r| r.root.clone()) else {
+            return;
+        };
+        if self.files.get(path).is_none_or(|n| n.remote.is_some()) {
+            return;
+        }
+        if let Err(e) = self.unlink_at(&root, path) {
+            info!("node {from} unlinked {}: {e}", path.display());
+        }
+    }
+
+    /// Start filling a replica from its home, unless it is full or filling already.
+    pub(super) fn fetch_if_needed(&mut self, slot: u32) {
+        let Some(remote) = self.remote.as_mut() else {
+            return;
+        };
+        let Some(path) = self.files.path_of(slot).cloned() else {
+            return;
+        };
+        let Some(node) = self.files.node_mut(slot) else {
+            return;
+        };
+        if node.state() != SlotState::Open {
+            return;
+        }
+        let from = node.len();
+        let Ok(file) = node.data.try_clone() else {
+            return;
+        };
+        let Some(replica) = node.remote.as_mut().filter(|r| r.fetch.is_none()) else {
+            return;
+        };
+        let id = remote.next_fetch;
+        remote.next_fetch += 1;
+        replica.fetch = Some(id);
+        let home = replica.home;
+        remote.fetches.insert(id, slot);
+        remote.pin(slot);
+        remote.outbox.send(Notice::Fetch {
+            home,
+            path,
+            id,
+            sink: Sink { file, slot, from },
+        });
+    }
+
+    /// Fetch `id` ended: its home's file is `state` (committed: every byte, `len` of them, is
+    /// here now; anything else: it will never be complete here).
+    pub fn fetch_sealed(&mut self, id: u64, state: SlotState, len: u64) -> Caused {
+        let mut caused = Caused::default();
+        let Some(remote) = self.remote.as_mut() else {
+            return caused;
+        };
+        let Some(slot) = remote.fetches.remove(&id) else {
+            return caused;
+        };
+        let last_pin = remote.unpin(slot);
+        if let Some(node) = self.files.node_mut(slot) {
+            if let Some(replica) = node.remote.as_mut() {
+                replica.fetch = None;
+                if state == SlotState::Committed {
+                    replica.state = state;
+                    replica.len = len;
+                }
+            }
+            match state {
+                SlotState::Committed if node.len() >= len => {
+                    let _ = self.files.commit(slot);
+                }
+                // Written again since: the next open fetches again.
+                SlotState::Open => {}
+                _ => {
+                    node.abort();
+                }
+            }
+        }
+        if last_pin {
+            self.release_unlinked(slot);
+        }
+        self.bump();
+        caused.unsettled = true;
+        self.settle(&mut caused);
+        caused
+    }
+
+    /// Lend the file at `path` to another node's fetch: its slot (pinned until `give_back`) and a
+    /// handle on its data. Only files homed here are lent.
+    pub fn lend(&mut self, path: &Path) -> Result<(u32, File), FsError> {
+        let node = self
+            .files
+            .get(path)
+            .filter(|n| n.remote.is_none())
+            .ok_or(FsError::NotFound)?;
+        let (slot, file) = (node.slot(), node.data.try_clone()?);
+        if let Some(remote) = &mut self.remote {
+            remote.pin(slot);
+        }
+        Ok((slot, file))
+    }
+
+    /// A fetch served from `slot` ended.
+    pub fn give_back(&mut self, slot: u32) {
+        if self.remote.as_mut().is_some_and(|r| r.unpin(slot)) {
+            self.release_unlinked(slot);
+        }
+    }
+
+    /// Files of other nodes known here, for status.
+    pub fn remote_files(&self) -> Vec<RemoteFile> {
+        let mut out: Vec<RemoteFile> = self
+            .files
+            .iter()
+            .filter_map(|(path, node)| {
+                let r = node.remote.as_ref()?;
+                Some(RemoteFile {
+                    path: path.clone(),
+                    home: r.home,
+                    cached: node.len(),
+                    len: r.len.max(node.len()),
+                    committed: r.state == SlotState::Committed,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+}
