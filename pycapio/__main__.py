@@ -176,6 +176,10 @@ def _describe(st: dict[str, Any]) -> list[str]:
             f"  node {cluster['rank']} of {len(nodes)} (MPI job): "
             + ", ".join(f"{rank}: {host}" for rank, host in enumerate(nodes))
         )
+        lines.append(
+            f"  moved between nodes: {_size(cluster.get('bytes_sent', 0))} sent, "
+            f"{_size(cluster.get('bytes_received', 0))} received"
+        )
     clients = st["clients"]
     lines.append(f"  clients ({st['live_clients']} attached):")
     for c in clients:
@@ -194,6 +198,12 @@ def _describe(st: dict[str, Any]) -> list[str]:
             extra.append("readers " + ", ".join(_who(r) for r in f["readers"]))
         if f["state"] == "open" and f["readers"]:
             extra.append(f"{len(f['readers'])} reader(s) may be waiting for data or the commit")
+        home = f.get("home")
+        if home:
+            extra.append(
+                f"from node {home['node']} ({home['state']} there, {_size(home['size'])}); "
+                f"{_size(f['size'])} cached here"
+            )
         if f["sleeping"]:
             extra.append(f"{f['sleeping']} thread(s) blocked on it now")
         if f["state"] == "committed" and f["permanent"]:

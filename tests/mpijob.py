@@ -56,9 +56,11 @@ def build_mpi_server() -> Path:
 
 def on_node(wf: Workflow, rank: int) -> Workflow:
     """``wf`` as seen from node ``rank``: the same CAPIO directory and name, that node's runtime
-    directory."""
+    directory. Its step scripts are numbered apart from every other node's (they share the test's
+    directory), so that one node's step never overwrites another's script."""
     runtime = wf.runtime_dir / f"node{rank}"
-    return dataclasses.replace(wf, runtime_dir=runtime, env={**wf.env, RUNTIME_ENV: str(runtime)}, steps=[])
+    env = {**wf.env, RUNTIME_ENV: str(runtime)}
+    return dataclasses.replace(wf, runtime_dir=runtime, env=env, steps=[], _count=(rank + 1) * 10_000)
 
 
 def server_cli(wf: Workflow, *args: str) -> subprocess.CompletedProcess[str]:

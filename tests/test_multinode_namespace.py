@@ -8,15 +8,19 @@ was written with what was read.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
+import subprocess
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Workflow, wait_until
+from mpijob import server_cli, server_pid, status
+
+from conftest import Step, Workflow, wait_until
 
 PRELUDE = """\
 import hashlib, json, os, random, sys, time
@@ -84,27 +88,26 @@ def cl_file(wf: Workflow, graph: list[dict[str, Any]], **extra: Any) -> Path:
     return path
 
 
-def start(node: Workflow, body: str, app: str, *args: str, config: Path | None = None):  # type: ignore[no-untyped-def]
-    script = node.script(textwrap.dedent(body))
-    cmd = node.command(script, app, args)
-    if config is not None:
-        cmd[3:3] = ["--capio-cl", str(config)]
+_steps = itertools.count(1)
+
+
+def start(node: Workflow, body: str, app: str, *args: str) -> Step:
+    """Start a step on ``node``. Scripts and logs are named by a count over every node (the nodes
+    of a job share the test's directory)."""
+    n = next(_steps)
+    script = node.script(textwrap.dedent(body), name=f"node-step{n}.py")
     logs = node.root / "logs"
     logs.mkdir(exist_ok=True)
-    import subprocess
-
-    from conftest import Step
-
-    n = len(list(logs.iterdir()))
-    out, err = logs / f"{n}-{app}.out", logs / f"{n}-{app}.err"
+    out, err = logs / f"node-step{n}-{app}.out", logs / f"node-step{n}-{app}.err"
     with open(out, "wb") as o, open(err, "wb") as e:
+        cmd = node.command(script, app, args)
         proc = subprocess.Popen(cmd, stdout=o, stderr=e, env=node.env, cwd=node.root)
     step = Step(proc, out, err)
     node.steps.append(step)
     return step
 
 
-def result(step) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def result(step: Step) -> dict[str, Any]:
     done = step.wait(300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -166,7 +169,7 @@ def test_stat_exists_and_listdir_on_every_node_see_files_made_on_every_node(job)
         assert seen["exists"] == [True] * 3
         assert seen["sizes"] == [15] * 3
         assert seen["listing"] == sorted(p.name for p in made.values())
-        assert seen["text"] == [f"node {r * 10}" if False else "node " + str(r) * 10 for r in range(3)]
+        assert seen["text"] == ["node " + str(r) * 10 for r in range(3)]
         assert not seen["missing"]
 
 
@@ -197,3 +200,290 @@ def test_a_producer_killed_on_one_node_fails_the_reader_on_another(job) -> None:
     done = reader.wait(30)
     assert done.returncode != 0
     assert "OSError: [Errno 5]" in done.stderr or "PyCAPIOException" in done.stderr, done.stderr
+
+
+# -- commit rules counted across nodes ------------------------------------------------------------
+
+READ_ALL = (
+    PRELUDE
+    + """
+path, done = sys.argv[1], sys.argv[2]
+with open(path, "rb") as f:
+    data = f.read()
+touch(done)
+print(json.dumps({"text": data.decode(), "sha256": hashlib.sha256(data).hexdigest()}))
+"""
+)
+
+
+def test_on_close_n_counts_the_closes_of_a_producer_on_another_node(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    """``on_close:3``: the reader on node 1 gets the file at the producer's third close, while
+    the producer (on node 0) still runs."""
+    wf = workflow
+    rule = {"name": ["parts.txt"], "committed": "on_close:3", "mode": "update"}
+    config = cl_file(
+        wf,
+        [
+            {"name": "producer", "input_stream": [], "output_stream": ["parts.txt"], "streaming": [rule]},
+            {"name": "consumer", "input_stream": ["parts.txt"], "output_stream": []},
+        ],
+    )
+    j = job(2, config)
+    j.wait_ready()
+    data, read = wf.capio_dir / "parts.txt", wf.marker("read")
+    consumer = start(j.nodes[1], READ_ALL, "consumer", str(data), str(read))
+    producer = start(
+        j.nodes[0],
+        PRELUDE
+        + textwrap.dedent(
+            """
+            path, read = sys.argv[1], sys.argv[2]
+            for i in range(3):
+                with open(path, "a") as f:
+                    f.write(f"part {i};")
+                early = os.path.exists(read)
+                time.sleep(0.3)
+            print(json.dumps({"read_before_third_close": early, "read_while_running": wait_for(read, 60)}))
+            """
+        ),
+        "producer",
+        str(data),
+        str(read),
+    )
+    consumed, produced = result(consumer), result(producer)
+    assert consumed["text"] == "part 0;part 1;part 2;"
+    assert produced == {"read_before_third_close": False, "read_while_running": True}
+
+
+def test_on_file_follows_a_dependency_committed_on_another_node(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    """``result.txt`` (written on node 1) commits when ``input.txt`` (written on node 0)
+    commits, not when its own producer exits; a reader on node 0 gets it."""
+    wf = workflow
+    rules = [
+        {"name": ["input.txt"], "committed": "on_close"},
+        {"name": ["result.txt"], "committed": "on_file", "file_deps": ["input.txt"]},
+    ]
+    config = cl_file(
+        wf,
+        [
+            {"name": "first", "input_stream": [], "output_stream": ["input.txt"], "streaming": rules[:1]},
+            {"name": "second", "input_stream": [], "output_stream": ["result.txt"], "streaming": rules[1:]},
+            {"name": "reader", "input_stream": ["result.txt"], "output_stream": []},
+        ],
+    )
+    j = job(2, config)
+    j.wait_ready()
+    result_path, read, go = wf.capio_dir / "result.txt", wf.marker("read"), wf.marker("go")
+    second = start(
+        j.nodes[1],
+        PRELUDE
+        + textwrap.dedent(
+            """
+            path, read, go = sys.argv[1:4]
+            with open(path, "w") as f:
+                f.write("result")
+            touch(go)
+            print(json.dumps({"read_while_running": wait_for(read, 60)}))
+            """
+        ),
+        "second",
+        str(result_path),
+        str(read),
+        str(go),
+    )
+    reader = start(j.nodes[0], READ_ALL, "reader", str(result_path), str(read))
+    assert wait_until(go.exists, 60), second.stderr()
+    time.sleep(0.5)
+    assert reader.running(), "result.txt waits for input.txt"
+    write_input = "import sys\nwith open(sys.argv[1], 'w') as f:\n    f.write('in')\n"
+    first = j.nodes[0].run_step(write_input, "first", str(wf.capio_dir / "input.txt"))
+    assert first.returncode == 0, first.stderr
+    assert result(reader)["text"] == "result"
+    assert result(second) == {"read_while_running": True}
+
+
+DIR_PRODUCER = (
+    PRELUDE
+    + """
+d, names, listed = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+os.makedirs(d, exist_ok=True)
+for name in names:
+    with open(os.path.join(d, name), "w") as f:
+        f.write("data " + name)
+    time.sleep(0.2)
+print(json.dumps({"listed_while_running": wait_for(listed, 60)}))
+"""
+)
+
+DIR_CONSUMER = (
+    PRELUDE
+    + """
+d, listed = sys.argv[1], sys.argv[2]
+assert wait_for(d, 60), "the directory never appeared"
+entries = []
+for entry in os.scandir(d):
+    with open(entry.path) as f:
+        entries.append([entry.name, f.read()])
+touch(listed)
+print(json.dumps({"entries": sorted(entries)}))
+"""
+)
+
+
+def test_a_directory_streams_entries_made_by_producers_on_two_nodes(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    """``on_n_files: 4``, ``no_update``: a consumer on node 1 scans the directory while producers
+    on nodes 0 and 1 each add two files; the scan ends at the fourth, while both still run."""
+    wf = workflow
+    rules = [
+        {"dirname": ["outdir"], "committed": "on_n_files", "n_files": 4, "mode": "no_update"},
+        {"name": ["outdir/*"], "committed": "on_close"},
+    ]
+    config = cl_file(
+        wf,
+        [
+            {"name": "producer", "input_stream": [], "output_stream": ["outdir", "outdir/*"]}
+            | {"streaming": rules},
+            {"name": "consumer", "input_stream": ["outdir"], "output_stream": []},
+        ],
+    )
+    j = job(2, config)
+    j.wait_ready()
+    d, listed = wf.capio_dir / "outdir", wf.marker("listed")
+    consumer = start(j.nodes[1], DIR_CONSUMER, "consumer", str(d), str(listed))
+    producers = [
+        start(j.nodes[rank], DIR_PRODUCER, "producer", str(d), f"n{rank}a.txt,n{rank}b.txt", str(listed))
+        for rank in (0, 1)
+    ]
+    consumed = result(consumer)
+    names = sorted(f"n{r}{x}.txt" for r in (0, 1) for x in "ab")
+    assert consumed["entries"] == [[n, f"data {n}"] for n in names]
+    assert [result(p) for p in producers] == [{"listed_while_running": True}] * 2
+
+
+def test_a_file_commits_when_its_producer_on_another_node_terminates(job) -> None:  # type: ignore[no-untyped-def]
+    """No CAPIO-CL file: a file commits at its producer's exit, and a reader on another node that
+    started first waits for exactly that; the committed file is persisted once, by its home."""
+    j = job(2)
+    j.wait_ready()
+    wf = j.wf
+    data, read = wf.capio_dir / "late.txt", wf.marker("read")
+    release = j.nodes[1].start_peer("keeper")  # a live step: the reader may wait for a producer
+    reader = start(j.nodes[1], READ_ALL, "reader", str(data), str(read))
+    producer = start(
+        j.nodes[0],
+        PRELUDE
+        + textwrap.dedent(
+            """
+            path, read = sys.argv[1], sys.argv[2]
+            with open(path, "w") as f:
+                f.write("written on node 0")
+            print(json.dumps({"read_while_running": wait_for(read, 2)}))
+            """
+        ),
+        "producer",
+        str(data),
+        str(read),
+    )
+    assert result(producer) == {"read_while_running": False}, "it commits at the exit, not before"
+    assert result(reader)["text"] == "written on node 0"
+    release.write_text("go")
+    assert wait_until(lambda: data.exists() and data.read_text() == "written on node 0", 30)
+
+
+def test_unlink_and_rename_on_one_node_are_seen_on_every_node(job) -> None:  # type: ignore[no-untyped-def]
+    j = job(3)
+    j.wait_ready()
+    wf = j.wf
+    a, b, c = (wf.capio_dir / n for n in ("a.txt", "b.txt", "c.tmp"))
+    make = "import sys\nfor p in sys.argv[1:]:\n    open(p, 'w').write(p)\n"
+    assert j.nodes[0].run_step(make, "maker", str(a), str(c)).returncode == 0
+    # Node 1 removes node 0's a.txt (its home does it, and tells every node); node 0 renames c.tmp.
+    assert j.nodes[1].run_step("import os, sys\nos.unlink(sys.argv[1])\n", "remover", str(a)).returncode == 0
+    move = "import os, sys\nos.rename(sys.argv[1], sys.argv[2])\n"
+    renamed = j.nodes[0].run_step(move, "mover", str(c), str(b))
+    assert renamed.returncode == 0, renamed.stderr
+    look = "import os, sys, json\nprint(json.dumps(sorted(os.listdir(sys.argv[1]))))\n"
+    for rank in range(3):
+        assert wait_until(
+            lambda rank=rank: (
+                json.loads(j.nodes[rank].run_step(look, "looker", str(wf.capio_dir)).stdout) == ["b.txt"]
+            ),
+            10,
+        ), rank
+    text = j.nodes[2].run_step("import sys\nprint(open(sys.argv[1]).read())\n", "reader", str(b))
+    assert text.stdout.strip() == str(c), text.stderr
+    # A file of another node is read-only here, and moves only on its own node.
+    refused = j.nodes[2].run_step(
+        textwrap.dedent(
+            """
+            import errno, os, sys
+            path = sys.argv[1]
+            for attempt in (lambda: open(path, "a"), lambda: os.rename(path, path + ".x")):
+                try:
+                    attempt()
+                except OSError as e:
+                    print(errno.errorcode[e.errno])
+            """
+        ),
+        "writer",
+        str(b),
+    )
+    assert refused.stdout.split() == ["EROFS", "EXDEV"], refused.stderr
+
+
+def test_a_killed_server_fails_a_reader_waiting_on_its_file_from_another_node(job) -> None:  # type: ignore[no-untyped-def]
+    j = job(2)
+    reports = j.wait_ready()
+    wf = j.wf
+    data, started = wf.capio_dir / "held.bin", wf.marker("held-started")
+    holder = start(
+        j.nodes[0],
+        PRELUDE
+        + textwrap.dedent(
+            """
+            path, started = sys.argv[1], sys.argv[2]
+            with open(path, "wb") as f:
+                f.write(b"y" * 4096)
+                f.flush()
+                touch(started)
+                time.sleep(120)
+            """
+        ),
+        "holder",
+        str(data),
+        str(started),
+    )
+    assert wait_until(started.exists, 60), holder.stderr()
+    reader = start(j.nodes[1], "import sys\nopen(sys.argv[1], 'rb').read()\n", "reader", str(data))
+    time.sleep(1)
+    assert reader.running(), "it waits for the commit"
+    killed_at = time.monotonic()
+    os.kill(server_pid(reports[0]), signal.SIGKILL)
+    done = reader.wait(60)
+    assert time.monotonic() - killed_at < 20, "released within seconds"
+    assert done.returncode != 0
+    assert "OSError: [Errno 5]" in done.stderr or "PyCAPIOException" in done.stderr, done.stderr
+    assert j.wait(60) != 0
+    assert not data.exists(), "no real path is left half-written"
+
+
+def test_status_shows_remote_files_and_the_bytes_moved(job) -> None:  # type: ignore[no-untyped-def]
+    j = job(2)
+    j.wait_ready()
+    wf = j.wf
+    data = wf.capio_dir / "moved.bin"
+    make = "import sys\nopen(sys.argv[1], 'wb').write(bytes(range(256)) * 4096)\n"
+    assert j.nodes[0].run_step(make, "maker", str(data)).returncode == 0
+    size = "import sys\nprint(len(open(sys.argv[1], 'rb').read()))\n"
+    read = j.nodes[1].run_step(size, "reader", str(data))
+    assert read.stdout.strip() == str(1 << 20), read.stderr
+    sent, received = status(j.nodes[0]), status(j.nodes[1])
+    assert sent is not None and received is not None
+    assert sent["server"]["cluster"]["bytes_sent"] == 1 << 20  # type: ignore[index]
+    assert received["server"]["cluster"]["bytes_received"] == 1 << 20  # type: ignore[index]
+    (replica,) = [f for f in received["files"] if f["path"] == str(data)]  # type: ignore[attr-defined]
+    assert replica["home"] == {"node": 0, "state": "committed", "size": 1 << 20}
+    assert replica["size"] == 1 << 20, "cached here"
+    text = server_cli(j.nodes[1], "status").stdout
+    assert "from node 0 (committed there, 1.0 MiB); 1.0 MiB cached here" in text, text
+    assert "moved between nodes: 0 B sent, 1.0 MiB received" in text, text

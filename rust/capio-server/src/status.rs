@@ -3,12 +3,14 @@
 //!
 //! Top-level keys: `version`, `server` {pid, workflow, capio_dir, config, log, protocol_version,
 //! mpi (the MPI library it was built with, null: none), cluster (null on one node; {rank, nodes:
-//! [host name by rank]} for a rank of an MPI job), stopping, managed, observers}, then the
+//! [host name by rank], bytes_sent, bytes_received} for a rank of an MPI job), stopping, managed,
+//! observers}, then the
 //! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used` (bytes memory-backed
 //! files hold, with or without a limit), `live_clients`, `teardown_requested`, `clients` [{id,
 //! pid, app, capio_dir, exited, producing, open_files}], `files_total`, `files` [{path, size, state
 //! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
-//! blocked_readers, sleeping, memory_charged}], `unlinked_open_files`, `uncommitted_dirs`
+//! blocked_readers, sleeping, memory_charged, home (null: homed here; {node, state, size} of
+//! another node's file, whose `size` here is what is cached)}], `unlinked_open_files`, `uncommitted_dirs`
 //! [{path, commit, entries, producers}], `waiting_opens` [{path, client, seconds,
 //! declared_producers}]. A client reference is {id, pid, app}.
 
@@ -52,6 +54,15 @@ pub fn build(server: &Shared) -> Vec<u8> {
                             (
                                 "nodes",
                                 Json::Arr(c.members.hosts.iter().map(Json::str).collect()),
+                            ),
+                            // File bytes this node sent to and received from the others.
+                            (
+                                "bytes_sent",
+                                Json::int(c.moved.sent.load(Ordering::Relaxed)),
+                            ),
+                            (
+                                "bytes_received",
+                                Json::int(c.moved.received.load(Ordering::Relaxed)),
                             ),
                         ])
                     }),

@@ -35,7 +35,7 @@ mod remote;
 mod report;
 
 pub use clients::ClientId;
-pub use remote::{Notice, Outbox, RemoteFile, Sink};
+pub use remote::{Notice, Outbox, Sink};
 
 /// The outcome of an `Open`.
 #[derive(Debug)]

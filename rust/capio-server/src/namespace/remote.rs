@@ -130,18 +130,6 @@ impl Remote {
     }
 }
 
-/// Remote files and data, for `pycapio server status`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RemoteFile {
-    pub path: PathBuf,
-    pub home: usize,
-    /// Bytes held here.
-    pub cached: u64,
-    /// The home's size, as last told.
-    pub len: u64,
-    pub committed: bool,
-}
-
 impl Namespace {
     /// Take part in a workflow spread over many nodes, telling the others through `outbox`.
     /// `root` is the CAPIO directory.
@@ -500,25 +488,5 @@ impl Namespace {
         if self.remote.as_mut().is_some_and(|r| r.unpin(slot)) {
             self.release_unlinked(slot);
         }
-    }
-
-    /// Files of other nodes known here, for status.
-    pub fn remote_files(&self) -> Vec<RemoteFile> {
-        let mut out: Vec<RemoteFile> = self
-            .files
-            .iter()
-            .filter_map(|(path, node)| {
-                let r = node.remote.as_ref()?;
-                Some(RemoteFile {
-                    path: path.clone(),
-                    home: r.home,
-                    cached: node.len(),
-                    len: r.len.max(node.len()),
-                    committed: r.state == SlotState::Committed,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        out
     }
 }

@@ -104,6 +104,18 @@ impl Namespace {
             // Threads sleeping on the file's futex right now, in any process.
             ("sleeping", Json::int(slot.waiters.load(SeqCst))),
             ("memory_charged", Json::int(node.memory_held())),
+            // Another node's file: its node, and its state and size there ("size" is what is
+            // cached here).
+            (
+                "home",
+                Json::opt(node.remote.as_ref(), |r| {
+                    Json::Obj(vec![
+                        ("node", Json::int(r.home as u64)),
+                        ("state", Json::str(state_name(r.state))),
+                        ("size", Json::int(r.len)),
+                    ])
+                }),
+            ),
         ])
     }
 
