@@ -53,6 +53,11 @@ impl Credit {
         *used += n;
     }
 
+    /// `n` bytes are on their way, sent by a thread that must not wait (the MPI thread).
+    pub fn charge(&self, n: u64) {
+        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()) += n;
+    }
+
     /// `n` bytes have left.
     pub fn give(&self, n: u64) {
         let mut used = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -68,6 +73,25 @@ pub struct Fetch {
     pub from: u64,
     pub slot: u32,
     pub file: File,
+}
+
+/// The rest of a committed file from `from` on, and its length, when it fits one message:
+/// served without a thread of its own.
+pub fn committed_rest(
+    table: &StateTable,
+    slot: u32,
+    file: &File,
+    from: u64,
+) -> Option<(Vec<u8>, u64)> {
+    let shared = table.slot(slot)?;
+    if shared.state() != SlotState::Committed {
+        return None;
+    }
+    let len = shared.len.load(SeqCst);
+    let rest = len.checked_sub(from).filter(|&n| n <= CHUNK)?;
+    let mut bytes = vec![0; rest as usize];
+    file.read_exact_at(&mut bytes, from).ok()?;
+    Some((bytes, len))
 }
 
 /// Serve `fetch` on its own thread; `send` hands chunks to the MPI thread (false once it is

@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 
 const FIRST_NAP: Duration = Duration::from_micros(20);
 const LONGEST_NAP: Duration = Duration::from_millis(1);
+/// After the last message in or out, the thread keeps probing without sleeping for this long: a
+/// workflow exchanging messages gets answers at the network's latency, not the nap's.
+const SPIN_FOR: Duration = Duration::from_millis(5);
 /// Room for one node's entry in the start-up exchange: its message version, then its processor
 /// name (MPI_MAX_PROCESSOR_NAME is 256 here).
 const ENTRY_BYTES: usize = 2 + 256;
@@ -245,6 +248,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
     // Set once the server is done: by then every other node must finish too.
     let mut finishing = false;
     let mut nap = FIRST_NAP;
+    let mut last_busy = Instant::now();
     loop {
         let mut busy = st.complete_sends();
         while let Some(matched) = world
@@ -284,7 +288,15 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
             st.tell_every_other(&Message::Working);
             last_working = Instant::now();
         }
-        let wait = if busy { Duration::ZERO } else { nap };
+        if busy {
+            last_busy = Instant::now();
+        }
+        let spinning = busy || last_busy.elapsed() < SPIN_FOR;
+        let wait = if spinning { Duration::ZERO } else { nap };
+        if spinning && !busy {
+            // Probing again at once, but leaving the core to the steps meanwhile.
+            thread::yield_now();
+        }
         match inbox.recv_timeout(wait) {
             Ok(Command::Serve(s)) => {
                 st.server = Some(s);
@@ -326,7 +338,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
             Err(RecvTimeoutError::Disconnected) => thread::sleep(wait),
             Err(RecvTimeoutError::Timeout) => {}
         }
-        nap = if busy {
+        nap = if spinning {
             FIRST_NAP
         } else {
             (nap * 2).min(LONGEST_NAP)
@@ -516,7 +528,7 @@ impl Serving<'_> {
 
     /// Node `to` wants the bytes of `path` from `offset` on: a pusher follows the file.
     fn serve_fetch(
-        &self,
+        &mut self,
         server: &Arc<Shared>,
         to: usize,
         id: u64,
@@ -532,6 +544,22 @@ impl Serving<'_> {
                 return self.send(to, &Message::Seal { id, state, len });
             }
         };
+        // A committed file that fits one message goes out at once, from this thread.
+        if let Some((bytes, len)) = push::committed_rest(&server.table, slot, &file, offset) {
+            if !bytes.is_empty() {
+                self.node.credit.charge(bytes.len() as u64);
+                self.push(Chunk::Data {
+                    to,
+                    id,
+                    offset,
+                    bytes,
+                });
+            }
+            let state = SlotState::Committed;
+            self.push(Chunk::Seal { to, id, state, len });
+            server.ns().give_back(slot);
+            return;
+        }
         let fetch = push::Fetch {
             to,
             id,
