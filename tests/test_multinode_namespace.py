@@ -8,6 +8,7 @@ was written with what was read.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -487,3 +488,70 @@ def test_status_shows_remote_files_and_the_bytes_moved(job) -> None:  # type: ig
     text = server_cli(j.nodes[1], "status").stdout
     assert "from node 0 (committed there, 1.0 MiB); 1.0 MiB cached here" in text, text
     assert "moved between nodes: 0 B sent, 1.0 MiB received" in text, text
+
+
+EIGHT_NODE_STEP = (
+    PRELUDE
+    + """
+d, me, step, nxt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for i in range(3):
+    with open(os.path.join(d, f"n{me}-s{step}-{i}.txt"), "w") as f:
+        f.write(f"node {me} step {step} file {i}\\n" * (100 * (i + 1)))
+got = {}
+for s in (0, 1):
+    for i in range(3):
+        name = f"n{nxt}-s{s}-{i}.txt"
+        with open(os.path.join(d, name)) as f:
+            got[name] = f.read() == f"node {nxt} step {s} file {i}\\n" * (100 * (i + 1))
+print(json.dumps(got))
+"""
+)
+
+
+def test_a_workflow_of_eight_nodes_ends_with_every_file_seen_everywhere(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    """Eight nodes, two steps each: every step writes three files and reads the six of the next
+    node's steps (waiting for them: their producers are declared). Then every node lists and
+    reads all 48 files, and after the stop each is on the shared file system, written once."""
+    wf = workflow
+    ranks = 8
+    graph = [
+        {
+            "name": f"writer{k}",
+            "input_stream": [f"n{(k + 1) % ranks}-*"],
+            "output_stream": [f"n{k}-*"],
+            "streaming": [{"name": [f"n{k}-*"], "committed": "on_close"}],
+        }
+        for k in range(ranks)
+    ] + [{"name": "checker", "input_stream": ["n*"], "output_stream": []}]
+    config = cl_file(wf, graph, permanent=["n*"])
+    j = job(ranks, config)
+    j.wait_ready()
+    d = str(wf.capio_dir)
+    steps = [
+        start(j.nodes[k], EIGHT_NODE_STEP, f"writer{k}", d, str(k), str(s), str((k + 1) % ranks))
+        for k in range(ranks)
+        for s in (0, 1)
+    ]
+    for step in steps:
+        assert all(result(step).values())
+    text = "node {} step {} file {}\n"
+    expected = {
+        f"n{k}-s{s}-{i}.txt": hashlib.sha256((text.format(k, s, i) * (100 * (i + 1))).encode()).hexdigest()
+        for k in range(ranks)
+        for s in (0, 1)
+        for i in range(3)
+    }
+    check = """
+        import hashlib, json, os, sys
+        d = sys.argv[1]
+        print(json.dumps({n: hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest()
+                          for n in os.listdir(d)}))
+    """
+    for k in range(ranks):
+        seen = j.nodes[k].run_step(textwrap.dedent(check), "checker", d)
+        assert seen.returncode == 0, seen.stderr
+        assert json.loads(seen.stdout) == expected, k
+    assert server_cli(j.nodes[3], "stop").returncode == 0
+    assert j.wait(120) == 0, j.text()
+    on_disk = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in wf.capio_dir.iterdir()}
+    assert on_disk == expected
