@@ -483,7 +483,7 @@ def test_status_shows_remote_files_and_the_bytes_moved(job) -> None:  # type: ig
     assert sent["server"]["cluster"]["bytes_sent"] == 1 << 20  # type: ignore[index]
     assert received["server"]["cluster"]["bytes_received"] == 1 << 20  # type: ignore[index]
     (replica,) = [f for f in received["files"] if f["path"] == str(data)]  # type: ignore[attr-defined]
-    assert replica["home"] == {"node": 0, "state": "committed", "size": 1 << 20}
+    assert replica["home"] == {"node": 0, "writer": 0, "kept_here": False, "state": "committed", "size": 1 << 20}
     assert replica["size"] == 1 << 20, "cached here"
     text = server_cli(j.nodes[1], "status").stdout
     assert "from node 0 (committed there, 1.0 MiB); 1.0 MiB cached here" in text, text
@@ -555,3 +555,87 @@ def test_a_workflow_of_eight_nodes_ends_with_every_file_seen_everywhere(job, wor
     assert j.wait(120) == 0, j.text()
     on_disk = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in wf.capio_dir.iterdir()}
     assert on_disk == expected
+
+
+# -- where files are kept: CAPIO-CL home_node_policies --------------------------------------------
+
+
+def files_seen(node: Workflow) -> dict[str, dict[str, Any]]:
+    report = status(node)
+    assert report is not None
+    return {Path(f["path"]).name: f for f in report["files"] if f["path"]}  # type: ignore[attr-defined]
+
+
+def test_a_manual_home_keeps_and_persists_a_file_written_on_another_node(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    """``manual``: ``kept.dat`` is kept on the node named for it (node 0: the first rank of this
+    host) though written on node 2; node 1 fetches it from node 0, and only node 0 persists it."""
+    wf = workflow
+    host = Path("/proc/sys/kernel/hostname").read_text().strip()
+    config = cl_file(
+        wf,
+        [{"name": "writer", "input_stream": [], "output_stream": ["kept.dat"]}],
+        permanent=["kept.dat"],
+        home_node_policies={"manual": [{"name": ["kept.dat"], "app_node": host}]},
+    )
+    j = job(3, config)
+    j.wait_ready()
+    data = wf.capio_dir / "kept.dat"
+    payload = "import sys\nopen(sys.argv[1], 'w').write('kept on node 0\\n' * 1000)\n"
+    assert j.nodes[2].run_step(payload, "writer", str(data)).returncode == 0
+    count = "import sys\nprint(open(sys.argv[1]).read().count('\\n'))\n"
+    read = j.nodes[1].run_step(count, "reader", str(data))
+    assert read.stdout.strip() == "1000", read.stderr
+    on = [files_seen(n)["kept.dat"] for n in j.nodes]
+    assert on[2]["home"] is None and on[2]["kept_on"] == 0 and not on[2]["permanent"]
+    assert on[0]["home"]["kept_here"] and on[0]["home"]["writer"] == 2
+    assert wait_until(lambda: files_seen(j.nodes[0])["kept.dat"]["persisted"], 30)
+    assert on[1]["home"]["node"] == 0 and on[1]["home"]["writer"] == 2 and not on[1]["home"]["kept_here"]
+    assert data.read_text() == "kept on node 0\n" * 1000
+    assert server_cli(j.nodes[1], "stop").returncode == 0
+    assert j.wait(60) == 0, j.text()
+    assert "not persisted" not in j.text(), "no node reports it lost: its home persisted it"
+    assert data.read_text() == "kept on node 0\n" * 1000
+
+
+def test_hashing_spreads_files_over_the_nodes_the_same_way_on_every_node(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    wf = workflow
+    config = cl_file(
+        wf,
+        [{"name": "writer", "input_stream": [], "output_stream": ["shards/*"]}],
+        permanent=["shards/*"],
+        home_node_policies={"hashing": ["shards/*"]},
+    )
+    j = job(3, config)
+    j.wait_ready()
+    shards = wf.capio_dir / "shards"
+    make = """
+        import os, sys
+        os.makedirs(sys.argv[1])
+        for i in range(12):
+            with open(os.path.join(sys.argv[1], f"s{i:02d}"), "wb") as f:
+                f.write(bytes([i]) * (1000 + i))
+    """
+    assert j.nodes[0].run_step(textwrap.dedent(make), "writer", str(shards)).returncode == 0
+    check = """
+        import json, os, sys
+        d = sys.argv[1]
+        shard = lambda n: bytes([int(n[1:])]) * (1000 + int(n[1:]))
+        names = sorted(os.listdir(d))
+        print(json.dumps({n: open(os.path.join(d, n), "rb").read() == shard(n) for n in names}))
+    """
+    for node in j.nodes[1:]:
+        seen = node.run_step(textwrap.dedent(check), "reader", str(shards))
+        assert seen.returncode == 0, seen.stderr
+        assert json.loads(seen.stdout) == {f"s{i:02d}": True for i in range(12)}
+    homes = [
+        {name: f["home"]["node"] for name, f in files_seen(node).items() if f["home"]} for node in j.nodes[1:]
+    ]
+    assert homes[0] == homes[1], "every node places each file on the same node"
+    assert len(homes[0]) == 12 and len(set(homes[0].values())) > 1, homes[0]
+    kept = {name: f["kept_on"] for name, f in files_seen(j.nodes[0]).items() if name.startswith("s")}
+    assert kept == {name: (None if home == 0 else home) for name, home in homes[0].items()}
+    assert server_cli(j.nodes[0], "stop").returncode == 0
+    assert j.wait(60) == 0, j.text()
+    assert sorted(p.name for p in shards.iterdir()) == [f"s{i:02d}" for i in range(12)]
+    for p in shards.iterdir():
+        assert p.read_bytes() == bytes([int(p.name[1:])]) * (1000 + int(p.name[1:])), p

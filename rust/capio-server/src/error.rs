@@ -58,11 +58,11 @@ pub enum FsError {
     #[error("the server is shutting down")]
     Closing,
     /// `EROFS`: the file is written on another node of the workflow; here it is read-only.
-    #[error("the file is written on node {home}; on this node it is read-only")]
-    WrittenElsewhere { home: usize },
-    /// `EXDEV`: a file of another node cannot be renamed here.
-    #[error("the file lives on node {home}; rename it there")]
-    MovedElsewhere { home: usize },
+    #[error("the file is written on node {node}; on this node it is read-only")]
+    WrittenElsewhere { node: usize },
+    /// `EXDEV`: a file written on another node cannot be renamed here.
+    #[error("the file is written on node {node}; rename it there")]
+    MovedElsewhere { node: usize },
     #[error(transparent)]
     Io(#[from] io::Error),
 }

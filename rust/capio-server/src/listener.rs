@@ -78,7 +78,13 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     if let Some(cluster) = &cluster
         && let Some(outbox) = cluster.outbox()
     {
-        ns.join_cluster(settings.capio_dir.clone(), outbox);
+        let members = &cluster.members;
+        ns.join_cluster(
+            members.rank,
+            members.hosts.clone(),
+            settings.capio_dir.clone(),
+            outbox,
+        );
     }
     let identity = Identity {
         workflow: settings.workflow.clone(),

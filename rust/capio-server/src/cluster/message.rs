@@ -36,8 +36,8 @@ pub enum Message {
     /// The sender is still shutting down (persisting, perhaps for long): sent every few seconds
     /// between `Stop` and `Done`, so that a slow node is told from a dead or hung one.
     Working,
-    /// A file was created on the sender, which is its home.
-    Created { path: PathBuf, mode: u32 },
+    /// A file was created on the sender (which writes it), to be kept on node `home`.
+    Created { path: PathBuf, mode: u32, home: u64 },
     /// A file homed on the sender changed state (`SlotState` as a number), `len` bytes long.
     State { path: PathBuf, state: u32, len: u64 },
     /// A file homed on the sender is gone.
@@ -176,7 +176,9 @@ impl Message {
             Message::Stop { why } => (STOP, why.as_bytes().to_vec()),
             Message::Done => (DONE, Vec::new()),
             Message::Working => (WORKING, Vec::new()),
-            Message::Created { path, mode } => (CREATED, w.path(path).num(u64::from(*mode)).0),
+            Message::Created { path, mode, home } => {
+                (CREATED, w.path(path).num(u64::from(*mode)).num(*home).0)
+            }
             Message::State { path, state, len } => {
                 (STATE, w.path(path).num(u64::from(*state)).num(*len).0)
             }
@@ -235,7 +237,8 @@ impl Message {
             CREATED => {
                 let path = r.path()?;
                 let mode = r.small()?;
-                return r.end(Message::Created { path, mode });
+                let home = r.num()?;
+                return r.end(Message::Created { path, mode, home });
             }
             STATE => {
                 let path = r.path()?;
@@ -301,6 +304,7 @@ mod tests {
             Message::Created {
                 path: "/capio/a b".into(),
                 mode: 0o640,
+                home: 2,
             },
             Message::State {
                 path: "/capio/x".into(),

@@ -15,6 +15,7 @@
 use super::message::{CLUSTER_VERSION, Message};
 use super::push::{self, Chunk, Credit};
 use super::{Marker, Members, Moved};
+use crate::error::FsError;
 use crate::log::{debug, error, info, warning};
 use crate::namespace::{Caused, Notice, Outbox, Sink};
 use crate::persist;
@@ -224,7 +225,22 @@ struct Serving<'a> {
     sending: Vec<Sending>,
     /// Where received bytes land before they are written to their replica.
     landing: Vec<u8>,
+    /// Fetches of files this node has not heard of yet (kept here by a home policy, and asked
+    /// for by a node that heard of them first), tried again as news arrives.
+    parked: Vec<Parked>,
 }
+
+/// A fetch of a file, by node `to`, from `offset` on.
+struct Parked {
+    to: usize,
+    id: u64,
+    path: PathBuf,
+    offset: u64,
+    since: Instant,
+}
+
+/// How long a fetch of a file this node does not know waits for it before it is refused.
+const PARK_LIMIT: Duration = Duration::from_secs(10);
 
 /// The thread's loop: deliver what arrives, send what the server asks, until this node and every
 /// other one are done (so no message is left in flight at `MPI_Finalize`). Each node sends `Stop`
@@ -239,6 +255,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
         sinks: HashMap::new(),
         sending: Vec::new(),
         landing: Vec::new(),
+        parked: Vec::new(),
     };
     let mut done = vec![false; me.hosts.len()];
     done[me.rank] = true;
@@ -265,6 +282,16 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                 Ok(Message::Data { id, offset, len }) => st.land(from, id, offset, len),
                 Ok(message) => st.deliver(from, message),
                 Err(e) => warning!("ignored a message from node {from}: {e}"),
+            }
+        }
+        if st
+            .parked
+            .first()
+            .is_some_and(|p| p.since.elapsed() >= PARK_LIMIT)
+            && let Some(server) = st.live_server()
+        {
+            for parked in std::mem::take(&mut st.parked) {
+                st.serve_fetch(&server, parked);
             }
         }
         if finishing {
@@ -368,7 +395,11 @@ impl Serving<'_> {
     /// What the namespace asks: announcements go to every node, requests to a file's home.
     fn send_notice(&mut self, notice: Notice) {
         let path_message = match notice {
-            Notice::Created { path, mode } => Message::Created { path, mode },
+            Notice::Created { path, mode, home } => Message::Created {
+                path,
+                mode,
+                home: home as u64,
+            },
             Notice::State { path, state, len } => Message::State {
                 path,
                 state: state as u32,
@@ -378,16 +409,16 @@ impl Serving<'_> {
             Notice::Renamed { from, to } => Message::Renamed { from, to },
             Notice::Apps { live, ended } => Message::Apps { live, ended },
             Notice::Fetch {
-                home,
+                from: source,
                 path,
                 id,
                 sink,
             } => {
                 let from = sink.from;
                 self.sinks.insert(id, sink);
-                return self.send(home, &Message::Fetch { id, path, from });
+                return self.send(source, &Message::Fetch { id, path, from });
             }
-            Notice::Unlink { home, path } => return self.send(home, &Message::Unlink { path }),
+            Notice::Unlink { writer, path } => return self.send(writer, &Message::Unlink { path }),
         };
         self.tell_every_other(&path_message);
     }
@@ -492,7 +523,19 @@ impl Serving<'_> {
                 server.begin_shutdown(&why);
                 return;
             }
-            Message::Created { path, mode } => server.ns().remote_created(from, &path, mode),
+            Message::Created { path, mode, home } => {
+                // A node outside the job cannot keep it: its writer does.
+                let home = usize::try_from(home)
+                    .ok()
+                    .filter(|&h| h < self.me.hosts.len())
+                    .unwrap_or(from);
+                let caused = server.ns().remote_created(from, &path, mode, home);
+                // A fetch that came first (from a node that heard of the file first) goes on.
+                for parked in std::mem::take(&mut self.parked) {
+                    self.serve_fetch(&server, parked);
+                }
+                caused
+            }
             Message::State { path, state, len } => {
                 let state = SlotState::from_u32(state);
                 server.ns().remote_state(from, &path, state, len)
@@ -518,7 +561,14 @@ impl Serving<'_> {
                 path,
                 from: offset,
             } => {
-                self.serve_fetch(&server, from, id, &path, offset);
+                let fetch = Parked {
+                    to: from,
+                    id,
+                    path,
+                    offset,
+                    since: Instant::now(),
+                };
+                self.serve_fetch(&server, fetch);
                 return;
             }
             Message::Done | Message::Working | Message::Data { .. } => return,
@@ -526,20 +576,18 @@ impl Serving<'_> {
         persist_in_background(&server, caused);
     }
 
-    /// Node `to` wants the bytes of `path` from `offset` on: a pusher follows the file.
-    fn serve_fetch(
-        &mut self,
-        server: &Arc<Shared>,
-        to: usize,
-        id: u64,
-        path: &std::path::Path,
-        offset: u64,
-    ) {
-        let lent = server.ns().lend(path);
+    /// Node `to` wants the bytes of a file from `offset` on: a pusher follows the file. A file
+    /// not known here yet is parked until it is (or refused once parked too long).
+    fn serve_fetch(&mut self, server: &Arc<Shared>, fetch: Parked) {
+        let lent = server.ns().lend(&fetch.path);
+        let (to, id, offset) = (fetch.to, fetch.id, fetch.offset);
         let (slot, file) = match lent {
             Ok(lent) => lent,
+            Err(FsError::NotFound) if fetch.since.elapsed() < PARK_LIMIT => {
+                return self.parked.push(fetch);
+            }
             Err(e) => {
-                debug!("node {to} fetched {}: {e}", path.display());
+                debug!("node {to} fetched {}: {e}", fetch.path.display());
                 let (state, len) = (SlotState::Aborted as u32, 0);
                 return self.send(to, &Message::Seal { id, state, len });
             }

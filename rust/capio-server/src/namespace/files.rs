@@ -49,6 +49,8 @@ pub(super) struct FileNode {
     pub(super) refused: bool,
     /// Another node is its home: this is a replica of it (see `remote`).
     pub(super) remote: Option<super::remote::Replica>,
+    /// Written here, kept (and persisted) by that node (`home_node_policies`).
+    pub(super) kept_on: Option<usize>,
 }
 
 impl FileNode {
@@ -78,6 +80,7 @@ impl FileNode {
             charged: 0,
             refused: false,
             remote: None,
+            kept_on: None,
         };
         node.shared().reset_len(len);
         node.set(SlotState::Open);
@@ -466,7 +469,9 @@ impl FileTable {
         let mut lost = Vec::new();
         for (path, node) in &mut self.files {
             // A replica is its home's to persist; its readers here are released.
-            if node.is_committed() && node.persisted || node.remote.is_some() {
+            let kept_elsewhere = node.remote.as_ref().is_some_and(|r| !r.keeper)
+                || node.kept_on.is_some() && node.is_committed();
+            if node.is_committed() && node.persisted || kept_elsewhere {
                 node.abort();
                 continue;
             }

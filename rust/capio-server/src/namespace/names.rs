@@ -80,10 +80,10 @@ impl Namespace {
     pub fn unlink(&mut self, cid: ClientId, path: &Path) -> Result<(), FsError> {
         let root = self.root_for(cid, path)?;
         let path: &Path = &self.real_path(&root, path);
-        if let Some(home) = self.home_elsewhere(path) {
-            // Its home unlinks it (and its copy on disk) and tells every node.
+        if let Some(writer) = self.written_elsewhere(path) {
+            // The node that writes it unlinks it (and its copy on disk) and tells every node.
             self.tell(|| Notice::Unlink {
-                home,
+                writer,
                 path: path.to_path_buf(),
             });
             self.forget_file(path);
@@ -93,12 +93,12 @@ impl Namespace {
         self.unlink_at(&root, path)
     }
 
-    /// The node a visible file of another node lives on.
-    fn home_elsewhere(&self, path: &Path) -> Option<usize> {
+    /// The node that writes a visible file of another node.
+    fn written_elsewhere(&self, path: &Path) -> Option<usize> {
         self.files
             .visible(path)
             .and_then(|n| n.remote.as_ref())
-            .map(|r| r.home)
+            .map(|r| r.writer)
     }
 
     /// [`Self::unlink`] of `path`, resolved inside `root`.
@@ -179,11 +179,11 @@ impl Namespace {
         if matches!(from, Entry::Missing) {
             return Err(FsError::NotFound);
         }
-        if let Some(home) = self
-            .home_elsewhere(src)
-            .or_else(|| self.home_elsewhere(dst))
+        if let Some(node) = self
+            .written_elsewhere(src)
+            .or_else(|| self.written_elsewhere(dst))
         {
-            return Err(FsError::MovedElsewhere { home });
+            return Err(FsError::MovedElsewhere { node });
         }
         self.check_parent(&root, dst)?;
         if src == dst {

@@ -191,7 +191,10 @@ impl Namespace {
         mode: u32,
         caused: &mut Caused,
     ) -> Result<(), FsError> {
-        let rule = self.rules.rule_for(path);
+        let mut rule = self.rules.rule_for(path);
+        // Kept on another node (`home_node_policies`): that node persists it, not this one.
+        let kept_on = self.kept_elsewhere(path);
+        rule.permanent &= kept_on.is_none();
         // Before the copy: an input bigger than the budget must not even pass through memory.
         if rule.storage == capio_cl::Storage::Memory
             && let Some(seed) = &seed
@@ -212,9 +215,14 @@ impl Namespace {
             len,
         };
         let slot = self.files.create(path, new)?;
+        if let Some(node) = self.files.node_mut(slot) {
+            node.kept_on = kept_on;
+        }
+        let home = self.home_for_new(path);
         self.tell(|| Notice::Created {
             path: path.to_path_buf(),
             mode,
+            home,
         });
         self.clients.add_producer(cid, slot);
         self.add_child(cid, path, caused);
@@ -236,7 +244,9 @@ impl Namespace {
         if let Some(replica) = &node.remote
             && writable
         {
-            return Err(FsError::WrittenElsewhere { home: replica.home });
+            return Err(FsError::WrittenElsewhere {
+                node: replica.writer,
+            });
         }
         let slot = node.slot();
         let was = node.state();

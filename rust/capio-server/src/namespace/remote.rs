@@ -11,8 +11,12 @@
 //! home, which streams the bytes as they are written and seals the replica at the commit. Local
 //! readers wait on the replica's slot exactly as on a local file's.
 //!
-//! A file is written on its home node only: a write open of a replica is `EROFS` (and a rename of
-//! one is `EXDEV`), so one file never has two writers on two nodes.
+//! Where a file is kept follows CAPIO-CL's `home_node_policies`: by default (`create`) on the node
+//! that writes it; under `hashing` on the node its path hashes to, under `manual` on the node named
+//! for it. A file kept elsewhere than where it is written is fetched by its home as soon as it is
+//! created, and streams there as it is written; other nodes fetch it from its home, and only the
+//! home persists it. A file is written on one node only: a write open of a replica is `EROFS` (and a
+//! rename of one is `EXDEV`), so one file never has two writers on two nodes.
 
 use super::files::NewFile;
 use super::{Caused, Namespace};
@@ -29,8 +33,12 @@ use std::path::{Path, PathBuf};
 /// happened (the cluster keeps that order per destination).
 #[derive(Debug)]
 pub enum Notice {
-    /// A file was created here, with permission bits `mode`.
-    Created { path: PathBuf, mode: u32 },
+    /// A file was created here, with permission bits `mode`, to be kept on node `home`.
+    Created {
+        path: PathBuf,
+        mode: u32,
+        home: usize,
+    },
     /// A file homed here changed state; `len` is its size then.
     State {
         path: PathBuf,
@@ -46,15 +54,15 @@ pub enum Notice {
         live: Vec<String>,
         ended: Vec<String>,
     },
-    /// Fetch `path` from its home into `sink` (fetch number `id`), from `sink.from` on.
+    /// Fetch `path` from node `from` into `sink` (fetch number `id`), from `sink.from` on.
     Fetch {
-        home: usize,
+        from: usize,
         path: PathBuf,
         id: u64,
         sink: Sink,
     },
-    /// A client here unlinked a file homed at `home`.
-    Unlink { home: usize, path: PathBuf },
+    /// A client here unlinked a file written on node `writer`.
+    Unlink { writer: usize, path: PathBuf },
 }
 
 /// Where a fetch writes: the replica's data object and slot. The slot stays pinned until the
@@ -71,13 +79,18 @@ pub trait Outbox: Send {
     fn send(&self, notice: Notice);
 }
 
-/// A replica's view of its file at home.
+/// A replica's view of its file on the node that writes it.
 #[derive(Debug, Clone)]
 pub(super) struct Replica {
+    /// The node its producers write it on: it tells the file's state, and takes its unlinks.
+    pub(super) writer: usize,
+    /// The node that keeps it (`home_node_policies`): others fetch it there, and it persists it.
     pub(super) home: usize,
-    /// The home's state of the file (the local slot's state follows the local data).
+    /// This node is its home.
+    pub(super) keeper: bool,
+    /// The writer's state of the file (the local slot's state follows the local data).
     pub(super) state: SlotState,
-    /// The home's size of the file, as last told.
+    /// The writer's size of the file, as last told.
     pub(super) len: u64,
     /// The fetch filling it now, if any.
     pub(super) fetch: Option<u64>,
@@ -92,6 +105,9 @@ struct NodeApps {
 
 /// This namespace's place among the nodes.
 pub(super) struct Remote {
+    me: usize,
+    /// Every node's host name, by rank (`manual` home policies name them).
+    hosts: Vec<String>,
     outbox: Box<dyn Outbox>,
     /// The CAPIO directory: the root replicas are created under (they never persist).
     root: PathBuf,
@@ -106,6 +122,19 @@ pub(super) struct Remote {
 }
 
 impl Remote {
+    /// The node that keeps `path` when this node creates it.
+    fn home_of(&self, rules: &capio_cl::Rules, path: &Path) -> usize {
+        match rules.home_for(path) {
+            capio_cl::Home::Create => self.me,
+            capio_cl::Home::Hashing => hashed_home(path, self.hosts.len()),
+            capio_cl::Home::Manual(host) => self
+                .hosts
+                .iter()
+                .position(|h| *h == host)
+                .unwrap_or(self.me),
+        }
+    }
+
     pub(super) fn is_pinned(&self, slot: u32) -> bool {
         self.pinned.contains_key(&slot)
     }
@@ -131,10 +160,18 @@ impl Remote {
 }
 
 impl Namespace {
-    /// Take part in a workflow spread over many nodes, telling the others through `outbox`.
-    /// `root` is the CAPIO directory.
-    pub fn join_cluster(&mut self, root: PathBuf, outbox: Box<dyn Outbox>) {
+    /// Take part in a workflow spread over many nodes as node `me` of `hosts` (host names by
+    /// rank), telling the others through `outbox`. `root` is the CAPIO directory.
+    pub fn join_cluster(
+        &mut self,
+        me: usize,
+        hosts: Vec<String>,
+        root: PathBuf,
+        outbox: Box<dyn Outbox>,
+    ) {
         self.remote = Some(Remote {
+            me,
+            hosts,
             outbox,
             root,
             apps: HashMap::new(),
@@ -143,6 +180,19 @@ impl Namespace {
             next_fetch: 1,
             pinned: HashMap::new(),
         });
+    }
+
+    /// Where a file this node creates at `path` is kept: `None` on one node, or when here.
+    pub(super) fn kept_elsewhere(&self, path: &Path) -> Option<usize> {
+        let remote = self.remote.as_ref()?;
+        Some(remote.home_of(&self.rules, path)).filter(|&home| home != remote.me)
+    }
+
+    /// The node that keeps a file this node creates at `path` (this one, on one node).
+    pub(super) fn home_for_new(&self, path: &Path) -> usize {
+        self.remote
+            .as_ref()
+            .map_or(0, |r| r.home_of(&self.rules, path))
     }
 
     pub(super) fn tell(&self, notice: impl FnOnce() -> Notice) {
@@ -207,11 +257,12 @@ impl Namespace {
         caused
     }
 
-    /// Node `from` created `path`: a replica of it appears here, empty until read, listed in its
-    /// parent. A file of the same path made here meanwhile keeps it (logged).
-    pub fn remote_created(&mut self, from: usize, path: &Path, mode: u32) -> Caused {
+    /// Node `from` created `path`, to be kept on node `home`: a replica of it appears here, listed
+    /// in its parent, empty until read — or, on its home, fetched at once. A file of the same path
+    /// made here meanwhile keeps it (logged).
+    pub fn remote_created(&mut self, from: usize, path: &Path, mode: u32, home: usize) -> Caused {
         let mut caused = Caused::default();
-        let Some(root) = self.remote.as_ref().map(|r| r.root.clone()) else {
+        let Some((root, me)) = self.remote.as_ref().map(|r| (r.root.clone(), r.me)) else {
             return caused;
         };
         if let Some(node) = self.files.get(path) {
@@ -230,8 +281,17 @@ impl Namespace {
                 }
             }
         }
-        match self.new_replica(&root, path, from, mode) {
-            Ok(()) => {}
+        let replica = Replica {
+            writer: from,
+            home,
+            keeper: home == me,
+            state: SlotState::Open,
+            len: 0,
+            fetch: None,
+        };
+        match self.new_replica(&root, path, replica, mode) {
+            Ok(slot) if home == me => self.fetch_if_needed(slot),
+            Ok(_) => {}
             Err(e) => {
                 warning!(
                     "cannot make a replica of {} (created on node {from}): {e}",
@@ -257,13 +317,10 @@ impl Namespace {
         &mut self,
         root: &Path,
         path: &Path,
-        home: usize,
+        replica: Replica,
         mode: u32,
-    ) -> Result<(), FsError> {
-        let mut rule = self.rules.rule_for(path);
-        // Held here only while read: it never persists from this node, and never to disk.
-        rule.permanent = false;
-        rule.storage = capio_cl::Storage::Memory;
+    ) -> Result<u32, FsError> {
+        let rule = self.replica_rule(path, replica.keeper);
         let (data, backing) = backing::create(root, path, rule.storage)?;
         if let Err(e) = data.set_permissions(fs::Permissions::from_mode(mode & 0o7777)) {
             backing::discard(&data, backing);
@@ -280,21 +337,24 @@ impl Namespace {
             },
         )?;
         if let Some(node) = self.files.node_mut(slot) {
-            node.remote = Some(Replica {
-                home,
-                state: SlotState::Open,
-                len: 0,
-                fetch: None,
-            });
+            node.remote = Some(replica);
         }
-        Ok(())
+        Ok(slot)
     }
 
-    /// The replica of `path` that node `from` is home to.
+    /// A replica's rule: its path's, held in memory, and persisted only by its home.
+    fn replica_rule(&self, path: &Path, keeper: bool) -> capio_cl::Rule {
+        let mut rule = self.rules.rule_for(path);
+        rule.permanent &= keeper;
+        rule.storage = capio_cl::Storage::Memory;
+        rule
+    }
+
+    /// The replica of `path` that node `from` writes.
     fn replica_slot(&self, from: usize, path: &Path) -> Option<u32> {
         self.files
             .get(path)
-            .filter(|n| n.remote.as_ref().is_some_and(|r| r.home == from))
+            .filter(|n| n.remote.as_ref().is_some_and(|r| r.writer == from))
             .map(|n| n.slot())
     }
 
@@ -365,12 +425,13 @@ impl Namespace {
             self.forget_file(src);
         } else {
             self.dirs.remove_entry(src);
-            let rule = self.rules.rule_for(dst);
-            if self.files.rekey(src, dst).is_some() {
-                let mut rule = rule;
-                rule.permanent = false;
-                rule.storage = capio_cl::Storage::Memory;
-                self.files.set_rule(dst, rule);
+            let keeper = self
+                .files
+                .rekey(src, dst)
+                .and_then(|n| n.remote.as_ref())
+                .map(|r| r.keeper);
+            if let Some(keeper) = keeper {
+                self.files.set_rule(dst, self.replica_rule(dst, keeper));
             }
             if self.dirs.add_name(dst) {
                 caused.unsettled = true;
@@ -418,11 +479,16 @@ impl Namespace {
         let id = remote.next_fetch;
         remote.next_fetch += 1;
         replica.fetch = Some(id);
-        let home = replica.home;
+        // The home fetches from the writer; every other node from the home.
+        let source = if replica.keeper {
+            replica.writer
+        } else {
+            replica.home
+        };
         remote.fetches.insert(id, slot);
         remote.pin(slot);
         remote.outbox.send(Notice::Fetch {
-            home,
+            from: source,
             path,
             id,
             sink: Sink { file, slot, from },
@@ -450,7 +516,13 @@ impl Namespace {
             }
             match state {
                 SlotState::Committed if node.len() >= len => {
-                    let _ = self.files.commit(slot);
+                    // Its home persists it (a replica elsewhere is never permanent).
+                    if let Some(done) = self.files.commit(slot)
+                        && done.permanent
+                        && let Some(path) = self.files.path_of(slot)
+                    {
+                        caused.committed((path.clone(), done.generation));
+                    }
                 }
                 // Written again since: the next open fetches again.
                 SlotState::Open => {}
@@ -469,12 +541,13 @@ impl Namespace {
     }
 
     /// Lend the file at `path` to another node's fetch: its slot (pinned until `give_back`) and a
-    /// handle on its data. Only files homed here are lent.
+    /// handle on its data. Files written here are lent (to their home, or to any node when kept
+    /// here), and replicas this node keeps (their bytes flow on as they arrive).
     pub fn lend(&mut self, path: &Path) -> Result<(u32, File), FsError> {
         let node = self
             .files
             .get(path)
-            .filter(|n| n.remote.is_none())
+            .filter(|n| n.remote.as_ref().is_none_or(|r| r.keeper))
             .ok_or(FsError::NotFound)?;
         let (slot, file) = (node.slot(), node.data.try_clone()?);
         if let Some(remote) = &mut self.remote {
@@ -488,5 +561,41 @@ impl Namespace {
         if self.remote.as_mut().is_some_and(|r| r.unpin(slot)) {
             self.release_unlinked(slot);
         }
+    }
+}
+
+/// The node a `hashing` home policy keeps `path` on: FNV-1a of its bytes, the same on every node.
+fn hashed_home(path: &Path, nodes: usize) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    let hash = path
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % nodes.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hashed_home;
+    use std::path::Path;
+
+    #[test]
+    fn a_hashed_home_is_the_same_everywhere_and_spreads_paths() {
+        let homes: Vec<usize> = (0..64)
+            .map(|i| hashed_home(Path::new(&format!("/capio/out/part-{i}.dat")), 4))
+            .collect();
+        assert!(homes.iter().all(|&h| h < 4));
+        for node in 0..4 {
+            assert!(homes.contains(&node), "every node keeps some of 64 paths");
+        }
+        // Fixed by the algorithm, not by this process: every node computes the same.
+        assert_eq!(
+            hashed_home(Path::new("/capio/a"), 3),
+            hashed_home(Path::new("/capio/a"), 3)
+        );
+        assert_eq!(hashed_home(Path::new("/x"), 1), 0);
     }
 }

@@ -104,13 +104,17 @@ impl Namespace {
             // Threads sleeping on the file's futex right now, in any process.
             ("sleeping", Json::int(slot.waiters.load(SeqCst))),
             ("memory_charged", Json::int(node.memory_held())),
-            // Another node's file: its node, and its state and size there ("size" is what is
-            // cached here).
+            // Written here, kept (and persisted) by another node (`home_node_policies`).
+            ("kept_on", Json::opt(node.kept_on, |n| Json::int(n as u64))),
+            // Another node's file: the node that keeps it, the one that writes it, and its state
+            // and size there ("size" is what is cached here).
             (
                 "home",
                 Json::opt(node.remote.as_ref(), |r| {
                     Json::Obj(vec![
                         ("node", Json::int(r.home as u64)),
+                        ("writer", Json::int(r.writer as u64)),
+                        ("kept_here", Json::Bool(r.keeper)),
                         ("state", Json::str(state_name(r.state))),
                         ("size", Json::int(r.len)),
                     ])
