@@ -483,7 +483,8 @@ def test_status_shows_remote_files_and_the_bytes_moved(job) -> None:  # type: ig
     assert sent["server"]["cluster"]["bytes_sent"] == 1 << 20  # type: ignore[index]
     assert received["server"]["cluster"]["bytes_received"] == 1 << 20  # type: ignore[index]
     (replica,) = [f for f in received["files"] if f["path"] == str(data)]  # type: ignore[attr-defined]
-    assert replica["home"] == {"node": 0, "writer": 0, "kept_here": False, "state": "committed", "size": 1 << 20}
+    expected = {"node": 0, "writer": 0, "kept_here": False, "state": "committed", "size": 1 << 20}
+    assert replica["home"] == expected
     assert replica["size"] == 1 << 20, "cached here"
     text = server_cli(j.nodes[1], "status").stdout
     assert "from node 0 (committed there, 1.0 MiB); 1.0 MiB cached here" in text, text
