@@ -29,8 +29,8 @@ impl Config {
             .is_some_and(|p| !p.create.is_empty() || !p.hashing.is_empty() || !p.manual.is_empty())
         {
             out.push(
-                "$.home_node_policies: ignored on a single node (every path lives on this node's \
-                 server)"
+                "$.home_node_policies: used only by servers that run as one MPI job over many \
+                 nodes (on a single node every path lives on its server)"
                     .into(),
             );
         }
