@@ -511,25 +511,27 @@ print(json.dumps(got))
 
 def test_a_workflow_of_eight_nodes_ends_with_every_file_seen_everywhere(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
     """Eight nodes, two steps each: every step writes three files and reads the six of the next
-    node's steps (waiting for them: their producers are declared). Then every node lists and
-    reads all 48 files, and after the stop each is on the shared file system, written once."""
+    node's steps (waiting for them: their producers are declared, one app per step). Then every
+    node lists and reads all 48 files, and after the stop each is on the shared file system,
+    persisted by the node that wrote it only."""
     wf = workflow
     ranks = 8
     graph = [
         {
-            "name": f"writer{k}",
+            "name": f"writer{k}s{s}",
             "input_stream": [f"n{(k + 1) % ranks}-*"],
-            "output_stream": [f"n{k}-*"],
-            "streaming": [{"name": [f"n{k}-*"], "committed": "on_close"}],
+            "output_stream": [f"n{k}-s{s}-*"],
+            "streaming": [{"name": [f"n{k}-s{s}-*"], "committed": "on_close"}],
         }
         for k in range(ranks)
+        for s in (0, 1)
     ] + [{"name": "checker", "input_stream": ["n*"], "output_stream": []}]
     config = cl_file(wf, graph, permanent=["n*"])
     j = job(ranks, config)
     j.wait_ready()
     d = str(wf.capio_dir)
     steps = [
-        start(j.nodes[k], EIGHT_NODE_STEP, f"writer{k}", d, str(k), str(s), str((k + 1) % ranks))
+        start(j.nodes[k], EIGHT_NODE_STEP, f"writer{k}s{s}", d, str(k), str(s), str((k + 1) % ranks))
         for k in range(ranks)
         for s in (0, 1)
     ]
@@ -552,6 +554,9 @@ def test_a_workflow_of_eight_nodes_ends_with_every_file_seen_everywhere(job, wor
         seen = j.nodes[k].run_step(textwrap.dedent(check), "checker", d)
         assert seen.returncode == 0, seen.stderr
         assert json.loads(seen.stdout) == expected, k
+        # Only the writer's copy is permanent: a replica is never persisted.
+        for name, f in files_seen(j.nodes[k]).items():
+            assert f["permanent"] == name.startswith(f"n{k}-"), (k, name)
     assert server_cli(j.nodes[3], "stop").returncode == 0
     assert j.wait(120) == 0, j.text()
     on_disk = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in wf.capio_dir.iterdir()}

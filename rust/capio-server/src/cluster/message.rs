@@ -36,8 +36,14 @@ pub enum Message {
     /// The sender is still shutting down (persisting, perhaps for long): sent every few seconds
     /// between `Stop` and `Done`, so that a slow node is told from a dead or hung one.
     Working,
-    /// A file was created on the sender (which writes it), to be kept on node `home`.
-    Created { path: PathBuf, mode: u32, home: u64 },
+    /// File number `serial` was created on the sender (which writes it), to be kept on node
+    /// `home`.
+    Created {
+        path: PathBuf,
+        mode: u32,
+        home: u64,
+        serial: u64,
+    },
     /// A file homed on the sender changed state (`SlotState` as a number), `len` bytes long.
     State { path: PathBuf, state: u32, len: u64 },
     /// A file homed on the sender is gone.
@@ -49,9 +55,15 @@ pub enum Message {
         live: Vec<String>,
         ended: Vec<String>,
     },
-    /// Send the bytes of `path` (homed on the receiver) from `from` on, as they are written, then
-    /// seal fetch `id`.
-    Fetch { id: u64, path: PathBuf, from: u64 },
+    /// Send the bytes of file number `serial` of node `writer` (written or kept on the
+    /// receiver; `path` for logs) from `from` on, as they are written, then seal fetch `id`.
+    Fetch {
+        id: u64,
+        writer: u64,
+        serial: u64,
+        path: PathBuf,
+        from: u64,
+    },
     /// A client on the sender unlinked `path`, homed on the receiver.
     Unlink { path: PathBuf },
     /// `len` bytes of fetch `id` at `offset`: the bytes themselves are the sender's next message
@@ -176,16 +188,31 @@ impl Message {
             Message::Stop { why } => (STOP, why.as_bytes().to_vec()),
             Message::Done => (DONE, Vec::new()),
             Message::Working => (WORKING, Vec::new()),
-            Message::Created { path, mode, home } => {
-                (CREATED, w.path(path).num(u64::from(*mode)).num(*home).0)
-            }
+            Message::Created {
+                path,
+                mode,
+                home,
+                serial,
+            } => (
+                CREATED,
+                w.path(path).num(u64::from(*mode)).num(*home).num(*serial).0,
+            ),
             Message::State { path, state, len } => {
                 (STATE, w.path(path).num(u64::from(*state)).num(*len).0)
             }
             Message::Removed { path } => (REMOVED, w.path(path).0),
             Message::Renamed { from, to } => (RENAMED, w.path(from).path(to).0),
             Message::Apps { live, ended } => (APPS, w.names(live).names(ended).0),
-            Message::Fetch { id, path, from } => (FETCH, w.num(*id).path(path).num(*from).0),
+            Message::Fetch {
+                id,
+                writer,
+                serial,
+                path,
+                from,
+            } => (
+                FETCH,
+                w.num(*id).num(*writer).num(*serial).path(path).num(*from).0,
+            ),
             Message::Unlink { path } => (UNLINK, w.path(path).0),
             Message::Data { id, offset, len } => (DATA, w.num(*id).num(*offset).num(*len).0),
             Message::Seal { id, state, len } => {
@@ -238,7 +265,13 @@ impl Message {
                 let path = r.path()?;
                 let mode = r.small()?;
                 let home = r.num()?;
-                return r.end(Message::Created { path, mode, home });
+                let serial = r.num()?;
+                return r.end(Message::Created {
+                    path,
+                    mode,
+                    home,
+                    serial,
+                });
             }
             STATE => {
                 let path = r.path()?;
@@ -262,9 +295,17 @@ impl Message {
             }
             FETCH => {
                 let id = r.num()?;
+                let writer = r.num()?;
+                let serial = r.num()?;
                 let path = r.path()?;
                 let from = r.num()?;
-                return r.end(Message::Fetch { id, path, from });
+                return r.end(Message::Fetch {
+                    id,
+                    writer,
+                    serial,
+                    path,
+                    from,
+                });
             }
             UNLINK => {
                 let path = r.path()?;
@@ -305,6 +346,7 @@ mod tests {
                 path: "/capio/a b".into(),
                 mode: 0o640,
                 home: 2,
+                serial: 9,
             },
             Message::State {
                 path: "/capio/x".into(),
@@ -324,6 +366,8 @@ mod tests {
             },
             Message::Fetch {
                 id: 7,
+                writer: 1,
+                serial: 9,
                 path: "/capio/x".into(),
                 from: 4096,
             },

@@ -95,27 +95,25 @@ pub fn committed_rest(
 }
 
 /// Serve `fetch` on its own thread; `send` hands chunks to the MPI thread (false once it is
-/// gone).
+/// gone). `Err` if the thread cannot start: the caller seals the fetch and gives the slot back.
 pub fn spawn(
     server: Weak<Shared>,
     table: Arc<StateTable>,
     credit: Arc<Credit>,
     fetch: Fetch,
     send: impl Fn(Chunk) -> bool + Send + 'static,
-) {
+) -> std::io::Result<()> {
     let slot = fetch.slot;
     let id = fetch.id;
-    let spawned = thread::Builder::new()
+    thread::Builder::new()
         .name(format!("push-{id}"))
         .spawn(move || {
             follow(&server, &table, &credit, &fetch, &send);
             if let Some(server) = server.upgrade() {
                 server.ns().give_back(slot);
             }
-        });
-    if let Err(e) = spawned {
-        warning!("cannot start a thread to serve fetch {id}: {e}");
-    }
+        })
+        .map(drop)
 }
 
 fn follow(
@@ -125,9 +123,6 @@ fn follow(
     fetch: &Fetch,
     send: &impl Fn(Chunk) -> bool,
 ) {
-    let Some(slot) = table.slot(fetch.slot) else {
-        return;
-    };
     let seal = |state, len| {
         send(Chunk::Seal {
             to: fetch.to,
@@ -136,19 +131,33 @@ fn follow(
             len,
         });
     };
+    let Some(slot) = table.slot(fetch.slot) else {
+        return seal(SlotState::Aborted, 0);
+    };
+    let stopping = || server.upgrade().is_none_or(|s| s.stopping());
     let mut sent = fetch.from;
     loop {
         let seen = slot.seq.load(SeqCst);
         // The state before the length: a commit seen here means the length read next is final.
         let state = slot.state();
         let len = slot.len.load(SeqCst);
+        if len < sent {
+            // Cut short (written anew): what the other node holds is stale; it starts over.
+            return seal(SlotState::Open, len);
+        }
         while sent < len {
+            if stopping() {
+                return seal(SlotState::Aborted, sent);
+            }
             let n = (len - sent).min(CHUNK);
             let mut bytes = vec![0; n as usize];
             if let Err(e) = fetch.file.read_exact_at(&mut bytes, sent) {
+                // Cut short under us (written anew): the other node starts over.
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    return seal(SlotState::Open, sent);
+                }
                 warning!("cannot read bytes for node {}: {e}", fetch.to);
-                seal(SlotState::Aborted, sent);
-                return;
+                return seal(SlotState::Aborted, sent);
             }
             credit.take(n);
             let chunk = Chunk::Data {
@@ -168,7 +177,7 @@ fn follow(
             SlotState::Aborted | SlotState::Free => return seal(SlotState::Aborted, sent),
             SlotState::Open => {}
         }
-        if server.upgrade().is_none_or(|s| s.stopping()) {
+        if stopping() {
             return seal(SlotState::Aborted, sent);
         }
         slot.wait(seen, Some(IDLE_LOOK));

@@ -17,7 +17,7 @@ use super::push::{self, Chunk, Credit};
 use super::{Marker, Members, Moved};
 use crate::error::FsError;
 use crate::log::{debug, error, info, warning};
-use crate::namespace::{Caused, Notice, Outbox, Sink};
+use crate::namespace::{Caused, FileId, Notice, Outbox, Sink};
 use crate::persist;
 use crate::shared::Shared;
 use capio_proto::SlotState;
@@ -29,7 +29,7 @@ use mpi::traits::*;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
@@ -230,10 +230,11 @@ struct Serving<'a> {
     parked: Vec<Parked>,
 }
 
-/// A fetch of a file, by node `to`, from `offset` on.
+/// Fetch `id` of file `file` (at `path`, for logs), by node `to`, from `offset` on.
 struct Parked {
     to: usize,
     id: u64,
+    file: FileId,
     path: PathBuf,
     offset: u64,
     since: Instant,
@@ -336,6 +337,8 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                 st.send_notice(notice);
                 busy = true;
             }
+            // Nothing goes out after this node said it is done: its peers may have left.
+            Ok(Command::Push(_)) if finishing => {}
             Ok(Command::Push(chunk)) => {
                 st.push(chunk);
                 busy = true;
@@ -395,10 +398,16 @@ impl Serving<'_> {
     /// What the namespace asks: announcements go to every node, requests to a file's home.
     fn send_notice(&mut self, notice: Notice) {
         let path_message = match notice {
-            Notice::Created { path, mode, home } => Message::Created {
+            Notice::Created {
+                path,
+                mode,
+                home,
+                serial,
+            } => Message::Created {
                 path,
                 mode,
                 home: home as u64,
+                serial,
             },
             Notice::State { path, state, len } => Message::State {
                 path,
@@ -410,13 +419,22 @@ impl Serving<'_> {
             Notice::Apps { live, ended } => Message::Apps { live, ended },
             Notice::Fetch {
                 from: source,
+                file,
                 path,
                 id,
                 sink,
             } => {
                 let from = sink.from;
                 self.sinks.insert(id, sink);
-                return self.send(source, &Message::Fetch { id, path, from });
+                let (writer, serial) = (file.writer as u64, file.serial);
+                let fetch = Message::Fetch {
+                    id,
+                    writer,
+                    serial,
+                    path,
+                    from,
+                };
+                return self.send(source, &fetch);
             }
             Notice::Unlink { writer, path } => return self.send(writer, &Message::Unlink { path }),
         };
@@ -496,7 +514,8 @@ impl Serving<'_> {
         self.landing.resize(got, 0);
         message.matched_receive_into(&mut self.landing[..]);
         self.node.moved.received.fetch_add(got as u64, Relaxed);
-        let Some(sink) = self.sinks.get(&id) else {
+        // A fetch called off (its file is written anew) drops what is still on its way.
+        let Some(sink) = self.sinks.get(&id).filter(|s| s.live.load(SeqCst)) else {
             return;
         };
         if let Err(e) = sink.file.write_all_at(&self.landing, offset) {
@@ -523,13 +542,18 @@ impl Serving<'_> {
                 server.begin_shutdown(&why);
                 return;
             }
-            Message::Created { path, mode, home } => {
+            Message::Created {
+                path,
+                mode,
+                home,
+                serial,
+            } => {
                 // A node outside the job cannot keep it: its writer does.
                 let home = usize::try_from(home)
                     .ok()
                     .filter(|&h| h < self.me.hosts.len())
                     .unwrap_or(from);
-                let caused = server.ns().remote_created(from, &path, mode, home);
+                let caused = server.ns().remote_created(from, &path, mode, home, serial);
                 // A fetch that came first (from a node that heard of the file first) goes on.
                 for parked in std::mem::take(&mut self.parked) {
                     self.serve_fetch(&server, parked);
@@ -558,12 +582,16 @@ impl Serving<'_> {
             }
             Message::Fetch {
                 id,
+                writer,
+                serial,
                 path,
                 from: offset,
             } => {
+                let writer = usize::try_from(writer).unwrap_or(usize::MAX);
                 let fetch = Parked {
                     to: from,
                     id,
+                    file: FileId { writer, serial },
                     path,
                     offset,
                     since: Instant::now(),
@@ -576,14 +604,17 @@ impl Serving<'_> {
         persist_in_background(&server, caused);
     }
 
-    /// Node `to` wants the bytes of a file from `offset` on: a pusher follows the file. A file
-    /// not known here yet is parked until it is (or refused once parked too long).
+    /// Node `to` wants the bytes of a file from `offset` on: a pusher follows the file. Another
+    /// node's file this node keeps but has not heard of yet is parked until it has (or refused
+    /// once parked too long); one of this node's own that is gone is refused at once.
     fn serve_fetch(&mut self, server: &Arc<Shared>, fetch: Parked) {
-        let lent = server.ns().lend(&fetch.path);
+        let lent = server.ns().lend(fetch.file);
         let (to, id, offset) = (fetch.to, fetch.id, fetch.offset);
         let (slot, file) = match lent {
             Ok(lent) => lent,
-            Err(FsError::NotFound) if fetch.since.elapsed() < PARK_LIMIT => {
+            Err(FsError::NotFound)
+                if fetch.file.writer != self.me.rank && fetch.since.elapsed() < PARK_LIMIT =>
+            {
                 return self.parked.push(fetch);
             }
             Err(e) => {
@@ -616,13 +647,19 @@ impl Serving<'_> {
             file,
         };
         let commands = self.node.commands.clone();
-        push::spawn(
+        let started = push::spawn(
             Arc::downgrade(server),
             server.table.clone(),
             self.node.credit.clone(),
             fetch,
             move |chunk| commands.send(Command::Push(chunk)).is_ok(),
         );
+        if let Err(e) = started {
+            warning!("cannot start a thread to serve fetch {id} of node {to}: {e}");
+            let (state, len) = (SlotState::Aborted as u32, 0);
+            self.send(to, &Message::Seal { id, state, len });
+            server.ns().give_back(slot);
+        }
     }
 }
 

@@ -233,7 +233,7 @@ impl Namespace {
             };
             let declared = self.rules.declared_producers(&dir);
             let declared_gone = declared.iter().all(|app| self.app_terminated(app));
-            if !dir_due_at_termination(&rule, declared_gone) {
+            if !dir_due_at_termination(&rule, declared_gone) || self.produced_elsewhere(&dir) {
                 continue;
             }
             if !matches!(rule, CommitRule::OnTermination | CommitRule::OnClose(_)) {

@@ -81,6 +81,8 @@ pub(super) struct DirNode {
     children: Vec<Option<OsString>>,
     /// Where each present name sits in `children`, so removal costs O(1) in a big directory.
     index: HashMap<OsString, usize>,
+    /// Other nodes that created entries in it (their apps may still add more).
+    pub(super) remote_writers: BTreeSet<usize>,
 }
 
 impl DirNode {
@@ -174,14 +176,15 @@ impl DirTable {
         }
     }
 
-    /// List `path` in its parent, made on another node: no client here produces it. Returns
+    /// List `path` in its parent, made on node `writer`: no client here produces it. Returns
     /// whether the parent is a directory whose rule may now commit it.
-    pub(super) fn add_name(&mut self, path: &Path) -> bool {
+    pub(super) fn add_name(&mut self, path: &Path, writer: usize) -> bool {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return false;
         };
         let dir = self.dirs.entry(parent.to_path_buf()).or_default();
         dir.add(name);
+        dir.remote_writers.insert(writer);
         dir.made.as_ref().is_some_and(|m| !m.committed)
     }
 

@@ -174,6 +174,11 @@ impl FileNode {
         Ok(true)
     }
 
+    /// Committed or aborted → Open: a replica whose file is being written anew at its writer.
+    pub(super) fn start_over(&mut self) {
+        self.begin_round();
+    }
+
     fn begin_round(&mut self) {
         self.closes_by_producers = 0;
         self.persisted = false;

@@ -35,7 +35,7 @@ mod remote;
 mod report;
 
 pub use clients::ClientId;
-pub use remote::{Notice, Outbox, Sink};
+pub use remote::{FileId, Notice, Outbox, Sink};
 
 /// The outcome of an `Open`.
 #[derive(Debug)]
@@ -392,6 +392,7 @@ impl Namespace {
         }
         if !self.clients.is_open(slot) && self.files.release(slot) {
             self.clients.forget_file(slot);
+            self.forget_number(slot);
         }
     }
 }

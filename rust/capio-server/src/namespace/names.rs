@@ -252,6 +252,16 @@ impl Namespace {
         if dst.starts_with(src) {
             return Err(FsError::IntoItself);
         }
+        // Files of other nodes inside keep their paths there: the directory moves only on the
+        // node that writes them.
+        if let Some(node) = self
+            .files
+            .paths_under(src)
+            .iter()
+            .find_map(|p| self.written_elsewhere(p))
+        {
+            return Err(FsError::MovedElsewhere { node });
+        }
         match to {
             Entry::Missing => {}
             e if !e.is_dir() => return Err(FsError::NotDir),

@@ -67,6 +67,17 @@ impl Namespace {
             self.drop_stale(&resolved);
         }
         let path = &resolved;
+        if flags & O_CREAT != 0
+            && self
+                .files
+                .get(path)
+                .is_some_and(|n| n.remote.is_some() && n.state() == SlotState::Aborted)
+        {
+            // Another node's file whose producer crashed: a new producer here writes it anew,
+            // and this node becomes its writer.
+            self.forget_file(path);
+            self.bump();
+        }
         // Read before deciding the path is missing: a create after this point moves `seq` past it,
         // so the client's futex wait cannot miss it.
         let generation = self.table.namespace().seq.load(SeqCst);
@@ -219,10 +230,12 @@ impl Namespace {
             node.kept_on = kept_on;
         }
         let home = self.home_for_new(path);
+        let serial = self.number_new_file(slot);
         self.tell(|| Notice::Created {
             path: path.to_path_buf(),
             mode,
             home,
+            serial,
         });
         self.clients.add_producer(cid, slot);
         self.add_child(cid, path, caused);

@@ -28,35 +28,49 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+/// A file across the nodes: the node that writes it and its number there. Unlike its path, it
+/// survives renames, and names the very file an fd has open after an unlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub writer: usize,
+    pub serial: u64,
+}
 
 /// What this node's namespace tells the others, handed to the cluster's outbox in the order it
 /// happened (the cluster keeps that order per destination).
 #[derive(Debug)]
 pub enum Notice {
-    /// A file was created here, with permission bits `mode`, to be kept on node `home`.
+    /// A file was created here as number `serial`, with permission bits `mode`, to be kept on
+    /// node `home`.
     Created {
         path: PathBuf,
         mode: u32,
         home: usize,
+        serial: u64,
     },
-    /// A file homed here changed state; `len` is its size then.
+    /// A file written here changed state; `len` is its size then.
     State {
         path: PathBuf,
         state: SlotState,
         len: u64,
     },
-    /// A file homed here was unlinked (or replaced).
+    /// A file written here was unlinked (or replaced).
     Removed { path: PathBuf },
-    /// A file homed here was renamed.
+    /// A file written here was renamed.
     Renamed { from: PathBuf, to: PathBuf },
     /// The apps with live clients here, and those that attached here and have all terminated.
     Apps {
         live: Vec<String>,
         ended: Vec<String>,
     },
-    /// Fetch `path` from node `from` into `sink` (fetch number `id`), from `sink.from` on.
+    /// Fetch file `file` (at `path`, for logs) from node `from` into `sink` (fetch number `id`),
+    /// from `sink.from` on.
     Fetch {
         from: usize,
+        file: FileId,
         path: PathBuf,
         id: u64,
         sink: Sink,
@@ -66,12 +80,14 @@ pub enum Notice {
 }
 
 /// Where a fetch writes: the replica's data object and slot. The slot stays pinned until the
-/// fetch is sealed, so it is never reused for another file while bytes still arrive.
+/// fetch ends, so it is never reused for another file while bytes still arrive; `live` goes false
+/// when the fetch is called off (the file was written again), and its late bytes are dropped.
 #[derive(Debug)]
 pub struct Sink {
     pub file: File,
     pub slot: u32,
     pub from: u64,
+    pub live: Arc<AtomicBool>,
 }
 
 /// The cluster's end of the namespace: takes notices without blocking.
@@ -92,8 +108,10 @@ pub(super) struct Replica {
     pub(super) state: SlotState,
     /// The writer's size of the file, as last told.
     pub(super) len: u64,
-    /// The fetch filling it now, if any.
-    pub(super) fetch: Option<u64>,
+    /// Its number on its writer.
+    pub(super) serial: u64,
+    /// The fetch filling it now, if any: its number, and the flag that calls it off.
+    pub(super) fetch: Option<(u64, Arc<AtomicBool>)>,
 }
 
 /// The apps of another node, as it last told them.
@@ -119,6 +137,10 @@ pub(super) struct Remote {
     next_fetch: u64,
     /// Slots that must not be reused yet: a fetch fills them, or one lends them to another node.
     pinned: HashMap<u32, u32>,
+    /// Files by their cluster-wide number: those written here and the replicas, until their
+    /// slot is released.
+    by_id: HashMap<FileId, u32>,
+    next_serial: u64,
 }
 
 impl Remote {
@@ -179,6 +201,8 @@ impl Namespace {
             fetches: HashMap::new(),
             next_fetch: 1,
             pinned: HashMap::new(),
+            by_id: HashMap::new(),
+            next_serial: 1,
         });
     }
 
@@ -223,6 +247,22 @@ impl Namespace {
             .is_some_and(|r| r.apps.values().any(|a| !a.live.is_empty()))
     }
 
+    /// Whether a directory's producers on other nodes may still add entries to it: a node that
+    /// created entries in it still has live apps, or apps declared to produce it have not all
+    /// terminated on every node.
+    pub(super) fn produced_elsewhere(&self, dir: &Path) -> bool {
+        let Some(remote) = &self.remote else {
+            return false;
+        };
+        let writers_live = self.dirs.get(dir).is_some_and(|d| {
+            d.remote_writers
+                .iter()
+                .any(|n| remote.apps.get(n).is_some_and(|a| !a.live.is_empty()))
+        });
+        let declared = self.rules.declared_producers(dir);
+        writers_live || !declared.iter().all(|app| self.app_terminated(app))
+    }
+
     /// `app` attached somewhere and no client of it lives on any node.
     pub(super) fn app_terminated(&self, app: &str) -> bool {
         let (seen_here, live_here) = self.clients.app_state(app);
@@ -257,29 +297,54 @@ impl Namespace {
         caused
     }
 
-    /// Node `from` created `path`, to be kept on node `home`: a replica of it appears here, listed
-    /// in its parent, empty until read — or, on its home, fetched at once. A file of the same path
-    /// made here meanwhile keeps it (logged).
-    pub fn remote_created(&mut self, from: usize, path: &Path, mode: u32, home: usize) -> Caused {
+    /// A file just created here at `slot`: its number across the nodes (announced with it).
+    pub(super) fn number_new_file(&mut self, slot: u32) -> u64 {
+        let Some(remote) = self.remote.as_mut() else {
+            return 0;
+        };
+        let serial = remote.next_serial;
+        remote.next_serial += 1;
+        let id = FileId {
+            writer: remote.me,
+            serial,
+        };
+        remote.by_id.insert(id, slot);
+        serial
+    }
+
+    /// `slot` was released: its number names nothing any more.
+    pub(super) fn forget_number(&mut self, slot: u32) {
+        if let Some(remote) = self.remote.as_mut() {
+            remote.by_id.retain(|_, s| *s != slot);
+        }
+    }
+
+    /// Node `from` created file number `serial` at `path`, to be kept on node `home`: a replica of
+    /// it appears here, listed in its parent, empty until read — or, on its home, fetched at once.
+    /// It replaces an older replica, or a file of this node whose producer crashed; a live file of
+    /// the same path made here meanwhile keeps it (logged).
+    pub fn remote_created(
+        &mut self,
+        from: usize,
+        path: &Path,
+        mode: u32,
+        home: usize,
+        serial: u64,
+    ) -> Caused {
         let mut caused = Caused::default();
         let Some((root, me)) = self.remote.as_ref().map(|r| (r.root.clone(), r.me)) else {
             return caused;
         };
         if let Some(node) = self.files.get(path) {
-            match &node.remote {
-                Some(_) => {
-                    // A newer file from another node replaces the old replica.
-                    self.forget_file(path);
-                }
-                None => {
-                    warning!(
-                        "node {from} created {}, which this node created too: each node keeps \
-                         its own (create a path on one node only)",
-                        path.display()
-                    );
-                    return caused;
-                }
+            if node.remote.is_none() && node.state() != SlotState::Aborted {
+                warning!(
+                    "node {from} created {}, which this node created too: each node keeps its \
+                     own (create a path on one node only)",
+                    path.display()
+                );
+                return caused;
             }
+            self.forget_file(path);
         }
         let replica = Replica {
             writer: from,
@@ -287,11 +352,24 @@ impl Namespace {
             keeper: home == me,
             state: SlotState::Open,
             len: 0,
+            serial,
             fetch: None,
         };
         match self.new_replica(&root, path, replica, mode) {
-            Ok(slot) if home == me => self.fetch_if_needed(slot),
-            Ok(_) => {}
+            Ok(slot) => {
+                if let Some(remote) = self.remote.as_mut() {
+                    remote.by_id.insert(
+                        FileId {
+                            writer: from,
+                            serial,
+                        },
+                        slot,
+                    );
+                }
+                if home == me {
+                    self.fetch_if_needed(slot);
+                }
+            }
             Err(e) => {
                 warning!(
                     "cannot make a replica of {} (created on node {from}): {e}",
@@ -304,7 +382,7 @@ impl Namespace {
             if !self.dirs.contains(parent) {
                 self.adopt(&root, parent, &mut caused);
             }
-            if self.dirs.add_name(path) {
+            if self.dirs.add_name(path, from) {
                 caused.unsettled = true;
             }
         }
@@ -343,7 +421,7 @@ impl Namespace {
     }
 
     /// A replica's rule: its path's, held in memory, and persisted only by its home.
-    fn replica_rule(&self, path: &Path, keeper: bool) -> capio_cl::Rule {
+    pub(super) fn replica_rule(&self, path: &Path, keeper: bool) -> capio_cl::Rule {
         let mut rule = self.rules.rule_for(path);
         rule.permanent &= keeper;
         rule.storage = capio_cl::Storage::Memory;
@@ -360,43 +438,71 @@ impl Namespace {
 
     /// Node `from` says the file at `path` is now in `state`, `len` bytes long. An abort reaches
     /// local readers at once; a commit reaches them when the replica holds every byte (its fetch
-    /// seals it), or at once when it is empty.
+    /// seals it), or at once when it holds them already; a file written again (`Open` after a
+    /// commit or an abort) starts over here, and is fetched again if someone here reads it.
     pub fn remote_state(&mut self, from: usize, path: &Path, state: SlotState, len: u64) -> Caused {
         let mut caused = Caused::default();
         let Some(slot) = self.replica_slot(from, path) else {
             return caused;
         };
-        let Some((node, budget)) = self.files.node_and_budget(slot) else {
+        let Some(node) = self.files.node_mut(slot) else {
             return caused;
         };
-        let fetching = {
-            let Some(replica) = node.remote.as_mut() else {
-                return caused;
-            };
+        let (local, held) = (node.state(), node.len());
+        if let Some(replica) = node.remote.as_mut() {
             replica.state = state;
             replica.len = len;
-            replica.fetch.is_some()
-        };
+        }
         match state {
             SlotState::Aborted => {
-                node.abort();
+                self.cancel_fetch(slot);
+                if let Some(node) = self.files.node_mut(slot) {
+                    node.abort();
+                }
             }
-            SlotState::Committed if !fetching && node.len() == len => {
+            SlotState::Committed if !self.fetching(slot) && held == len => {
                 let _ = self.files.commit(slot);
             }
-            SlotState::Open if node.is_committed() => {
-                // Written again at home: what is here is stale.
-                if let Err(e) = node.truncate(budget) {
-                    warning!("cannot empty the replica of {}: {e}", path.display());
-                }
-                node.reopen();
-            }
+            SlotState::Committed => self.fetch_if_read(slot),
+            SlotState::Open if local != SlotState::Open => self.start_over(slot),
             _ => {}
         }
         self.bump();
         caused.unsettled = true;
         self.settle(&mut caused);
         caused
+    }
+
+    fn fetching(&self, slot: u32) -> bool {
+        self.files
+            .node(slot)
+            .and_then(|n| n.remote.as_ref())
+            .is_some_and(|r| r.fetch.is_some())
+    }
+
+    /// The replica in `slot` is being written anew at its writer: drop what it holds (and a fetch
+    /// of the old content), reopen it, and fetch again if it is read here.
+    fn start_over(&mut self, slot: u32) {
+        self.cancel_fetch(slot);
+        if let Some((node, budget)) = self.files.node_and_budget(slot) {
+            if let Err(e) = node.truncate(budget) {
+                warning!("cannot empty a replica to fetch it again: {e}");
+            }
+            node.start_over();
+        }
+        self.fetch_if_read(slot);
+    }
+
+    /// Fetch the replica in `slot` if a reader here has it open (or this node keeps it).
+    fn fetch_if_read(&mut self, slot: u32) {
+        let keeper = self
+            .files
+            .node(slot)
+            .and_then(|n| n.remote.as_ref())
+            .is_some_and(|r| r.keeper);
+        if keeper || self.clients.is_open(slot) {
+            self.fetch_if_needed(slot);
+        }
     }
 
     /// Node `from` removed `path`.
@@ -433,7 +539,7 @@ impl Namespace {
             if let Some(keeper) = keeper {
                 self.files.set_rule(dst, self.replica_rule(dst, keeper));
             }
-            if self.dirs.add_name(dst) {
+            if self.dirs.add_name(dst, from) {
                 caused.unsettled = true;
             }
         }
@@ -442,7 +548,7 @@ impl Namespace {
         caused
     }
 
-    /// A client on node `from` unlinked `path`, homed here: as if a client here did.
+    /// A client on node `from` unlinked `path`, written here: as if a client here did.
     pub fn remote_unlink(&mut self, from: usize, path: &Path) {
         let Some(root) = self.remote.as_ref().map(|r| r.root.clone()) else {
             return;
@@ -455,7 +561,8 @@ impl Namespace {
         }
     }
 
-    /// Start filling a replica from its home, unless it is full or filling already.
+    /// Start filling a replica from its home (its writer, on the home itself), unless it is full
+    /// or filling already.
     pub(super) fn fetch_if_needed(&mut self, slot: u32) {
         let Some(remote) = self.remote.as_mut() else {
             return;
@@ -478,55 +585,85 @@ impl Namespace {
         };
         let id = remote.next_fetch;
         remote.next_fetch += 1;
-        replica.fetch = Some(id);
-        // The home fetches from the writer; every other node from the home.
+        let live = Arc::new(AtomicBool::new(true));
+        replica.fetch = Some((id, live.clone()));
         let source = if replica.keeper {
             replica.writer
         } else {
             replica.home
         };
+        let file_id = FileId {
+            writer: replica.writer,
+            serial: replica.serial,
+        };
         remote.fetches.insert(id, slot);
         remote.pin(slot);
         remote.outbox.send(Notice::Fetch {
             from: source,
+            file: file_id,
             path,
             id,
-            sink: Sink { file, slot, from },
+            sink: Sink {
+                file,
+                slot,
+                from,
+                live,
+            },
         });
     }
 
-    /// Fetch `id` ended: its home's file is `state` (committed: every byte, `len` of them, is
-    /// here now; anything else: it will never be complete here).
+    /// Call off the fetch filling `slot`, if any: its late bytes and seal are dropped.
+    fn cancel_fetch(&mut self, slot: u32) {
+        let Some(remote) = self.remote.as_mut() else {
+            return;
+        };
+        let Some((id, live)) = self
+            .files
+            .node_mut(slot)
+            .and_then(|n| n.remote.as_mut())
+            .and_then(|r| r.fetch.take())
+        else {
+            return;
+        };
+        live.store(false, SeqCst);
+        remote.fetches.remove(&id);
+        if remote.unpin(slot) {
+            self.release_unlinked(slot);
+        }
+    }
+
+    /// Fetch `id` ended: the file is `state` at its source (committed: every byte, `len` of them,
+    /// is here now; open: it was written anew meanwhile, start over; aborted: it never will be).
     pub fn fetch_sealed(&mut self, id: u64, state: SlotState, len: u64) -> Caused {
         let mut caused = Caused::default();
         let Some(remote) = self.remote.as_mut() else {
             return caused;
         };
         let Some(slot) = remote.fetches.remove(&id) else {
-            return caused;
+            return caused; // called off
         };
         let last_pin = remote.unpin(slot);
-        if let Some(node) = self.files.node_mut(slot) {
-            if let Some(replica) = node.remote.as_mut() {
-                replica.fetch = None;
-                if state == SlotState::Committed {
-                    replica.state = state;
-                    replica.len = len;
+        if let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) {
+            replica.fetch = None;
+            if state == SlotState::Committed {
+                replica.state = state;
+                replica.len = len;
+            }
+        }
+        let held = self.files.node(slot).map_or(0, |n| n.len());
+        match state {
+            SlotState::Committed if held >= len => {
+                // Its home persists it (a replica elsewhere is never permanent).
+                if let Some(done) = self.files.commit(slot)
+                    && done.permanent
+                    && let Some(path) = self.files.path_of(slot)
+                {
+                    caused.committed((path.clone(), done.generation));
                 }
             }
-            match state {
-                SlotState::Committed if node.len() >= len => {
-                    // Its home persists it (a replica elsewhere is never permanent).
-                    if let Some(done) = self.files.commit(slot)
-                        && done.permanent
-                        && let Some(path) = self.files.path_of(slot)
-                    {
-                        caused.committed((path.clone(), done.generation));
-                    }
-                }
-                // Written again since: the next open fetches again.
-                SlotState::Open => {}
-                _ => {
+            SlotState::Open | SlotState::Committed => self.start_over(slot),
+            _ => {
+                if let Some(node) = self.files.node_mut(slot) {
                     node.abort();
                 }
             }
@@ -540,20 +677,20 @@ impl Namespace {
         caused
     }
 
-    /// Lend the file at `path` to another node's fetch: its slot (pinned until `give_back`) and a
-    /// handle on its data. Files written here are lent (to their home, or to any node when kept
-    /// here), and replicas this node keeps (their bytes flow on as they arrive).
-    pub fn lend(&mut self, path: &Path) -> Result<(u32, File), FsError> {
+    /// Lend file `file` to another node's fetch: its slot (pinned until `give_back`) and a handle
+    /// on its data. Files written here are lent, and replicas this node keeps (their bytes flow on
+    /// as they arrive) — also after an unlink, while an fd still holds them.
+    pub fn lend(&mut self, file: FileId) -> Result<(u32, File), FsError> {
+        let remote = self.remote.as_mut().ok_or(FsError::NotFound)?;
+        let slot = *remote.by_id.get(&file).ok_or(FsError::NotFound)?;
         let node = self
             .files
-            .get(path)
+            .node(slot)
             .filter(|n| n.remote.as_ref().is_none_or(|r| r.keeper))
             .ok_or(FsError::NotFound)?;
-        let (slot, file) = (node.slot(), node.data.try_clone()?);
-        if let Some(remote) = &mut self.remote {
-            remote.pin(slot);
-        }
-        Ok((slot, file))
+        let data = node.data.try_clone()?;
+        remote.pin(slot);
+        Ok((slot, data))
     }
 
     /// A fetch served from `slot` ended.
