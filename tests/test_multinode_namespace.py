@@ -645,3 +645,152 @@ def test_hashing_spreads_files_over_the_nodes_the_same_way_on_every_node(job, wo
     assert sorted(p.name for p in shards.iterdir()) == [f"s{i:02d}" for i in range(12)]
     for p in shards.iterdir():
         assert p.read_bytes() == bytes([int(p.name[1:])]) * (1000 + int(p.name[1:])), p
+
+
+# -- files written anew, and what moves where ------------------------------------------------------
+
+KILLABLE = (
+    PRELUDE
+    + """
+path, text, started = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(path, "w") as f:
+    f.write(text)
+    f.flush()
+    touch(started)
+    time.sleep(120)
+"""
+)
+
+
+def test_a_crashed_producer_s_file_is_written_again_on_any_node_and_read_everywhere(job) -> None:  # type: ignore[no-untyped-def]
+    j = job(2)
+    j.wait_ready()
+    wf = j.wf
+    data, started = wf.capio_dir / "redo.txt", wf.marker("redo-started")
+    release = j.nodes[1].start_peer("keeper")  # readers may wait for a producer
+    crashed = start(j.nodes[0], KILLABLE, "producer", str(data), "first", str(started))
+    assert wait_until(started.exists, 60), crashed.stderr()
+    reader = start(j.nodes[1], "import sys\nopen(sys.argv[1]).read()\n", "reader", str(data))
+    time.sleep(0.5)
+    os.kill(crashed.proc.pid, signal.SIGKILL)
+    failed = reader.wait(30)
+    assert failed.returncode != 0 and "Errno 5" in failed.stderr, failed.stderr
+    # Written again where it was written first: node 1 reads the new file.
+    write = "import sys\nwith open(sys.argv[1], 'w') as f:\n    f.write(sys.argv[2])\n"
+    assert j.nodes[0].run_step(write, "producer", str(data), "second").returncode == 0
+    read = "import sys\nprint(open(sys.argv[1]).read())\n"
+    assert wait_until(lambda: j.nodes[1].run_step(read, "reader", str(data)).stdout.strip() == "second", 10)
+    # Crashed again, then written on the other node: that node becomes its writer.
+    started.unlink()
+    crashed = start(j.nodes[0], KILLABLE, "producer", str(data), "third", str(started))
+    assert wait_until(started.exists, 60), crashed.stderr()
+    os.kill(crashed.proc.pid, signal.SIGKILL)
+    crashed.wait(30)
+    rewrite = j.nodes[1].run_step(write, "producer", str(data), "fourth")
+    assert rewrite.returncode == 0, rewrite.stderr
+    assert wait_until(lambda: j.nodes[0].run_step(read, "reader", str(data)).stdout.strip() == "fourth", 10)
+    release.write_text("go")
+
+
+def test_a_reader_holding_another_node_s_file_sees_it_written_anew(job) -> None:  # type: ignore[no-untyped-def]
+    """Committed on node 0 and read on node 1; node 0 writes it again while node 1's reader keeps
+    it open: the reader reads the new content, not the old one, and does not hang."""
+    j = job(2)
+    j.wait_ready()
+    wf = j.wf
+    data, read_once, rewritten = wf.capio_dir / "v.txt", wf.marker("read-once"), wf.marker("rewritten")
+    write = "import sys\nwith open(sys.argv[1], 'w') as f:\n    f.write(sys.argv[2])\n"
+    assert j.nodes[0].run_step(write, "writer", str(data), "version one").returncode == 0
+    holder = start(
+        j.nodes[1],
+        PRELUDE
+        + textwrap.dedent(
+            """
+            path, read_once, rewritten = sys.argv[1:4]
+            with open(path) as f:
+                first = f.read()
+                touch(read_once)
+                assert wait_for(rewritten)
+                f.seek(0)
+                second = f.read()
+            print(json.dumps({"first": first, "second": second}))
+            """
+        ),
+        "holder",
+        str(data),
+        str(read_once),
+        str(rewritten),
+    )
+    assert wait_until(read_once.exists, 60), holder.stderr()
+    assert j.nodes[0].run_step(write, "writer", str(data), "version two").returncode == 0
+    rewritten.write_text("x")
+    assert result(holder) == {"first": "version one", "second": "version two"}
+
+
+def test_a_directory_with_files_of_another_node_moves_only_there(job) -> None:  # type: ignore[no-untyped-def]
+    j = job(2)
+    j.wait_ready()
+    wf = j.wf
+    d = wf.capio_dir / "d"
+    make = "import os, sys\nos.mkdir(sys.argv[1])\nopen(os.path.join(sys.argv[1], 'f'), 'w').write('f')\n"
+    assert j.nodes[0].run_step(make, "maker", str(d)).returncode == 0
+    move = textwrap.dedent(
+        """
+        import errno, os, sys
+        try:
+            os.rename(sys.argv[1], sys.argv[1] + "2")
+            print("moved")
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+        """
+    )
+    assert j.nodes[1].run_step(move, "mover", str(d)).stdout.strip() == "EXDEV"
+    assert j.nodes[0].run_step(move, "mover", str(d)).stdout.strip() == "moved"
+    read = "import sys\nprint(open(sys.argv[1]).read())\n"
+    assert j.nodes[1].run_step(read, "reader", str(wf.capio_dir / "d2" / "f")).stdout.strip() == "f"
+
+
+def test_an_on_termination_directory_waits_for_its_producers_on_every_node(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    wf = workflow
+    rules = [
+        {"dirname": ["outdir"], "committed": "on_termination"},
+        {"name": ["outdir/*"], "committed": "on_close"},
+    ]
+    config = cl_file(
+        wf,
+        [
+            {
+                "name": "producer",
+                "input_stream": [],
+                "output_stream": ["outdir", "outdir/*"],
+                "streaming": rules,
+            },
+            {"name": "consumer", "input_stream": ["outdir"], "output_stream": []},
+        ],
+    )
+    j = job(2, config)
+    j.wait_ready()
+    d, go = wf.capio_dir / "outdir", wf.marker("go")
+    write_one = PRELUDE + textwrap.dedent(
+        """
+        d, name, go = sys.argv[1:4]
+        if go != "-":
+            assert wait_for(go)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, name), "w") as f:
+            f.write(name)
+        """
+    )
+    late = start(j.nodes[0], write_one, "producer", str(d), "b", str(go))  # attached, waits
+    time.sleep(1)
+    early = j.nodes[1].run_step(write_one, "producer", str(d), "a", "-")
+    assert early.returncode == 0, early.stderr
+    lister = start(j.nodes[1], "import json, os, sys\nprint(json.dumps(sorted(os.listdir(sys.argv[1]))))\n",
+                   "consumer", str(d))  # fmt: skip
+    time.sleep(1)
+    assert lister.running(), "a producer of the directory still runs on node 0"
+    go.write_text("x")
+    assert late.wait(60).returncode == 0
+    listed = lister.wait(60)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == ["a", "b"]
