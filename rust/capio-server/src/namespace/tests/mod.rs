@@ -278,4 +278,5 @@ mod file_table;
 mod files;
 mod memory;
 mod names_and_waits;
+mod remote;
 mod unlink_rename;

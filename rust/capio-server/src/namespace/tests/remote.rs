@@ -1,0 +1,265 @@
+//! One namespace over many nodes, driven without MPI: a recording outbox stands for the other
+//! nodes, and the tests deliver their messages by calling the namespace as the MPI thread does.
+
+use super::*;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering::SeqCst;
+
+/// The other nodes, as far as this node's namespace can tell: what it sent them.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<Notice>>>);
+
+impl Outbox for Sent {
+    fn send(&self, notice: Notice) {
+        self.0.lock().unwrap().push(notice);
+    }
+}
+
+impl Sent {
+    fn take(&self) -> Vec<Notice> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+
+    /// The fetches sent since the last take, as (source node, file, id, sink).
+    fn fetches(&self) -> Vec<(usize, FileId, u64, Sink)> {
+        self.take()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notice::Fetch {
+                    from,
+                    file,
+                    id,
+                    sink,
+                    ..
+                } => Some((from, file, id, sink)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Node 1 of three (hosts a, b, c).
+fn node1(fx: &mut Fx) -> Sent {
+    let sent = Sent::default();
+    let root = fx.root.clone();
+    let hosts = vec!["a".into(), "b".into(), "c".into()];
+    fx.ns.join_cluster(1, hosts, root, Box::new(sent.clone()));
+    sent
+}
+
+/// Deliver `bytes` at `offset` of a fetch, as the MPI thread lands them.
+fn land(fx: &Fx, sink: &Sink, offset: u64, bytes: &[u8]) {
+    assert!(
+        sink.live.load(SeqCst),
+        "bytes of a fetch called off are dropped"
+    );
+    sink.file.write_all_at(bytes, offset).unwrap();
+    fx.table
+        .slot(sink.slot)
+        .unwrap()
+        .publish(offset + bytes.len() as u64);
+}
+
+#[test]
+fn a_file_created_here_is_announced_with_its_number_and_home() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let w = fx.client("writer");
+    let m = mem(fx.open(w, "out.txt", WR | CREAT).unwrap());
+    let notices = sent.take();
+    let created = notices.iter().find_map(|n| match n {
+        Notice::Created {
+            path, home, serial, ..
+        } => Some((path.clone(), *home, *serial)),
+        _ => None,
+    });
+    assert_eq!(created, Some((fx.p("out.txt"), 1, 1)));
+    write(&fx, &m, 0, b"abc");
+    fx.ns.exit(w, false).unwrap();
+    let states: Vec<(SlotState, u64)> = sent
+        .take()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::State { state, len, .. } => Some((state, len)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states, vec![(SlotState::Committed, 3)]);
+}
+
+#[test]
+fn a_replica_is_fetched_on_first_read_and_commits_when_sealed() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let r = fx.client("reader");
+    let path = fx.p("remote.txt");
+    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 7);
+    assert!(
+        sent.fetches().is_empty(),
+        "nothing moves before someone reads it"
+    );
+    let m = mem(fx.open(r, "remote.txt", RD).unwrap());
+    let fetches = sent.fetches();
+    let [(source, file, id, sink)] = &fetches[..] else {
+        panic!("one fetch, got {}", fetches.len());
+    };
+    assert_eq!(
+        (*source, *file),
+        (
+            0,
+            FileId {
+                writer: 0,
+                serial: 7
+            }
+        )
+    );
+    assert_eq!(
+        fx.state(m.slot),
+        SlotState::Open,
+        "readers wait for the bytes"
+    );
+    land(&fx, sink, 0, b"hello");
+    let _ = fx.ns.remote_state(0, &path, SlotState::Committed, 5);
+    assert_eq!(
+        fx.state(m.slot),
+        SlotState::Open,
+        "committed at home, not all here yet"
+    );
+    let _ = fx.ns.fetch_sealed(*id, SlotState::Committed, 5);
+    assert_eq!(fx.state(m.slot), SlotState::Committed);
+    assert_eq!(read_all(&m, 5), b"hello");
+    // A second reader reads it here: no message.
+    mem(fx.open(r, "remote.txt", RD).unwrap());
+    assert!(sent.take().is_empty());
+    // Read-only here.
+    assert_eq!(fx.errno(r, "remote.txt", WR), libc::EROFS);
+}
+
+#[test]
+fn a_replica_written_anew_starts_over_and_drops_the_old_fetch() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let r = fx.client("reader");
+    let path = fx.p("v.txt");
+    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 1);
+    let m = mem(fx.open(r, "v.txt", RD).unwrap());
+    let (_, _, first, old) = sent.fetches().pop().unwrap();
+    land(&fx, &old, 0, b"old content");
+    // Its writer aborts it, then writes it again.
+    let _ = fx.ns.remote_state(0, &path, SlotState::Aborted, 11);
+    assert_eq!(fx.state(m.slot), SlotState::Aborted);
+    assert!(!old.live.load(SeqCst), "the old fetch is called off");
+    let _ = fx.ns.remote_state(0, &path, SlotState::Open, 0);
+    assert_eq!(
+        fx.state(m.slot),
+        SlotState::Open,
+        "restarted, and fetched again"
+    );
+    let (_, _, second, new) = sent.fetches().pop().expect("a reader has it open");
+    assert_ne!(first, second);
+    assert_eq!(new.from, 0, "from the start: what was here is gone");
+    // A late seal of the old fetch changes nothing.
+    let _ = fx.ns.fetch_sealed(first, SlotState::Committed, 11);
+    assert_eq!(fx.state(m.slot), SlotState::Open);
+    land(&fx, &new, 0, b"new");
+    let _ = fx.ns.fetch_sealed(second, SlotState::Committed, 3);
+    assert_eq!(fx.state(m.slot), SlotState::Committed);
+    assert_eq!(read_all(&m, 3), b"new");
+}
+
+#[test]
+fn a_fetch_cut_short_at_its_source_starts_over() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let r = fx.client("reader");
+    let path = fx.p("cut.txt");
+    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 1);
+    let m = mem(fx.open(r, "cut.txt", RD).unwrap());
+    let (_, _, id, sink) = sent.fetches().pop().unwrap();
+    land(&fx, &sink, 0, b"stale stale");
+    let _ = fx.ns.fetch_sealed(id, SlotState::Open, 3);
+    let (_, _, _, again) = sent.fetches().pop().expect("fetched again");
+    assert_eq!(again.from, 0);
+    assert_eq!(
+        m.data.metadata().unwrap().len(),
+        0,
+        "the stale bytes are gone"
+    );
+}
+
+#[test]
+fn a_pinned_replica_slot_is_not_reused_until_its_fetch_ends() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let r = fx.client("reader");
+    let path = fx.p("gone.txt");
+    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 1);
+    let m = mem(fx.open(r, "gone.txt", RD).unwrap());
+    let (_, _, id, _) = sent.fetches().pop().unwrap();
+    fx.ns.close(r, m.slot, false);
+    fx.ns.remote_removed(0, &path);
+    // The slot is still pinned by the fetch: a new file gets another one.
+    let w = fx.client("writer");
+    let other = mem(fx.open(w, "new.txt", WR | CREAT).unwrap());
+    assert_ne!(other.slot, m.slot);
+    let _ = fx.ns.fetch_sealed(id, SlotState::Committed, 0);
+    let third = mem(fx.open(w, "third.txt", WR | CREAT).unwrap());
+    assert_eq!(third.slot, m.slot, "released once the fetch ended");
+}
+
+#[test]
+fn only_its_home_persists_a_file_and_a_replica_is_never_permanent() {
+    let json = r#"{"name": "wf", "IO_Graph": [], "permanent": ["*"],
+                   "home_node_policies": {"manual": [{"name": ["kept.txt"], "app_node": "c"}]}}"#;
+    let mut fx = Fx::with_config(json);
+    let sent = node1(&mut fx);
+    let w = fx.client("writer");
+    // Written here, kept on node 2 ("c"): not permanent here, announced with home 2.
+    let m = mem(fx.open(w, "kept.txt", WR | CREAT).unwrap());
+    let home = sent.take().into_iter().find_map(|n| match n {
+        Notice::Created { home, .. } => Some(home),
+        _ => None,
+    });
+    assert_eq!(home, Some(2));
+    write(&fx, &m, 0, b"k");
+    assert!(
+        fx.ns.exit(w, false).unwrap().is_empty(),
+        "its home persists it"
+    );
+    // Another node's file kept here (home 1): fetched at once from its writer, persisted here.
+    let path = fx.p("mine.txt");
+    let _ = fx.ns.remote_created(0, &path, 0o644, 1, 3);
+    let (source, _, id, sink) = sent.fetches().pop().expect("the home fetches at once");
+    assert_eq!(source, 0);
+    land(&fx, &sink, 0, b"data");
+    let caused = fx.ns.fetch_sealed(id, SlotState::Committed, 4);
+    assert_eq!(caused.commits().len(), 1, "persisted by its home");
+    // One kept elsewhere (home 0) is not.
+    let other = fx.p("theirs.txt");
+    let _ = fx.ns.remote_created(0, &other, 0o644, 0, 4);
+    let r = fx.client("reader");
+    mem(fx.open(r, "theirs.txt", RD).unwrap());
+    let (_, _, id, sink) = sent.fetches().pop().unwrap();
+    land(&fx, &sink, 0, b"x");
+    assert!(fx.ns.fetch_sealed(id, SlotState::Committed, 1).is_empty());
+}
+
+#[test]
+fn waits_and_terminations_count_the_apps_of_every_node() {
+    let json = r#"{"name": "wf", "IO_Graph": [{"name": "producer", "input_stream": [], "output_stream": ["late.txt"]}]}"#;
+    let mut fx = Fx::with_config(json);
+    let _sent = node1(&mut fx);
+    let r = fx.client("reader");
+    assert!(matches!(
+        fx.open(r, "late.txt", RD),
+        Ok(Opened::Wait { .. })
+    ));
+    // The producer attached on node 0, then ended there without making it: ENOENT at last.
+    let _ = fx.ns.remote_apps(0, vec!["producer".into()], vec![]);
+    assert!(matches!(
+        fx.open(r, "late.txt", RD),
+        Ok(Opened::Wait { .. })
+    ));
+    let _ = fx.ns.remote_apps(0, vec![], vec!["producer".into()]);
+    assert_eq!(fx.errno(r, "late.txt", RD), libc::ENOENT);
+}
