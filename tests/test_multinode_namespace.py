@@ -794,3 +794,43 @@ def test_an_on_termination_directory_waits_for_its_producers_on_every_node(job, 
     listed = lister.wait(60)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == ["a", "b"]
+
+
+def test_an_exclusive_create_of_one_name_on_two_nodes_has_one_winner(job) -> None:  # type: ignore[no-untyped-def]
+    """Steps on two nodes race ``O_CREAT | O_EXCL`` over the same 40 names: each name is created
+    exactly once; the loser gets ``FileExistsError``, as ``tempfile.mkstemp`` expects."""
+    j = job(2)
+    j.wait_ready()
+    wf = j.wf
+    go = wf.marker("go")
+    racer = PRELUDE + textwrap.dedent(
+        """
+        d, go, me = sys.argv[1], sys.argv[2], sys.argv[3]
+        assert wait_for(go)
+        won = []
+        for i in range(40):
+            try:
+                fd = os.open(os.path.join(d, f"lock{i}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                continue
+            os.write(fd, me.encode())
+            os.close(fd)
+            won.append(i)
+        print(json.dumps(won))
+        """
+    )
+    racers = [start(j.nodes[r], racer, f"racer{r}", str(wf.capio_dir), str(go), str(r)) for r in (0, 1)]
+    time.sleep(1)
+    go.write_text("x")
+    won = [json.loads(r.wait(120).stdout) for r in racers]
+    assert sorted(won[0] + won[1]) == list(range(40)), won
+    # Every node agrees on who wrote each.
+    read = textwrap.dedent(
+        """
+        import json, sys, os
+        print(json.dumps([open(os.path.join(sys.argv[1], f"lock{i}")).read() for i in range(40)]))
+        """
+    )
+    expected = ["0" if i in won[0] else "1" for i in range(40)]
+    for node in j.nodes:
+        assert json.loads(node.run_step(read, "reader", str(wf.capio_dir)).stdout) == expected

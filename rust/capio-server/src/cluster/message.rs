@@ -71,6 +71,12 @@ pub enum Message {
     Data { id: u64, offset: u64, len: u64 },
     /// Fetch `id` is over: the file is in `state`, `len` bytes long.
     Seal { id: u64, state: u32, len: u64 },
+    /// May the sender create `path` exclusively? Sent to the node that arbitrates the path.
+    Claim { id: u64, path: PathBuf },
+    /// The answer to claim `id`.
+    Claimed { id: u64, granted: bool },
+    /// A claim the sender was granted is given up (its create failed).
+    Release { path: PathBuf },
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -103,6 +109,9 @@ const FETCH: u16 = 9;
 const UNLINK: u16 = 10;
 const DATA: u16 = 11;
 const SEAL: u16 = 12;
+const CLAIM: u16 = 13;
+const CLAIMED: u16 = 14;
+const RELEASE: u16 = 15;
 
 /// Builds a payload: numbers little-endian, byte strings and lists prefixed by their length.
 #[derive(Default)]
@@ -218,6 +227,9 @@ impl Message {
             Message::Seal { id, state, len } => {
                 (SEAL, w.num(*id).num(u64::from(*state)).num(*len).0)
             }
+            Message::Claim { id, path } => (CLAIM, w.num(*id).path(path).0),
+            Message::Claimed { id, granted } => (CLAIMED, w.num(*id).num(u64::from(*granted)).0),
+            Message::Release { path } => (RELEASE, w.path(path).0),
         };
         let header = Header {
             magic: MAGIC,
@@ -323,6 +335,20 @@ impl Message {
                 let len = r.num()?;
                 return r.end(Message::Seal { id, state, len });
             }
+            CLAIM => {
+                let id = r.num()?;
+                let path = r.path()?;
+                return r.end(Message::Claim { id, path });
+            }
+            CLAIMED => {
+                let id = r.num()?;
+                let granted = r.num()? != 0;
+                return r.end(Message::Claimed { id, granted });
+            }
+            RELEASE => {
+                let path = r.path()?;
+                return r.end(Message::Release { path });
+            }
             other => return Err(MessageError::Kind(other)),
         };
         Ok(message)
@@ -383,6 +409,17 @@ mod tests {
                 id: 7,
                 state: 3,
                 len: 12,
+            },
+            Message::Claim {
+                id: 3,
+                path: "/capio/lock".into(),
+            },
+            Message::Claimed {
+                id: 3,
+                granted: true,
+            },
+            Message::Release {
+                path: "/capio/lock".into(),
             },
         ];
         for m in every {

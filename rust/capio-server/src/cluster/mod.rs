@@ -11,7 +11,7 @@ mod push;
 #[allow(unsafe_code)] // the MPI edge: buffers of non-blocking sends outlive the call
 mod transport;
 
-use crate::error::StartError;
+use crate::error::{FsError, StartError};
 use crate::log::warning;
 use crate::namespace::Outbox;
 use crate::shared::Shared;
@@ -53,6 +53,11 @@ impl Members {
         }
     }
 }
+
+/// How long an exclusive create waits for its arbiter's answer: it comes in one round trip, or
+/// the arbiter's node is gone (and the job with it).
+#[cfg(feature = "mpi")]
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Bytes of file data this node sent to and received from the others.
 #[derive(Debug, Default)]
@@ -114,6 +119,37 @@ impl Cluster {
         }
         #[cfg(not(feature = "mpi"))]
         let _ = server;
+    }
+
+    /// Ask the node that arbitrates `path` for the right to create it exclusively (`O_EXCL`):
+    /// of two nodes creating one name at once, exactly one is granted it. `Err` when no answer
+    /// came (the job is going down).
+    pub fn claim(&self, path: &Path) -> Result<bool, FsError> {
+        #[cfg(feature = "mpi")]
+        {
+            let asked = locked(&self.link).as_ref().map(|link| link.claim(path));
+            match asked {
+                Some(answer) => answer
+                    .recv_timeout(CLAIM_WAIT)
+                    .map_err(|_| FsError::Io(std::io::Error::from_raw_os_error(libc::EIO))),
+                None => Err(FsError::Closing),
+            }
+        }
+        #[cfg(not(feature = "mpi"))]
+        {
+            let _ = path;
+            Ok(true)
+        }
+    }
+
+    /// A granted claim whose create failed: the name is free again.
+    pub fn release(&self, path: &Path) {
+        #[cfg(feature = "mpi")]
+        if let Some(link) = locked(&self.link).as_ref() {
+            link.release(path);
+        }
+        #[cfg(not(feature = "mpi"))]
+        let _ = path;
     }
 
     /// This node is stopping: so must every other (each node says it once, whoever started it).

@@ -17,7 +17,7 @@ use super::push::{self, Chunk, Credit};
 use super::{Marker, Members, Moved};
 use crate::error::FsError;
 use crate::log::{debug, error, info, warning};
-use crate::namespace::{Caused, FileId, Notice, Outbox, Sink};
+use crate::namespace::{Caused, FileId, Notice, Outbox, Sink, hashed_home};
 use crate::persist;
 use crate::shared::Shared;
 use capio_proto::SlotState;
@@ -28,7 +28,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
@@ -57,6 +57,10 @@ enum Command {
     Notice(Notice),
     /// A pusher's bytes or seal for another node.
     Push(Chunk),
+    /// May this node create `path` exclusively? The answer goes to `reply`.
+    Claim(PathBuf, Sender<bool>),
+    /// A granted claim of `path` is given up.
+    Release(PathBuf),
     /// Start delivering what other nodes say to this server (weakly held: the server owns us).
     Serve(Weak<Shared>),
     /// Tell every other node that this one stops (sent once, whoever asks again).
@@ -159,6 +163,19 @@ impl Link {
         let _ = self.commands.send(Command::Stop(why.to_owned()));
     }
 
+    /// Claim `path` for an exclusive create; the answer arrives on the returned channel.
+    pub fn claim(&self, path: &Path) -> Receiver<bool> {
+        let (reply, answer) = mpsc::channel();
+        let _ = self
+            .commands
+            .send(Command::Claim(path.to_path_buf(), reply));
+        answer
+    }
+
+    pub fn release(&self, path: &Path) {
+        let _ = self.commands.send(Command::Release(path.to_path_buf()));
+    }
+
     pub fn finish(self) {
         let _ = self.commands.send(Command::Finish);
         // Pushers waiting for room must not wait for a thread that is going away.
@@ -225,6 +242,12 @@ struct Serving<'a> {
     sending: Vec<Sending>,
     /// Where received bytes land before they are written to their replica.
     landing: Vec<u8>,
+    /// Names this node arbitrates, by the node granted an exclusive create of each (dropped
+    /// when the file goes).
+    claims: HashMap<PathBuf, usize>,
+    /// This node's claims waiting for their arbiter's answer, by number.
+    asking: HashMap<u64, Sender<bool>>,
+    next_claim: u64,
     /// Fetches of files this node has not heard of yet (kept here by a home policy, and asked
     /// for by a node that heard of them first), tried again as news arrives.
     parked: Vec<Parked>,
@@ -256,6 +279,9 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
         sinks: HashMap::new(),
         sending: Vec::new(),
         landing: Vec::new(),
+        claims: HashMap::new(),
+        asking: HashMap::new(),
+        next_claim: 1,
         parked: Vec::new(),
     };
     let mut done = vec![false; me.hosts.len()];
@@ -337,6 +363,14 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                 st.send_notice(notice);
                 busy = true;
             }
+            Ok(Command::Claim(path, reply)) => {
+                st.claim(path, reply);
+                busy = true;
+            }
+            Ok(Command::Release(path)) => {
+                st.release(path);
+                busy = true;
+            }
             // Nothing goes out after this node said it is done: its peers may have left.
             Ok(Command::Push(_)) if finishing => {}
             Ok(Command::Push(chunk)) => {
@@ -395,8 +429,42 @@ impl Serving<'_> {
         self.server.as_ref().and_then(Weak::upgrade)
     }
 
+    /// Ask the arbiter of `path` (perhaps this node) whether this node may create it exclusively.
+    fn claim(&mut self, path: PathBuf, reply: Sender<bool>) {
+        let arbiter = hashed_home(&path, self.me.hosts.len());
+        if arbiter == self.me.rank {
+            let _ = reply.send(self.grant(self.me.rank, path));
+            return;
+        }
+        let id = self.next_claim;
+        self.next_claim += 1;
+        self.asking.insert(id, reply);
+        self.send(arbiter, &Message::Claim { id, path });
+    }
+
+    fn release(&mut self, path: PathBuf) {
+        let arbiter = hashed_home(&path, self.me.hosts.len());
+        if arbiter == self.me.rank {
+            self.claims.remove(&path);
+        } else {
+            self.send(arbiter, &Message::Release { path });
+        }
+    }
+
+    /// As the arbiter of `path`: the first node to claim it gets it, until the file goes.
+    fn grant(&mut self, node: usize, path: PathBuf) -> bool {
+        *self.claims.entry(path).or_insert(node) == node
+    }
+
     /// What the namespace asks: announcements go to every node, requests to a file's home.
     fn send_notice(&mut self, notice: Notice) {
+        // A name this node arbitrates is free again once its file goes (here or anywhere).
+        match &notice {
+            Notice::Removed { path } | Notice::Renamed { from: path, .. } => {
+                self.claims.remove(path);
+            }
+            _ => {}
+        }
         let path_message = match notice {
             Notice::Created {
                 path,
@@ -536,7 +604,26 @@ impl Serving<'_> {
             Some(None) => return, // already gone: it stopped
             None => return self.early.push((from, message)),
         };
+        if let Message::Removed { path } | Message::Renamed { from: path, .. } = &message {
+            self.claims.remove(path);
+        }
         let caused = match message {
+            Message::Claim { id, path } => {
+                let granted = self.grant(from, path);
+                return self.send(from, &Message::Claimed { id, granted });
+            }
+            Message::Claimed { id, granted } => {
+                if let Some(reply) = self.asking.remove(&id) {
+                    let _ = reply.send(granted);
+                }
+                return;
+            }
+            Message::Release { path } => {
+                if self.claims.get(&path) == Some(&from) {
+                    self.claims.remove(&path);
+                }
+                return;
+            }
             Message::Stop { why } => {
                 let why = format!("node {from} ({}) stopped: {why}", self.me.hosts[from]);
                 server.begin_shutdown(&why);

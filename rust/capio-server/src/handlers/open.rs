@@ -1,6 +1,7 @@
 //! `Open`: look a path up (or create it) and hand back its memory file, disk file, or a wait.
 
 use crate::connection::Reply;
+use crate::error::FsError;
 use crate::log::debug;
 use crate::namespace::{ClientId, Done, Opened};
 use crate::paths;
@@ -9,6 +10,40 @@ use crate::shared::Shared;
 use capio_proto::{OpenKind, OpenReply, OpenReq, WireError};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Open `path`; an exclusive create across many nodes first claims the name from its arbiter,
+/// so that of two nodes creating it at once exactly one succeeds (the other gets `EEXIST`).
+fn open_path(
+    server: &Shared,
+    client: ClientId,
+    path: &Path,
+    flags: u32,
+    mode: u32,
+) -> Done<Opened> {
+    const EXCLUSIVE: u32 = (libc::O_CREAT | libc::O_EXCL) as u32;
+    let Some(cluster) = server
+        .cluster
+        .as_ref()
+        .filter(|_| flags & EXCLUSIVE == EXCLUSIVE)
+    else {
+        return server.ns().open(client, path, flags, mode);
+    };
+    // Taken here already, or by another node's file this node knows: no claim needed.
+    if server.ns().exists_here(client, path) {
+        return Done::refused(FsError::Exists);
+    }
+    match cluster.claim(path) {
+        Ok(true) => {}
+        Ok(false) => return Done::refused(FsError::Exists),
+        Err(e) => return Done::refused(e),
+    }
+    let done = server.ns().open(client, path, flags, mode);
+    if done.result.is_err() {
+        cluster.release(path);
+    }
+    done
+}
 
 pub fn open(
     server: &Shared,
@@ -18,7 +53,7 @@ pub fn open(
     let work = server.begin_work();
     // Creating a file may commit its directory (`on_n_files`), and files depending on that.
     let Done { result, caused } = paths::parse(tail).map_or_else(Done::refused, |path| {
-        server.ns().open(client, &path, req.flags, req.mode)
+        open_path(server, client, &path, req.flags, req.mode)
     });
     persist::all(server, caused, work.as_ref());
     let mut reply = OpenReply::default();

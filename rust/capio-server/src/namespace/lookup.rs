@@ -58,6 +58,15 @@ impl Namespace {
         }
     }
 
+    /// Whether a file or directory is at `path` for `cid` now (the namespace, then the disk); any
+    /// error counts as no.
+    pub fn exists_here(&self, cid: ClientId, path: &Path) -> bool {
+        let Ok(root) = self.root_for(cid, path) else {
+            return false;
+        };
+        !matches!(self.locate(&root, path), Ok(Where::Missing) | Err(_))
+    }
+
     pub(super) fn excluded(&self, path: &Path) -> bool {
         self.rules.is_excluded(path)
     }

@@ -701,8 +701,9 @@ impl Namespace {
     }
 }
 
-/// The node a `hashing` home policy keeps `path` on: FNV-1a of its bytes, the same on every node.
-fn hashed_home(path: &Path, nodes: usize) -> usize {
+/// The node a `hashing` home policy keeps `path` on (and the one that arbitrates its exclusive
+/// creates): FNV-1a of its bytes, the same on every node.
+pub fn hashed_home(path: &Path, nodes: usize) -> usize {
     use std::os::unix::ffi::OsStrExt;
     let hash = path
         .as_os_str()
