@@ -834,3 +834,24 @@ def test_an_exclusive_create_of_one_name_on_two_nodes_has_one_winner(job) -> Non
     expected = ["0" if i in won[0] else "1" for i in range(40)]
     for node in j.nodes:
         assert json.loads(node.run_step(read, "reader", str(wf.capio_dir)).stdout) == expected
+
+
+def test_mkdir_and_rmdir_on_one_node_are_seen_on_every_node(job) -> None:  # type: ignore[no-untyped-def]
+    j = job(2)
+    j.wait_ready()
+    wf = j.wf
+    d = wf.capio_dir / "made"
+    look = textwrap.dedent(
+        """
+        import json, os, sys
+        print(json.dumps([os.path.isdir(sys.argv[1]), sorted(os.listdir(os.path.dirname(sys.argv[1])))]))
+        """
+    )
+    assert j.nodes[0].run_step("import os, sys\nos.mkdir(sys.argv[1])\n", "maker", str(d)).returncode == 0
+    assert json.loads(j.nodes[1].run_step(look, "looker", str(d)).stdout) == [True, ["made"]]
+    removed = j.nodes[1].run_step("import os, sys\nos.rmdir(sys.argv[1])\n", "remover", str(d))
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(j.nodes[0].run_step(look, "looker", str(d)).stdout) == [False, []]
+    again = j.nodes[0].run_step("import os, sys\nos.mkdir(sys.argv[1])\nprint(os.path.isdir(sys.argv[1]))\n",
+                                "maker", str(d))  # fmt: skip
+    assert again.stdout.strip() == "True", again.stderr
