@@ -572,9 +572,9 @@ def files_seen(node: Workflow) -> dict[str, dict[str, Any]]:
     return {Path(f["path"]).name: f for f in report["files"] if f["path"]}  # type: ignore[attr-defined]
 
 
-def test_a_manual_home_keeps_and_persists_a_file_written_on_another_node(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+def test_a_manual_home_keeps_a_file_written_on_another_node(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
     """``manual``: ``kept.dat`` is kept on the node named for it (node 0: the first rank of this
-    host) though written on node 2; node 1 fetches it from node 0, and only node 0 persists it."""
+    host) though written on node 2; node 1 fetches it from node 0. Only its writer persists it."""
     wf = workflow
     host = Path("/proc/sys/kernel/hostname").read_text().strip()
     config = cl_file(
@@ -592,14 +592,14 @@ def test_a_manual_home_keeps_and_persists_a_file_written_on_another_node(job, wo
     read = j.nodes[1].run_step(count, "reader", str(data))
     assert read.stdout.strip() == "1000", read.stderr
     on = [files_seen(n)["kept.dat"] for n in j.nodes]
-    assert on[2]["home"] is None and on[2]["kept_on"] == 0 and not on[2]["permanent"]
-    assert on[0]["home"]["kept_here"] and on[0]["home"]["writer"] == 2
-    assert wait_until(lambda: files_seen(j.nodes[0])["kept.dat"]["persisted"], 30)
+    assert on[2]["home"] is None and on[2]["kept_on"] == 0 and on[2]["permanent"]
+    assert on[0]["home"]["kept_here"] and on[0]["home"]["writer"] == 2 and not on[0]["permanent"]
+    assert wait_until(lambda: files_seen(j.nodes[2])["kept.dat"]["persisted"], 30)
     assert on[1]["home"]["node"] == 0 and on[1]["home"]["writer"] == 2 and not on[1]["home"]["kept_here"]
     assert data.read_text() == "kept on node 0\n" * 1000
     assert server_cli(j.nodes[1], "stop").returncode == 0
     assert j.wait(60) == 0, j.text()
-    assert "not persisted" not in j.text(), "no node reports it lost: its home persisted it"
+    assert "not persisted" not in j.text(), "no node reports it lost: its writer persisted it"
     assert data.read_text() == "kept on node 0\n" * 1000
 
 
@@ -775,18 +775,26 @@ def test_an_on_termination_directory_waits_for_its_producers_on_every_node(job, 
         """
         d, name, go = sys.argv[1:4]
         if go != "-":
+            touch(go + ".attached")  # the launcher attached this step before running it
             assert wait_for(go)
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, name), "w") as f:
             f.write(name)
         """
     )
-    late = start(j.nodes[0], write_one, "producer", str(d), "b", str(go))  # attached, waits
-    time.sleep(1)
+    late = start(j.nodes[0], write_one, "producer", str(d), "b", str(go))
+    assert wait_until(Path(str(go) + ".attached").exists, 60), late.stderr()
     early = j.nodes[1].run_step(write_one, "producer", str(d), "a", "-")
     assert early.returncode == 0, early.stderr
-    lister = start(j.nodes[1], "import json, os, sys\nprint(json.dumps(sorted(os.listdir(sys.argv[1]))))\n",
-                   "consumer", str(d))  # fmt: skip
+    listing = PRELUDE + textwrap.dedent(
+        """
+        touch(sys.argv[2])
+        print(json.dumps(sorted(os.listdir(sys.argv[1]))))
+        """
+    )
+    listed_from = wf.marker("lister-attached")
+    lister = start(j.nodes[1], listing, "consumer", str(d), str(listed_from))
+    assert wait_until(listed_from.exists, 60), lister.stderr()
     time.sleep(1)
     assert lister.running(), "a producer of the directory still runs on node 0"
     go.write_text("x")
@@ -797,9 +805,10 @@ def test_an_on_termination_directory_waits_for_its_producers_on_every_node(job, 
 
 
 def test_an_exclusive_create_of_one_name_on_two_nodes_has_one_winner(job) -> None:  # type: ignore[no-untyped-def]
-    """Steps on two nodes race ``O_CREAT | O_EXCL`` over the same 40 names: each name is created
-    exactly once; the loser gets ``FileExistsError``, as ``tempfile.mkstemp`` expects."""
-    j = job(2)
+    """Two steps on each of three nodes race ``O_CREAT | O_EXCL`` over the same 40 names (whose
+    arbiters are spread over the nodes, racers or not): each name is created exactly once; the
+    losers get ``FileExistsError``, as ``tempfile.mkstemp`` expects."""
+    j = job(3)
     j.wait_ready()
     wf = j.wf
     go = wf.marker("go")
@@ -819,11 +828,15 @@ def test_an_exclusive_create_of_one_name_on_two_nodes_has_one_winner(job) -> Non
         print(json.dumps(won))
         """
     )
-    racers = [start(j.nodes[r], racer, f"racer{r}", str(wf.capio_dir), str(go), str(r)) for r in (0, 1)]
-    time.sleep(1)
+    racers = [
+        start(j.nodes[r], racer, f"racer{r}{k}", str(wf.capio_dir), str(go), f"{r}{k}")
+        for r in range(3)
+        for k in "ab"
+    ]
+    time.sleep(1.5)
     go.write_text("x")
     won = [json.loads(r.wait(120).stdout) for r in racers]
-    assert sorted(won[0] + won[1]) == list(range(40)), won
+    assert sorted(itertools.chain(*won)) == list(range(40)), won
     # Every node agrees on who wrote each.
     read = textwrap.dedent(
         """
@@ -831,7 +844,8 @@ def test_an_exclusive_create_of_one_name_on_two_nodes_has_one_winner(job) -> Non
         print(json.dumps([open(os.path.join(sys.argv[1], f"lock{i}")).read() for i in range(40)]))
         """
     )
-    expected = ["0" if i in won[0] else "1" for i in range(40)]
+    names = [f"{r}{k}" for r in range(3) for k in "ab"]
+    expected = [next(n for n, w in zip(names, won, strict=True) if i in w) for i in range(40)]
     for node in j.nodes:
         assert json.loads(node.run_step(read, "reader", str(wf.capio_dir)).stdout) == expected
 

@@ -243,10 +243,12 @@ struct Serving<'a> {
     /// Where received bytes land before they are written to their replica.
     landing: Vec<u8>,
     /// Names this node arbitrates, by the node granted an exclusive create of each (dropped
-    /// when the file goes).
+    /// when that node's file goes).
     claims: HashMap<PathBuf, usize>,
     /// This node's claims waiting for their arbiter's answer, by number.
-    asking: HashMap<u64, Sender<bool>>,
+    asking: HashMap<u64, (PathBuf, Sender<bool>)>,
+    /// This node has said Done.
+    done: bool,
     next_claim: u64,
     /// Fetches of files this node has not heard of yet (kept here by a home policy, and asked
     /// for by a node that heard of them first), tried again as news arrives.
@@ -281,6 +283,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
         landing: Vec::new(),
         claims: HashMap::new(),
         asking: HashMap::new(),
+        done: false,
         next_claim: 1,
         parked: Vec::new(),
     };
@@ -392,6 +395,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                     announced = true;
                 }
                 st.tell_every_other(&Message::Done);
+                st.done = true;
                 // Silence is counted from now: the others may have been quiet while we worked.
                 heard.fill(Instant::now());
                 finishing = true;
@@ -412,6 +416,16 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
 
 impl Serving<'_> {
     fn send(&self, to: usize, message: &Message) {
+        // After this node's Done its peers may have left MPI: only the shutdown's own messages
+        // (a Working while the others finish) still go out.
+        if self.done
+            && !matches!(
+                message,
+                Message::Done | Message::Working | Message::Stop { .. }
+            )
+        {
+            return;
+        }
         let bytes = message.encode();
         self.world
             .process_at_rank(to as i32)
@@ -438,32 +452,52 @@ impl Serving<'_> {
         }
         let id = self.next_claim;
         self.next_claim += 1;
-        self.asking.insert(id, reply);
-        self.send(arbiter, &Message::Claim { id, path });
+        self.send(
+            arbiter,
+            &Message::Claim {
+                id,
+                path: path.clone(),
+            },
+        );
+        self.asking.insert(id, (path, reply));
     }
 
     fn release(&mut self, path: PathBuf) {
         let arbiter = hashed_home(&path, self.me.hosts.len());
         if arbiter == self.me.rank {
-            self.claims.remove(&path);
+            self.drop_claim(self.me.rank, &path);
         } else {
             self.send(arbiter, &Message::Release { path });
         }
     }
 
-    /// As the arbiter of `path`: the first node to claim it gets it, until the file goes.
+    /// As the arbiter of `path`: the first node to claim it gets it, until its file goes (the
+    /// same node asking again gets it again: its own namespace decides between its steps). A name
+    /// this node knows a file of, from another writer, is taken already.
     fn grant(&mut self, node: usize, path: PathBuf) -> bool {
-        *self.claims.entry(path).or_insert(node) == node
+        if let Some(&holder) = self.claims.get(&path) {
+            return holder == node;
+        }
+        let writer = self.live_server().and_then(|s| s.ns().writer_of(&path));
+        if writer.is_some_and(|w| w != node) {
+            return false;
+        }
+        self.claims.insert(path, node);
+        true
+    }
+
+    /// `node`'s file at `path` went (or its claim was given up): the name is free again.
+    fn drop_claim(&mut self, node: usize, path: &Path) {
+        if self.claims.get(path) == Some(&node) {
+            self.claims.remove(path);
+        }
     }
 
     /// What the namespace asks: announcements go to every node, requests to a file's home.
     fn send_notice(&mut self, notice: Notice) {
-        // A name this node arbitrates is free again once its file goes (here or anywhere).
-        match &notice {
-            Notice::Removed { path } | Notice::Renamed { from: path, .. } => {
-                self.claims.remove(path);
-            }
-            _ => {}
+        // A name this node arbitrates is free again once its file goes.
+        if let Notice::Removed { path } | Notice::Renamed { from: path, .. } = &notice {
+            self.drop_claim(self.me.rank, path);
         }
         let path_message = match notice {
             Notice::Created {
@@ -605,7 +639,7 @@ impl Serving<'_> {
             None => return self.early.push((from, message)),
         };
         if let Message::Removed { path } | Message::Renamed { from: path, .. } = &message {
-            self.claims.remove(path);
+            self.drop_claim(from, path);
         }
         let caused = match message {
             Message::Claim { id, path } => {
@@ -613,15 +647,17 @@ impl Serving<'_> {
                 return self.send(from, &Message::Claimed { id, granted });
             }
             Message::Claimed { id, granted } => {
-                if let Some(reply) = self.asking.remove(&id) {
-                    let _ = reply.send(granted);
+                // An answer nobody waits for any more (it came too late) gives the name back.
+                if let Some((path, reply)) = self.asking.remove(&id)
+                    && reply.send(granted).is_err()
+                    && granted
+                {
+                    self.release(path);
                 }
                 return;
             }
             Message::Release { path } => {
-                if self.claims.get(&path) == Some(&from) {
-                    self.claims.remove(&path);
-                }
+                self.drop_claim(from, &path);
                 return;
             }
             Message::Stop { why } => {

@@ -29,18 +29,23 @@ fn open_path(
     else {
         return server.ns().open(client, path, flags, mode);
     };
-    // Taken here already, or by another node's file this node knows: no claim needed.
-    if server.ns().exists_here(client, path) {
-        return Done::refused(FsError::Exists);
-    }
-    match cluster.claim(path) {
+    // The name as the namespace keys it (symbolic links in its parents resolved); taken here
+    // already, or by another node's file this node knows: no claim needed.
+    let key = match server.ns().claim_key(client, path) {
+        Ok(Some(key)) => key,
+        Ok(None) => return Done::refused(FsError::Exists),
+        Err(e) => return Done::refused(e),
+    };
+    match cluster.claim(&key) {
         Ok(true) => {}
         Ok(false) => return Done::refused(FsError::Exists),
         Err(e) => return Done::refused(e),
     }
     let done = server.ns().open(client, path, flags, mode);
-    if done.result.is_err() {
-        cluster.release(path);
+    // Given back unless a file holds the name here now (another step of this node may have won
+    // it, under the same grant).
+    if done.result.is_err() && matches!(server.ns().claim_key(client, path), Ok(Some(_))) {
+        cluster.release(&key);
     }
     done
 }

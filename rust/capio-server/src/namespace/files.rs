@@ -49,8 +49,10 @@ pub(super) struct FileNode {
     pub(super) refused: bool,
     /// Another node is its home: this is a replica of it (see `remote`).
     pub(super) remote: Option<super::remote::Replica>,
-    /// Written here, kept (and persisted) by that node (`home_node_policies`).
+    /// Written here, kept for the other nodes' readers by that node (`home_node_policies`).
     pub(super) kept_on: Option<usize>,
+    /// Its number across the nodes (`remote::FileId`), in a workflow of many nodes.
+    pub(super) cluster_id: Option<super::remote::FileId>,
 }
 
 impl FileNode {
@@ -81,6 +83,7 @@ impl FileNode {
             refused: false,
             remote: None,
             kept_on: None,
+            cluster_id: None,
         };
         node.shared().reset_len(len);
         node.set(SlotState::Open);
@@ -473,10 +476,8 @@ impl FileTable {
     pub(super) fn shut_down(&mut self) -> Vec<Lost> {
         let mut lost = Vec::new();
         for (path, node) in &mut self.files {
-            // A replica is its home's to persist; its readers here are released.
-            let kept_elsewhere = node.remote.as_ref().is_some_and(|r| !r.keeper)
-                || node.kept_on.is_some() && node.is_committed();
-            if node.is_committed() && node.persisted || kept_elsewhere {
+            // A replica is its writer's to persist; its readers here are released.
+            if node.is_committed() && node.persisted || node.remote.is_some() {
                 node.abort();
                 continue;
             }

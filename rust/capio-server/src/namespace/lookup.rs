@@ -58,13 +58,14 @@ impl Namespace {
         }
     }
 
-    /// Whether a file or directory is at `path` for `cid` now (the namespace, then the disk); any
-    /// error counts as no.
-    pub fn exists_here(&self, cid: ClientId, path: &Path) -> bool {
-        let Ok(root) = self.root_for(cid, path) else {
-            return false;
-        };
-        !matches!(self.locate(&root, path), Ok(Where::Missing) | Err(_))
+    /// The name an exclusive create of `path` by `cid` claims across nodes (its real path), or
+    /// `None` when something is there already (the create fails with `EEXIST` anyway).
+    pub fn claim_key(&self, cid: ClientId, path: &Path) -> Result<Option<PathBuf>, FsError> {
+        let root = self.root_for(cid, path)?;
+        let real = self.real_path(&root, path);
+        let taken = self.files.contains(&real)
+            || !matches!(self.locate(&root, &real), Ok(Where::Missing) | Err(_));
+        Ok((!taken).then_some(real))
     }
 
     pub(super) fn excluded(&self, path: &Path) -> bool {

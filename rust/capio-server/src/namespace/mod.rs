@@ -390,9 +390,10 @@ impl Namespace {
         if self.remote.as_ref().is_some_and(|r| r.is_pinned(slot)) {
             return;
         }
+        let id = self.files.node(slot).and_then(|n| n.cluster_id);
         if !self.clients.is_open(slot) && self.files.release(slot) {
             self.clients.forget_file(slot);
-            self.forget_number(slot);
+            self.forget_number(id);
         }
     }
 }

@@ -202,10 +202,8 @@ impl Namespace {
         mode: u32,
         caused: &mut Caused,
     ) -> Result<(), FsError> {
-        let mut rule = self.rules.rule_for(path);
-        // Kept on another node (`home_node_policies`): that node persists it, not this one.
+        let rule = self.rules.rule_for(path);
         let kept_on = self.kept_elsewhere(path);
-        rule.permanent &= kept_on.is_none();
         // Before the copy: an input bigger than the budget must not even pass through memory.
         if rule.storage == capio_cl::Storage::Memory
             && let Some(seed) = &seed

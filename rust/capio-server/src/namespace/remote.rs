@@ -14,8 +14,9 @@
 //! Where a file is kept follows CAPIO-CL's `home_node_policies`: by default (`create`) on the node
 //! that writes it; under `hashing` on the node its path hashes to, under `manual` on the node named
 //! for it. A file kept elsewhere than where it is written is fetched by its home as soon as it is
-//! created, and streams there as it is written; other nodes fetch it from its home, and only the
-//! home persists it. A file is written on one node only: a write open of a replica is `EROFS` (and a
+//! created, and streams there as it is written; other nodes fetch it from its home. Whatever the
+//! policy, the writer persists a permanent file, once: it holds the whole file from the start, so
+//! no hand-over between nodes can lose it at a stop. A file is written on one node only: a write open of a replica is `EROFS` (and a
 //! rename of one is `EXDEV`), so one file never has two writers on two nodes.
 
 use super::files::NewFile;
@@ -206,6 +207,13 @@ impl Namespace {
         });
     }
 
+    /// The node that writes the visible file at `path`, if this node knows one.
+    pub fn writer_of(&self, path: &Path) -> Option<usize> {
+        let remote = self.remote.as_ref()?;
+        let node = self.files.visible(path)?;
+        Some(node.remote.as_ref().map_or(remote.me, |r| r.writer))
+    }
+
     /// Where a file this node creates at `path` is kept: `None` on one node, or when here.
     pub(super) fn kept_elsewhere(&self, path: &Path) -> Option<usize> {
         let remote = self.remote.as_ref()?;
@@ -309,13 +317,16 @@ impl Namespace {
             serial,
         };
         remote.by_id.insert(id, slot);
+        if let Some(node) = self.files.node_mut(slot) {
+            node.cluster_id = Some(id);
+        }
         serial
     }
 
-    /// `slot` was released: its number names nothing any more.
-    pub(super) fn forget_number(&mut self, slot: u32) {
-        if let Some(remote) = self.remote.as_mut() {
-            remote.by_id.retain(|_, s| *s != slot);
+    /// File `id` (released from its slot) names nothing any more.
+    pub(super) fn forget_number(&mut self, id: Option<FileId>) {
+        if let (Some(remote), Some(id)) = (self.remote.as_mut(), id) {
+            remote.by_id.remove(&id);
         }
     }
 
@@ -357,14 +368,15 @@ impl Namespace {
         };
         match self.new_replica(&root, path, replica, mode) {
             Ok(slot) => {
+                let id = FileId {
+                    writer: from,
+                    serial,
+                };
                 if let Some(remote) = self.remote.as_mut() {
-                    remote.by_id.insert(
-                        FileId {
-                            writer: from,
-                            serial,
-                        },
-                        slot,
-                    );
+                    remote.by_id.insert(id, slot);
+                }
+                if let Some(node) = self.files.node_mut(slot) {
+                    node.cluster_id = Some(id);
                 }
                 if home == me {
                     self.fetch_if_needed(slot);
@@ -398,7 +410,7 @@ impl Namespace {
         replica: Replica,
         mode: u32,
     ) -> Result<u32, FsError> {
-        let rule = self.replica_rule(path, replica.keeper);
+        let rule = self.replica_rule(path);
         let (data, backing) = backing::create(root, path, rule.storage)?;
         if let Err(e) = data.set_permissions(fs::Permissions::from_mode(mode & 0o7777)) {
             backing::discard(&data, backing);
@@ -420,10 +432,10 @@ impl Namespace {
         Ok(slot)
     }
 
-    /// A replica's rule: its path's, held in memory, and persisted only by its home.
-    pub(super) fn replica_rule(&self, path: &Path, keeper: bool) -> capio_cl::Rule {
+    /// A replica's rule: its path's, held in memory, and never persisted (its writer does that).
+    pub(super) fn replica_rule(&self, path: &Path) -> capio_cl::Rule {
         let mut rule = self.rules.rule_for(path);
-        rule.permanent &= keeper;
+        rule.permanent = false;
         rule.storage = capio_cl::Storage::Memory;
         rule
     }
@@ -484,13 +496,20 @@ impl Namespace {
     /// of the old content), reopen it, and fetch again if it is read here.
     fn start_over(&mut self, slot: u32) {
         self.cancel_fetch(slot);
-        if let Some((node, budget)) = self.files.node_and_budget(slot) {
-            if let Err(e) = node.truncate(budget) {
-                warning!("cannot empty a replica to fetch it again: {e}");
-            }
+        self.empty(slot);
+        if let Some(node) = self.files.node_mut(slot) {
             node.start_over();
         }
         self.fetch_if_read(slot);
+    }
+
+    /// Drop what the replica in `slot` holds (it stays open, with no fetch).
+    fn empty(&mut self, slot: u32) {
+        if let Some((node, budget)) = self.files.node_and_budget(slot)
+            && let Err(e) = node.truncate(budget)
+        {
+            warning!("cannot empty a replica to fetch it again: {e}");
+        }
     }
 
     /// Fetch the replica in `slot` if a reader here has it open (or this node keeps it).
@@ -531,13 +550,8 @@ impl Namespace {
             self.forget_file(src);
         } else {
             self.dirs.remove_entry(src);
-            let keeper = self
-                .files
-                .rekey(src, dst)
-                .and_then(|n| n.remote.as_ref())
-                .map(|r| r.keeper);
-            if let Some(keeper) = keeper {
-                self.files.set_rule(dst, self.replica_rule(dst, keeper));
+            if self.files.rekey(src, dst).is_some() {
+                self.files.set_rule(dst, self.replica_rule(dst));
             }
             if self.dirs.add_name(dst, from) {
                 caused.unsettled = true;
@@ -567,9 +581,8 @@ impl Namespace {
         let Some(remote) = self.remote.as_mut() else {
             return;
         };
-        let Some(path) = self.files.path_of(slot).cloned() else {
-            return;
-        };
+        // For logs only: an unlinked replica an fd still holds is fetched all the same.
+        let path = self.files.path_of(slot).cloned().unwrap_or_default();
         let Some(node) = self.files.node_mut(slot) else {
             return;
         };
@@ -643,24 +656,28 @@ impl Namespace {
             return caused; // called off
         };
         let last_pin = remote.unpin(slot);
-        if let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) {
-            replica.fetch = None;
-            if state == SlotState::Committed {
-                replica.state = state;
-                replica.len = len;
-            }
-        }
         let held = self.files.node(slot).map_or(0, |n| n.len());
+        let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) else {
+            return caused;
+        };
+        replica.fetch = None;
+        // From the writer itself, a seal says how the file is. From a home that keeps another
+        // node's file, it says how the home's copy is, which may be of an older round: only the
+        // writer's own word (`remote_state`) commits such a copy, if it holds that many bytes.
+        let from_writer = replica.keeper || replica.home == replica.writer;
+        let writer_agrees = replica.state == SlotState::Committed && replica.len == len;
+        if from_writer && state == SlotState::Committed {
+            replica.state = state;
+            replica.len = len;
+        }
+        let writer_open = replica.state == SlotState::Open;
         match state {
-            SlotState::Committed if held >= len => {
-                // Its home persists it (a replica elsewhere is never permanent).
-                if let Some(done) = self.files.commit(slot)
-                    && done.permanent
-                    && let Some(path) = self.files.path_of(slot)
-                {
-                    caused.committed((path.clone(), done.generation));
-                }
+            SlotState::Committed if held >= len && (from_writer || writer_agrees) => {
+                let _ = self.files.commit(slot);
             }
+            // The writer has not said it committed this round yet: the home's copy may be of an
+            // older one. Dropped; the writer's commit fetches again.
+            SlotState::Committed if held >= len && writer_open => self.empty(slot),
             SlotState::Open | SlotState::Committed => self.start_over(slot),
             _ => {
                 if let Some(node) = self.files.node_mut(slot) {

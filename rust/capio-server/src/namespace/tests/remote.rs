@@ -208,13 +208,13 @@ fn a_pinned_replica_slot_is_not_reused_until_its_fetch_ends() {
 }
 
 #[test]
-fn only_its_home_persists_a_file_and_a_replica_is_never_permanent() {
+fn its_writer_persists_a_file_kept_elsewhere_and_a_replica_is_never_permanent() {
     let json = r#"{"name": "wf", "IO_Graph": [], "permanent": ["*"],
                    "home_node_policies": {"manual": [{"name": ["kept.txt"], "app_node": "c"}]}}"#;
     let mut fx = Fx::with_config(json);
     let sent = node1(&mut fx);
     let w = fx.client("writer");
-    // Written here, kept on node 2 ("c"): not permanent here, announced with home 2.
+    // Written here, kept on node 2 ("c"): announced with home 2, persisted here.
     let m = mem(fx.open(w, "kept.txt", WR | CREAT).unwrap());
     let home = sent.take().into_iter().find_map(|n| match n {
         Notice::Created { home, .. } => Some(home),
@@ -222,19 +222,20 @@ fn only_its_home_persists_a_file_and_a_replica_is_never_permanent() {
     });
     assert_eq!(home, Some(2));
     write(&fx, &m, 0, b"k");
-    assert!(
-        fx.ns.exit(w, false).unwrap().is_empty(),
-        "its home persists it"
+    assert_eq!(
+        fx.ns.exit(w, false).unwrap().len(),
+        1,
+        "its writer persists it"
     );
-    // Another node's file kept here (home 1): fetched at once from its writer, persisted here.
+    // Another node's file kept here (home 1): fetched at once from its writer, not persisted.
     let path = fx.p("mine.txt");
     let _ = fx.ns.remote_created(0, &path, 0o644, 1, 3);
     let (source, _, id, sink) = sent.fetches().pop().expect("the home fetches at once");
     assert_eq!(source, 0);
     land(&fx, &sink, 0, b"data");
-    let caused = fx.ns.fetch_sealed(id, SlotState::Committed, 4);
-    assert_eq!(caused.commits().len(), 1, "persisted by its home");
-    // One kept elsewhere (home 0) is not.
+    assert!(fx.ns.fetch_sealed(id, SlotState::Committed, 4).is_empty());
+    assert_eq!(fx.state(sink.slot), SlotState::Committed);
+    // Nor one kept elsewhere (home 0).
     let other = fx.p("theirs.txt");
     let _ = fx.ns.remote_created(0, &other, 0o644, 0, 4);
     let r = fx.client("reader");
@@ -262,4 +263,30 @@ fn waits_and_terminations_count_the_apps_of_every_node() {
     ));
     let _ = fx.ns.remote_apps(0, vec![], vec!["producer".into()]);
     assert_eq!(fx.errno(r, "late.txt", RD), libc::ENOENT);
+}
+
+#[test]
+fn a_copy_from_a_home_that_is_not_the_writer_commits_only_on_the_writer_s_word() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let r = fx.client("reader");
+    let path = fx.p("kept.txt");
+    // Written on node 0, kept on node 2: fetched from node 2.
+    let _ = fx.ns.remote_created(0, &path, 0o644, 2, 5);
+    let m = mem(fx.open(r, "kept.txt", RD).unwrap());
+    let (source, _, id, sink) = sent.fetches().pop().unwrap();
+    assert_eq!(source, 2);
+    // The home seals a copy before the writer said it committed (an older round, perhaps):
+    // dropped, not committed.
+    land(&fx, &sink, 0, b"old");
+    let _ = fx.ns.fetch_sealed(id, SlotState::Committed, 3);
+    assert_eq!(fx.state(m.slot), SlotState::Open);
+    assert_eq!(m.data.metadata().unwrap().len(), 0);
+    // The writer's commit fetches again, and a copy of the size it told commits.
+    let _ = fx.ns.remote_state(0, &path, SlotState::Committed, 3);
+    let (_, _, id, sink) = sent.fetches().pop().expect("fetched again for its reader");
+    land(&fx, &sink, 0, b"new");
+    let _ = fx.ns.fetch_sealed(id, SlotState::Committed, 3);
+    assert_eq!(fx.state(m.slot), SlotState::Committed);
+    assert_eq!(read_all(&m, 3), b"new");
 }
