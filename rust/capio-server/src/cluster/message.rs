@@ -43,6 +43,7 @@ pub enum Message {
         mode: u32,
         home: u64,
         serial: u64,
+        app: String,
     },
     /// A file homed on the sender changed state (`SlotState` as a number), `len` bytes long.
     State { path: PathBuf, state: u32, len: u64 },
@@ -202,9 +203,15 @@ impl Message {
                 mode,
                 home,
                 serial,
+                app,
             } => (
                 CREATED,
-                w.path(path).num(u64::from(*mode)).num(*home).num(*serial).0,
+                w.path(path)
+                    .num(u64::from(*mode))
+                    .num(*home)
+                    .num(*serial)
+                    .bytes(app.as_bytes())
+                    .0,
             ),
             Message::State { path, state, len } => {
                 (STATE, w.path(path).num(u64::from(*state)).num(*len).0)
@@ -278,11 +285,13 @@ impl Message {
                 let mode = r.small()?;
                 let home = r.num()?;
                 let serial = r.num()?;
+                let app = r.text()?;
                 return r.end(Message::Created {
                     path,
                     mode,
                     home,
                     serial,
+                    app,
                 });
             }
             STATE => {
@@ -373,6 +382,7 @@ mod tests {
                 mode: 0o640,
                 home: 2,
                 serial: 9,
+                app: "writer".into(),
             },
             Message::State {
                 path: "/capio/x".into(),

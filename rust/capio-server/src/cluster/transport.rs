@@ -17,7 +17,7 @@ use super::push::{self, Chunk, Credit};
 use super::{Marker, Members, Moved};
 use crate::error::FsError;
 use crate::log::{debug, error, info, warning};
-use crate::namespace::{Caused, FileId, Notice, Outbox, Sink, hashed_home};
+use crate::namespace::{Caused, Created, FileId, Notice, Outbox, Sink, hashed_home};
 use crate::persist;
 use crate::shared::Shared;
 use capio_proto::SlotState;
@@ -500,16 +500,18 @@ impl Serving<'_> {
             self.drop_claim(self.me.rank, path);
         }
         let path_message = match notice {
-            Notice::Created {
+            Notice::Created(Created {
                 path,
                 mode,
                 home,
                 serial,
-            } => Message::Created {
+                app,
+            }) => Message::Created {
                 path,
                 mode,
                 home: home as u64,
                 serial,
+                app,
             },
             Notice::State { path, state, len } => Message::State {
                 path,
@@ -670,13 +672,21 @@ impl Serving<'_> {
                 mode,
                 home,
                 serial,
+                app,
             } => {
                 // A node outside the job cannot keep it: its writer does.
                 let home = usize::try_from(home)
                     .ok()
                     .filter(|&h| h < self.me.hosts.len())
                     .unwrap_or(from);
-                let caused = server.ns().remote_created(from, &path, mode, home, serial);
+                let created = Created {
+                    path,
+                    mode,
+                    home,
+                    serial,
+                    app,
+                };
+                let caused = server.ns().remote_created(from, created);
                 // A fetch that came first (from a node that heard of the file first) goes on.
                 for parked in std::mem::take(&mut self.parked) {
                     self.serve_fetch(&server, parked);

@@ -81,8 +81,8 @@ pub(super) struct DirNode {
     children: Vec<Option<OsString>>,
     /// Where each present name sits in `children`, so removal costs O(1) in a big directory.
     index: HashMap<OsString, usize>,
-    /// Other nodes that created entries in it (their apps may still add more).
-    pub(super) remote_writers: BTreeSet<usize>,
+    /// The apps that created entries in it from other nodes, by node (they may add more).
+    pub(super) remote_writers: BTreeSet<(usize, String)>,
 }
 
 impl DirNode {
@@ -176,9 +176,9 @@ impl DirTable {
         }
     }
 
-    /// List `path` in its parent, made on node `writer`: no client here produces it. Returns
-    /// whether the parent is a directory whose rule may now commit it.
-    pub(super) fn add_name(&mut self, path: &Path, writer: usize) -> bool {
+    /// List `path` in its parent, made on another node by a step of an app (`writer`): no client
+    /// here produces it. Returns whether the parent is a directory whose rule may now commit it.
+    pub(super) fn add_name(&mut self, path: &Path, writer: (usize, String)) -> bool {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return false;
         };

@@ -1,7 +1,7 @@
 //! `Open` and `Close`: what an open finds (a CAPIO file, a disk file, a path to wait for), how a
 //! file is created, imported from disk, reopened or restarted, and what opens and closes count.
 
-use super::{Caused, ClientId, Done, Namespace, Notice, Opened, Where, new_data};
+use super::{Caused, ClientId, Created, Done, Namespace, Notice, Opened, Where, new_data};
 use crate::backing;
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
@@ -229,11 +229,15 @@ impl Namespace {
         }
         let home = self.home_for_new(path);
         let serial = self.number_new_file(slot);
-        self.tell(|| Notice::Created {
-            path: path.to_path_buf(),
-            mode,
-            home,
-            serial,
+        let app = self.clients.app_of(cid).to_owned();
+        self.tell(|| {
+            Notice::Created(Created {
+                path: path.to_path_buf(),
+                mode,
+                home,
+                serial,
+                app,
+            })
         });
         self.clients.add_producer(cid, slot);
         self.add_child(cid, path, caused);

@@ -44,14 +44,8 @@ pub struct FileId {
 /// happened (the cluster keeps that order per destination).
 #[derive(Debug)]
 pub enum Notice {
-    /// A file was created here as number `serial`, with permission bits `mode`, to be kept on
-    /// node `home`.
-    Created {
-        path: PathBuf,
-        mode: u32,
-        home: usize,
-        serial: u64,
-    },
+    /// A file was created here.
+    Created(Created),
     /// A file written here changed state; `len` is its size then.
     State {
         path: PathBuf,
@@ -78,6 +72,17 @@ pub enum Notice {
     },
     /// A client here unlinked a file written on node `writer`.
     Unlink { writer: usize, path: PathBuf },
+}
+
+/// A file created on a node: number `serial` there, with permission bits `mode`, by a step of
+/// app `app`, to be kept on node `home`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub home: usize,
+    pub serial: u64,
+    pub app: String,
 }
 
 /// Where a fetch writes: the replica's data object and slot. The slot stays pinned until the
@@ -111,6 +116,8 @@ pub(super) struct Replica {
     pub(super) len: u64,
     /// Its number on its writer.
     pub(super) serial: u64,
+    /// The app whose step created it (a directory it is in waits for that app).
+    pub(super) app: String,
     /// The fetch filling it now, if any: its number, and the flag that calls it off.
     pub(super) fetch: Option<(u64, Arc<AtomicBool>)>,
 }
@@ -255,9 +262,9 @@ impl Namespace {
             .is_some_and(|r| r.apps.values().any(|a| !a.live.is_empty()))
     }
 
-    /// Whether a directory's producers on other nodes may still add entries to it: a node that
-    /// created entries in it still has live apps, or apps declared to produce it have not all
-    /// terminated on every node.
+    /// Whether a directory's producers on other nodes may still add entries to it: an app that
+    /// created entries in it from another node still has steps live there, or apps declared to
+    /// produce it have not all terminated on every node.
     pub(super) fn produced_elsewhere(&self, dir: &Path) -> bool {
         let Some(remote) = &self.remote else {
             return false;
@@ -265,7 +272,7 @@ impl Namespace {
         let writers_live = self.dirs.get(dir).is_some_and(|d| {
             d.remote_writers
                 .iter()
-                .any(|n| remote.apps.get(n).is_some_and(|a| !a.live.is_empty()))
+                .any(|(n, app)| remote.apps.get(n).is_some_and(|a| a.live.contains(app)))
         });
         let declared = self.rules.declared_producers(dir);
         writers_live || !declared.iter().all(|app| self.app_terminated(app))
@@ -334,14 +341,14 @@ impl Namespace {
     /// it appears here, listed in its parent, empty until read — or, on its home, fetched at once.
     /// It replaces an older replica, or a file of this node whose producer crashed; a live file of
     /// the same path made here meanwhile keeps it (logged).
-    pub fn remote_created(
-        &mut self,
-        from: usize,
-        path: &Path,
-        mode: u32,
-        home: usize,
-        serial: u64,
-    ) -> Caused {
+    pub fn remote_created(&mut self, from: usize, created: Created) -> Caused {
+        let Created {
+            ref path,
+            mode,
+            home,
+            serial,
+            app,
+        } = created;
         let mut caused = Caused::default();
         let Some((root, me)) = self.remote.as_ref().map(|r| (r.root.clone(), r.me)) else {
             return caused;
@@ -364,6 +371,7 @@ impl Namespace {
             state: SlotState::Open,
             len: 0,
             serial,
+            app: app.clone(),
             fetch: None,
         };
         match self.new_replica(&root, path, replica, mode) {
@@ -394,7 +402,7 @@ impl Namespace {
             if !self.dirs.contains(parent) {
                 self.adopt(&root, parent, &mut caused);
             }
-            if self.dirs.add_name(path, from) {
+            if self.dirs.add_name(path, (from, app)) {
                 caused.unsettled = true;
             }
         }
@@ -550,10 +558,13 @@ impl Namespace {
             self.forget_file(src);
         } else {
             self.dirs.remove_entry(src);
-            if self.files.rekey(src, dst).is_some() {
-                self.files.set_rule(dst, self.replica_rule(dst));
-            }
-            if self.dirs.add_name(dst, from) {
+            let app = self
+                .files
+                .rekey(src, dst)
+                .and_then(|n| n.remote.as_ref())
+                .map(|r| r.app.clone());
+            self.files.set_rule(dst, self.replica_rule(dst));
+            if self.dirs.add_name(dst, (from, app.unwrap_or_default())) {
                 caused.unsettled = true;
             }
         }

@@ -47,6 +47,17 @@ fn node1(fx: &mut Fx) -> Sent {
     sent
 }
 
+/// A file node 0 created (a step of app "producer"), kept on `home`, numbered `serial`.
+fn created(path: &Path, home: usize, serial: u64) -> Created {
+    Created {
+        path: path.to_path_buf(),
+        mode: 0o644,
+        home,
+        serial,
+        app: "producer".into(),
+    }
+}
+
 /// Deliver `bytes` at `offset` of a fetch, as the MPI thread lands them.
 fn land(fx: &Fx, sink: &Sink, offset: u64, bytes: &[u8]) {
     assert!(
@@ -67,13 +78,11 @@ fn a_file_created_here_is_announced_with_its_number_and_home() {
     let w = fx.client("writer");
     let m = mem(fx.open(w, "out.txt", WR | CREAT).unwrap());
     let notices = sent.take();
-    let created = notices.iter().find_map(|n| match n {
-        Notice::Created {
-            path, home, serial, ..
-        } => Some((path.clone(), *home, *serial)),
+    let announced = notices.iter().find_map(|n| match n {
+        Notice::Created(c) => Some((c.path.clone(), c.home, c.serial, c.app.clone())),
         _ => None,
     });
-    assert_eq!(created, Some((fx.p("out.txt"), 1, 1)));
+    assert_eq!(announced, Some((fx.p("out.txt"), 1, 1, "writer".into())));
     write(&fx, &m, 0, b"abc");
     fx.ns.exit(w, false).unwrap();
     let states: Vec<(SlotState, u64)> = sent
@@ -93,7 +102,7 @@ fn a_replica_is_fetched_on_first_read_and_commits_when_sealed() {
     let sent = node1(&mut fx);
     let r = fx.client("reader");
     let path = fx.p("remote.txt");
-    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 7);
+    let _ = fx.ns.remote_created(0, created(&path, 0, 7));
     assert!(
         sent.fetches().is_empty(),
         "nothing moves before someone reads it"
@@ -141,7 +150,7 @@ fn a_replica_written_anew_starts_over_and_drops_the_old_fetch() {
     let sent = node1(&mut fx);
     let r = fx.client("reader");
     let path = fx.p("v.txt");
-    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 1);
+    let _ = fx.ns.remote_created(0, created(&path, 0, 1));
     let m = mem(fx.open(r, "v.txt", RD).unwrap());
     let (_, _, first, old) = sent.fetches().pop().unwrap();
     land(&fx, &old, 0, b"old content");
@@ -173,7 +182,7 @@ fn a_fetch_cut_short_at_its_source_starts_over() {
     let sent = node1(&mut fx);
     let r = fx.client("reader");
     let path = fx.p("cut.txt");
-    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 1);
+    let _ = fx.ns.remote_created(0, created(&path, 0, 1));
     let m = mem(fx.open(r, "cut.txt", RD).unwrap());
     let (_, _, id, sink) = sent.fetches().pop().unwrap();
     land(&fx, &sink, 0, b"stale stale");
@@ -193,7 +202,7 @@ fn a_pinned_replica_slot_is_not_reused_until_its_fetch_ends() {
     let sent = node1(&mut fx);
     let r = fx.client("reader");
     let path = fx.p("gone.txt");
-    let _ = fx.ns.remote_created(0, &path, 0o644, 0, 1);
+    let _ = fx.ns.remote_created(0, created(&path, 0, 1));
     let m = mem(fx.open(r, "gone.txt", RD).unwrap());
     let (_, _, id, _) = sent.fetches().pop().unwrap();
     fx.ns.close(r, m.slot, false);
@@ -217,7 +226,7 @@ fn its_writer_persists_a_file_kept_elsewhere_and_a_replica_is_never_permanent() 
     // Written here, kept on node 2 ("c"): announced with home 2, persisted here.
     let m = mem(fx.open(w, "kept.txt", WR | CREAT).unwrap());
     let home = sent.take().into_iter().find_map(|n| match n {
-        Notice::Created { home, .. } => Some(home),
+        Notice::Created(c) => Some(c.home),
         _ => None,
     });
     assert_eq!(home, Some(2));
@@ -229,7 +238,7 @@ fn its_writer_persists_a_file_kept_elsewhere_and_a_replica_is_never_permanent() 
     );
     // Another node's file kept here (home 1): fetched at once from its writer, not persisted.
     let path = fx.p("mine.txt");
-    let _ = fx.ns.remote_created(0, &path, 0o644, 1, 3);
+    let _ = fx.ns.remote_created(0, created(&path, 1, 3));
     let (source, _, id, sink) = sent.fetches().pop().expect("the home fetches at once");
     assert_eq!(source, 0);
     land(&fx, &sink, 0, b"data");
@@ -237,7 +246,7 @@ fn its_writer_persists_a_file_kept_elsewhere_and_a_replica_is_never_permanent() 
     assert_eq!(fx.state(sink.slot), SlotState::Committed);
     // Nor one kept elsewhere (home 0).
     let other = fx.p("theirs.txt");
-    let _ = fx.ns.remote_created(0, &other, 0o644, 0, 4);
+    let _ = fx.ns.remote_created(0, created(&other, 0, 4));
     let r = fx.client("reader");
     mem(fx.open(r, "theirs.txt", RD).unwrap());
     let (_, _, id, sink) = sent.fetches().pop().unwrap();
@@ -272,7 +281,7 @@ fn a_copy_from_a_home_that_is_not_the_writer_commits_only_on_the_writer_s_word()
     let r = fx.client("reader");
     let path = fx.p("kept.txt");
     // Written on node 0, kept on node 2: fetched from node 2.
-    let _ = fx.ns.remote_created(0, &path, 0o644, 2, 5);
+    let _ = fx.ns.remote_created(0, created(&path, 2, 5));
     let m = mem(fx.open(r, "kept.txt", RD).unwrap());
     let (source, _, id, sink) = sent.fetches().pop().unwrap();
     assert_eq!(source, 2);
