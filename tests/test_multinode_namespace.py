@@ -92,6 +92,19 @@ def cl_file(wf: Workflow, graph: list[dict[str, Any]], **extra: Any) -> Path:
 _steps = itertools.count(1)
 
 
+def pair_file(wf: Workflow, name: str, rule: dict[str, Any]) -> Path:
+    """A CAPIO-CL file in which app ``producer`` writes ``name`` under ``rule`` (its ``committed``
+    and ``mode``) and app ``consumer`` reads it."""
+    streaming = {"name": [name], **rule}
+    return cl_file(
+        wf,
+        [
+            {"name": "producer", "input_stream": [], "output_stream": [name], "streaming": [streaming]},
+            {"name": "consumer", "input_stream": [name], "output_stream": []},
+        ],
+    )
+
+
 def start(node: Workflow, body: str, app: str, *args: str) -> Step:
     """Start a step on ``node``. Scripts and logs are named by a count over every node (the nodes
     of a job share the test's directory)."""
@@ -121,14 +134,7 @@ def test_a_consumer_on_one_node_streams_a_gibibyte_a_producer_on_another_writes(
     """Consumer first, on node 1; producer on node 0. ``no_update``: bytes reach node 1 while the
     producer is still writing; EOF comes at the commit; the bytes are the producer's."""
     wf = workflow
-    rule = {"name": ["stream.bin"], "committed": "on_close", "mode": "no_update"}
-    config = cl_file(
-        wf,
-        [
-            {"name": "producer", "input_stream": [], "output_stream": ["stream.bin"], "streaming": [rule]},
-            {"name": "consumer", "input_stream": ["stream.bin"], "output_stream": []},
-        ],
-    )
+    config = pair_file(wf, "stream.bin", {"committed": "on_close", "mode": "no_update"})
     j = job(2, config)
     j.wait_ready()
     data = wf.capio_dir / "stream.bin"
@@ -221,14 +227,7 @@ def test_on_close_n_counts_the_closes_of_a_producer_on_another_node(job, workflo
     """``on_close:3``: the reader on node 1 gets the file at the producer's third close, while
     the producer (on node 0) still runs."""
     wf = workflow
-    rule = {"name": ["parts.txt"], "committed": "on_close:3", "mode": "update"}
-    config = cl_file(
-        wf,
-        [
-            {"name": "producer", "input_stream": [], "output_stream": ["parts.txt"], "streaming": [rule]},
-            {"name": "consumer", "input_stream": ["parts.txt"], "output_stream": []},
-        ],
-    )
+    config = pair_file(wf, "parts.txt", {"committed": "on_close:3", "mode": "update"})
     j = job(2, config)
     j.wait_ready()
     data, read = wf.capio_dir / "parts.txt", wf.marker("read")

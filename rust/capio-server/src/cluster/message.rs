@@ -3,6 +3,7 @@
 //! socket's frames do; a message from a server of another pycapio version is refused by its
 //! version, not misread.
 
+use crate::namespace::Created;
 use bytemuck::{Pod, Zeroable};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -36,15 +37,8 @@ pub enum Message {
     /// The sender is still shutting down (persisting, perhaps for long): sent every few seconds
     /// between `Stop` and `Done`, so that a slow node is told from a dead or hung one.
     Working,
-    /// File number `serial` was created on the sender (which writes it), to be kept on node
-    /// `home`.
-    Created {
-        path: PathBuf,
-        mode: u32,
-        home: u64,
-        serial: u64,
-        app: String,
-    },
+    /// A file was created on the sender, which writes it.
+    Created(Created),
     /// A file homed on the sender changed state (`SlotState` as a number), `len` bytes long.
     State { path: PathBuf, state: u32, len: u64 },
     /// A file homed on the sender is gone.
@@ -198,19 +192,13 @@ impl Message {
             Message::Stop { why } => (STOP, why.as_bytes().to_vec()),
             Message::Done => (DONE, Vec::new()),
             Message::Working => (WORKING, Vec::new()),
-            Message::Created {
-                path,
-                mode,
-                home,
-                serial,
-                app,
-            } => (
+            Message::Created(c) => (
                 CREATED,
-                w.path(path)
-                    .num(u64::from(*mode))
-                    .num(*home)
-                    .num(*serial)
-                    .bytes(app.as_bytes())
+                w.path(&c.path)
+                    .num(u64::from(c.mode))
+                    .num(c.home as u64)
+                    .num(c.serial)
+                    .bytes(c.app.as_bytes())
                     .0,
             ),
             Message::State { path, state, len } => {
@@ -283,16 +271,16 @@ impl Message {
             CREATED => {
                 let path = r.path()?;
                 let mode = r.small()?;
-                let home = r.num()?;
+                let home = usize::try_from(r.num()?).map_err(|_| MessageError::Truncated)?;
                 let serial = r.num()?;
                 let app = r.text()?;
-                return r.end(Message::Created {
+                return r.end(Message::Created(Created {
                     path,
                     mode,
                     home,
                     serial,
                     app,
-                });
+                }));
             }
             STATE => {
                 let path = r.path()?;
@@ -377,13 +365,13 @@ mod tests {
         let every = [
             Message::Done,
             Message::Working,
-            Message::Created {
+            Message::Created(Created {
                 path: "/capio/a b".into(),
                 mode: 0o640,
                 home: 2,
                 serial: 9,
                 app: "writer".into(),
-            },
+            }),
             Message::State {
                 path: "/capio/x".into(),
                 state: 2,

@@ -17,7 +17,7 @@ use super::push::{self, Chunk, Credit};
 use super::{Marker, Members, Moved};
 use crate::error::FsError;
 use crate::log::{debug, error, info, warning};
-use crate::namespace::{Caused, Created, FileId, Notice, Outbox, Sink, hashed_home};
+use crate::namespace::{Caused, FileId, Notice, Outbox, Sink, hashed_home};
 use crate::persist;
 use crate::shared::Shared;
 use capio_proto::SlotState;
@@ -500,19 +500,7 @@ impl Serving<'_> {
             self.drop_claim(self.me.rank, path);
         }
         let path_message = match notice {
-            Notice::Created(Created {
-                path,
-                mode,
-                home,
-                serial,
-                app,
-            }) => Message::Created {
-                path,
-                mode,
-                home: home as u64,
-                serial,
-                app,
-            },
+            Notice::Created(created) => Message::Created(created),
             Notice::State { path, state, len } => Message::State {
                 path,
                 state: state as u32,
@@ -667,25 +655,11 @@ impl Serving<'_> {
                 server.begin_shutdown(&why);
                 return;
             }
-            Message::Created {
-                path,
-                mode,
-                home,
-                serial,
-                app,
-            } => {
+            Message::Created(mut created) => {
                 // A node outside the job cannot keep it: its writer does.
-                let home = usize::try_from(home)
-                    .ok()
-                    .filter(|&h| h < self.me.hosts.len())
-                    .unwrap_or(from);
-                let created = Created {
-                    path,
-                    mode,
-                    home,
-                    serial,
-                    app,
-                };
+                if created.home >= self.me.hosts.len() {
+                    created.home = from;
+                }
                 let caused = server.ns().remote_created(from, created);
                 // A fetch that came first (from a node that heard of the file first) goes on.
                 for parked in std::mem::take(&mut self.parked) {
