@@ -868,3 +868,26 @@ def test_mkdir_and_rmdir_on_one_node_are_seen_on_every_node(job) -> None:  # typ
     again = j.nodes[0].run_step("import os, sys\nos.mkdir(sys.argv[1])\nprint(os.path.isdir(sys.argv[1]))\n",
                                 "maker", str(d))  # fmt: skip
     assert again.stdout.strip() == "True", again.stderr
+
+
+def test_a_file_kept_away_from_its_writer_is_read_in_its_latest_round(job, workflow: Workflow) -> None:  # type: ignore[no-untyped-def]
+    """Written on node 2, kept on node 0 (``manual``), read on node 1; written anew to the very
+    same length, again and again: node 1 always reads the latest content, never the home's older
+    copy."""
+    wf = workflow
+    host = Path("/proc/sys/kernel/hostname").read_text().strip()
+    config = cl_file(
+        wf,
+        [{"name": "writer", "input_stream": [], "output_stream": ["kept.txt"]}],
+        home_node_policies={"manual": [{"name": ["kept.txt"], "app_node": host}]},
+    )
+    j = job(3, config)
+    j.wait_ready()
+    data = wf.capio_dir / "kept.txt"
+    write = "import sys\nwith open(sys.argv[1], 'w') as f:\n    f.write(sys.argv[2])\n"
+    read = "import sys\nprint(open(sys.argv[1]).read())\n"
+    for version in ("version 1", "version 2", "version 3"):
+        assert j.nodes[2].run_step(write, "writer", str(data), version).returncode == 0
+        seen = j.nodes[1].run_step(read, "reader", str(data))
+        assert seen.stdout.strip() == version, (version, seen.stderr)
+    assert files_seen(j.nodes[1])["kept.txt"]["home"]["node"] == 0

@@ -40,7 +40,12 @@ pub enum Message {
     /// A file was created on the sender, which writes it.
     Created(Created),
     /// A file homed on the sender changed state (`SlotState` as a number), `len` bytes long.
-    State { path: PathBuf, state: u32, len: u64 },
+    State {
+        path: PathBuf,
+        state: u32,
+        len: u64,
+        round: u32,
+    },
     /// A file homed on the sender is gone.
     Removed { path: PathBuf },
     /// A file homed on the sender was renamed.
@@ -56,6 +61,7 @@ pub enum Message {
         id: u64,
         writer: u64,
         serial: u64,
+        round: u32,
         path: PathBuf,
         from: u64,
     },
@@ -64,8 +70,13 @@ pub enum Message {
     /// `len` bytes of fetch `id` at `offset`: the bytes themselves are the sender's next message
     /// on the data tag.
     Data { id: u64, offset: u64, len: u64 },
-    /// Fetch `id` is over: the file is in `state`, `len` bytes long.
-    Seal { id: u64, state: u32, len: u64 },
+    /// Fetch `id` is over: the file is in `state`, `len` bytes long, in round `round`.
+    Seal {
+        id: u64,
+        state: u32,
+        len: u64,
+        round: u32,
+    },
     /// May the sender create `path` exclusively? Sent to the node that arbitrates the path.
     Claim { id: u64, path: PathBuf },
     /// The answer to claim `id`.
@@ -201,9 +212,19 @@ impl Message {
                     .bytes(c.app.as_bytes())
                     .0,
             ),
-            Message::State { path, state, len } => {
-                (STATE, w.path(path).num(u64::from(*state)).num(*len).0)
-            }
+            Message::State {
+                path,
+                state,
+                len,
+                round,
+            } => (
+                STATE,
+                w.path(path)
+                    .num(u64::from(*state))
+                    .num(*len)
+                    .num(u64::from(*round))
+                    .0,
+            ),
             Message::Removed { path } => (REMOVED, w.path(path).0),
             Message::Renamed { from, to } => (RENAMED, w.path(from).path(to).0),
             Message::Apps { live, ended } => (APPS, w.names(live).names(ended).0),
@@ -211,17 +232,34 @@ impl Message {
                 id,
                 writer,
                 serial,
+                round,
                 path,
                 from,
             } => (
                 FETCH,
-                w.num(*id).num(*writer).num(*serial).path(path).num(*from).0,
+                w.num(*id)
+                    .num(*writer)
+                    .num(*serial)
+                    .num(u64::from(*round))
+                    .path(path)
+                    .num(*from)
+                    .0,
             ),
             Message::Unlink { path } => (UNLINK, w.path(path).0),
             Message::Data { id, offset, len } => (DATA, w.num(*id).num(*offset).num(*len).0),
-            Message::Seal { id, state, len } => {
-                (SEAL, w.num(*id).num(u64::from(*state)).num(*len).0)
-            }
+            Message::Seal {
+                id,
+                state,
+                len,
+                round,
+            } => (
+                SEAL,
+                w.num(*id)
+                    .num(u64::from(*state))
+                    .num(*len)
+                    .num(u64::from(*round))
+                    .0,
+            ),
             Message::Claim { id, path } => (CLAIM, w.num(*id).path(path).0),
             Message::Claimed { id, granted } => (CLAIMED, w.num(*id).num(u64::from(*granted)).0),
             Message::Release { path } => (RELEASE, w.path(path).0),
@@ -286,7 +324,13 @@ impl Message {
                 let path = r.path()?;
                 let state = r.small()?;
                 let len = r.num()?;
-                return r.end(Message::State { path, state, len });
+                let round = r.small()?;
+                return r.end(Message::State {
+                    path,
+                    state,
+                    len,
+                    round,
+                });
             }
             REMOVED => {
                 let path = r.path()?;
@@ -306,12 +350,14 @@ impl Message {
                 let id = r.num()?;
                 let writer = r.num()?;
                 let serial = r.num()?;
+                let round = r.small()?;
                 let path = r.path()?;
                 let from = r.num()?;
                 return r.end(Message::Fetch {
                     id,
                     writer,
                     serial,
+                    round,
                     path,
                     from,
                 });
@@ -330,7 +376,13 @@ impl Message {
                 let id = r.num()?;
                 let state = r.small()?;
                 let len = r.num()?;
-                return r.end(Message::Seal { id, state, len });
+                let round = r.small()?;
+                return r.end(Message::Seal {
+                    id,
+                    state,
+                    len,
+                    round,
+                });
             }
             CLAIM => {
                 let id = r.num()?;
@@ -376,6 +428,7 @@ mod tests {
                 path: "/capio/x".into(),
                 state: 2,
                 len: 1 << 40,
+                round: 3,
             },
             Message::Removed {
                 path: "/capio/x".into(),
@@ -392,6 +445,7 @@ mod tests {
                 id: 7,
                 writer: 1,
                 serial: 9,
+                round: 2,
                 path: "/capio/x".into(),
                 from: 4096,
             },
@@ -407,6 +461,7 @@ mod tests {
                 id: 7,
                 state: 3,
                 len: 12,
+                round: 1,
             },
             Message::Claim {
                 id: 3,

@@ -34,6 +34,7 @@ pub enum Chunk {
         id: u64,
         state: SlotState,
         len: u64,
+        round: u32,
     },
 }
 
@@ -123,12 +124,16 @@ fn follow(
     fetch: &Fetch,
     send: &impl Fn(Chunk) -> bool,
 ) {
+    // Sealed with the file's round then: bytes appended by a new round (no truncation) still
+    // follow the old ones, and the other node learns which round it holds.
     let seal = |state, len| {
+        let round = server.upgrade().map_or(0, |s| s.ns().round_of(fetch.slot));
         send(Chunk::Seal {
             to: fetch.to,
             id: fetch.id,
             state,
             len,
+            round,
         });
     };
     let Some(slot) = table.slot(fetch.slot) else {

@@ -15,9 +15,8 @@
 use super::message::{CLUSTER_VERSION, Message};
 use super::push::{self, Chunk, Credit};
 use super::{Marker, Members, Moved};
-use crate::error::FsError;
 use crate::log::{debug, error, info, warning};
-use crate::namespace::{Caused, FileId, Notice, Outbox, Sink, hashed_home};
+use crate::namespace::{Caused, FileId, Lent, Notice, Outbox, Sink, hashed_home};
 use crate::persist;
 use crate::shared::Shared;
 use capio_proto::SlotState;
@@ -255,11 +254,13 @@ struct Serving<'a> {
     parked: Vec<Parked>,
 }
 
-/// Fetch `id` of file `file` (at `path`, for logs), by node `to`, from `offset` on.
+/// Fetch `id` of round `round` of file `file` (at `path`, for logs), by node `to`, from
+/// `offset` on.
 struct Parked {
     to: usize,
     id: u64,
     file: FileId,
+    round: u32,
     path: PathBuf,
     offset: u64,
     since: Instant,
@@ -501,10 +502,16 @@ impl Serving<'_> {
         }
         let path_message = match notice {
             Notice::Created(created) => Message::Created(created),
-            Notice::State { path, state, len } => Message::State {
+            Notice::State {
+                path,
+                state,
+                len,
+                round,
+            } => Message::State {
                 path,
                 state: state as u32,
                 len,
+                round,
             },
             Notice::Removed { path } => Message::Removed { path },
             Notice::Renamed { from, to } => Message::Renamed { from, to },
@@ -512,6 +519,7 @@ impl Serving<'_> {
             Notice::Fetch {
                 from: source,
                 file,
+                round,
                 path,
                 id,
                 sink,
@@ -523,6 +531,7 @@ impl Serving<'_> {
                     id,
                     writer,
                     serial,
+                    round,
                     path,
                     from,
                 };
@@ -536,12 +545,19 @@ impl Serving<'_> {
     /// A pusher's chunk: the header, then the bytes as a non-blocking send on the data tag.
     fn push(&mut self, chunk: Chunk) {
         match chunk {
-            Chunk::Seal { to, id, state, len } => self.send(
+            Chunk::Seal {
+                to,
+                id,
+                state,
+                len,
+                round,
+            } => self.send(
                 to,
                 &Message::Seal {
                     id,
                     state: state as u32,
                     len,
+                    round,
                 },
             ),
             Chunk::Data {
@@ -667,9 +683,19 @@ impl Serving<'_> {
                 }
                 caused
             }
-            Message::State { path, state, len } => {
+            Message::State {
+                path,
+                state,
+                len,
+                round,
+            } => {
                 let state = SlotState::from_u32(state);
-                server.ns().remote_state(from, &path, state, len)
+                let caused = server.ns().remote_state(from, &path, (state, len, round));
+                // A fetch of a round this node has just heard of goes on.
+                for parked in std::mem::take(&mut self.parked) {
+                    self.serve_fetch(&server, parked);
+                }
+                caused
             }
             Message::Removed { path } => {
                 server.ns().remote_removed(from, &path);
@@ -681,16 +707,21 @@ impl Serving<'_> {
                 server.ns().remote_unlink(from, &path);
                 return;
             }
-            Message::Seal { id, state, len } => {
+            Message::Seal {
+                id,
+                state,
+                len,
+                round,
+            } => {
                 self.sinks.remove(&id);
-                server
-                    .ns()
-                    .fetch_sealed(id, SlotState::from_u32(state), len)
+                let state = SlotState::from_u32(state);
+                server.ns().fetch_sealed(id, (state, len, round))
             }
             Message::Fetch {
                 id,
                 writer,
                 serial,
+                round,
                 path,
                 from: offset,
             } => {
@@ -699,6 +730,7 @@ impl Serving<'_> {
                     to: from,
                     id,
                     file: FileId { writer, serial },
+                    round,
                     path,
                     offset,
                     since: Instant::now(),
@@ -715,21 +747,30 @@ impl Serving<'_> {
     /// node's file this node keeps but has not heard of yet is parked until it has (or refused
     /// once parked too long); one of this node's own that is gone is refused at once.
     fn serve_fetch(&mut self, server: &Arc<Shared>, fetch: Parked) {
-        let lent = server.ns().lend(fetch.file);
+        let lent = server.ns().lend(fetch.file, fetch.round, fetch.offset);
         let (to, id, offset) = (fetch.to, fetch.id, fetch.offset);
+        let seal = |state: SlotState, round| Message::Seal {
+            id,
+            state: state as u32,
+            len: 0,
+            round,
+        };
         let (slot, file) = match lent {
-            Ok(lent) => lent,
-            Err(FsError::NotFound)
+            Lent::Ready { slot, data } => (slot, data),
+            // Kept here, but not heard of (in that round) yet: the news is on its way.
+            Lent::Gone | Lent::NotYet
                 if fetch.file.writer != self.me.rank && fetch.since.elapsed() < PARK_LIMIT =>
             {
                 return self.parked.push(fetch);
             }
-            Err(e) => {
-                debug!("node {to} fetched {}: {e}", fetch.path.display());
-                let (state, len) = (SlotState::Aborted as u32, 0);
-                return self.send(to, &Message::Seal { id, state, len });
+            // The asker holds bytes of an older round: it starts over.
+            Lent::Newer(round) => return self.send(to, &seal(SlotState::Open, round)),
+            Lent::Gone | Lent::NotYet => {
+                debug!("node {to} fetched {}: not here", fetch.path.display());
+                return self.send(to, &seal(SlotState::Aborted, fetch.round));
             }
         };
+        let round = server.ns().round_of(slot);
         // A committed file that fits one message goes out at once, from this thread.
         if let Some((bytes, len)) = push::committed_rest(&server.table, slot, &file, offset) {
             if !bytes.is_empty() {
@@ -742,7 +783,13 @@ impl Serving<'_> {
                 });
             }
             let state = SlotState::Committed;
-            self.push(Chunk::Seal { to, id, state, len });
+            self.push(Chunk::Seal {
+                to,
+                id,
+                state,
+                len,
+                round,
+            });
             server.ns().give_back(slot);
             return;
         }
@@ -763,8 +810,7 @@ impl Serving<'_> {
         );
         if let Err(e) = started {
             warning!("cannot start a thread to serve fetch {id} of node {to}: {e}");
-            let (state, len) = (SlotState::Aborted as u32, 0);
-            self.send(to, &Message::Seal { id, state, len });
+            self.send(to, &seal(SlotState::Aborted, round));
             server.ns().give_back(slot);
         }
     }

@@ -6,7 +6,7 @@
 //! close), `on_file` is enforced (the reference never implemented it), and `on_n_files` tests the
 //! directory's own rule (the reference tests the rule of the child just added).
 
-use super::{Caused, ClientId, Namespace, Notice};
+use super::{Caused, ClientId, Namespace};
 use crate::disk;
 use crate::log::{debug, info};
 use capio_cl::CommitRule;
@@ -114,14 +114,7 @@ impl Namespace {
         self.bump();
         caused.unsettled = true;
         debug!("committed {}", self.files.name_of(slot));
-        if let Some(path) = self.files.path_of(slot) {
-            let len = self.files.node(slot).map_or(0, |n| n.len());
-            self.tell(|| Notice::State {
-                path: path.clone(),
-                state: SlotState::Committed,
-                len,
-            });
-        }
+        self.tell_state(slot);
         if done.permanent
             && let Some(path) = self.files.path_of(slot)
         {

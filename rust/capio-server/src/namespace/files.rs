@@ -53,6 +53,9 @@ pub(super) struct FileNode {
     pub(super) kept_on: Option<usize>,
     /// Its number across the nodes (`remote::FileId`), in a workflow of many nodes.
     pub(super) cluster_id: Option<super::remote::FileId>,
+    /// How many times it was written anew (reopened after a commit, restarted after an abort):
+    /// other nodes tell a copy of an older round from the current one by it.
+    pub(super) round: u32,
 }
 
 impl FileNode {
@@ -84,6 +87,7 @@ impl FileNode {
             remote: None,
             kept_on: None,
             cluster_id: None,
+            round: 0,
         };
         node.shared().reset_len(len);
         node.set(SlotState::Open);
@@ -183,6 +187,7 @@ impl FileNode {
     }
 
     fn begin_round(&mut self) {
+        self.round = self.round.wrapping_add(1);
         self.closes_by_producers = 0;
         self.persisted = false;
         self.set(SlotState::Open);

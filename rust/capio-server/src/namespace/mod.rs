@@ -35,7 +35,7 @@ mod remote;
 mod report;
 
 pub use clients::ClientId;
-pub use remote::{Created, FileId, Notice, Outbox, Sink, hashed_home};
+pub use remote::{Created, FileId, Lent, Notice, Outbox, Sink, hashed_home};
 
 /// The outcome of an `Open`.
 #[derive(Debug)]
@@ -277,14 +277,7 @@ impl Namespace {
             if !node.abort() {
                 continue;
             }
-            let len = node.len();
-            if let Some(path) = &path {
-                self.tell(|| Notice::State {
-                    path: path.clone(),
-                    state: SlotState::Aborted,
-                    len,
-                });
-            }
+            self.tell_state(slot);
             let Some(node) = self.files.node_mut(slot) else {
                 continue;
             };

@@ -282,12 +282,7 @@ impl Namespace {
             }
         }
         if writable && was != SlotState::Open {
-            let len = node.len();
-            self.tell(|| Notice::State {
-                path: path.to_path_buf(),
-                state: SlotState::Open,
-                len,
-            });
+            self.tell_state(slot);
         }
         self.opened(cid, path)
     }

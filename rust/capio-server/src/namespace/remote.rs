@@ -46,11 +46,13 @@ pub struct FileId {
 pub enum Notice {
     /// A file was created here.
     Created(Created),
-    /// A file written here changed state; `len` is its size then.
+    /// A file written here changed state; `len` is its size then, `round` how many times it was
+    /// written anew.
     State {
         path: PathBuf,
         state: SlotState,
         len: u64,
+        round: u32,
     },
     /// A file written here was unlinked (or replaced).
     Removed { path: PathBuf },
@@ -61,11 +63,12 @@ pub enum Notice {
         live: Vec<String>,
         ended: Vec<String>,
     },
-    /// Fetch file `file` (at `path`, for logs) from node `from` into `sink` (fetch number `id`),
-    /// from `sink.from` on.
+    /// Fetch round `round` (or a later one) of file `file` (at `path`, for logs) from node
+    /// `from` into `sink` (fetch number `id`), from `sink.from` on.
     Fetch {
         from: usize,
         file: FileId,
+        round: u32,
         path: PathBuf,
         id: u64,
         sink: Sink,
@@ -96,6 +99,21 @@ pub struct Sink {
     pub live: Arc<AtomicBool>,
 }
 
+/// What `lend` found for a fetch.
+#[derive(Debug)]
+pub enum Lent {
+    Ready {
+        slot: u32,
+        data: File,
+    },
+    /// Not known here (any more).
+    Gone,
+    /// Known here only in an older round than asked for.
+    NotYet,
+    /// Known here in a newer round than the asker holds bytes of.
+    Newer(u32),
+}
+
 /// The cluster's end of the namespace: takes notices without blocking.
 pub trait Outbox: Send {
     fn send(&self, notice: Notice);
@@ -114,6 +132,10 @@ pub(super) struct Replica {
     pub(super) state: SlotState,
     /// The writer's size of the file, as last told.
     pub(super) len: u64,
+    /// The writer's round of the file, as last told.
+    pub(super) round: u32,
+    /// The round the bytes held here belong to.
+    pub(super) content_round: u32,
     /// Its number on its writer.
     pub(super) serial: u64,
     /// The app whose step created it (a directory it is in waits for that app).
@@ -232,6 +254,18 @@ impl Namespace {
         self.remote
             .as_ref()
             .map_or(0, |r| r.home_of(&self.rules, path))
+    }
+
+    /// Tell the other nodes the state of the file in `slot`, written here (once it has a path).
+    pub(super) fn tell_state(&self, slot: u32) {
+        if let (Some(path), Some(node)) = (self.files.path_of(slot), self.files.node(slot)) {
+            self.tell(|| Notice::State {
+                path: path.clone(),
+                state: node.state(),
+                len: node.len(),
+                round: node.round,
+            });
+        }
     }
 
     pub(super) fn tell(&self, notice: impl FnOnce() -> Notice) {
@@ -370,6 +404,8 @@ impl Namespace {
             keeper: home == me,
             state: SlotState::Open,
             len: 0,
+            round: 0,
+            content_round: 0,
             serial,
             app: app.clone(),
             fetch: None,
@@ -456,23 +492,34 @@ impl Namespace {
             .map(|n| n.slot())
     }
 
-    /// Node `from` says the file at `path` is now in `state`, `len` bytes long. An abort reaches
-    /// local readers at once; a commit reaches them when the replica holds every byte (its fetch
-    /// seals it), or at once when it holds them already; a file written again (`Open` after a
-    /// commit or an abort) starts over here, and is fetched again if someone here reads it.
-    pub fn remote_state(&mut self, from: usize, path: &Path, state: SlotState, len: u64) -> Caused {
+    /// Node `from` says the file at `path` is now in `state`, `len` bytes long, in round
+    /// `round`. An abort reaches local readers at once; a commit reaches them when the replica
+    /// holds every byte of that round (its fetch seals it), or at once when it holds them
+    /// already; a new round (written anew after a commit or an abort) starts over here, and is
+    /// fetched again if someone here reads it. News of a round older than the bytes held (a
+    /// home told them first) changes nothing.
+    pub fn remote_state(
+        &mut self,
+        from: usize,
+        path: &Path,
+        (state, len, round): (SlotState, u64, u32),
+    ) -> Caused {
         let mut caused = Caused::default();
         let Some(slot) = self.replica_slot(from, path) else {
             return caused;
         };
-        let Some(node) = self.files.node_mut(slot) else {
+        let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) else {
             return caused;
         };
-        let (local, held) = (node.state(), node.len());
-        if let Some(replica) = node.remote.as_mut() {
-            replica.state = state;
-            replica.len = len;
+        if round < replica.round || round < replica.content_round {
+            return caused;
         }
+        (replica.state, replica.len, replica.round) = (state, len, round);
+        if round > replica.content_round {
+            replica.content_round = round;
+            self.start_over(slot);
+        }
+        let held = self.files.node(slot).map_or(0, |n| n.len());
         match state {
             SlotState::Aborted => {
                 self.cancel_fetch(slot);
@@ -484,7 +531,6 @@ impl Namespace {
                 let _ = self.files.commit(slot);
             }
             SlotState::Committed => self.fetch_if_read(slot),
-            SlotState::Open if local != SlotState::Open => self.start_over(slot),
             _ => {}
         }
         self.bump();
@@ -622,9 +668,11 @@ impl Namespace {
         };
         remote.fetches.insert(id, slot);
         remote.pin(slot);
+        let round = replica.round;
         remote.outbox.send(Notice::Fetch {
             from: source,
             file: file_id,
+            round,
             path,
             id,
             sink: Sink {
@@ -656,9 +704,11 @@ impl Namespace {
         }
     }
 
-    /// Fetch `id` ended: the file is `state` at its source (committed: every byte, `len` of them,
-    /// is here now; open: it was written anew meanwhile, start over; aborted: it never will be).
-    pub fn fetch_sealed(&mut self, id: u64, state: SlotState, len: u64) -> Caused {
+    /// Fetch `id` ended: the file is `state` at its source, in round `round` (committed: every
+    /// byte of that round, `len` of them, is here now; open: it was written anew meanwhile, start
+    /// over; aborted: it never will be). A source may know a newer round than this node does (a
+    /// home heard of it first): its word counts.
+    pub fn fetch_sealed(&mut self, id: u64, (state, len, round): (SlotState, u64, u32)) -> Caused {
         let mut caused = Caused::default();
         let Some(remote) = self.remote.as_mut() else {
             return caused;
@@ -668,27 +718,18 @@ impl Namespace {
         };
         let last_pin = remote.unpin(slot);
         let held = self.files.node(slot).map_or(0, |n| n.len());
-        let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) else {
-            return caused;
-        };
-        replica.fetch = None;
-        // From the writer itself, a seal says how the file is. From a home that keeps another
-        // node's file, it says how the home's copy is, which may be of an older round: only the
-        // writer's own word (`remote_state`) commits such a copy, if it holds that many bytes.
-        let from_writer = replica.keeper || replica.home == replica.writer;
-        let writer_agrees = replica.state == SlotState::Committed && replica.len == len;
-        if from_writer && state == SlotState::Committed {
-            replica.state = state;
-            replica.len = len;
+        if let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) {
+            replica.fetch = None;
+            replica.content_round = replica.content_round.max(round);
+            if round > replica.round || state == SlotState::Committed {
+                (replica.state, replica.len, replica.round) =
+                    (state, len, round.max(replica.round));
+            }
         }
-        let writer_open = replica.state == SlotState::Open;
         match state {
-            SlotState::Committed if held >= len && (from_writer || writer_agrees) => {
+            SlotState::Committed if held >= len => {
                 let _ = self.files.commit(slot);
             }
-            // The writer has not said it committed this round yet: the home's copy may be of an
-            // older one. Dropped; the writer's commit fetches again.
-            SlotState::Committed if held >= len && writer_open => self.empty(slot),
             SlotState::Open | SlotState::Committed => self.start_over(slot),
             _ => {
                 if let Some(node) = self.files.node_mut(slot) {
@@ -705,20 +746,45 @@ impl Namespace {
         caused
     }
 
-    /// Lend file `file` to another node's fetch: its slot (pinned until `give_back`) and a handle
-    /// on its data. Files written here are lent, and replicas this node keeps (their bytes flow on
-    /// as they arrive) — also after an unlink, while an fd still holds them.
-    pub fn lend(&mut self, file: FileId) -> Result<(u32, File), FsError> {
-        let remote = self.remote.as_mut().ok_or(FsError::NotFound)?;
-        let slot = *remote.by_id.get(&file).ok_or(FsError::NotFound)?;
-        let node = self
+    /// Lend file `file` to another node's fetch of round `round` from `from` on: its slot
+    /// (pinned until `give_back`), a handle on its data and its round here. Files written here
+    /// are lent, and replicas this node keeps (their bytes flow on as they arrive) — also after
+    /// an unlink, while an fd still holds them. A kept replica of an older round than asked for is
+    /// not lent yet (`Lent::NotYet`: this node has not heard of that round); a newer round than
+    /// the asker's, of which it holds bytes already, makes it start over (`Lent::Newer`).
+    pub fn lend(&mut self, file: FileId, round: u32, from: u64) -> Lent {
+        let Some(remote) = self.remote.as_mut() else {
+            return Lent::Gone;
+        };
+        let Some(&slot) = remote.by_id.get(&file) else {
+            return Lent::Gone;
+        };
+        let Some(node) = self
             .files
             .node(slot)
             .filter(|n| n.remote.as_ref().is_none_or(|r| r.keeper))
-            .ok_or(FsError::NotFound)?;
-        let data = node.data.try_clone()?;
+        else {
+            return Lent::Gone;
+        };
+        let here = node.remote.as_ref().map_or(node.round, |r| r.round);
+        if here < round {
+            return Lent::NotYet;
+        }
+        if here > round && from > 0 {
+            return Lent::Newer(here);
+        }
+        let Ok(data) = node.data.try_clone() else {
+            return Lent::Gone;
+        };
         remote.pin(slot);
-        Ok((slot, data))
+        Lent::Ready { slot, data }
+    }
+
+    /// The round of the file in `slot` as this node serves it (written here, or kept here).
+    pub fn round_of(&self, slot: u32) -> u32 {
+        self.files
+            .node(slot)
+            .map_or(0, |n| n.remote.as_ref().map_or(n.round, |r| r.round))
     }
 
     /// A fetch served from `slot` ended.

@@ -128,13 +128,13 @@ fn a_replica_is_fetched_on_first_read_and_commits_when_sealed() {
         "readers wait for the bytes"
     );
     land(&fx, sink, 0, b"hello");
-    let _ = fx.ns.remote_state(0, &path, SlotState::Committed, 5);
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Committed, 5, 0));
     assert_eq!(
         fx.state(m.slot),
         SlotState::Open,
         "committed at home, not all here yet"
     );
-    let _ = fx.ns.fetch_sealed(*id, SlotState::Committed, 5);
+    let _ = fx.ns.fetch_sealed(*id, (SlotState::Committed, 5, 0));
     assert_eq!(fx.state(m.slot), SlotState::Committed);
     assert_eq!(read_all(&m, 5), b"hello");
     // A second reader reads it here: no message.
@@ -155,10 +155,10 @@ fn a_replica_written_anew_starts_over_and_drops_the_old_fetch() {
     let (_, _, first, old) = sent.fetches().pop().unwrap();
     land(&fx, &old, 0, b"old content");
     // Its writer aborts it, then writes it again.
-    let _ = fx.ns.remote_state(0, &path, SlotState::Aborted, 11);
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Aborted, 11, 0));
     assert_eq!(fx.state(m.slot), SlotState::Aborted);
     assert!(!old.live.load(SeqCst), "the old fetch is called off");
-    let _ = fx.ns.remote_state(0, &path, SlotState::Open, 0);
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Open, 0, 1));
     assert_eq!(
         fx.state(m.slot),
         SlotState::Open,
@@ -168,10 +168,10 @@ fn a_replica_written_anew_starts_over_and_drops_the_old_fetch() {
     assert_ne!(first, second);
     assert_eq!(new.from, 0, "from the start: what was here is gone");
     // A late seal of the old fetch changes nothing.
-    let _ = fx.ns.fetch_sealed(first, SlotState::Committed, 11);
+    let _ = fx.ns.fetch_sealed(first, (SlotState::Committed, 11, 0));
     assert_eq!(fx.state(m.slot), SlotState::Open);
     land(&fx, &new, 0, b"new");
-    let _ = fx.ns.fetch_sealed(second, SlotState::Committed, 3);
+    let _ = fx.ns.fetch_sealed(second, (SlotState::Committed, 3, 1));
     assert_eq!(fx.state(m.slot), SlotState::Committed);
     assert_eq!(read_all(&m, 3), b"new");
 }
@@ -186,7 +186,7 @@ fn a_fetch_cut_short_at_its_source_starts_over() {
     let m = mem(fx.open(r, "cut.txt", RD).unwrap());
     let (_, _, id, sink) = sent.fetches().pop().unwrap();
     land(&fx, &sink, 0, b"stale stale");
-    let _ = fx.ns.fetch_sealed(id, SlotState::Open, 3);
+    let _ = fx.ns.fetch_sealed(id, (SlotState::Open, 3, 0));
     let (_, _, _, again) = sent.fetches().pop().expect("fetched again");
     assert_eq!(again.from, 0);
     assert_eq!(
@@ -211,7 +211,7 @@ fn a_pinned_replica_slot_is_not_reused_until_its_fetch_ends() {
     let w = fx.client("writer");
     let other = mem(fx.open(w, "new.txt", WR | CREAT).unwrap());
     assert_ne!(other.slot, m.slot);
-    let _ = fx.ns.fetch_sealed(id, SlotState::Committed, 0);
+    let _ = fx.ns.fetch_sealed(id, (SlotState::Committed, 0, 0));
     let third = mem(fx.open(w, "third.txt", WR | CREAT).unwrap());
     assert_eq!(third.slot, m.slot, "released once the fetch ended");
 }
@@ -242,7 +242,11 @@ fn its_writer_persists_a_file_kept_elsewhere_and_a_replica_is_never_permanent() 
     let (source, _, id, sink) = sent.fetches().pop().expect("the home fetches at once");
     assert_eq!(source, 0);
     land(&fx, &sink, 0, b"data");
-    assert!(fx.ns.fetch_sealed(id, SlotState::Committed, 4).is_empty());
+    assert!(
+        fx.ns
+            .fetch_sealed(id, (SlotState::Committed, 4, 0))
+            .is_empty()
+    );
     assert_eq!(fx.state(sink.slot), SlotState::Committed);
     // Nor one kept elsewhere (home 0).
     let other = fx.p("theirs.txt");
@@ -251,7 +255,11 @@ fn its_writer_persists_a_file_kept_elsewhere_and_a_replica_is_never_permanent() 
     mem(fx.open(r, "theirs.txt", RD).unwrap());
     let (_, _, id, sink) = sent.fetches().pop().unwrap();
     land(&fx, &sink, 0, b"x");
-    assert!(fx.ns.fetch_sealed(id, SlotState::Committed, 1).is_empty());
+    assert!(
+        fx.ns
+            .fetch_sealed(id, (SlotState::Committed, 1, 0))
+            .is_empty()
+    );
 }
 
 #[test]
@@ -275,27 +283,34 @@ fn waits_and_terminations_count_the_apps_of_every_node() {
 }
 
 #[test]
-fn a_copy_from_a_home_that_is_not_the_writer_commits_only_on_the_writer_s_word() {
+fn rounds_tell_a_copy_of_a_newer_round_from_old_news() {
     let mut fx = Fx::new();
     let sent = node1(&mut fx);
     let r = fx.client("reader");
     let path = fx.p("kept.txt");
-    // Written on node 0, kept on node 2: fetched from node 2.
+    // Written on node 0, kept on node 2: fetched from node 2, which heard of round 1 first.
     let _ = fx.ns.remote_created(0, created(&path, 2, 5));
     let m = mem(fx.open(r, "kept.txt", RD).unwrap());
-    let (source, _, id, sink) = sent.fetches().pop().unwrap();
-    assert_eq!(source, 2);
-    // The home seals a copy before the writer said it committed (an older round, perhaps):
-    // dropped, not committed.
-    land(&fx, &sink, 0, b"old");
-    let _ = fx.ns.fetch_sealed(id, SlotState::Committed, 3);
-    assert_eq!(fx.state(m.slot), SlotState::Open);
-    assert_eq!(m.data.metadata().unwrap().len(), 0);
-    // The writer's commit fetches again, and a copy of the size it told commits.
-    let _ = fx.ns.remote_state(0, &path, SlotState::Committed, 3);
-    let (_, _, id, sink) = sent.fetches().pop().expect("fetched again for its reader");
-    land(&fx, &sink, 0, b"new");
-    let _ = fx.ns.fetch_sealed(id, SlotState::Committed, 3);
+    let fetches = sent.fetches();
+    let [(source, _, id, sink)] = &fetches[..] else {
+        panic!("one fetch");
+    };
+    assert_eq!(*source, 2);
+    land(&fx, sink, 0, b"new");
+    let _ = fx.ns.fetch_sealed(*id, (SlotState::Committed, 3, 1));
+    assert_eq!(
+        fx.state(m.slot),
+        SlotState::Committed,
+        "the home's word counts"
+    );
+    // The writer's news of that round, arriving later, changes nothing.
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Open, 0, 1));
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Committed, 3, 1));
     assert_eq!(fx.state(m.slot), SlotState::Committed);
+    assert!(sent.fetches().is_empty());
     assert_eq!(read_all(&m, 3), b"new");
+    // A newer round starts over, and is fetched again for its reader.
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Open, 0, 2));
+    assert_eq!(fx.state(m.slot), SlotState::Open);
+    assert_eq!(sent.fetches().len(), 1);
 }
