@@ -12,7 +12,7 @@ use thiserror::Error;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"CPnd");
 /// Bumped whenever a message's layout or meaning changes.
-pub const CLUSTER_VERSION: u16 = 2;
+pub const CLUSTER_VERSION: u16 = 3;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]

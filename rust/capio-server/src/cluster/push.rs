@@ -4,6 +4,7 @@
 //! still being written streams to the other node.
 
 use crate::log::warning;
+use crate::namespace::Mark;
 use crate::shared::Shared;
 use capio_proto::{SlotState, StateTable};
 use std::fs::File;
@@ -67,13 +68,16 @@ impl Credit {
     }
 }
 
-/// One fetch being served: file `slot` (pinned by `Namespace::lend`) read through `file`.
+/// One fetch being served: file `slot` (pinned by `Namespace::lend`) read through `file`, in
+/// round `round`, as it was when its `mark` was taken.
 pub struct Fetch {
     pub to: usize,
     pub id: u64,
     pub from: u64,
     pub slot: u32,
     pub file: File,
+    pub round: u32,
+    pub mark: Mark,
 }
 
 /// The rest of a committed file from `from` on, and its length, when it fits one message:
@@ -124,10 +128,7 @@ fn follow(
     fetch: &Fetch,
     send: &impl Fn(Chunk) -> bool,
 ) {
-    // Sealed with the file's round then: bytes appended by a new round (no truncation) still
-    // follow the old ones, and the other node learns which round it holds.
-    let seal = |state, len| {
-        let round = server.upgrade().map_or(0, |s| s.ns().round_of(fetch.slot));
+    let seal = |state, len, round| {
         send(Chunk::Seal {
             to: fetch.to,
             id: fetch.id,
@@ -136,8 +137,16 @@ fn follow(
             round,
         });
     };
+    // The bytes sent so far belong to the round lent, as long as the mark has not moved: if it
+    // has (written anew, or a copy emptied to start over), the other node starts over too.
+    let moved = || {
+        let (round, mark) = server
+            .upgrade()
+            .map_or((0, fetch.mark), |s| s.ns().round_of(fetch.slot));
+        (mark != fetch.mark).then_some(round)
+    };
     let Some(slot) = table.slot(fetch.slot) else {
-        return seal(SlotState::Aborted, 0);
+        return seal(SlotState::Aborted, 0, fetch.round);
     };
     let stopping = || server.upgrade().is_none_or(|s| s.stopping());
     let mut sent = fetch.from;
@@ -146,23 +155,25 @@ fn follow(
         // The state before the length: a commit seen here means the length read next is final.
         let state = slot.state();
         let len = slot.len.load(SeqCst);
-        if len < sent {
-            // Cut short (written anew): what the other node holds is stale; it starts over.
-            return seal(SlotState::Open, len);
+        if let Some(round) = moved() {
+            return seal(SlotState::Open, 0, round);
         }
         while sent < len {
             if stopping() {
-                return seal(SlotState::Aborted, sent);
+                return seal(SlotState::Aborted, sent, fetch.round);
             }
             let n = (len - sent).min(CHUNK);
             let mut bytes = vec![0; n as usize];
             if let Err(e) = fetch.file.read_exact_at(&mut bytes, sent) {
                 // Cut short under us (written anew): the other node starts over.
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    return seal(SlotState::Open, sent);
+                if let Some(round) = moved() {
+                    return seal(SlotState::Open, 0, round);
                 }
                 warning!("cannot read bytes for node {}: {e}", fetch.to);
-                return seal(SlotState::Aborted, sent);
+                return seal(SlotState::Aborted, sent, fetch.round);
+            }
+            if let Some(round) = moved() {
+                return seal(SlotState::Open, 0, round);
             }
             credit.take(n);
             let chunk = Chunk::Data {
@@ -178,12 +189,19 @@ fn follow(
             sent += n;
         }
         match state {
-            SlotState::Committed => return seal(SlotState::Committed, len),
-            SlotState::Aborted | SlotState::Free => return seal(SlotState::Aborted, sent),
+            SlotState::Committed => {
+                return match moved() {
+                    Some(round) => seal(SlotState::Open, 0, round),
+                    None => seal(SlotState::Committed, len, fetch.round),
+                };
+            }
+            SlotState::Aborted | SlotState::Free => {
+                return seal(SlotState::Aborted, sent, fetch.round);
+            }
             SlotState::Open => {}
         }
         if stopping() {
-            return seal(SlotState::Aborted, sent);
+            return seal(SlotState::Aborted, sent, fetch.round);
         }
         slot.wait(seen, Some(IDLE_LOOK));
     }

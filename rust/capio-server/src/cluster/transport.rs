@@ -755,8 +755,13 @@ impl Serving<'_> {
             len: 0,
             round,
         };
-        let (slot, file) = match lent {
-            Lent::Ready { slot, data } => (slot, data),
+        let (slot, file, round, mark) = match lent {
+            Lent::Ready {
+                slot,
+                data,
+                round,
+                mark,
+            } => (slot, data, round, mark),
             // Kept here, but not heard of (in that round) yet: the news is on its way.
             Lent::Gone | Lent::NotYet
                 if fetch.file.writer != self.me.rank && fetch.since.elapsed() < PARK_LIMIT =>
@@ -770,9 +775,11 @@ impl Serving<'_> {
                 return self.send(to, &seal(SlotState::Aborted, fetch.round));
             }
         };
-        let round = server.ns().round_of(slot);
-        // A committed file that fits one message goes out at once, from this thread.
-        if let Some((bytes, len)) = push::committed_rest(&server.table, slot, &file, offset) {
+        // A committed file that fits one message goes out at once, from this thread (if it did
+        // not start over while it was read).
+        let rest = push::committed_rest(&server.table, slot, &file, offset)
+            .filter(|_| server.ns().round_of(slot).1 == mark);
+        if let Some((bytes, len)) = rest {
             if !bytes.is_empty() {
                 self.node.credit.charge(bytes.len() as u64);
                 self.push(Chunk::Data {
@@ -799,6 +806,8 @@ impl Serving<'_> {
             from: offset,
             slot,
             file,
+            round,
+            mark,
         };
         let commands = self.node.commands.clone();
         let started = push::spawn(

@@ -53,8 +53,8 @@ pub(super) struct FileNode {
     pub(super) kept_on: Option<usize>,
     /// Its number across the nodes (`remote::FileId`), in a workflow of many nodes.
     pub(super) cluster_id: Option<super::remote::FileId>,
-    /// How many times it was written anew (reopened after a commit, restarted after an abort):
-    /// other nodes tell a copy of an older round from the current one by it.
+    /// How many times it was written anew (reopened after a commit, restarted after an abort,
+    /// truncated): other nodes tell a copy of an older round from the current one by it.
     pub(super) round: u32,
 }
 
@@ -187,7 +187,7 @@ impl FileNode {
     }
 
     fn begin_round(&mut self) {
-        self.round = self.round.wrapping_add(1);
+        self.round = self.round.saturating_add(1);
         self.closes_by_producers = 0;
         self.persisted = false;
         self.set(SlotState::Open);
@@ -204,6 +204,8 @@ impl FileNode {
         self.data.set_len(0)?;
         slot.reset_len(0);
         budget.set_charge(self, 0);
+        // What other nodes hold of it is of another round now.
+        self.round = self.round.saturating_add(1);
         Ok(())
     }
 

@@ -35,7 +35,7 @@ mod remote;
 mod report;
 
 pub use clients::ClientId;
-pub use remote::{Created, FileId, Lent, Notice, Outbox, Sink, hashed_home};
+pub use remote::{Created, FileId, Lent, Mark, Notice, Outbox, Sink, hashed_home};
 
 /// The outcome of an `Open`.
 #[derive(Debug)]

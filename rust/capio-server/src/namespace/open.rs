@@ -281,7 +281,8 @@ impl Namespace {
                 node.truncate(budget)?;
             }
         }
-        if writable && was != SlotState::Open {
+        // A new round: written anew after a commit or an abort, or cut to nothing.
+        if writable && (was != SlotState::Open || flags & O_TRUNC != 0) {
             self.tell_state(slot);
         }
         self.opened(cid, path)

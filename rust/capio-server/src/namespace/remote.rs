@@ -99,12 +99,20 @@ pub struct Sink {
     pub live: Arc<AtomicBool>,
 }
 
+/// What changes whenever the bytes of a file start over here (a new round at its writer, a copy
+/// emptied to be fetched again): a pusher that sees it change stops, and its fetch starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark(u32);
+
 /// What `lend` found for a fetch.
 #[derive(Debug)]
 pub enum Lent {
+    /// Lent: its slot and data, the round it serves, and its `Mark` now.
     Ready {
         slot: u32,
         data: File,
+        round: u32,
+        mark: Mark,
     },
     /// Not known here (any more).
     Gone,
@@ -530,6 +538,10 @@ impl Namespace {
             SlotState::Committed if !self.fetching(slot) && held == len => {
                 let _ = self.files.commit(slot);
             }
+            // Aborted here though its writer completed it (a fetch was refused): again.
+            SlotState::Committed if self.state_here(slot) == Some(SlotState::Aborted) => {
+                self.start_over(slot);
+            }
             SlotState::Committed => self.fetch_if_read(slot),
             _ => {}
         }
@@ -537,6 +549,10 @@ impl Namespace {
         caused.unsettled = true;
         self.settle(&mut caused);
         caused
+    }
+
+    fn state_here(&self, slot: u32) -> Option<SlotState> {
+        self.files.node(slot).map(|n| n.state())
     }
 
     fn fetching(&self, slot: u32) -> bool {
@@ -776,15 +792,25 @@ impl Namespace {
         let Ok(data) = node.data.try_clone() else {
             return Lent::Gone;
         };
+        let mark = Mark(node.round);
         remote.pin(slot);
-        Lent::Ready { slot, data }
+        Lent::Ready {
+            slot,
+            data,
+            round: here,
+            mark,
+        }
     }
 
-    /// The round of the file in `slot` as this node serves it (written here, or kept here).
-    pub fn round_of(&self, slot: u32) -> u32 {
-        self.files
-            .node(slot)
-            .map_or(0, |n| n.remote.as_ref().map_or(n.round, |r| r.round))
+    /// The round of the file in `slot` as this node serves it (written here, or kept here), and
+    /// its mark.
+    pub fn round_of(&self, slot: u32) -> (u32, Mark) {
+        self.files.node(slot).map_or((0, Mark(0)), |n| {
+            (
+                n.remote.as_ref().map_or(n.round, |r| r.round),
+                Mark(n.round),
+            )
+        })
     }
 
     /// A fetch served from `slot` ended.

@@ -314,3 +314,24 @@ fn rounds_tell_a_copy_of_a_newer_round_from_old_news() {
     assert_eq!(fx.state(m.slot), SlotState::Open);
     assert_eq!(sent.fetches().len(), 1);
 }
+
+#[test]
+fn a_copy_aborted_by_a_refused_fetch_recovers_when_its_writer_commits() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let r = fx.client("reader");
+    let path = fx.p("late.txt");
+    let _ = fx.ns.remote_created(0, created(&path, 2, 1));
+    let m = mem(fx.open(r, "late.txt", RD).unwrap());
+    let (_, _, id, _) = sent.fetches().pop().unwrap();
+    // Its home never heard of it in time and refused the fetch.
+    let _ = fx.ns.fetch_sealed(id, (SlotState::Aborted, 0, 0));
+    assert_eq!(fx.state(m.slot), SlotState::Aborted);
+    // Its writer completed it: the copy starts over and is fetched again for its reader.
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Committed, 2, 0));
+    assert_eq!(fx.state(m.slot), SlotState::Open);
+    let (_, _, id, sink) = sent.fetches().pop().expect("fetched again");
+    land(&fx, &sink, 0, b"ok");
+    let _ = fx.ns.fetch_sealed(id, (SlotState::Committed, 2, 0));
+    assert_eq!(fx.state(m.slot), SlotState::Committed);
+}
