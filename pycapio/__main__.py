@@ -200,10 +200,18 @@ def _describe(st: dict[str, Any]) -> list[str]:
             extra.append(f"{len(f['readers'])} reader(s) may be waiting for data or the commit")
         home = f.get("home")
         if home:
-            extra.append(
-                f"from node {home['node']} ({home['state']} there, {_size(home['size'])}); "
-                f"{_size(f['size'])} cached here"
+            written = (
+                ""
+                if home.get("writer", home["node"]) == home["node"]
+                else f", written on node {home['writer']}"
             )
+            extra.append(
+                f"from node {home['node']} ({home['state']} there, {_size(home['size'])}{written}); "
+                f"{_size(f['size'])} cached here"
+                + (", kept here for the other nodes" if home.get("kept_here") else "")
+            )
+        if f.get("kept_on") is not None:
+            extra.append(f"kept on node {f['kept_on']} for the other nodes' readers")
         if f["sleeping"]:
             extra.append(f"{f['sleeping']} thread(s) blocked on it now")
         if f["state"] == "committed" and f["permanent"]:

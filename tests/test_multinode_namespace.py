@@ -595,6 +595,9 @@ def test_a_manual_home_keeps_a_file_written_on_another_node(job, workflow: Workf
     assert on[0]["home"]["kept_here"] and on[0]["home"]["writer"] == 2 and not on[0]["permanent"]
     assert wait_until(lambda: files_seen(j.nodes[2])["kept.dat"]["persisted"], 30)
     assert on[1]["home"]["node"] == 0 and on[1]["home"]["writer"] == 2 and not on[1]["home"]["kept_here"]
+    assert "kept on node 0 for the other nodes' readers" in server_cli(j.nodes[2], "status").stdout
+    assert ", written on node 2); " in server_cli(j.nodes[1], "status").stdout
+    assert "kept here for the other nodes" in server_cli(j.nodes[0], "status").stdout
     assert data.read_text() == "kept on node 0\n" * 1000
     assert server_cli(j.nodes[1], "stop").returncode == 0
     assert j.wait(60) == 0, j.text()
