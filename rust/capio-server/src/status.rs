@@ -9,9 +9,10 @@
 //! files hold, with or without a limit), `live_clients`, `teardown_requested`, `clients` [{id,
 //! pid, app, capio_dir, exited, producing, open_files}], `files_total`, `files` [{path, size, state
 //! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
-//! blocked_readers, sleeping, memory_charged, home (null: homed here; {node, state, size} of
-//! another node's file, whose `size` here is what is cached)}], `unlinked_open_files`, `uncommitted_dirs`
-//! [{path, commit, entries, producers}], `waiting_opens` [{path, client, seconds,
+//! blocked_readers, sleeping, memory_charged, kept_on (null, or the node that keeps this node's
+//! file for the others' readers), home (null: written here; {node, writer, kept_here, state, size}
+//! of another node's file, whose `size` here is what is cached)}], `unlinked_open_files`,
+//! `uncommitted_dirs` [{path, commit, entries, producers}], `waiting_opens` [{path, client, seconds,
 //! declared_producers}]. A client reference is {id, pid, app}.
 
 use crate::json::Json;

@@ -39,16 +39,17 @@ pub enum Message {
     Working,
     /// A file was created on the sender, which writes it.
     Created(Created),
-    /// A file homed on the sender changed state (`SlotState` as a number), `len` bytes long.
+    /// A file written on the sender changed state (`SlotState` as a number), `len` bytes long,
+    /// in round `round`.
     State {
         path: PathBuf,
         state: u32,
         len: u64,
         round: u32,
     },
-    /// A file homed on the sender is gone.
+    /// A file written on the sender is gone.
     Removed { path: PathBuf },
-    /// A file homed on the sender was renamed.
+    /// A file written on the sender was renamed.
     Renamed { from: PathBuf, to: PathBuf },
     /// The sender's apps: those with live clients, and those whose clients all terminated.
     Apps {
@@ -65,7 +66,7 @@ pub enum Message {
         path: PathBuf,
         from: u64,
     },
-    /// A client on the sender unlinked `path`, homed on the receiver.
+    /// A client on the sender unlinked `path`, written on the receiver.
     Unlink { path: PathBuf },
     /// `len` bytes of fetch `id` at `offset`: the bytes themselves are the sender's next message
     /// on the data tag.

@@ -47,7 +47,7 @@ pub(super) struct FileNode {
     pub(super) charged: u64,
     /// A `Reserve` was refused: logged once per file.
     pub(super) refused: bool,
-    /// Another node is its home: this is a replica of it (see `remote`).
+    /// Another node writes it: this is a replica of it (see `remote`).
     pub(super) remote: Option<super::remote::Replica>,
     /// Written here, kept for the other nodes' readers by that node (`home_node_policies`).
     pub(super) kept_on: Option<usize>,
