@@ -139,10 +139,13 @@ fn follow(
     };
     // The bytes sent so far belong to the round lent, as long as the mark has not moved: if it
     // has (written anew, or a copy emptied to start over), the other node starts over too.
-    let moved = || {
-        let (round, mark) = server
+    let now = || {
+        server
             .upgrade()
-            .map_or((0, fetch.mark), |s| s.ns().round_of(fetch.slot));
+            .map_or((fetch.round, fetch.mark), |s| s.ns().round_of(fetch.slot))
+    };
+    let moved = || {
+        let (round, mark) = now();
         (mark != fetch.mark).then_some(round)
     };
     let Some(slot) = table.slot(fetch.slot) else {
@@ -158,6 +161,11 @@ fn follow(
         if let Some(round) = moved() {
             return seal(SlotState::Open, 0, round);
         }
+        if len < sent {
+            // Cut short by a step's own truncation (it does not go through the server): what the
+            // other node holds is not the file any more; it starts over.
+            return seal(SlotState::Open, 0, now().0);
+        }
         while sent < len {
             if stopping() {
                 return seal(SlotState::Aborted, sent, fetch.round);
@@ -165,9 +173,9 @@ fn follow(
             let n = (len - sent).min(CHUNK);
             let mut bytes = vec![0; n as usize];
             if let Err(e) = fetch.file.read_exact_at(&mut bytes, sent) {
-                // Cut short under us (written anew): the other node starts over.
-                if let Some(round) = moved() {
-                    return seal(SlotState::Open, 0, round);
+                // Cut short under us (written anew, or truncated by a step): it starts over.
+                if moved().is_some() || e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    return seal(SlotState::Open, 0, now().0);
                 }
                 warning!("cannot read bytes for node {}: {e}", fetch.to);
                 return seal(SlotState::Aborted, sent, fetch.round);

@@ -265,6 +265,7 @@ impl Namespace {
         }
         let slot = node.slot();
         let was = node.state();
+        let mut truncated = Ok(());
         if node.state() == SlotState::Aborted {
             if !(writable && create) {
                 return Err(FsError::Aborted);
@@ -278,13 +279,15 @@ impl Namespace {
                 self.table.namespace().bump();
             }
             if flags & O_TRUNC != 0 {
-                node.truncate(budget)?;
+                truncated = node.truncate(budget);
             }
         }
-        // A new round: written anew after a commit or an abort, or cut to nothing.
+        // A new round: written anew after a commit or an abort, or cut to nothing (told even if
+        // the cut failed: the round moved when it was reopened).
         if writable && (was != SlotState::Open || flags & O_TRUNC != 0) {
             self.tell_state(slot);
         }
+        truncated?;
         self.opened(cid, path)
     }
 

@@ -144,6 +144,8 @@ pub(super) struct Replica {
     pub(super) round: u32,
     /// The round the bytes held here belong to.
     pub(super) content_round: u32,
+    /// The round in which an abort from its source was already tried again.
+    pub(super) retried: Option<u32>,
     /// Its number on its writer.
     pub(super) serial: u64,
     /// The app whose step created it (a directory it is in waits for that app).
@@ -414,6 +416,7 @@ impl Namespace {
             len: 0,
             round: 0,
             content_round: 0,
+            retried: None,
             serial,
             app: app.clone(),
             fetch: None,
@@ -535,12 +538,12 @@ impl Namespace {
                     node.abort();
                 }
             }
-            SlotState::Committed if !self.fetching(slot) && held == len => {
-                let _ = self.files.commit(slot);
-            }
             // Aborted here though its writer completed it (a fetch was refused): again.
             SlotState::Committed if self.state_here(slot) == Some(SlotState::Aborted) => {
                 self.start_over(slot);
+            }
+            SlotState::Committed if !self.fetching(slot) && held == len => {
+                let _ = self.files.commit(slot);
             }
             SlotState::Committed => self.fetch_if_read(slot),
             _ => {}
@@ -742,11 +745,21 @@ impl Namespace {
                     (state, len, round.max(replica.round));
             }
         }
+        // An abort from the source of a file its writer said it committed (a refused fetch, or
+        // a home's copy that failed) is tried once more in that round; then it stands.
+        let retry = self
+            .files
+            .node_mut(slot)
+            .and_then(|n| n.remote.as_mut())
+            .filter(|r| r.state == SlotState::Committed && r.retried != Some(r.round))
+            .map(|r| r.retried = Some(r.round))
+            .is_some();
         match state {
             SlotState::Committed if held >= len => {
                 let _ = self.files.commit(slot);
             }
             SlotState::Open | SlotState::Committed => self.start_over(slot),
+            _ if retry => self.start_over(slot),
             _ => {
                 if let Some(node) = self.files.node_mut(slot) {
                     node.abort();
@@ -783,7 +796,14 @@ impl Namespace {
             return Lent::Gone;
         };
         let here = node.remote.as_ref().map_or(node.round, |r| r.round);
-        if here < round {
+        // A kept copy aborted here (its own fetch refused) though its writer did not abort it
+        // will be fetched again: the asker waits for that rather than getting an abort.
+        let recovering = node
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.state != SlotState::Aborted)
+            && node.state() == SlotState::Aborted;
+        if here < round || recovering {
             return Lent::NotYet;
         }
         if here > round && from > 0 {

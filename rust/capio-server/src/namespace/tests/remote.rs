@@ -335,3 +335,27 @@ fn a_copy_aborted_by_a_refused_fetch_recovers_when_its_writer_commits() {
     let _ = fx.ns.fetch_sealed(id, (SlotState::Committed, 2, 0));
     assert_eq!(fx.state(m.slot), SlotState::Committed);
 }
+
+#[test]
+fn an_empty_copy_aborted_by_a_refused_fetch_recovers_too_and_an_abort_is_retried_once() {
+    let mut fx = Fx::new();
+    let sent = node1(&mut fx);
+    let r = fx.client("reader");
+    let path = fx.p("done.flag");
+    let _ = fx.ns.remote_created(0, created(&path, 2, 1));
+    let m = mem(fx.open(r, "done.flag", RD).unwrap());
+    let (_, _, id, _) = sent.fetches().pop().unwrap();
+    let _ = fx.ns.fetch_sealed(id, (SlotState::Aborted, 0, 0));
+    assert_eq!(fx.state(m.slot), SlotState::Aborted);
+    // Its writer committed it empty: the copy recovers although it "holds" its 0 bytes.
+    let _ = fx.ns.remote_state(0, &path, (SlotState::Committed, 0, 0));
+    let (_, _, id, _) = sent.fetches().pop().expect("fetched again");
+    // Its source aborts again although the writer committed it: tried once more...
+    let _ = fx.ns.fetch_sealed(id, (SlotState::Aborted, 0, 0));
+    let (_, _, id, _) = sent.fetches().pop().expect("retried once");
+    assert_eq!(fx.state(m.slot), SlotState::Open);
+    // ...then the abort stands.
+    let _ = fx.ns.fetch_sealed(id, (SlotState::Aborted, 0, 0));
+    assert!(sent.fetches().is_empty());
+    assert_eq!(fx.state(m.slot), SlotState::Aborted);
+}
