@@ -2,7 +2,7 @@
 //! core while they wait (measured: a receive idling 3 s used 3 s of CPU), so this thread owns MPI
 //! from `MPI_Init` to `MPI_Finalize` and does not wait inside MPI while serving: it probes for
 //! incoming messages without blocking and sleeps on its command channel in between, the sleep
-//! growing from 20 µs to 1 ms while nothing happens (~2% of a core idle). Work from the server's
+//! growing from 20 µs to 1 ms while nothing happens (a few % of a core idle). Work from the server's
 //! threads arrives on that channel and is sent at once. Only start-up (init, the exchange of
 //! names) and the end (`MPI_Finalize`) are collective and block.
 //!
@@ -246,7 +246,8 @@ struct Serving<'a> {
     claims: HashMap<PathBuf, usize>,
     /// This node's claims waiting for their arbiter's answer, by number.
     asking: HashMap<u64, (PathBuf, Sender<bool>)>,
-    /// This node has said Done.
+    /// This node has said Done: nothing but the shutdown's own messages goes out any more, and
+    /// every other node must finish too.
     done: bool,
     next_claim: u64,
     /// Fetches of files this node has not heard of yet (kept here by a home policy, and asked
@@ -288,13 +289,11 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
         next_claim: 1,
         parked: Vec::new(),
     };
-    let mut done = vec![false; me.hosts.len()];
-    done[me.rank] = true;
+    let mut nodes_done = vec![false; me.hosts.len()];
+    nodes_done[me.rank] = true;
     let mut heard = vec![Instant::now(); me.hosts.len()];
     let mut announced = false;
     let mut last_working = Instant::now();
-    // Set once the server is done: by then every other node must finish too.
-    let mut finishing = false;
     let mut nap = FIRST_NAP;
     let mut last_busy = Instant::now();
     loop {
@@ -308,7 +307,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
             let from = status.source_rank() as usize;
             heard[from] = Instant::now();
             match Message::decode(&bytes) {
-                Ok(Message::Done) => done[from] = true,
+                Ok(Message::Done) => nodes_done[from] = true,
                 Ok(Message::Working) => {}
                 Ok(Message::Data { id, offset, len }) => st.land(from, id, offset, len),
                 Ok(message) => st.deliver(from, message),
@@ -325,13 +324,13 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                 st.serve_fetch(&server, parked);
             }
         }
-        if finishing {
-            if done.iter().all(|&d| d) {
+        if st.done {
+            if nodes_done.iter().all(|&d| d) {
                 st.drain_sends();
                 return;
             }
-            let silent: Vec<String> = (0..done.len())
-                .filter(|&r| !done[r] && heard[r].elapsed() >= STRAGGLER_LIMIT)
+            let silent: Vec<String> = (0..nodes_done.len())
+                .filter(|&r| !nodes_done[r] && heard[r].elapsed() >= STRAGGLER_LIMIT)
                 .map(|r| format!("{r} ({})", me.hosts[r]))
                 .collect();
             if !silent.is_empty() {
@@ -376,7 +375,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                 busy = true;
             }
             // Nothing goes out after this node said it is done: its peers may have left.
-            Ok(Command::Push(_)) if finishing => {}
+            Ok(Command::Push(_)) if st.done => {}
             Ok(Command::Push(chunk)) => {
                 st.push(chunk);
                 busy = true;
@@ -389,7 +388,7 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                 }
                 busy = true;
             }
-            Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) if !finishing => {
+            Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) if !st.done => {
                 if !announced {
                     let why = "its server stopped".to_owned();
                     st.tell_every_other(&Message::Stop { why });
@@ -399,7 +398,6 @@ fn serve(world: &SimpleCommunicator, me: &Members, inbox: &Receiver<Command>, no
                 st.done = true;
                 // Silence is counted from now: the others may have been quiet while we worked.
                 heard.fill(Instant::now());
-                finishing = true;
                 busy = true;
             }
             Ok(Command::Finish) => {}

@@ -23,7 +23,7 @@ impl Namespace {
                 let meta = node.data.metadata()?;
                 let root_dev = self.clients.get(cid).map_or(0, |c| c.root_dev);
                 let (dev, ino) = capio_proto::reported_identity(meta.dev(), meta.ino(), root_dev);
-                // A replica answers with what its home last told.
+                // A replica answers with what its writer last told (or what is cached here).
                 let size = node.remote.as_ref().map_or(0, |r| r.len).max(node.len());
                 Ok(NodeStat {
                     size,

@@ -364,11 +364,11 @@ impl Namespace {
     /// Take the file at `path` (if any) out of the namespace. Its memfd lives on for the fds
     /// already open on it; the slot is reused only once the last of them is closed.
     fn forget_file(&mut self, path: &Path) {
-        let homed_here = self.files.get(path).is_some_and(|n| n.remote.is_none());
+        let written_here = self.files.get(path).is_some_and(|n| n.remote.is_none());
         let Some(slot) = self.files.unlink(path) else {
             return;
         };
-        if homed_here {
+        if written_here {
             self.tell(|| Notice::Removed {
                 path: path.to_path_buf(),
             });

@@ -1,7 +1,7 @@
 //! `Open` and `Close`: what an open finds (a CAPIO file, a disk file, a path to wait for), how a
 //! file is created, imported from disk, reopened or restarted, and what opens and closes count.
 
-use super::{Caused, ClientId, Created, Done, Namespace, Notice, Opened, Where, new_data};
+use super::{Caused, ClientId, Done, Namespace, Opened, Where, new_data};
 use crate::backing;
 use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
@@ -203,7 +203,6 @@ impl Namespace {
         caused: &mut Caused,
     ) -> Result<(), FsError> {
         let rule = self.rules.rule_for(path);
-        let kept_on = self.kept_elsewhere(path);
         // Before the copy: an input bigger than the budget must not even pass through memory.
         if rule.storage == capio_cl::Storage::Memory
             && let Some(seed) = &seed
@@ -224,21 +223,7 @@ impl Namespace {
             len,
         };
         let slot = self.files.create(path, new)?;
-        if let Some(node) = self.files.node_mut(slot) {
-            node.kept_on = kept_on;
-        }
-        let home = self.home_for_new(path);
-        let serial = self.number_new_file(slot);
-        let app = self.clients.app_of(cid).to_owned();
-        self.tell(|| {
-            Notice::Created(Created {
-                path: path.to_path_buf(),
-                mode,
-                home,
-                serial,
-                app,
-            })
-        });
+        self.announce_new_file(cid, path, slot, mode);
         self.clients.add_producer(cid, slot);
         self.add_child(cid, path, caused);
         self.bump();

@@ -1,6 +1,6 @@
 //! One namespace over many nodes (`cluster`): what this node tells the others about the files it
-//! is home to, what it learns of theirs, and the local replicas that serve another node's file to
-//! this node's readers.
+//! writes, what it learns of theirs, and the local replicas that serve another node's file to this
+//! node's readers.
 //!
 //! Every node keeps an index of every file in the workflow: a file created here is announced to
 //! every other node once (`Notice::Created`), and so are its state changes, removal and renames.
@@ -16,8 +16,9 @@
 //! for it. A file kept elsewhere than where it is written is fetched by its home as soon as it is
 //! created, and streams there as it is written; other nodes fetch it from its home. Whatever the
 //! policy, the writer persists a permanent file, once: it holds the whole file from the start, so
-//! no hand-over between nodes can lose it at a stop. A file is written on one node only: a write open of a replica is `EROFS` (and a
-//! rename of one is `EXDEV`), so one file never has two writers on two nodes.
+//! no hand-over between nodes can lose it at a stop. A file is written on one node only: a write
+//! open of a replica is `EROFS` (and a rename of one is `EXDEV`), so one file never has two
+//! writers on two nodes.
 
 use super::files::NewFile;
 use super::{Caused, Namespace};
@@ -132,7 +133,8 @@ pub trait Outbox: Send {
 pub(super) struct Replica {
     /// The node its producers write it on: it tells the file's state, and takes its unlinks.
     pub(super) writer: usize,
-    /// The node that keeps it (`home_node_policies`): others fetch it there, and it persists it.
+    /// The node that keeps it for the other nodes' readers (`home_node_policies`): they fetch it
+    /// there.
     pub(super) home: usize,
     /// This node is its home.
     pub(super) keeper: bool,
@@ -140,14 +142,11 @@ pub(super) struct Replica {
     pub(super) state: SlotState,
     /// The writer's size of the file, as last told.
     pub(super) len: u64,
-    /// The writer's round of the file, as last told.
+    /// The writer's round of the file, as last told (or as a home told, if it heard first): the
+    /// round of the bytes held here too, since a newer one starts them over.
     pub(super) round: u32,
-    /// The round the bytes held here belong to.
-    pub(super) content_round: u32,
     /// The round in which an abort from its source was already tried again.
     pub(super) retried: Option<u32>,
-    /// Its number on its writer.
-    pub(super) serial: u64,
     /// The app whose step created it (a directory it is in waits for that app).
     pub(super) app: String,
     /// The fetch filling it now, if any: its number, and the flag that calls it off.
@@ -253,17 +252,41 @@ impl Namespace {
         Some(node.remote.as_ref().map_or(remote.me, |r| r.writer))
     }
 
-    /// Where a file this node creates at `path` is kept: `None` on one node, or when here.
-    pub(super) fn kept_elsewhere(&self, path: &Path) -> Option<usize> {
-        let remote = self.remote.as_ref()?;
-        Some(remote.home_of(&self.rules, path)).filter(|&home| home != remote.me)
-    }
-
-    /// The node that keeps a file this node creates at `path` (this one, on one node).
-    pub(super) fn home_for_new(&self, path: &Path) -> usize {
-        self.remote
-            .as_ref()
-            .map_or(0, |r| r.home_of(&self.rules, path))
+    /// A file this node just created at `path` in `slot`, by `cid`: numbered across the nodes,
+    /// placed on its home (`home_node_policies`) and announced to every other node.
+    pub(super) fn announce_new_file(
+        &mut self,
+        cid: super::ClientId,
+        path: &Path,
+        slot: u32,
+        mode: u32,
+    ) {
+        let Some(remote) = self.remote.as_mut() else {
+            return;
+        };
+        let home = remote.home_of(&self.rules, path);
+        let serial = remote.next_serial;
+        remote.next_serial += 1;
+        let id = FileId {
+            writer: remote.me,
+            serial,
+        };
+        remote.by_id.insert(id, slot);
+        let me = remote.me;
+        if let Some(node) = self.files.node_mut(slot) {
+            node.cluster_id = Some(id);
+            node.kept_on = Some(home).filter(|&h| h != me);
+        }
+        let app = self.clients.app_of(cid).to_owned();
+        self.tell(|| {
+            Notice::Created(Created {
+                path: path.to_path_buf(),
+                mode,
+                home,
+                serial,
+                app,
+            })
+        });
     }
 
     /// Tell the other nodes the state of the file in `slot`, written here (once it has a path).
@@ -356,24 +379,6 @@ impl Namespace {
         caused
     }
 
-    /// A file just created here at `slot`: its number across the nodes (announced with it).
-    pub(super) fn number_new_file(&mut self, slot: u32) -> u64 {
-        let Some(remote) = self.remote.as_mut() else {
-            return 0;
-        };
-        let serial = remote.next_serial;
-        remote.next_serial += 1;
-        let id = FileId {
-            writer: remote.me,
-            serial,
-        };
-        remote.by_id.insert(id, slot);
-        if let Some(node) = self.files.node_mut(slot) {
-            node.cluster_id = Some(id);
-        }
-        serial
-    }
-
     /// File `id` (released from its slot) names nothing any more.
     pub(super) fn forget_number(&mut self, id: Option<FileId>) {
         if let (Some(remote), Some(id)) = (self.remote.as_mut(), id) {
@@ -415,9 +420,7 @@ impl Namespace {
             state: SlotState::Open,
             len: 0,
             round: 0,
-            content_round: 0,
             retried: None,
-            serial,
             app: app.clone(),
             fetch: None,
         };
@@ -522,12 +525,12 @@ impl Namespace {
         let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) else {
             return caused;
         };
-        if round < replica.round || round < replica.content_round {
+        if round < replica.round {
             return caused;
         }
+        let newer = round > replica.round;
         (replica.state, replica.len, replica.round) = (state, len, round);
-        if round > replica.content_round {
-            replica.content_round = round;
+        if newer {
             self.start_over(slot);
         }
         let held = self.files.node(slot).map_or(0, |n| n.len());
@@ -657,14 +660,21 @@ impl Namespace {
         let Some(remote) = self.remote.as_mut() else {
             return;
         };
+        let Some(node) = self
+            .files
+            .node(slot)
+            .filter(|n| n.state() == SlotState::Open && n.remote.is_some())
+        else {
+            return;
+        };
+        let Some(file_id) = node.cluster_id else {
+            return;
+        };
         // For logs only: an unlinked replica an fd still holds is fetched all the same.
         let path = self.files.path_of(slot).cloned().unwrap_or_default();
         let Some(node) = self.files.node_mut(slot) else {
             return;
         };
-        if node.state() != SlotState::Open {
-            return;
-        }
         let from = node.len();
         let Ok(file) = node.data.try_clone() else {
             return;
@@ -680,10 +690,6 @@ impl Namespace {
             replica.writer
         } else {
             replica.home
-        };
-        let file_id = FileId {
-            writer: replica.writer,
-            serial: replica.serial,
         };
         remote.fetches.insert(id, slot);
         remote.pin(slot);
@@ -739,7 +745,6 @@ impl Namespace {
         let held = self.files.node(slot).map_or(0, |n| n.len());
         if let Some(replica) = self.files.node_mut(slot).and_then(|n| n.remote.as_mut()) {
             replica.fetch = None;
-            replica.content_round = replica.content_round.max(round);
             if round > replica.round || state == SlotState::Committed {
                 (replica.state, replica.len, replica.round) =
                     (state, len, round.max(replica.round));
@@ -795,7 +800,7 @@ impl Namespace {
         else {
             return Lent::Gone;
         };
-        let here = node.remote.as_ref().map_or(node.round, |r| r.round);
+        let here = served_round(node);
         // A kept copy aborted here (its own fetch refused) though its writer did not abort it
         // will be fetched again: the asker waits for that rather than getting an abort.
         let recovering = node
@@ -825,12 +830,9 @@ impl Namespace {
     /// The round of the file in `slot` as this node serves it (written here, or kept here), and
     /// its mark.
     pub fn round_of(&self, slot: u32) -> (u32, Mark) {
-        self.files.node(slot).map_or((0, Mark(0)), |n| {
-            (
-                n.remote.as_ref().map_or(n.round, |r| r.round),
-                Mark(n.round),
-            )
-        })
+        self.files
+            .node(slot)
+            .map_or((0, Mark(0)), |n| (served_round(n), Mark(n.round)))
     }
 
     /// A fetch served from `slot` ended.
@@ -839,6 +841,12 @@ impl Namespace {
             self.release_unlinked(slot);
         }
     }
+}
+
+/// The round a node serves of a file: its own round where it is written, its writer's (as last
+/// told) for a copy it keeps.
+fn served_round(node: &super::files::FileNode) -> u32 {
+    node.remote.as_ref().map_or(node.round, |r| r.round)
 }
 
 /// The node a `hashing` home policy keeps `path` on (and the one that arbitrates its exclusive

@@ -104,7 +104,7 @@ impl Namespace {
             // Threads sleeping on the file's futex right now, in any process.
             ("sleeping", Json::int(slot.waiters.load(SeqCst))),
             ("memory_charged", Json::int(node.memory_held())),
-            // Written here, kept (and persisted) by another node (`home_node_policies`).
+            // Written (and persisted) here, kept for the other nodes' readers by another node.
             ("kept_on", Json::opt(node.kept_on, |n| Json::int(n as u64))),
             // Another node's file: the node that keeps it, the one that writes it, and its state
             // and size there ("size" is what is cached here).
