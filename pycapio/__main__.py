@@ -162,6 +162,7 @@ def _describe(st: dict[str, Any]) -> list[str]:
     srv = st["server"]
     limit = st.get("memory_limit")
     memory = _size(st["memory_used"]) + (f" of {_size(limit)}" if limit is not None else " (no limit)")
+    memory += f", {_size(st.get('memory_pooled', 0))} pooled for new files"
     lines = [
         f"workflow '{srv['workflow']}': capio_server pid {srv['pid']}, up {st['uptime_seconds']:.1f} s"
         + (" (stopping)" if srv.get("stopping") else ""),

@@ -51,9 +51,18 @@ pub struct Slot {
     /// Serialises appends and truncations of the file across processes, as a plain file's inode
     /// lock does: 0, or the pid of the holder (a holder that died is detected and replaced).
     pub append_lock: AtomicU32,
+    /// Recycled memory (see [`Slot::prepare_write`]): every byte below `clean` was written or
+    /// cleared for this file; the top bit is set while a writer clears a gap.
+    pub clean: AtomicU64,
+    /// Below this end the file's memory object may still hold bytes of a previous file (it came
+    /// from the server's pool); 0 for fresh memory, whose unwritten bytes read as zeros anyway.
+    pub stale: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Slot>() == 64);
+
+/// The bit of `Slot::clean` a writer sets while it clears a gap.
+const CLEARING: u64 = 1 << 63;
 
 impl Slot {
     pub fn state(&self) -> SlotState {
@@ -99,6 +108,89 @@ impl Slot {
     /// appenders hold the append lock.
     pub fn reset_len(&self, len: u64) {
         self.len.store(len, SeqCst);
+    }
+
+    /// Before bytes `off..end` are written into the file's memory object `data`: where that memory
+    /// is recycled, make sure no byte of a previous file can show in the gap between what was
+    /// written so far and `off` (it is punched out, so it reads as zeros as in a fresh file).
+    /// Costs one atomic load for fresh memory and one compare-exchange for a write that starts
+    /// inside what was written; only a write past a gap takes the append lock (`holding_lock`:
+    /// the caller holds it already). A clearer that died is outlived through that lock.
+    pub fn prepare_write(
+        &self,
+        data: BorrowedFd<'_>,
+        off: u64,
+        end: u64,
+        holding_lock: bool,
+    ) -> io::Result<()> {
+        let stale = self.stale.load(SeqCst);
+        if stale == 0 {
+            return Ok(());
+        }
+        let mut lock = None;
+        loop {
+            let clean = self.clean.load(SeqCst);
+            if clean & CLEARING != 0 && !holding_lock && lock.is_none() {
+                // Someone clears a gap: wait for them through the lock they hold.
+                lock = Some(self.lock_appends());
+                continue;
+            }
+            // Under the lock a set bit can only be left by a clearer that died.
+            let base = clean & !CLEARING;
+            if end <= base {
+                return Ok(());
+            }
+            if off <= base || base >= stale {
+                // No stale byte lies between what was written and this write.
+                if self
+                    .clean
+                    .compare_exchange(clean, end, SeqCst, SeqCst)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            if !holding_lock && lock.is_none() {
+                lock = Some(self.lock_appends());
+                continue;
+            }
+            // A gap of stale bytes: claim it, so no write lands in it while it is punched.
+            if self
+                .clean
+                .compare_exchange(clean, base | CLEARING, SeqCst, SeqCst)
+                .is_err()
+            {
+                continue;
+            }
+            let cleared = sys::punch_hole(data, base, off.min(stale) - base);
+            let now = if cleared.is_ok() { end } else { base };
+            self.clean.store(now, SeqCst);
+            return cleared;
+        }
+    }
+
+    /// The file's memory object was just cut or extended to `size` (by `ftruncate`, under the
+    /// append lock): bytes beyond it are gone, and the ones it gained must read as zeros.
+    pub fn resized(&self, data: BorrowedFd<'_>, size: u64) -> io::Result<()> {
+        let stale = self.stale.load(SeqCst).min(size);
+        self.stale.store(stale, SeqCst);
+        let base = self.clean.load(SeqCst) & !CLEARING;
+        if base < stale {
+            sys::punch_hole(data, base, stale - base)?;
+        }
+        self.clean.store(size, SeqCst);
+        Ok(())
+    }
+
+    /// A new file in this slot, whose memory object holds `len` bytes of its own and may hold a
+    /// previous file's bytes below `stale`.
+    pub fn start_file(&self, len: u64, stale: u64) {
+        self.clean.store(len, SeqCst);
+        // Stale bytes the file's own content covers are not stale.
+        self.stale
+            .store(if stale > len { stale } else { 0 }, SeqCst);
+        self.reset_len(len);
     }
 
     /// Set the state and wake everyone waiting on this slot.
@@ -283,6 +375,130 @@ mod tests {
         drop(s.lock_appends());
         assert!(start.elapsed() < Duration::from_secs(1));
         assert_eq!(s.append_lock.load(SeqCst), 0);
+    }
+
+    /// A slot over a memory object that held 64 KiB of another file's bytes (0xEE).
+    fn recycled(table: &StateTable, index: u32) -> (&Slot, std::fs::File) {
+        use std::os::unix::fs::FileExt;
+        let data = std::fs::File::from(sys::memfd("capio-test").unwrap());
+        data.write_all_at(&[0xEE; 64 << 10], 0).unwrap();
+        let slot = table.slot(index).unwrap();
+        slot.start_file(0, 64 << 10);
+        (slot, data)
+    }
+
+    fn bytes(data: &std::fs::File, off: u64, len: usize) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; len];
+        data.read_exact_at(&mut buf, off).unwrap();
+        buf
+    }
+
+    #[test]
+    fn a_write_past_a_gap_of_recycled_memory_clears_the_gap_first() {
+        use std::os::unix::fs::FileExt;
+        let table = StateTable::create(4).unwrap();
+        let (slot, data) = recycled(&table, 1);
+        let write = |off: u64, len: usize| {
+            slot.prepare_write(data.as_fd(), off, off + len as u64, false)
+                .unwrap();
+            data.write_all_at(&vec![7; len], off).unwrap();
+        };
+        write(0, 1000);
+        assert_eq!(
+            bytes(&data, 1000, 10),
+            [0xEE; 10],
+            "contiguous: nothing cleared"
+        );
+        write(20_000, 100);
+        assert_eq!(bytes(&data, 1000, 19_000), vec![0; 19_000]);
+        assert_eq!(bytes(&data, 20_100, 10), [0xEE; 10], "past the write: left");
+        write(500, 100);
+        assert_eq!(slot.clean.load(SeqCst), 20_100);
+        // A write past the stale end leaves a gap that is a hole already: only what is stale goes.
+        write(100_000, 10);
+        assert_eq!(bytes(&data, 20_100, 79_900), vec![0; 79_900]);
+        assert_eq!(slot.append_lock.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn fresh_memory_is_never_cleared() {
+        use std::os::unix::fs::FileExt;
+        let table = StateTable::create(4).unwrap();
+        let data = std::fs::File::from(sys::memfd("capio-test").unwrap());
+        data.write_all_at(&[1; 100], 0).unwrap();
+        let slot = table.slot(1).unwrap();
+        slot.start_file(100, 100);
+        slot.prepare_write(data.as_fd(), 1000, 1010, false).unwrap();
+        assert_eq!((slot.stale.load(SeqCst), slot.clean.load(SeqCst)), (0, 100));
+        assert_eq!(bytes(&data, 0, 100), [1; 100]);
+    }
+
+    #[test]
+    fn writers_racing_out_of_order_over_recycled_memory_lose_nothing() {
+        use std::os::unix::fs::FileExt;
+        let table = Arc::new(StateTable::create(4).unwrap());
+        let (_, data) = recycled(&table, 1);
+        let data = Arc::new(data);
+        // 4 writers, each writing every 4th 1 KiB block of the first 60 KiB, from the back.
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let (table, data) = (table.clone(), data.clone());
+                std::thread::spawn(move || {
+                    let slot = table.slot(1).unwrap();
+                    for block in (0..60u64).rev().filter(|b| b % 4 == u64::from(t)) {
+                        let off = block * 1024;
+                        slot.prepare_write(data.as_fd(), off, off + 1024, false)
+                            .unwrap();
+                        data.write_all_at(&[t + 1; 1024], off).unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        for block in 0..60u64 {
+            let want = (block % 4) as u8 + 1;
+            assert_eq!(
+                bytes(&data, block * 1024, 1024),
+                [want; 1024],
+                "block {block}"
+            );
+        }
+        assert_eq!(table.slot(1).unwrap().clean.load(SeqCst), 60 * 1024);
+    }
+
+    #[test]
+    fn a_clearer_that_died_is_outlived() {
+        let table = StateTable::create(4).unwrap();
+        let (slot, data) = recycled(&table, 1);
+        // It claimed the gap after 100 bytes and died holding the lock.
+        slot.clean.store(100 | CLEARING, SeqCst);
+        slot.append_lock.store(4_194_305, SeqCst);
+        slot.prepare_write(data.as_fd(), 200, 300, false).unwrap();
+        assert_eq!(slot.clean.load(SeqCst), 300);
+        assert_eq!(bytes(&data, 100, 100), [0; 100]);
+        assert_eq!(
+            bytes(&data, 50, 50),
+            [0xEE; 50],
+            "below what it had: not its gap"
+        );
+    }
+
+    #[test]
+    fn a_resize_leaves_no_stale_byte_inside_the_file() {
+        let table = StateTable::create(4).unwrap();
+        let (slot, data) = recycled(&table, 1);
+        slot.prepare_write(data.as_fd(), 0, 10, false).unwrap();
+        data.set_len(30_000).unwrap();
+        slot.resized(data.as_fd(), 30_000).unwrap();
+        assert_eq!(bytes(&data, 10, 29_990), vec![0; 29_990]);
+        assert_eq!(
+            (slot.clean.load(SeqCst), slot.stale.load(SeqCst)),
+            (30_000, 30_000)
+        );
+        data.set_len(5).unwrap();
+        slot.resized(data.as_fd(), 5).unwrap();
+        assert_eq!((slot.clean.load(SeqCst), slot.stale.load(SeqCst)), (5, 5));
     }
 
     #[test]

@@ -8,16 +8,16 @@
 use crate::disk;
 use crate::error::FsError;
 use crate::persist;
+use crate::pool::{self, Memory, Pool};
 use capio_cl::Storage;
-use capio_proto::sys;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// The kernel's limit on a memfd name is 249 bytes; names are only for debugging, so cut them.
-const MEMFD_NAME_MAX: usize = 200;
+/// The name of every memory object (in `/proc/<pid>/fd` links): one serves file after file.
+const MEMFD_NAME: &str = "capio-data";
 
 /// How a file's data object relates to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,24 +30,24 @@ pub enum Backing {
     InPlace,
 }
 
-/// A new, empty data object for the file at `path` (inside `root`).
-pub fn create(root: &Path, path: &Path, storage: Storage) -> Result<(File, Backing), FsError> {
+/// A new data object for the file at `path` (inside `root`): memory comes from `pool` first (the
+/// `Memory` says what of a previous file it may still hold), then from the system.
+pub fn create(
+    root: &Path,
+    path: &Path,
+    storage: Storage,
+    pool: &mut Pool,
+) -> Result<(File, Backing, Option<Memory>), FsError> {
     match storage {
-        Storage::Memory => Ok((memfd(path)?, Backing::Anonymous)),
-        Storage::Fs => Ok((hidden(root, path)?, Backing::Hidden)),
+        Storage::Memory => {
+            let (file, memory) = match pool.take() {
+                Some(recycled) => recycled,
+                None => pool::fresh(MEMFD_NAME)?,
+            };
+            Ok((file, Backing::Anonymous, Some(memory)))
+        }
+        Storage::Fs => Ok((hidden(root, path)?, Backing::Hidden, None)),
     }
-}
-
-fn memfd(path: &Path) -> io::Result<File> {
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let mut cut = base.len().min(MEMFD_NAME_MAX);
-    while !base.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    Ok(File::from(sys::memfd(&format!("capio:{}", &base[..cut]))?))
 }
 
 /// A hidden data file in the file's directory, or — while that directory exists only in the
@@ -127,7 +127,14 @@ mod tests {
     #[test]
     fn memory_files_have_no_name_on_disk() {
         let t = TestDir::new();
-        let (f, backing) = create(t.path(), &t.path().join("x"), Storage::Memory).unwrap();
+        let (f, backing, memory) = create(
+            t.path(),
+            &t.path().join("x"),
+            Storage::Memory,
+            &mut Pool::default(),
+        )
+        .unwrap();
+        assert_eq!(memory.map(|m| m.stale), Some(0));
         assert_eq!(backing, Backing::Anonymous);
         assert!(hidden_location(&f).is_none());
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
@@ -139,7 +146,7 @@ mod tests {
         let root = t.path();
         fs::create_dir(root.join("d")).unwrap();
         let dest = root.join("d/out.bin");
-        let (f, backing) = create(root, &dest, Storage::Fs).unwrap();
+        let (f, backing, _) = create(root, &dest, Storage::Fs, &mut Pool::default()).unwrap();
         assert_eq!(backing, Backing::Hidden);
         let at = hidden_location(&f).unwrap();
         assert_eq!(at.parent(), Some(root.join("d").as_path()));
@@ -163,7 +170,8 @@ mod tests {
     fn a_file_in_a_directory_not_on_disk_is_hidden_in_the_nearest_one_and_removable() {
         let t = TestDir::new();
         let root = t.path();
-        let (f, _) = create(root, &root.join("ns-only/sub/f"), Storage::Fs).unwrap();
+        let pool = &mut Pool::default();
+        let (f, _, _) = create(root, &root.join("ns-only/sub/f"), Storage::Fs, pool).unwrap();
         assert_eq!(hidden_location(&f).unwrap().parent(), Some(root));
         remove_hidden(&f).unwrap();
         assert_eq!(fs::read_dir(root).unwrap().count(), 0);

@@ -8,6 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub const USAGE: &str = "\
 Usage: capio_server [OPTIONS]
@@ -34,18 +35,29 @@ Options:
       --memory-limit BYTES  budget for the bytes of memory-backed files (suffixes K, M, G, T:
                             powers of 1024, e.g. 512M, 2G); a write that would exceed it fails
                             with ENOSPC (default: $PYCAPIO_MEMORY_LIMIT, else no limit)
+      --pool-limit BYTES    the most memory of deleted files kept, already allocated, for new
+                            files (pooled memory counts against --memory-limit and gives way
+                            to files that need it; unused for 30 s it goes back to the
+                            system); 0 keeps none (default: $PYCAPIO_POOL_LIMIT, else a
+                            quarter of the physical memory)
+      --pool-idle SECONDS   how long pooled memory may stay unused before it goes back to
+                            the system (default: $PYCAPIO_POOL_IDLE, else 30)
       --mem-only            accepted for compatibility; has no effect
   -h, --help                print this help
       --version             print the version
 
 Environment: CAPIO_DIR, CAPIO_WORKFLOW_NAME, CAPIO_LOG_LEVEL (error|warn|info|debug or 0-3),
-PYCAPIO_MEMORY_LIMIT, PYCAPIO_RUNTIME_DIR (where the socket, lock, log and info file live).
+PYCAPIO_MEMORY_LIMIT, PYCAPIO_POOL_LIMIT, PYCAPIO_POOL_IDLE, PYCAPIO_RUNTIME_DIR (where the socket, lock, log and info file live).
 Exit status: 0 after a normal shutdown, 1 if start-up failed, 2 on a usage error.
 ";
 
 pub const DEFAULT_WORKFLOW: &str = "CAPIO";
 /// Environment variable holding the default of `--memory-limit`.
 pub const MEMORY_LIMIT_ENV: &str = "PYCAPIO_MEMORY_LIMIT";
+/// Environment variable holding the default of `--pool-limit`.
+pub const POOL_LIMIT_ENV: &str = "PYCAPIO_POOL_LIMIT";
+/// Environment variable holding the default of `--pool-idle`.
+pub const POOL_IDLE_ENV: &str = "PYCAPIO_POOL_IDLE";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -61,12 +73,17 @@ pub struct Options {
     /// `--memory-limit`, as given (parsed by `resolve`, so the environment's value is checked the
     /// same way).
     pub memory_limit: Option<String>,
+    /// `--pool-limit`, as given (parsed by `resolve`).
+    pub pool_limit: Option<String>,
+    /// `--pool-idle`, as given (parsed by `resolve`).
+    pub pool_idle: Option<String>,
     pub managed: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Run(Options),
+    /// Boxed: the options are many, the other commands none.
+    Run(Box<Options>),
     Help,
     Version,
 }
@@ -144,6 +161,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             // Checked by `resolve`, like the environment's value: a bad one is then reported on
             // the ready fd, where the client that starts the server reads it.
             "--memory-limit" => o.memory_limit = Some(text(value()?)?),
+            "--pool-limit" => o.pool_limit = Some(text(value()?)?),
+            "--pool-idle" => o.pool_idle = Some(text(value()?)?),
             _ if name.starts_with('-') => return Err(UsageError::Unknown(name)),
             _ => return Err(UsageError::Positional(name)),
         }
@@ -151,7 +170,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     if o.no_config && o.config.is_some() {
         return Err(UsageError::ConfigConflict);
     }
-    Ok(Command::Run(o))
+    Ok(Command::Run(Box::new(o)))
 }
 
 /// Options completed from the environment and checked.
@@ -169,6 +188,10 @@ pub struct Settings {
     pub bad_log_level: Option<String>,
     /// Budget for memory-backed file bytes; `None`: unlimited.
     pub memory_limit: Option<u64>,
+    /// The most memory of gone files pooled for new ones.
+    pub pool_limit: u64,
+    /// How long pooled memory may stay unused.
+    pub pool_idle: Duration,
     /// `--backend mpi`: one server per node of the MPI job that launched this one.
     pub multinode: bool,
 }
@@ -231,15 +254,29 @@ impl Options {
             })
             .unwrap_or_else(|| DEFAULT_WORKFLOW.to_owned());
         let (rules, config) = rules::load(self.config.as_deref(), &capio_dir)?;
-        let memory_limit = match &self.memory_limit {
+        let given = |option: &Option<String>, var: &str| match option {
             Some(v) => Some(v.clone()),
-            None => env(MEMORY_LIMIT_ENV)
+            None => env(var)
                 .map(|v| v.to_string_lossy().into_owned())
                 .filter(|v| !v.trim().is_empty()),
         };
-        let memory_limit = memory_limit
+        let memory_limit = given(&self.memory_limit, MEMORY_LIMIT_ENV)
             .map(|v| parse_size(&v).ok_or(StartError::MemoryLimit(v)))
             .transpose()?;
+        let pool_limit = match given(&self.pool_limit, POOL_LIMIT_ENV) {
+            Some(v) if v.trim() == "0" => 0,
+            Some(v) => parse_size(&v).ok_or(StartError::PoolLimit(v))?,
+            None => capio_proto::sys::physical_memory() / 4,
+        };
+        let pool_idle = match given(&self.pool_idle, POOL_IDLE_ENV) {
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or(StartError::PoolIdle(v))?,
+            None => crate::pool::IDLE,
+        };
         let raw_level = env("CAPIO_LOG_LEVEL").map(|l| l.to_string_lossy().into_owned());
         let parsed = raw_level.as_deref().map(Level::parse);
         Ok(Settings {
@@ -250,6 +287,8 @@ impl Options {
             log_level: parsed.flatten().unwrap_or(Level::Info),
             bad_log_level: raw_level.filter(|_| parsed == Some(None)),
             memory_limit,
+            pool_limit,
+            pool_idle,
             multinode,
         })
     }
@@ -262,7 +301,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Options, UsageError> {
         match parse(args.iter().map(OsString::from))? {
-            Command::Run(o) => Ok(o),
+            Command::Run(o) => Ok(*o),
             other => panic!("{other:?}"),
         }
     }
@@ -352,6 +391,43 @@ mod tests {
                 .as_deref(),
             Some("64M")
         );
+    }
+
+    #[test]
+    fn the_pool_limit_is_given_zero_or_a_quarter_of_the_memory() {
+        let t = TestDir::new();
+        let o = Options {
+            capio_dir: Some(t.path().into()),
+            ..Options::default()
+        };
+        let quarter = capio_proto::sys::physical_memory() / 4;
+        assert!(quarter > 0);
+        assert_eq!(o.resolve(|_| None).unwrap().pool_limit, quarter);
+        let env = |v: &'static str| move |k: &str| (k == POOL_LIMIT_ENV).then(|| OsString::from(v));
+        assert_eq!(o.resolve(env("0")).unwrap().pool_limit, 0);
+        assert_eq!(o.resolve(env("2G")).unwrap().pool_limit, 2 << 30);
+        assert!(matches!(
+            o.resolve(env("half")),
+            Err(StartError::PoolLimit(v)) if v == "half"
+        ));
+        let given = Options {
+            pool_limit: Some("1M".into()),
+            ..o
+        };
+        assert_eq!(given.resolve(env("0")).unwrap().pool_limit, 1 << 20);
+        let idle = |v: &'static str| move |k: &str| (k == POOL_IDLE_ENV).then(|| OsString::from(v));
+        assert_eq!(
+            given.resolve(idle("0.5")).unwrap().pool_idle,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            given.resolve(|_| None).unwrap().pool_idle,
+            crate::pool::IDLE
+        );
+        assert!(matches!(
+            given.resolve(idle("-1")),
+            Err(StartError::PoolIdle(v)) if v == "-1"
+        ));
     }
 
     #[test]

@@ -130,6 +130,16 @@ pub enum StartError {
          count such as 4096, 512M or 2G"
     )]
     MemoryLimit(String),
+    #[error(
+        "invalid pool limit '{0}' (--pool-limit or $PYCAPIO_POOL_LIMIT): expected 0 or a byte \
+         count such as 4096, 512M or 2G"
+    )]
+    PoolLimit(String),
+    #[error(
+        "invalid pool idle time '{0}' (--pool-idle or $PYCAPIO_POOL_IDLE): expected seconds \
+         such as 30 or 0.5"
+    )]
+    PoolIdle(String),
     /// The CAPIO-CL file is unreadable or invalid; its message names the file and, for a bad
     /// value, the value's JSON path.
     #[error(transparent)]

@@ -4,7 +4,8 @@
 //! and persists committed files. Layers: listener (the server loop) → session/connection →
 //! handlers → namespace (+ rules, backing, persist, disk), with `shared` the state every thread
 //! holds.
-// Unsafe code only where MPI's non-blocking sends need it (`cluster::transport`).
+// Unsafe code only where MPI's non-blocking sends need it (`cluster::transport`), and in a test
+// of the memory pool that maps memory as a client's `view()` does.
 #![deny(unsafe_code)]
 
 pub mod backing;
@@ -21,6 +22,7 @@ pub mod log;
 pub mod namespace;
 pub mod paths;
 pub mod persist;
+pub mod pool;
 pub mod ready;
 pub mod rules;
 pub mod session;

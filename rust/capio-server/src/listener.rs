@@ -75,6 +75,8 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     );
     let mut ns = Namespace::new(table.clone(), settings.rules.clone());
     ns.set_memory_limit(settings.memory_limit);
+    ns.set_pool_limit(settings.pool_limit);
+    ns.set_pool_idle(settings.pool_idle);
     if let Some(cluster) = &cluster
         && let Some(outbox) = cluster.outbox()
     {
@@ -117,6 +119,12 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
             on_signal.begin_shutdown(&why);
         })
         .map_err(StartError::io("cannot start the signal thread"))?;
+
+    let keeper = Arc::downgrade(&server);
+    thread::Builder::new()
+        .name("pool-keeper".into())
+        .spawn(move || give_back_idle_memory(&keeper))
+        .map_err(StartError::io("cannot start the memory pool's thread"))?;
 
     if !ready.ok() {
         // Otherwise it would wait, with no client, for a teardown request that never comes.
@@ -277,6 +285,25 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+/// Give pooled memory no file took for its idle time back to the system, until the server stops.
+fn give_back_idle_memory(server: &std::sync::Weak<Shared>) {
+    let mut every = Duration::from_secs(1);
+    loop {
+        thread::sleep(every);
+        let Some(server) = server.upgrade().filter(|s| !s.stopping()) else {
+            return;
+        };
+        let mut ns = server.ns();
+        // Memory leaves the pool at most a sixth of the idle time late.
+        every = (ns.pool_idle() / 6).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let given = ns.give_back_idle_memory(std::time::Instant::now());
+        drop(ns);
+        if given > 0 {
+            log::debug!("gave {given} bytes of idle pooled memory back to the system");
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! [host name by rank], bytes_sent, bytes_received} for a rank of an MPI job), stopping, managed,
 //! observers}, then the
 //! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used` (bytes memory-backed
-//! files hold, with or without a limit), `live_clients`, `teardown_requested`, `clients` [{id,
+//! files hold, with or without a limit), `memory_pooled` (bytes of gone files' memory kept for new
+//! files), `pool_limit`, `live_clients`, `teardown_requested`, `clients` [{id,
 //! pid, app, capio_dir, exited, producing, open_files}], `files_total`, `files` [{path, size, state
 //! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
 //! blocked_readers, sleeping, memory_charged, kept_on (null, or the node that keeps this node's

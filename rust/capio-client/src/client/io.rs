@@ -4,7 +4,7 @@
 
 use crate::error::{ClientError, Result};
 use capio_proto::{ReserveReq, Slot};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -164,9 +164,10 @@ impl Handle {
                 // Others appended since the guess, past what is reserved: ask again, unlocked.
                 continue;
             }
-            self.file
-                .write_all_at(data, off)
-                .map_err(|e| ClientError::from_io(e, self.path.clone()))?;
+            let io_err = |e| ClientError::from_io(e, self.path.clone());
+            slot.prepare_write(self.file.as_fd(), off, end, appending)
+                .map_err(io_err)?;
+            self.file.write_all_at(data, off).map_err(io_err)?;
             slot.publish(end);
             if offset.is_none() {
                 self.pos.store(end, SeqCst);
@@ -185,9 +186,9 @@ impl Handle {
     ) -> Result<()> {
         self.reserve(size, ask)?;
         let _append_lock = slot.lock_appends();
-        self.file
-            .set_len(size)
-            .map_err(|e| ClientError::from_io(e, self.path.clone()))?;
+        let io_err = |e| ClientError::from_io(e, self.path.clone());
+        self.file.set_len(size).map_err(io_err)?;
+        slot.resized(self.file.as_fd(), size).map_err(io_err)?;
         slot.reset_len(size);
         slot.bump();
         Ok(())
@@ -409,6 +410,28 @@ mod tests {
         // The next append starts where the refused one would have.
         h.write_published(slot, b"de", None, Ok).unwrap();
         assert_eq!(slot.len.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn recycled_memory_never_shows_through_a_seek_or_a_truncation() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        // The memory object held 8 KiB of another file.
+        file.write_all_at(&[0xEE; 8192], 0).unwrap();
+        slot.start_file(0, 8192);
+        let h = handle(&file, false, u64::MAX);
+        h.write_published(slot, b"head", None, no_budget).unwrap();
+        h.write_published(slot, b"tail", Some(1000), no_budget)
+            .unwrap();
+        h.truncate_published(slot, 3000, no_budget).unwrap();
+        let mut bytes = vec![0; 3000];
+        file.read_exact_at(&mut bytes, 0).unwrap();
+        assert_eq!(
+            (&bytes[..4], &bytes[1000..1004]),
+            (&b"head"[..], &b"tail"[..])
+        );
+        assert!(bytes[4..1000].iter().chain(&bytes[1004..]).all(|b| *b == 0));
+        assert_eq!(file.metadata().unwrap().len(), 3000);
     }
 
     #[test]

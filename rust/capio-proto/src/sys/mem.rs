@@ -1,8 +1,10 @@
-//! Shared memory and its wake-ups: memfd, mmap, and the process-shared futex.
+//! Shared memory and its wake-ups: memfd, mmap, hole punching, the test that nobody else holds a
+//! memory object, and the process-shared futex.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -16,6 +18,73 @@ pub fn memfd(name: &str) -> io::Result<OwnedFd> {
     let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new open file description of the file behind `fd` (through `/proc/self/fd`), read-write.
+/// Unlike a `dup`, it has its own offset and counts as an opener of its own, which is what
+/// [`sole_opener`] checks.
+pub fn reopen(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    Ok(OwnedFd::from(file))
+}
+
+/// Whether `fd`'s open file description is the only one of its file anywhere: no other process or
+/// fd has the file open through another description, and no mapping of it is left (a mapping
+/// holds its description). The kernel decides, by granting a write lease (released at once).
+/// Descriptions made by `memfd_create` itself are not counted by the kernel: reopen first.
+pub fn sole_opener(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: F_SETLEASE takes an integer argument and touches no memory of ours.
+    let granted = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) } == 0;
+    if granted {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    }
+    granted
+}
+
+/// Give back the memory of `len` bytes at `offset` of a memory object: they read as zeros after,
+/// and its size stays.
+pub fn punch_hole(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    // SAFETY: fallocate takes integers only.
+    cvt(unsafe {
+        libc::fallocate(
+            fd.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// Bytes of memory (or disk) a file holds: its allocated blocks, holes not counted.
+pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks().saturating_mul(512)
+}
+
+/// Bytes of physical memory of this machine (0 if the kernel does not say).
+pub fn physical_memory() -> u64 {
+    // SAFETY: sysconf takes an integer and touches no memory.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    u64::try_from(pages)
+        .unwrap_or(0)
+        .saturating_mul(u64::try_from(size).unwrap_or(0))
 }
 
 /// Map `len` bytes of `fd` shared and read-write.

@@ -26,6 +26,7 @@ use mpi::request::{Request, StaticScope};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -624,15 +625,21 @@ impl Serving<'_> {
         let Some(sink) = self.sinks.get(&id).filter(|s| s.live.load(SeqCst)) else {
             return;
         };
-        if let Err(e) = sink.file.write_all_at(&self.landing, offset) {
+        let Some(server) = self.live_server() else {
+            return;
+        };
+        let Some(slot) = server.table.slot(sink.slot) else {
+            return;
+        };
+        let end = offset + got as u64;
+        let kept = slot
+            .prepare_write(sink.file.as_fd(), offset, end, false)
+            .and_then(|()| sink.file.write_all_at(&self.landing, offset));
+        if let Err(e) = kept {
             warning!("cannot keep bytes of fetch {id} from node {from}: {e}");
             return;
         }
-        if let Some(server) = self.live_server()
-            && let Some(slot) = server.table.slot(sink.slot)
-        {
-            slot.publish(offset + got as u64);
-        }
+        slot.publish(end);
     }
 
     /// A message from `from` for the namespace.

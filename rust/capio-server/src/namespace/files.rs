@@ -9,9 +9,10 @@ use crate::backing::{self, Backing};
 use crate::disk;
 use crate::error::FsError;
 use crate::log::warning;
+use crate::pool::Memory;
 use capio_cl::{CommitRule, Rule};
 use capio_proto::table::NAMESPACE_SLOT;
-use capio_proto::{Slot, SlotState, StateTable};
+use capio_proto::{Slot, SlotState, StateTable, sys};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io;
@@ -31,6 +32,9 @@ pub(super) struct FileNode {
     /// The memfd or hidden file holding the bytes; clients receive duplicates (sharing its offset).
     pub(super) data: File,
     pub(super) backing: Backing,
+    /// A memory-backed file's memfd, which the server alone holds: its memory is recycled
+    /// through it when the file goes (see `pool`).
+    memfd: Option<File>,
     /// Canonical root of the creator: persistence never writes outside it.
     pub(super) root: PathBuf,
     /// The CAPIO-CL rule of its current path (a rename looks it up again).
@@ -59,16 +63,21 @@ pub(super) struct FileNode {
 }
 
 impl FileNode {
-    /// A new file being produced in `slot`, holding `len` bytes.
-    fn create(
-        table: Arc<StateTable>,
-        slot: u32,
-        data: File,
-        backing: Backing,
-        root: PathBuf,
-        rule: Rule,
-        len: u64,
-    ) -> FileNode {
+    /// A new file being produced in `slot`, holding `len` bytes; recycled memory may hold a
+    /// previous file's bytes below `stale`.
+    fn create(table: Arc<StateTable>, slot: u32, new: NewFile) -> (FileNode, u64) {
+        let NewFile {
+            data,
+            backing,
+            memory,
+            root,
+            rule,
+            len,
+        } = new;
+        let (memfd, stale, held) = match memory {
+            Some(m) => (Some(m.memfd), m.stale, m.held),
+            None => (None, 0, 0),
+        };
         let mut node = FileNode {
             slot,
             table,
@@ -76,6 +85,7 @@ impl FileNode {
             generation: 0,
             data,
             backing,
+            memfd,
             root,
             rule,
             closes_by_producers: 0,
@@ -89,9 +99,9 @@ impl FileNode {
             cluster_id: None,
             round: 0,
         };
-        node.shared().reset_len(len);
+        node.shared().start_file(len, stale);
         node.set(SlotState::Open);
-        node
+        (node, held.max(len))
     }
 
     pub(super) fn slot(&self) -> u32 {
@@ -195,15 +205,23 @@ impl FileNode {
 
     /// Cut its data to nothing. Under the append lock: an append in flight elsewhere must not
     /// land past the new end. Waiting for it with the namespace held is safe only because no
-    /// client holds that lock across a round trip (`tests/append_reserve.rs`).
+    /// client holds that lock across a round trip (`tests/append_reserve.rs`). Memory keeps its
+    /// pages for the bytes written next: they are stale bytes until written again.
     pub(super) fn truncate(&mut self, budget: &mut Budget) -> io::Result<()> {
         // Its own handle on the table: the slot stays borrowed while the budget changes the node.
         let table = Arc::clone(&self.table);
         let slot = table.slot(self.slot).expect("slot inside the table");
         let _append_lock = slot.lock_appends();
-        self.data.set_len(0)?;
-        slot.reset_len(0);
-        budget.set_charge(self, 0);
+        let held = if self.memfd.is_some() {
+            let meta = self.data.metadata()?;
+            slot.start_file(0, meta.len());
+            sys::allocated_bytes(&meta)
+        } else {
+            self.data.set_len(0)?;
+            slot.start_file(0, 0);
+            0
+        };
+        budget.set_charge(self, held);
         // What other nodes hold of it is of another round now.
         self.round = self.round.saturating_add(1);
         Ok(())
@@ -219,13 +237,33 @@ impl FileNode {
         }
     }
 
-    /// Gone for good: its charge goes back, and its slot is free for the next file.
+    /// Done growing: memory past its end, which a recycled memory object may still hold, goes
+    /// back, so its size is its length for anyone who maps or `fstat`s the object.
+    fn trim(&mut self) -> io::Result<()> {
+        let len = self.len();
+        if self.memfd.is_some() && self.data.metadata()?.len() > len {
+            self.data.set_len(len)?;
+        }
+        let slot = self.shared();
+        slot.stale.fetch_min(len, SeqCst);
+        Ok(())
+    }
+
+    /// Gone for good: its charge goes back, its memory to the pool if nothing else holds it,
+    /// and its slot is free for the next file.
     fn release(mut self, budget: &mut Budget) -> u32 {
         budget.set_charge(&mut self, 0);
         let s = self.shared();
-        s.reset_len(0);
+        s.start_file(0, 0);
         s.set_state(SlotState::Free);
-        self.slot
+        let slot = self.slot;
+        if let Some(memfd) = self.memfd.take() {
+            // Its description goes first: the pool checks nothing else holds one.
+            drop(self);
+            let room = budget.pool_room();
+            budget.pool.give(memfd, room);
+        }
+        slot
     }
 
     /// Bytes it holds in memory: its charge, or — where the budget does not count it (no
@@ -242,6 +280,7 @@ impl FileNode {
 pub(super) struct NewFile {
     pub(super) data: File,
     pub(super) backing: Backing,
+    pub(super) memory: Option<Memory>,
     pub(super) root: PathBuf,
     pub(super) rule: Rule,
     pub(super) len: u64,
@@ -391,23 +430,15 @@ impl FileTable {
             }
         };
         let anonymous = new.backing == Backing::Anonymous;
-        let node = FileNode::create(
-            self.table.clone(),
-            slot,
-            new.data,
-            new.backing,
-            new.root,
-            new.rule,
-            new.len,
-        );
+        let (node, held) = FileNode::create(self.table.clone(), slot, new);
         if matches!(node.rule.commit, CommitRule::OnFile(_)) {
             self.on_file.insert(slot);
         }
         self.files.insert(path.to_path_buf(), node);
         self.by_slot.insert(slot, path.to_path_buf());
         if anonymous {
-            // Charged its initial content.
-            self.charge(slot, new.len);
+            // Charged the memory it holds from the start: its content, or what it was recycled with.
+            self.charge(slot, held);
         }
         Ok(slot)
     }
@@ -420,6 +451,9 @@ impl FileTable {
             return None;
         }
         let permanent = node.rule.permanent;
+        if let Err(e) = node.trim() {
+            warning!("cannot give back the unused memory of a committed file: {e}");
+        }
         self.last_generation = generation;
         // Done growing: the budget's headroom held for it goes back to the others.
         self.release_headroom(slot);

@@ -12,6 +12,7 @@ use super::{ClientId, Namespace};
 use crate::backing::Backing;
 use crate::error::FsError;
 use crate::log::warning;
+use crate::pool::Pool;
 
 /// Largest headroom granted beyond the asked end: big enough that streaming writers rarely ask,
 /// small enough that idle files do not hoard the budget.
@@ -21,21 +22,36 @@ const HEADROOM_SHARE: u64 = 8;
 /// What a grant means when the budget does not count the file.
 pub const UNLIMITED: u64 = u64::MAX;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Budget {
     pub(super) limit: Option<u64>,
+    /// Bytes charged to files.
     pub(super) used: u64,
+    /// Memory of gone files, for new ones: it counts against the limit too, but makes way for
+    /// any file that needs room.
+    pub(super) pool: Pool,
+    /// The most the pool holds (`--pool-limit`).
+    pub(super) pool_limit: u64,
 }
 
 impl Budget {
-    /// Whether `extra` more bytes fit.
-    pub(super) fn check(&self, extra: u64) -> Result<(), FsError> {
-        match self.limit {
-            Some(limit) if self.used.saturating_add(extra) > limit => {
-                Err(FsError::NoSpace { limit })
-            }
-            _ => Ok(()),
+    /// Whether `extra` more bytes fit; pooled memory makes way for them.
+    pub(super) fn check(&mut self, extra: u64) -> Result<(), FsError> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        let wanted = self.used.saturating_add(extra);
+        if wanted > limit {
+            return Err(FsError::NoSpace { limit });
         }
+        self.pool.shrink_to(limit - wanted);
+        Ok(())
+    }
+
+    /// How many bytes the pool may hold now.
+    pub(super) fn pool_room(&self) -> u64 {
+        let left = self.limit.map_or(u64::MAX, |l| l.saturating_sub(self.used));
+        self.pool_limit.min(left)
     }
 
     /// Set `node`'s charge to `new` bytes.
@@ -86,6 +102,10 @@ impl FileTable {
         }
         let need = end - node.charged;
         let left = limit.saturating_sub(budget.used);
+        if need <= left {
+            // Pooled memory makes way first.
+            budget.pool.shrink_to(left - need);
+        }
         if need > left {
             if !std::mem::replace(&mut node.refused, true) {
                 warning!(
@@ -99,7 +119,9 @@ impl FileTable {
             }
             return Err(FsError::NoSpace { limit });
         }
-        let headroom = ((left - need) / HEADROOM_SHARE).min(MAX_HEADROOM);
+        // Headroom comes out of what neither files nor the pool hold.
+        let free = left - need - budget.pool.bytes();
+        let headroom = (free / HEADROOM_SHARE).min(MAX_HEADROOM);
         let granted = end + headroom;
         budget.set_charge(node, granted);
         Ok(granted)
@@ -123,6 +145,37 @@ impl Namespace {
     /// Bytes held by memory-backed files, files unlinked but still open included.
     pub fn memory_in_use(&self) -> u64 {
         self.files.memory_in_use()
+    }
+
+    /// The most memory of gone files kept for new ones (0: none is kept).
+    pub fn set_pool_limit(&mut self, bytes: u64) {
+        let budget = &mut self.files.budget;
+        budget.pool_limit = bytes;
+        budget.pool.shrink_to(bytes);
+    }
+
+    pub fn pool_limit(&self) -> u64 {
+        self.files.budget.pool_limit
+    }
+
+    /// Bytes of memory of gone files kept for new ones.
+    pub fn memory_pooled(&self) -> u64 {
+        self.files.budget.pool.bytes()
+    }
+
+    /// How long pooled memory may stay unused before it goes back to the system.
+    pub fn set_pool_idle(&mut self, idle: std::time::Duration) {
+        self.files.budget.pool.idle = idle;
+    }
+
+    pub fn pool_idle(&self) -> std::time::Duration {
+        self.files.budget.pool.idle
+    }
+
+    /// Give back to the system the pooled memory no file took for its idle time; returns the
+    /// bytes given back.
+    pub fn give_back_idle_memory(&mut self, now: std::time::Instant) -> u64 {
+        self.files.budget.pool.drop_idle(now)
     }
 
     /// `cid` wants to write `slot`'s data up to `end`: grant at least that much, or `NoSpace`.

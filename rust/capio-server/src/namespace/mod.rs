@@ -391,16 +391,17 @@ impl Namespace {
     }
 }
 
-/// A new data object for the file at `path`, backed as `rule` says, holding `seed`'s content and
-/// positioned at its start (clients share its file offset).
+/// A new file's data object at `path`, backed as `rule` says (memory from `pool` first), holding
+/// `seed`'s content and positioned at its start (clients share its file offset).
 fn new_data(
-    root: &Path,
+    root: PathBuf,
     path: &Path,
-    rule: &capio_cl::Rule,
+    rule: capio_cl::Rule,
     seed: Option<File>,
-) -> Result<(File, backing::Backing, u64), FsError> {
+    pool: &mut crate::pool::Pool,
+) -> Result<files::NewFile, FsError> {
     use std::io::Seek;
-    let (mut data, backing) = backing::create(root, path, rule.storage)?;
+    let (mut data, backing, memory) = backing::create(&root, path, rule.storage, pool)?;
     let seeded = match seed {
         None => Ok(0),
         Some(mut src) => {
@@ -408,7 +409,14 @@ fn new_data(
         }
     };
     match seeded {
-        Ok(len) => Ok((data, backing, len)),
+        Ok(len) => Ok(files::NewFile {
+            data,
+            backing,
+            memory,
+            root,
+            rule,
+            len,
+        }),
         Err(e) => {
             backing::discard(&data, backing);
             Err(e.into())

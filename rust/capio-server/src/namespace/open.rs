@@ -209,19 +209,12 @@ impl Namespace {
         {
             self.files.budget.check(seed.metadata()?.len())?;
         }
-        let (data, backing, len) = new_data(&root, path, &rule, seed)?;
+        let new = new_data(root, path, rule, seed, &mut self.files.budget.pool)?;
         // The data object carries the file's mode, owner and times, kept by the kernel.
-        if let Err(e) = data.set_permissions(fs::Permissions::from_mode(mode)) {
-            backing::discard(&data, backing);
+        if let Err(e) = new.data.set_permissions(fs::Permissions::from_mode(mode)) {
+            backing::discard(&new.data, new.backing);
             return Err(e.into());
         }
-        let new = super::files::NewFile {
-            data,
-            backing,
-            root,
-            rule,
-            len,
-        };
         let slot = self.files.create(path, new)?;
         self.announce_new_file(cid, path, slot, mode);
         self.clients.add_producer(cid, slot);

@@ -20,9 +20,8 @@
 //! open of a replica is `EROFS` (and a rename of one is `EXDEV`), so one file never has two
 //! writers on two nodes.
 
-use super::files::NewFile;
 use super::{Caused, Namespace};
-use crate::backing::{self, Backing};
+use crate::backing;
 use crate::error::FsError;
 use crate::log::{info, warning};
 use capio_proto::SlotState;
@@ -469,21 +468,21 @@ impl Namespace {
         mode: u32,
     ) -> Result<u32, FsError> {
         let rule = self.replica_rule(path);
-        let (data, backing) = backing::create(root, path, rule.storage)?;
-        if let Err(e) = data.set_permissions(fs::Permissions::from_mode(mode & 0o7777)) {
-            backing::discard(&data, backing);
+        let new = super::new_data(
+            root.to_path_buf(),
+            path,
+            rule,
+            None,
+            &mut self.files.budget.pool,
+        )?;
+        if let Err(e) = new
+            .data
+            .set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+        {
+            backing::discard(&new.data, new.backing);
             return Err(e.into());
         }
-        let slot = self.files.create(
-            path,
-            NewFile {
-                data,
-                backing: Backing::Anonymous,
-                root: root.to_path_buf(),
-                rule,
-                len: 0,
-            },
-        )?;
+        let slot = self.files.create(path, new)?;
         if let Some(node) = self.files.node_mut(slot) {
             node.remote = Some(replica);
         }

@@ -207,6 +207,8 @@ impl Namespace {
             ),
             ("memory_limit", Json::opt(self.memory_limit(), Json::int)),
             ("memory_used", Json::int(self.memory_in_use())),
+            ("memory_pooled", Json::int(self.memory_pooled())),
+            ("pool_limit", Json::int(self.pool_limit())),
             ("live_clients", Json::int(self.live_clients() as u64)),
             ("teardown_requested", Json::Bool(self.teardown)),
             ("clients", Json::Arr(clients)),

@@ -12,10 +12,13 @@ fn table(slots: u32) -> (FileTable, Arc<StateTable>) {
 }
 
 fn new_file(dir: &Path, commit: CommitRule, permanent: bool) -> NewFile {
-    let (data, backing) = backing::create(dir, &dir.join("f"), capio_cl::Storage::Memory).unwrap();
+    let pool = &mut crate::pool::Pool::default();
+    let (data, backing, memory) =
+        backing::create(dir, &dir.join("f"), capio_cl::Storage::Memory, pool).unwrap();
     NewFile {
         data,
         backing,
+        memory,
         root: dir.to_path_buf(),
         rule: Rule {
             commit,

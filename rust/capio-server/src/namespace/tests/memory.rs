@@ -1,4 +1,5 @@
-//! The memory budget: grants, refusals, and what files hold with or without a limit.
+//! The memory budget: grants, refusals, what files hold with or without a limit, and the pool of
+//! memory recycled from gone files.
 
 use super::*;
 
@@ -96,4 +97,97 @@ fn memory_is_counted_without_a_limit() {
     assert_eq!(fx.ns.memory_in_use(), 4096, "still held by its open fd");
     fx.ns.close(a, w.slot, true);
     assert_eq!(fx.ns.memory_in_use(), 0);
+}
+
+/// Write `len` bytes of 0xEE to a new file `rel`, commit it, and remove it.
+fn written_and_removed(fx: &mut Fx, rel: &str, len: usize) {
+    let a = fx.client("gone");
+    let w = mem(fx.open(a, rel, WR | CREAT).unwrap());
+    write(fx, &w, 0, &vec![0xEE; len]);
+    fx.ns.close(a, w.slot, true);
+    drop(w);
+    fx.exit_and_persist(a);
+    let c = fx.client("cleaner");
+    fx.unlink(c, rel).unwrap();
+}
+
+#[test]
+fn the_memory_of_a_removed_file_serves_the_next_file_without_showing_its_bytes() {
+    let mut fx = Fx::new();
+    fx.ns.set_pool_limit(1 << 30);
+    written_and_removed(&mut fx, "old.bin", 64 << 10);
+    assert_eq!(fx.ns.memory_pooled(), 64 << 10);
+    assert_eq!(fx.ns.memory_in_use(), 0);
+
+    let a = fx.client("w");
+    let w = mem(fx.open(a, "new.bin", WR | CREAT).unwrap());
+    assert_eq!(fx.ns.memory_pooled(), 0, "taken by the new file");
+    assert_eq!(fx.ns.memory_in_use(), 64 << 10, "which holds its pages");
+    let slot = fx.table.slot(w.slot).unwrap();
+    assert_eq!(
+        (slot.len.load(SeqCst), slot.stale.load(SeqCst)),
+        (0, 64 << 10)
+    );
+    // A write past a gap: the gap reads as zeros, not as the old file's bytes.
+    write(&fx, &w, 1000, b"new");
+    fx.ns.close(a, w.slot, true);
+    fx.exit_and_persist(a);
+    let mut bytes = vec![1; 1003];
+    w.data.read_exact_at(&mut bytes, 0).unwrap();
+    assert!(bytes[..1000].iter().all(|b| *b == 0));
+    assert_eq!(&bytes[1000..], b"new");
+    // Committed: the memory past its end went back, so the object's size is the file's.
+    assert_eq!(w.data.metadata().unwrap().len(), 1003);
+    assert_eq!(fx.ns.memory_in_use(), 1003);
+    // A new file's times are its own.
+    let age = w.data.metadata().unwrap().modified().unwrap().elapsed();
+    assert!(age.map_or(true, |a| a.as_secs() < 60));
+}
+
+#[test]
+fn memory_something_still_holds_is_not_recycled() {
+    let mut fx = Fx::new();
+    fx.ns.set_pool_limit(1 << 30);
+    let a = fx.client("w");
+    let w = mem(fx.open(a, "held.bin", WR | CREAT).unwrap());
+    write(&fx, &w, 0, &[1; 8192]);
+    fx.ns.close(a, w.slot, true);
+    fx.exit_and_persist(a);
+    // The fd the client received outlives its close (a `dup`, a forked child, a mapping).
+    let kept = w.data;
+    let c = fx.client("cleaner");
+    fx.unlink(c, "held.bin").unwrap();
+    assert_eq!(fx.ns.memory_pooled(), 0);
+    let mut bytes = [0; 4];
+    kept.read_exact_at(&mut bytes, 0).unwrap();
+    assert_eq!(bytes, [1; 4]);
+}
+
+#[test]
+fn pooled_memory_gives_way_to_files_under_a_limit_and_to_its_own_limit() {
+    let mut fx = Fx::new();
+    fx.ns.set_pool_limit(1 << 30);
+    fx.ns.set_memory_limit(Some(256 << 10));
+    written_and_removed(&mut fx, "a.bin", 128 << 10);
+    written_and_removed(&mut fx, "b.bin", 64 << 10);
+    // The second file took the first one's memory, gave back what it did not fill when it was
+    // committed, and the rest went to the pool when it went.
+    assert_eq!(fx.ns.memory_pooled(), 64 << 10);
+    // A file that needs more than what is left beside the pool gets it: the pool gives way.
+    let a = fx.client("w");
+    let w = mem(fx.open(a, "big.bin", WR | CREAT).unwrap());
+    assert_eq!(fx.ns.memory_pooled(), 0, "taken");
+    let granted = fx.ns.reserve(a, w.slot, 200 << 10).unwrap();
+    assert!(granted >= 200 << 10);
+    assert!(fx.ns.memory_used() + fx.ns.memory_pooled() <= 256 << 10);
+    fx.ns.close(a, w.slot, true);
+    drop(w);
+    // The pool's own limit: memory past it goes back to the system.
+    written_and_removed(&mut fx, "c.bin", 32 << 10);
+    fx.ns.set_pool_limit(16 << 10);
+    assert!(fx.ns.memory_pooled() <= 16 << 10);
+    fx.ns.set_pool_limit(0);
+    assert_eq!(fx.ns.memory_pooled(), 0);
+    written_and_removed(&mut fx, "d.bin", 4096);
+    assert_eq!(fx.ns.memory_pooled(), 0, "no pool: nothing kept");
 }

@@ -216,12 +216,14 @@ fn mem(o: Opened) -> Mem {
     }
 }
 
+/// Write and publish as a client does (recycled memory shows nothing of its previous file).
 fn write(fx: &Fx, m: &Mem, at: u64, bytes: &[u8]) {
+    use std::os::fd::AsFd;
+    let slot = fx.table.slot(m.slot).unwrap();
+    let end = at + bytes.len() as u64;
+    slot.prepare_write(m.data.as_fd(), at, end, false).unwrap();
     m.data.write_all_at(bytes, at).unwrap();
-    fx.table
-        .slot(m.slot)
-        .unwrap()
-        .publish(at + bytes.len() as u64);
+    slot.publish(end);
 }
 
 impl Fx {

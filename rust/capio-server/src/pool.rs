@@ -1,0 +1,227 @@
+//! Recycled memory: the memory objects of files that are gone, kept with their pages still
+//! allocated, so that new files write into memory the kernel does not have to find and zero again
+//! (what a write into fresh shared memory mostly costs, DESIGN §4).
+//!
+//! A file's memfd itself never leaves the server. Clients, persistence and other nodes all use
+//! one open file description of it (see [`fresh`]). When the file is gone, the server drops that
+//! description and opens a new one: the kernel grants a write lease on it only when no other
+//! description of the memfd is open anywhere. An fd some process kept (a `dup`, a forked child,
+//! a `fileno()` handed on) or a mapping (a `view()`) keeps the old description alive, and the
+//! memory is not recycled but given back to the system when they let go. So no reader of a gone
+//! file ever sees a later file's bytes. Unused pages stay pooled for a while only (`Pool::idle`).
+
+use capio_proto::sys;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// How long pooled memory may stay unused before it goes back to the system, by default.
+pub const IDLE: Duration = Duration::from_secs(30);
+/// At most this many memory objects are pooled (each is an open fd of the server).
+const MAX_OBJECTS: usize = 1024;
+
+/// What the server keeps of a memory-backed file to recycle its memory when the file goes.
+pub struct Memory {
+    /// The memfd itself, which the server alone holds.
+    pub memfd: File,
+    /// Below this end it may still hold a previous file's bytes (see `Slot::prepare_write`).
+    pub stale: u64,
+    /// Bytes of memory it holds already.
+    pub held: u64,
+}
+
+/// A fresh memory object and the open file description everyone uses (clients receive
+/// duplicates of it); `name` shows in `/proc/<pid>/fd` links, for debugging.
+pub fn fresh(name: &str) -> io::Result<(File, Memory)> {
+    let memfd = File::from(sys::memfd(name)?);
+    let file = File::from(sys::reopen(memfd.as_fd())?);
+    let memory = Memory {
+        memfd,
+        stale: 0,
+        held: 0,
+    };
+    Ok((file, memory))
+}
+
+struct Pooled {
+    memfd: File,
+    file: File,
+    size: u64,
+    held: u64,
+    since: Instant,
+}
+
+/// Memory objects of gone files, newest last.
+pub struct Pool {
+    objects: VecDeque<Pooled>,
+    bytes: u64,
+    /// How long memory may stay pooled unused.
+    pub idle: Duration,
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool {
+            objects: VecDeque::new(),
+            bytes: 0,
+            idle: IDLE,
+        }
+    }
+}
+
+impl Pool {
+    /// Bytes of memory pooled.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The memory object pooled last (its pages are the likeliest still cached), and a new
+    /// description of it.
+    pub fn take(&mut self) -> Option<(File, Memory)> {
+        let p = self.objects.pop_back()?;
+        self.bytes -= p.held;
+        // A new file's times start now, as a created file's do.
+        let now = sys::Attrs {
+            atime: sys::TimeSet::Now,
+            mtime: sys::TimeSet::Now,
+            ..sys::Attrs::default()
+        };
+        if sys::set_attrs_fd(p.file.as_fd(), &now).is_err() {
+            return None;
+        }
+        let memory = Memory {
+            memfd: p.memfd,
+            stale: p.size,
+            held: p.held,
+        };
+        Some((p.file, memory))
+    }
+
+    /// The memfd of a file that is gone, whose shared description the server has dropped: kept
+    /// if nothing outside the server holds it any more and its memory fits in `room` bytes of
+    /// pool (older objects make way). Returns the bytes it holds if it was kept.
+    pub fn give(&mut self, memfd: File, room: u64) -> Option<u64> {
+        let file = File::from(sys::reopen(memfd.as_fd()).ok()?);
+        if !sys::sole_opener(file.as_fd()) {
+            return None;
+        }
+        let meta = file.metadata().ok()?;
+        let held = sys::allocated_bytes(&meta);
+        if held == 0 || held > room {
+            return None;
+        }
+        self.shrink_to(room - held);
+        if self.objects.len() == MAX_OBJECTS {
+            self.drop_oldest();
+        }
+        self.bytes += held;
+        self.objects.push_back(Pooled {
+            memfd,
+            file,
+            size: meta.len(),
+            held,
+            since: Instant::now(),
+        });
+        Some(held)
+    }
+
+    /// Give memory back to the system, oldest first, until at most `bytes` stay pooled.
+    pub fn shrink_to(&mut self, bytes: u64) {
+        while self.bytes > bytes && self.drop_oldest() {}
+    }
+
+    /// Give back what was pooled longer than `idle` ago; returns the bytes given back.
+    pub fn drop_idle(&mut self, now: Instant) -> u64 {
+        let before = self.bytes;
+        while self
+            .objects
+            .front()
+            .is_some_and(|p| now.duration_since(p.since) >= self.idle)
+        {
+            self.drop_oldest();
+        }
+        before - self.bytes
+    }
+
+    fn drop_oldest(&mut self) -> bool {
+        match self.objects.pop_front() {
+            Some(p) => {
+                self.bytes -= p.held;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    /// A file's description and memfd, holding `len` bytes, as a gone file leaves them.
+    fn written(len: usize) -> (File, File) {
+        let (file, memory) = fresh("capio-test").unwrap();
+        file.write_all_at(&vec![9; len], 0).unwrap();
+        (file, memory.memfd)
+    }
+
+    #[test]
+    fn the_memory_of_a_file_nobody_holds_is_reused_with_its_pages() {
+        let mut pool = Pool::default();
+        let (file, memfd) = written(64 << 10);
+        drop(file);
+        assert_eq!(pool.give(memfd, u64::MAX), Some(64 << 10));
+        assert_eq!(pool.bytes(), 64 << 10);
+        let (file, again) = pool.take().unwrap();
+        assert_eq!(
+            (again.stale, again.held, pool.bytes()),
+            (64 << 10, 64 << 10, 0)
+        );
+        let mut buf = [0; 4];
+        file.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(
+            buf, [9; 4],
+            "the same pages: stale bytes the slot must hide"
+        );
+    }
+
+    #[test]
+    #[allow(unsafe_code)] // a mapping, as a `view()` holds one
+    fn memory_some_fd_or_mapping_still_holds_is_not_reused() {
+        let mut pool = Pool::default();
+        // A process kept an fd (a dup shares the description)...
+        let (file, memfd) = written(4096);
+        let kept = file.try_clone().unwrap();
+        drop(file);
+        assert_eq!(pool.give(memfd, u64::MAX), None);
+        drop(kept);
+        // ...or maps it after closing its fd.
+        let (file, memfd) = written(4096);
+        let map = sys::mmap_shared(file.as_fd(), 4096).unwrap();
+        drop(file);
+        assert_eq!(pool.give(memfd, u64::MAX), None);
+        // SAFETY: the mapping was made above with this length and is not used after.
+        unsafe { sys::munmap(map, 4096) };
+        assert_eq!(pool.bytes(), 0);
+    }
+
+    #[test]
+    fn the_pool_keeps_to_its_room_and_gives_back_idle_memory() {
+        let mut pool = Pool::default();
+        for _ in 0..3 {
+            let (_, memfd) = written(8192);
+            assert!(pool.give(memfd, 16384).is_some());
+        }
+        assert_eq!(pool.bytes(), 16384, "the oldest made way");
+        let (_, memfd) = written(32768);
+        assert_eq!(pool.give(memfd, 16384), None, "bigger than the room");
+        let (_, memfd) = written(0);
+        assert_eq!(pool.give(memfd, u64::MAX), None, "nothing to reuse");
+        assert_eq!(pool.drop_idle(Instant::now()), 0);
+        assert_eq!(pool.drop_idle(Instant::now() + IDLE), 16384);
+        assert!(pool.take().is_none());
+    }
+}
