@@ -296,14 +296,18 @@ class Isolated:
 
     # -- step processes ----------------------------------------------------------------------------
 
-    def start_step(self, role: str, params: dict[str, Any], pass_fds: Sequence[int] = ()) -> Step:
+    def start_step(
+        self, role: str, params: dict[str, Any], pass_fds: Sequence[int] = (), launcher: Sequence[str] = ()
+    ) -> Step:
         """Start ``benches/_steps.py ROLE PARAMS`` with this environment, in the temporary root
-        (never in the checkout, whose ``pycapio/`` would shadow the installed package)."""
+        (never in the checkout, whose ``pycapio/`` would shadow the installed package); with
+        ``launcher`` options, through ``python -m pycapio OPTIONS`` (params ``mode: launched``)."""
         self._count += 1
         err = self.root / f"step{self._count}-{role}.err"
+        via = ["-m", "pycapio", *launcher] if launcher else []
         with open(err, "wb") as errf:
             proc = subprocess.Popen(
-                [sys.executable, str(HERE / "_steps.py"), role, json.dumps(params)],
+                [sys.executable, *via, str(HERE / "_steps.py"), role, json.dumps(params)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errf,
@@ -341,6 +345,16 @@ class Step:
         assert self.proc.stdin is not None
         self.proc.stdin.write(b"go\n")
         self.proc.stdin.flush()
+
+    def ask(self, line: str) -> str:
+        """Send one command line; return the step's one-line answer."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().decode().strip()
+        if not answer:
+            raise self._fail(f"did not answer {line!r}")
+        return answer
 
     def result(self, timeout: float = 600) -> dict[str, Any]:
         assert self.proc.stdout is not None

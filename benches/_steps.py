@@ -5,7 +5,8 @@ Protocol (see ``_common.Step``): set up (attach to CAPIO, open what must be open
 ``time.perf_counter()`` (CLOCK_MONOTONIC on Linux: the same clock in every process).
 
 ``mode`` is ``capio`` (the step runs under ``CapioContext`` and uses plain ``open()`` on a path in
-the CAPIO directory), ``file`` (built-in ``open`` on ``/dev/shm``) or ``pipe`` (an ``os.pipe``
+the CAPIO directory), ``launched`` (the step was started by the ``pycapio`` launcher, which attached
+it before the script ran), ``file`` (built-in ``open`` on ``/dev/shm``) or ``pipe`` (an ``os.pipe``
 fd inherited from the parent).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import struct
 import sys
@@ -28,6 +30,7 @@ _HEADER = struct.Struct("<QQ")
 
 def _context(p: dict[str, Any], app: str) -> AbstractContextManager[Any]:
     if p["mode"] != "capio":
+        # Not CAPIO's, or already attached by the `pycapio` launcher.
         return nullcontext()
     from pycapio import CapioContext
 
@@ -52,27 +55,37 @@ def _emit(result: dict[str, Any]) -> None:
 def stream_producer(p: dict[str, Any]) -> None:
     """Writes ``size`` bytes in ``chunk`` pieces. With ``work`` each piece is computed
     (``Random(seed).randbytes``: ~0.4 GiB/s, the producer's own work); without it, pieces cycle
-    through a seeded pool of ``pool_mib`` MiB (default 64: pure I/O). Reports the CRC-32 of what
-    it wrote."""
+    through a seeded pool of ``pool_mib`` MiB (default 64: pure I/O), whose CRC-32 is then
+    computed before the clock starts (with ``crc_first``) or as it writes. Reports the CRC-32 of
+    what it wrote."""
     size, chunk = p["size"], p["chunk"]
     rng = random.Random(p["seed"])
     pool = bytearray()
     if not p["work"]:
         for _ in range(p.get("pool_mib", 64)):
             pool += rng.randbytes(MiB)
+    pieces = memoryview(pool)
+
+    def piece(off: int) -> Any:
+        if p["work"]:
+            return rng.randbytes(chunk)
+        o = off % len(pool)
+        return pieces[o : o + chunk]
+
+    crc_first = p.get("crc_first", False) and not p["work"]
+    crc = 0
+    if crc_first:
+        for off in range(0, size, chunk):
+            crc = zlib.crc32(piece(off), crc)
     with _context(p, "producer"):
         _ready_then_wait()
         t0 = time.perf_counter()
-        crc = 0
         target: Any = p["fd"] if p["mode"] == "pipe" else p["path"]
         with open(target, "wb") as f:
             for off in range(0, size, chunk):
-                if p["work"]:
-                    data: Any = rng.randbytes(chunk)
-                else:
-                    o = off % len(pool)
-                    data = memoryview(pool)[o : o + chunk]
-                crc = zlib.crc32(data, crc)
+                data = piece(off)
+                if not crc_first:
+                    crc = zlib.crc32(data, crc)
                 f.write(data)
         t1 = time.perf_counter()
     _emit({"t0": t0, "t1": t1, "crc": crc, "bytes": size})
@@ -80,7 +93,12 @@ def stream_producer(p: dict[str, Any]) -> None:
 
 def stream_consumer(p: dict[str, Any]) -> None:
     """Reads to the end in ``chunk`` pieces; CRC-32 of everything (the check) and, with ``work``,
-    an MD5 too (the consumer's own work, ~0.65 GiB/s)."""
+    an MD5 too (the consumer's own work, ~0.65 GiB/s). With ``into_buffer`` it reads into a
+    buffer of ``size`` bytes whose pages are faulted in first, and checks after the clock stops:
+    pure I/O."""
+    if p.get("into_buffer"):
+        _consume_into_buffer(p)
+        return
     chunk = p["chunk"]
     with _context(p, "consumer"):
         _ready_then_wait()
@@ -97,6 +115,37 @@ def stream_consumer(p: dict[str, Any]) -> None:
                 got += len(data)
         t1 = time.perf_counter()
     _emit({"t0": t0, "t1": t1, "crc": crc, "bytes": got, "md5": md5.hexdigest()})
+
+
+def _consume_into_buffer(p: dict[str, Any]) -> None:
+    size, chunk = p["size"], p["chunk"]
+    buf = bytearray(size + chunk)
+    for off in range(0, len(buf), 4096):
+        buf[off] = 1
+    view = memoryview(buf)
+    with _context(p, "consumer"):
+        _ready_then_wait()
+        t0 = time.perf_counter()
+        got = 0
+        with open(p["path"], "rb", buffering=0) as f:
+            while n := f.readinto(view[got : got + chunk]):
+                got += n
+        t1 = time.perf_counter()
+    _emit({"t0": t0, "t1": t1, "crc": zlib.crc32(view[:got]), "bytes": got})
+
+
+def keeper(p: dict[str, Any]) -> None:
+    """Stays attached (so the workflow's server and what it pooled stay up) and removes the paths
+    it is given, one per line on stdin, answering ``ok``; ends at ``go`` or end of input."""
+    with _context(p, "keeper"):
+        print("ready", flush=True)
+        for line in sys.stdin:
+            path = line.strip()
+            if path == "go":
+                break
+            os.remove(path)
+            print("ok", flush=True)
+    _emit({})
 
 
 def latency_producer(p: dict[str, Any]) -> None:
@@ -145,7 +194,9 @@ def latency_consumer(p: dict[str, Any]) -> None:
     _emit({"crc": crc, "n": n, "lat_ns": lat})
 
 
-ROLES = {f.__name__: f for f in (stream_producer, stream_consumer, latency_producer, latency_consumer)}
+ROLES = {
+    f.__name__: f for f in (stream_producer, stream_consumer, keeper, latency_producer, latency_consumer)
+}
 
 if __name__ == "__main__":
     ROLES[sys.argv[1]](json.loads(sys.argv[2]))

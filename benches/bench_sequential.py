@@ -161,7 +161,9 @@ def run(quick: bool) -> list[Row]:
     how = "in-process CapioContext; read after commit (on_close), new open()"
     return [
         row("seq write 1 MiB chunks", med("pycapio", 0), med("shm", 0), "GiB/s", True, 1.5,
-            f"{size}; {how}; vs built-in open on /dev/shm; goal 1.5x, floor 0.8x"),
+            f"{size}; {how}; vs built-in open on /dev/shm; steady state: each round writes a new "
+            f"file after removing the last one (pycapio: into the memory the server recycled from it; "
+            f"/dev/shm: into pages the kernel hands out again); goal 1.5x, floor 0.8x"),
         row("seq read 1 MiB chunks", med("pycapio", 1), med("shm", 1), "GiB/s", True, 1.0,
             f"{size}; {how}; vs built-in open on /dev/shm; floor 0.8x"),
         row("seq write vs memcpy limit", med("pycapio", 0), lim, "GiB/s", True, None,
