@@ -163,6 +163,8 @@ def _describe(st: dict[str, Any]) -> list[str]:
     limit = st.get("memory_limit")
     memory = _size(st["memory_used"]) + (f" of {_size(limit)}" if limit is not None else " (no limit)")
     memory += f", {_size(st.get('memory_pooled', 0))} pooled for new files"
+    if st.get("memory_released"):
+        memory += f", {_size(st['memory_released'])} of streams released after being read"
     lines = [
         f"workflow '{srv['workflow']}': capio_server pid {srv['pid']}, up {st['uptime_seconds']:.1f} s"
         + (" (stopping)" if srv.get("stopping") else ""),
@@ -217,6 +219,9 @@ def _describe(st: dict[str, Any]) -> list[str]:
             extra.append(f"{f['sleeping']} thread(s) blocked on it now")
         if f["state"] == "committed" and f["permanent"]:
             extra.append("persisted" if f["persisted"] else "persisting")
+        if f.get("released"):
+            extra.append(f"its first {_size(f['released'])} released (read by every declared consumer)")
+        extra.append(f"{_size(f['memory_charged'])} in memory")
         name = f["path"] if f["path"] is not None else "(unlinked, still open)"
         rule = f"{f['commit']}, {f['fire']}" + (", storage fs" if f["storage"] == "fs" else "")
         lines.append(f"    {name}  {_size(f['size'])}  {f['state']} ({rule})")

@@ -318,6 +318,8 @@ class CapioFileIO(io.RawIOBase):
             raise io.UnsupportedOperation(
                 "fileno: a CAPIO file open for writing has no OS file descriptor to write through"
             )
+        # Whatever reads through it (a mapping, sendfile) is not seen: keep every byte.
+        _pycapio._pin(self._fd)
         return self._fd
 
     def __repr__(self) -> str:
@@ -430,6 +432,8 @@ class CapioFileIO(io.RawIOBase):
         if stop <= offset:
             return memoryview(b"")
         start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        # A mapping must never see bytes released under it.
+        _pycapio._pin(fd)
         mapping = mmap.mmap(fd, stop - start, prot=mmap.PROT_READ, offset=start)
         with memoryview(mapping) as whole:
             return whole[offset - start : stop - start]

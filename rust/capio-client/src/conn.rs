@@ -215,6 +215,7 @@ mod tests {
             &CloseReq {
                 slot: 4,
                 writable: 1,
+                ..CloseReq::default()
             },
             &[],
         )

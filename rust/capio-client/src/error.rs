@@ -44,6 +44,12 @@ pub enum ClientError {
     NeverCreated { path: PathBuf, secs: f64 },
     #[error("the producer of '{}' terminated before committing it", path.display())]
     ProducerDied { path: PathBuf },
+    /// A read of bytes the server released (see `Slot::released`).
+    #[error(
+        "No data available: the bytes of this file below offset {upto} were released once every \
+         consumer its CAPIO-CL rule declares (input_stream) had read them"
+    )]
+    Released { path: PathBuf, upto: u64 },
     /// A signal handler raised (e.g. KeyboardInterrupt); the exception is already set.
     #[error("interrupted")]
     Interrupted,
@@ -68,6 +74,7 @@ impl ClientError {
             ClientError::Timeout { .. } => libc::ETIMEDOUT,
             ClientError::NeverCreated { .. } => libc::ENOENT,
             ClientError::ProducerDied { .. } => libc::EIO,
+            ClientError::Released { .. } => libc::ENODATA,
             ClientError::NotInitialized => libc::ENOTCONN,
             ClientError::OutsideCapioDir { .. } => libc::EXDEV,
             ClientError::AlreadyInitialized(_) => libc::EBUSY,
@@ -88,6 +95,7 @@ impl ClientError {
                 | ClientError::Timeout { .. }
                 | ClientError::NeverCreated { .. }
                 | ClientError::ProducerDied { .. }
+                | ClientError::Released { .. }
         )
     }
 
@@ -96,7 +104,8 @@ impl ClientError {
             ClientError::Os { path, .. } => path.as_deref(),
             ClientError::Timeout { path, .. }
             | ClientError::NeverCreated { path, .. }
-            | ClientError::ProducerDied { path } => Some(path),
+            | ClientError::ProducerDied { path }
+            | ClientError::Released { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -130,6 +139,11 @@ mod tests {
                 true,
             ),
             (ClientError::ProducerDied { path: p() }, libc::EIO, true),
+            (
+                ClientError::Released { path: p(), upto: 1 },
+                libc::ENODATA,
+                true,
+            ),
             (ClientError::NotInitialized, libc::ENOTCONN, false),
             (
                 ClientError::OutsideCapioDir {

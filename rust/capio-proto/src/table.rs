@@ -4,6 +4,9 @@
 //!
 //! Slot 0 is the namespace slot: its `seq` is bumped whenever a path is created or a file changes
 //! state, which is what a reader blocked in `open` of a not-yet-existing path sleeps on.
+//!
+//! A slot may also serve a reader as its progress cell instead of a file: `len` is the furthest
+//! byte the reader has read, and `state` says whether it mapped the file (see `Slot::note_read`).
 
 use crate::sys;
 use std::io;
@@ -57,12 +60,17 @@ pub struct Slot {
     /// Below this end the file's memory object may still hold bytes of a previous file (it came
     /// from the server's pool); 0 for fresh memory, whose unwritten bytes read as zeros anyway.
     pub stale: AtomicU64,
+    /// Bytes below this end were released: every declared consumer had read them (a read of
+    /// them fails). Only ever grows for a file; the server sets it before it frees the memory.
+    pub released: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Slot>() == 64);
 
 /// The bit of `Slot::clean` a writer sets while it clears a gap.
 const CLEARING: u64 = 1 << 63;
+/// A progress cell's `state` once its reader mapped the file.
+const MAPPED: u32 = u32::MAX;
 
 impl Slot {
     pub fn state(&self) -> SlotState {
@@ -186,11 +194,34 @@ impl Slot {
     /// A new file in this slot, whose memory object holds `len` bytes of its own and may hold a
     /// previous file's bytes below `stale`.
     pub fn start_file(&self, len: u64, stale: u64) {
+        self.released.store(0, SeqCst);
         self.clean.store(len, SeqCst);
         // Stale bytes the file's own content covers are not stale.
         self.stale
             .store(if stale > len { stale } else { 0 }, SeqCst);
         self.reset_len(len);
+    }
+
+    /// As a reader's progress cell: it has read up to `end`.
+    pub fn note_read(&self, end: u64) {
+        self.len.fetch_max(end, SeqCst);
+    }
+
+    /// As a reader's progress cell: it mapped the file (or took its raw fd, which may be mapped),
+    /// so none of the file's bytes may be released early any more.
+    pub fn note_mapped(&self) {
+        self.state.store(MAPPED, SeqCst);
+    }
+
+    /// As a reader's progress cell: how far it has read, and whether it mapped the file.
+    pub fn reader_progress(&self) -> (u64, bool) {
+        (self.len.load(SeqCst), self.state.load(SeqCst) == MAPPED)
+    }
+
+    /// Whether bytes at `off` and beyond are still held (not released). A reader checks before
+    /// and after it copies: released bytes read as zeros once freed.
+    pub fn holds(&self, off: u64) -> bool {
+        off >= self.released.load(SeqCst)
     }
 
     /// Set the state and wake everyone waiting on this slot.

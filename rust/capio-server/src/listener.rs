@@ -34,6 +34,7 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     // Before any thread exists: every thread inherits the mask, and only the signal thread takes
     // the signals (synchronously, so shutdown runs as ordinary code).
     sys::block_termination_signals().map_err(StartError::io("cannot block signals"))?;
+    sys::ignore_lease_breaks().map_err(StartError::io("cannot ignore SIGIO"))?;
     let settings = opts.resolve(|k| std::env::var_os(k))?;
     let paths = WorkflowPaths::for_workflow(&settings.workflow)
         .map_err(StartError::io("runtime directory"))?;
@@ -122,9 +123,9 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
 
     let keeper = Arc::downgrade(&server);
     thread::Builder::new()
-        .name("pool-keeper".into())
-        .spawn(move || give_back_idle_memory(&keeper))
-        .map_err(StartError::io("cannot start the memory pool's thread"))?;
+        .name("memory-keeper".into())
+        .spawn(move || keep_memory(&keeper))
+        .map_err(StartError::io("cannot start the memory keeper thread"))?;
 
     if !ready.ok() {
         // Otherwise it would wait, with no client, for a teardown request that never comes.
@@ -288,8 +289,13 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Give pooled memory no file took for its idle time back to the system, until the server stops.
-fn give_back_idle_memory(server: &std::sync::Weak<Shared>) {
+/// How often the memory keeper looks while some file's consumed bytes may be released: at 4 GiB/s
+/// a stream moves 40 MiB meanwhile.
+const RELEASE_EVERY: Duration = Duration::from_millis(10);
+
+/// The memory keeper, until the server stops: releases what every consumer of a stream has read,
+/// and gives pooled memory no file took for its idle time back to the system.
+fn keep_memory(server: &std::sync::Weak<Shared>) {
     let mut every = Duration::from_secs(1);
     loop {
         thread::sleep(every);
@@ -297,8 +303,13 @@ fn give_back_idle_memory(server: &std::sync::Weak<Shared>) {
             return;
         };
         let mut ns = server.ns();
+        ns.release_consumed();
         // Memory leaves the pool at most a sixth of the idle time late.
-        every = (ns.pool_idle() / 6).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        every = if ns.releasing() {
+            RELEASE_EVERY
+        } else {
+            (ns.pool_idle() / 6).clamp(Duration::from_millis(100), Duration::from_secs(5))
+        };
         let given = ns.give_back_idle_memory(std::time::Instant::now());
         drop(ns);
         if given > 0 {

@@ -183,6 +183,8 @@ impl Fuzz {
                 &CloseReq {
                     slot,
                     writable: self.rng.below(2) as u32,
+                    progress: self.rng.below(4) as u32,
+                    _pad: 0,
                 },
                 &[],
             ),

@@ -33,15 +33,57 @@ impl Client {
             return Ok(0);
         }
         let end = self.readable_end(&h, off, interrupt)?;
-        h.read_range(off, end, buf, offset.is_none())
+        self.read_held(&h, off, end, buf, offset.is_none())
     }
 
     /// Read what `wait_readable` found readable, as many bytes as fit in `buf`, without waiting:
     /// returns 0 only when the wait found the end of a committed file.
     pub fn read_ready(&self, ready: &Readable, buf: &mut [u8]) -> Result<usize> {
-        ready
-            .handle
-            .read_range(ready.offset, ready.end, buf, ready.at_position)
+        self.read_held(
+            &ready.handle,
+            ready.offset,
+            ready.end,
+            buf,
+            ready.at_position,
+        )
+    }
+
+    /// `read_range`, for bytes the server still holds: released bytes (every declared consumer
+    /// read them) are an error, checked before and after the copy since a release frees them;
+    /// a tracked reader then notes how far it got.
+    fn read_held(
+        &self,
+        h: &Handle,
+        off: u64,
+        end: u64,
+        buf: &mut [u8],
+        advance: bool,
+    ) -> Result<usize> {
+        let file = h.slot.and_then(|i| self.table.slot(i));
+        let released = || match file {
+            Some(s) if !s.holds(off) => Err(ClientError::Released {
+                path: h.path.clone(),
+                upto: s.released.load(SeqCst),
+            }),
+            _ => Ok(()),
+        };
+        released()?;
+        let n = h.read_range(off, end, buf, advance)?;
+        released()?;
+        if let Some(cell) = h.progress.and_then(|c| self.table.slot(c)) {
+            cell.note_read(off + n as u64);
+        }
+        Ok(n)
+    }
+
+    /// The file behind `fd` is being mapped (a view, or its raw fd handed out): none of its bytes
+    /// may be released early any more.
+    pub fn pin(&self, fd: RawFd) -> Result<()> {
+        let h = self.handle(fd)?;
+        if let Some(cell) = h.progress.and_then(|c| self.table.slot(c)) {
+            cell.note_mapped();
+        }
+        Ok(())
     }
 
     /// Write all of `data` at `offset`, or at the position (the end, with O_APPEND) when None.
@@ -220,6 +262,7 @@ mod tests {
             append,
             pos: AtomicU64::new(0),
             reserved: AtomicU64::new(reserved),
+            progress: None,
         }
     }
 

@@ -54,6 +54,9 @@ struct Handle {
     /// Writes may reach this end without asking the server's memory budget (`Reserve`);
     /// `u64::MAX` when the server has no budget.
     reserved: AtomicU64,
+    /// The slot where this reader notes how far it read, for a file whose consumed bytes the
+    /// server releases (`OpenReply::progress`).
+    progress: Option<u32>,
 }
 
 pub struct Client {

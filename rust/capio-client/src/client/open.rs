@@ -110,6 +110,7 @@ impl Client {
                         append,
                         pos: AtomicU64::new(if append { r.size } else { 0 }),
                         reserved: AtomicU64::new(if self.memory_limited { 0 } else { u64::MAX }),
+                        progress: (r.progress != 0).then_some(r.progress),
                     };
                     let raw = handle.file.as_raw_fd();
                     self.handles
@@ -135,6 +136,8 @@ impl Client {
             let req = CloseReq {
                 slot,
                 writable: u32::from(h.writable),
+                progress: h.progress.unwrap_or(0),
+                _pad: 0,
             };
             // The fd is closed locally either way. A reader loses nothing when the server is
             // gone, but what a writer wrote will never be committed or persisted: say so.

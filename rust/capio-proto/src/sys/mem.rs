@@ -35,7 +35,9 @@ pub fn reopen(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// Whether `fd`'s open file description is the only one of its file anywhere: no other process or
 /// fd has the file open through another description, and no mapping of it is left (a mapping
 /// holds its description). The kernel decides, by granting a write lease (released at once).
-/// Descriptions made by `memfd_create` itself are not counted by the kernel: reopen first.
+/// Descriptions made by `memfd_create` itself are not counted by the kernel: reopen first. An
+/// open racing with the lease signals this process: it must ignore `SIGIO`
+/// ([`super::ignore_lease_breaks`]).
 pub fn sole_opener(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: F_SETLEASE takes an integer argument and touches no memory of ours.
     let granted = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) } == 0;

@@ -21,6 +21,16 @@ pub fn block_termination_signals() -> io::Result<()> {
     }
 }
 
+/// Ignore `SIGIO`: an open of a file while this process holds a lease on it (for the instant
+/// [`super::sole_opener`] holds one) signals the holder, and the default action would end it.
+pub fn ignore_lease_breaks() -> io::Result<()> {
+    // SAFETY: installs the SIG_IGN disposition; no handler code runs.
+    if unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Wait for one of the signals blocked by [`block_termination_signals`]; returns its number.
 pub fn wait_termination_signal() -> i32 {
     let set = termination_set();

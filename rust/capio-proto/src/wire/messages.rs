@@ -65,6 +65,10 @@ pub struct OpenReply {
     /// A [`Fire`] rule.
     pub fire: u32,
     pub size: u64,
+    /// The slot serving as this reader's progress cell (see `Slot::note_read`), or 0: the file's
+    /// consumed bytes are never released early.
+    pub progress: u32,
+    pub _pad: u32,
 }
 
 impl OpenReply {
@@ -82,6 +86,9 @@ impl OpenReply {
 pub struct CloseReq {
     pub slot: u32,
     pub writable: u32,
+    /// The handle's progress cell (`OpenReply::progress`), or 0.
+    pub progress: u32,
+    pub _pad: u32,
 }
 
 /// An empty fixed part, for raw frames (the fuzzer, tests); typed requests whose body is just a

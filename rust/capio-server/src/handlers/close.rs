@@ -13,7 +13,9 @@ pub fn close(
     (req, _): (CloseReq, &[u8]),
 ) -> Result<(), WireError> {
     let work = server.begin_work();
-    let caused = server.ns().close(client, req.slot, req.writable != 0);
+    let caused = server
+        .ns()
+        .close(client, req.slot, req.writable != 0, req.progress);
     persist::all(server, caused, work.as_ref());
     Ok(())
 }

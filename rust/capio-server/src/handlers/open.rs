@@ -69,8 +69,10 @@ pub fn open(
             fire,
             size,
             data,
+            progress,
         }) => {
             reply.kind = OpenKind::Memory.into();
+            reply.progress = progress;
             reply.slot = slot;
             reply.producer = u32::from(producer);
             reply.fire = fire.into();

@@ -1,18 +1,49 @@
 //! `Reserve`: room in the memory budget for a write.
 
 use crate::connection::Reply;
+use crate::error::FsError;
 use crate::log::debug;
 use crate::namespace::ClientId;
 use crate::shared::Shared;
 use capio_proto::{ReserveReply, ReserveReq, WireError};
+use std::time::{Duration, Instant};
 
-/// `Reserve`: room in the memory budget for a write up to `end`.
+/// How long a writer waits for room while the readers of its file read nothing.
+const STALL: Duration = Duration::from_secs(5);
+/// How often a waiting writer looks again.
+const RETRY: Duration = Duration::from_millis(1);
+
+/// `Reserve`: room in the memory budget for a write up to `end`. When there is none but the file's
+/// readers are reading (what they read is released), the writer waits for them, as a pipe's writer
+/// does; if they read nothing for [`STALL`], it gets `ENOSPC`.
 pub fn reserve(
     server: &Shared,
     client: ClientId,
     (req, _): (ReserveReq, &[u8]),
 ) -> Result<Reply, WireError> {
-    let reply = match server.ns().reserve(client, req.slot, req.end) {
+    let mut seen: Option<(u64, Instant)> = None;
+    let result = loop {
+        let mut ns = server.ns();
+        match ns.reserve(client, req.slot, req.end) {
+            Err(e @ FsError::NoSpace { .. }) => {
+                let Some(progress) = ns.readers_progress(req.slot) else {
+                    break Err(e);
+                };
+                drop(ns);
+                match seen {
+                    Some((before, since)) if before == progress => {
+                        if since.elapsed() >= STALL || server.stopping() {
+                            break Err(e);
+                        }
+                    }
+                    _ => seen = Some((progress, Instant::now())),
+                }
+                std::thread::sleep(RETRY);
+            }
+            other => break other,
+        }
+    };
+    let reply = match result {
         Ok(granted) => ReserveReply {
             status: 0,
             _pad: 0,

@@ -49,6 +49,8 @@ pub(super) struct FileNode {
     pub(super) disk_id: Option<disk::Identity>,
     /// Bytes of the memory budget this file holds (see `memory`).
     pub(super) charged: u64,
+    /// Bytes below this offset were released (see `release`).
+    pub(super) released: u64,
     /// A `Reserve` was refused: logged once per file.
     pub(super) refused: bool,
     /// Another node writes it: this is a replica of it (see `remote`).
@@ -93,6 +95,7 @@ impl FileNode {
             persisted: false,
             disk_id: None,
             charged: 0,
+            released: 0,
             refused: false,
             remote: None,
             kept_on: None,
@@ -222,6 +225,7 @@ impl FileNode {
             0
         };
         budget.set_charge(self, held);
+        self.released = 0;
         // What other nodes hold of it is of another round now.
         self.round = self.round.saturating_add(1);
         Ok(())
@@ -267,12 +271,12 @@ impl FileNode {
     }
 
     /// Bytes it holds in memory: its charge, or — where the budget does not count it (no
-    /// limit: writers never ask) — at least its published data.
+    /// limit: writers never ask) — at least its published data not released.
     pub(super) fn memory_held(&self) -> u64 {
         if self.backing != Backing::Anonymous {
             return 0;
         }
-        self.charged.max(self.len())
+        self.charged.max(self.len() - self.released.min(self.len()))
     }
 }
 
@@ -417,6 +421,24 @@ impl FileTable {
         }
         self.next_slot += 1;
         Ok(self.next_slot - 1)
+    }
+
+    /// A slot to serve a reader as its progress cell (see `release`).
+    pub(super) fn alloc_cell(&mut self) -> Result<u32, FsError> {
+        let cell = self.alloc_slot()?;
+        let s = self.table.slot(cell).expect("slot inside the table");
+        s.start_file(0, 0);
+        s.set_state(SlotState::Free);
+        Ok(cell)
+    }
+
+    /// A progress cell is no longer used.
+    pub(super) fn free_cell(&mut self, cell: u32) {
+        if let Some(s) = self.table.slot(cell) {
+            s.start_file(0, 0);
+            s.set_state(SlotState::Free);
+            self.free_slots.push(cell);
+        }
     }
 
     /// Add the file at `path`, open for its producer; its slot shows it at once. Without a free

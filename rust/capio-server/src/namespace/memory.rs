@@ -69,12 +69,12 @@ impl FileTable {
         }
     }
 
-    /// A committed file keeps only its published bytes charged.
+    /// A committed file keeps only its published bytes (not released) charged.
     pub(super) fn release_headroom(&mut self, slot: u32) {
         if let Some((node, budget)) = self.node_and_budget(slot) {
-            let len = node.len();
-            if node.charged > len {
-                budget.set_charge(node, len);
+            let held = node.len().saturating_sub(node.released);
+            if node.charged > held {
+                budget.set_charge(node, held);
             }
         }
     }
@@ -97,10 +97,14 @@ impl FileTable {
         let Some(limit) = budget.limit.filter(|_| node.backing == Backing::Anonymous) else {
             return Ok(UNLIMITED);
         };
-        if end <= node.charged {
-            return Ok(node.charged);
+        // Bytes below the release point hold no memory: charges count from there, grants are
+        // offsets.
+        let base = node.released;
+        let held_to = end.saturating_sub(base);
+        if held_to <= node.charged {
+            return Ok(node.charged + base);
         }
-        let need = end - node.charged;
+        let need = held_to - node.charged;
         let left = limit.saturating_sub(budget.used);
         if need <= left {
             // Pooled memory makes way first.
@@ -122,9 +126,9 @@ impl FileTable {
         // Headroom comes out of what neither files nor the pool hold.
         let free = left - need - budget.pool.bytes();
         let headroom = (free / HEADROOM_SHARE).min(MAX_HEADROOM);
-        let granted = end + headroom;
+        let granted = held_to + headroom;
         budget.set_charge(node, granted);
-        Ok(granted)
+        Ok(granted + base)
     }
 }
 
@@ -184,6 +188,12 @@ impl Namespace {
         if !self.clients.has_open(cid, slot) {
             return Err(FsError::NotOpen);
         }
-        self.files.reserve(slot, end)
+        match self.files.reserve(slot, end) {
+            // What consumers have read makes room before anything is refused.
+            Err(FsError::NoSpace { .. }) if self.release_consumed() > 0 => {
+                self.files.reserve(slot, end)
+            }
+            other => other,
+        }
     }
 }

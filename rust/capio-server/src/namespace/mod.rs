@@ -31,6 +31,7 @@ mod lookup;
 mod memory;
 mod names;
 mod open;
+mod release;
 mod remote;
 mod report;
 
@@ -46,6 +47,8 @@ pub enum Opened {
         fire: Fire,
         size: u64,
         data: OwnedFd,
+        /// The reader's progress cell (`release`), or 0.
+        progress: u32,
     },
     Disk {
         size: u64,
@@ -187,6 +190,8 @@ pub struct Namespace {
     started: Instant,
     /// The other nodes of a multi-node workflow (`join_cluster`).
     remote: Option<remote::Remote>,
+    /// How far the readers of releasable files got (`release`).
+    consumption: release::Consumption,
 }
 
 impl Namespace {
@@ -202,6 +207,7 @@ impl Namespace {
             waiting: HashMap::new(),
             started: Instant::now(),
             remote: None,
+            consumption: release::Consumption::default(),
         }
     }
 
@@ -291,6 +297,7 @@ impl Namespace {
                 });
             }
         }
+        self.untrack_client(cid);
         for slot in left.opened {
             self.release_unlinked(slot);
         }
@@ -385,6 +392,7 @@ impl Namespace {
         }
         let id = self.files.node(slot).and_then(|n| n.cluster_id);
         if !self.clients.is_open(slot) && self.files.release(slot) {
+            self.forget_readers(slot);
             self.clients.forget_file(slot);
             self.forget_number(id);
         }

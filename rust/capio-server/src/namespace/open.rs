@@ -26,13 +26,24 @@ impl Namespace {
     /// Open `path` for `cid` with `open(2)` flags (creating it with `mode`, umask applied).
     /// Creating a file may commit its directory (`on_n_files`), and files depending on that.
     pub fn open(&mut self, cid: ClientId, path: &Path, flags: u32, mode: u32) -> Done<Opened> {
-        self.doing(|ns, caused| ns.open_in(cid, path, flags, mode, caused))
+        self.doing(|ns, caused| {
+            let mut opened = ns.open_in(cid, path, flags, mode, caused)?;
+            if let Opened::Memory { slot, progress, .. } = &mut opened
+                && flags & O_ACCMODE != O_WRONLY
+            {
+                *progress = ns.track_reader(cid, *slot);
+            }
+            Ok(opened)
+        })
     }
 
     /// One-way close: unknown slots (a `DISK` open, a stale message) are ignored. A writable
-    /// close by a producer counts towards `on_close:N`.
-    pub fn close(&mut self, cid: ClientId, slot: u32, writable: bool) -> Caused {
+    /// close by a producer counts towards `on_close:N`; a reader's `progress` cell is retired.
+    pub fn close(&mut self, cid: ClientId, slot: u32, writable: bool, progress: u32) -> Caused {
         let mut caused = Caused::default();
+        if progress != 0 {
+            self.untrack_reader(cid, progress);
+        }
         let Some(last) = self.clients.closed(cid, slot) else {
             return caused;
         };
@@ -249,6 +260,7 @@ impl Namespace {
                 return Err(FsError::Aborted);
             }
             node.restart(budget)?;
+            self.forget_readers(slot);
             self.clients.only_producer(cid, slot);
             self.table.namespace().bump();
         } else if writable {
@@ -266,6 +278,9 @@ impl Namespace {
             self.tell_state(slot);
         }
         truncated?;
+        if flags & O_TRUNC != 0 {
+            self.forget_readers(slot);
+        }
         self.opened(cid, path)
     }
 
@@ -290,6 +305,7 @@ impl Namespace {
             fire,
             size,
             data,
+            progress: 0,
         })
     }
 }

@@ -104,6 +104,7 @@ impl Namespace {
             // Threads sleeping on the file's futex right now, in any process.
             ("sleeping", Json::int(slot.waiters.load(SeqCst))),
             ("memory_charged", Json::int(node.memory_held())),
+            ("released", Json::int(node.released)),
             // Written (and persisted) here, kept for the other nodes' readers by another node.
             ("kept_on", Json::opt(node.kept_on, |n| Json::int(n as u64))),
             // Another node's file: the node that keeps it, the one that writes it, and its state
@@ -208,6 +209,7 @@ impl Namespace {
             ("memory_limit", Json::opt(self.memory_limit(), Json::int)),
             ("memory_used", Json::int(self.memory_in_use())),
             ("memory_pooled", Json::int(self.memory_pooled())),
+            ("memory_released", Json::int(self.memory_released())),
             ("pool_limit", Json::int(self.pool_limit())),
             ("live_clients", Json::int(self.live_clients() as u64)),
             ("teardown_requested", Json::Bool(self.teardown)),

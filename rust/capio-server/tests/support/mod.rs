@@ -283,6 +283,7 @@ impl Client {
         let req = CloseReq {
             slot,
             writable: u32::from(writable),
+            ..CloseReq::default()
         };
         send(&self.sock, Kind::Close, &req, &[]);
     }

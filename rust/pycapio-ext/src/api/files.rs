@@ -197,6 +197,13 @@ pub fn close(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     Ok(Owned::none())
 }
 
+pub fn pin(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    client()?.pin(fd)?;
+    Ok(Owned::none())
+}
+
 pub fn is_capio_fd(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;

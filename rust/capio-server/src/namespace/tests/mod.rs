@@ -84,7 +84,12 @@ impl TestNs {
     }
 
     fn close(&mut self, c: ClientId, slot: u32, writable: bool) {
-        let caused = self.ns.close(c, slot, writable);
+        self.close_tracked(c, slot, writable, 0);
+    }
+
+    /// A close that retires the handle's progress cell.
+    fn close_tracked(&mut self, c: ClientId, slot: u32, writable: bool, progress: u32) {
+        let caused = self.ns.close(c, slot, writable, progress);
         self.queued.extend(caused.commits());
     }
 
@@ -195,6 +200,7 @@ struct Mem {
     fire: Fire,
     size: u64,
     data: File,
+    progress: u32,
 }
 
 fn mem(o: Opened) -> Mem {
@@ -205,12 +211,14 @@ fn mem(o: Opened) -> Mem {
             size,
             data,
             fire,
+            progress,
         } => Mem {
             slot,
             producer,
             fire,
             size,
             data: File::from(data),
+            progress,
         },
         other => panic!("expected a memory open, got {other:?}"),
     }
@@ -280,5 +288,6 @@ mod file_table;
 mod files;
 mod memory;
 mod names_and_waits;
+mod release;
 mod remote;
 mod unlink_rename;

@@ -1,0 +1,133 @@
+//! Releasing what every declared consumer has read (`release`): when, how far, and never under
+//! a reader that still needs the bytes, a mapping, or a file that persists.
+
+use super::*;
+use crate::namespace::release::GRAIN;
+
+const STREAM: &str = r#"{"name": "wf", "IO_Graph": [
+    {"name": "p", "input_stream": [], "output_stream": ["s.bin", "kept.bin"]},
+    {"name": "c1", "input_stream": ["s.bin", "kept.bin"], "output_stream": []},
+    {"name": "c2", "input_stream": ["s.bin", "kept.bin"], "output_stream": []}],
+    "permanent": ["kept.bin"]}"#;
+
+/// A stream of `mib` MiB written by app `p`.
+fn stream(fx: &mut Fx, rel: &str, mib: u64) -> Mem {
+    let p = fx.client("p");
+    let w = mem(fx.open(p, rel, WR | CREAT).unwrap());
+    write(fx, &w, 0, &vec![0xAB; (mib * GRAIN) as usize]);
+    w
+}
+
+fn reader(fx: &mut Fx, app: &str, rel: &str) -> (ClientId, Mem) {
+    let c = fx.client(app);
+    let m = mem(fx.open(c, rel, RD).unwrap());
+    assert_ne!(m.progress, 0, "a reader of a releasable file is tracked");
+    (c, m)
+}
+
+fn read_to(fx: &Fx, m: &Mem, end: u64) {
+    fx.table.slot(m.progress).unwrap().note_read(end);
+}
+
+fn released(fx: &Fx, m: &Mem) -> u64 {
+    fx.table.slot(m.slot).unwrap().released.load(SeqCst)
+}
+
+#[test]
+fn bytes_every_declared_consumer_and_every_open_reader_read_are_released() {
+    let mut fx = Fx::with_config(STREAM);
+    let w = stream(&mut fx, "s.bin", 4);
+    let held = fx.ns.memory_in_use();
+    let (_, r1) = reader(&mut fx, "c1", "s.bin");
+    read_to(&fx, &r1, 3 * GRAIN + 10);
+    assert_eq!(fx.ns.release_consumed(), 0, "c2 has read nothing yet");
+    let (c2, r2) = reader(&mut fx, "c2", "s.bin");
+    read_to(&fx, &r2, 2 * GRAIN + 10);
+    assert_eq!(
+        fx.ns.release_consumed(),
+        2 * GRAIN,
+        "the slower consumer, in whole grains"
+    );
+    assert_eq!(released(&fx, &w), 2 * GRAIN);
+    assert_eq!(fx.ns.memory_in_use(), held - 2 * GRAIN);
+    assert_eq!(fx.ns.memory_released(), 2 * GRAIN);
+    let mut head = [1u8; 16];
+    w.data.read_exact_at(&mut head, 0).unwrap();
+    assert_eq!(head, [0; 16], "the memory is gone");
+    // c2 closes where it was; a new handle of c2 starts at 0, and holds what it has not read.
+    fx.ns.close_tracked(c2, r2.slot, false, r2.progress);
+    let (_, again) = reader(&mut fx, "c2", "s.bin");
+    read_to(&fx, &r1, 4 * GRAIN);
+    assert_eq!(
+        fx.ns.release_consumed(),
+        0,
+        "an open handle at 0 holds the rest"
+    );
+    read_to(&fx, &again, 4 * GRAIN);
+    assert_eq!(fx.ns.release_consumed(), 2 * GRAIN);
+    // Never past what was published.
+    read_to(&fx, &r1, 100 * GRAIN);
+    assert_eq!(fx.ns.release_consumed(), 0);
+}
+
+#[test]
+fn a_consumer_that_left_keeps_what_it_had_not_read() {
+    let mut fx = Fx::with_config(STREAM);
+    let _w = stream(&mut fx, "s.bin", 4);
+    let (_, r1) = reader(&mut fx, "c1", "s.bin");
+    let (c2, r2) = reader(&mut fx, "c2", "s.bin");
+    read_to(&fx, &r1, 4 * GRAIN);
+    read_to(&fx, &r2, GRAIN + 5);
+    // Killed: its progress stays what it was; its unread bytes are not released for it.
+    fx.ns.detach(c2);
+    assert_eq!(fx.ns.release_consumed(), GRAIN);
+    assert_eq!(fx.ns.release_consumed(), 0);
+}
+
+#[test]
+fn a_mapped_or_permanent_file_and_a_file_without_consumers_are_never_released() {
+    let mut fx = Fx::with_config(STREAM);
+    let w = stream(&mut fx, "s.bin", 2);
+    let (_, r1) = reader(&mut fx, "c1", "s.bin");
+    let (_, r2) = reader(&mut fx, "c2", "s.bin");
+    read_to(&fx, &r1, 2 * GRAIN);
+    read_to(&fx, &r2, 2 * GRAIN);
+    fx.table.slot(r2.progress).unwrap().note_mapped();
+    assert_eq!(fx.ns.release_consumed(), 0);
+    assert_eq!(released(&fx, &w), 0);
+
+    let _k = stream(&mut fx, "kept.bin", 2);
+    let c = fx.client("c1");
+    let k = mem(fx.open(c, "kept.bin", RD).unwrap());
+    assert_eq!(k.progress, 0, "permanent: persisted later, so kept whole");
+    let _o = stream(&mut fx, "other.bin", 2);
+    let o = mem(fx.open(c, "other.bin", RD).unwrap());
+    assert_eq!(o.progress, 0, "no declared consumer");
+}
+
+#[test]
+fn a_file_written_anew_starts_over_and_a_limit_makes_room_from_what_was_read() {
+    let mut fx = Fx::with_config(STREAM);
+    fx.ns.set_memory_limit(Some(4 * GRAIN));
+    let p = fx.client("p");
+    let w = mem(fx.open(p, "s.bin", WR | CREAT).unwrap());
+    let granted = fx.ns.reserve(p, w.slot, 3 * GRAIN).unwrap();
+    write(&fx, &w, 0, &vec![1; (3 * GRAIN) as usize]);
+    let (_, r1) = reader(&mut fx, "c1", "s.bin");
+    let (_, r2) = reader(&mut fx, "c2", "s.bin");
+    read_to(&fx, &r1, 3 * GRAIN);
+    read_to(&fx, &r2, 3 * GRAIN);
+    // Full: the next grant comes from what both consumers have read.
+    let more = fx.ns.reserve(p, w.slot, 6 * GRAIN).unwrap();
+    assert!(more >= 6 * GRAIN && more > granted, "{more}");
+    assert_eq!(released(&fx, &w), 3 * GRAIN);
+    assert!(fx.ns.memory_used() <= 4 * GRAIN);
+    // Rewritten from scratch: nothing is released, and old progress does not count.
+    let again = mem(fx.open(p, "s.bin", WR | TRUNC).unwrap());
+    assert_eq!(released(&fx, &again), 0);
+    write(&fx, &again, 0, &vec![2; (2 * GRAIN) as usize]);
+    assert_eq!(fx.ns.release_consumed(), 0);
+    let mut byte = [0];
+    again.data.read_exact_at(&mut byte, 0).unwrap();
+    assert_eq!(byte, [2]);
+}
