@@ -165,6 +165,8 @@ def _describe(st: dict[str, Any]) -> list[str]:
     memory += f", {_size(st.get('memory_pooled', 0))} pooled for new files"
     if st.get("memory_released"):
         memory += f", {_size(st['memory_released'])} of streams released after being read"
+    if st.get("memory_spilled"):
+        memory += f", {_size(st['memory_spilled'])} spilled to {st.get('spill_dir')}"
     lines = [
         f"workflow '{srv['workflow']}': capio_server pid {srv['pid']}, up {st['uptime_seconds']:.1f} s"
         + (" (stopping)" if srv.get("stopping") else ""),
@@ -221,7 +223,7 @@ def _describe(st: dict[str, Any]) -> list[str]:
             extra.append("persisted" if f["persisted"] else "persisting")
         if f.get("released"):
             extra.append(f"its first {_size(f['released'])} released (read by every declared consumer)")
-        extra.append(f"{_size(f['memory_charged'])} in memory")
+        extra.append("spilled to disk" if f.get("spilled") else f"{_size(f['memory_charged'])} in memory")
         name = f["path"] if f["path"] is not None else "(unlinked, still open)"
         rule = f"{f['commit']}, {f['fire']}" + (", storage fs" if f["storage"] == "fs" else "")
         lines.append(f"    {name}  {_size(f['size'])}  {f['state']} ({rule})")

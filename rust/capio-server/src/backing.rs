@@ -26,8 +26,11 @@ pub enum Backing {
     Anonymous,
     /// A hidden `.<name>.capio-data-…` file somewhere inside the root.
     Hidden,
-    /// The data file is the real file at the node's path (a persisted `storage: fs` file).
+    /// The data file is the real file at the node's path (a persisted `storage: fs` file, or a
+    /// persisted file whose memory was given back).
     InPlace,
+    /// A committed file moved out of memory into an anonymous file of the spill directory.
+    Spilled,
 }
 
 /// A new data object for the file at `path` (inside `root`): memory comes from `pool` first (the

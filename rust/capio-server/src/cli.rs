@@ -42,12 +42,15 @@ Options:
                             quarter of the physical memory)
       --pool-idle SECONDS   how long pooled memory may stay unused before it goes back to
                             the system (default: $PYCAPIO_POOL_IDLE, else 30)
+      --spill-dir DIR       under --memory-limit, committed files leave memory for anonymous
+                            files in DIR/pycapio-spill-<uid> (made 0700) when memory is full
+                            (default: $PYCAPIO_SPILL_DIR, else $TMPDIR, else /tmp)
       --mem-only            accepted for compatibility; has no effect
   -h, --help                print this help
       --version             print the version
 
 Environment: CAPIO_DIR, CAPIO_WORKFLOW_NAME, CAPIO_LOG_LEVEL (error|warn|info|debug or 0-3),
-PYCAPIO_MEMORY_LIMIT, PYCAPIO_POOL_LIMIT, PYCAPIO_POOL_IDLE, PYCAPIO_RUNTIME_DIR (where the socket, lock, log and info file live).
+PYCAPIO_MEMORY_LIMIT, PYCAPIO_POOL_LIMIT, PYCAPIO_POOL_IDLE, PYCAPIO_SPILL_DIR, PYCAPIO_RUNTIME_DIR (where the socket, lock, log and info file live).
 Exit status: 0 after a normal shutdown, 1 if start-up failed, 2 on a usage error.
 ";
 
@@ -58,6 +61,8 @@ pub const MEMORY_LIMIT_ENV: &str = "PYCAPIO_MEMORY_LIMIT";
 pub const POOL_LIMIT_ENV: &str = "PYCAPIO_POOL_LIMIT";
 /// Environment variable holding the default of `--pool-idle`.
 pub const POOL_IDLE_ENV: &str = "PYCAPIO_POOL_IDLE";
+/// Environment variable holding the default of `--spill-dir`.
+pub const SPILL_DIR_ENV: &str = "PYCAPIO_SPILL_DIR";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -77,6 +82,7 @@ pub struct Options {
     pub pool_limit: Option<String>,
     /// `--pool-idle`, as given (parsed by `resolve`).
     pub pool_idle: Option<String>,
+    pub spill_dir: Option<PathBuf>,
     pub managed: bool,
 }
 
@@ -163,6 +169,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             "--memory-limit" => o.memory_limit = Some(text(value()?)?),
             "--pool-limit" => o.pool_limit = Some(text(value()?)?),
             "--pool-idle" => o.pool_idle = Some(text(value()?)?),
+            "--spill-dir" => o.spill_dir = Some(value()?.into()),
             _ if name.starts_with('-') => return Err(UsageError::Unknown(name)),
             _ => return Err(UsageError::Positional(name)),
         }
@@ -192,6 +199,8 @@ pub struct Settings {
     pub pool_limit: u64,
     /// How long pooled memory may stay unused.
     pub pool_idle: Duration,
+    /// Where the spill directory is made.
+    pub spill_parent: PathBuf,
     /// `--backend mpi`: one server per node of the MPI job that launched this one.
     pub multinode: bool,
 }
@@ -277,6 +286,16 @@ impl Options {
                 .ok_or(StartError::PoolIdle(v))?,
             None => crate::pool::IDLE,
         };
+        let spill_parent = self
+            .spill_dir
+            .clone()
+            .or_else(|| {
+                env(SPILL_DIR_ENV)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| env("TMPDIR").filter(|d| !d.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
         let raw_level = env("CAPIO_LOG_LEVEL").map(|l| l.to_string_lossy().into_owned());
         let parsed = raw_level.as_deref().map(Level::parse);
         Ok(Settings {
@@ -289,6 +308,7 @@ impl Options {
             memory_limit,
             pool_limit,
             pool_idle,
+            spill_parent,
             multinode,
         })
     }

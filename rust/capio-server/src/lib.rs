@@ -27,6 +27,7 @@ pub mod ready;
 pub mod rules;
 pub mod session;
 pub mod shared;
+pub mod spill;
 pub mod status;
 
 #[cfg(test)]

@@ -78,6 +78,16 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     ns.set_memory_limit(settings.memory_limit);
     ns.set_pool_limit(settings.pool_limit);
     ns.set_pool_idle(settings.pool_idle);
+    // Spilling only matters under a limit; without a usable directory files stay in memory.
+    if settings.memory_limit.is_some() {
+        match crate::spill::SpillDir::open(&settings.spill_parent) {
+            Ok(dir) => ns.set_spill_dir(dir),
+            Err(e) => warning!(
+                "cannot use the spill directory under {}: {e}; files will not leave memory",
+                settings.spill_parent.display()
+            ),
+        }
+    }
     if let Some(cluster) = &cluster
         && let Some(outbox) = cluster.outbox()
     {

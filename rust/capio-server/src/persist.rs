@@ -170,7 +170,7 @@ pub fn write_temp(job: &Job) -> Result<Temp, FsError> {
 /// Give the disk copy the file's mode and times, and its owner where this process may (as root;
 /// a non-root server keeps the owner and any group it is not a member of, as `cp -p` does).
 /// The times go last: nothing after them writes the copy, and `rename` keeps them.
-fn apply_metadata(out: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()> {
+pub fn apply_metadata(out: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mine = out.metadata()?;
     if (meta.uid(), meta.gid()) != (mine.uid(), mine.gid()) {

@@ -8,10 +8,11 @@
 //! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used` (bytes memory-backed
 //! files hold, with or without a limit), `memory_pooled` (bytes of gone files' memory kept for new
 //! files), `pool_limit`, `memory_released` (bytes of streams freed once every declared consumer had
-//! read them), `live_clients`, `teardown_requested`, `clients` [{id,
+//! read them), `memory_spilled` (bytes of files moved to the spill directory), `spill_dir` (null:
+//! none), `live_clients`, `teardown_requested`, `clients` [{id,
 //! pid, app, capio_dir, exited, producing, open_files}], `files_total`, `files` [{path, size, state
 //! (open|committed|aborted), commit, fire, storage, permanent, persisted, producers, readers,
-//! blocked_readers, sleeping, memory_charged, released (bytes below this offset are freed), kept_on (null, or the node that keeps this node's
+//! blocked_readers, sleeping, memory_charged, released (bytes below this offset are freed), spilled, kept_on (null, or the node that keeps this node's
 //! file for the others' readers), home (null: written here; {node, writer, kept_here, state, size}
 //! of another node's file, whose `size` here is what is cached)}], `unlinked_open_files`,
 //! `uncommitted_dirs` [{path, commit, entries, producers}], `waiting_opens` [{path, client, seconds,

@@ -3,7 +3,7 @@
 use crate::connection::Reply;
 use crate::error::FsError;
 use crate::log::debug;
-use crate::namespace::ClientId;
+use crate::namespace::{ClientId, Evict};
 use crate::shared::Shared;
 use capio_proto::{ReserveReply, ReserveReq, WireError};
 use std::time::{Duration, Instant};
@@ -13,9 +13,10 @@ const STALL: Duration = Duration::from_secs(5);
 /// How often a waiting writer looks again.
 const RETRY: Duration = Duration::from_millis(1);
 
-/// `Reserve`: room in the memory budget for a write up to `end`. When there is none but the file's
-/// readers are reading (what they read is released), the writer waits for them, as a pipe's writer
-/// does; if they read nothing for [`STALL`], it gets `ENOSPC`.
+/// `Reserve`: room in the memory budget for a write up to `end`. When there is none, committed
+/// files nobody holds open leave memory (`evict`); then, while the file's readers are reading
+/// (what they read is released), the writer waits for them, as a pipe's writer does; if they read
+/// nothing for [`STALL`], it gets `ENOSPC`.
 pub fn reserve(
     server: &Shared,
     client: ClientId,
@@ -26,6 +27,17 @@ pub fn reserve(
         let mut ns = server.ns();
         match ns.reserve(client, req.slot, req.end) {
             Err(e @ FsError::NoSpace { .. }) => {
+                // Committed files nobody holds leave memory first (copied out unlocked).
+                match ns.evict_one() {
+                    Evict::Done => continue,
+                    Evict::Copy(eviction) => {
+                        drop(ns);
+                        let copy = eviction.copy();
+                        server.ns().finish_eviction(eviction, copy);
+                        continue;
+                    }
+                    Evict::Nothing => {}
+                }
                 let Some(progress) = ns.readers_progress(req.slot) else {
                     break Err(e);
                 };

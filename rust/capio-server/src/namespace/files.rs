@@ -241,6 +241,20 @@ impl FileNode {
         }
     }
 
+    /// Whether its bytes are in a memory object of its own (which the pool may recycle).
+    pub(super) fn has_memory(&self) -> bool {
+        self.memfd.is_some()
+    }
+
+    /// Serve it from `data` (on disk) from now on; returns the memfd it leaves, if any.
+    pub(super) fn replace_data(&mut self, data: File, backing: Backing) -> Option<File> {
+        self.data = data;
+        self.backing = backing;
+        // A file on disk never holds another file's bytes.
+        self.shared().stale.store(0, SeqCst);
+        self.memfd.take()
+    }
+
     /// Done growing: memory past its end, which a recycled memory object may still hold, goes
     /// back, so its size is its length for anyone who maps or `fstat`s the object.
     fn trim(&mut self) -> io::Result<()> {

@@ -24,6 +24,7 @@ mod attrs;
 mod clients;
 mod commit;
 mod dirs;
+mod evict;
 mod files;
 mod handoff;
 mod listing;
@@ -36,6 +37,7 @@ mod remote;
 mod report;
 
 pub use clients::ClientId;
+pub use evict::{Evict, Eviction};
 pub use remote::{Created, FileId, Lent, Mark, Notice, Outbox, Sink, hashed_home};
 
 /// The outcome of an `Open`.
@@ -192,6 +194,10 @@ pub struct Namespace {
     remote: Option<remote::Remote>,
     /// How far the readers of releasable files got (`release`).
     consumption: release::Consumption,
+    /// Where committed files go when memory is full (`evict`); `None`: nowhere.
+    spill: Option<Arc<crate::spill::SpillDir>>,
+    /// Slots of files being copied out of memory now.
+    evicting: std::collections::HashSet<u32>,
 }
 
 impl Namespace {
@@ -208,6 +214,8 @@ impl Namespace {
             started: Instant::now(),
             remote: None,
             consumption: release::Consumption::default(),
+            spill: None,
+            evicting: std::collections::HashSet::new(),
         }
     }
 

@@ -237,14 +237,15 @@ impl Namespace {
     fn open_existing(&mut self, cid: ClientId, path: &Path, flags: u32) -> Result<Opened, FsError> {
         let writable = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
         let create = flags & O_CREAT != 0;
-        let (node, budget) = match self.files.get(path).map(|n| n.slot()) {
-            Some(slot) => self.files.node_and_budget(slot),
-            None => None,
-        }
-        .ok_or(FsError::NotFound)?;
+        let slot = self.files.get(path).ok_or(FsError::NotFound)?.slot();
         if create && flags & O_EXCL != 0 {
             return Err(FsError::Exists);
         }
+        if writable && self.files.node(slot).is_some_and(|n| n.remote.is_none()) {
+            // Out of memory and served from its persisted copy: never written in place.
+            self.writable_again(slot)?;
+        }
+        let (node, budget) = self.files.node_and_budget(slot).ok_or(FsError::NotFound)?;
         if let Some(replica) = &node.remote
             && writable
         {

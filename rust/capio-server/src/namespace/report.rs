@@ -105,6 +105,7 @@ impl Namespace {
             ("sleeping", Json::int(slot.waiters.load(SeqCst))),
             ("memory_charged", Json::int(node.memory_held())),
             ("released", Json::int(node.released)),
+            ("spilled", Json::Bool(node.backing == Backing::Spilled)),
             // Written (and persisted) here, kept for the other nodes' readers by another node.
             ("kept_on", Json::opt(node.kept_on, |n| Json::int(n as u64))),
             // Another node's file: the node that keeps it, the one that writes it, and its state
@@ -210,6 +211,11 @@ impl Namespace {
             ("memory_used", Json::int(self.memory_in_use())),
             ("memory_pooled", Json::int(self.memory_pooled())),
             ("memory_released", Json::int(self.memory_released())),
+            ("memory_spilled", Json::int(self.memory_spilled())),
+            (
+                "spill_dir",
+                Json::opt(self.spill_dir(), |d| Json::str(d.as_os_str().as_bytes())),
+            ),
             ("pool_limit", Json::int(self.pool_limit())),
             ("live_clients", Json::int(self.live_clients() as u64)),
             ("teardown_requested", Json::Bool(self.teardown)),

@@ -2,6 +2,7 @@
 //! memory recycled from gone files.
 
 use super::*;
+use crate::namespace::Evict;
 
 #[test]
 fn the_memory_budget_grants_in_increments_refuses_past_the_limit_and_frees_on_removal() {
@@ -190,4 +191,59 @@ fn pooled_memory_gives_way_to_files_under_a_limit_and_to_its_own_limit() {
     assert_eq!(fx.ns.memory_pooled(), 0);
     written_and_removed(&mut fx, "d.bin", 4096);
     assert_eq!(fx.ns.memory_pooled(), 0, "no pool: nothing kept");
+}
+
+#[test]
+fn committed_files_nobody_holds_leave_memory_when_it_is_full() {
+    let mut fx = Fx::with_config(
+        r#"{"name": "wf", "IO_Graph": [{"name": "w", "input_stream": [],
+            "output_stream": ["*"]}], "permanent": ["kept.bin"]}"#,
+    );
+    let spill = TestDir::new();
+    fx.ns
+        .set_spill_dir(crate::spill::SpillDir::open(spill.path()).unwrap());
+    fx.ns.set_memory_limit(Some(256 << 10));
+    let a = fx.client("w");
+    for (name, byte) in [("old.bin", 1u8), ("kept.bin", 2)] {
+        let m = mem(fx.open(a, name, WR | CREAT).unwrap());
+        fx.ns.reserve(a, m.slot, 100 << 10).unwrap();
+        write(&fx, &m, 0, &vec![byte; 100 << 10]);
+        fx.ns.close(a, m.slot, true);
+    }
+    // kept.bin commits at termination and persists; old.bin is only in memory.
+    fx.exit_and_persist(a);
+    let b = fx.client("w");
+    let w = mem(fx.open(b, "new.bin", WR | CREAT).unwrap());
+    assert!(fx.ns.reserve(b, w.slot, 200 << 10).is_err(), "full");
+    // old.bin is copied out (unlocked, in the server); kept.bin is served from its persisted
+    // copy, without a copy.
+    let (mut copied, mut moved) = (0, 0);
+    loop {
+        match fx.ns.evict_one() {
+            Evict::Copy(job) => {
+                let copy = job.copy();
+                assert!(fx.ns.finish_eviction(job, copy));
+                copied += 1;
+            }
+            Evict::Done => moved += 1,
+            Evict::Nothing => break,
+        }
+    }
+    assert_eq!((copied, moved), (1, 1));
+    assert_eq!(fx.ns.memory_spilled(), 100 << 10);
+    assert!(fx.ns.reserve(b, w.slot, 200 << 10).is_ok());
+    // Both are read back exactly, and the spill directory shows no file.
+    for (name, byte) in [("old.bin", 1u8), ("kept.bin", 2)] {
+        let r = mem(fx.open(b, name, RD).unwrap());
+        let mut bytes = vec![0; 100 << 10];
+        r.data.read_exact_at(&mut bytes, 0).unwrap();
+        assert!(bytes.iter().all(|x| *x == byte), "{name}");
+        fx.ns.close(b, r.slot, false);
+    }
+    let dir = fx.ns.spill_dir().unwrap().to_path_buf();
+    assert_eq!(fs::read_dir(dir).unwrap().count(), 0);
+    // Written again, the persisted file is not written in place before its next commit.
+    let again = mem(fx.open(b, "kept.bin", WR | TRUNC).unwrap());
+    write(&fx, &again, 0, b"new");
+    assert_eq!(fs::read(fx.p("kept.bin")).unwrap(), vec![2; 100 << 10]);
 }
