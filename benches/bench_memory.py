@@ -4,7 +4,8 @@ as it goes (CAPIO-CL ``no_update`` + ``on_close``, 1 MiB chunks, both steps unde
 
 Sampled every 10 ms from ``/proc``: ``VmHWM`` (peak resident set) of the server and of the two
 step processes, and the shared memory allocated to the file (the blocks of the server's
-``memfd:capio:*`` descriptors). Each is compared with the bytes streamed (lower is better; the
+memory objects). The consumer is declared (``input_stream``), so what it has read
+is released as the stream goes. Each is compared with the bytes streamed (lower is better; the
 ratio is bytes streamed / memory).
 """
 
@@ -29,9 +30,10 @@ def _status_kib(pid: int, field: str) -> int:
 
 
 def _memfd_kib(pid: int) -> int:
-    """Memory allocated to the CAPIO files the server holds: the blocks of its ``memfd:capio:*``
-    descriptors (``stat`` through ``/proc/PID/fd`` reaches the memfd itself)."""
-    total = 0
+    """Memory allocated to the CAPIO files the server holds (its pool included): the blocks of its
+    ``memfd:capio-data`` memory objects, each counted once however many descriptors it has (``stat``
+    through ``/proc/PID/fd`` reaches the memfd itself)."""
+    seen: dict[tuple[int, int], int] = {}
     fd_dir = Path(f"/proc/{pid}/fd")
     try:
         fds = list(fd_dir.iterdir())
@@ -39,11 +41,12 @@ def _memfd_kib(pid: int) -> int:
         return 0
     for fd in fds:
         try:
-            if os.readlink(fd).startswith("/memfd:capio:"):
-                total += os.stat(fd).st_blocks * 512
+            if os.readlink(fd).startswith(("/memfd:capio-data", "/memfd:capio:")):
+                st = os.stat(fd)
+                seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
         except OSError:
             pass
-    return total // 1024
+    return sum(seen.values()) // 1024
 
 
 class Sampler(threading.Thread):
@@ -112,5 +115,6 @@ def run(quick: bool) -> list[Row]:
         row("memory: producer peak RSS", peak["producer"], streamed, "MiB", False, None, note),
         row("memory: consumer peak RSS", peak["consumer"], streamed, "MiB", False, None, note),
         row("memory: file data in shm, peak", sampler.shm_peak / 1024, streamed, "MiB", False, None,
-            f"{size // MiB} MiB streamed; blocks of the server's memfds: the file stays whole until deleted"),
+            f"{size // MiB} MiB streamed; blocks of the server's memory objects (what the declared "
+            f"consumer has read is released)"),
     ]  # fmt: skip

@@ -42,6 +42,8 @@ ORDER = [
     "bench_text",
     "bench_capi",
     "bench_memory",
+    "bench_stream",
+    "bench_limits",
 ]
 ROW_KEYS: dict[str, type | tuple[type, ...]] = {
     "case": str,

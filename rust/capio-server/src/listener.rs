@@ -306,9 +306,12 @@ const RELEASE_EVERY: Duration = Duration::from_millis(10);
 /// The memory keeper, until the server stops: releases what every consumer of a stream has read,
 /// and gives pooled memory no file took for its idle time back to the system.
 fn keep_memory(server: &std::sync::Weak<Shared>) {
+    if let Some(server) = server.upgrade() {
+        server.ns().set_memory_keeper(thread::current());
+    }
     let mut every = Duration::from_secs(1);
     loop {
-        thread::sleep(every);
+        thread::park_timeout(every);
         let Some(server) = server.upgrade().filter(|s| !s.stopping()) else {
             return;
         };

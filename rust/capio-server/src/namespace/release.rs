@@ -53,12 +53,15 @@ pub(super) struct Consumption {
     files: HashMap<u32, Readers>,
     /// Bytes released so far, for the status report.
     pub(super) released_total: u64,
+    /// The thread that releases periodically (`Namespace::set_memory_keeper`).
+    keeper: Option<std::thread::Thread>,
 }
 
 impl Consumption {
-    /// Whether some file may have bytes to release: the keeper then looks often.
+    /// Whether some file is being read, so more of it may be released any moment: the keeper
+    /// then looks often.
     pub(super) fn is_active(&self) -> bool {
-        !self.files.is_empty()
+        self.files.values().any(|r| !r.cells.is_empty())
     }
 }
 
@@ -94,6 +97,10 @@ impl Namespace {
         };
         let readers = self.consumption.files.entry(slot).or_default();
         readers.cells.insert(cell);
+        // The keeper may be asleep for seconds: it looks often from now on.
+        if let Some(keeper) = &self.consumption.keeper {
+            keeper.unpark();
+        }
         self.consumption.cells.insert(
             cell,
             Reader {
@@ -129,6 +136,9 @@ impl Namespace {
             let was = readers.read_by.entry(reader.app).or_default();
             *was = (*was).max(read);
         }
+        // Its last reader gone, the keeper stops looking at the file: release what it can now.
+        let released = self.release_in(reader.file);
+        self.consumption.released_total += released;
     }
 
     /// Every progress cell of a client that left.
@@ -245,6 +255,12 @@ impl Namespace {
                 .map_or(0, |cell| cell.reader_progress().0)
         });
         Some(read.fold(0u64, u64::saturating_add))
+    }
+
+    /// The thread that calls [`Self::release_consumed`] periodically: woken when a file starts
+    /// being read.
+    pub fn set_memory_keeper(&mut self, keeper: std::thread::Thread) {
+        self.consumption.keeper = Some(keeper);
     }
 
     /// Bytes released so far.

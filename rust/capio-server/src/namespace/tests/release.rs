@@ -73,14 +73,16 @@ fn bytes_every_declared_consumer_and_every_open_reader_read_are_released() {
 #[test]
 fn a_consumer_that_left_keeps_what_it_had_not_read() {
     let mut fx = Fx::with_config(STREAM);
-    let _w = stream(&mut fx, "s.bin", 4);
+    let w = stream(&mut fx, "s.bin", 4);
     let (_, r1) = reader(&mut fx, "c1", "s.bin");
     let (c2, r2) = reader(&mut fx, "c2", "s.bin");
     read_to(&fx, &r1, 4 * GRAIN);
     read_to(&fx, &r2, GRAIN + 5);
-    // Killed: its progress stays what it was; its unread bytes are not released for it.
+    // Killed: its progress stays what it was; its unread bytes are not released for it (what
+    // it had read is, at once).
     fx.ns.detach(c2);
-    assert_eq!(fx.ns.release_consumed(), GRAIN);
+    assert_eq!(released(&fx, &w), GRAIN);
+    assert_eq!(fx.ns.memory_released(), GRAIN);
     assert_eq!(fx.ns.release_consumed(), 0);
 }
 
