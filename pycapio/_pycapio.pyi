@@ -117,9 +117,10 @@ def _write(fd: int, data: Buffer, offset: int = -1) -> int:
 
 def _seek(fd: int, offset: int, whence: int = 0) -> int: ...
 def _truncate(fd: int, size: int) -> int: ...
-def _pin(fd: int) -> None:
-    """The file of a CAPIO fd is mapped, or its OS fd handed out: none of its bytes may be
-    released early any more."""
+def _pin(fd: int, offset: int) -> None:
+    """The file of a CAPIO fd is mapped from ``offset``, or its OS fd handed out (0): none of its
+    bytes may be released early any more. ``OSError(ENODATA)`` if bytes from ``offset`` on were
+    released already."""
 
 def _close(fd: int) -> None:
     """Close a CAPIO fd (no server round trip). OSError(EBADF) if it is not an open CAPIO fd."""

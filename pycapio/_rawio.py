@@ -319,7 +319,7 @@ class CapioFileIO(io.RawIOBase):
                 "fileno: a CAPIO file open for writing has no OS file descriptor to write through"
             )
         # Whatever reads through it (a mapping, sendfile) is not seen: keep every byte.
-        _pycapio._pin(self._fd)
+        _pycapio._pin(self._fd, 0)
         return self._fd
 
     def __repr__(self) -> str:
@@ -433,7 +433,7 @@ class CapioFileIO(io.RawIOBase):
             return memoryview(b"")
         start = offset - offset % mmap.ALLOCATIONGRANULARITY
         # A mapping must never see bytes released under it.
-        _pycapio._pin(fd)
+        _pycapio._pin(fd, start)
         mapping = mmap.mmap(fd, stop - start, prot=mmap.PROT_READ, offset=start)
         with memoryview(mapping) as whole:
             return whole[offset - start : stop - start]

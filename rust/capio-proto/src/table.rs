@@ -5,8 +5,8 @@
 //! Slot 0 is the namespace slot: its `seq` is bumped whenever a path is created or a file changes
 //! state, which is what a reader blocked in `open` of a not-yet-existing path sleeps on.
 //!
-//! A slot may also serve a reader as its progress cell instead of a file: `len` is the furthest
-//! byte the reader has read, and `state` says whether it mapped the file (see `Slot::note_read`).
+//! A slot may also serve a reader as its progress cell instead of a file: `len` is how far the
+//! reader has read without a gap, and `state` says whether it mapped the file (see `Slot::note_read`).
 
 use crate::sys;
 use std::io;
@@ -178,6 +178,11 @@ impl Slot {
         }
     }
 
+    /// The end below which every byte was written or cleared (or claimed by a write under way).
+    pub fn clean_end(&self) -> u64 {
+        self.clean.load(SeqCst) & !CLEARING
+    }
+
     /// The file's memory object was just cut or extended to `size` (by `ftruncate`, under the
     /// append lock): bytes beyond it are gone, and the ones it gained must read as zeros.
     pub fn resized(&self, data: BorrowedFd<'_>, size: u64) -> io::Result<()> {
@@ -202,9 +207,16 @@ impl Slot {
         self.reset_len(len);
     }
 
-    /// As a reader's progress cell: it has read up to `end`.
-    pub fn note_read(&self, end: u64) {
-        self.len.fetch_max(end, SeqCst);
+    /// As a reader's progress cell: it read `off..end`. Its progress is how far it has read
+    /// without a gap: a read past it (a footer, a chunk read out of order) moves nothing.
+    pub fn note_read(&self, off: u64, end: u64) {
+        let mut cur = self.len.load(SeqCst);
+        while off <= cur && end > cur {
+            match self.len.compare_exchange(cur, end, SeqCst, SeqCst) {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
     }
 
     /// As a reader's progress cell: it mapped the file (or took its raw fd, which may be mapped),

@@ -37,8 +37,8 @@ Options:
                             with ENOSPC (default: $PYCAPIO_MEMORY_LIMIT, else no limit)
       --pool-limit BYTES    the most memory of deleted files kept, already allocated, for new
                             files (pooled memory counts against --memory-limit and gives way
-                            to files that need it; unused for 30 s it goes back to the
-                            system); 0 keeps none (default: $PYCAPIO_POOL_LIMIT, else a
+                            to files that need it; unused for --pool-idle it goes back to
+                            the system); 0 keeps none (default: $PYCAPIO_POOL_LIMIT, else a
                             quarter of the physical memory)
       --pool-idle SECONDS   how long pooled memory may stay unused before it goes back to
                             the system (default: $PYCAPIO_POOL_IDLE, else 30)

@@ -44,6 +44,10 @@ pub enum FsError {
     /// `ENOSPC`: the server's memory budget (`--memory-limit`) cannot hold the write.
     #[error("the server's memory budget of {limit} bytes is exhausted")]
     NoSpace { limit: u64 },
+    /// `ENODATA`: part of the file was released after its declared consumers read it (a stream
+    /// renamed to a permanent path): it cannot be persisted whole.
+    #[error("part of the file was released after its declared consumers read it")]
+    Released,
     /// `ENAMETOOLONG`: a component longer than `NAME_MAX` or a path of `PATH_MAX` bytes or more.
     #[error("file name too long")]
     NameTooLong,
@@ -77,6 +81,7 @@ impl FsError {
             FsError::NotDir => libc::ENOTDIR,
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::Busy => libc::EBUSY,
+            FsError::Released => libc::ENODATA,
             FsError::IntoItself | FsError::BadFlags(_) => libc::EINVAL,
             FsError::OutsideRoot | FsError::Excluded | FsError::MovedElsewhere { .. } => {
                 libc::EXDEV

@@ -82,8 +82,9 @@ impl Pool {
     pub fn take(&mut self) -> Option<(File, Memory)> {
         let p = self.objects.pop_back()?;
         self.bytes -= p.held;
-        // A new file's times start now, as a created file's do.
+        // A new file's owner is the server's and its times start now, as a created file's do.
         let now = sys::Attrs {
+            owner: Some((sys::getuid(), sys::getgid())),
             atime: sys::TimeSet::Now,
             mtime: sys::TimeSet::Now,
             ..sys::Attrs::default()

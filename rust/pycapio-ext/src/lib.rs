@@ -71,7 +71,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_seek" => api::seek, c"Move a CAPIO fd's position.";
             c"_truncate" => api::truncate, c"Resize a CAPIO file.";
             c"_close" => api::close, c"Close a CAPIO fd.";
-            c"_pin" => api::pin, c"The file of a CAPIO fd is mapped (or its fd handed out): none of its bytes may be released early.";
+            c"_pin" => api::pin, c"The file of a CAPIO fd is mapped from offset (or its fd handed out: 0): none of its bytes may be released early; OSError(ENODATA) if some already were.";
             c"_is_capio_fd" => api::is_capio_fd, c"Whether an fd is an open CAPIO fd of this process.";
             c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
             c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";

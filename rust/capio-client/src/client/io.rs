@@ -71,19 +71,27 @@ impl Client {
         let n = h.read_range(off, end, buf, advance)?;
         released()?;
         if let Some(cell) = h.progress.and_then(|c| self.table.slot(c)) {
-            cell.note_read(off + n as u64);
+            cell.note_read(off, off + n as u64);
         }
         Ok(n)
     }
 
-    /// The file behind `fd` is being mapped (a view, or its raw fd handed out): none of its bytes
-    /// may be released early any more.
-    pub fn pin(&self, fd: RawFd) -> Result<()> {
+    /// The file behind `fd` is being mapped from `offset` (a view, or its raw fd handed out: 0):
+    /// none of its bytes may be released early any more, and bytes released already are an error,
+    /// not the zeros a mapping would show. The mark is set before the check and the server checks
+    /// it after publishing a release, so one of the two always sees the other.
+    pub fn pin(&self, fd: RawFd, offset: u64) -> Result<()> {
         let h = self.handle(fd)?;
         if let Some(cell) = h.progress.and_then(|c| self.table.slot(c)) {
             cell.note_mapped();
         }
-        Ok(())
+        match h.slot.and_then(|i| self.table.slot(i)) {
+            Some(s) if !s.holds(offset) => Err(ClientError::Released {
+                path: h.path.clone(),
+                upto: s.released.load(SeqCst),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Write all of `data` at `offset`, or at the position (the end, with O_APPEND) when None.
@@ -181,8 +189,10 @@ impl Handle {
         // processes appending, or one appending while another truncates, never write at a stale
         // end. A failed append publishes nothing, so the next one starts where this one did.
         let appending = offset.is_none() && self.append;
+        // As the kernel: no file grows past the largest `off_t`.
         let end_at = |off: u64| {
             off.checked_add(data.len() as u64)
+                .filter(|end| *end <= i64::MAX as u64)
                 .ok_or_else(|| ClientError::os(libc::EFBIG, self.path.clone()))
         };
         loop {

@@ -132,17 +132,21 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&fd)
             .ok_or_else(|| ClientError::os(libc::EBADF, None))?;
-        if let Some(slot) = h.slot {
+        let (slot, writable, progress) = (h.slot, h.writable, h.progress);
+        // Its fd goes first: on the last close of a removed file, the server checks that nothing
+        // holds the memory before recycling it.
+        drop(h);
+        if let Some(slot) = slot {
             let req = CloseReq {
                 slot,
-                writable: u32::from(h.writable),
-                progress: h.progress.unwrap_or(0),
+                writable: u32::from(writable),
+                progress: progress.unwrap_or(0),
                 _pad: 0,
             };
             // The fd is closed locally either way. A reader loses nothing when the server is
             // gone, but what a writer wrote will never be committed or persisted: say so.
             let sent = self.conn().send(&req, &[]);
-            if h.writable {
+            if writable {
                 sent?;
             }
         }

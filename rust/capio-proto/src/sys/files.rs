@@ -13,6 +13,11 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+pub fn getgid() -> u32 {
+    // SAFETY: getgid cannot fail and touches no memory.
+    unsafe { libc::getgid() }
+}
+
 /// The process's file-mode creation mask, read without changing it (`umask(2)` can only be read
 /// by setting it, which would race with other threads creating files). Reading it costs a
 /// `/proc` read (a few µs per create), so while the Python layer tracks it (its `os.umask` proxy

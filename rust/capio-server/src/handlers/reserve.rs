@@ -8,21 +8,24 @@ use crate::shared::Shared;
 use capio_proto::{ReserveReply, ReserveReq, WireError};
 use std::time::{Duration, Instant};
 
-/// How long a writer waits for room while the readers of its file read nothing.
+/// How long a writer waits for room while the readers of its file free nothing.
 const STALL: Duration = Duration::from_secs(5);
+/// The longest a writer waits for room in all.
+const MAX_WAIT: Duration = Duration::from_secs(600);
 /// How often a waiting writer looks again.
 const RETRY: Duration = Duration::from_millis(1);
 
 /// `Reserve`: room in the memory budget for a write up to `end`. When there is none, committed
 /// files nobody holds open leave memory (`evict`); then, while the file's readers are reading
-/// (what they read is released), the writer waits for them, as a pipe's writer does; if they read
-/// nothing for [`STALL`], it gets `ENOSPC`.
+/// (what they read is released), the writer waits for them, as a pipe's writer does; if what they
+/// read frees nothing for [`STALL`] (or it waited [`MAX_WAIT`] in all), it gets `ENOSPC`.
 pub fn reserve(
     server: &Shared,
     client: ClientId,
     (req, _): (ReserveReq, &[u8]),
 ) -> Result<Reply, WireError> {
     let mut seen: Option<(u64, Instant)> = None;
+    let began = Instant::now();
     let result = loop {
         let mut ns = server.ns();
         match ns.reserve(client, req.slot, req.end) {
@@ -42,9 +45,12 @@ pub fn reserve(
                     break Err(e);
                 };
                 drop(ns);
+                if server.stopping() || began.elapsed() >= MAX_WAIT {
+                    break Err(e);
+                }
                 match seen {
                     Some((before, since)) if before == progress => {
-                        if since.elapsed() >= STALL || server.stopping() {
+                        if since.elapsed() >= STALL {
                             break Err(e);
                         }
                     }

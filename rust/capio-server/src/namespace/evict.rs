@@ -65,11 +65,17 @@ impl Namespace {
 
     /// Move the oldest committed file nobody holds out of memory, or say which to copy out.
     pub fn evict_one(&mut self) -> Evict {
+        // Without a spill directory nothing leaves memory: a persisted file served from disk
+        // could not be written again.
+        if self.spill.is_none() {
+            return Evict::Nothing;
+        }
         let candidate = self
             .files
             .iter()
             .filter(|(_, n)| evictable(n) && !self.clients.is_open(n.slot()))
             .filter(|(_, n)| !self.evicting.contains(&n.slot()))
+            .filter(|(_, n)| !self.unspillable.contains(&(n.slot(), n.generation())))
             .filter(|(_, n)| !self.remote.as_ref().is_some_and(|r| r.is_pinned(n.slot())))
             .min_by_key(|(_, n)| n.generation())
             .map(|(p, n)| (p.clone(), n.slot()));
@@ -110,6 +116,9 @@ impl Namespace {
             Ok(copy) => copy,
             Err(err) => {
                 warning!("cannot spill a file to {}: {err}", e.spill.path().display());
+                // Not offered again until it is written anew: a full spill disk must end in
+                // ENOSPC for the writer, not in copying the same file over and over.
+                self.unspillable.insert((e.slot, e.generation));
                 return false;
             }
         };

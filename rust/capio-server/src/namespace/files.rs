@@ -257,13 +257,18 @@ impl FileNode {
 
     /// Done growing: memory past its end, which a recycled memory object may still hold, goes
     /// back, so its size is its length for anyone who maps or `fstat`s the object.
+    /// Under the append lock, and never below what a producer still writing may have claimed.
     fn trim(&mut self) -> io::Result<()> {
-        let len = self.len();
-        if self.memfd.is_some() && self.data.metadata()?.len() > len {
-            self.data.set_len(len)?;
+        if self.memfd.is_none() {
+            return Ok(());
         }
         let slot = self.shared();
-        slot.stale.fetch_min(len, SeqCst);
+        let _append_lock = slot.lock_appends();
+        let keep = self.len().max(slot.clean_end());
+        if self.data.metadata()?.len() > keep {
+            self.data.set_len(keep)?;
+        }
+        slot.stale.fetch_min(keep, SeqCst);
         Ok(())
     }
 

@@ -22,6 +22,10 @@ impl Namespace {
         let Some(node) = self.current_commit(path, generation) else {
             return Ok(None);
         };
+        if node.released > 0 {
+            // Zeros where its consumers' bytes were must never reach the disk.
+            return Err(FsError::Released);
+        }
         Ok(Some(persist::Job {
             path: path.to_path_buf(),
             root: node.root.clone(),

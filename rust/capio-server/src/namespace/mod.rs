@@ -198,6 +198,8 @@ pub struct Namespace {
     spill: Option<Arc<crate::spill::SpillDir>>,
     /// Slots of files being copied out of memory now.
     evicting: std::collections::HashSet<u32>,
+    /// Files (slot, commit) whose copy to the spill directory failed.
+    unspillable: std::collections::HashSet<(u32, u64)>,
 }
 
 impl Namespace {
@@ -216,6 +218,7 @@ impl Namespace {
             consumption: release::Consumption::default(),
             spill: None,
             evicting: std::collections::HashSet::new(),
+            unspillable: std::collections::HashSet::new(),
         }
     }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::SeqCst;
 
 const O_ACCMODE: u32 = libc::O_ACCMODE as u32;
+const O_RDONLY: u32 = libc::O_RDONLY as u32;
 const O_WRONLY: u32 = libc::O_WRONLY as u32;
 const O_RDWR: u32 = libc::O_RDWR as u32;
 const O_CREAT: u32 = libc::O_CREAT as u32;
@@ -29,7 +30,7 @@ impl Namespace {
         self.doing(|ns, caused| {
             let mut opened = ns.open_in(cid, path, flags, mode, caused)?;
             if let Opened::Memory { slot, progress, .. } = &mut opened
-                && flags & O_ACCMODE != O_WRONLY
+                && flags & O_ACCMODE == O_RDONLY
             {
                 *progress = ns.track_reader(cid, *slot);
             }

@@ -55,6 +55,10 @@ pub(super) struct Consumption {
     pub(super) released_total: u64,
     /// The thread that releases periodically (`Namespace::set_memory_keeper`).
     keeper: Option<std::thread::Thread>,
+    /// Cells of closed handles, by client: another thread of the client may still note a read
+    /// in one (a read blocked while the file was closed), so a cell is reused only once its
+    /// client is gone.
+    retired: HashMap<ClientId, Vec<u32>>,
 }
 
 impl Consumption {
@@ -129,7 +133,7 @@ impl Namespace {
             .table
             .slot(cell)
             .map_or((0, true), |c| c.reader_progress());
-        self.files.free_cell(cell);
+        self.consumption.retired.entry(cid).or_default().push(cell);
         if let Some(readers) = self.consumption.files.get_mut(&reader.file) {
             readers.cells.remove(&cell);
             readers.mapped |= mapped;
@@ -152,6 +156,9 @@ impl Namespace {
             .collect();
         for cell in cells {
             self.untrack_reader(cid, cell);
+        }
+        for cell in self.consumption.retired.remove(&cid).unwrap_or_default() {
+            self.files.free_cell(cell);
         }
     }
 
@@ -181,6 +188,16 @@ impl Namespace {
         }
         self.consumption.released_total += total;
         total
+    }
+
+    /// Whether a reader of `slot` has mapped it.
+    fn mapped_now(&self, slot: u32) -> bool {
+        self.consumption.files.get(&slot).is_some_and(|r| {
+            r.mapped
+                || r.cells
+                    .iter()
+                    .any(|c| self.table.slot(*c).is_some_and(|s| s.reader_progress().1))
+        })
     }
 
     /// The offset below which every consumer of `slot` has read, per the module's rules.
@@ -219,18 +236,26 @@ impl Namespace {
             return 0;
         };
         let end = self.consumed_end(slot, node) / GRAIN * GRAIN;
-        let Some((node, budget)) = self.files.node_and_budget(slot) else {
+        let Some(node) = self.files.node_mut(slot) else {
             return 0;
         };
         let from = node.released;
         if end <= from {
             return 0;
         }
-        // Published first: a reader copying these bytes now finds out after its copy.
+        // Published first: a reader copying these bytes now finds out after its copy, and one
+        // mapping the file from now on is refused them.
         node.shared()
             .released
             .store(end, std::sync::atomic::Ordering::SeqCst);
         node.released = end;
+        if self.mapped_now(slot) {
+            // It mapped the file meanwhile: the bytes stay, though reads of them fail.
+            return 0;
+        }
+        let Some((node, budget)) = self.files.node_and_budget(slot) else {
+            return 0;
+        };
         if let Err(e) = sys::punch_hole(node.data.as_fd(), from, end - from) {
             warning!("cannot free the consumed bytes of a file: {e}");
             return 0;
@@ -241,20 +266,16 @@ impl Namespace {
     }
 
     /// While `slot`'s readers can make room by reading (it is released early and someone has it
-    /// open to read): a number that grows as they read. `None` otherwise.
+    /// open to read): the point its memory could be released up to, which grows as they read.
+    /// `None` otherwise.
     pub fn readers_progress(&self, slot: u32) -> Option<u64> {
         let cluster = self.remote.is_some();
-        self.files.node(slot).filter(|n| releasable(n, cluster))?;
+        let node = self.files.node(slot).filter(|n| releasable(n, cluster))?;
         let readers = self.consumption.files.get(&slot)?;
-        if readers.cells.is_empty() || readers.mapped {
+        if readers.cells.is_empty() || self.mapped_now(slot) {
             return None;
         }
-        let read = readers.cells.iter().map(|c| {
-            self.table
-                .slot(*c)
-                .map_or(0, |cell| cell.reader_progress().0)
-        });
-        Some(read.fold(0u64, u64::saturating_add))
+        Some(self.consumed_end(slot, node))
     }
 
     /// The thread that calls [`Self::release_consumed`] periodically: woken when a file starts

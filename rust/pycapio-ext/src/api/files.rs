@@ -198,9 +198,10 @@ pub fn close(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
 }
 
 pub fn pin(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind(&["fd"], 1)?;
+    let v = a.bind(&["fd", "offset"], 2)?;
     let fd = fd_arg(v[0])?;
-    client()?.pin(fd)?;
+    let offset = offset_arg(v[1])?.unwrap_or(0);
+    client()?.pin(fd, offset)?;
     Ok(Owned::none())
 }
 

@@ -26,7 +26,7 @@ fn reader(fx: &mut Fx, app: &str, rel: &str) -> (ClientId, Mem) {
 }
 
 fn read_to(fx: &Fx, m: &Mem, end: u64) {
-    fx.table.slot(m.progress).unwrap().note_read(end);
+    fx.table.slot(m.progress).unwrap().note_read(0, end);
 }
 
 fn released(fx: &Fx, m: &Mem) -> u64 {
@@ -68,6 +68,23 @@ fn bytes_every_declared_consumer_and_every_open_reader_read_are_released() {
     // Never past what was published.
     read_to(&fx, &r1, 100 * GRAIN);
     assert_eq!(fx.ns.release_consumed(), 0);
+}
+
+#[test]
+fn a_read_past_a_gap_is_no_progress() {
+    let mut fx = Fx::with_config(STREAM);
+    let _w = stream(&mut fx, "s.bin", 4);
+    let (_, r1) = reader(&mut fx, "c1", "s.bin");
+    let (_, r2) = reader(&mut fx, "c2", "s.bin");
+    for r in [&r1, &r2] {
+        let cell = fx.table.slot(r.progress).unwrap();
+        // The footer first, as a zip or parquet reader does: the bytes before are still needed.
+        cell.note_read(4 * GRAIN - 10, 4 * GRAIN);
+        assert_eq!(cell.reader_progress().0, 0);
+        cell.note_read(0, GRAIN);
+        cell.note_read(GRAIN, 2 * GRAIN);
+    }
+    assert_eq!(fx.ns.release_consumed(), 2 * GRAIN);
 }
 
 #[test]
