@@ -189,11 +189,11 @@ impl Handle {
         // processes appending, or one appending while another truncates, never write at a stale
         // end. A failed append publishes nothing, so the next one starts where this one did.
         let appending = offset.is_none() && self.append;
-        // As the kernel: no file grows past the largest `off_t`.
+        // As the kernel: a write whose end does not fit in an `off_t` is invalid.
         let end_at = |off: u64| {
             off.checked_add(data.len() as u64)
                 .filter(|end| *end <= i64::MAX as u64)
-                .ok_or_else(|| ClientError::os(libc::EFBIG, self.path.clone()))
+                .ok_or_else(|| ClientError::os(libc::EINVAL, self.path.clone()))
         };
         loop {
             let guess = match offset {
@@ -488,18 +488,18 @@ mod tests {
     }
 
     #[test]
-    fn a_write_whose_end_overflows_is_efbig_before_asking() {
+    fn a_write_whose_end_overflows_is_einval_before_asking() {
         let (table, file) = setup();
         let h = handle(&file, false, 0);
         let err = h
             .write_published(
                 table.slot(SLOT).unwrap(),
                 b"ab",
-                Some(u64::MAX - 1),
+                Some(i64::MAX as u64 - 1),
                 no_budget,
             )
             .unwrap_err();
-        assert_eq!(err.errno(), libc::EFBIG);
+        assert_eq!(err.errno(), libc::EINVAL);
     }
 
     #[test]
