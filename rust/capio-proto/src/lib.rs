@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows about Python; `unsafe` code is confined to `sys` and `table`.
 
+pub mod datamap;
 pub mod runtime;
 pub mod sys;
 pub mod table;

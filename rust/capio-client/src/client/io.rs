@@ -3,7 +3,8 @@
 //! write crosses its reserved end.
 
 use crate::error::{ClientError, Result};
-use capio_proto::{ReserveReq, Slot};
+use capio_proto::datamap::{MAPPED_WRITE_MIN, WriteMap};
+use capio_proto::{ReserveReq, Slot, sys};
 use std::os::fd::{AsFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::SeqCst;
@@ -219,7 +220,13 @@ impl Handle {
             let io_err = |e| ClientError::from_io(e, self.path.clone());
             slot.prepare_write(self.file.as_fd(), off, end, appending)
                 .map_err(io_err)?;
-            self.file.write_all_at(data, off).map_err(io_err)?;
+            let mapped = match self.mapping(slot, data.len()) {
+                Some(map) => map.copy_in(&self.file, off, data).map_err(io_err)?,
+                None => false,
+            };
+            if !mapped {
+                self.file.write_all_at(data, off).map_err(io_err)?;
+            }
             slot.publish(end);
             if offset.is_none() {
                 self.pos.store(end, SeqCst);
@@ -228,8 +235,23 @@ impl Handle {
         }
     }
 
+    /// The mapping a write of `len` bytes goes through: long writes into recycled memory (see
+    /// `capio_proto::datamap`).
+    fn mapping(&self, slot: &Slot, len: usize) -> Option<&WriteMap> {
+        if len < MAPPED_WRITE_MIN {
+            return None;
+        }
+        self.map
+            .get_or_init(|| match slot.stale.load(SeqCst) {
+                0 => None,
+                stale => WriteMap::new(&self.file, stale).ok(),
+            })
+            .as_ref()
+    }
+
     /// Set the file of `slot` to `size` bytes under its append lock, after reserving memory for
-    /// them, and wake its readers.
+    /// them, and wake its readers. A memory object is never shrunk (another handle may be copying
+    /// into a mapping of it): what the file loses is punched out instead.
     fn truncate_published(
         &self,
         slot: &Slot,
@@ -239,7 +261,17 @@ impl Handle {
         self.reserve(size, ask)?;
         let _append_lock = slot.lock_appends();
         let io_err = |e| ClientError::from_io(e, self.path.clone());
-        self.file.set_len(size).map_err(io_err)?;
+        let stored = self.file.metadata().map_err(io_err)?.len();
+        if size > stored {
+            self.file.set_len(size).map_err(io_err)?;
+        } else if size < stored {
+            match sys::punch_hole(self.file.as_fd(), size, stored - size) {
+                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                    self.file.set_len(size).map_err(io_err)?
+                }
+                other => other.map_err(io_err)?,
+            }
+        }
         slot.resized(self.file.as_fd(), size).map_err(io_err)?;
         slot.reset_len(size);
         slot.bump();
@@ -273,6 +305,7 @@ mod tests {
             pos: AtomicU64::new(0),
             reserved: AtomicU64::new(reserved),
             progress: None,
+            map: std::sync::OnceLock::new(),
         }
     }
 
@@ -371,8 +404,13 @@ mod tests {
         assert_eq!(sizes_and_lock(slot, &file), (64, 64, std::process::id()));
         drop(append);
         truncation.join().unwrap().unwrap();
-        // The length went down (a publish never lowers it) and readers were woken.
-        assert_eq!(sizes_and_lock(slot, &file), (8, 8, 0));
+        // The length went down (a publish never lowers it) and readers were woken; the memory
+        // object keeps its size (a mapping writer may be copying into it), what the file lost is
+        // punched out.
+        assert_eq!(sizes_and_lock(slot, &file), (8, 64, 0));
+        let mut tail = [1; 56];
+        file.read_exact_at(&mut tail, 8).unwrap();
+        assert_eq!(tail, [0; 56]);
         assert_ne!(slot.seq.load(SeqCst), seq);
     }
 
@@ -484,7 +522,37 @@ mod tests {
             (&b"head"[..], &b"tail"[..])
         );
         assert!(bytes[4..1000].iter().chain(&bytes[1004..]).all(|b| *b == 0));
-        assert_eq!(file.metadata().unwrap().len(), 3000);
+        assert_eq!(slot.len.load(SeqCst), 3000);
+        // Cut back: the object keeps its size, and nothing past the file shows the old bytes.
+        h.truncate_published(slot, 2000, no_budget).unwrap();
+        let mut rest = vec![1; 8192 - 2000];
+        file.read_exact_at(&mut rest, 2000).unwrap();
+        assert!(rest.iter().all(|b| *b == 0));
+        assert_eq!(file.metadata().unwrap().len(), 8192);
+    }
+
+    #[test]
+    fn long_writes_into_recycled_memory_go_through_a_mapping_and_read_back_exactly() {
+        let (table, file) = setup();
+        let slot = table.slot(SLOT).unwrap();
+        file.write_all_at(&vec![0xEE; 4 << 20], 0).unwrap();
+        slot.start_file(0, 4 << 20);
+        let h = handle(&file, false, u64::MAX);
+        let block: Vec<u8> = (0..MAPPED_WRITE_MIN * 2).map(|i| i as u8).collect();
+        h.write_published(slot, &block, None, no_budget).unwrap();
+        assert!(h.map.get().is_some_and(Option::is_some), "mapped");
+        // Past a gap and past the recycled end (written with pwrite there): all exact.
+        h.write_published(slot, &block, Some(3 << 20), no_budget)
+            .unwrap();
+        h.write_published(slot, &block, Some((4 << 20) - 100), no_budget)
+            .unwrap();
+        let end = (4 << 20) - 100 + block.len();
+        let mut all = vec![0; end];
+        file.read_exact_at(&mut all, 0).unwrap();
+        assert_eq!(&all[..block.len()], &block[..]);
+        assert!(all[block.len()..3 << 20].iter().all(|b| *b == 0));
+        assert_eq!(&all[(4 << 20) - 100..], &block[..]);
+        assert_eq!(slot.len.load(SeqCst), end as u64);
     }
 
     #[test]

@@ -57,6 +57,9 @@ struct Handle {
     /// The slot where this reader notes how far it read, for a file whose consumed bytes the
     /// server releases (`OpenReply::progress`).
     progress: Option<u32>,
+    /// A writer's mapping of the recycled memory its file came with, made at its first long
+    /// write (`None` inside: fresh memory, written with `pwrite`).
+    map: std::sync::OnceLock<Option<capio_proto::datamap::WriteMap>>,
 }
 
 pub struct Client {

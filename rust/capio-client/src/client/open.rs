@@ -111,6 +111,7 @@ impl Client {
                         pos: AtomicU64::new(if append { r.size } else { 0 }),
                         reserved: AtomicU64::new(if self.memory_limited { 0 } else { u64::MAX }),
                         progress: (r.progress != 0).then_some(r.progress),
+                        map: std::sync::OnceLock::new(),
                     };
                     let raw = handle.file.as_raw_fd();
                     self.handles

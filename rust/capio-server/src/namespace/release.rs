@@ -10,7 +10,8 @@
 //! - every handle open on the file, of any app, has read past it (it may still read what it has
 //!   not), and
 //! - nobody mapped the file (a `view()`, or a raw fd taken with `fileno()`): a mapping would see
-//!   released bytes as zeros.
+//!   released bytes as zeros;
+//! - without a memory limit, the last [`KEEP_READ`] bytes read stay (a reader may go back).
 //!
 //! The release point only grows, in steps of [`GRAIN`]; it is published in the file's slot before
 //! the memory is freed, so a reader that finds it moved under its copy fails instead of returning
@@ -27,6 +28,9 @@ use std::os::fd::AsFd;
 
 /// Memory is released in steps of this many bytes: fewer, larger frees.
 pub const GRAIN: u64 = 1 << 20;
+/// Without a memory limit, a stream keeps this much of what its consumers read last, so a reader
+/// may still go back that far (memory is not short; a stream still costs a window, not itself).
+pub const KEEP_READ: u64 = 256 << 20;
 
 /// A reader's progress cell.
 struct Reader {
@@ -235,7 +239,12 @@ impl Namespace {
         let Some(node) = self.files.node(slot).filter(|n| releasable(n, cluster)) else {
             return 0;
         };
-        let end = self.consumed_end(slot, node) / GRAIN * GRAIN;
+        let keep = if self.files.budget.limit.is_some() {
+            0
+        } else {
+            KEEP_READ
+        };
+        let end = self.consumed_end(slot, node).saturating_sub(keep) / GRAIN * GRAIN;
         let Some(node) = self.files.node_mut(slot) else {
             return 0;
         };

@@ -2,13 +2,21 @@
 //! a reader that still needs the bytes, a mapping, or a file that persists.
 
 use super::*;
-use crate::namespace::release::GRAIN;
+use crate::namespace::release::{GRAIN, KEEP_READ};
 
 const STREAM: &str = r#"{"name": "wf", "IO_Graph": [
     {"name": "p", "input_stream": [], "output_stream": ["s.bin", "kept.bin"]},
     {"name": "c1", "input_stream": ["s.bin", "kept.bin"], "output_stream": []},
     {"name": "c2", "input_stream": ["s.bin", "kept.bin"], "output_stream": []}],
     "permanent": ["kept.bin"]}"#;
+
+/// A namespace under `STREAM`, with a memory limit far above what the tests use: what consumers
+/// read is released at once (without a limit the last `KEEP_READ` bytes would stay).
+fn fx() -> Fx {
+    let mut fx = Fx::with_config(STREAM);
+    fx.ns.set_memory_limit(Some(1 << 40));
+    fx
+}
 
 /// A stream of `mib` MiB written by app `p`.
 fn stream(fx: &mut Fx, rel: &str, mib: u64) -> Mem {
@@ -35,7 +43,7 @@ fn released(fx: &Fx, m: &Mem) -> u64 {
 
 #[test]
 fn bytes_every_declared_consumer_and_every_open_reader_read_are_released() {
-    let mut fx = Fx::with_config(STREAM);
+    let mut fx = fx();
     let w = stream(&mut fx, "s.bin", 4);
     let held = fx.ns.memory_in_use();
     let (_, r1) = reader(&mut fx, "c1", "s.bin");
@@ -72,7 +80,7 @@ fn bytes_every_declared_consumer_and_every_open_reader_read_are_released() {
 
 #[test]
 fn a_read_past_a_gap_is_no_progress() {
-    let mut fx = Fx::with_config(STREAM);
+    let mut fx = fx();
     let _w = stream(&mut fx, "s.bin", 4);
     let (_, r1) = reader(&mut fx, "c1", "s.bin");
     let (_, r2) = reader(&mut fx, "c2", "s.bin");
@@ -89,7 +97,7 @@ fn a_read_past_a_gap_is_no_progress() {
 
 #[test]
 fn a_consumer_that_left_keeps_what_it_had_not_read() {
-    let mut fx = Fx::with_config(STREAM);
+    let mut fx = fx();
     let w = stream(&mut fx, "s.bin", 4);
     let (_, r1) = reader(&mut fx, "c1", "s.bin");
     let (c2, r2) = reader(&mut fx, "c2", "s.bin");
@@ -105,7 +113,7 @@ fn a_consumer_that_left_keeps_what_it_had_not_read() {
 
 #[test]
 fn a_mapped_or_permanent_file_and_a_file_without_consumers_are_never_released() {
-    let mut fx = Fx::with_config(STREAM);
+    let mut fx = fx();
     let w = stream(&mut fx, "s.bin", 2);
     let (_, r1) = reader(&mut fx, "c1", "s.bin");
     let (_, r2) = reader(&mut fx, "c2", "s.bin");
@@ -126,7 +134,7 @@ fn a_mapped_or_permanent_file_and_a_file_without_consumers_are_never_released() 
 
 #[test]
 fn a_file_written_anew_starts_over_and_a_limit_makes_room_from_what_was_read() {
-    let mut fx = Fx::with_config(STREAM);
+    let mut fx = fx();
     fx.ns.set_memory_limit(Some(4 * GRAIN));
     let p = fx.client("p");
     let w = mem(fx.open(p, "s.bin", WR | CREAT).unwrap());
@@ -149,4 +157,22 @@ fn a_file_written_anew_starts_over_and_a_limit_makes_room_from_what_was_read() {
     let mut byte = [0];
     again.data.read_exact_at(&mut byte, 0).unwrap();
     assert_eq!(byte, [2]);
+}
+
+#[test]
+fn without_a_limit_the_last_bytes_read_stay_for_a_reader_going_back() {
+    let mut fx = Fx::with_config(STREAM);
+    let w = stream(&mut fx, "s.bin", 300);
+    let (_, r1) = reader(&mut fx, "c1", "s.bin");
+    let (_, r2) = reader(&mut fx, "c2", "s.bin");
+    read_to(&fx, &r1, 300 * GRAIN);
+    read_to(&fx, &r2, 100 * GRAIN);
+    assert_eq!(
+        fx.ns.release_consumed(),
+        0,
+        "less than KEEP_READ was read by both"
+    );
+    read_to(&fx, &r2, 300 * GRAIN);
+    assert_eq!(fx.ns.release_consumed(), 300 * GRAIN - KEEP_READ);
+    assert_eq!(released(&fx, &w), 300 * GRAIN - KEEP_READ);
 }
