@@ -39,7 +39,7 @@ Options:
                             files (pooled memory counts against --memory-limit and gives way
                             to files that need it; unused for --pool-idle it goes back to
                             the system); 0 keeps none (default: $PYCAPIO_POOL_LIMIT, else a
-                            quarter of the physical memory)
+                            quarter of the memory, or of the control group's limit)
       --pool-idle SECONDS   how long pooled memory may stay unused before it goes back to
                             the system (default: $PYCAPIO_POOL_IDLE, else 30)
       --spill-dir DIR       under --memory-limit, committed files leave memory for anonymous
@@ -275,7 +275,7 @@ impl Options {
         let pool_limit = match given(&self.pool_limit, POOL_LIMIT_ENV) {
             Some(v) if v.trim() == "0" => 0,
             Some(v) => parse_size(&v).ok_or(StartError::PoolLimit(v))?,
-            None => capio_proto::sys::physical_memory() / 4,
+            None => crate::pool::default_limit(),
         };
         let pool_idle = match given(&self.pool_idle, POOL_IDLE_ENV) {
             Some(v) => v
@@ -420,7 +420,7 @@ mod tests {
             capio_dir: Some(t.path().into()),
             ..Options::default()
         };
-        let quarter = capio_proto::sys::physical_memory() / 4;
+        let quarter = crate::pool::default_limit();
         assert!(quarter > 0);
         assert_eq!(o.resolve(|_| None).unwrap().pool_limit, quarter);
         let env = |v: &'static str| move |k: &str| (k == POOL_LIMIT_ENV).then(|| OsString::from(v));

@@ -81,7 +81,17 @@ pub fn run(opts: &Options, ready: &mut Ready) -> Result<(), StartError> {
     // Spilling only matters under a limit; without a usable directory files stay in memory.
     if settings.memory_limit.is_some() {
         match crate::spill::SpillDir::open(&settings.spill_parent) {
-            Ok(dir) => ns.set_spill_dir(dir),
+            Ok(dir) => {
+                if sys::in_memory_fs(dir.path()) {
+                    warning!(
+                        "the spill directory {} is in memory (tmpfs): files spilled there still \
+                         use memory, outside --memory-limit; set PYCAPIO_SPILL_DIR (or \
+                         --spill-dir) to a directory on disk",
+                        dir.path().display()
+                    );
+                }
+                ns.set_spill_dir(dir);
+            }
             Err(e) => warning!(
                 "cannot use the spill directory under {}: {e}; files will not leave memory",
                 settings.spill_parent.display()

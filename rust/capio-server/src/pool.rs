@@ -12,7 +12,7 @@
 
 use capio_proto::sys;
 use std::collections::VecDeque;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -30,6 +30,38 @@ pub struct Memory {
     pub stale: u64,
     /// Bytes of memory it holds already.
     pub held: u64,
+}
+
+/// The pool's default size: a quarter of the memory this server may use — the machine's, or its
+/// control group's limit when it has one (a job's or a container's), so that memory kept for
+/// reuse never pushes the job over its limit.
+pub fn default_limit() -> u64 {
+    let physical = sys::physical_memory();
+    let cgroup = fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| cgroup_limit(&text, |p| fs::read_to_string(p).ok()));
+    cgroup.map_or(physical, |c| c.min(physical)) / 4
+}
+
+/// The memory limit of the control group `/proc/self/cgroup` names (v2, else v1), read through
+/// `read`; `None` without one.
+fn cgroup_limit(proc_cgroup: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    let files = proc_cgroup.lines().filter_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        match controllers {
+            "" => Some(format!("/sys/fs/cgroup{path}/memory.max")),
+            c if c.split(',').any(|c| c == "memory") => {
+                Some(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"))
+            }
+            _ => None,
+        }
+    });
+    // "max" (v2) and the v1 "no limit" value (near 2^63) parse as no limit.
+    files
+        .filter_map(|f| read(&f)?.trim().parse::<u64>().ok())
+        .filter(|limit| *limit < 1 << 60)
+        .min()
 }
 
 /// A fresh memory object and the open file description everyone uses (clients receive
@@ -167,6 +199,25 @@ mod tests {
         let (file, memory) = fresh("capio-test").unwrap();
         file.write_all_at(&vec![9; len], 0).unwrap();
         (file, memory.memfd)
+    }
+
+    #[test]
+    fn the_default_limit_heeds_a_control_groups_memory_limit() {
+        let files = |v2: &'static str, v1: &'static str| {
+            move |path: &str| match path {
+                "/sys/fs/cgroup/job/memory.max" => Some(v2.to_owned()),
+                "/sys/fs/cgroup/memory/job/memory.limit_in_bytes" => Some(v1.to_owned()),
+                _ => None,
+            }
+        };
+        let v2 = "0::/job\n";
+        let v1 = "4:memory:/job\n3:cpuset:/\n";
+        assert_eq!(cgroup_limit(v2, files("1073741824\n", "")), Some(1 << 30));
+        assert_eq!(cgroup_limit(v2, files("max\n", "")), None);
+        assert_eq!(cgroup_limit(v1, files("", "2147483648")), Some(2 << 30));
+        assert_eq!(cgroup_limit(v1, files("", "9223372036854771712")), None);
+        assert_eq!(cgroup_limit("1:cpu:/\n", files("1", "1")), None);
+        assert!(default_limit() > 0);
     }
 
     #[test]

@@ -13,6 +13,26 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// Whether `path` lies on a file system held in memory (tmpfs, ramfs).
+pub fn in_memory_fs(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c` is a valid C string and `st` a buffer of the right type for the kernel to fill.
+    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // `f_type` is an i64 here, narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    // SAFETY: statfs succeeded, so it filled `st`.
+    let kind = unsafe { st.assume_init() }.f_type as i64;
+    kind == TMPFS_MAGIC || kind == RAMFS_MAGIC
+}
+
 pub fn getgid() -> u32 {
     // SAFETY: getgid cannot fail and touches no memory.
     unsafe { libc::getgid() }
@@ -201,5 +221,27 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<bool> {
             Some(libc::EINTR) => continue,
             _ => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_tmpfs_is_told_from_a_disk() {
+        let shm = Path::new("/dev/shm");
+        if fs_type_known(shm) {
+            assert!(in_memory_fs(shm));
+        }
+        assert!(!in_memory_fs(Path::new("/proc")));
+        assert!(!in_memory_fs(Path::new("/no/such/dir")));
+    }
+
+    /// /dev/shm is a tmpfs wherever it exists as a mount of its own.
+    fn fs_type_known(p: &Path) -> bool {
+        std::fs::read_to_string("/proc/self/mounts")
+            .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == p.to_str()))
     }
 }
