@@ -221,7 +221,7 @@ impl Handle {
             slot.prepare_write(self.file.as_fd(), off, end, appending)
                 .map_err(io_err)?;
             let mapped = match self.mapping(slot, data.len()) {
-                Some(map) => map.copy_in(&self.file, off, data).map_err(io_err)?,
+                Some(map) => self.copy_mapped(map, slot, off, data, appending)?,
                 None => false,
             };
             if !mapped {
@@ -236,22 +236,51 @@ impl Handle {
     }
 
     /// The mapping a write of `len` bytes goes through: long writes into recycled memory (see
-    /// `capio_proto::datamap`).
+    /// `capio_proto::datamap`), mapped at the first one.
     fn mapping(&self, slot: &Slot, len: usize) -> Option<&WriteMap> {
         if len < MAPPED_WRITE_MIN {
             return None;
         }
-        self.map
-            .get_or_init(|| match slot.stale.load(SeqCst) {
-                0 => None,
-                stale => WriteMap::new(&self.file, stale).ok(),
-            })
-            .as_ref()
+        if let Some(map) = self.map.get() {
+            return Some(map);
+        }
+        let stale = slot.stale.load(SeqCst);
+        if stale == 0 {
+            return None;
+        }
+        let size = self.file.metadata().ok()?.len();
+        let map = WriteMap::new(&self.file, stale.min(size)).ok()?;
+        let _ = self.map.set(map);
+        self.map.get()
+    }
+
+    /// Copy `data` to `off` through the mapping, under the file's append lock (unless `locked`:
+    /// the caller holds it), which every change of the file's size takes too, so the file cannot
+    /// shrink under the copy; it also updates the file's times, as a `pwrite` does. False when
+    /// the range is not inside the mapping and the file: the caller writes it with `pwrite`.
+    fn copy_mapped(
+        &self,
+        map: &WriteMap,
+        slot: &Slot,
+        off: u64,
+        data: &[u8],
+        locked: bool,
+    ) -> Result<bool> {
+        let io_err = |e| ClientError::from_io(e, self.path.clone());
+        let _lock = (!locked).then(|| slot.lock_appends());
+        if !map.copy_in(&self.file, off, data).map_err(io_err)? {
+            return Ok(false);
+        }
+        let modified = sys::Attrs {
+            mtime: sys::TimeSet::Now,
+            ..sys::Attrs::default()
+        };
+        sys::set_attrs_fd(self.file.as_fd(), &modified).map_err(io_err)?;
+        Ok(true)
     }
 
     /// Set the file of `slot` to `size` bytes under its append lock, after reserving memory for
-    /// them, and wake its readers. A memory object is never shrunk (another handle may be copying
-    /// into a mapping of it): what the file loses is punched out instead.
+    /// them, and wake its readers.
     fn truncate_published(
         &self,
         slot: &Slot,
@@ -261,17 +290,7 @@ impl Handle {
         self.reserve(size, ask)?;
         let _append_lock = slot.lock_appends();
         let io_err = |e| ClientError::from_io(e, self.path.clone());
-        let stored = self.file.metadata().map_err(io_err)?.len();
-        if size > stored {
-            self.file.set_len(size).map_err(io_err)?;
-        } else if size < stored {
-            match sys::punch_hole(self.file.as_fd(), size, stored - size) {
-                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                    self.file.set_len(size).map_err(io_err)?
-                }
-                other => other.map_err(io_err)?,
-            }
-        }
+        self.file.set_len(size).map_err(io_err)?;
         slot.resized(self.file.as_fd(), size).map_err(io_err)?;
         slot.reset_len(size);
         slot.bump();
@@ -404,13 +423,8 @@ mod tests {
         assert_eq!(sizes_and_lock(slot, &file), (64, 64, std::process::id()));
         drop(append);
         truncation.join().unwrap().unwrap();
-        // The length went down (a publish never lowers it) and readers were woken; the memory
-        // object keeps its size (a mapping writer may be copying into it), what the file lost is
-        // punched out.
-        assert_eq!(sizes_and_lock(slot, &file), (8, 64, 0));
-        let mut tail = [1; 56];
-        file.read_exact_at(&mut tail, 8).unwrap();
-        assert_eq!(tail, [0; 56]);
+        // The length went down (a publish never lowers it) and readers were woken.
+        assert_eq!(sizes_and_lock(slot, &file), (8, 8, 0));
         assert_ne!(slot.seq.load(SeqCst), seq);
     }
 
@@ -523,12 +537,12 @@ mod tests {
         );
         assert!(bytes[4..1000].iter().chain(&bytes[1004..]).all(|b| *b == 0));
         assert_eq!(slot.len.load(SeqCst), 3000);
-        // Cut back: the object keeps its size, and nothing past the file shows the old bytes.
+        // Cut back and grown again: nothing of the old bytes comes back.
         h.truncate_published(slot, 2000, no_budget).unwrap();
+        h.truncate_published(slot, 8192, no_budget).unwrap();
         let mut rest = vec![1; 8192 - 2000];
         file.read_exact_at(&mut rest, 2000).unwrap();
         assert!(rest.iter().all(|b| *b == 0));
-        assert_eq!(file.metadata().unwrap().len(), 8192);
     }
 
     #[test]
@@ -540,7 +554,7 @@ mod tests {
         let h = handle(&file, false, u64::MAX);
         let block: Vec<u8> = (0..MAPPED_WRITE_MIN * 2).map(|i| i as u8).collect();
         h.write_published(slot, &block, None, no_budget).unwrap();
-        assert!(h.map.get().is_some_and(Option::is_some), "mapped");
+        assert!(h.map.get().is_some(), "mapped");
         // Past a gap and past the recycled end (written with pwrite there): all exact.
         h.write_published(slot, &block, Some(3 << 20), no_budget)
             .unwrap();
@@ -553,6 +567,20 @@ mod tests {
         assert!(all[block.len()..3 << 20].iter().all(|b| *b == 0));
         assert_eq!(&all[(4 << 20) - 100..], &block[..]);
         assert_eq!(slot.len.load(SeqCst), end as u64);
+        assert_eq!(slot.append_lock.load(SeqCst), 0);
+        // A mapped write updates the file's times, as pwrite does.
+        let before = file.metadata().unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        h.write_published(slot, &block, Some(0), no_budget).unwrap();
+        assert!(file.metadata().unwrap().modified().unwrap() > before);
+        // Cut under the mapping (as a truncation by another handle would): the next write past
+        // the file's end goes through pwrite, never faulting on the mapping.
+        h.truncate_published(slot, 1000, no_budget).unwrap();
+        h.write_published(slot, &block, Some(2 << 20), no_budget)
+            .unwrap();
+        let mut again = vec![0; block.len()];
+        file.read_exact_at(&mut again, 2 << 20).unwrap();
+        assert_eq!(again, block);
     }
 
     #[test]

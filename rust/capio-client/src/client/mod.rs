@@ -58,8 +58,8 @@ struct Handle {
     /// server releases (`OpenReply::progress`).
     progress: Option<u32>,
     /// A writer's mapping of the recycled memory its file came with, made at its first long
-    /// write (`None` inside: fresh memory, written with `pwrite`).
-    map: std::sync::OnceLock<Option<capio_proto::datamap::WriteMap>>,
+    /// write into it (fresh memory is written with `pwrite`).
+    map: std::sync::OnceLock<capio_proto::datamap::WriteMap>,
 }
 
 pub struct Client {

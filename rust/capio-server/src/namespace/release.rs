@@ -11,7 +11,9 @@
 //!   not), and
 //! - nobody mapped the file (a `view()`, or a raw fd taken with `fileno()`): a mapping would see
 //!   released bytes as zeros;
-//! - without a memory limit, the last [`KEEP_READ`] bytes read stay (a reader may go back).
+//! - without a memory limit, what was read last stays, as much as the memory pool may hold
+//!   (`--pool-limit`): memory is not short then, a reader may go back, and the memory is recycled
+//!   whole when the file goes; a stream bigger than that still costs a window, not itself.
 //!
 //! The release point only grows, in steps of [`GRAIN`]; it is published in the file's slot before
 //! the memory is freed, so a reader that finds it moved under its copy fails instead of returning
@@ -28,9 +30,6 @@ use std::os::fd::AsFd;
 
 /// Memory is released in steps of this many bytes: fewer, larger frees.
 pub const GRAIN: u64 = 1 << 20;
-/// Without a memory limit, a stream keeps this much of what its consumers read last, so a reader
-/// may still go back that far (memory is not short; a stream still costs a window, not itself).
-pub const KEEP_READ: u64 = 256 << 20;
 
 /// A reader's progress cell.
 struct Reader {
@@ -239,10 +238,11 @@ impl Namespace {
         let Some(node) = self.files.node(slot).filter(|n| releasable(n, cluster)) else {
             return 0;
         };
-        let keep = if self.files.budget.limit.is_some() {
+        let budget = &self.files.budget;
+        let keep = if budget.limit.is_some() {
             0
         } else {
-            KEEP_READ
+            budget.pool_limit
         };
         let end = self.consumed_end(slot, node).saturating_sub(keep) / GRAIN * GRAIN;
         let Some(node) = self.files.node_mut(slot) else {

@@ -2,7 +2,7 @@
 //! a reader that still needs the bytes, a mapping, or a file that persists.
 
 use super::*;
-use crate::namespace::release::{GRAIN, KEEP_READ};
+use crate::namespace::release::GRAIN;
 
 const STREAM: &str = r#"{"name": "wf", "IO_Graph": [
     {"name": "p", "input_stream": [], "output_stream": ["s.bin", "kept.bin"]},
@@ -11,7 +11,7 @@ const STREAM: &str = r#"{"name": "wf", "IO_Graph": [
     "permanent": ["kept.bin"]}"#;
 
 /// A namespace under `STREAM`, with a memory limit far above what the tests use: what consumers
-/// read is released at once (without a limit the last `KEEP_READ` bytes would stay).
+/// read is released at once (without a limit what the pool could hold would stay).
 fn fx() -> Fx {
     let mut fx = Fx::with_config(STREAM);
     fx.ns.set_memory_limit(Some(1 << 40));
@@ -161,7 +161,9 @@ fn a_file_written_anew_starts_over_and_a_limit_makes_room_from_what_was_read() {
 
 #[test]
 fn without_a_limit_the_last_bytes_read_stay_for_a_reader_going_back() {
+    const KEEP_READ: u64 = 256 * GRAIN;
     let mut fx = Fx::with_config(STREAM);
+    fx.ns.set_pool_limit(KEEP_READ);
     let w = stream(&mut fx, "s.bin", 300);
     let (_, r1) = reader(&mut fx, "c1", "s.bin");
     let (_, r2) = reader(&mut fx, "c2", "s.bin");
