@@ -121,6 +121,8 @@ impl Slot {
     /// Before bytes `off..end` are written into the file's memory object `data`: where that memory
     /// is recycled, make sure no byte of a previous file can show in the gap between what was
     /// written so far and `off` (it is punched out, so it reads as zeros as in a fresh file).
+    /// Returns where the part of the write that now counts as written but is not yet starts
+    /// (`end`: none), for [`Self::write_failed`].
     /// Costs one atomic load for fresh memory and one compare-exchange for a write that starts
     /// inside what was written; only a write past a gap takes the append lock (`holding_lock`:
     /// the caller holds it already). A clearer that died is outlived through that lock.
@@ -130,10 +132,10 @@ impl Slot {
         off: u64,
         end: u64,
         holding_lock: bool,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         let stale = self.stale.load(SeqCst);
         if stale == 0 {
-            return Ok(());
+            return Ok(end);
         }
         let mut lock = None;
         loop {
@@ -146,7 +148,7 @@ impl Slot {
             // Under the lock a set bit can only be left by a clearer that died.
             let base = clean & !CLEARING;
             if end <= base {
-                return Ok(());
+                return Ok(end);
             }
             if off <= base || base >= stale {
                 // No stale byte lies between what was written and this write.
@@ -155,7 +157,7 @@ impl Slot {
                     .compare_exchange(clean, end, SeqCst, SeqCst)
                     .is_ok()
                 {
-                    return Ok(());
+                    return Ok(base.max(off));
                 }
                 continue;
             }
@@ -174,7 +176,16 @@ impl Slot {
             let cleared = sys::punch_hole(data, base, off.min(stale) - base);
             let now = if cleared.is_ok() { end } else { base };
             self.clean.store(now, SeqCst);
-            return cleared;
+            return cleared.map(|()| off);
+        }
+    }
+
+    /// A write of `off..end` failed after [`Self::prepare_write`] counted `claimed..end` (what it
+    /// returned) as written: clear that part, so no byte of a previous file stays counted as this
+    /// file's. Best effort (the write's own error is what the writer reports).
+    pub fn write_failed(&self, data: BorrowedFd<'_>, claimed: u64, end: u64) {
+        if claimed < end {
+            let _ = sys::punch_hole(data, claimed, end - claimed);
         }
     }
 
@@ -462,6 +473,26 @@ mod tests {
         write(100_000, 10);
         assert_eq!(bytes(&data, 20_100, 79_900), vec![0; 79_900]);
         assert_eq!(slot.append_lock.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_write_that_failed_after_its_claim_leaves_zeros_not_old_bytes() {
+        let table = StateTable::create(4).unwrap();
+        let (slot, data) = recycled(&table, 1);
+        let claimed = slot.prepare_write(data.as_fd(), 100, 300, false).unwrap();
+        assert_eq!(
+            (claimed, slot.clean_end()),
+            (100, 300),
+            "the gap was cleared, the write claimed"
+        );
+        // The write fails: what it claimed is cleared, so a later write past it shows no old byte.
+        slot.write_failed(data.as_fd(), claimed, 300);
+        assert_eq!(bytes(&data, 0, 300), vec![0; 300]);
+        // Inside what was written, nothing is claimed: a failure there clears nothing.
+        assert_eq!(slot.prepare_write(data.as_fd(), 0, 50, false).unwrap(), 50);
+        let fresh = StateTable::create(4).unwrap();
+        let s = fresh.slot(1).unwrap();
+        assert_eq!(s.prepare_write(data.as_fd(), 0, 10, false).unwrap(), 10);
     }
 
     #[test]

@@ -218,14 +218,20 @@ impl Handle {
                 continue;
             }
             let io_err = |e| ClientError::from_io(e, self.path.clone());
-            slot.prepare_write(self.file.as_fd(), off, end, appending)
+            let claimed = slot
+                .prepare_write(self.file.as_fd(), off, end, appending)
                 .map_err(io_err)?;
-            let mapped = match self.mapping(slot, data.len()) {
-                Some(map) => self.copy_mapped(map, slot, off, data, appending)?,
-                None => false,
-            };
-            if !mapped {
-                self.file.write_all_at(data, off).map_err(io_err)?;
+            let written = match self.mapping(slot, data.len()) {
+                Some(map) => self.copy_mapped(map, slot, off, data, appending),
+                None => Ok(false),
+            }
+            .and_then(|mapped| match mapped {
+                true => Ok(()),
+                false => self.file.write_all_at(data, off).map_err(io_err),
+            });
+            if let Err(e) = written {
+                slot.write_failed(self.file.as_fd(), claimed, end);
+                return Err(e);
             }
             slot.publish(end);
             if offset.is_none() {

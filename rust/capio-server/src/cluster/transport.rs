@@ -634,7 +634,13 @@ impl Serving<'_> {
         let end = offset + got as u64;
         let kept = slot
             .prepare_write(sink.file.as_fd(), offset, end, false)
-            .and_then(|()| sink.file.write_all_at(&self.landing, offset));
+            .and_then(|claimed| {
+                let written = sink.file.write_all_at(&self.landing, offset);
+                if written.is_err() {
+                    slot.write_failed(sink.file.as_fd(), claimed, end);
+                }
+                written
+            });
         if let Err(e) = kept {
             warning!("cannot keep bytes of fetch {id} from node {from}: {e}");
             return;
