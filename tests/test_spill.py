@@ -104,3 +104,31 @@ def test_other_files_spill_to_a_private_directory_and_a_killed_server_leaves_not
     # The next server of the workflow starts and serves as usual.
     again = start(wf, cl, WRITER, "writer", str(wf.capio_dir), "1", "1")  # type: ignore[arg-type]
     assert report(again.wait()) == expected(1, 1)
+
+
+def test_an_input_opened_for_writing_makes_room_as_a_write_does(workflow: Workflow) -> None:
+    wf = workflow
+    wf.env["PYCAPIO_MEMORY_LIMIT"] = "16M"
+    wf.env["PYCAPIO_SPILL_DIR"] = str(wf.root)
+    (wf.capio_dir / "input.dat").write_bytes(b"i" * (8 * MiB))
+    cl = rules(wf, permanent=False)
+    done = wf.marker("done")
+    start(wf, cl, "wait_for(sys.argv[1], 600)\n", "keeper", str(done))  # type: ignore[arg-type]
+    wrote = report(start(wf, cl, WRITER, "writer", str(wf.capio_dir), "2", "6").wait())  # type: ignore[arg-type]
+    # 12 MiB held; the 8 MiB input copied into memory needs room: a committed file leaves.
+    out = start(
+        wf,
+        cl,  # type: ignore[arg-type]
+        """
+with open(sys.argv[1], "r+b") as f:
+    f.seek(0, 2)
+    f.write(b"more")
+print(json.dumps({"size": os.path.getsize(sys.argv[1])}))
+""",
+        "writer",
+        str(wf.capio_dir / "input.dat"),
+    )
+    assert report(out.wait()) == {"size": 8 * MiB + 4}
+    assert status_json(wf)["memory_spilled"] >= 6 * MiB
+    assert report(start(wf, cl, READER, "reader", str(wf.capio_dir), "2").wait()) == wrote  # type: ignore[arg-type]
+    done.write_text("done")

@@ -27,7 +27,7 @@ fn open_path(
         .as_ref()
         .filter(|_| flags & EXCLUSIVE == EXCLUSIVE)
     else {
-        return server.ns().open(client, path, flags, mode);
+        return open_making_room(server, client, path, flags, mode);
     };
     // The name as the namespace keys it (symbolic links in its parents resolved); taken here
     // already, or by another node's file this node knows: no claim needed.
@@ -48,6 +48,27 @@ fn open_path(
         cluster.release(&key);
     }
     done
+}
+
+/// Open; an input copied into memory that does not fit makes room first, as a write does
+/// (committed files nobody holds leave memory).
+fn open_making_room(
+    server: &Shared,
+    client: ClientId,
+    path: &Path,
+    flags: u32,
+    mode: u32,
+) -> Done<Opened> {
+    loop {
+        let mut ns = server.ns();
+        let done = ns.open(client, path, flags, mode);
+        if !matches!(done.result, Err(FsError::NoSpace { .. })) || !done.caused.is_empty() {
+            return done;
+        }
+        if super::reserve::evict_one(server, ns).is_some() {
+            return done;
+        }
+    }
 }
 
 pub fn open(

@@ -3,9 +3,10 @@
 use crate::connection::Reply;
 use crate::error::FsError;
 use crate::log::debug;
-use crate::namespace::{ClientId, Evict};
+use crate::namespace::{ClientId, Evict, Namespace};
 use crate::shared::Shared;
 use capio_proto::{ReserveReply, ReserveReq, WireError};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 /// How long a writer waits for room while the readers of its file free nothing.
@@ -14,6 +15,24 @@ const STALL: Duration = Duration::from_secs(5);
 const MAX_WAIT: Duration = Duration::from_secs(600);
 /// How often a waiting writer looks again.
 const RETRY: Duration = Duration::from_millis(1);
+
+/// Move one committed file nobody holds out of memory, copying it outside the namespace lock.
+/// Returns the lock back when nothing could leave (`None`: one did, or was tried: ask again).
+pub fn evict_one<'a>(
+    server: &'a Shared,
+    mut ns: MutexGuard<'a, Namespace>,
+) -> Option<MutexGuard<'a, Namespace>> {
+    match ns.evict_one() {
+        Evict::Done => None,
+        Evict::Copy(eviction) => {
+            drop(ns);
+            let copy = eviction.copy();
+            server.ns().finish_eviction(eviction, copy);
+            None
+        }
+        Evict::Nothing => Some(ns),
+    }
+}
 
 /// `Reserve`: room in the memory budget for a write up to `end`. When there is none, committed
 /// files nobody holds open leave memory (`evict`); then, while the file's readers are reading
@@ -31,16 +50,9 @@ pub fn reserve(
         match ns.reserve(client, req.slot, req.end) {
             Err(e @ FsError::NoSpace { .. }) => {
                 // Committed files nobody holds leave memory first (copied out unlocked).
-                match ns.evict_one() {
-                    Evict::Done => continue,
-                    Evict::Copy(eviction) => {
-                        drop(ns);
-                        let copy = eviction.copy();
-                        server.ns().finish_eviction(eviction, copy);
-                        continue;
-                    }
-                    Evict::Nothing => {}
-                }
+                let Some(ns) = evict_one(server, ns) else {
+                    continue;
+                };
                 let Some(progress) = ns.readers_progress(req.slot) else {
                     break Err(e);
                 };
