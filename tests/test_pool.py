@@ -117,6 +117,7 @@ def test_memory_a_view_a_dup_or_a_forked_child_still_holds_is_never_recycled(wor
     ready, go = wf.marker("ready"), wf.marker("go")
     holder = wf.start_step(HOLDER, "holder", str(wf.capio_dir), str(ready), str(go))
     assert wait_until(ready.exists, 60), holder.stderr()
+    release = wf.start_peer()  # keeps the server up after the holder
     # Removed while held, the three files' memory is not pooled; new files get fresh memory.
     wf.run_step(
         PRELUDE
@@ -131,11 +132,18 @@ for n in range(3):
         "rewriter",
         str(wf.capio_dir),
     ).check()
-    assert pooled(wf) == 0
+    st = status_json(wf)
+    assert st["memory_pooled"] == 0
+    # Still memory in use, counted as such until they let go.
+    assert st["memory_held_elsewhere"] >= 12 * MiB, st["memory_held_elsewhere"]
     go.write_text("go")
     out = holder.wait().check().stdout.split("\n")
     assert out[0] == "True True", out
     assert out[1] == "child 0", out
+    # Let go (the holder exited): the memory is pooled within about a second.
+    assert wait_until(lambda: status_json(wf)["memory_held_elsewhere"] == 0, 30, interval=0.5)
+    assert pooled(wf) >= 12 * MiB
+    release.touch()
 
 
 def test_pooled_memory_goes_back_when_idle_and_a_zero_limit_keeps_none(make_workflow) -> None:  # type: ignore[no-untyped-def]

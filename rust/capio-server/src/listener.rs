@@ -320,6 +320,8 @@ fn keep_memory(server: &std::sync::Weak<Shared>) {
         server.ns().set_memory_keeper(thread::current());
     }
     let mut every = Duration::from_secs(1);
+    // Memory a reader held when its file went is looked at again about once a second.
+    let mut recheck_due = std::time::Instant::now();
     loop {
         thread::park_timeout(every);
         let Some(server) = server.upgrade().filter(|s| !s.stopping()) else {
@@ -333,6 +335,10 @@ fn keep_memory(server: &std::sync::Weak<Shared>) {
         } else {
             (ns.pool_idle() / 6).clamp(Duration::from_millis(100), Duration::from_secs(5))
         };
+        if recheck_due <= std::time::Instant::now() {
+            ns.recheck_memory_held_elsewhere();
+            recheck_due = std::time::Instant::now() + Duration::from_secs(1);
+        }
         let given = ns.give_back_idle_memory(std::time::Instant::now());
         drop(ns);
         if given > 0 {

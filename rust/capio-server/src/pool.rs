@@ -89,6 +89,10 @@ struct Pooled {
 pub struct Pool {
     objects: VecDeque<Pooled>,
     bytes: u64,
+    /// Memory of gone files that something outside the server still held when they went (a
+    /// `view()`, a kept fd): still memory in use, looked at again until it is let go.
+    elsewhere: Vec<(File, u64)>,
+    elsewhere_bytes: u64,
     /// How long memory may stay pooled unused.
     pub idle: Duration,
 }
@@ -98,6 +102,8 @@ impl Default for Pool {
         Pool {
             objects: VecDeque::new(),
             bytes: 0,
+            elsewhere: Vec::new(),
+            elsewhere_bytes: 0,
             idle: IDLE,
         }
     }
@@ -107,6 +113,11 @@ impl Pool {
     /// Bytes of memory pooled.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Bytes of memory of gone files still held outside the server.
+    pub fn held_elsewhere(&self) -> u64 {
+        self.elsewhere_bytes
     }
 
     /// The memory object pooled last (its pages are the likeliest still cached), and a new
@@ -138,8 +149,41 @@ impl Pool {
     pub fn give(&mut self, memfd: File, room: u64) -> Option<u64> {
         let file = File::from(sys::reopen(memfd.as_fd()).ok()?);
         if !sys::sole_opener(file.as_fd()) {
+            drop(file);
+            self.held_outside(memfd);
             return None;
         }
+        self.keep(memfd, file, room)
+    }
+
+    /// Note memory something outside the server holds, to count it and look at it again.
+    fn held_outside(&mut self, memfd: File) {
+        let bytes = memfd.metadata().map_or(0, |m| sys::allocated_bytes(&m));
+        if bytes > 0 && self.elsewhere.len() < MAX_OBJECTS {
+            self.elsewhere_bytes += bytes;
+            self.elsewhere.push((memfd, bytes));
+        }
+    }
+
+    /// Memory held outside the server when its file went, and let go since: pooled within `room`
+    /// bytes, or given back to the system.
+    pub fn recheck_elsewhere(&mut self, room: u64) {
+        let held = std::mem::take(&mut self.elsewhere);
+        self.elsewhere_bytes = 0;
+        for (memfd, _) in held {
+            match sys::reopen(memfd.as_fd()).map(File::from) {
+                Ok(file) if sys::sole_opener(file.as_fd()) => {
+                    let room = room.saturating_sub(self.elsewhere_bytes);
+                    self.keep(memfd, file, room);
+                }
+                Ok(_) => self.held_outside(memfd),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Pool `memfd` (whose new description is `file`) if its memory fits in `room`.
+    fn keep(&mut self, memfd: File, file: File, room: u64) -> Option<u64> {
         let meta = file.metadata().ok()?;
         let held = sys::allocated_bytes(&meta);
         if held == 0 || held > room {
@@ -255,9 +299,16 @@ mod tests {
         let map = sys::mmap_shared(file.as_fd(), 4096).unwrap();
         drop(file);
         assert_eq!(pool.give(memfd, u64::MAX), None);
+        assert_eq!(pool.bytes(), 0);
+        // Both are still memory in use; looked at again, what was let go is pooled.
+        assert_eq!(pool.held_elsewhere(), 8192);
+        // The kept fd was closed since; the mapping is still there.
+        pool.recheck_elsewhere(u64::MAX);
+        assert_eq!((pool.held_elsewhere(), pool.bytes()), (4096, 4096));
         // SAFETY: the mapping was made above with this length and is not used after.
         unsafe { sys::munmap(map, 4096) };
-        assert_eq!(pool.bytes(), 0);
+        pool.recheck_elsewhere(u64::MAX);
+        assert_eq!((pool.held_elsewhere(), pool.bytes()), (0, 8192));
     }
 
     #[test]

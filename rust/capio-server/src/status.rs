@@ -7,7 +7,8 @@
 //! observers}, then the
 //! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used` (bytes memory-backed
 //! files hold, with or without a limit), `memory_pooled` (bytes of gone files' memory kept for new
-//! files), `pool_limit`, `memory_released` (bytes of streams freed once every declared consumer had
+//! files), `memory_held_elsewhere` (gone files' memory a reader still holds, e.g. a view),
+//! `pool_limit`, `memory_released` (bytes of streams freed once every declared consumer had
 //! read them), `memory_spilled` (bytes of files moved to the spill directory), `spill_dir` (null:
 //! none), `live_clients`, `teardown_requested`, `clients` [{id,
 //! pid, app, capio_dir, exited, producing, open_files}], `files_total`, `files` [{path, size, state

@@ -40,7 +40,7 @@ impl Budget {
         let Some(limit) = self.limit else {
             return Ok(());
         };
-        let wanted = self.used.saturating_add(extra);
+        let wanted = self.in_use().saturating_add(extra);
         if wanted > limit {
             return Err(FsError::NoSpace { limit });
         }
@@ -50,8 +50,16 @@ impl Budget {
 
     /// How many bytes the pool may hold now.
     pub(super) fn pool_room(&self) -> u64 {
-        let left = self.limit.map_or(u64::MAX, |l| l.saturating_sub(self.used));
+        let left = self
+            .limit
+            .map_or(u64::MAX, |l| l.saturating_sub(self.in_use()));
         self.pool_limit.min(left)
+    }
+
+    /// Bytes in use: charged to files, and held outside the server by gone files' readers (not
+    /// pooled memory, which gives way).
+    fn in_use(&self) -> u64 {
+        self.used.saturating_add(self.pool.held_elsewhere())
     }
 
     /// Set `node`'s charge to `new` bytes.
@@ -105,7 +113,7 @@ impl FileTable {
             return Ok(node.charged + base);
         }
         let need = held_to - node.charged;
-        let left = limit.saturating_sub(budget.used);
+        let left = limit.saturating_sub(budget.in_use());
         if need <= left {
             // Pooled memory makes way first.
             budget.pool.shrink_to(left - need);
@@ -160,6 +168,24 @@ impl Namespace {
 
     pub fn pool_limit(&self) -> u64 {
         self.files.budget.pool_limit
+    }
+
+    /// Bytes of memory of gone files that something outside the server still holds (a `view()`
+    /// kept after the file was removed), counted as in use until it is let go.
+    pub fn memory_held_elsewhere(&self) -> u64 {
+        self.files.budget.pool.held_elsewhere()
+    }
+
+    /// Look again at memory of gone files held outside the server: what was let go is pooled or
+    /// given back.
+    pub fn recheck_memory_held_elsewhere(&mut self) {
+        let budget = &mut self.files.budget;
+        let room = budget.pool_limit.min(
+            budget
+                .limit
+                .map_or(u64::MAX, |l| l.saturating_sub(budget.used)),
+        );
+        budget.pool.recheck_elsewhere(room);
     }
 
     /// Bytes of memory of gone files kept for new ones.

@@ -210,6 +210,10 @@ impl Namespace {
             ("memory_limit", Json::opt(self.memory_limit(), Json::int)),
             ("memory_used", Json::int(self.memory_in_use())),
             ("memory_pooled", Json::int(self.memory_pooled())),
+            (
+                "memory_held_elsewhere",
+                Json::int(self.memory_held_elsewhere()),
+            ),
             ("memory_released", Json::int(self.memory_released())),
             ("memory_spilled", Json::int(self.memory_spilled())),
             (
