@@ -8,6 +8,7 @@ them.
 from __future__ import annotations
 
 import hashlib
+import os
 
 from test_faults import PRELUDE, status_json
 
@@ -161,4 +162,27 @@ def test_pooled_memory_goes_back_when_idle_and_a_zero_limit_keeps_none(make_work
     none.run_step(WRITE_AND_REMOVE, "gone", str(none.capio_dir / "x.bin"), str(4 * MiB)).check()
     st = status_json(none)
     assert (st["memory_pooled"], st["pool_limit"]) == (0, 0)
+    release.touch()
+
+
+def test_each_memory_file_costs_the_server_one_fd(workflow: Workflow) -> None:
+    """Ten thousand small files must fit in a common 20,000-fd limit."""
+    from test_faults import server_pid
+
+    wf = workflow
+    release = wf.start_peer()
+    pid = server_pid(wf)
+    before = len(os.listdir(f"/proc/{pid}/fd"))
+    wf.run_step(
+        PRELUDE
+        + """
+for i in range(300):
+    with open(os.path.join(sys.argv[1], f"f{i}.txt"), "w") as f:
+        f.write("x")
+""",
+        "many",
+        str(wf.capio_dir),
+    ).check()
+    after = len(os.listdir(f"/proc/{pid}/fd"))
+    assert after - before <= 300 + 20, (before, after)
     release.touch()

@@ -2,10 +2,11 @@
 //! allocated, so that new files write into memory the kernel does not have to find and zero again
 //! (what a write into fresh shared memory mostly costs, DESIGN §4).
 //!
-//! A file's memfd itself never leaves the server. Clients, persistence and other nodes all use
-//! one open file description of it (see [`fresh`]). When the file is gone, the server drops that
-//! description and opens a new one: the kernel grants a write lease on it only when no other
-//! description of the memfd is open anywhere. An fd some process kept (a `dup`, a forked child,
+//! Clients, persistence and other nodes all use one open file description of a file's memfd, made
+//! by reopening it (see [`fresh`]; the description `memfd_create` returns is not counted by the
+//! kernel and is closed at once). When the file is gone, the server opens a new description from
+//! that one and drops the old: the kernel grants a write lease on the new one only when no other
+//! description of the memfd is open anywhere. One fd per memory object, in use or pooled. An fd some process kept (a `dup`, a forked child,
 //! a `fileno()` handed on) or a mapping (a `view()`) keeps the old description alive, and the
 //! memory is not recycled but given back to the system when they let go. So no reader of a gone
 //! file ever sees a later file's bytes. Unused pages stay pooled for a while only (`Pool::idle`).
@@ -22,10 +23,8 @@ pub const IDLE: Duration = Duration::from_secs(30);
 /// At most this many memory objects are pooled (each is an open fd of the server).
 const MAX_OBJECTS: usize = 1024;
 
-/// What the server keeps of a memory-backed file to recycle its memory when the file goes.
+/// What a new memory-backed file's memory object comes with.
 pub struct Memory {
-    /// The memfd itself, which the server alone holds.
-    pub memfd: File,
     /// Below this end it may still hold a previous file's bytes (see `Slot::prepare_write`).
     pub stale: u64,
     /// Bytes of memory it holds already.
@@ -69,16 +68,10 @@ fn cgroup_limit(proc_cgroup: &str, read: impl Fn(&str) -> Option<String>) -> Opt
 pub fn fresh(name: &str) -> io::Result<(File, Memory)> {
     let memfd = File::from(sys::memfd(name)?);
     let file = File::from(sys::reopen(memfd.as_fd())?);
-    let memory = Memory {
-        memfd,
-        stale: 0,
-        held: 0,
-    };
-    Ok((file, memory))
+    Ok((file, Memory { stale: 0, held: 0 }))
 }
 
 struct Pooled {
-    memfd: File,
     file: File,
     size: u64,
     held: u64,
@@ -136,32 +129,32 @@ impl Pool {
             return None;
         }
         let memory = Memory {
-            memfd: p.memfd,
             stale: p.size,
             held: p.held,
         };
         Some((p.file, memory))
     }
 
-    /// The memfd of a file that is gone, whose shared description the server has dropped: kept
-    /// if nothing outside the server holds it any more and its memory fits in `room` bytes of
-    /// pool (older objects make way). Returns the bytes it holds if it was kept.
-    pub fn give(&mut self, memfd: File, room: u64) -> Option<u64> {
-        let file = File::from(sys::reopen(memfd.as_fd()).ok()?);
+    /// The description `data` of a memory object whose file is gone (the server's last use of
+    /// it): a new description replaces it, kept if nothing outside the server holds the object
+    /// any more and its memory fits in `room` bytes of pool (older objects make way). Memory
+    /// still held elsewhere is counted and looked at again. Returns the bytes pooled.
+    pub fn recycle(&mut self, data: File, room: u64) -> Option<u64> {
+        let file = File::from(sys::reopen(data.as_fd()).ok()?);
+        drop(data);
         if !sys::sole_opener(file.as_fd()) {
-            drop(file);
-            self.held_outside(memfd);
+            self.held_outside(file);
             return None;
         }
-        self.keep(memfd, file, room)
+        self.keep(file, room)
     }
 
     /// Note memory something outside the server holds, to count it and look at it again.
-    fn held_outside(&mut self, memfd: File) {
-        let bytes = memfd.metadata().map_or(0, |m| sys::allocated_bytes(&m));
+    fn held_outside(&mut self, file: File) {
+        let bytes = file.metadata().map_or(0, |m| sys::allocated_bytes(&m));
         if bytes > 0 && self.elsewhere.len() < MAX_OBJECTS {
             self.elsewhere_bytes += bytes;
-            self.elsewhere.push((memfd, bytes));
+            self.elsewhere.push((file, bytes));
         }
     }
 
@@ -170,20 +163,18 @@ impl Pool {
     pub fn recheck_elsewhere(&mut self, room: u64) {
         let held = std::mem::take(&mut self.elsewhere);
         self.elsewhere_bytes = 0;
-        for (memfd, _) in held {
-            match sys::reopen(memfd.as_fd()).map(File::from) {
-                Ok(file) if sys::sole_opener(file.as_fd()) => {
-                    let room = room.saturating_sub(self.elsewhere_bytes);
-                    self.keep(memfd, file, room);
-                }
-                Ok(_) => self.held_outside(memfd),
-                Err(_) => {}
+        for (file, _) in held {
+            if sys::sole_opener(file.as_fd()) {
+                let room = room.saturating_sub(self.elsewhere_bytes);
+                self.keep(file, room);
+            } else {
+                self.held_outside(file);
             }
         }
     }
 
-    /// Pool `memfd` (whose new description is `file`) if its memory fits in `room`.
-    fn keep(&mut self, memfd: File, file: File, room: u64) -> Option<u64> {
+    /// Pool the memory object behind `file` (a description nobody else has) if it fits in `room`.
+    fn keep(&mut self, file: File, room: u64) -> Option<u64> {
         let meta = file.metadata().ok()?;
         let held = sys::allocated_bytes(&meta);
         if held == 0 || held > room {
@@ -195,7 +186,6 @@ impl Pool {
         }
         self.bytes += held;
         self.objects.push_back(Pooled {
-            memfd,
             file,
             size: meta.len(),
             held,
@@ -238,11 +228,11 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
-    /// A file's description and memfd, holding `len` bytes, as a gone file leaves them.
-    fn written(len: usize) -> (File, File) {
-        let (file, memory) = fresh("capio-test").unwrap();
+    /// A file's description holding `len` bytes, as a gone file leaves it.
+    fn written(len: usize) -> File {
+        let (file, _) = fresh("capio-test").unwrap();
         file.write_all_at(&vec![9; len], 0).unwrap();
-        (file, memory.memfd)
+        file
     }
 
     #[test]
@@ -267,9 +257,7 @@ mod tests {
     #[test]
     fn the_memory_of_a_file_nobody_holds_is_reused_with_its_pages() {
         let mut pool = Pool::default();
-        let (file, memfd) = written(64 << 10);
-        drop(file);
-        assert_eq!(pool.give(memfd, u64::MAX), Some(64 << 10));
+        assert_eq!(pool.recycle(written(64 << 10), u64::MAX), Some(64 << 10));
         assert_eq!(pool.bytes(), 64 << 10);
         let (file, again) = pool.take().unwrap();
         assert_eq!(
@@ -289,16 +277,14 @@ mod tests {
     fn memory_some_fd_or_mapping_still_holds_is_not_reused() {
         let mut pool = Pool::default();
         // A process kept an fd (a dup shares the description)...
-        let (file, memfd) = written(4096);
+        let file = written(4096);
         let kept = file.try_clone().unwrap();
-        drop(file);
-        assert_eq!(pool.give(memfd, u64::MAX), None);
+        assert_eq!(pool.recycle(file, u64::MAX), None);
         drop(kept);
         // ...or maps it after closing its fd.
-        let (file, memfd) = written(4096);
+        let file = written(4096);
         let map = sys::mmap_shared(file.as_fd(), 4096).unwrap();
-        drop(file);
-        assert_eq!(pool.give(memfd, u64::MAX), None);
+        assert_eq!(pool.recycle(file, u64::MAX), None);
         assert_eq!(pool.bytes(), 0);
         // Both are still memory in use; looked at again, what was let go is pooled.
         assert_eq!(pool.held_elsewhere(), 8192);
@@ -315,14 +301,15 @@ mod tests {
     fn the_pool_keeps_to_its_room_and_gives_back_idle_memory() {
         let mut pool = Pool::default();
         for _ in 0..3 {
-            let (_, memfd) = written(8192);
-            assert!(pool.give(memfd, 16384).is_some());
+            assert!(pool.recycle(written(8192), 16384).is_some());
         }
         assert_eq!(pool.bytes(), 16384, "the oldest made way");
-        let (_, memfd) = written(32768);
-        assert_eq!(pool.give(memfd, 16384), None, "bigger than the room");
-        let (_, memfd) = written(0);
-        assert_eq!(pool.give(memfd, u64::MAX), None, "nothing to reuse");
+        assert_eq!(
+            pool.recycle(written(32768), 16384),
+            None,
+            "bigger than the room"
+        );
+        assert_eq!(pool.recycle(written(0), u64::MAX), None, "nothing to reuse");
         assert_eq!(pool.drop_idle(Instant::now()), 0);
         assert_eq!(pool.drop_idle(Instant::now() + IDLE), 16384);
         assert!(pool.take().is_none());

@@ -149,11 +149,11 @@ impl Namespace {
         let Some((node, budget)) = self.files.node_and_budget(slot) else {
             return;
         };
-        let memfd = node.replace_data(data, backing);
+        let memory = node.replace_data(data, backing);
         budget.set_charge(node, 0);
-        if let Some(memfd) = memfd {
+        if let Some(memory) = memory {
             let room = budget.pool_room();
-            budget.pool.give(memfd, room);
+            budget.pool.recycle(memory, room);
         }
     }
 

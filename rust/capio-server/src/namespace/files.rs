@@ -32,9 +32,8 @@ pub(super) struct FileNode {
     /// The memfd or hidden file holding the bytes; clients receive duplicates (sharing its offset).
     pub(super) data: File,
     pub(super) backing: Backing,
-    /// A memory-backed file's memfd, which the server alone holds: its memory is recycled
-    /// through it when the file goes (see `pool`).
-    memfd: Option<File>,
+    /// Its data is a memory object of its own, recycled when the file goes (see `pool`).
+    recyclable: bool,
     /// Canonical root of the creator: persistence never writes outside it.
     pub(super) root: PathBuf,
     /// The CAPIO-CL rule of its current path (a rename looks it up again).
@@ -76,9 +75,9 @@ impl FileNode {
             rule,
             len,
         } = new;
-        let (memfd, stale, held) = match memory {
-            Some(m) => (Some(m.memfd), m.stale, m.held),
-            None => (None, 0, 0),
+        let (recyclable, stale, held) = match memory {
+            Some(m) => (true, m.stale, m.held),
+            None => (false, 0, 0),
         };
         let mut node = FileNode {
             slot,
@@ -87,7 +86,7 @@ impl FileNode {
             generation: 0,
             data,
             backing,
-            memfd,
+            recyclable,
             root,
             rule,
             closes_by_producers: 0,
@@ -215,7 +214,7 @@ impl FileNode {
         let table = Arc::clone(&self.table);
         let slot = table.slot(self.slot).expect("slot inside the table");
         let _append_lock = slot.lock_appends();
-        let held = if self.memfd.is_some() {
+        let held = if self.recyclable {
             let meta = self.data.metadata()?;
             slot.start_file(0, meta.len());
             sys::allocated_bytes(&meta)
@@ -243,23 +242,23 @@ impl FileNode {
 
     /// Whether its bytes are in a memory object of its own (which the pool may recycle).
     pub(super) fn has_memory(&self) -> bool {
-        self.memfd.is_some()
+        self.recyclable
     }
 
-    /// Serve it from `data` (on disk) from now on; returns the memfd it leaves, if any.
+    /// Serve it from `data` (on disk) from now on; returns the memory object it leaves, if any.
     pub(super) fn replace_data(&mut self, data: File, backing: Backing) -> Option<File> {
-        self.data = data;
+        let old = std::mem::replace(&mut self.data, data);
         self.backing = backing;
         // A file on disk never holds another file's bytes.
         self.shared().stale.store(0, SeqCst);
-        self.memfd.take()
+        std::mem::take(&mut self.recyclable).then_some(old)
     }
 
     /// Done growing: memory past its end, which a recycled memory object may still hold, goes
     /// back, so its size is its length for anyone who maps or `fstat`s the object.
     /// Under the append lock, and never below what a producer still writing may have claimed.
     fn trim(&mut self) -> io::Result<()> {
-        if self.memfd.is_none() {
+        if !self.recyclable {
             return Ok(());
         }
         let slot = self.shared();
@@ -280,11 +279,9 @@ impl FileNode {
         s.start_file(0, 0);
         s.set_state(SlotState::Free);
         let slot = self.slot;
-        if let Some(memfd) = self.memfd.take() {
-            // Its description goes first: the pool checks nothing else holds one.
-            drop(self);
+        if self.recyclable {
             let room = budget.pool_room();
-            budget.pool.give(memfd, room);
+            budget.pool.recycle(self.data, room);
         }
         slot
     }
