@@ -5,8 +5,8 @@ as it goes (CAPIO-CL ``no_update`` + ``on_close``, 1 MiB chunks, both steps unde
 Sampled every 10 ms from ``/proc``: ``VmHWM`` (peak resident set) of the server and of the two
 step processes, and the shared memory allocated to the file (the blocks of the server's
 memory objects). The consumer is declared (``input_stream``); without a memory limit a stream
-keeps what was read up to what the server's pool may hold (a quarter of the memory), so this
-stream stays whole; ``bench_limits`` streams through a limit. Each is compared with the bytes
+keeps up to 1 GiB of what was read, and releases the rest as it goes; ``bench_limits`` streams
+through a limit. Each is compared with the bytes
 streamed (lower is better; the ratio is bytes streamed / memory).
 """
 
@@ -117,5 +117,5 @@ def run(quick: bool) -> list[Row]:
         row("memory: consumer peak RSS", peak["consumer"], streamed, "MiB", False, None, note),
         row("memory: file data in shm, peak", sampler.shm_peak / 1024, streamed, "MiB", False, None,
             f"{size // MiB} MiB streamed; blocks of the server's memory objects (no memory limit: the "
-            f"stream keeps what was read, up to what the pool may hold)"),
+            f"stream keeps up to 1 GiB of what was read)"),
     ]  # fmt: skip

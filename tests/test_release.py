@@ -151,8 +151,8 @@ with open(sys.argv[1], "rb") as f:
     # A consumer killed halfway: what it had not read stays for the one that takes over.
     wf2 = Workflow(wf.root, wf.capio_dir, wf.name + "-kill", wf.runtime_dir, dict(wf.env))
     wf2.env["PYCAPIO_POOL_IDLE"] = "600"
-    # Under a limit (not reached here) what was read goes at once; without one, what the pool
-    # could hold would stay for readers going back.
+    # Under a limit (not reached here) what was read goes at once; without one, up to 1 GiB of it
+    # would stay for readers going back.
     wf2.env["PYCAPIO_MEMORY_LIMIT"] = "1G"
     cl2 = stream_rules(wf2, ["fast", "slow"], name="stream2.bin")
     path2 = str(wf2.capio_dir / "stream2.bin")
