@@ -6,8 +6,8 @@ Sampled every 10 ms from ``/proc``: ``VmHWM`` (peak resident set) of the server 
 step processes, and the shared memory allocated to the file (the blocks of the server's
 memory objects). The consumer is declared (``input_stream``); without a memory limit a stream
 keeps up to 1 GiB of what was read, and releases the rest as it goes; ``bench_limits`` streams
-through a limit. Each is compared with the bytes
-streamed (lower is better; the ratio is bytes streamed / memory).
+through a limit. Each is compared with the bytes streamed (lower is better; the ratio is bytes
+streamed / memory).
 """
 
 from __future__ import annotations
