@@ -60,17 +60,9 @@ impl Client {
         buf: &mut [u8],
         advance: bool,
     ) -> Result<usize> {
-        let file = h.slot.and_then(|i| self.table.slot(i));
-        let released = || match file {
-            Some(s) if !s.holds(off) => Err(ClientError::Released {
-                path: h.path.clone(),
-                upto: s.released.load(SeqCst),
-            }),
-            _ => Ok(()),
-        };
-        released()?;
+        self.check_held(h, off)?;
         let n = h.read_range(off, end, buf, advance)?;
-        released()?;
+        self.check_held(h, off)?;
         if let Some(cell) = h.progress.and_then(|c| self.table.slot(c)) {
             cell.note_read(off, off + n as u64);
         }
@@ -86,8 +78,13 @@ impl Client {
         if let Some(cell) = h.progress.and_then(|c| self.table.slot(c)) {
             cell.note_mapped();
         }
+        self.check_held(&h, offset)
+    }
+
+    /// `ENODATA` when the bytes of `h`'s file from `off` on were released.
+    fn check_held(&self, h: &Handle, off: u64) -> Result<()> {
         match h.slot.and_then(|i| self.table.slot(i)) {
-            Some(s) if !s.holds(offset) => Err(ClientError::Released {
+            Some(s) if !s.holds(off) => Err(ClientError::Released {
                 path: h.path.clone(),
                 upto: s.released.load(SeqCst),
             }),

@@ -213,21 +213,17 @@ impl Namespace {
         let Some(readers) = self.consumption.files.get(&slot) else {
             return 0;
         };
-        let progress = |cell: &u32| {
-            self.table
-                .slot(*cell)
-                .map_or((0, true), |c| c.reader_progress())
-        };
-        if readers.mapped || readers.cells.iter().any(|c| progress(c).1) {
+        if self.mapped_now(slot) {
             return 0;
         }
-        let open_min = readers.cells.iter().map(|c| progress(c).0).min();
+        let read = |cell: &u32| self.table.slot(*cell).map_or(0, |c| c.reader_progress().0);
+        let open_min = readers.cells.iter().map(read).min();
         let app_read = |app: &str| {
             let open = readers
                 .cells
                 .iter()
                 .filter(|c| self.consumption.cells.get(c).is_some_and(|r| r.app == app))
-                .map(|c| progress(c).0)
+                .map(read)
                 .max();
             readers.read_by.get(app).copied().max(open).unwrap_or(0)
         };

@@ -247,3 +247,31 @@ fn committed_files_nobody_holds_leave_memory_when_it_is_full() {
     write(&fx, &again, 0, b"new");
     assert_eq!(fs::read(fx.p("kept.bin")).unwrap(), vec![2; 100 << 10]);
 }
+
+#[test]
+fn a_file_whose_spill_copy_failed_is_not_offered_again() {
+    let mut fx = Fx::with_config(
+        r#"{"name": "wf", "IO_Graph": [{"name": "w", "input_stream": [],
+            "output_stream": ["*"]}]}"#,
+    );
+    let spill = TestDir::new();
+    let dir = crate::spill::SpillDir::open(spill.path()).unwrap();
+    let spill_path = dir.path().to_path_buf();
+    fx.ns.set_spill_dir(dir);
+    fx.ns.set_memory_limit(Some(1 << 20));
+    let a = fx.client("w");
+    let m = mem(fx.open(a, "old.bin", WR | CREAT).unwrap());
+    write(&fx, &m, 0, &[1; 4096]);
+    fx.ns.close(a, m.slot, true);
+    drop(m);
+    fx.exit_and_persist(a);
+    // The spill directory is gone (a tmp cleaner): the copy fails.
+    fs::remove_dir(&spill_path).unwrap();
+    let Evict::Copy(job) = fx.ns.evict_one() else {
+        panic!("old.bin is offered")
+    };
+    let copy = job.copy();
+    assert!(copy.is_err());
+    assert!(!fx.ns.finish_eviction(job, copy));
+    assert!(matches!(fx.ns.evict_one(), Evict::Nothing), "not again");
+}

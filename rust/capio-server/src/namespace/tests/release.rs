@@ -178,3 +178,18 @@ fn without_a_limit_the_last_bytes_read_stay_for_a_reader_going_back() {
     assert_eq!(fx.ns.release_consumed(), 300 * GRAIN - KEEP_READ);
     assert_eq!(released(&fx, &w), 300 * GRAIN - KEEP_READ);
 }
+
+#[test]
+fn a_closed_readers_cell_is_reused_only_after_its_client_left() {
+    let mut fx = fx();
+    let _w = stream(&mut fx, "s.bin", 1);
+    let (c1, r1) = reader(&mut fx, "c1", "s.bin");
+    fx.ns.close_tracked(c1, r1.slot, false, r1.progress);
+    // Another thread of c1 may still note a read in it: no new file gets that slot.
+    let p = fx.client("p");
+    let other = mem(fx.open(p, "other.bin", WR | CREAT).unwrap());
+    assert_ne!(other.slot, r1.progress);
+    fx.ns.detach(c1);
+    let again = mem(fx.open(p, "again.bin", WR | CREAT).unwrap());
+    assert_eq!(again.slot, r1.progress, "free once its client is gone");
+}
