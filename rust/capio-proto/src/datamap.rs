@@ -50,14 +50,6 @@ impl WriteMap {
         })
     }
 
-    pub fn len(&self) -> u64 {
-        self.len as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Copy `data` to `off` of `file`, the file this maps. `Ok(false)` (nothing copied) when the
     /// range is not inside both the mapping and the file as it is now: the caller writes it with
     /// `pwrite`. The caller has claimed the range (`Slot::prepare_write`), so the file does not
