@@ -12,7 +12,7 @@ use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 /// Number of slots in a server's table (64 MiB of sparse, lazily allocated shared memory).
@@ -63,6 +63,14 @@ pub struct Slot {
     /// Bytes below this end were released: every declared consumer had read them (a read of
     /// them fails). Only ever grows for a file; the server sets it before it frees the memory.
     pub released: AtomicU64,
+    /// Direct access (see [`Slot::direct`]): even between changes of the two fields below, odd
+    /// during one; every change moves it, so a client can tell its answer still held.
+    access: AtomicU32,
+    /// The server's fd of the file's memory object, which a client may open and `stat` itself
+    /// (through `/proc/<server>/fd`) while the file's data and rules allow it; -1 otherwise.
+    data_fd: AtomicI32,
+    /// The inode of that object: what a client checks the object it opened by number against.
+    data_ino: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Slot>() == 64);
@@ -247,6 +255,31 @@ impl Slot {
         off >= self.released.load(SeqCst)
     }
 
+    /// The server says whether clients may reach the file's memory object directly: `Some((fd,
+    /// ino))` names it among the server's fds, `None` withdraws it.
+    pub fn set_direct(&self, object: Option<(i32, u64)>) {
+        let (fd, ino) = object.unwrap_or((-1, 0));
+        self.access.fetch_add(1, SeqCst);
+        self.data_fd.store(fd, SeqCst);
+        self.data_ino.store(ino, SeqCst);
+        self.access.fetch_add(1, SeqCst);
+    }
+
+    /// The memory object a client may reach directly, as `(fd, ino, access)`: the server's fd
+    /// and the object's inode, and the access word to check with [`Slot::direct_unchanged`]
+    /// after acting on them. `None` when the server does not allow it now.
+    pub fn direct(&self) -> Option<(i32, u64, u32)> {
+        let access = self.access.load(SeqCst);
+        let (fd, ino) = (self.data_fd.load(SeqCst), self.data_ino.load(SeqCst));
+        (access & 1 == 0 && fd >= 0 && self.access.load(SeqCst) == access)
+            .then_some((fd, ino, access))
+    }
+
+    /// Whether the direct access read as `access` still holds.
+    pub fn direct_unchanged(&self, access: u32) -> bool {
+        self.access.load(SeqCst) == access
+    }
+
     /// Set the state and wake everyone waiting on this slot.
     pub fn set_state(&self, state: SlotState) {
         self.state.store(state as u32, SeqCst);
@@ -303,7 +336,7 @@ impl StateTable {
     pub fn create(slots: u32) -> io::Result<StateTable> {
         let fd = sys::memfd("capio-state")?;
         let file = std::fs::File::from(fd);
-        file.set_len(u64::from(slots) * size_of::<Slot>() as u64)?;
+        file.set_len(Self::byte_len(slots) as u64)?;
         Self::map(OwnedFd::from(file), slots)
     }
 
@@ -314,8 +347,33 @@ impl StateTable {
         Ok(StateTable { base, slots, fd })
     }
 
+    /// The slots, then the namespace index (sparse: pages are allocated as they are used).
     fn byte_len(slots: u32) -> usize {
-        slots as usize * size_of::<Slot>()
+        Self::index_offset(slots) + crate::index::BYTES
+    }
+
+    fn index_offset(slots: u32) -> usize {
+        (slots as usize * size_of::<Slot>()).next_multiple_of(4096)
+    }
+
+    /// The namespace index that follows the slots.
+    pub fn index(&self) -> crate::index::Index<'_> {
+        use crate::index::{BUCKETS, Header, Index, RECORDS, Record};
+        use std::sync::atomic::AtomicU32 as Bucket;
+        let base = self.base.as_ptr().cast::<u8>();
+        let header_at = Self::index_offset(self.slots);
+        let buckets_at = header_at + size_of::<Header>();
+        let records_at = buckets_at + BUCKETS * size_of::<Bucket>();
+        // SAFETY: the three regions lie inside the live mapping (`byte_len`), are aligned (page
+        // aligned start, 64-byte header, bucket array a multiple of 64 bytes) and hold only
+        // atomics, valid for any bit pattern; they live as long as `&self`.
+        unsafe {
+            Index {
+                header: &*base.add(header_at).cast::<Header>(),
+                buckets: std::slice::from_raw_parts(base.add(buckets_at).cast::<Bucket>(), BUCKETS),
+                records: std::slice::from_raw_parts(base.add(records_at).cast::<Record>(), RECORDS),
+            }
+        }
     }
 
     pub fn slots(&self) -> u32 {

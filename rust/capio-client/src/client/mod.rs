@@ -4,6 +4,7 @@
 //! it crosses its memory reservation (`Reserve`).
 
 mod io;
+mod local;
 mod names;
 mod open;
 mod stat;
@@ -43,8 +44,11 @@ pub struct Settings {
 struct Handle {
     file: File,
     path: PathBuf,
-    /// `None` for a committed input served from its file on disk.
+    /// `None` for a committed input served from its file on disk, or a committed file opened
+    /// from its memory object without the server (see `local`).
     slot: Option<u32>,
+    /// A file of the namespace (not an input on disk): reported as the server reports those.
+    namespace_file: bool,
     producer: bool,
     fire: Fire,
     readable: bool,
@@ -76,6 +80,8 @@ pub struct Client {
     rules: Option<capio_cl::Rules>,
     /// The server enforces a memory budget: writes past a handle's reserved end ask first.
     memory_limited: bool,
+    /// The server's `/proc/<pid>/fd`, where files in memory are reached directly (see `local`).
+    server_fds: std::sync::OnceLock<Option<std::os::fd::OwnedFd>>,
 }
 
 /// Load the rules the server runs with; a client that asked for a different file is refused, since
@@ -142,6 +148,7 @@ impl Client {
             server_pid: attached.server_pid,
             started_server: attached.started,
             memory_limited: attached.flags & server_flags::MEMORY_LIMIT != 0,
+            server_fds: std::sync::OnceLock::new(),
         })
     }
 

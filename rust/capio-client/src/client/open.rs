@@ -2,7 +2,7 @@
 //! handle in the fd table, and closing it.
 
 use crate::error::{ClientError, Result};
-use capio_proto::{CloseReq, OpenKind, OpenReq, sys};
+use capio_proto::{CloseReq, Fire, OpenKind, OpenReq, sys};
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -33,6 +33,26 @@ impl Client {
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<RawFd> {
         let abs = self.require_capio_path(path)?;
+        // A plain read-only open of a committed file in memory needs no server.
+        if flags & !(libc::O_CLOEXEC | libc::O_LARGEFILE) == libc::O_RDONLY
+            && let Some(file) = self.open_committed(&abs)
+        {
+            return Ok(self.add_handle(Handle {
+                file,
+                path: path.to_path_buf(),
+                slot: None,
+                namespace_file: true,
+                producer: false,
+                fire: Fire::Update,
+                readable: true,
+                writable: false,
+                append: false,
+                pos: AtomicU64::new(0),
+                reserved: AtomicU64::new(0),
+                progress: None,
+                map: std::sync::OnceLock::new(),
+            }));
+        }
         // A file it creates gets `mode` less the process's umask, as from `open(2)`.
         let mode = if flags & libc::O_CREAT != 0 {
             mode & !sys::current_umask()
@@ -103,6 +123,7 @@ impl Client {
                         file,
                         path: path.to_path_buf(),
                         slot,
+                        namespace_file: slot.is_some(),
                         producer: r.producer != 0,
                         fire: r.fire_rule()?,
                         readable: acc == libc::O_RDONLY || acc == libc::O_RDWR,
@@ -113,16 +134,21 @@ impl Client {
                         progress: (r.progress != 0).then_some(r.progress),
                         map: std::sync::OnceLock::new(),
                     };
-                    let raw = handle.file.as_raw_fd();
-                    self.handles
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(raw, Arc::new(handle));
-                    return Ok(raw);
+                    return Ok(self.add_handle(handle));
                 }
                 Err(_) => return Err(ClientError::os(libc::EIO, path.to_path_buf())),
             }
         }
+    }
+
+    /// Make `handle` a CAPIO fd: its file's number.
+    fn add_handle(&self, handle: Handle) -> RawFd {
+        let raw = handle.file.as_raw_fd();
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(raw, Arc::new(handle));
+        raw
     }
 
     /// Close a CAPIO fd. The server is told without waiting for an answer.

@@ -22,32 +22,23 @@ impl Client {
             .file
             .metadata()
             .map_err(|e| ClientError::from_io(e, h.path.clone()))?;
-        let (size, committed) = match h.slot {
+        let (size, state) = match h.slot {
             Some(i) => {
                 let s = self.slot(i)?;
-                (s.len.load(SeqCst), s.state() == SlotState::Committed)
+                (s.len.load(SeqCst), s.state())
             }
-            None => (meta.len(), true),
-        };
-        // As the server's `stat` of the file: a memory data object on the directory's device.
-        let (dev, ino) = match h.slot {
-            Some(_) => capio_proto::reported_identity(meta.dev(), meta.ino(), self.root_dev()),
-            None => (meta.dev(), meta.ino()),
+            None => (meta.len(), SlotState::Committed),
         };
         // The data object's inode carries the file's mode, owner and times (see the server).
+        if h.namespace_file {
+            return Ok(self.memory_stat(&(&meta).into(), size, state));
+        }
+        // A committed input on disk: its own identity and links.
         Ok(NodeStat {
             size,
-            committed,
             file_type: libc::S_IFREG,
-            // A memfd has no name; a committed input on disk has its own links.
-            nlink: if h.slot.is_some() {
-                1
-            } else {
-                u32::try_from(meta.nlink()).unwrap_or(u32::MAX)
-            },
-            ino,
-            dev,
-            ..NodeStat::of_meta(NodeKind::File, &meta, committed)
+            nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX),
+            ..NodeStat::of_meta(NodeKind::File, &meta, true)
         })
     }
 
@@ -55,6 +46,9 @@ impl Client {
     /// symbolic link (on disk) is reported itself, as `lstat` does.
     pub fn stat_at(&self, path: &Path, follow: bool) -> Result<FileStat> {
         let abs = self.require_capio_path(path)?;
+        if let Some(answer) = self.stat_local(&abs, path) {
+            return answer;
+        }
         let tail = abs.as_os_str().as_bytes();
         let r = if follow {
             self.conn().call(&StatReq {}, tail)

@@ -27,4 +27,4 @@ pub use request::{
     UnlinkReq,
 };
 pub use socket::recv_frame;
-pub use stat::{NodeStat, StatReply, nanos, reported_identity};
+pub use stat::{Inode, NodeStat, StatReply, nanos, reported_identity};

@@ -39,21 +39,76 @@ impl NodeStat {
 
     /// The attributes of the inode `meta` describes, reported as a `kind`.
     pub fn of_meta(kind: NodeKind, meta: &Metadata, committed: bool) -> NodeStat {
+        NodeStat::of_inode(kind, &Inode::from(meta), committed)
+    }
+
+    /// The attributes of `inode`, reported as a `kind`.
+    pub fn of_inode(kind: NodeKind, inode: &Inode, committed: bool) -> NodeStat {
         NodeStat {
             kind,
-            size: meta.len(),
-            mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
-            mode: meta.mode() & 0o7777,
+            size: inode.size,
+            mtime_ns: inode.mtime_ns,
+            mode: inode.mode & 0o7777,
             committed,
-            atime_ns: nanos(meta.atime(), meta.atime_nsec()),
-            ctime_ns: nanos(meta.ctime(), meta.ctime_nsec()),
+            atime_ns: inode.atime_ns,
+            ctime_ns: inode.ctime_ns,
+            uid: inode.uid,
+            gid: inode.gid,
+            file_type: inode.mode & libc::S_IFMT,
+            // A CAPIO file's data object has no name (a memfd), yet the file has one.
+            nlink: u32::try_from(inode.nlink).unwrap_or(u32::MAX).max(1),
+            ino: inode.ino,
+            dev: inode.dev,
+        }
+    }
+}
+
+/// What a stat of an inode says, from `std`'s metadata or a raw `stat` (`sys::stat_at`).
+#[derive(Clone, Copy, Debug)]
+pub struct Inode {
+    pub size: u64,
+    /// Type and permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u64,
+    pub ino: u64,
+    pub dev: u64,
+    pub atime_ns: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl From<&Metadata> for Inode {
+    fn from(meta: &Metadata) -> Inode {
+        Inode {
+            size: meta.len(),
+            mode: meta.mode(),
             uid: meta.uid(),
             gid: meta.gid(),
-            file_type: meta.mode() & libc::S_IFMT,
-            // A CAPIO file's data object has no name (a memfd), yet the file has one.
-            nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX).max(1),
+            nlink: meta.nlink(),
             ino: meta.ino(),
             dev: meta.dev(),
+            atime_ns: nanos(meta.atime(), meta.atime_nsec()),
+            mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: nanos(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+impl From<&libc::stat> for Inode {
+    fn from(st: &libc::stat) -> Inode {
+        Inode {
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            nlink: st.st_nlink,
+            ino: st.st_ino,
+            dev: st.st_dev,
+            atime_ns: nanos(st.st_atime, st.st_atime_nsec),
+            mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec),
+            ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! producers and commit state.
 
 use super::ClientId;
+use super::published::Published;
 use capio_cl::Rule;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -128,9 +129,26 @@ pub(super) struct DirTable {
     dirs: HashMap<PathBuf, DirNode>,
     /// Made directories not committed yet.
     open: BTreeSet<PathBuf>,
+    /// Every key is published as a directory the server knows by its real path.
+    published: Published,
 }
 
 impl DirTable {
+    pub(super) fn new(published: Published) -> DirTable {
+        DirTable {
+            published,
+            ..DirTable::default()
+        }
+    }
+
+    /// The node of the directory at `path`, new if the table did not key it yet.
+    fn node(&mut self, path: &Path) -> &mut DirNode {
+        if !self.dirs.contains_key(path) {
+            self.published.dir(path);
+        }
+        self.dirs.entry(path.to_path_buf()).or_default()
+    }
+
     pub(super) fn get(&self, path: &Path) -> Option<&DirNode> {
         self.dirs.get(path)
     }
@@ -153,7 +171,7 @@ impl DirTable {
 
     /// Record a made (or adopted) directory, open until its rule commits it.
     pub(super) fn make(&mut self, path: &Path, made: MadeDir) {
-        self.dirs.entry(path.to_path_buf()).or_default().made = Some(made);
+        self.node(path).made = Some(made);
         self.open.insert(path.to_path_buf());
     }
 
@@ -164,7 +182,7 @@ impl DirTable {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return false;
         };
-        let dir = self.dirs.entry(parent.to_path_buf()).or_default();
+        let dir = self.node(parent);
         dir.add(name);
         match dir.made.as_mut().filter(|m| !m.committed) {
             Some(made) => {
@@ -182,7 +200,7 @@ impl DirTable {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return false;
         };
-        let dir = self.dirs.entry(parent.to_path_buf()).or_default();
+        let dir = self.node(parent);
         dir.add(name);
         dir.remote_writers.insert(writer);
         dir.made.as_ref().is_some_and(|m| !m.committed)
@@ -202,7 +220,9 @@ impl DirTable {
 
     /// Forget the directory at `path` (its own entry in its parent stays; see `remove_entry`).
     pub(super) fn forget(&mut self, path: &Path) {
-        self.dirs.remove(path);
+        if self.dirs.remove(path).is_some() {
+            self.published.dir_gone(path);
+        }
         self.open.remove(path);
     }
 
@@ -245,7 +265,9 @@ impl DirTable {
             .collect();
         for old in moved {
             if let Some(mut node) = self.dirs.remove(&old) {
+                self.published.dir_gone(&old);
                 let new = rebase(&old, src, dst);
+                self.published.dir(&new);
                 if let Some(made) = node.made.as_mut() {
                     made.rule = rule_for(&new);
                 }

@@ -5,6 +5,7 @@
 
 use super::Lost;
 use super::memory::Budget;
+use super::published::Published;
 use crate::backing::{self, Backing};
 use crate::disk;
 use crate::error::FsError;
@@ -16,6 +17,7 @@ use capio_proto::{Slot, SlotState, StateTable, sys};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
@@ -158,8 +160,39 @@ impl FileNode {
         }
         self.set(SlotState::Committed);
         self.generation = generation;
-        self.persisted = false;
+        self.set_persisted(false, None);
         true
+    }
+
+    /// Whether its current commit is on disk (as `disk_id` there).
+    pub(super) fn set_persisted(&mut self, persisted: bool, disk_id: Option<disk::Identity>) {
+        self.persisted = persisted;
+        if persisted {
+            self.disk_id = disk_id;
+        }
+        self.publish_direct();
+    }
+
+    /// Tell clients whether they may reach its memory object themselves (open a committed file,
+    /// `stat` it) and by which of the server's fds: only a memory file of its own, whose every
+    /// look-up the server answers from memory alone (not persisted: the server checks the disk
+    /// copy first) and whose bytes are never released early (readers it does not see would
+    /// read freed memory).
+    pub(super) fn publish_direct(&self) {
+        let direct = self.recyclable
+            && self.backing == Backing::Anonymous
+            && !self.persisted
+            && !super::release::releasable(self, false);
+        let object = direct
+            .then(|| self.data.metadata().ok())
+            .flatten()
+            .map(|meta| {
+                (
+                    self.data.as_raw_fd(),
+                    std::os::unix::fs::MetadataExt::ino(&meta),
+                )
+            });
+        self.shared().set_direct(object);
     }
 
     /// Open → Aborted: its producers are gone before the commit, and readers get an error.
@@ -201,7 +234,7 @@ impl FileNode {
     fn begin_round(&mut self) {
         self.round = self.round.saturating_add(1);
         self.closes_by_producers = 0;
-        self.persisted = false;
+        self.set_persisted(false, None);
         self.set(SlotState::Open);
     }
 
@@ -247,6 +280,8 @@ impl FileNode {
 
     /// Serve it from `data` (on disk) from now on; returns the memory object it leaves, if any.
     pub(super) fn replace_data(&mut self, data: File, backing: Backing) -> Option<File> {
+        // Clients stop reaching the old object before the server lets it go.
+        self.shared().set_direct(None);
         let old = std::mem::replace(&mut self.data, data);
         self.backing = backing;
         // A file on disk never holds another file's bytes.
@@ -276,6 +311,7 @@ impl FileNode {
     fn release(mut self, budget: &mut Budget) -> u32 {
         budget.set_charge(&mut self, 0);
         let s = self.shared();
+        s.set_direct(None);
         s.start_file(0, 0);
         s.set_state(SlotState::Free);
         let slot = self.slot;
@@ -327,12 +363,15 @@ pub(super) struct FileTable {
     /// Slots of the files whose rule is `on_file`: the candidates when something commits.
     on_file: BTreeSet<u32>,
     pub(super) budget: Budget,
+    /// Every file's path and slot, for clients to look up (see `published`).
+    published: Published,
 }
 
 impl FileTable {
-    pub(super) fn new(table: Arc<StateTable>) -> FileTable {
+    pub(super) fn new(table: Arc<StateTable>, published: Published) -> FileTable {
         FileTable {
             table,
+            published,
             files: HashMap::new(),
             by_slot: HashMap::new(),
             unlinked: HashMap::new(),
@@ -472,8 +511,10 @@ impl FileTable {
         if matches!(node.rule.commit, CommitRule::OnFile(_)) {
             self.on_file.insert(slot);
         }
+        node.publish_direct();
         self.files.insert(path.to_path_buf(), node);
         self.by_slot.insert(slot, path.to_path_buf());
+        self.published.file(path, slot);
         if anonymous {
             // Charged the memory it holds from the start: its content, or what it was recycled with.
             self.charge(slot, held);
@@ -512,11 +553,14 @@ impl FileTable {
             self.on_file.remove(&node.slot);
         }
         node.rule = rule;
+        node.publish_direct();
     }
 
     /// Move the file at `src` to `dst` (nothing must be at `dst`); its slot stays.
     pub(super) fn rekey(&mut self, src: &Path, dst: &Path) -> Option<&mut FileNode> {
         let node = self.files.remove(src)?;
+        self.published.file_gone(src, node.slot);
+        self.published.file(dst, node.slot);
         self.by_slot.insert(node.slot, dst.to_path_buf());
         Some(
             self.files
@@ -531,6 +575,7 @@ impl FileTable {
     /// no fd can refer to it (`release`).
     pub(super) fn unlink(&mut self, path: &Path) -> Option<u32> {
         let mut node = self.files.remove(path)?;
+        self.published.file_gone(path, node.slot);
         node.drop_hidden(&path.display());
         self.by_slot.remove(&node.slot);
         let slot = node.slot;

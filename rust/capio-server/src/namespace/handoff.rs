@@ -56,8 +56,7 @@ impl Namespace {
         // The temp file is the persisted copy: renaming keeps its identity.
         let id = fs::symlink_metadata(temp.path()).map(|m| disk::Identity::of(&m));
         temp.install()?;
-        node.persisted = true;
-        node.disk_id = id.ok();
+        node.set_persisted(true, id.ok());
         Ok(true)
     }
 
@@ -77,8 +76,8 @@ impl Namespace {
             return Ok(false);
         }
         node.backing = Backing::InPlace;
-        node.persisted = true;
-        node.disk_id = node.data.metadata().ok().map(|m| disk::Identity::of(&m));
+        let id = node.data.metadata().ok().map(|m| disk::Identity::of(&m));
+        node.set_persisted(true, id);
         Ok(true)
     }
 }

@@ -32,6 +32,7 @@ mod lookup;
 mod memory;
 mod names;
 mod open;
+mod published;
 mod release;
 mod remote;
 mod report;
@@ -200,15 +201,19 @@ pub struct Namespace {
     evicting: std::collections::HashSet<u32>,
     /// Files (slot, commit) whose copy to the spill directory failed.
     unspillable: std::collections::HashSet<(u32, u64)>,
+    /// What clients may look up without asking (the tables publish their own changes).
+    published: published::Published,
 }
 
 impl Namespace {
     pub fn new(table: Arc<StateTable>, rules: Rules) -> Namespace {
+        let published = published::Published::new(table.clone());
         Namespace {
-            files: files::FileTable::new(table.clone()),
+            files: files::FileTable::new(table.clone(), published.clone()),
             table,
             rules,
-            dirs: dirs::DirTable::default(),
+            dirs: dirs::DirTable::new(published.clone()),
+            published,
             clients: clients::Clients::default(),
             teardown: false,
             closing: false,

@@ -78,7 +78,7 @@ impl Consumption {
 }
 
 /// Whether `node`'s consumed bytes may be released early.
-fn releasable(node: &FileNode, cluster: bool) -> bool {
+pub(super) fn releasable(node: &FileNode, cluster: bool) -> bool {
     let rule = node.rule();
     !cluster
         && !rule.permanent

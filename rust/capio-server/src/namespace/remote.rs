@@ -229,6 +229,8 @@ impl Namespace {
         root: PathBuf,
         outbox: Box<dyn Outbox>,
     ) {
+        // Other nodes' files are not in this node's index: clients ask the server.
+        self.published.turn_off();
         self.remote = Some(Remote {
             me,
             hosts,

@@ -8,7 +8,7 @@ use capio_cl::Rule;
 
 fn table(slots: u32) -> (FileTable, Arc<StateTable>) {
     let shared = Arc::new(StateTable::create(slots).unwrap());
-    (FileTable::new(shared.clone()), shared)
+    (FileTable::new(shared.clone(), Default::default()), shared)
 }
 
 fn new_file(dir: &Path, commit: CommitRule, permanent: bool) -> NewFile {

@@ -1,0 +1,148 @@
+//! Answers without a round trip, from the namespace index the server publishes in the shared table
+//! (`capio_proto::index`): the `stat` of a file in memory, a path that does not exist, and the
+//! open of a committed file for reading. Each answer is taken only if neither the index nor the
+//! file's direct access changed while it was made, so it is one the server could have given at
+//! that moment; anything the index cannot settle is asked of the server as before.
+//!
+//! A file's memory object is reached through the server's own fd of it, by number, in
+//! `/proc/<server>/fd`: opening or `stat`ing that entry reaches the object itself, with the
+//! kernel's permission checks. The object opened is checked to be the one the slot names (its
+//! inode), and the slot's access word to be unchanged, so a number the server reused meanwhile is
+//! never taken for the file.
+
+use crate::error::{ClientError, Result};
+use capio_proto::index::{Entry, Lookup};
+use capio_proto::{Inode, NodeKind, NodeStat, Slot, SlotState, sys};
+use std::ffi::CStr;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::Ordering::SeqCst;
+
+use super::{Client, FileStat};
+
+/// An fd number as a name in `/proc/<pid>/fd`, NUL-terminated, without allocating.
+struct FdName([u8; 12]);
+
+impl FdName {
+    fn new(fd: i32) -> FdName {
+        let mut buf = [0u8; 12];
+        let digits = fd.unsigned_abs().to_string();
+        buf[..digits.len()].copy_from_slice(digits.as_bytes());
+        FdName(buf)
+    }
+
+    fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
+    }
+}
+
+/// What a look-up found of a file the index names, checked against its slot.
+struct Direct<'a> {
+    slot: &'a Slot,
+    state: SlotState,
+    fd: FdName,
+    ino: u64,
+    access: u32,
+}
+
+impl Client {
+    /// The server's `/proc/<pid>/fd` directory, opened once; `None` where this process may not
+    /// look into the server (another user, a hardened kernel): then everything is asked.
+    fn server_fds(&self) -> Option<BorrowedFd<'_>> {
+        self.server_fds
+            .get_or_init(|| {
+                let dir = format!("/proc/{}/fd", self.server_pid);
+                File::open(dir).ok().map(OwnedFd::from)
+            })
+            .as_ref()
+            .map(AsFd::as_fd)
+    }
+
+    /// The file in slot `index` with its direct access, if the server allows it now.
+    fn direct(&self, index: u32) -> Option<Direct<'_>> {
+        let slot = self.table.slot(index)?;
+        let state = slot.state();
+        let (fd, ino, access) = slot.direct()?;
+        Some(Direct {
+            slot,
+            state,
+            fd: FdName::new(fd),
+            ino,
+            access,
+        })
+    }
+
+    /// `stat` of `abs` (`shown`: the caller's name for it) from the index: a file in memory from
+    /// its memory object, a missing path in a directory the server knows from the disk's word
+    /// that nothing is there either. `None`: ask the server.
+    pub(super) fn stat_local(&self, abs: &Path, shown: &Path) -> Option<Result<FileStat>> {
+        let index = self.table.index();
+        let changes = index.changes();
+        match index.lookup(abs.as_os_str().as_bytes()) {
+            Lookup::Found(Entry::File(slot)) => {
+                let d = self.direct(slot)?;
+                if !matches!(d.state, SlotState::Open | SlotState::Committed) {
+                    return None;
+                }
+                let st = sys::stat_at(self.server_fds()?, d.fd.as_cstr()).ok()?;
+                let size = d.slot.len.load(SeqCst);
+                let same = st.st_ino == d.ino
+                    && d.slot.direct_unchanged(d.access)
+                    && d.slot.state() == d.state
+                    && index.unchanged_since(changes);
+                same.then(|| Ok(self.memory_stat(&Inode::from(&st), size, d.state)))
+            }
+            Lookup::Missing => {
+                let parent = abs.parent()?;
+                let known_dir = parent == self.capio_dir()
+                    || index.lookup(parent.as_os_str().as_bytes()) == Lookup::Found(Entry::Dir);
+                // The server would look on disk next: so does this, and takes only "nothing".
+                let on_disk = std::fs::symlink_metadata(abs);
+                let missing = known_dir
+                    && on_disk.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    && index.unchanged_since(changes);
+                missing.then(|| Err(ClientError::os(libc::ENOENT, shown.to_path_buf())))
+            }
+            _ => None,
+        }
+    }
+
+    /// What the server reports of a file in memory whose object's inode is `inode`.
+    pub(super) fn memory_stat(&self, inode: &Inode, size: u64, state: SlotState) -> FileStat {
+        let (dev, ino) = capio_proto::reported_identity(inode.dev, inode.ino, self.root_dev());
+        NodeStat {
+            size,
+            nlink: 1,
+            ino,
+            dev,
+            ..NodeStat::of_inode(NodeKind::File, inode, state == SlotState::Committed)
+        }
+    }
+
+    /// A read-only description of the committed file at `abs`, opened from its memory object
+    /// without asking the server. `None`: ask the server.
+    pub(super) fn open_committed(&self, abs: &Path) -> Option<File> {
+        let index = self.table.index();
+        let changes = index.changes();
+        let Lookup::Found(Entry::File(slot)) = index.lookup(abs.as_os_str().as_bytes()) else {
+            return None;
+        };
+        let d = self.direct(slot)?;
+        if d.state != SlotState::Committed {
+            return None;
+        }
+        let file =
+            File::from(sys::open_at(self.server_fds()?, d.fd.as_cstr(), libc::O_RDONLY).ok()?);
+        let meta = file.metadata().ok()?;
+        // A committed file's object is trimmed to its length: a reader needs no slot to stop.
+        let size = d.slot.len.load(SeqCst);
+        let same = std::os::unix::fs::MetadataExt::ino(&meta) == d.ino
+            && meta.len() == size
+            && d.slot.direct_unchanged(d.access)
+            && d.slot.state() == SlotState::Committed
+            && index.unchanged_since(changes);
+        same.then_some(file)
+    }
+}
