@@ -1,5 +1,6 @@
 """Case 3: many small files: 10 000 (quick: 2 000) files, each created, written with 4 KiB and
-closed; then each opened, read back whole and compared.
+closed; then each opened, read back whole and compared; then each ``os.stat``-ed, and as many
+missing names beside them looked up with ``os.path.exists``.
 
 pycapio: this process under ``CapioContext`` (files committed on close; read back after the
 commit by the same process, through a new ``open()``). Baseline: built-in ``open`` on
@@ -38,6 +39,22 @@ def _read(paths: list[str], payloads: list[bytes]) -> float:
     return elapsed
 
 
+def _stat(paths: list[str]) -> float:
+    t = time.perf_counter()
+    for path in paths:
+        os.stat(path)
+    return time.perf_counter() - t
+
+
+def _exists(paths: list[str]) -> float:
+    missing = [p + ".missing" for p in paths]
+    t = time.perf_counter()
+    found = sum(os.path.exists(p) for p in missing)
+    elapsed = time.perf_counter() - t
+    check(found == 0, f"{found} missing files were found ({missing[0]}...)")
+    return elapsed
+
+
 def run(quick: bool) -> list[Row]:
     n = 2000 if quick else 10000
     repeats = 1 if quick else 3
@@ -53,22 +70,22 @@ def run(quick: bool) -> list[Row]:
             d = root / f"batch{count}"
             return [str(d / f"f{i:05d}.dat") for i in range(n)]
 
-        def capio() -> tuple[float, float]:
-            paths = batch(capio_dir)
-            with ctx:
-                os.mkdir(os.path.dirname(paths[0]))
-                c = _create(paths, payloads)
-                r = _read(paths, payloads)
-                shutil.rmtree(os.path.dirname(paths[0]))
-            return n / c, n / r
-
-        def shm() -> tuple[float, float]:
-            paths = batch(iso.shm)
+        def variant(paths: list[str]) -> tuple[float, float, float, float]:
             os.mkdir(os.path.dirname(paths[0]))
             c = _create(paths, payloads)
             r = _read(paths, payloads)
+            s = _stat(paths)
+            e = _exists(paths)
             shutil.rmtree(os.path.dirname(paths[0]))
-            return n / c, n / r
+            return n / c, n / r, n / s, n / e
+
+        def capio() -> tuple[float, float, float, float]:
+            paths = batch(capio_dir)
+            with ctx:
+                return variant(paths)
+
+        def shm() -> tuple[float, float, float, float]:
+            return variant(batch(iso.shm))
 
         res = alternate(repeats, {"capio": capio, "shm": shm})
 
@@ -77,8 +94,12 @@ def run(quick: bool) -> list[Row]:
 
     note = f"{n} files x 4 KiB; in-process CapioContext vs built-in open on /dev/shm"
     return [
-        row("small files: create+write+close", med("capio", 0), med("shm", 0), "files/s", True, 0.5,
-            f"{note}; target: within 2x of tmpfs"),
-        row("small files: open+read+close", med("capio", 1), med("shm", 1), "files/s", True, None,
+        row("small files: create+write+close", med("capio", 0), med("shm", 0), "files/s", True, 1.0,
+            f"{note}; target: tmpfs speed"),
+        row("small files: open+read+close", med("capio", 1), med("shm", 1), "files/s", True, 1.0,
             f"{note}; read back after commit (on_close)"),
+        row("small files: os.stat", med("capio", 2), med("shm", 2), "calls/s", True, 1.0,
+            f"{note}; each file once"),
+        row("small files: exists() of a missing name", med("capio", 3), med("shm", 3), "calls/s",
+            True, 1.0, f"{note}; a missing name beside each file"),
     ]  # fmt: skip

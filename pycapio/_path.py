@@ -15,6 +15,12 @@ __all__ = ["PyCapioPath"]
 
 
 def _exists(path: Any) -> bool:
+    if type(path) is str and path[-1:] != "/":  # the common call, in as few steps as it takes
+        try:
+            target = _pycapio._capio_path(path)
+        except ValueError:
+            target = None
+        return posixpath.exists(path) if target is None else mode_of(target) is not None
     target = capio_target(path)
     if target is None:
         return posixpath.exists(path)

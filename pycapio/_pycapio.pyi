@@ -137,6 +137,9 @@ def _stat(path: _Path, follow_symlinks: bool = True) -> os.stat_result:
     itself. ``st_ino``/``st_dev`` identify the file: its disk node, or a CAPIO file's data object
     (the same for every name and every fd of the file)."""
 
+def _stat_mode(path: _Path, follow_symlinks: bool = True) -> int | None:
+    """``st_mode`` of a CAPIO path, None where a stat would fail; never waits."""
+
 def _set_attrs(
     path: _Path | int,
     mode: int = ...,

@@ -32,6 +32,7 @@ pub fn serve(server: Arc<Shared>, stream: UnixStream, peer_pid: i32) {
                 break;
             }
         };
+        server.client_requests.fetch_add(1, Ordering::Relaxed);
         let reply = match handlers::dispatch(&server, client, kind, &body) {
             Ok(reply) => reply,
             Err(e) => {

@@ -37,6 +37,8 @@ pub struct Shared {
     pub identity: Identity,
     /// Observer connections (`pycapio server status`) open now.
     pub observers: AtomicUsize,
+    /// Requests clients made so far: what the answers they found without asking save.
+    pub client_requests: std::sync::atomic::AtomicU64,
     /// The other nodes' servers, when this one is a rank of an MPI job (`--backend mpi`).
     pub cluster: Option<Cluster>,
 }
@@ -57,6 +59,7 @@ impl Shared {
             config,
             stopping: AtomicBool::new(false),
             work: Arc::new(WorkGate::default()),
+            client_requests: std::sync::atomic::AtomicU64::new(0),
             identity,
             observers: AtomicUsize::new(0),
             cluster,

@@ -4,7 +4,8 @@
 //! Top-level keys: `version`, `server` {pid, workflow, capio_dir, config, log, protocol_version,
 //! mpi (the MPI library it was built with, null: none), cluster (null on one node; {rank, nodes:
 //! [host name by rank], bytes_sent, bytes_received} for a rank of an MPI job), stopping, managed,
-//! observers}, then the
+//! observers, client_requests (requests clients made: what clients answer themselves from the
+//! shared index never counts)}, then the
 //! namespace's: `uptime_seconds`, `memory_limit` (null: none), `memory_used` (bytes memory-backed
 //! files hold, with or without a limit), `memory_pooled` (bytes of gone files' memory kept for new
 //! files), `memory_held_elsewhere` (gone files' memory a reader still holds, e.g. a view),
@@ -77,6 +78,10 @@ pub fn build(server: &Shared) -> Vec<u8> {
                 (
                     "observers",
                     Json::int(server.observers.load(Ordering::SeqCst) as u64),
+                ),
+                (
+                    "client_requests",
+                    Json::int(server.client_requests.load(Ordering::Relaxed)),
                 ),
             ]),
         ),

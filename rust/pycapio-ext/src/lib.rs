@@ -75,6 +75,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_is_capio_fd" => api::is_capio_fd, c"Whether an fd is an open CAPIO fd of this process.";
             c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
             c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";
+            c"_stat_mode" => api::stat_mode, c"st_mode of a CAPIO path, None where a stat would fail; never waits.";
             c"_set_attrs" => api::set_attrs, c"chmod/chown/utime of a CAPIO path or fd: mode, uid, gid (-1: unchanged), atime_ns, mtime_ns, now, follow_symlinks.";
             c"_listdir" => api::listdir, c"[(name, is_file, is_dir, is_symlink)] of a CAPIO directory, once it is complete (waits per CAPIO-CL).";
             c"_validate_config" => api::validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths.";

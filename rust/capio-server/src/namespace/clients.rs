@@ -300,6 +300,14 @@ impl Clients {
         out
     }
 
+    /// Slots `cid` has open through the server.
+    pub(super) fn open_slots(&self, cid: ClientId) -> impl Iterator<Item = u32> + '_ {
+        self.by_client
+            .get(&cid)
+            .into_iter()
+            .flat_map(|l| l.opened.iter().copied())
+    }
+
     /// Slots `cid` produces and has open: what the status report counts.
     pub(super) fn counts(&self, cid: ClientId) -> (usize, usize) {
         self.by_client

@@ -7,7 +7,9 @@ use super::{ClientId, Namespace};
 use crate::backing::Backing;
 use crate::json::Json;
 use capio_proto::SlotState;
+use std::collections::{BTreeSet, HashMap};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
@@ -18,6 +20,54 @@ pub const WAIT_FRESH: Duration = Duration::from_millis(1500);
 pub const MAX_FILES: usize = 20_000;
 
 type WaitKey = (ClientId, PathBuf);
+
+/// The files in memory each live client holds a description of, whether the server opened it or
+/// the client opened the memory object itself (a committed file read without a round trip, see
+/// `capio_proto::index`): read from each client's `/proc/<pid>/fd` when a report is made, so it
+/// is exact at that moment and nothing has to be told. A client this process may not look into
+/// shows only what the server opened for it.
+#[derive(Default)]
+struct Held {
+    by_slot: HashMap<u32, BTreeSet<ClientId>>,
+    by_client: HashMap<ClientId, BTreeSet<u32>>,
+}
+
+impl Held {
+    fn scan(ns: &Namespace) -> Held {
+        let objects: HashMap<(u64, u64), u32> = ns
+            .files
+            .iter()
+            .filter(|(_, node)| node.has_memory())
+            .filter_map(|(_, node)| {
+                let meta = node.data.metadata().ok()?;
+                Some(((meta.dev(), meta.ino()), node.slot()))
+            })
+            .collect();
+        let mut held = Held::default();
+        if objects.is_empty() {
+            return held;
+        }
+        for (cid, client) in ns.clients.sorted() {
+            if client.exited {
+                continue;
+            }
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", client.pid)) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                // The magic link leads to the open object itself.
+                let Ok(meta) = std::fs::metadata(fd.path()) else {
+                    continue;
+                };
+                if let Some(&slot) = objects.get(&(meta.dev(), meta.ino())) {
+                    held.by_slot.entry(slot).or_default().insert(cid);
+                    held.by_client.entry(cid).or_default().insert(slot);
+                }
+            }
+        }
+        held
+    }
+}
 
 fn path_json(p: &Path) -> Json {
     Json::str(p.as_os_str().as_bytes())
@@ -67,12 +117,13 @@ impl Namespace {
         }
     }
 
-    fn file_json(&self, path: Option<&Path>, node: &FileNode) -> Json {
+    fn file_json(&self, path: Option<&Path>, node: &FileNode, held: &Held) -> Json {
         let slot = node.shared();
         let producers = self.clients.producers(node.slot());
-        let readers: Vec<Json> = self
-            .clients
-            .openers(node.slot())
+        let mut openers: BTreeSet<ClientId> =
+            self.clients.openers(node.slot()).into_iter().collect();
+        openers.extend(held.by_slot.get(&node.slot()).into_iter().flatten());
+        let readers: Vec<Json> = openers
             .into_iter()
             .filter(|c| !producers.contains(c))
             .map(|c| self.client_ref(c))
@@ -128,12 +179,16 @@ impl Namespace {
     /// The namespace's part of the `Status` reply: `(key, value)` pairs for its top-level object.
     pub fn report(&self) -> Vec<(&'static str, Json)> {
         let now = Instant::now();
+        let held = Held::scan(self);
         let clients = self
             .clients
             .sorted()
             .into_iter()
             .map(|(id, c)| {
-                let (producing, open_files) = self.clients.counts(id);
+                let (producing, _) = self.clients.counts(id);
+                let mut open: BTreeSet<u32> = self.clients.open_slots(id).collect();
+                open.extend(held.by_client.get(&id).into_iter().flatten());
+                let open_files = open.len();
                 Json::Obj(vec![
                     ("id", Json::int(id)),
                     ("pid", Json::int(c.pid)),
@@ -151,13 +206,13 @@ impl Namespace {
         let files = paths
             .into_iter()
             .take(MAX_FILES)
-            .map(|(p, node)| self.file_json(Some(p), node))
+            .map(|(p, node)| self.file_json(Some(p), node, &held))
             .collect();
         let mut unlinked: Vec<(&u32, &FileNode)> = self.files.unlinked().collect();
         unlinked.sort_by_key(|(slot, _)| **slot);
         let unlinked = unlinked
             .into_iter()
-            .map(|(_, node)| self.file_json(None, node))
+            .map(|(_, node)| self.file_json(None, node, &held))
             .collect();
         let dirs = self
             .dirs

@@ -15,12 +15,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 /// (as `entries_list` decodes a listing's: no Python code sees CAPIO's node kinds); `st_blocks`
 /// counts 512-byte units of a regular file.
 fn stat_result(m: ModuleRef, st: FileStat) -> PyResult<Owned> {
-    let ftype = match st.file_type {
-        0 if st.is_dir() => libc::S_IFDIR,
-        0 => libc::S_IFREG,
-        t => t,
-    };
-    let st_mode = ftype | st.mode;
+    let st_mode = st_mode(&st);
     let blocks = if st_mode & libc::S_IFMT == libc::S_IFREG {
         st.size.div_ceil(512)
     } else {
@@ -51,7 +46,29 @@ fn stat_result(m: ModuleRef, st: FileStat) -> PyResult<Owned> {
         big(blocks)?,
         int(0)?,
     ];
-    m.stat_result(convert::tuple(fields)?)
+    m.stat_result(fields)
+}
+
+/// `st_mode`: the file type decoded from CAPIO's node kind, and the permission bits.
+fn st_mode(st: &FileStat) -> u32 {
+    let ftype = match st.file_type {
+        0 if st.is_dir() => libc::S_IFDIR,
+        0 => libc::S_IFREG,
+        t => t,
+    };
+    ftype | st.mode
+}
+
+/// `st_mode` of a CAPIO path, or None where a stat would fail (missing, not permitted): what the
+/// `os.path` predicates ask, answered without building an exception they would only discard.
+pub fn stat_mode(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["path", "follow_symlinks"], 1)?;
+    let path = convert::path(v[0].expect("required"), "path")?;
+    let follow = v[1].map_or(Ok(true), convert::truthy)?;
+    match client()?.stat_at(&path, follow) {
+        Ok(st) => Ok(convert::int(i64::from(st_mode(&st)))?),
+        Err(_) => Ok(Owned::none()),
+    }
 }
 
 pub fn stat(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {

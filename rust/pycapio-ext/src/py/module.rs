@@ -16,11 +16,41 @@ struct State {
     capio_exc: *mut ffi::PyObject,
     /// `os.stat_result`, which the stat functions return.
     stat_result: *mut ffi::PyObject,
+    /// Its number of fields, when it is a struct sequence this module may fill in place (as
+    /// `os.stat` does); 0 otherwise (it is then called with a tuple).
+    stat_fields: usize,
 }
 
 impl State {
     fn refs(&mut self) -> [&mut *mut ffi::PyObject; 2] {
         [&mut self.capio_exc, &mut self.stat_result]
+    }
+}
+
+/// The field count of `cls` if it is a struct sequence type (a tuple subclass with `n_fields`),
+/// else 0.
+fn struct_sequence_fields(cls: &Owned) -> usize {
+    // SAFETY: `cls` is a live object; the checks only read it.
+    unsafe {
+        if ffi::PyType_Check(cls.as_ptr()) == 0
+            || ffi::PyType_IsSubtype(
+                cls.as_ptr().cast(),
+                std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+            ) == 0
+        {
+            return 0;
+        }
+        let Ok(n) = Owned::from_new(ffi::PyObject_GetAttrString(
+            cls.as_ptr(),
+            c"n_fields".as_ptr(),
+        )) else {
+            ffi::PyErr_Clear();
+            return 0;
+        };
+        usize::try_from(ffi::PyLong_AsSsize_t(n.as_ptr())).unwrap_or_else(|_| {
+            ffi::PyErr_Clear();
+            0
+        })
     }
 }
 
@@ -68,18 +98,33 @@ impl ModuleRef {
     }
 
     /// `os.stat_result(fields)`.
-    pub fn stat_result(&self, fields: Owned) -> PyResult<Owned> {
+    pub fn stat_result(&self, fields: Vec<Owned>) -> PyResult<Owned> {
         let st = self.state();
-        let cls = if st.is_null() {
-            null_mut()
+        let (cls, n) = if st.is_null() {
+            (null_mut(), 0)
         } else {
             // SAFETY: the state was initialised by `exec` (the type is set before any call runs).
-            unsafe { (*st).stat_result }
+            unsafe { ((*st).stat_result, (*st).stat_fields) }
         };
         if cls.is_null() {
             return Err(Error::System("pycapio: module state is gone".into()));
         }
-        let args = convert::tuple(vec![fields])?;
+        if n == fields.len() {
+            // SAFETY: `cls` is a struct sequence type of `n` fields (checked at `exec`); each
+            // SetItem steals one new reference into a fresh field.
+            unsafe {
+                let obj = Owned::from_new(ffi::PyStructSequence_New(cls.cast()))?;
+                for (i, item) in fields.into_iter().enumerate() {
+                    ffi::PyStructSequence_SetItem(
+                        obj.as_ptr(),
+                        i as ffi::Py_ssize_t,
+                        item.into_raw(),
+                    );
+                }
+                return Ok(obj);
+            }
+        }
+        let args = convert::tuple(vec![convert::tuple(fields)?])?;
         // SAFETY: `cls` is a live type; `args` a live tuple.
         Ok(Owned::from_new(unsafe {
             ffi::PyObject_Call(cls, args.as_ptr(), null_mut())
@@ -243,10 +288,12 @@ unsafe extern "C" fn exec(module: *mut ffi::PyObject) -> c_int {
         let stat_result = Owned::from_new(unsafe {
             ffi::PyObject_GetAttrString(os.as_ptr(), c"stat_result".as_ptr())
         })?;
+        let stat_fields = struct_sequence_fields(&stat_result);
         // SAFETY: the state block is ours, zeroed by CPython; we store one strong reference each.
         unsafe {
             (*m.state()).capio_exc = exc.into_raw();
             (*m.state()).stat_result = stat_result.into_raw();
+            (*m.state()).stat_fields = stat_fields;
         }
         for (name, make) in CONSTANTS.get().copied().unwrap_or_default() {
             add(module, name, &make()?)?;

@@ -1,0 +1,234 @@
+"""The namespace index (issue 14): a step finds committed files, their attributes and the paths
+that do not exist from the index the server publishes in shared memory, without a request — and
+every answer is the one the server would give, even while other steps create, rename and remove
+files under it. Steps are separate processes on one real server; ``client_requests`` in the
+server's status counts the requests clients make.
+
+Files the workflow persists are looked up through the server (it checks their disk copy each
+time): the steps here run with a CAPIO-CL file whose outputs stay in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from test_capio_cl import config, start, step_rule
+from test_faults import status_json
+
+from conftest import Step, Workflow, wait_until
+
+
+def in_memory(wf: Workflow) -> Path:
+    """A CAPIO-CL file under which every file is committed on close and never persisted."""
+    stream = {"name": ["*"], "committed": "on_close", "mode": "no_update"}
+    return config(wf, {"IO_Graph": [step_rule("writer", ["*"], [stream])]}, f"{wf.name}.json")
+
+
+def step(wf: Workflow, cl: Path | None, body: str, app: str, *args: str) -> Step:
+    """A step (``body`` after the usual prelude) attached under ``cl``."""
+    return start(wf, cl, textwrap.dedent(body), app, *args)
+
+
+def keeper(wf: Workflow, cl: Path | None) -> Path:
+    """A step that keeps the server up until the returned path is written."""
+    done = wf.marker(f"{wf.name}-keeper")
+    step(wf, cl, "wait_for(sys.argv[1], 600)\n", "keeper", str(done))
+    return done
+
+
+PRODUCE = """
+root = sys.argv[1]
+os.mkdir(root)
+for i in range(40):
+    path = os.path.join(root, f"f{i:02d}.dat")
+    with open(path, "wb") as f:
+        f.write(f"file {i} ".encode() * (i + 1))
+    os.chmod(path, 0o600 + i % 8)
+    os.utime(path, ns=(1_000_000_000 + i, 2_000_000_000 + i))
+# A path longer than the index holds: the server answers for it.
+deep = os.path.join(root, "d" * 120, "e" * 120)
+os.makedirs(deep)
+with open(os.path.join(deep, "long.dat"), "wb") as f:
+    f.write(b"long")
+"""
+
+CONSUME = """
+import stat
+root, ready, go, done, finish = sys.argv[1:6]
+os.stat(root)  # attached, and the directory is known
+touch(ready)
+wait_for(go, 60)
+for i in range(40):
+    path = os.path.join(root, f"f{i:02d}.dat")
+    want = f"file {i} ".encode() * (i + 1)
+    st = os.stat(path)
+    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 + i % 8, oct(st.st_mode)
+    assert (st.st_size, st.st_nlink) == (len(want), 1), st
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000 + i, 2_000_000_000 + i), st
+    assert os.lstat(path) == st
+    assert os.path.isfile(path) and os.path.exists(path)
+    with open(path, "rb") as f:
+        assert f.read() == want
+        assert os.path.samestat(os.fstat(f.fileno()), st)
+    assert not os.path.exists(path + ".missing")
+    try:
+        os.stat(os.path.join(root, f"g{i}"))
+    except FileNotFoundError as e:
+        assert e.filename == os.path.join(root, f"g{i}"), e
+    else:
+        raise AssertionError("a missing file was found")
+held = open(os.path.join(root, "f07.dat"), "rb")
+touch(done)
+wait_for(finish, 60)
+deep = os.path.join(root, "d" * 120, "e" * 120, "long.dat")
+with open(deep, "rb") as f:
+    assert f.read() == b"long"
+assert os.stat(deep).st_size == 4
+held.close()
+print("ok")
+"""
+
+
+def requests(wf: Workflow) -> int:
+    return status_json(wf)["server"]["client_requests"]  # type: ignore[index, no-any-return]
+
+
+def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow: Workflow) -> None:
+    wf = workflow
+    cl = in_memory(wf)
+    release = keeper(wf, cl)
+    root = wf.capio_dir / "out"
+    step(wf, cl, PRODUCE, "writer", str(root)).wait(60).check()
+    ready, go, done, finish = (wf.marker(m) for m in ("ready", "go", "done", "finish"))
+    consumer = step(wf, cl, CONSUME, "consumer", str(root), str(ready), str(go), str(done), str(finish))
+    assert wait_until(ready.exists, 60), consumer.stderr()
+    before = requests(wf)
+    go.write_text("go")
+    assert wait_until(lambda: done.exists() or not consumer.running(), 60), consumer.stderr()
+    assert done.exists(), consumer.stderr()
+    # 40 opens and reads, 120 stats, 80 look-ups of missing paths: not one request.
+    assert requests(wf) == before
+
+    # The server never saw the open the consumer still holds, yet its status shows it.
+    st = status_json(wf)
+    (held,) = [f for f in st["files"] if f["path"] == str(root / "f07.dat")]  # type: ignore[union-attr]
+    assert [r["app"] for r in held["readers"]] == ["consumer"]
+    (client,) = [c for c in st["clients"] if c["app"] == "consumer"]  # type: ignore[union-attr]
+    assert client["open_files"] == 1
+
+    finish.write_text("go")
+    assert consumer.wait(60).check().stdout == "ok\n"
+    release.write_text("done")
+
+
+def test_persisted_files_are_answered_alike_through_the_server(workflow: Workflow) -> None:
+    # Without a CAPIO-CL file every file is persisted: the same checks hold, asked of the server.
+    wf = workflow
+    release = keeper(wf, None)
+    root = wf.capio_dir / "out"
+    step(wf, None, PRODUCE, "writer", str(root)).wait(60).check()
+    ready, go, done, finish = (wf.marker(m) for m in ("ready", "go", "done", "finish"))
+    consumer = step(wf, None, CONSUME, "consumer", str(root), str(ready), str(go), str(done), str(finish))
+    go.write_text("go")
+    assert wait_until(lambda: done.exists() or not consumer.running(), 60), consumer.stderr()
+    finish.write_text("go")
+    assert consumer.wait(60).check().stdout == "ok\n"
+    release.write_text("done")
+
+
+CHURN = """
+root, stop = sys.argv[1], sys.argv[2]
+n = 0
+while not os.path.exists(stop):
+    n += 1
+    for i in range(8):
+        path = os.path.join(root, f"n{i}")
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(f"{path} {n} ".encode() * (1 + n % 50))
+        os.replace(tmp, path)  # over the previous version: its memory goes to the pool
+    for i in range(0, 8, 3):
+        os.remove(os.path.join(root, f"n{i}"))
+print(n)
+"""
+
+LOOK = """
+import re
+root, stop = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 4
+counts = {"read": 0, "missing": 0, "stat": 0}
+while time.monotonic() < deadline:
+    for i in range(8):
+        path = os.path.join(root, f"n{i}")
+        try:
+            st = os.stat(path)
+            counts["stat"] += 1
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            counts["missing"] += 1
+            continue
+        # Whatever version was read, it is whole and it is this name's.
+        m = re.fullmatch(rb"(?:(\\S+) (\\d+) )+", data)
+        assert m, data[:80]
+        versions = set(re.findall(rb"(\\S+) (\\d+) ", data))
+        assert versions == {(path.encode(), m.group(2))}, (path, data[:80])
+        assert st.st_size > 0
+        counts["read"] += 1
+touch(stop)
+print(json.dumps(counts))
+"""
+
+
+def test_lookups_while_files_are_replaced_and_removed_see_whole_files_of_their_own_name(
+    workflow: Workflow,
+) -> None:
+    wf = workflow
+    wf.env["PYCAPIO_POOL_IDLE"] = "600"  # removed files' memory is recycled into the next ones
+    cl = in_memory(wf)
+    release = keeper(wf, cl)
+    root = wf.capio_dir / "churn"
+    root.mkdir()
+    stop = wf.marker("stop")
+    churn = step(wf, cl, CHURN, "writer", str(root), str(stop))
+    looker = step(wf, cl, LOOK, "looker", str(root), str(stop))
+    counts = looker.wait(120).check().stdout
+    rounds = int(churn.wait(60).check().stdout)
+    seen = json.loads(counts)
+    assert rounds > 10 and seen["read"] > 100 and seen["missing"] > 0, (rounds, seen)
+    release.write_text("done")
+
+
+def test_a_reader_of_a_committed_file_sees_it_grow_when_it_is_written_again(workflow: Workflow) -> None:
+    wf = workflow
+    cl = in_memory(wf)
+    release = keeper(wf, cl)
+    path = wf.capio_dir / "grow.txt"
+    step(wf, cl, "open(sys.argv[1], 'w').write('first')\n", "writer", str(path)).wait(60).check()
+    out = (
+        step(
+            wf,
+            cl,
+            """
+path = sys.argv[1]
+with open(path, "rb") as r:
+    assert r.read() == b"first"
+    with open(path, "ab") as w:
+        w.write(b" second")
+        w.flush()
+        # Open for writing again: its size is the slot's, not what the reader's open saw.
+        assert os.stat(path).st_size == len("first second")
+    assert r.read() == b" second"
+with open(path, "rb") as r:
+    print(r.read().decode())
+""",
+            "writer",
+            str(path),
+        )
+        .wait(60)
+        .check()
+    )
+    assert out.stdout == "first second\n"
+    release.write_text("done")
