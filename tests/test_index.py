@@ -4,8 +4,7 @@ every answer is the one the server would give, even while other steps create, re
 files under it. Steps are separate processes on one real server; ``client_requests`` in the
 server's status counts the requests clients make.
 
-Files the workflow persists are looked up through the server (it checks their disk copy each
-time): the steps here run with a CAPIO-CL file whose outputs stay in memory.
+A persisted file's copy on disk is checked first, as the server checks it.
 """
 
 from __future__ import annotations
@@ -123,18 +122,47 @@ def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow
     release.write_text("done")
 
 
-def test_persisted_files_are_answered_alike_through_the_server(workflow: Workflow) -> None:
-    # Without a CAPIO-CL file every file is persisted: the same checks hold, asked of the server.
+def test_persisted_files_are_answered_without_a_request_until_their_disk_copy_changes(
+    workflow: Workflow,
+) -> None:
+    # Without a CAPIO-CL file every file is persisted. A step checks the disk copy first, as the
+    # server does: one that another program replaced makes the server serve the disk's file.
     wf = workflow
     release = keeper(wf, None)
     root = wf.capio_dir / "out"
     step(wf, None, PRODUCE, "writer", str(root)).wait(60).check()
+    on_disk = [root / f"f{i:02d}.dat" for i in range(40)]
+    assert wait_until(lambda: all(p.exists() for p in on_disk), 60)
     ready, go, done, finish = (wf.marker(m) for m in ("ready", "go", "done", "finish"))
     consumer = step(wf, None, CONSUME, "consumer", str(root), str(ready), str(go), str(done), str(finish))
+    assert wait_until(ready.exists, 60), consumer.stderr()
+    before = requests(wf)
     go.write_text("go")
     assert wait_until(lambda: done.exists() or not consumer.running(), 60), consumer.stderr()
+    assert done.exists(), consumer.stderr()
+    assert requests(wf) == before
     finish.write_text("go")
     assert consumer.wait(60).check().stdout == "ok\n"
+
+    # Another program replaces one persisted copy (the test itself is not under CAPIO).
+    (root / "f05.new").write_bytes(b"replaced on disk")
+    (root / "f05.new").replace(root / "f05.dat")
+    out = (
+        step(
+            wf,
+            None,
+            """
+path = sys.argv[1]
+with open(path, "rb") as f:
+    print(f.read().decode(), os.stat(path).st_size)
+""",
+            "reader",
+            str(root / "f05.dat"),
+        )
+        .wait(60)
+        .check()
+    )
+    assert out.stdout == "replaced on disk 16\n"
     release.write_text("done")
 
 

@@ -22,7 +22,7 @@ pub const BUCKETS: usize = 1 << 20;
 pub const RECORDS: usize = BUCKETS / 2;
 /// The longest path (in bytes) the index holds.
 pub const MAX_NAME: usize = NAME_WORDS * 8;
-const NAME_WORDS: usize = 29;
+const NAME_WORDS: usize = 25;
 /// Look-ups that saw the index change under them give up after this many tries.
 const TRIES: usize = 8;
 
@@ -69,8 +69,24 @@ pub struct Record {
     kind: AtomicU32,
     slot: AtomicU32,
     len: AtomicU32,
-    _pad: AtomicU32,
+    /// `HAS_DISK` when `disk` holds the identity of the file's persisted copy.
+    flags: AtomicU32,
+    /// A persisted file's copy on disk as persisted: dev, ino, size, mtime in ns.
+    disk: [AtomicU64; 4],
     name: [AtomicU64; NAME_WORDS],
+}
+
+const HAS_DISK: u32 = 1;
+
+/// A persisted file's copy on disk, as the server recorded it: the server stops serving the file
+/// from memory once its path shows anything else (another program replaced or removed it), so a
+/// client answering for it checks the same first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskId {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
 }
 
 const _: () = assert!(size_of::<Record>() == 256);
@@ -111,6 +127,15 @@ impl Record {
             && (0..name.len().div_ceil(8)).all(|i| self.name[i].load(SeqCst) == word_of(name, i))
     }
 
+    fn disk(&self) -> Option<DiskId> {
+        (self.flags.load(SeqCst) & HAS_DISK != 0).then(|| DiskId {
+            dev: self.disk[0].load(SeqCst),
+            ino: self.disk[1].load(SeqCst),
+            size: self.disk[2].load(SeqCst),
+            mtime_ns: self.disk[3].load(SeqCst) as i64,
+        })
+    }
+
     fn entry(&self) -> Option<Entry> {
         match self.kind.load(SeqCst) {
             KIND_FILE => Some(Entry::File(self.slot.load(SeqCst))),
@@ -132,8 +157,13 @@ impl Index<'_> {
 
     /// What the server knows of `name` (a normalised absolute path), as of one moment.
     pub fn lookup(&self, name: &[u8]) -> Lookup {
+        self.lookup_with_disk(name).0
+    }
+
+    /// [`Index::lookup`], with the persisted copy's identity of a file found.
+    pub fn lookup_with_disk(&self, name: &[u8]) -> (Lookup, Option<DiskId>) {
         if name.len() > MAX_NAME || self.header.off.load(SeqCst) != 0 {
-            return Lookup::Unknown;
+            return (Lookup::Unknown, None);
         }
         let h = hash(name);
         for _ in 0..TRIES {
@@ -142,27 +172,29 @@ impl Index<'_> {
                 std::hint::spin_loop();
                 continue;
             }
-            let found = self.probe(h, name);
+            let found = self
+                .probe(h, name)
+                .and_then(|r| Some((r.entry()?, r.disk())));
             if self.header.changes.load(SeqCst) != before {
                 continue;
             }
             return match found {
-                Some(entry) => Lookup::Found(entry),
-                None if self.header.incomplete.load(SeqCst) == 0 => Lookup::Missing,
-                None => Lookup::Unknown,
+                Some((entry, disk)) => (Lookup::Found(entry), disk),
+                None if self.header.incomplete.load(SeqCst) == 0 => (Lookup::Missing, None),
+                None => (Lookup::Unknown, None),
             };
         }
-        Lookup::Unknown
+        (Lookup::Unknown, None)
     }
 
-    /// The entry at `name`, read without regard to changes (the caller checks the counter). The
-    /// walk is bounded: a torn read can never loop it.
-    fn probe(&self, h: u64, name: &[u8]) -> Option<Entry> {
+    /// The record of `name`, read without regard to changes (the caller checks the counter).
+    /// The walk is bounded: a torn read can never loop it.
+    fn probe(&self, h: u64, name: &[u8]) -> Option<&Record> {
         let mut at = h as usize & self.mask();
         for _ in 0..self.buckets.len() {
             let record = self.record(at)?;
             if record.holds(h, name) {
-                return record.entry();
+                return Some(record);
             }
             at = (at + 1) & self.mask();
         }
@@ -236,6 +268,7 @@ impl IndexWriter {
             return;
         };
         let record = &index.records[id as usize];
+        record.flags.store(0, SeqCst);
         record.hash.store(h, SeqCst);
         record.len.store(name.len() as u32, SeqCst);
         for i in 0..name.len().div_ceil(8) {
@@ -251,7 +284,27 @@ impl IndexWriter {
         if name.len() > MAX_NAME {
             return None;
         }
-        index.probe(hash(name), name)
+        index.probe(hash(name), name)?.entry()
+    }
+
+    /// The file at `name` has a persisted copy on disk with identity `disk` (or none).
+    pub fn set_disk(&mut self, index: &Index<'_>, name: &[u8], disk: Option<DiskId>) {
+        if name.len() > MAX_NAME {
+            return;
+        }
+        let Some(record) = index.probe(hash(name), name) else {
+            return;
+        };
+        let _change = Changing::begin(index.header);
+        if let Some(d) = disk {
+            record.disk[0].store(d.dev, SeqCst);
+            record.disk[1].store(d.ino, SeqCst);
+            record.disk[2].store(d.size, SeqCst);
+            record.disk[3].store(d.mtime_ns as u64, SeqCst);
+        }
+        record
+            .flags
+            .store(if disk.is_some() { HAS_DISK } else { 0 }, SeqCst);
     }
 
     /// `name` is no longer `entry` (if it is something else now, it stays).
@@ -354,6 +407,36 @@ mod tests {
     }
 
     #[test]
+    fn a_persisted_files_disk_copy_is_told_with_it() {
+        let t = table();
+        let ix = t.index();
+        let mut w = IndexWriter::default();
+        w.set(&ix, b"/p", Entry::File(4));
+        assert_eq!(
+            ix.lookup_with_disk(b"/p"),
+            (Lookup::Found(Entry::File(4)), None)
+        );
+        let id = DiskId {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: -4,
+        };
+        w.set_disk(&ix, b"/p", Some(id));
+        assert_eq!(
+            ix.lookup_with_disk(b"/p"),
+            (Lookup::Found(Entry::File(4)), Some(id))
+        );
+        w.set_disk(&ix, b"/p", None);
+        assert_eq!(ix.lookup_with_disk(b"/p").1, None);
+        // A record reused for another name starts without one.
+        w.set_disk(&ix, b"/p", Some(id));
+        w.remove(&ix, b"/p", Entry::File(4));
+        w.set(&ix, b"/q", Entry::File(5));
+        assert_eq!(ix.lookup_with_disk(b"/q").1, None);
+    }
+
+    #[test]
     fn long_names_and_a_turned_off_index_are_unknown() {
         let t = table();
         let ix = t.index();
@@ -375,7 +458,8 @@ mod tests {
             kind: AtomicU32::new(0),
             slot: AtomicU32::new(0),
             len: AtomicU32::new(0),
-            _pad: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            disk: std::array::from_fn(|_| AtomicU64::new(0)),
             name: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }

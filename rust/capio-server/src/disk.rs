@@ -61,6 +61,16 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// As clients read it from the namespace index.
+    pub fn published(&self) -> capio_proto::index::DiskId {
+        capio_proto::index::DiskId {
+            dev: self.dev,
+            ino: self.ino,
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+        }
+    }
+
     pub fn of(meta: &Metadata) -> Identity {
         use std::os::unix::fs::MetadataExt;
         Identity {

@@ -1,6 +1,7 @@
 //! Answers without a round trip, from the namespace index the server publishes in the shared table
 //! (`capio_proto::index`): the `stat` of a file in memory, a path that does not exist, and the
-//! open of a committed file for reading. Each answer is taken only if neither the index nor the
+//! open of a committed file for reading. Of a persisted file, its copy on disk is checked first,
+//! as the server does (one `lstat`). Each answer is taken only if neither the index nor the
 //! file's direct access changed while it was made, so it is one the server could have given at
 //! that moment; anything the index cannot settle is asked of the server as before.
 //!
@@ -11,7 +12,7 @@
 //! never taken for the file.
 
 use crate::error::{ClientError, Result};
-use capio_proto::index::{Entry, Lookup};
+use capio_proto::index::{DiskId, Entry, Lookup};
 use capio_proto::{Inode, NodeKind, NodeStat, Slot, SlotState, sys};
 use std::ffi::CStr;
 use std::fs::File;
@@ -47,6 +48,24 @@ struct Direct<'a> {
     access: u32,
 }
 
+/// Whether the disk still shows a persisted file's copy as the server recorded it (`None`: no
+/// copy to check). The server stops serving the file from memory otherwise; that is its to do.
+fn disk_shows(abs: &Path, disk: Option<DiskId>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(want) = disk else {
+        return true;
+    };
+    std::fs::symlink_metadata(abs).is_ok_and(|m| {
+        m.is_file()
+            && DiskId {
+                dev: m.dev(),
+                ino: m.ino(),
+                size: m.size(),
+                mtime_ns: capio_proto::nanos(m.mtime(), m.mtime_nsec()),
+            } == want
+    })
+}
+
 impl Client {
     /// The server's `/proc/<pid>/fd` directory, opened once; `None` where this process may not
     /// look into the server (another user, a hardened kernel): then everything is asked.
@@ -80,9 +99,10 @@ impl Client {
     pub(super) fn stat_local(&self, abs: &Path, shown: &Path) -> Option<Result<FileStat>> {
         let index = self.table.index();
         let changes = index.changes();
-        match index.lookup(abs.as_os_str().as_bytes()) {
-            Lookup::Found(Entry::File(slot)) => {
+        match index.lookup_with_disk(abs.as_os_str().as_bytes()) {
+            (Lookup::Found(Entry::File(slot)), disk) => {
                 let d = self.direct(slot)?;
+                disk_shows(abs, disk).then_some(())?;
                 if !matches!(d.state, SlotState::Open | SlotState::Committed) {
                     return None;
                 }
@@ -94,7 +114,7 @@ impl Client {
                     && index.unchanged_since(changes);
                 same.then(|| Ok(self.memory_stat(&Inode::from(&st), size, d.state)))
             }
-            Lookup::Missing => {
+            (Lookup::Missing, _) => {
                 let parent = abs.parent()?;
                 let known_dir = parent == self.capio_dir()
                     || index.lookup(parent.as_os_str().as_bytes()) == Lookup::Found(Entry::Dir);
@@ -126,11 +146,13 @@ impl Client {
     pub(super) fn open_committed(&self, abs: &Path) -> Option<File> {
         let index = self.table.index();
         let changes = index.changes();
-        let Lookup::Found(Entry::File(slot)) = index.lookup(abs.as_os_str().as_bytes()) else {
+        let (Lookup::Found(Entry::File(slot)), disk) =
+            index.lookup_with_disk(abs.as_os_str().as_bytes())
+        else {
             return None;
         };
         let d = self.direct(slot)?;
-        if d.state != SlotState::Committed {
+        if d.state != SlotState::Committed || !disk_shows(abs, disk) {
             return None;
         }
         let file =

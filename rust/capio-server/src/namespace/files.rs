@@ -164,6 +164,13 @@ impl FileNode {
         true
     }
 
+    /// The identity of its persisted copy, as clients check it.
+    fn persisted_copy(&self) -> Option<capio_proto::index::DiskId> {
+        self.disk_id
+            .filter(|_| self.persisted)
+            .map(|d| d.published())
+    }
+
     /// Whether its current commit is on disk (as `disk_id` there).
     pub(super) fn set_persisted(&mut self, persisted: bool, disk_id: Option<disk::Identity>) {
         self.persisted = persisted;
@@ -174,14 +181,13 @@ impl FileNode {
     }
 
     /// Tell clients whether they may reach its memory object themselves (open a committed file,
-    /// `stat` it) and by which of the server's fds: only a memory file of its own, whose every
-    /// look-up the server answers from memory alone (not persisted: the server checks the disk
-    /// copy first) and whose bytes are never released early (readers it does not see would
-    /// read freed memory).
+    /// `stat` it) and by which of the server's fds: only a memory file of its own whose bytes are
+    /// never released early (readers it does not see would read freed memory). Of a persisted
+    /// one the index also tells the disk copy (`FileTable::publish_disk`), which clients check
+    /// first as the server does.
     pub(super) fn publish_direct(&self) {
         let direct = self.recyclable
             && self.backing == Backing::Anonymous
-            && !self.persisted
             && !super::release::releasable(self, false);
         let object = direct
             .then(|| self.data.metadata().ok())
@@ -556,11 +562,19 @@ impl FileTable {
         node.publish_direct();
     }
 
+    /// Tell clients the disk copy of the persisted file at `path` (see `publish_direct`).
+    pub(super) fn publish_disk(&self, path: &Path) {
+        if let Some(node) = self.files.get(path) {
+            self.published.disk(path, node.persisted_copy());
+        }
+    }
+
     /// Move the file at `src` to `dst` (nothing must be at `dst`); its slot stays.
     pub(super) fn rekey(&mut self, src: &Path, dst: &Path) -> Option<&mut FileNode> {
         let node = self.files.remove(src)?;
         self.published.file_gone(src, node.slot);
         self.published.file(dst, node.slot);
+        self.published.disk(dst, node.persisted_copy());
         self.by_slot.insert(node.slot, dst.to_path_buf());
         Some(
             self.files

@@ -57,6 +57,7 @@ impl Namespace {
         let id = fs::symlink_metadata(temp.path()).map(|m| disk::Identity::of(&m));
         temp.install()?;
         node.set_persisted(true, id.ok());
+        self.files.publish_disk(&job.path);
         Ok(true)
     }
 
@@ -78,6 +79,7 @@ impl Namespace {
         node.backing = Backing::InPlace;
         let id = node.data.metadata().ok().map(|m| disk::Identity::of(&m));
         node.set_persisted(true, id);
+        self.files.publish_disk(&job.path);
         Ok(true)
     }
 }

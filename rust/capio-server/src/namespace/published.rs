@@ -35,6 +35,12 @@ impl Published {
         self.with(|w, ix| w.set(ix, path.as_os_str().as_bytes(), Entry::File(slot)));
     }
 
+    /// The file at `path` has a persisted copy with this identity on disk (or none): a client
+    /// answering for it checks the disk shows that copy, as the server does.
+    pub(super) fn disk(&self, path: &Path, disk: Option<capio_proto::index::DiskId>) {
+        self.with(|w, ix| w.set_disk(ix, path.as_os_str().as_bytes(), disk));
+    }
+
     /// The file in `slot` is no longer at `path`.
     pub(super) fn file_gone(&self, path: &Path, slot: u32) {
         self.with(|w, ix| w.remove(ix, path.as_os_str().as_bytes(), Entry::File(slot)));
