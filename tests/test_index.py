@@ -85,6 +85,8 @@ deep = os.path.join(root, "d" * 120, "e" * 120, "long.dat")
 with open(deep, "rb") as f:
     assert f.read() == b"long"
 assert os.stat(deep).st_size == 4
+touch(done + ".long")
+wait_for(finish + ".long", 60)
 held.close()
 print("ok")
 """
@@ -94,12 +96,9 @@ def requests(wf: Workflow) -> int:
     return status_json(wf)["server"]["client_requests"]  # type: ignore[index, no-any-return]
 
 
-def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow: Workflow) -> None:
-    wf = workflow
-    cl = in_memory(wf)
-    release = keeper(wf, cl)
-    root = wf.capio_dir / "out"
-    step(wf, cl, PRODUCE, "writer", str(root)).wait(60).check()
+def consume_without_requests(wf: Workflow, cl: Path | None, root: Path) -> tuple[Step, Path, Path]:
+    """Run CONSUME's checks of the 40 files under ``root`` and assert they made no request;
+    returns the consumer (holding one file open) and its ``done`` and ``finish`` markers."""
     ready, go, done, finish = (wf.marker(m) for m in ("ready", "go", "done", "finish"))
     consumer = step(wf, cl, CONSUME, "consumer", str(root), str(ready), str(go), str(done), str(finish))
     assert wait_until(ready.exists, 60), consumer.stderr()
@@ -109,6 +108,16 @@ def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow
     assert done.exists(), consumer.stderr()
     # 40 opens and reads, 120 stats, 80 look-ups of missing paths: not one request.
     assert requests(wf) == before
+    return consumer, done, finish
+
+
+def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow: Workflow) -> None:
+    wf = workflow
+    cl = in_memory(wf)
+    release = keeper(wf, cl)
+    root = wf.capio_dir / "out"
+    step(wf, cl, PRODUCE, "writer", str(root)).wait(60).check()
+    consumer, done, finish = consume_without_requests(wf, cl, root)
 
     # The server never saw the open the consumer still holds, yet its status shows it.
     st = status_json(wf)
@@ -117,7 +126,13 @@ def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow
     (client,) = [c for c in st["clients"] if c["app"] == "consumer"]  # type: ignore[union-attr]
     assert client["open_files"] == 1
 
+    # A path longer than the index holds is the server's to answer.
+    before = requests(wf)
     finish.write_text("go")
+    long_done = done.with_name(done.name + ".long")
+    assert wait_until(lambda: long_done.exists() or not consumer.running(), 60), consumer.stderr()
+    assert requests(wf) > before
+    finish.with_name(finish.name + ".long").write_text("go")
     assert consumer.wait(60).check().stdout == "ok\n"
     release.write_text("done")
 
@@ -133,15 +148,9 @@ def test_persisted_files_are_answered_without_a_request_until_their_disk_copy_ch
     step(wf, None, PRODUCE, "writer", str(root)).wait(60).check()
     on_disk = [root / f"f{i:02d}.dat" for i in range(40)]
     assert wait_until(lambda: all(p.exists() for p in on_disk), 60)
-    ready, go, done, finish = (wf.marker(m) for m in ("ready", "go", "done", "finish"))
-    consumer = step(wf, None, CONSUME, "consumer", str(root), str(ready), str(go), str(done), str(finish))
-    assert wait_until(ready.exists, 60), consumer.stderr()
-    before = requests(wf)
-    go.write_text("go")
-    assert wait_until(lambda: done.exists() or not consumer.running(), 60), consumer.stderr()
-    assert done.exists(), consumer.stderr()
-    assert requests(wf) == before
+    consumer, _, finish = consume_without_requests(wf, None, root)
     finish.write_text("go")
+    finish.with_name(finish.name + ".long").write_text("go")
     assert consumer.wait(60).check().stdout == "ok\n"
 
     # Another program replaces one persisted copy (the test itself is not under CAPIO).
@@ -187,6 +196,7 @@ import re
 root, stop = sys.argv[1], sys.argv[2]
 deadline = time.monotonic() + 4
 counts = {"read": 0, "missing": 0, "stat": 0}
+seen = set()
 while time.monotonic() < deadline:
     for i in range(8):
         path = os.path.join(root, f"n{i}")
@@ -196,8 +206,12 @@ while time.monotonic() < deadline:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
+            # Only n0, n3 and n6 are ever removed; the others are only replaced (os.replace),
+            # which never leaves the name missing once it existed.
+            assert i % 3 == 0 or path not in seen, f"{path} went missing"
             counts["missing"] += 1
             continue
+        seen.add(path)
         # Whatever version was read, it is whole and it is this name's.
         m = re.fullmatch(rb"(?:(\\S+) (\\d+) )+", data)
         assert m, data[:80]
@@ -259,4 +273,49 @@ with open(path, "rb") as r:
         .check()
     )
     assert out.stdout == "first second\n"
+    release.write_text("done")
+
+
+def test_a_reader_holding_a_file_rewritten_from_scratch_reads_the_new_bytes_only(
+    workflow: Workflow,
+) -> None:
+    # The reader opened the committed file without the server; another step then rewrites it
+    # shorter ("w" truncates) and, still writing, lets the reader read. As on a plain file, the
+    # reader sees the new bytes and nothing of the old ones beyond them.
+    wf = workflow
+    cl = in_memory(wf)
+    release = keeper(wf, cl)
+    path = wf.capio_dir / "table.csv"
+    first = "open(sys.argv[1], 'w').write('old,old,old,old\\n' * 100)\n"
+    step(wf, cl, first, "writer", str(path)).wait(60).check()
+    opened, written, read = wf.marker("opened"), wf.marker("written"), wf.marker("read")
+    reader = step(
+        wf,
+        cl,
+        """
+path, opened, written, read = sys.argv[1:5]
+with open(path, "rb", buffering=0) as f:
+    touch(opened)
+    wait_for(written, 60)
+    print(f.read().decode(), end="")
+touch(read)
+""",
+        "reader",
+        str(path),
+        str(opened),
+        str(written),
+        str(read),
+    )
+    assert wait_until(opened.exists, 60), reader.stderr()
+    rewrite = """
+path, written, read = sys.argv[1:4]
+with open(path, "w") as f:
+    f.write("new\\n")
+    f.flush()
+    touch(written)
+    wait_for(read, 60)
+"""
+    writer = step(wf, cl, rewrite, "writer", str(path), str(written), str(read))
+    assert reader.wait(60).check().stdout == "new\n"
+    writer.wait(60).check()
     release.write_text("done")

@@ -220,6 +220,9 @@ pub struct IndexWriter {
     free: Vec<u32>,
     /// Records never used yet start here.
     next: u32,
+    /// Open [`IndexWriter::hold`]s: while any is, the counter stays odd and every change made
+    /// joins one, so several changes look like one (a rename over an existing name).
+    held: u32,
 }
 
 /// A change in progress: the counter is odd until it drops.
@@ -239,6 +242,28 @@ impl Drop for Changing<'_> {
 }
 
 impl IndexWriter {
+    /// Start a change that lasts until the matching [`IndexWriter::let_go`]: readers meanwhile
+    /// see nothing of it and ask the server.
+    pub fn hold(&mut self, index: &Index<'_>) {
+        if self.held == 0 {
+            index.header.changes.fetch_add(1, SeqCst);
+        }
+        self.held += 1;
+    }
+
+    /// End a [`IndexWriter::hold`].
+    pub fn let_go(&mut self, index: &Index<'_>) {
+        self.held = self.held.saturating_sub(1);
+        if self.held == 0 {
+            index.header.changes.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A change of its own, unless one is held.
+    fn change<'a>(&self, index: &Index<'a>) -> Option<Changing<'a>> {
+        (self.held == 0).then(|| Changing::begin(index.header))
+    }
+
     /// Record that `name` is `entry` (replacing what it was). A name too long is not recorded
     /// (look-ups of it go to the server); without a free record the index stops answering misses.
     pub fn set(&mut self, index: &Index<'_>, name: &[u8], entry: Entry) {
@@ -246,7 +271,7 @@ impl IndexWriter {
             return;
         }
         let h = hash(name);
-        let _change = Changing::begin(index.header);
+        let _change = self.change(index);
         let (kind, slot) = match entry {
             Entry::File(slot) => (KIND_FILE, slot),
             Entry::Dir => (KIND_DIR, 0),
@@ -295,7 +320,7 @@ impl IndexWriter {
         let Some(record) = index.probe(hash(name), name) else {
             return;
         };
-        let _change = Changing::begin(index.header);
+        let _change = self.change(index);
         if let Some(d) = disk {
             record.disk[0].store(d.dev, SeqCst);
             record.disk[1].store(d.ino, SeqCst);
@@ -327,7 +352,7 @@ impl IndexWriter {
                 None => return,
             }
         }
-        let _change = Changing::begin(index.header);
+        let _change = self.change(index);
         let id = index.buckets[at].load(SeqCst) - 1;
         index.records[id as usize].kind.store(0, SeqCst);
         self.free.push(id);
@@ -354,7 +379,7 @@ impl IndexWriter {
 
     /// The index stops answering (a workflow over many nodes: other nodes' files are not in it).
     pub fn turn_off(&mut self, index: &Index<'_>) {
-        let _change = Changing::begin(index.header);
+        let _change = self.change(index);
         index.header.off.store(1, SeqCst);
     }
 
@@ -404,6 +429,29 @@ mod tests {
         w.remove(&ix, b"/d/a", Entry::File(7));
         assert_eq!(ix.lookup(b"/d/a"), Lookup::Missing);
         assert_eq!(ix.lookup(b"/d"), Lookup::Found(Entry::Dir));
+    }
+
+    #[test]
+    fn changes_made_while_held_are_seen_as_one() {
+        // A rename over an existing name: the old file goes, the moved one arrives. No reader may
+        // find the name missing in between: while held, every look-up is Unknown.
+        let t = table();
+        let ix = t.index();
+        let mut w = IndexWriter::default();
+        w.set(&ix, b"/dst", Entry::File(1));
+        w.set(&ix, b"/src", Entry::File(2));
+        w.hold(&ix);
+        w.hold(&ix);
+        w.remove(&ix, b"/dst", Entry::File(1));
+        assert_eq!(ix.lookup(b"/dst"), Lookup::Unknown);
+        w.remove(&ix, b"/src", Entry::File(2));
+        w.let_go(&ix);
+        w.set(&ix, b"/dst", Entry::File(2));
+        assert_eq!(ix.lookup(b"/dst"), Lookup::Unknown);
+        w.let_go(&ix);
+        assert_eq!(ix.lookup(b"/dst"), Lookup::Found(Entry::File(2)));
+        assert_eq!(ix.lookup(b"/src"), Lookup::Missing);
+        assert!(ix.unchanged_since(ix.changes()));
     }
 
     #[test]
@@ -501,8 +549,8 @@ mod tests {
         let t = table();
         let ix = t.index();
         let mut w = IndexWriter {
-            free: Vec::new(),
             next: RECORDS as u32 - 1,
+            ..IndexWriter::default()
         };
         w.set(&ix, b"/last", Entry::Dir);
         assert_eq!(ix.lookup(b"/other"), Lookup::Missing);

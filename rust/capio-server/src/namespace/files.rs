@@ -63,12 +63,23 @@ pub(super) struct FileNode {
     /// How many times it was written anew (reopened after a commit, restarted after an abort,
     /// truncated): other nodes tell a copy of an older round from the current one by it.
     pub(super) round: u32,
+    /// Clients may be given its memory object directly (no memory limit: the server must see
+    /// every holder of memory it budgets).
+    direct_allowed: bool,
+    /// Clients were told its memory object at some point: some may hold it without the server
+    /// knowing, so its bytes are never released early and a truncation really cuts the object.
+    pub(super) direct_granted: std::cell::Cell<bool>,
 }
 
 impl FileNode {
     /// A new file being produced in `slot`, holding `len` bytes; recycled memory may hold a
     /// previous file's bytes below `stale`.
-    fn create(table: Arc<StateTable>, slot: u32, new: NewFile) -> (FileNode, u64) {
+    fn create(
+        table: Arc<StateTable>,
+        slot: u32,
+        new: NewFile,
+        direct_allowed: bool,
+    ) -> (FileNode, u64) {
         let NewFile {
             data,
             backing,
@@ -102,6 +113,8 @@ impl FileNode {
             kept_on: None,
             cluster_id: None,
             round: 0,
+            direct_allowed,
+            direct_granted: std::cell::Cell::new(false),
         };
         node.shared().start_file(len, stale);
         node.set(SlotState::Open);
@@ -186,7 +199,9 @@ impl FileNode {
     /// one the index also tells the disk copy (`FileTable::publish_disk`), which clients check
     /// first as the server does.
     pub(super) fn publish_direct(&self) {
-        let direct = self.recyclable
+        let direct = self.direct_allowed
+            && self.released == 0
+            && self.recyclable
             && self.backing == Backing::Anonymous
             && !super::release::releasable(self, false);
         let object = direct
@@ -198,6 +213,9 @@ impl FileNode {
                     std::os::unix::fs::MetadataExt::ino(&meta),
                 )
             });
+        if object.is_some() {
+            self.direct_granted.set(true);
+        }
         self.shared().set_direct(object);
     }
 
@@ -253,7 +271,9 @@ impl FileNode {
         let table = Arc::clone(&self.table);
         let slot = table.slot(self.slot).expect("slot inside the table");
         let _append_lock = slot.lock_appends();
-        let held = if self.recyclable {
+        // A reader that opened the object itself reads up to the object's size, not the slot's:
+        // for it the cut must be real, as on a plain file (the pages go).
+        let held = if self.recyclable && !self.direct_granted.get() {
             let meta = self.data.metadata()?;
             slot.start_file(0, meta.len());
             sys::allocated_bytes(&meta)
@@ -371,6 +391,9 @@ pub(super) struct FileTable {
     pub(super) budget: Budget,
     /// Every file's path and slot, for clients to look up (see `published`).
     published: Published,
+    /// Clients may be given files' memory objects (not in a workflow over many nodes, whose
+    /// replicas the server must see every reader of).
+    direct_allowed: bool,
 }
 
 impl FileTable {
@@ -378,6 +401,7 @@ impl FileTable {
         FileTable {
             table,
             published,
+            direct_allowed: true,
             files: HashMap::new(),
             by_slot: HashMap::new(),
             unlinked: HashMap::new(),
@@ -513,7 +537,8 @@ impl FileTable {
             }
         };
         let anonymous = new.backing == Backing::Anonymous;
-        let (node, held) = FileNode::create(self.table.clone(), slot, new);
+        let direct_allowed = self.direct_allowed && self.budget.limit.is_none();
+        let (node, held) = FileNode::create(self.table.clone(), slot, new, direct_allowed);
         if matches!(node.rule.commit, CommitRule::OnFile(_)) {
             self.on_file.insert(slot);
         }
@@ -560,6 +585,11 @@ impl FileTable {
         }
         node.rule = rule;
         node.publish_direct();
+    }
+
+    /// From now on no file's memory object is offered to clients (see `direct_allowed`).
+    pub(super) fn never_direct(&mut self) {
+        self.direct_allowed = false;
     }
 
     /// Tell clients the disk copy of the persisted file at `path` (see `publish_direct`).

@@ -190,6 +190,8 @@ impl Namespace {
             return Ok(());
         }
         let to = self.entry(&root, dst)?;
+        // Clients looking `dst` up meanwhile must never find it missing: they ask the server.
+        let _one_change = self.published.batch();
         if from.is_dir() {
             self.rename_dir(cid, &root, src, dst, &to, caused)?
         } else {

@@ -62,8 +62,24 @@ impl Published {
         self.with(|w, ix| w.remove(ix, path.as_os_str().as_bytes(), Entry::Dir));
     }
 
+    /// Make the changes until the returned guard drops look like one to clients (who meanwhile
+    /// ask the server): a rename removes one name and adds another.
+    pub(super) fn batch(&self) -> Batch {
+        self.with(|w, ix| w.hold(ix));
+        Batch(self.clone())
+    }
+
     /// The namespace is not all on this node any more: clients must ask.
     pub(super) fn turn_off(&self) {
         self.with(|w, ix| w.turn_off(ix));
+    }
+}
+
+/// See [`Published::batch`].
+pub(super) struct Batch(Published);
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.0.with(|w, ix| w.let_go(ix));
     }
 }

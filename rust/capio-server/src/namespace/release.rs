@@ -85,6 +85,8 @@ pub(super) fn releasable(node: &FileNode, cluster: bool) -> bool {
         && !rule.consumers.is_empty()
         && node.backing == Backing::Anonymous
         && node.remote.is_none()
+        // Readers the server does not see may hold it (see `FileNode::publish_direct`).
+        && !node.direct_granted.get()
 }
 
 impl Namespace {

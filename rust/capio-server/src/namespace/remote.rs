@@ -231,6 +231,7 @@ impl Namespace {
     ) {
         // Other nodes' files are not in this node's index: clients ask the server.
         self.published.turn_off();
+        self.files.never_direct();
         self.remote = Some(Remote {
             me,
             hosts,

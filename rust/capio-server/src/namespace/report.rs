@@ -37,8 +37,10 @@ impl Held {
         let objects: HashMap<(u64, u64), u32> = ns
             .files
             .iter()
-            .filter(|(_, node)| node.has_memory())
-            .filter_map(|(_, node)| {
+            .map(|(_, node)| node)
+            .chain(ns.files.unlinked().map(|(_, node)| node))
+            .filter(|node| node.has_memory())
+            .filter_map(|node| {
                 let meta = node.data.metadata().ok()?;
                 Some(((meta.dev(), meta.ino()), node.slot()))
             })
@@ -55,8 +57,14 @@ impl Held {
                 continue;
             };
             for fd in fds.flatten() {
-                // The magic link leads to the open object itself.
-                let Ok(meta) = std::fs::metadata(fd.path()) else {
+                // Only memory objects are stat-ed: a file on a network or FUSE mount could block
+                // the report, which runs under the namespace lock.
+                let is_memfd = std::fs::read_link(fd.path())
+                    .is_ok_and(|t| t.as_os_str().as_bytes().starts_with(b"/memfd:"));
+                let Some(meta) = is_memfd
+                    .then(|| std::fs::metadata(fd.path()).ok())
+                    .flatten()
+                else {
                     continue;
                 };
                 if let Some(&slot) = objects.get(&(meta.dev(), meta.ino())) {
