@@ -79,7 +79,9 @@ def open_proxy(
             and (encoding is None or (type(encoding) is str and not m.binary and "\0" not in encoding))
         ):
             try:
-                fd = _pycapio._open_path(file, m.flags)
+                # A text file only read, once committed, can be read by the stdlib's own FileIO
+                # from the file's memory object: CPython checks an exact FileIO in C on every line.
+                fd = _pycapio._open_path(file, m.flags, 0o666, not m.binary and not m.writable)
             except (ValueError, TypeError):  # embedded NUL: the OS says it in its own words
                 fd = None
             if fd is None:

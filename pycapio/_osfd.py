@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _pycapio
 from ._rawio import CapioFileIO
-from ._route import beside_dir_fd, check_trailing_slash, ends_in_slash, originals
+from ._route import as_reported, beside_dir_fd, check_trailing_slash, ends_in_slash, originals
 from ._route import capio_fd as _capio_fd
 from ._route import fspath_or_self as _fspath
 from ._route import keywords_ok as _keywords
@@ -32,7 +32,7 @@ def fstat_proxy(fd: Any, *args: Any, **kwargs: Any) -> os.stat_result:
     """``os.fstat``: a CAPIO fd reports its file's CAPIO size and state, not its memory object's."""
     if not args and not kwargs and _capio_fd(fd):
         return _pycapio._fstat(fd)
-    return originals["os.fstat"](fd, *args, **kwargs)  # type: ignore[no-any-return]
+    return as_reported(fd, originals["os.fstat"](fd, *args, **kwargs))  # type: ignore[no-any-return]
 
 
 def open_fd_proxy(path: Any, flags: Any, *args: Any, **kwargs: Any) -> int:

@@ -23,8 +23,8 @@ from typing import Any
 from . import _pycapio
 from ._dirs import PyCapioScandirWrapper
 from ._path import PyCapioPath
+from ._route import as_reported, capio_target, ends_in_slash, originals
 from ._route import capio_fd as _capio_fd
-from ._route import capio_target, ends_in_slash, originals
 from ._route import follow as _follow
 from ._route import fspath_or_self as _fspath
 from ._route import keywords_ok as _keywords
@@ -72,7 +72,7 @@ def stat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
             target = _target(path, kwargs.get("dir_fd"))
             if target is not None:
                 return _stat_of(target, path, bool(kwargs.get("follow_symlinks", True)))
-    return originals["os.stat"](path, *args, **kwargs)  # type: ignore[no-any-return]
+    return as_reported(path, originals["os.stat"](path, *args, **kwargs))  # type: ignore[no-any-return]
 
 
 def lstat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:

@@ -88,11 +88,13 @@ def _capio_path(path: _Path) -> str | None:
     Component-wise: ``/data2/x`` is not inside ``/data``; ``capio/../x`` is outside. None when
     not initialised."""
 
-def _open_path(path: _Path, flags: int, mode: int = 0o666) -> int | None:
+def _open_path(path: _Path, flags: int, mode: int = 0o666, plain: bool = False) -> int | None:
     """The one call that decides whether ``path`` is CAPIO's and opens it (``open(2)`` flags and
     mode): a CAPIO fd; ``~fd`` (negative) for an fd the OS opened because CAPIO does not serve the
-    node (a FIFO, a device in the CAPIO directory); None, with nothing opened, when the path is
-    not CAPIO's (outside the CAPIO directory, excluded, or pycapio not initialised)."""
+    node (a FIFO, a device in the CAPIO directory) or, with ``plain``, a committed file opened
+    read-only from its memory object (the OS's own reads read it as CAPIO would); None, with
+    nothing opened, when the path is not CAPIO's (outside the CAPIO directory, excluded, or
+    pycapio not initialised)."""
 
 def _read(fd: int, buffer: Buffer, offset: int = -1, fill: bool = False) -> int:
     """readinto: fill ``buffer`` (writable) from the fd's position (advancing it), or from
@@ -136,6 +138,10 @@ def _stat(path: _Path, follow_symlinks: bool = True) -> os.stat_result:
     missing. With ``follow_symlinks`` False a final symbolic link (links live on disk) is reported
     itself. ``st_ino``/``st_dev`` identify the file: its disk node, or a CAPIO file's data object
     (the same for every name and every fd of the file)."""
+
+def _plain_fstat(fd: int) -> os.stat_result | None:
+    """``os.stat_result`` of a plain fd ``_open_path(..., plain=True)`` gave, as its CAPIO path
+    reports the file; None for any other fd."""
 
 def _stat_mode(path: _Path, follow_symlinks: bool = True) -> int | None:
     """``st_mode`` of a CAPIO path, None where a stat would fail; never waits."""

@@ -14,6 +14,7 @@ from typing import Any
 from . import _pycapio
 
 __all__ = [
+    "as_reported",
     "beside_dir_fd",
     "capio_fd",
     "capio_target",
@@ -71,6 +72,15 @@ def target(path: Any, dir_fd: Any = None) -> str | None:
 
 def capio_fd(fd: Any) -> bool:
     return type(fd) is int and fd >= 0 and _pycapio._is_capio_fd(fd)
+
+
+def as_reported(fd: Any, st: Any) -> Any:
+    """``st``, the OS's stat of ``fd``, or, for a plain fd of a committed CAPIO file (a text file
+    open for reading reads through one), the file as its CAPIO path reports it: its memory object
+    has no name (no link) and lives on the kernel's internal device."""
+    if type(fd) is int and type(st) is os.stat_result and st.st_nlink == 0:
+        return _pycapio._plain_fstat(fd) or st
+    return st
 
 
 def keywords_ok(kwargs: dict[str, Any], allowed: frozenset[str]) -> bool:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from test_capio_cl import config, start, step_rule
 from test_faults import status_json
 
@@ -35,6 +37,15 @@ def keeper(wf: Workflow, cl: Path | None) -> Path:
     done = wf.marker(f"{wf.name}-keeper")
     step(wf, cl, "wait_for(sys.argv[1], 600)\n", "keeper", str(done))
     return done
+
+
+@pytest.fixture
+def kept(workflow: Workflow) -> Iterator[tuple[Workflow, Path]]:
+    """A workflow under ``in_memory``, its server kept up for the test."""
+    cl = in_memory(workflow)
+    release = keeper(workflow, cl)
+    yield workflow, cl
+    release.write_text("done")
 
 
 PRODUCE = """
@@ -111,10 +122,8 @@ def consume_without_requests(wf: Workflow, cl: Path | None, root: Path) -> tuple
     return consumer, done, finish
 
 
-def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow: Workflow) -> None:
-    wf = workflow
-    cl = in_memory(wf)
-    release = keeper(wf, cl)
+def test_committed_files_are_opened_stated_and_missed_without_a_request(kept: tuple[Workflow, Path]) -> None:
+    wf, cl = kept
     root = wf.capio_dir / "out"
     step(wf, cl, PRODUCE, "writer", str(root)).wait(60).check()
     consumer, done, finish = consume_without_requests(wf, cl, root)
@@ -134,7 +143,6 @@ def test_committed_files_are_opened_stated_and_missed_without_a_request(workflow
     assert requests(wf) > before
     finish.with_name(finish.name + ".long").write_text("go")
     assert consumer.wait(60).check().stdout == "ok\n"
-    release.write_text("done")
 
 
 def test_persisted_files_are_answered_without_a_request_until_their_disk_copy_changes(
@@ -225,12 +233,9 @@ print(json.dumps(counts))
 
 
 def test_lookups_while_files_are_replaced_and_removed_see_whole_files_of_their_own_name(
-    workflow: Workflow,
+    kept: tuple[Workflow, Path],
 ) -> None:
-    wf = workflow
-    wf.env["PYCAPIO_POOL_IDLE"] = "600"  # removed files' memory is recycled into the next ones
-    cl = in_memory(wf)
-    release = keeper(wf, cl)
+    wf, cl = kept
     root = wf.capio_dir / "churn"
     root.mkdir()
     stop = wf.marker("stop")
@@ -240,13 +245,12 @@ def test_lookups_while_files_are_replaced_and_removed_see_whole_files_of_their_o
     rounds = int(churn.wait(60).check().stdout)
     seen = json.loads(counts)
     assert rounds > 10 and seen["read"] > 100 and seen["missing"] > 0, (rounds, seen)
-    release.write_text("done")
 
 
-def test_a_reader_of_a_committed_file_sees_it_grow_when_it_is_written_again(workflow: Workflow) -> None:
-    wf = workflow
-    cl = in_memory(wf)
-    release = keeper(wf, cl)
+def test_a_reader_of_a_committed_file_sees_it_grow_when_it_is_written_again(
+    kept: tuple[Workflow, Path],
+) -> None:
+    wf, cl = kept
     path = wf.capio_dir / "grow.txt"
     step(wf, cl, "open(sys.argv[1], 'w').write('first')\n", "writer", str(path)).wait(60).check()
     out = (
@@ -273,18 +277,15 @@ with open(path, "rb") as r:
         .check()
     )
     assert out.stdout == "first second\n"
-    release.write_text("done")
 
 
 def test_a_reader_holding_a_file_rewritten_from_scratch_reads_the_new_bytes_only(
-    workflow: Workflow,
+    kept: tuple[Workflow, Path],
 ) -> None:
     # The reader opened the committed file without the server; another step then rewrites it
     # shorter ("w" truncates) and, still writing, lets the reader read. As on a plain file, the
     # reader sees the new bytes and nothing of the old ones beyond them.
-    wf = workflow
-    cl = in_memory(wf)
-    release = keeper(wf, cl)
+    wf, cl = kept
     path = wf.capio_dir / "table.csv"
     first = "open(sys.argv[1], 'w').write('old,old,old,old\\n' * 100)\n"
     step(wf, cl, first, "writer", str(path)).wait(60).check()
@@ -318,4 +319,49 @@ with open(path, "w") as f:
     writer = step(wf, cl, rewrite, "writer", str(path), str(written), str(read))
     assert reader.wait(60).check().stdout == "new\n"
     writer.wait(60).check()
-    release.write_text("done")
+
+
+def test_a_committed_text_file_is_read_by_the_stdlibs_own_file_object(kept: tuple[Workflow, Path]) -> None:
+    # Read as text, a committed file comes under the exact built-in FileIO (CPython reads each
+    # line without a Python-level check), on a plain fd: its fstat is the file as its path
+    # reports it, and the OS's own calls on it read the file.
+    wf, cl = kept
+    path = wf.capio_dir / "lines.csv"
+    lines = "".join(f"{i},row {i}\n" for i in range(5000))
+    produce = (
+        "open(sys.argv[1], 'w', encoding='utf-8').write(''.join(f'{i},row {i}\\n' for i in range(5000)))\n"
+    )
+    step(wf, cl, produce, "writer", str(path)).wait(60).check()
+    out = (
+        step(
+            wf,
+            cl,
+            """
+import hashlib
+path = sys.argv[1]
+with open(sys.executable, "rb", buffering=0) as plain:
+    builtin = type(plain)  # the real FileIO (while patched, io.FileIO names a stand-in)
+with open(path, encoding="utf-8") as f:
+    raw = f.buffer.raw
+    assert type(raw) is builtin and raw.name == path, raw
+    st, fst = os.stat(path), os.fstat(f.fileno())
+    assert os.path.samestat(st, fst) and fst.st_nlink == 1 and fst.st_size == st.st_size
+    assert os.stat(f.fileno()) == fst
+    first = f.readline()
+    rest = f.read()
+    f.seek(0)
+    assert os.read(f.fileno(), 8) == first.encode()[:8]
+    print(hashlib.sha256((first + rest).encode()).hexdigest())
+# Open for writing as text, a file is CAPIO's raw file as before.
+with open(path, "a", encoding="utf-8") as f:
+    assert type(f.buffer.raw).__name__ == "CapioFileIO"
+""",
+            "reader",
+            str(path),
+        )
+        .wait(60)
+        .check()
+    )
+    import hashlib
+
+    assert out.stdout == hashlib.sha256(lines.encode()).hexdigest() + "\n"

@@ -74,6 +74,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_pin" => api::pin, c"The file of a CAPIO fd is mapped from offset (or its fd handed out: 0): none of its bytes may be released early; OSError(ENODATA) if some already were.";
             c"_is_capio_fd" => api::is_capio_fd, c"Whether an fd is an open CAPIO fd of this process.";
             c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
+            c"_plain_fstat" => api::plain_fstat, c"os.stat_result of a plain fd of a committed CAPIO file (as its path reports it), None for any other fd.";
             c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";
             c"_stat_mode" => api::stat_mode, c"st_mode of a CAPIO path, None where a stat would fail; never waits.";
             c"_set_attrs" => api::set_attrs, c"chmod/chown/utime of a CAPIO path or fd: mode, uid, gid (-1: unchanged), atime_ns, mtime_ns, now, follow_symlinks.";

@@ -142,8 +142,8 @@ impl Client {
     }
 
     /// A read-only description of the committed file at `abs`, opened from its memory object
-    /// without asking the server. `None`: ask the server.
-    pub(super) fn open_committed(&self, abs: &Path) -> Option<File> {
+    /// without asking the server, and its inode. `None`: ask the server.
+    pub(super) fn open_committed(&self, abs: &Path) -> Option<(File, std::fs::Metadata)> {
         let index = self.table.index();
         let changes = index.changes();
         let (Lookup::Found(Entry::File(slot)), disk) =
@@ -165,6 +165,39 @@ impl Client {
             && d.slot.direct_unchanged(d.access)
             && d.slot.state() == SlotState::Committed
             && index.unchanged_since(changes);
-        same.then_some(file)
+        same.then_some((file, meta))
+    }
+
+    /// A plain OS fd of the committed file at `path`, opened from its memory object, for a caller
+    /// that reads it with the OS's own calls (a text file under the stdlib's exact `FileIO`, whose
+    /// every line CPython reads without a Python-level check). `None`: not possible now; open it
+    /// as a CAPIO fd. Its `fstat` is reported as the server reports the file ([`Client::plain_fstat`]).
+    pub fn open_plain(&self, path: &Path) -> Result<Option<std::os::fd::RawFd>> {
+        use std::os::fd::IntoRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let abs = self.require_capio_path(path)?;
+        let Some((file, meta)) = self.open_committed(&abs) else {
+            return Ok(None);
+        };
+        let fd = file.into_raw_fd();
+        self.plain_fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fd, (meta.dev(), meta.ino()));
+        Ok(Some(fd))
+    }
+
+    /// `fstat` of `fd` as the server reports the file, if it is a plain fd [`Client::open_plain`]
+    /// gave (and still that object: the number may have been closed and reused since).
+    pub fn plain_fstat(&self, fd: std::os::fd::RawFd) -> Option<FileStat> {
+        use std::os::unix::fs::MetadataExt;
+        let want = *self
+            .plain_fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fd)?;
+        let meta = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
+        ((meta.dev(), meta.ino()) == want)
+            .then(|| self.memory_stat(&(&meta).into(), meta.len(), SlotState::Committed))
     }
 }

@@ -35,7 +35,7 @@ impl Client {
         let abs = self.require_capio_path(path)?;
         // A plain read-only open of a committed file in memory needs no server.
         if flags & !(libc::O_CLOEXEC | libc::O_LARGEFILE) == libc::O_RDONLY
-            && let Some(file) = self.open_committed(&abs)
+            && let Some((file, _)) = self.open_committed(&abs)
         {
             return Ok(self.add_handle(Handle {
                 file,

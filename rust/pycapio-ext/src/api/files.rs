@@ -47,10 +47,11 @@ fn seed_access(flags: i32) -> i32 {
 /// `open` for the Python layer: the one call that decides whether a path is CAPIO's and opens
 /// it. `None` when the path is not CAPIO's (outside the CAPIO directory, excluded, or not
 /// initialised), so the caller hands it to the OS; a CAPIO fd; or `~fd` (negative) for an fd the
-/// OS opened because CAPIO does not serve the node (a FIFO, a device in the CAPIO directory).
-/// Errors of a CAPIO path raise as `pycapio_open`'s do.
+/// OS opened because CAPIO does not serve the node (a FIFO, a device in the CAPIO directory) or,
+/// with `plain`, a committed file opened read-only from its memory object, which the OS's own
+/// calls read as CAPIO would. Errors of a CAPIO path raise as `pycapio_open`'s do.
 pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind(&["path", "flags", "mode"], 2)?;
+    let v = a.bind(&["path", "flags", "mode", "plain"], 2)?;
     let path = convert::path(v[0].expect("required"), "path")?;
     let flags = convert::i64(v[1].expect("required"), "flags")?;
     let flags = i32::try_from(flags).map_err(|_| Error::Overflow("flags out of range".into()))?;
@@ -58,10 +59,19 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         .map(|o| convert::i64(o, "mode"))
         .transpose()?
         .unwrap_or(0o666);
+    let plain = v[3].map_or(Ok(false), convert::truthy)?;
     let flags = seed_access(flags);
     let Ok(c) = state::current() else {
         return Ok(Owned::none());
     };
+    if plain && flags & !libc::O_CLOEXEC == libc::O_RDONLY {
+        match c.open_plain(&path) {
+            Ok(Some(fd)) => return Ok(convert::int(i64::from(!fd))?),
+            Ok(None) => {}
+            Err(ClientError::OutsideCapioDir { .. }) => return Ok(Owned::none()),
+            Err(e) => return Err(e.into()),
+        }
+    }
     match allow_threads(|intr| c.open(&path, flags, (mode & 0o7777) as u32, intr)) {
         Ok(fd) if c.is_capio_fd(fd) => Ok(convert::int(i64::from(fd))?),
         Ok(fd) => Ok(convert::int(i64::from(!fd))?),

@@ -84,6 +84,20 @@ pub fn fstat(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
     stat_result(m, client()?.fstat(fd)?)
 }
 
+/// `os.stat_result` of a plain fd `_open_path(..., plain=True)` gave, as the server reports its
+/// file; None for any other fd.
+pub fn plain_fstat(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    let Ok(c) = state::current() else {
+        return Ok(Owned::none());
+    };
+    match c.plain_fstat(fd) {
+        Some(st) => stat_result(m, st),
+        None => Ok(Owned::none()),
+    }
+}
+
 pub fn pycapio_mkdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["path", "flags"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
