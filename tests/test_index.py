@@ -355,6 +355,12 @@ with open(path, encoding="utf-8") as f:
 # Open for writing as text, a file is CAPIO's raw file as before.
 with open(path, "a", encoding="utf-8") as f:
     assert type(f.buffer.raw).__name__ == "CapioFileIO"
+# Read back at once by its writer: the server commits it (on close) before it answers the open.
+own = path + ".own"
+with open(own, "w", encoding="utf-8") as f:
+    f.write("mine\\n")
+with open(own, encoding="utf-8") as f:
+    assert type(f.buffer.raw) is builtin and f.read() == "mine\\n"
 """,
             "reader",
             str(path),

@@ -64,7 +64,8 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let Ok(c) = state::current() else {
         return Ok(Owned::none());
     };
-    if plain && flags & !libc::O_CLOEXEC == libc::O_RDONLY {
+    let plain = plain && flags & !libc::O_CLOEXEC == libc::O_RDONLY;
+    if plain {
         match c.open_plain(&path) {
             Ok(Some(fd)) => return Ok(convert::int(i64::from(!fd))?),
             Ok(None) => {}
@@ -73,7 +74,15 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         }
     }
     match allow_threads(|intr| c.open(&path, flags, (mode & 0o7777) as u32, intr)) {
-        Ok(fd) if c.is_capio_fd(fd) => Ok(convert::int(i64::from(fd))?),
+        Ok(fd) if c.is_capio_fd(fd) => {
+            // The server answers after what this process told it before (a close that
+            // committed the file): committed now, the file may be read plainly after all.
+            if plain && let Ok(Some(direct)) = c.open_plain(&path) {
+                let _ = c.close(fd);
+                return Ok(convert::int(i64::from(!direct))?);
+            }
+            Ok(convert::int(i64::from(fd))?)
+        }
         Ok(fd) => Ok(convert::int(i64::from(!fd))?),
         Err(ClientError::OutsideCapioDir { .. }) => Ok(Owned::none()),
         Err(e) => Err(e.into()),
