@@ -15,12 +15,9 @@ __all__ = ["PyCapioPath"]
 
 
 def _exists(path: Any) -> bool:
-    if type(path) is str and path[-1:] != "/":  # the common call, in as few steps as it takes
-        try:
-            target = _pycapio._capio_path(path)
-        except ValueError:
-            target = None
-        return posixpath.exists(path) if target is None else mode_of(target) is not None
+    if type(path) is str and path[-1:] != "/":  # the common call, in one native call
+        mode = _pycapio._path_mode(path)
+        return posixpath.exists(path) if mode == -1 else mode is not None
     target = capio_target(path)
     if target is None:
         return posixpath.exists(path)
@@ -49,6 +46,11 @@ def _islink(path: Any) -> bool:
 
 
 def _isfile(path: Any) -> bool:
+    if type(path) is str and path[-1:] != "/":  # the common call, in one native call
+        mode = _pycapio._path_mode(path)
+        if mode == -1:
+            return posixpath.isfile(path)
+        return mode is not None and stat.S_ISREG(mode)
     target = capio_target(path)
     if target is None:
         return posixpath.isfile(path)
@@ -59,6 +61,11 @@ def _isfile(path: Any) -> bool:
 
 
 def _isdir(s: Any) -> bool:
+    if type(s) is str:  # the common call, in one native call (a final "/" changes nothing here)
+        mode = _pycapio._path_mode(s)
+        if mode == -1:
+            return posixpath.isdir(s)
+        return mode is not None and stat.S_ISDIR(mode)
     target = capio_target(s)
     if target is None:
         return posixpath.isdir(s)

@@ -143,6 +143,10 @@ def _plain_fstat(fd: int) -> os.stat_result | None:
     """``os.stat_result`` of a plain fd ``_open_path(..., plain=True)`` gave, as its CAPIO path
     reports the file; None for any other fd."""
 
+def _path_mode(path: _Path, follow_symlinks: bool = True) -> int | None:
+    """``st_mode`` of any path for the ``os.path`` predicates, in one call: None where a stat of a
+    CAPIO path would fail, -1 when the path is not CAPIO's (the OS answers)."""
+
 def _stat_mode(path: _Path, follow_symlinks: bool = True) -> int | None:
     """``st_mode`` of a CAPIO path, None where a stat would fail; never waits."""
 

@@ -253,7 +253,11 @@ impl IndexWriter {
 
     /// End a [`IndexWriter::hold`].
     pub fn let_go(&mut self, index: &Index<'_>) {
-        self.held = self.held.saturating_sub(1);
+        if self.held == 0 {
+            debug_assert!(false, "let_go without hold");
+            return;
+        }
+        self.held -= 1;
         if self.held == 0 {
             index.header.changes.fetch_add(1, SeqCst);
         }

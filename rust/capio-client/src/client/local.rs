@@ -23,14 +23,31 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use super::{Client, FileStat};
 
+/// The memory objects (dev, ino) handed out as plain fds in this process: what `fstat` of any fd
+/// of theirs reports as the CAPIO file. Kept across re-attaches and forks (a child's inherited
+/// fds are its parent's objects); an object recycled for another file is still a CAPIO file's.
+static PLAIN_OBJECTS: std::sync::Mutex<std::collections::BTreeSet<(u64, u64)>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 /// An fd number as a name in `/proc/<pid>/fd`, NUL-terminated, without allocating.
 struct FdName([u8; 12]);
 
 impl FdName {
     fn new(fd: i32) -> FdName {
+        let mut digits = [0u8; 10];
+        let (mut n, mut len) = (fd.unsigned_abs(), 0);
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
         let mut buf = [0u8; 12];
-        let digits = fd.unsigned_abs().to_string();
-        buf[..digits.len()].copy_from_slice(digits.as_bytes());
+        for (at, d) in digits[..len].iter().rev().enumerate() {
+            buf[at] = *d;
+        }
         FdName(buf)
     }
 
@@ -102,8 +119,9 @@ impl Client {
         match index.lookup_with_disk(abs.as_os_str().as_bytes()) {
             (Lookup::Found(Entry::File(slot)), disk) => {
                 let d = self.direct(slot)?;
-                disk_shows(abs, disk).then_some(())?;
-                if !matches!(d.state, SlotState::Open | SlotState::Committed) {
+                if !matches!(d.state, SlotState::Open | SlotState::Committed)
+                    || !disk_shows(abs, disk)
+                {
                     return None;
                 }
                 let st = sys::stat_at(self.server_fds()?, d.fd.as_cstr()).ok()?;
@@ -118,10 +136,12 @@ impl Client {
                 let parent = abs.parent()?;
                 let known_dir = parent == self.capio_dir()
                     || index.lookup(parent.as_os_str().as_bytes()) == Lookup::Found(Entry::Dir);
+                if !known_dir {
+                    return None;
+                }
                 // The server would look on disk next: so does this, and takes only "nothing".
-                let on_disk = std::fs::symlink_metadata(abs);
-                let missing = known_dir
-                    && on_disk.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                let missing = std::fs::symlink_metadata(abs)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
                     && index.unchanged_since(changes);
                 missing.then(|| Err(ClientError::os(libc::ENOENT, shown.to_path_buf())))
             }
@@ -179,25 +199,35 @@ impl Client {
         let Some((file, meta)) = self.open_committed(&abs) else {
             return Ok(None);
         };
-        let fd = file.into_raw_fd();
-        self.plain_fds
+        PLAIN_OBJECTS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(fd, (meta.dev(), meta.ino()));
-        Ok(Some(fd))
+            .insert((meta.dev(), meta.ino()));
+        Ok(Some(file.into_raw_fd()))
     }
 
-    /// `fstat` of `fd` as the server reports the file, if it is a plain fd [`Client::open_plain`]
-    /// gave (and still that object: the number may have been closed and reused since).
+    /// `fstat` of `fd` as the server reports the file, if `fd` holds a memory object
+    /// [`Client::open_plain`] handed out in this process (or a parent it forked from): through any
+    /// fd of it, `dup`s included.
     pub fn plain_fstat(&self, fd: std::os::fd::RawFd) -> Option<FileStat> {
         use std::os::unix::fs::MetadataExt;
-        let want = *self
-            .plain_fds
+        let meta = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
+        let known = PLAIN_OBJECTS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&fd)?;
-        let meta = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
-        ((meta.dev(), meta.ino()) == want)
-            .then(|| self.memory_stat(&(&meta).into(), meta.len(), SlotState::Committed))
+            .contains(&(meta.dev(), meta.ino()));
+        known.then(|| self.memory_stat(&(&meta).into(), meta.len(), SlotState::Committed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FdName;
+
+    #[test]
+    fn fd_numbers_are_named_as_in_proc() {
+        for fd in [0, 7, 10, 65535, i32::MAX] {
+            assert_eq!(FdName::new(fd).as_cstr().to_str().unwrap(), fd.to_string());
+        }
     }
 }

@@ -82,8 +82,6 @@ pub struct Client {
     memory_limited: bool,
     /// The server's `/proc/<pid>/fd`, where files in memory are reached directly (see `local`).
     server_fds: std::sync::OnceLock<Option<std::os::fd::OwnedFd>>,
-    /// Plain fds of committed files opened directly (`open_plain`): their objects' dev and ino.
-    plain_fds: Mutex<HashMap<RawFd, (u64, u64)>>,
 }
 
 /// Load the rules the server runs with; a client that asked for a different file is refused, since
@@ -151,7 +149,6 @@ impl Client {
             started_server: attached.started,
             memory_limited: attached.flags & server_flags::MEMORY_LIMIT != 0,
             server_fds: std::sync::OnceLock::new(),
-            plain_fds: Mutex::new(HashMap::new()),
         })
     }
 

@@ -213,7 +213,8 @@ impl FileNode {
                     std::os::unix::fs::MetadataExt::ino(&meta),
                 )
             });
-        if object.is_some() {
+        // Clients hold the object only once they open it, which they do of a committed file.
+        if object.is_some() && self.state == SlotState::Committed {
             self.direct_granted.set(true);
         }
         self.shared().set_direct(object);
@@ -590,6 +591,10 @@ impl FileTable {
     /// From now on no file's memory object is offered to clients (see `direct_allowed`).
     pub(super) fn never_direct(&mut self) {
         self.direct_allowed = false;
+        for node in self.files.values_mut().chain(self.unlinked.values_mut()) {
+            node.direct_allowed = false;
+            node.publish_direct();
+        }
     }
 
     /// Tell clients the disk copy of the persisted file at `path` (see `publish_direct`).

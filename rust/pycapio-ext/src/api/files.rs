@@ -66,7 +66,7 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     };
     let plain = plain && flags & !libc::O_CLOEXEC == libc::O_RDONLY;
     if plain {
-        match c.open_plain(&path) {
+        match allow_threads(|_| c.open_plain(&path)) {
             Ok(Some(fd)) => return Ok(convert::int(i64::from(!fd))?),
             Ok(None) => {}
             Err(ClientError::OutsideCapioDir { .. }) => return Ok(Owned::none()),
@@ -77,7 +77,7 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
         Ok(fd) if c.is_capio_fd(fd) => {
             // The server answers after what this process told it before (a close that
             // committed the file): committed now, the file may be read plainly after all.
-            if plain && let Ok(Some(direct)) = c.open_plain(&path) {
+            if plain && let Ok(Some(direct)) = allow_threads(|_| c.open_plain(&path)) {
                 let _ = c.close(fd);
                 return Ok(convert::int(i64::from(!direct))?);
             }

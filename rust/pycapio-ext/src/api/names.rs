@@ -71,6 +71,25 @@ pub fn stat_mode(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     }
 }
 
+/// `st_mode` of a path as the `os.path` predicates ask it, in one call: the mode of a CAPIO path,
+/// None where a stat of it would fail, and -1 when the path is not CAPIO's (the OS answers: outside
+/// the CAPIO directory, excluded, not a name the OS takes, or pycapio not initialised).
+pub fn path_mode(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["path", "follow_symlinks"], 1)?;
+    let follow = v[1].map_or(Ok(true), convert::truthy)?;
+    let (Ok(path), Ok(c)) = (
+        convert::path(v[0].expect("required"), "path"),
+        state::current(),
+    ) else {
+        return Ok(convert::int(-1)?);
+    };
+    match c.stat_at(&path, follow) {
+        Ok(st) => Ok(convert::int(i64::from(st_mode(&st)))?),
+        Err(capio_client::ClientError::OutsideCapioDir { .. }) => Ok(convert::int(-1)?),
+        Err(_) => Ok(Owned::none()),
+    }
+}
+
 pub fn stat(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["path", "follow_symlinks"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
@@ -89,7 +108,8 @@ pub fn fstat(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
 pub fn plain_fstat(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;
-    let Ok(c) = state::current() else {
+    // Never attaches (a forked child that only asks about an inherited fd stays unattached).
+    let Some(c) = state::peek() else {
         return Ok(Owned::none());
     };
     match c.plain_fstat(fd) {
