@@ -53,17 +53,9 @@ _STAT_KW = frozenset({"dir_fd", "follow_symlinks"})
 def stat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
     """``os.stat``: CAPIO files and directories (and CAPIO fds) answered by the CAPIO server."""
     if type(path) is str and not args and not kwargs and path[-1:] != "/":
-        # The common call, in as few steps as it takes: a plain name, every default.
-        try:
-            target = _pycapio._capio_path(path)
-        except ValueError:  # an embedded NUL: the OS says it in its own words
-            target = None
-        if target is None:
-            return originals["os.stat"](path)  # type: ignore[no-any-return]
-        try:
-            return _pycapio._stat(target)
-        except OSError as exc:
-            raise _oserror(exc, path) from None
+        # The common call, in one native call: a plain name, every default.
+        st = _pycapio._stat_path(path)
+        return originals["os.stat"](path) if st is None else st
     if not args and _keywords(kwargs, _STAT_KW):
         if _capio_fd(path):
             if kwargs.get("dir_fd") is None and kwargs.get("follow_symlinks", True):
@@ -78,6 +70,9 @@ def stat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
 def lstat_proxy(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
     """``os.lstat``: symbolic links (which live on disk) reported themselves, CAPIO files as by
     ``os.stat``."""
+    if type(path) is str and not args and not kwargs and path[-1:] != "/":
+        st = _pycapio._stat_path(path, False)  # the common call, in one native call
+        return originals["os.lstat"](path) if st is None else st
     if not args and _keywords(kwargs, frozenset({"dir_fd"})):
         target = _target(path, kwargs.get("dir_fd"))
         if target is not None:

@@ -143,12 +143,13 @@ def _plain_fstat(fd: int) -> os.stat_result | None:
     """``os.stat_result`` of a plain fd ``_open_path(..., plain=True)`` gave, as its CAPIO path
     reports the file; None for any other fd."""
 
+def _stat_path(path: _Path, follow_symlinks: bool = True) -> os.stat_result | None:
+    """``os.stat_result`` of any path in one call (errors name the path as given); None when the
+    path is not CAPIO's (the OS answers)."""
+
 def _path_mode(path: _Path, follow_symlinks: bool = True) -> int | None:
     """``st_mode`` of any path for the ``os.path`` predicates, in one call: None where a stat of a
     CAPIO path would fail, -1 when the path is not CAPIO's (the OS answers)."""
-
-def _stat_mode(path: _Path, follow_symlinks: bool = True) -> int | None:
-    """``st_mode`` of a CAPIO path, None where a stat would fail; never waits."""
 
 def _set_attrs(
     path: _Path | int,

@@ -126,9 +126,10 @@ def not_a_directory(filename: Any = None, filename2: Any = None) -> OSError:
 def mode_of(capio_path: str, follow_symlinks: bool = True) -> int | None:
     """``st_mode`` of a CAPIO path (a final link itself unless following), None if missing."""
     try:
-        return _pycapio._stat_mode(capio_path, follow_symlinks)
+        mode = _pycapio._path_mode(capio_path, follow_symlinks)
     except (OSError, ValueError):
         return None
+    return None if mode == -1 else mode
 
 
 def lexists(capio_path: str) -> bool:

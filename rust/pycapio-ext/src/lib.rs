@@ -76,8 +76,8 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
             c"_plain_fstat" => api::plain_fstat, c"os.stat_result of a plain fd of a committed CAPIO file (as its path reports it), None for any other fd.";
             c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";
+            c"_stat_path" => api::stat_path, c"os.stat_result of any path in one call; None when it is not CAPIO's.";
             c"_path_mode" => api::path_mode, c"st_mode of any path for the os.path predicates: None where a stat of a CAPIO path would fail, -1 when the path is not CAPIO's.";
-            c"_stat_mode" => api::stat_mode, c"st_mode of a CAPIO path, None where a stat would fail; never waits.";
             c"_set_attrs" => api::set_attrs, c"chmod/chown/utime of a CAPIO path or fd: mode, uid, gid (-1: unchanged), atime_ns, mtime_ns, now, follow_symlinks.";
             c"_listdir" => api::listdir, c"[(name, is_file, is_dir, is_symlink)] of a CAPIO directory, once it is complete (waits per CAPIO-CL).";
             c"_validate_config" => api::validate_config, c"Check a CAPIO-CL file (ValueError if invalid) and describe the rules of the given paths.";

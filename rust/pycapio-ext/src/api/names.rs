@@ -7,7 +7,7 @@ use crate::py::gil::allow_threads;
 use crate::py::module::{CallArgs, ModuleRef};
 use crate::py::obj::{Borrowed, Owned};
 use crate::state;
-use capio_client::FileStat;
+use capio_client::{ClientError, FileStat};
 use capio_proto::NodeKind;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
@@ -59,34 +59,39 @@ fn st_mode(st: &FileStat) -> u32 {
     ftype | st.mode
 }
 
-/// `st_mode` of a CAPIO path, or None where a stat would fail (missing, not permitted): what the
-/// `os.path` predicates ask, answered without building an exception they would only discard.
-pub fn stat_mode(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
-    let v = a.bind(&["path", "follow_symlinks"], 1)?;
-    let path = convert::path(v[0].expect("required"), "path")?;
-    let follow = v[1].map_or(Ok(true), convert::truthy)?;
-    match client()?.stat_at(&path, follow) {
-        Ok(st) => Ok(convert::int(i64::from(st_mode(&st)))?),
-        Err(_) => Ok(Owned::none()),
-    }
-}
-
-/// `st_mode` of a path as the `os.path` predicates ask it, in one call: the mode of a CAPIO path,
-/// None where a stat of it would fail, and -1 when the path is not CAPIO's (the OS answers: outside
-/// the CAPIO directory, excluded, not a name the OS takes, or pycapio not initialised).
-pub fn path_mode(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+/// A stat of `path` as the proxies ask it, in one call: `None` when the path is not CAPIO's
+/// (the OS answers: outside the CAPIO directory, excluded, not a name the OS takes, or pycapio not
+/// initialised), else what CAPIO says of it (errors naming the path as given).
+fn stat_if_capio(a: &CallArgs) -> PyResult<Option<Result<FileStat, ClientError>>> {
     let v = a.bind(&["path", "follow_symlinks"], 1)?;
     let follow = v[1].map_or(Ok(true), convert::truthy)?;
     let (Ok(path), Ok(c)) = (
         convert::path(v[0].expect("required"), "path"),
         state::current(),
     ) else {
-        return Ok(convert::int(-1)?);
+        return Ok(None);
     };
     match c.stat_at(&path, follow) {
-        Ok(st) => Ok(convert::int(i64::from(st_mode(&st)))?),
-        Err(capio_client::ClientError::OutsideCapioDir { .. }) => Ok(convert::int(-1)?),
-        Err(_) => Ok(Owned::none()),
+        Err(ClientError::OutsideCapioDir { .. }) => Ok(None),
+        answer => Ok(Some(answer)),
+    }
+}
+
+/// `st_mode` of a path as the `os.path` predicates ask it: the mode of a CAPIO path, None where
+/// a stat of it would fail (no exception built only to be discarded), -1 when it is not CAPIO's.
+pub fn path_mode(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    match stat_if_capio(a)? {
+        None => Ok(convert::int(-1)?),
+        Some(Ok(st)) => Ok(convert::int(i64::from(st_mode(&st)))?),
+        Some(Err(_)) => Ok(Owned::none()),
+    }
+}
+
+/// `os.stat`/`os.lstat` of any path: its `os.stat_result`, or None when it is not CAPIO's.
+pub fn stat_path(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
+    match stat_if_capio(a)? {
+        None => Ok(Owned::none()),
+        Some(answer) => stat_result(m, answer?),
     }
 }
 
