@@ -389,3 +389,40 @@ with open(own, encoding="utf-8") as f:
     import hashlib
 
     assert out.stdout == hashlib.sha256(lines.encode()).hexdigest() + "\n"
+
+
+def test_under_a_memory_limit_every_look_up_is_asked(workflow: Workflow) -> None:
+    # The server must see every holder of the memory it budgets: nothing is offered directly.
+    wf = workflow
+    wf.env["PYCAPIO_MEMORY_LIMIT"] = "64M"
+    cl = in_memory(wf)
+    release = keeper(wf, cl)
+    path = wf.capio_dir / "limited.txt"
+    step(wf, cl, "open(sys.argv[1], 'w').write('limited')\n", "writer", str(path)).wait(60).check()
+    ready, go, done = wf.marker("ready"), wf.marker("go"), wf.marker("done")
+    reader = step(
+        wf,
+        cl,
+        """
+path, ready, go, done = sys.argv[1:5]
+touch(ready)
+wait_for(go, 60)
+with open(path, encoding="utf-8") as f:
+    assert type(f.buffer.raw).__name__ == "CapioFileIO" and f.read() == "limited"
+assert os.stat(path).st_size == 7
+touch(done)
+""",
+        "reader",
+        str(path),
+        str(ready),
+        str(go),
+        str(done),
+    )
+    assert wait_until(ready.exists, 60), reader.stderr()
+    before = requests(wf)
+    go.write_text("go")
+    reader.wait(60).check()
+    assert done.exists()
+    # The open, its close and the stat were asked (the reader's exit comes on top).
+    assert requests(wf) >= before + 3
+    release.write_text("done")

@@ -319,6 +319,7 @@ mod tests {
             file: file.try_clone().unwrap(),
             path: PathBuf::from("f"),
             slot: Some(SLOT),
+            offered: None,
             namespace_file: true,
             producer: true,
             fire: capio_proto::Fire::Update,

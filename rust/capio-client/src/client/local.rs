@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::Ordering::SeqCst;
 
-use super::{Client, FileStat};
+use super::{Client, FileStat, Handle};
 
 /// The memory objects (dev, ino) handed out as plain fds in this process: what `fstat` of any fd
 /// of theirs reports as the CAPIO file. Kept across re-attaches and forks (a child's inherited
@@ -162,8 +162,12 @@ impl Client {
     }
 
     /// A read-only description of the committed file at `abs`, opened from its memory object
-    /// without asking the server, and its inode. `None`: ask the server.
-    pub(super) fn open_committed(&self, abs: &Path) -> Option<(File, std::fs::Metadata)> {
+    /// without asking the server, its inode, and the slot and access word it was offered under
+    /// (see [`Client::offered_end`]). `None`: ask the server.
+    pub(super) fn open_committed(
+        &self,
+        abs: &Path,
+    ) -> Option<(File, std::fs::Metadata, (u32, u32))> {
         let index = self.table.index();
         let changes = index.changes();
         let (Lookup::Found(Entry::File(slot)), disk) =
@@ -185,7 +189,17 @@ impl Client {
             && d.slot.direct_unchanged(d.access)
             && d.slot.state() == SlotState::Committed
             && index.unchanged_since(changes);
-        same.then_some((file, meta))
+        same.then_some((file, meta, (slot, d.access)))
+    }
+
+    /// The end of a committed file `h` opened from its memory object, from its slot while the
+    /// server still offers the object as it did at the open (no `fstat` per read); `None` once
+    /// anything changed (written again, moved out of memory, removed): then the object says.
+    pub(super) fn offered_end(&self, h: &Handle) -> Option<u64> {
+        let (index, access) = h.offered?;
+        let slot = self.table.slot(index)?;
+        let len = slot.len.load(SeqCst);
+        (slot.state() == SlotState::Committed && slot.direct_unchanged(access)).then_some(len)
     }
 
     /// A plain OS fd of the committed file at `path`, opened from its memory object, for a caller
@@ -196,7 +210,7 @@ impl Client {
         use std::os::fd::IntoRawFd;
         use std::os::unix::fs::MetadataExt;
         let abs = self.require_capio_path(path)?;
-        let Some((file, meta)) = self.open_committed(&abs) else {
+        let Some((file, meta, _)) = self.open_committed(&abs) else {
             return Ok(None);
         };
         PLAIN_OBJECTS

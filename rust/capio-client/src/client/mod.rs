@@ -47,6 +47,9 @@ struct Handle {
     /// `None` for a committed input served from its file on disk, or a committed file opened
     /// from its memory object without the server (see `local`).
     slot: Option<u32>,
+    /// A committed file opened from its memory object: the slot and access word it was offered
+    /// under, whose length is its end while they hold (`Client::offered_end`).
+    offered: Option<(u32, u32)>,
     /// A file of the namespace (not an input on disk): reported as the server reports those.
     namespace_file: bool,
     producer: bool,

@@ -35,12 +35,13 @@ impl Client {
         let abs = self.require_capio_path(path)?;
         // A plain read-only open of a committed file in memory needs no server.
         if flags & !(libc::O_CLOEXEC | libc::O_LARGEFILE) == libc::O_RDONLY
-            && let Some((file, _)) = self.open_committed(&abs)
+            && let Some((file, _, offered)) = self.open_committed(&abs)
         {
             return Ok(self.add_handle(Handle {
                 file,
                 path: path.to_path_buf(),
                 slot: None,
+                offered: Some(offered),
                 namespace_file: true,
                 producer: false,
                 fire: Fire::Update,
@@ -123,6 +124,7 @@ impl Client {
                         file,
                         path: path.to_path_buf(),
                         slot,
+                        offered: None,
                         namespace_file: slot.is_some(),
                         producer: r.producer != 0,
                         fire: r.fire_rule()?,

@@ -142,6 +142,9 @@ impl Client {
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<u64> {
         let Some(index) = h.slot else {
+            if let Some(end) = self.offered_end(h) {
+                return Ok(end);
+            }
             return Ok(h
                 .file
                 .metadata()
