@@ -11,6 +11,7 @@ import operator
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -79,13 +80,16 @@ def open_proxy(
             and (encoding is None or (type(encoding) is str and not m.binary and "\0" not in encoding))
         ):
             try:
-                # A text file only read, once committed, can be read by the stdlib's own FileIO
-                # from the file's memory object: CPython checks an exact FileIO in C on every line.
-                fd = _pycapio._open_path(file, m.flags, 0o666, not m.binary and not m.writable)
+                # A text file read once committed, or written anew, can be read or written by the
+                # stdlib's own FileIO through the file's memory object: CPython checks an exact
+                # FileIO in C on every line.
+                fd = _pycapio._open_path(file, m.flags, 0o666, not m.binary)
             except (ValueError, TypeError):  # embedded NUL: the OS says it in its own words
                 fd = None
             if fd is None:
                 return _original((file, mode, buffering, encoding, errors, newline, closefd, opener), 3)
+            if type(fd) is tuple:
+                return _plain_writer(file, fd, m, mode, encoding)
             raw: CapioFileIO | io.FileIO
             if fd < 0:
                 raw = _io.FileIO(~fd, m.rawmode, closefd=True)
@@ -103,6 +107,52 @@ def open_proxy(
             raw.name = file
             return _layers(raw, m, mode, -1, encoding, None, None, 3)
     return _open_slow(file, mode, buffering, encoding, errors, newline, closefd, opener)
+
+
+def _plain_writer(name: str, fds: tuple[int, int], m: Mode, mode: str, encoding: str | None) -> Any:
+    """The text file ``open()`` gives over a plain fd of a file written directly (see
+    ``_open_path``): the stdlib's own layers over its own ``FileIO``, whose ``close`` also closes
+    the CAPIO fd standing for it, which commits the file."""
+    plain, closes_with = fds
+    try:
+        raw = _io.FileIO(plain, m.rawmode, closefd=True)
+    except BaseException:
+        os.close(plain)
+        _pycapio._close(closes_with)
+        raise
+    raw.name = name
+    _commit_on_close(raw, closes_with)
+    return track(_layers(raw, m, mode, -1, encoding, None, None, 4))
+
+
+_fileio_close = _io.FileIO.close
+
+
+def _commit_on_close(raw: io.FileIO, closes_with: int) -> None:
+    """Make ``raw.close()`` close the CAPIO fd ``closes_with`` too, once, after the plain one.
+
+    The buffered layer closes its raw file by looking ``close`` up on it, where the instance's own
+    attribute comes before the type's; the type stays the exact ``FileIO`` (what CPython's text
+    layer checks), and its finaliser closes through the same look-up. Holds the file weakly."""
+    ref = weakref.ref(raw)
+    owner = os.getpid()
+    pending = [closes_with]
+
+    def close() -> None:
+        f = ref()
+        try:
+            if f is not None:
+                _fileio_close(f)
+        finally:
+            try:
+                fd = pending.pop()
+            except IndexError:  # closed already (by another thread, too)
+                fd = -1
+            # A forked child's copy is not its own to commit: the parent still writes it.
+            if fd >= 0 and os.getpid() == owner:
+                _pycapio._close(fd)
+
+    raw.close = close  # type: ignore[method-assign]
 
 
 def _open_slow(

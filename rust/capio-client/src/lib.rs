@@ -11,5 +11,5 @@ mod error;
 pub mod paths;
 
 pub use bootstrap::StartParams;
-pub use client::{Client, DirEntry, FileStat, Readable, Settings};
+pub use client::{Client, DirEntry, FileStat, Opened, Readable, Settings};
 pub use error::{ClientError, Result};

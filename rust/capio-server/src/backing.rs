@@ -39,11 +39,11 @@ pub fn create(
     root: &Path,
     path: &Path,
     storage: Storage,
-    pool: &mut Pool,
+    pool: Option<&mut Pool>,
 ) -> Result<(File, Backing, Option<Memory>), FsError> {
     match storage {
         Storage::Memory => {
-            let (file, memory) = match pool.take() {
+            let (file, memory) = match pool.and_then(Pool::take) {
                 Some(recycled) => recycled,
                 None => pool::fresh(MEMFD_NAME)?,
             };
@@ -134,7 +134,7 @@ mod tests {
             t.path(),
             &t.path().join("x"),
             Storage::Memory,
-            &mut Pool::default(),
+            Some(&mut Pool::default()),
         )
         .unwrap();
         assert_eq!(memory.map(|m| m.stale), Some(0));
@@ -149,7 +149,7 @@ mod tests {
         let root = t.path();
         fs::create_dir(root.join("d")).unwrap();
         let dest = root.join("d/out.bin");
-        let (f, backing, _) = create(root, &dest, Storage::Fs, &mut Pool::default()).unwrap();
+        let (f, backing, _) = create(root, &dest, Storage::Fs, Some(&mut Pool::default())).unwrap();
         assert_eq!(backing, Backing::Hidden);
         let at = hidden_location(&f).unwrap();
         assert_eq!(at.parent(), Some(root.join("d").as_path()));
@@ -174,7 +174,7 @@ mod tests {
         let t = TestDir::new();
         let root = t.path();
         let pool = &mut Pool::default();
-        let (f, _, _) = create(root, &root.join("ns-only/sub/f"), Storage::Fs, pool).unwrap();
+        let (f, _, _) = create(root, &root.join("ns-only/sub/f"), Storage::Fs, Some(pool)).unwrap();
         assert_eq!(hidden_location(&f).unwrap().parent(), Some(root));
         remove_hidden(&f).unwrap();
         assert_eq!(fs::read_dir(root).unwrap().count(), 0);

@@ -29,6 +29,15 @@ use super::{Client, FileStat, Handle};
 static PLAIN_OBJECTS: std::sync::Mutex<std::collections::BTreeSet<(u64, u64)>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
+/// The memory object `meta` describes is handed out as a plain fd in this process.
+pub(super) fn note_plain_object(meta: &std::fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    PLAIN_OBJECTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((meta.dev(), meta.ino()));
+}
+
 /// An fd number as a name in `/proc/<pid>/fd`, NUL-terminated, without allocating.
 struct FdName([u8; 12]);
 
@@ -208,15 +217,11 @@ impl Client {
     /// as a CAPIO fd. Its `fstat` is reported as the server reports the file ([`Client::plain_fstat`]).
     pub fn open_plain(&self, path: &Path) -> Result<Option<std::os::fd::RawFd>> {
         use std::os::fd::IntoRawFd;
-        use std::os::unix::fs::MetadataExt;
         let abs = self.require_capio_path(path)?;
         let Some((file, meta, _)) = self.open_committed(&abs) else {
             return Ok(None);
         };
-        PLAIN_OBJECTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((meta.dev(), meta.ino()));
+        note_plain_object(&meta);
         Ok(Some(file.into_raw_fd()))
     }
 

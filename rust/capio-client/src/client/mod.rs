@@ -11,6 +11,7 @@ mod stat;
 mod wait;
 
 pub use names::DirEntry;
+pub use open::Opened;
 pub use stat::FileStat;
 pub use wait::Readable;
 

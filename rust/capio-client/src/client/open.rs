@@ -4,7 +4,7 @@
 use crate::error::{ClientError, Result};
 use capio_proto::{CloseReq, Fire, OpenKind, OpenReq, sys};
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,11 +15,24 @@ use super::{Client, Handle};
 
 /// The server hands every open of a file the same open file description (one offset, read-write).
 /// A reader gets its own, read-only one, so `os.read`/`subprocess` through its `fileno()` never
-/// move another reader's offset and can never write into the producer's data.
-fn private_read_only(shared: &File, path: &Path) -> Result<File> {
-    use std::os::fd::AsRawFd;
-    File::open(format!("/proc/self/fd/{}", shared.as_raw_fd()))
+/// move another reader's offset and can never write into the producer's data; a writer of a file
+/// written directly gets one with its access mode and `O_APPEND`, as `open(2)` gives.
+fn private_description(shared: &File, path: &Path, flags: i32) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let acc = flags & libc::O_ACCMODE;
+    std::fs::OpenOptions::new()
+        .read(acc != libc::O_WRONLY)
+        .write(acc != libc::O_RDONLY)
+        .custom_flags(flags & libc::O_APPEND)
+        .open(format!("/proc/self/fd/{}", shared.as_raw_fd()))
         .map_err(|e| ClientError::from_io(e, path.to_path_buf()))
+}
+
+/// What an open gave: a CAPIO fd, or (for [`Client::open_plain_writer`]) a plain fd of a file
+/// written directly and the CAPIO fd that stands for it, closed once the plain one is.
+pub enum Opened {
+    Capio(RawFd),
+    Plain { fd: OwnedFd, closes_with: RawFd },
 }
 
 impl Client {
@@ -32,12 +45,41 @@ impl Client {
         mode: u32,
         interrupt: &mut dyn FnMut() -> bool,
     ) -> Result<RawFd> {
+        Ok(match self.open_as(path, flags, mode, false, interrupt)? {
+            Opened::Capio(fd) => fd,
+            // Never given unasked; were it, the CAPIO fd alone writes the same file.
+            Opened::Plain { closes_with, .. } => closes_with,
+        })
+    }
+
+    /// `open`, for a writer that writes with the OS's own calls (a text file under the stdlib's
+    /// exact `FileIO`, whose every line CPython writes without a Python-level check): a file this
+    /// open creates, whose readers wait for its commit, comes as a plain fd of its memory object.
+    /// The caller closes that fd, then [`Client::close`]s `closes_with`, which commits it.
+    pub fn open_plain_writer(
+        &self,
+        path: &Path,
+        flags: i32,
+        mode: u32,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<Opened> {
+        self.open_as(path, flags, mode, true, interrupt)
+    }
+
+    fn open_as(
+        &self,
+        path: &Path,
+        flags: i32,
+        mode: u32,
+        plain_write: bool,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<Opened> {
         let abs = self.require_capio_path(path)?;
         // A plain read-only open of a committed file in memory needs no server.
         if flags & !(libc::O_CLOEXEC | libc::O_LARGEFILE) == libc::O_RDONLY
             && let Some((file, _, offered)) = self.open_committed(&abs)
         {
-            return Ok(self.add_handle(Handle {
+            return Ok(Opened::Capio(self.add_handle(Handle {
                 file,
                 path: path.to_path_buf(),
                 slot: None,
@@ -52,7 +94,7 @@ impl Client {
                 reserved: AtomicU64::new(0),
                 progress: None,
                 map: std::sync::OnceLock::new(),
-            }));
+            })));
         }
         // A file it creates gets `mode` less the process's umask, as from `open(2)`.
         let mode = if flags & libc::O_CREAT != 0 {
@@ -60,8 +102,14 @@ impl Client {
         } else {
             mode
         };
+        let writable = matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR);
+        let wish = if plain_write && writable {
+            OpenReq::PLAIN_WRITE
+        } else {
+            0
+        };
         let req = OpenReq {
-            flags: flags as u32,
+            flags: flags as u32 | wish,
             mode,
         };
         let waiter = self.waiter();
@@ -107,7 +155,7 @@ impl Client {
                     if kind.is_file() || kind.is_dir() || kind.is_symlink() {
                         return Err(ClientError::os(libc::ENXIO, path.to_path_buf()));
                     }
-                    return Ok(file.into_raw_fd());
+                    return Ok(Opened::Capio(file.into_raw_fd()));
                 }
                 Ok(kind @ (OpenKind::Memory | OpenKind::Disk)) => {
                     let fd = reply
@@ -117,8 +165,21 @@ impl Client {
                     let append = flags & libc::O_APPEND != 0;
                     let slot = (kind == OpenKind::Memory).then_some(r.slot);
                     let mut file = File::from(fd);
+                    let direct_write = kind == OpenKind::Memory && writable && r.direct_write != 0;
+                    let mut plain = None;
                     if kind == OpenKind::Memory && acc == libc::O_RDONLY {
-                        file = private_read_only(&file, path)?;
+                        file = private_description(&file, path, flags)?;
+                    } else if direct_write {
+                        let own = private_description(&file, path, flags)?;
+                        if plain_write {
+                            if let Ok(meta) = own.metadata() {
+                                super::local::note_plain_object(&meta);
+                            }
+                            plain = Some(OwnedFd::from(own));
+                        } else {
+                            // Written directly by others too: the OS's offsets and appends.
+                            file = own;
+                        }
                     }
                     let handle = Handle {
                         file,
@@ -136,7 +197,14 @@ impl Client {
                         progress: (r.progress != 0).then_some(r.progress),
                         map: std::sync::OnceLock::new(),
                     };
-                    return Ok(self.add_handle(handle));
+                    let capio = self.add_handle(handle);
+                    return Ok(match plain {
+                        Some(fd) => Opened::Plain {
+                            fd,
+                            closes_with: capio,
+                        },
+                        None => Opened::Capio(capio),
+                    });
                 }
                 Err(_) => return Err(ClientError::os(libc::EIO, path.to_path_buf())),
             }

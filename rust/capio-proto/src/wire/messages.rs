@@ -47,9 +47,17 @@ pub struct HelloReply {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct OpenReq {
-    /// Linux `open(2)` flags: access mode plus `O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_APPEND`.
+    /// Linux `open(2)` flags: access mode plus `O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_APPEND`; and
+    /// [`OpenReq::PLAIN_WRITE`].
     pub flags: u32,
     pub mode: u32,
+}
+
+impl OpenReq {
+    /// Not an `open(2)` flag (no Linux flag uses the top bit): the client would write a file
+    /// this open creates through a description of its own, by plain `write(2)`, and tell only
+    /// its close. The server grants it in `OpenReply::direct_write`.
+    pub const PLAIN_WRITE: u32 = 1 << 31;
 }
 
 #[repr(C)]
@@ -68,7 +76,10 @@ pub struct OpenReply {
     /// The slot serving as this reader's progress cell (see `Slot::note_read`), or 0: the file's
     /// consumed bytes are never released early.
     pub progress: u32,
-    pub _pad: u32,
+    /// Non-zero while the file's writers write its memory object directly (see
+    /// `OpenReq::PLAIN_WRITE`): its published length means nothing until the commit, and a
+    /// writer needs a description of its own (offset, `O_APPEND`), as on a plain file.
+    pub direct_write: u32,
 }
 
 impl OpenReply {

@@ -91,8 +91,10 @@ pub fn open(
             size,
             data,
             progress,
+            direct_write,
         }) => {
             reply.kind = OpenKind::Memory.into();
+            reply.direct_write = u32::from(direct_write);
             reply.progress = progress;
             reply.slot = slot;
             reply.producer = u32::from(producer);

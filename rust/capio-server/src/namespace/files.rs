@@ -69,6 +69,10 @@ pub(super) struct FileNode {
     /// Clients were told its memory object at some point: some may hold it without the server
     /// knowing, so its bytes are never released early and a truncation really cuts the object.
     pub(super) direct_granted: std::cell::Cell<bool>,
+    /// Until its commit, its writers write its (fresh) memory object through descriptions of
+    /// their own, as a plain file is written, and publish nothing: its length is the object's
+    /// size, read by the server when it needs it and published at the commit.
+    direct_write: bool,
 }
 
 impl FileNode {
@@ -87,6 +91,7 @@ impl FileNode {
             root,
             rule,
             len,
+            direct_write,
         } = new;
         let (recyclable, stale, held) = match memory {
             Some(m) => (true, m.stale, m.held),
@@ -115,6 +120,7 @@ impl FileNode {
             round: 0,
             direct_allowed,
             direct_granted: std::cell::Cell::new(false),
+            direct_write,
         };
         node.shared().start_file(len, stale);
         node.set(SlotState::Open);
@@ -156,9 +162,29 @@ impl FileNode {
         &self.rule
     }
 
-    /// Bytes published by its producers.
+    /// Bytes published by its producers; of a file written directly, its object's size.
     pub(super) fn len(&self) -> u64 {
-        self.shared().len.load(SeqCst)
+        let published = self.shared().len.load(SeqCst);
+        if !self.direct_write {
+            return published;
+        }
+        self.data
+            .metadata()
+            .map_or(published, |m| m.len().max(published))
+    }
+
+    /// Whether its writers write its memory object directly (see `direct_write`).
+    pub(super) fn direct_write(&self) -> bool {
+        self.direct_write
+    }
+
+    /// Its writers wrote its object directly: its length is what they wrote, published now.
+    fn end_direct_write(&mut self) {
+        if self.direct_write {
+            let len = self.len();
+            self.direct_write = false;
+            self.shared().len.store(len, SeqCst);
+        }
     }
 
     fn set(&mut self, state: SlotState) {
@@ -171,6 +197,8 @@ impl FileNode {
         if self.state != SlotState::Open {
             return false;
         }
+        // Readers woken by the commit find its length published.
+        self.end_direct_write();
         self.set(SlotState::Committed);
         self.generation = generation;
         self.set_persisted(false, None);
@@ -226,6 +254,7 @@ impl FileNode {
         if self.state != SlotState::Open {
             return false;
         }
+        self.end_direct_write();
         self.set(SlotState::Aborted);
         true
     }
@@ -274,7 +303,7 @@ impl FileNode {
         let _append_lock = slot.lock_appends();
         // A reader that opened the object itself reads up to the object's size, not the slot's:
         // for it the cut must be real, as on a plain file (the pages go).
-        let held = if self.recyclable && !self.direct_granted.get() {
+        let held = if self.recyclable && !self.direct_granted.get() && !self.direct_write {
             let meta = self.data.metadata()?;
             slot.start_file(0, meta.len());
             sys::allocated_bytes(&meta)
@@ -367,6 +396,8 @@ pub(super) struct NewFile {
     pub(super) root: PathBuf,
     pub(super) rule: Rule,
     pub(super) len: u64,
+    /// Written by its writers directly (`FileNode::direct_write`); only ever of fresh memory.
+    pub(super) direct_write: bool,
 }
 
 /// What a commit made of a file: its number, and whether its rule wants it on disk.
@@ -538,7 +569,7 @@ impl FileTable {
             }
         };
         let anonymous = new.backing == Backing::Anonymous;
-        let direct_allowed = self.direct_allowed && self.budget.limit.is_none();
+        let direct_allowed = self.offers_objects();
         let (node, held) = FileNode::create(self.table.clone(), slot, new, direct_allowed);
         if matches!(node.rule.commit, CommitRule::OnFile(_)) {
             self.on_file.insert(slot);
@@ -586,6 +617,20 @@ impl FileTable {
         }
         node.rule = rule;
         node.publish_direct();
+    }
+
+    /// Whether clients may be given files' memory objects (see `FileNode::direct_allowed`).
+    fn offers_objects(&self) -> bool {
+        self.direct_allowed && self.budget.limit.is_none()
+    }
+
+    /// Whether a new file under `rule` may be written by its writers directly (see
+    /// `FileNode::direct_write`): its readers wait for its commit, and the server needs to see
+    /// no write before then (no memory budget, no other node to stream to).
+    pub(super) fn plain_write_allowed(&self, rule: &Rule) -> bool {
+        self.offers_objects()
+            && rule.storage == capio_cl::Storage::Memory
+            && rule.fire == capio_cl::FireRule::Update
     }
 
     /// From now on no file's memory object is offered to clients (see `direct_allowed`).

@@ -52,6 +52,8 @@ pub enum Opened {
         data: OwnedFd,
         /// The reader's progress cell (`release`), or 0.
         progress: u32,
+        /// Its writers write its memory object directly (`FileNode::direct_write`).
+        direct_write: bool,
     },
     Disk {
         size: u64,
@@ -415,14 +417,15 @@ impl Namespace {
     }
 }
 
-/// A new file's data object at `path`, backed as `rule` says (memory from `pool` first), holding
-/// `seed`'s content and positioned at its start (clients share its file offset).
+/// A new file's data object at `path`, backed as `rule` says (memory from `pool` first, fresh
+/// memory without one), holding `seed`'s content and positioned at its start (clients share its
+/// file offset).
 fn new_data(
     root: PathBuf,
     path: &Path,
     rule: capio_cl::Rule,
     seed: Option<File>,
-    pool: &mut crate::pool::Pool,
+    pool: Option<&mut crate::pool::Pool>,
 ) -> Result<files::NewFile, FsError> {
     use std::io::Seek;
     let (mut data, backing, memory) = backing::create(&root, path, rule.storage, pool)?;
@@ -440,6 +443,7 @@ fn new_data(
             root,
             rule,
             len,
+            direct_write: false,
         }),
         Err(e) => {
             backing::discard(&data, backing);

@@ -7,7 +7,7 @@ use crate::disk::{self, Kind as DiskKind};
 use crate::error::FsError;
 use crate::log::warning;
 use crate::rules::fire_wire;
-use capio_proto::{SlotState, sys};
+use capio_proto::{OpenReq, SlotState, sys};
 use std::fs::{self, File};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -26,9 +26,13 @@ const O_DIRECTORY: u32 = libc::O_DIRECTORY as u32;
 impl Namespace {
     /// Open `path` for `cid` with `open(2)` flags (creating it with `mode`, umask applied).
     /// Creating a file may commit its directory (`on_n_files`), and files depending on that.
+    /// With `OpenReq::PLAIN_WRITE` in `flags`, a file this open creates is written directly where
+    /// its rule allows (see `FileNode::direct_write`).
     pub fn open(&mut self, cid: ClientId, path: &Path, flags: u32, mode: u32) -> Done<Opened> {
+        let plain_write = flags & OpenReq::PLAIN_WRITE != 0;
+        let flags = flags & !OpenReq::PLAIN_WRITE;
         self.doing(|ns, caused| {
-            let mut opened = ns.open_in(cid, path, flags, mode, caused)?;
+            let mut opened = ns.open_in(cid, path, (flags, plain_write), mode, caused)?;
             if let Opened::Memory { slot, progress, .. } = &mut opened
                 && flags & O_ACCMODE == O_RDONLY
             {
@@ -62,7 +66,7 @@ impl Namespace {
         &mut self,
         cid: ClientId,
         path: &Path,
-        flags: u32,
+        (flags, plain_write): (u32, bool),
         mode: u32,
         caused: &mut Caused,
     ) -> Result<Opened, FsError> {
@@ -137,7 +141,12 @@ impl Namespace {
                 Where::Missing if create => {
                     self.check_parent(&root, path)?;
                     // The client applied its umask, as `open(2)` does.
-                    self.insert(cid, root, path, None, mode & 0o7777, caused)?;
+                    let new = NewData {
+                        seed: None,
+                        mode: mode & 0o7777,
+                        plain_write,
+                    };
+                    self.insert(cid, root, path, new, caused)?;
                     self.opened(cid, path)
                 }
                 Where::Missing if !writable => self.missing_read(cid, path, generation),
@@ -192,7 +201,12 @@ impl Namespace {
         } else {
             Some(disk::open_read(node)?)
         };
-        self.insert(cid, root, path, seed, node.meta.mode() & 0o7777, caused)?;
+        let new = NewData {
+            seed,
+            mode: node.meta.mode() & 0o7777,
+            plain_write: false,
+        };
+        self.insert(cid, root, path, new, caused)?;
         // Opening a file for writing changes none of its times: keep the input's until written.
         if let Some(file) = self.files.get(path) {
             let times = disk::same_times(&node.meta);
@@ -203,25 +217,31 @@ impl Namespace {
         self.opened(cid, path)
     }
 
-    /// Create the file at `path`, produced by `cid`, backed as its rule says and seeded with
-    /// `seed`'s content.
+    /// Create the file at `path`, produced by `cid`, backed as its rule says.
     fn insert(
         &mut self,
         cid: ClientId,
         root: PathBuf,
         path: &Path,
-        seed: Option<File>,
-        mode: u32,
+        NewData {
+            seed,
+            mode,
+            plain_write,
+        }: NewData,
         caused: &mut Caused,
     ) -> Result<(), FsError> {
         let rule = self.rules.rule_for(path);
+        let direct_write = plain_write && seed.is_none() && self.files.plain_write_allowed(&rule);
         // Before the copy: an input bigger than the budget must not even pass through memory.
         if rule.storage == capio_cl::Storage::Memory
             && let Some(seed) = &seed
         {
             self.files.budget.check(seed.metadata()?.len())?;
         }
-        let new = new_data(root, path, rule, seed, &mut self.files.budget.pool)?;
+        // Written directly, its memory is fresh: no byte of another file below its size.
+        let pool = (!direct_write).then_some(&mut self.files.budget.pool);
+        let mut new = new_data(root, path, rule, seed, pool)?;
+        new.direct_write = direct_write;
         // The data object carries the file's mode, owner and times, kept by the kernel.
         if let Err(e) = new.data.set_permissions(fs::Permissions::from_mode(mode)) {
             backing::discard(&new.data, new.backing);
@@ -294,6 +314,7 @@ impl Namespace {
         let data = OwnedFd::from(node.data.try_clone()?);
         node.apps.insert(client.app.clone());
         let (slot, fire, size) = (node.slot(), fire_wire(node.rule().fire), node.len());
+        let direct_write = node.direct_write();
         let producers = self.clients.producers(slot);
         let producer = producers.contains(&cid)
             || self.clients.made_by_ancestor(cid, producers)
@@ -308,6 +329,15 @@ impl Namespace {
             size,
             data,
             progress: 0,
+            direct_write,
         })
     }
+}
+
+/// What a new file starts from: `seed`'s content (an input opened for writing), its mode, and
+/// whether its creator asked to write it directly (`OpenReq::PLAIN_WRITE`).
+struct NewData {
+    seed: Option<File>,
+    mode: u32,
+    plain_write: bool,
 }

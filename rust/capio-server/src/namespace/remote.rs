@@ -476,7 +476,7 @@ impl Namespace {
             path,
             rule,
             None,
-            &mut self.files.budget.pool,
+            Some(&mut self.files.budget.pool),
         )?;
         if let Err(e) = new
             .data

@@ -143,7 +143,7 @@ impl Namespace {
         };
         Json::Obj(vec![
             ("path", path.map_or(Json::Null, path_json)),
-            ("size", Json::int(slot.len.load(SeqCst))),
+            ("size", Json::int(node.len())),
             ("state", Json::str(state_name(node.state()))),
             ("commit", Json::str(node.rule().commit.to_string())),
             ("fire", Json::str(node.rule().fire.to_string())),

@@ -11,7 +11,8 @@ use crate::py::gil::allow_threads;
 use crate::py::module::{CallArgs, ModuleRef};
 use crate::py::obj::{Borrowed, Owned};
 use crate::state;
-use capio_client::{ClientError, Readable};
+use capio_client::{ClientError, Opened, Readable};
+use std::os::fd::{AsRawFd, IntoRawFd};
 
 /// Writes at least this large copy without the GIL.
 const RELEASE_GIL_WRITE: usize = 64 * 1024;
@@ -49,7 +50,9 @@ fn seed_access(flags: i32) -> i32 {
 /// initialised), so the caller hands it to the OS; a CAPIO fd; or `~fd` (negative) for an fd the
 /// OS opened because CAPIO does not serve the node (a FIFO, a device in the CAPIO directory) or,
 /// with `plain`, a committed file opened read-only from its memory object, which the OS's own
-/// calls read as CAPIO would. Errors of a CAPIO path raise as `pycapio_open`'s do.
+/// calls read as CAPIO would. With `plain`, a file opened for writing may come as a pair
+/// `(plain fd, CAPIO fd)` (see `Client::open_plain_writer`): the caller writes and closes the
+/// plain fd, then `_close`s the CAPIO fd. Errors of a CAPIO path raise as `pycapio_open`'s do.
 pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["path", "flags", "mode", "plain"], 2)?;
     let path = convert::path(v[0].expect("required"), "path")?;
@@ -64,6 +67,33 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let Ok(c) = state::current() else {
         return Ok(Owned::none());
     };
+    let writer = flags & libc::O_ACCMODE != libc::O_RDONLY;
+    if plain && writer {
+        let mode = (mode & 0o7777) as u32;
+        return match allow_threads(|intr| c.open_plain_writer(&path, flags, mode, intr)) {
+            Ok(Opened::Plain { fd, closes_with }) => {
+                let pair = convert::int(i64::from(fd.as_raw_fd())).and_then(|plain| {
+                    convert::tuple(vec![plain, convert::int(i64::from(closes_with))?])
+                });
+                match pair {
+                    Ok(pair) => {
+                        // The caller owns the plain fd from here on.
+                        let _ = fd.into_raw_fd();
+                        Ok(pair)
+                    }
+                    Err(e) => {
+                        drop(fd);
+                        let _ = c.close(closes_with);
+                        Err(e.into())
+                    }
+                }
+            }
+            Ok(Opened::Capio(fd)) if c.is_capio_fd(fd) => Ok(convert::int(i64::from(fd))?),
+            Ok(Opened::Capio(fd)) => Ok(convert::int(i64::from(!fd))?),
+            Err(ClientError::OutsideCapioDir { .. }) => Ok(Owned::none()),
+            Err(e) => Err(e.into()),
+        };
+    }
     let plain = plain && flags & !libc::O_CLOEXEC == libc::O_RDONLY;
     if plain {
         match allow_threads(|_| c.open_plain(&path)) {

@@ -14,7 +14,7 @@ fn table(slots: u32) -> (FileTable, Arc<StateTable>) {
 fn new_file(dir: &Path, commit: CommitRule, permanent: bool) -> NewFile {
     let pool = &mut crate::pool::Pool::default();
     let (data, backing, memory) =
-        backing::create(dir, &dir.join("f"), capio_cl::Storage::Memory, pool).unwrap();
+        backing::create(dir, &dir.join("f"), capio_cl::Storage::Memory, Some(pool)).unwrap();
     NewFile {
         data,
         backing,
@@ -26,6 +26,7 @@ fn new_file(dir: &Path, commit: CommitRule, permanent: bool) -> NewFile {
             ..capio_cl::Rules::default_no_config().rule_for(&dir.join("f"))
         },
         len: 0,
+        direct_write: false,
     }
 }
 

@@ -101,7 +101,7 @@ fn memory_is_counted_without_a_limit() {
 }
 
 /// Write `len` bytes of 0xEE to a new file `rel`, commit it, and remove it.
-fn written_and_removed(fx: &mut Fx, rel: &str, len: usize) {
+pub(super) fn written_and_removed(fx: &mut Fx, rel: &str, len: usize) {
     let a = fx.client("gone");
     let w = mem(fx.open(a, rel, WR | CREAT).unwrap());
     write(fx, &w, 0, &vec![0xEE; len]);

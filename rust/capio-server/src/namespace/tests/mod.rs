@@ -201,6 +201,7 @@ struct Mem {
     size: u64,
     data: File,
     progress: u32,
+    direct_write: bool,
 }
 
 fn mem(o: Opened) -> Mem {
@@ -212,6 +213,7 @@ fn mem(o: Opened) -> Mem {
             data,
             fire,
             progress,
+            direct_write,
         } => Mem {
             slot,
             producer,
@@ -219,6 +221,7 @@ fn mem(o: Opened) -> Mem {
             size,
             data: File::from(data),
             progress,
+            direct_write,
         },
         other => panic!("expected a memory open, got {other:?}"),
     }
@@ -283,6 +286,7 @@ fn read_all(m: &Mem, len: usize) -> Vec<u8> {
 
 mod attrs_and_report;
 mod capio_cl_rules;
+mod direct_write;
 mod dirs;
 mod file_table;
 mod files;
