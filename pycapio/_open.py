@@ -24,6 +24,7 @@ from ._rawio import (
     Mode,
     NotServed,
     attach_memfile,
+    open_by_name,
     open_named,
     parse_mode,
     track,
@@ -88,8 +89,8 @@ def open_proxy(
                 fd = None
             if fd is None:
                 return _original((file, mode, buffering, encoding, errors, newline, closefd, opener), 3)
-            if type(fd) is tuple:
-                return _plain_writer(file, fd, m, mode, encoding)
+            if isinstance(fd, tuple):
+                return _plain_writer(file, fd, m, (mode, -1, encoding, None, None), 3)
             raw: CapioFileIO | io.FileIO
             if fd < 0:
                 raw = _io.FileIO(~fd, m.rawmode, closefd=True)
@@ -109,10 +110,17 @@ def open_proxy(
     return _open_slow(file, mode, buffering, encoding, errors, newline, closefd, opener)
 
 
-def _plain_writer(name: str, fds: tuple[int, int], m: Mode, mode: str, encoding: str | None) -> Any:
+def _plain_writer(
+    name: str | bytes,
+    fds: tuple[int, int],
+    m: Mode,
+    layers: tuple[str, int, str | None, str | None, str | None],
+    depth: int,
+) -> Any:
     """The text file ``open()`` gives over a plain fd of a file written directly (see
-    ``_open_path``): the stdlib's own layers over its own ``FileIO``, whose ``close`` also closes
-    the CAPIO fd standing for it, which commits the file."""
+    ``_open_path``): the stdlib's own layers (``layers``: open()'s mode, buffering, encoding,
+    errors, newline) over its own ``FileIO``, whose ``close`` also closes the CAPIO fd standing
+    for it, which commits the file. ``depth``: the stack level of open()'s caller seen from here."""
     plain, closes_with = fds
     try:
         raw = _io.FileIO(plain, m.rawmode, closefd=True)
@@ -122,7 +130,8 @@ def _plain_writer(name: str, fds: tuple[int, int], m: Mode, mode: str, encoding:
         raise
     raw.name = name
     _commit_on_close(raw, closes_with)
-    return track(_layers(raw, m, mode, -1, encoding, None, None, 4))
+    mode, buffering, encoding, errors, newline = layers
+    return track(_layers(raw, m, mode, buffering, encoding, errors, newline, depth + 1))
 
 
 _fileio_close = _io.FileIO.close
@@ -198,7 +207,7 @@ def _open_slow(
         raise ValueError(_raw_refusal(m, closefd))
     try:
         name = file if isinstance(file, (str, bytes)) else os.fspath(file)
-        fd = open_named(name, m.flags)
+        fd = open_by_name(name, m.flags, not m.binary)
     except NotServed as exc:  # a FIFO or a device in the CAPIO directory: a built-in file
         os_raw = _io.FileIO(exc.fd, m.rawmode, closefd=True)
         os_raw.name = file
@@ -207,6 +216,8 @@ def _open_slow(
         fd = None
     if fd is None:
         return _original((file, mode, buffering, encoding, errors, newline, closefd, opener), 4)
+    if isinstance(fd, tuple):
+        return _plain_writer(name, fd, m, (mode, buffering, encoding, errors, newline), 4)
     raw = CapioFileIO(fd, m.rawmode)
     raw.name = name  # as FileIO names itself: the path as os.fspath gives it
     return _layers(raw, m, mode, buffering, encoding, errors, newline, 4)

@@ -15,7 +15,7 @@ interruptible (``KeyboardInterrupt``).
 import os
 import pathlib
 from collections.abc import Callable, Iterable
-from typing import Any, Final, NoReturn
+from typing import Any, Final, Literal, NoReturn, overload
 
 from typing_extensions import Buffer
 
@@ -88,13 +88,18 @@ def _capio_path(path: _Path) -> str | None:
     Component-wise: ``/data2/x`` is not inside ``/data``; ``capio/../x`` is outside. None when
     not initialised."""
 
-def _open_path(path: _Path, flags: int, mode: int = 0o666, plain: bool = False) -> int | None:
+@overload
+def _open_path(path: _Path, flags: int, mode: int = 0o666, plain: Literal[False] = False) -> int | None: ...
+@overload
+def _open_path(path: _Path, flags: int, mode: int, plain: bool) -> int | tuple[int, int] | None:
     """The one call that decides whether ``path`` is CAPIO's and opens it (``open(2)`` flags and
     mode): a CAPIO fd; ``~fd`` (negative) for an fd the OS opened because CAPIO does not serve the
     node (a FIFO, a device in the CAPIO directory) or, with ``plain``, a committed file opened
-    read-only from its memory object (the OS's own reads read it as CAPIO would); None, with
-    nothing opened, when the path is not CAPIO's (outside the CAPIO directory, excluded, or
-    pycapio not initialised)."""
+    read-only from its memory object (the OS's own reads read it as CAPIO would); with ``plain``,
+    ``(plain fd, CAPIO fd)`` for a new file written directly through its memory object (close
+    the plain fd, then ``_close`` the CAPIO fd, which commits it); None, with nothing opened,
+    when the path is not CAPIO's (outside the CAPIO directory, excluded, or pycapio not
+    initialised)."""
 
 def _read(fd: int, buffer: Buffer, offset: int = -1, fill: bool = False) -> int:
     """readinto: fill ``buffer`` (writable) from the fd's position (advancing it), or from

@@ -32,6 +32,7 @@ __all__ = [
     "close_open_files",
     "forget_open_files",
     "open_files",
+    "open_by_name",
     "open_named",
     "parse_mode",
     "track",
@@ -467,13 +468,22 @@ def open_named(name: str | bytes, flags: int) -> int | None:
     """The CAPIO fd for a raw file opened by name: one native call routes and opens (a name ending
     in "/" is looked up first, as open(2) does). None, with nothing opened, when the name is not
     CAPIO's; :class:`NotServed` for a node the OS opened because CAPIO does not serve it."""
+    fd = open_by_name(name, flags, False)
+    assert not isinstance(fd, tuple)  # only given to who asks
+    return fd
+
+
+def open_by_name(name: str | bytes, flags: int, plain: bool) -> int | tuple[int, int] | None:
+    """``open_named``, where with ``plain`` (for a text file) the OS's own calls may read or
+    write the file: :class:`NotServed` also for a committed file they read as CAPIO would, and
+    ``(plain fd, CAPIO fd)`` for a new file written directly (see ``_open_path``)."""
     if ends_in_slash(name):
         target = _pycapio._capio_path(name)
         if target is None:
             return None
         check_trailing_slash(name, target, flags)
-    fd = _pycapio._open_path(name, flags)
-    if fd is not None and fd < 0:
+    fd = _pycapio._open_path(name, flags, 0o666, plain)
+    if type(fd) is int and fd < 0:
         raise NotServed(~fd)
     return fd
 

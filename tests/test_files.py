@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _io
 import io
 import os
 from pathlib import Path
@@ -26,11 +27,15 @@ def test_capio_files_are_not_os_files(capio: InProcess) -> None:
     with open_proxy(path, "w") as f:
         assert isinstance(f, io.TextIOWrapper)
         assert isinstance(f.buffer, io.BufferedWriter)
-        assert isinstance(f.buffer.raw, CapioFileIO)
+        # A new text file is written by the stdlib's own FileIO, through its memory object.
+        assert type(f.buffer.raw) is _io.FileIO
         assert isinstance(f, io.IOBase)
         f.write("hello")
+    with open_proxy(capio.path("a.bin"), "wb") as b:
+        assert isinstance(b.raw, CapioFileIO)
+        b.write(b"hello")
     # The bytes are in CAPIO, not on disk (they are persisted when the file commits).
-    assert not os.path.exists(path)
+    assert not os.path.exists(path) and not os.path.exists(capio.path("a.bin"))
     with open_proxy(path) as f:
         assert f.read() == "hello"
 
@@ -104,7 +109,10 @@ def test_file_objects_equal_the_builtin(capio: InProcess, tmp_path: Path, mode: 
         assert (a.readable(), a.writable(), a.seekable()) == (b.readable(), b.writable(), b.seekable())
         raw_a = a.buffer.raw if hasattr(a, "buffer") else a.raw
         raw_b = b.buffer.raw if hasattr(b, "buffer") else b.raw
-        assert isinstance(raw_b, CapioFileIO)
+        if mode == "x":  # a new text file: the stdlib's own FileIO writes its memory object
+            assert type(raw_b) is type(raw_a)
+        else:
+            assert isinstance(raw_b, CapioFileIO)
         assert raw_a.mode == raw_b.mode
         assert b.name == ours
         assert a.tell() == b.tell()
@@ -299,7 +307,7 @@ def test_closed_and_unsupported_errors_equal_the_builtin(capio: InProcess, tmp_p
     assert errors(open_proxy, ours_path) == errors(open, ref_path)
 
 
-@pytest.mark.parametrize("mode", ["wb", "r+b", "a", "x"])
+@pytest.mark.parametrize("mode", ["wb", "r+b", "ab", "xb"])
 def test_writable_files_have_no_fd_to_write_through(capio: InProcess, mode: str) -> None:
     # Writes through an OS fd would bypass CAPIO and be lost; refusing makes shutil fall back.
     path = capio.path("nofd.bin")
@@ -308,6 +316,20 @@ def test_writable_files_have_no_fd_to_write_through(capio: InProcess, mode: str)
     with open_proxy(path, mode) as f:
         with pytest.raises(io.UnsupportedOperation):
             f.fileno()
+
+
+@pytest.mark.parametrize("mode", ["w", "a", "x", "w+"])
+def test_a_new_text_file_has_an_fd_that_writes_into_capio(capio: InProcess, mode: str) -> None:
+    # Written directly, its fd is its memory object's: what goes through it is the file's.
+    path = capio.path(f"fd-{mode}.txt")
+    with open_proxy(path, mode) as f:
+        f.write("text ")
+        f.flush()
+        os.write(f.fileno(), b"and fd")
+        assert os.fstat(f.fileno()).st_size == 11
+    assert not os.path.exists(path)
+    with open_proxy(path) as f:
+        assert f.read() == "text and fd"
 
 
 def test_opener_falls_back_to_the_os(capio: InProcess) -> None:

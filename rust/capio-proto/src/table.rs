@@ -91,10 +91,22 @@ impl Slot {
     pub fn publish(&self, end: u64) {
         let prev = self.len.fetch_max(end, SeqCst);
         if end > prev {
-            self.seq.fetch_add(1, SeqCst);
-            if self.waiters.load(SeqCst) > 0 {
-                sys::futex_wake_all(&self.seq);
-            }
+            self.wake();
+        }
+    }
+
+    /// Publish `len` as the file's length even if shorter (the server, for a file its writers
+    /// write directly, whose object may also have been cut).
+    pub fn publish_exact(&self, len: u64) {
+        if self.len.swap(len, SeqCst) != len {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        if self.waiters.load(SeqCst) > 0 {
+            sys::futex_wake_all(&self.seq);
         }
     }
 

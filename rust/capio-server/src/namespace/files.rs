@@ -69,9 +69,9 @@ pub(super) struct FileNode {
     /// Clients were told its memory object at some point: some may hold it without the server
     /// knowing, so its bytes are never released early and a truncation really cuts the object.
     pub(super) direct_granted: std::cell::Cell<bool>,
-    /// Until its commit, its writers write its (fresh) memory object through descriptions of
-    /// their own, as a plain file is written, and publish nothing: its length is the object's
-    /// size, read by the server when it needs it and published at the commit.
+    /// Its writers write its (fresh) memory object through descriptions of their own, as a plain
+    /// file is written, and publish nothing: its length is the object's size, which the server
+    /// reads when it needs it and publishes at its commit and at each writer's close.
     direct_write: bool,
 }
 
@@ -168,9 +168,7 @@ impl FileNode {
         if !self.direct_write {
             return published;
         }
-        self.data
-            .metadata()
-            .map_or(published, |m| m.len().max(published))
+        self.data.metadata().map_or(published, |m| m.len())
     }
 
     /// Whether its writers write its memory object directly (see `direct_write`).
@@ -178,12 +176,12 @@ impl FileNode {
         self.direct_write
     }
 
-    /// Its writers wrote its object directly: its length is what they wrote, published now.
-    fn end_direct_write(&mut self) {
-        if self.direct_write {
-            let len = self.len();
-            self.direct_write = false;
-            self.shared().len.store(len, SeqCst);
+    /// Of a file written directly: publish what its writers wrote so far.
+    pub(super) fn publish_direct_writes(&self) {
+        if self.direct_write
+            && let Ok(meta) = self.data.metadata()
+        {
+            self.shared().publish_exact(meta.len());
         }
     }
 
@@ -198,7 +196,7 @@ impl FileNode {
             return false;
         }
         // Readers woken by the commit find its length published.
-        self.end_direct_write();
+        self.publish_direct_writes();
         self.set(SlotState::Committed);
         self.generation = generation;
         self.set_persisted(false, None);
@@ -227,7 +225,10 @@ impl FileNode {
     /// one the index also tells the disk copy (`FileTable::publish_disk`), which clients check
     /// first as the server does.
     pub(super) fn publish_direct(&self) {
+        // A file written directly is as long as its object, which its slot tells only once
+        // committed: until then every `stat` of it is the server's.
         let direct = self.direct_allowed
+            && !(self.direct_write && self.state != SlotState::Committed)
             && self.released == 0
             && self.recyclable
             && self.backing == Backing::Anonymous
@@ -254,7 +255,6 @@ impl FileNode {
         if self.state != SlotState::Open {
             return false;
         }
-        self.end_direct_write();
         self.set(SlotState::Aborted);
         true
     }
@@ -290,6 +290,7 @@ impl FileNode {
         self.closes_by_producers = 0;
         self.set_persisted(false, None);
         self.set(SlotState::Open);
+        self.publish_direct();
     }
 
     /// Cut its data to nothing. Under the append lock: an append in flight elsewhere must not

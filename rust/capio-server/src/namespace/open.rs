@@ -52,6 +52,10 @@ impl Namespace {
         let Some(last) = self.clients.closed(cid, slot) else {
             return caused;
         };
+        if writable && let Some(node) = self.files.node(slot) {
+            // What a writer of a file written directly wrote is seen from its close on.
+            node.publish_direct_writes();
+        }
         if writable && self.clients.produces(cid, slot) {
             self.producer_closed(slot, &mut caused);
         }

@@ -28,10 +28,13 @@ fn a_file_created_to_be_written_directly_is_as_long_as_its_object_until_its_comm
     fx.ns.exit(a, false).unwrap();
     assert_eq!(fx.state(w.slot), SlotState::Committed);
     assert_eq!(slot.len.load(SeqCst), 10, "published at the commit");
-    // Written anew after its commit: as any file, through the server's published length.
+    // Written again after its commit: still directly, published at each writer's close.
     let c = fx.client("again");
-    let reopened = mem(fx.open(c, "t.txt", WR | PLAIN).unwrap());
-    assert!(!reopened.direct_write && reopened.size == 10);
+    let reopened = mem(fx.open(c, "t.txt", WR).unwrap());
+    assert!(reopened.direct_write && reopened.size == 10);
+    reopened.data.write_all_at(b"abc", 10).unwrap();
+    fx.ns.close(c, reopened.slot, true);
+    assert_eq!(slot.len.load(SeqCst), 13);
 }
 
 #[test]
