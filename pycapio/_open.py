@@ -145,16 +145,20 @@ def _commit_on_close(raw: io.FileIO, closes_with: int) -> None:
     layer checks), and its finaliser closes through the same look-up. Holds the file weakly."""
     ref = weakref.ref(raw)
     owner = os.getpid()
-    pending = [closes_with]
+    pending = [(raw.fileno(), closes_with)]
 
     def close() -> None:
         f = ref()
         try:
             if f is not None:
                 _fileio_close(f)
+            elif pending:
+                # Collected in a reference cycle: the collector clears weak references before it
+                # finalises, so the file is out of reach and its fd, still open, is closed here.
+                os.close(pending[0][0])
         finally:
             try:
-                fd = pending.pop()
+                _, fd = pending.pop()
             except IndexError:  # closed already (by another thread, too)
                 fd = -1
             # A forked child's copy is not its own to commit: the parent still writes it.
@@ -210,7 +214,7 @@ def _open_slow(
         fd = open_by_name(name, m.flags, not m.binary)
     except NotServed as exc:  # a FIFO or a device in the CAPIO directory: a built-in file
         os_raw = _io.FileIO(exc.fd, m.rawmode, closefd=True)
-        os_raw.name = file
+        os_raw.name = name
         return _layers(os_raw, m, mode, buffering, encoding, errors, newline, 4)
     except (TypeError, ValueError):  # not a path the OS would take: it says so itself
         fd = None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import _io
+import errno
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -436,3 +438,64 @@ def test_threads_do_capio_io(capio: InProcess) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_a_text_file_written_directly_reads_back_in_its_own_process_while_open(
+    capio: InProcess, tmp_path: Path
+) -> None:
+    # Its length is its memory object's: what was flushed is there for its producer at once; and
+    # other writers of it write through descriptions of their own, at the OS's offsets: each
+    # step gives what it gives on a plain file.
+    def steps(opener: Any, path: str) -> list[object]:
+        seen: list[object] = []
+        f = opener(path, "w")
+        f.write("first\n")
+        f.flush()
+        with opener(path) as r:
+            seen.append(r.read())
+        with opener(path, "ab") as a:
+            seen.append(a.tell())
+            a.write(b"second\n")
+            seen.append(a.tell())
+        with opener(path, "r+b") as rw:
+            seen.append(rw.seek(0, os.SEEK_END))
+            rw.write(b"third\n")
+            rw.seek(0)
+            seen.append(rw.read())
+        f.write("fourth\n")  # at its own position, over "second"
+        f.close()
+        with opener(path) as r:
+            seen.append(r.read())
+        return seen
+
+    ours = steps(open_proxy, capio.path("own.txt"))
+    assert ours == steps(open, str(tmp_path / "own.txt"))
+    assert ours[0] == "first\n" and ours[-1] == "first\nfourth\nthird\n"
+
+
+def test_a_text_file_in_a_reference_cycle_is_closed_and_committed(capio: InProcess) -> None:
+    import gc
+
+    path = capio.path("cycle.txt")
+    f = open_proxy(path, "w")
+    fd = f.fileno()
+    f.write("kept")
+    f.flush()  # what a cycle's finalisers flush depends on their order, for a built-in file too
+    f.cycle = f  # type: ignore[attr-defined]  # only the collector can free it
+    with pytest.warns(ResourceWarning):
+        del f
+        gc.collect()
+    with pytest.raises(OSError) as e:
+        os.fstat(fd)  # the collector's close closed it, as it closes a built-in file
+    assert e.value.errno == errno.EBADF
+    with open_proxy(path) as r:
+        assert r.read() == "kept"
+
+
+def test_a_path_like_name_is_a_str_as_the_builtin_gives(capio: InProcess) -> None:
+    path = Path(capio.path("named.txt"))
+    with open_proxy(path, "w", newline="") as f:
+        assert f.name == str(path)
+        f.write("n")
+    with open_proxy(path, newline="") as f:
+        assert f.name == str(path) and f.read() == "n"

@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 /// How long `receive` checks for a reply before blocking.
-const REPLY_SPIN: std::time::Duration = std::time::Duration::from_micros(40);
+const REPLY_SPIN: std::time::Duration = std::time::Duration::from_micros(300);
 
 pub struct Conn {
     stream: UnixStream,

@@ -102,12 +102,15 @@ impl Client {
             Some(i) => (i, self.slot(i)?),
             None => return Err(ClientError::os(libc::EBADF, None)),
         };
+        if h.direct_write {
+            return h.write_direct(data, offset);
+        }
         h.write_published(slot, data, offset, |end| self.ask_reserve(&h, index, end))
     }
 
     fn current_size(&self, h: &Handle) -> Result<u64> {
         match h.slot {
-            Some(i) => Ok(self.slot(i)?.len.load(SeqCst)),
+            Some(i) => h.live_len(self.slot(i)?),
             None => Ok(h
                 .file
                 .metadata()
@@ -172,6 +175,29 @@ impl Handle {
         let granted = ask(end)?;
         self.reserved.fetch_max(granted, SeqCst);
         Ok(())
+    }
+
+    /// Write all of `data` at `offset`, or at the position when None, into a file written
+    /// directly: plain writes through this handle's own description, whose `O_APPEND` the OS
+    /// keeps (an append lands at the end whoever else writes). Nothing is published.
+    fn write_direct(&self, data: &[u8], offset: Option<u64>) -> Result<usize> {
+        use std::io::{Seek, Write};
+        let io_err = |e| ClientError::from_io(e, self.path.clone());
+        match offset {
+            Some(off) => self.file.write_all_at(data, off).map_err(io_err)?,
+            None if self.append => {
+                let mut file = &self.file;
+                file.write_all(data).map_err(io_err)?;
+                let end = file.stream_position().map_err(io_err)?;
+                self.pos.store(end, SeqCst);
+            }
+            None => {
+                let off = self.pos.load(SeqCst);
+                self.file.write_all_at(data, off).map_err(io_err)?;
+                self.pos.store(off + data.len() as u64, SeqCst);
+            }
+        }
+        Ok(data.len())
     }
 
     /// Write all of `data` into the file of `slot` at `offset`, or at the position (the end, with
@@ -330,6 +356,7 @@ mod tests {
             reserved: AtomicU64::new(reserved),
             progress: None,
             map: std::sync::OnceLock::new(),
+            direct_write: false,
         }
     }
 

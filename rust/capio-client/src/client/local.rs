@@ -188,8 +188,7 @@ impl Client {
         if d.state != SlotState::Committed || !disk_shows(abs, disk) {
             return None;
         }
-        let file =
-            File::from(sys::open_at(self.server_fds()?, d.fd.as_cstr(), libc::O_RDONLY).ok()?);
+        let file = File::from(sys::open_at_noatime(self.server_fds()?, d.fd.as_cstr()).ok()?);
         let meta = file.metadata().ok()?;
         // A committed file's object is trimmed to its length: a reader needs no slot to stop.
         let size = d.slot.len.load(SeqCst);

@@ -68,6 +68,24 @@ struct Handle {
     /// A writer's mapping of the recycled memory its file came with, made at its first long
     /// write into it (fresh memory is written with `pwrite`).
     map: std::sync::OnceLock<capio_proto::datamap::WriteMap>,
+    /// Its file's writers write its memory object directly (`OpenReply::direct_write`): its
+    /// length is the object's size, and this handle's writes are plain ones through `file`, a
+    /// description of its own.
+    direct_write: bool,
+}
+
+impl Handle {
+    /// The file's length as this handle sees it now: what its producers published, or of a file
+    /// written directly, its object's size.
+    fn live_len(&self, slot: &capio_proto::Slot) -> Result<u64> {
+        if !self.direct_write {
+            return Ok(slot.len.load(std::sync::atomic::Ordering::SeqCst));
+        }
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| ClientError::from_io(e, self.path.clone()))
+    }
 }
 
 pub struct Client {

@@ -4,7 +4,7 @@
 use crate::error::{ClientError, Result};
 use capio_proto::{CloseReq, Fire, OpenKind, OpenReq, sys};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,16 +15,11 @@ use super::{Client, Handle};
 
 /// The server hands every open of a file the same open file description (one offset, read-write).
 /// A reader gets its own, read-only one, so `os.read`/`subprocess` through its `fileno()` never
-/// move another reader's offset and can never write into the producer's data; a writer of a file
-/// written directly gets one with its access mode and `O_APPEND`, as `open(2)` gives.
-fn private_description(shared: &File, path: &Path, flags: i32) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let acc = flags & libc::O_ACCMODE;
-    std::fs::OpenOptions::new()
-        .read(acc != libc::O_WRONLY)
-        .write(acc != libc::O_RDONLY)
-        .custom_flags(flags & libc::O_APPEND)
-        .open(format!("/proc/self/fd/{}", shared.as_raw_fd()))
+/// move another reader's offset and can never write into the producer's data. (A writer of a
+/// file written directly gets one of its own from the server, made as `open(2)` makes it.)
+fn private_read_only(shared: &File, path: &Path) -> Result<File> {
+    sys::reopen_as(shared.as_fd(), libc::O_RDONLY)
+        .map(File::from)
         .map_err(|e| ClientError::from_io(e, path.to_path_buf()))
 }
 
@@ -94,6 +89,7 @@ impl Client {
                 reserved: AtomicU64::new(0),
                 progress: None,
                 map: std::sync::OnceLock::new(),
+                direct_write: false,
             })));
         }
         // A file it creates gets `mode` less the process's umask, as from `open(2)`.
@@ -164,22 +160,32 @@ impl Client {
                     let acc = flags & libc::O_ACCMODE;
                     let append = flags & libc::O_APPEND != 0;
                     let slot = (kind == OpenKind::Memory).then_some(r.slot);
+                    let memory = kind == OpenKind::Memory;
+                    let direct_write = memory && r.direct_write != 0;
                     let mut file = File::from(fd);
-                    let direct_write = kind == OpenKind::Memory && writable && r.direct_write != 0;
                     let mut plain = None;
-                    if kind == OpenKind::Memory && acc == libc::O_RDONLY {
-                        file = private_description(&file, path, flags)?;
-                    } else if direct_write {
-                        let own = private_description(&file, path, flags)?;
-                        if plain_write {
-                            if let Ok(meta) = own.metadata() {
-                                super::local::note_plain_object(&meta);
-                            }
-                            plain = Some(OwnedFd::from(own));
-                        } else {
-                            // Written directly by others too: the OS's offsets and appends.
-                            file = own;
+                    // Past the server's yes, a failure here must still tell it the close.
+                    let made = if memory && acc == libc::O_RDONLY {
+                        private_read_only(&file, path).map(|own| file = own)
+                    } else if direct_write && writable && plain_write {
+                        // The server made this writer's description (offset, `O_APPEND`); the
+                        // plain fd is it, and the CAPIO fd standing for it a duplicate.
+                        file.try_clone()
+                            .map(|dup| {
+                                if let Ok(meta) = file.metadata() {
+                                    super::local::note_plain_object(&meta);
+                                }
+                                plain = Some(OwnedFd::from(std::mem::replace(&mut file, dup)));
+                            })
+                            .map_err(|e| ClientError::from_io(e, path.to_path_buf()))
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = made {
+                        if memory {
+                            self.abandon(r.slot, writable, r.progress);
                         }
+                        return Err(e);
                     }
                     let handle = Handle {
                         file,
@@ -196,6 +202,7 @@ impl Client {
                         reserved: AtomicU64::new(if self.memory_limited { 0 } else { u64::MAX }),
                         progress: (r.progress != 0).then_some(r.progress),
                         map: std::sync::OnceLock::new(),
+                        direct_write,
                     };
                     let capio = self.add_handle(handle);
                     return Ok(match plain {
@@ -234,19 +241,28 @@ impl Client {
         // holds the memory before recycling it.
         drop(h);
         if let Some(slot) = slot {
-            let req = CloseReq {
-                slot,
-                writable: u32::from(writable),
-                progress: progress.unwrap_or(0),
-                _pad: 0,
-            };
             // The fd is closed locally either way. A reader loses nothing when the server is
             // gone, but what a writer wrote will never be committed or persisted: say so.
-            let sent = self.conn().send(&req, &[]);
+            let sent = self.tell_closed(slot, writable, progress.unwrap_or(0));
             if writable {
                 sent?;
             }
         }
         Ok(())
+    }
+
+    /// Tell the server an open it answered is closed before it became a CAPIO fd.
+    fn abandon(&self, slot: u32, writable: bool, progress: u32) {
+        let _ = self.tell_closed(slot, writable, progress);
+    }
+
+    fn tell_closed(&self, slot: u32, writable: bool, progress: u32) -> Result<()> {
+        let req = CloseReq {
+            slot,
+            writable: u32::from(writable),
+            progress,
+            _pad: 0,
+        };
+        self.conn().send(&req, &[])
     }
 }

@@ -6,7 +6,6 @@ use capio_proto::{LstatReq, NodeKind, NodeStat, SetAttrReq, SlotState, StatReq, 
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::SeqCst;
 
 use super::Client;
 
@@ -25,7 +24,7 @@ impl Client {
         let (size, state) = match h.slot {
             Some(i) => {
                 let s = self.slot(i)?;
-                (s.len.load(SeqCst), s.state())
+                (h.live_len(s)?, s.state())
             }
             None => (meta.len(), SlotState::Committed),
         };

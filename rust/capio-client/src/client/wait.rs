@@ -151,12 +151,17 @@ impl Client {
                 .map_err(|e| ClientError::from_io(e, h.path.clone()))?
                 .len());
         };
+        let slot = self.slot(index)?;
+        if h.direct_write && h.producer {
+            // Its producer never waits, and reads what its writers wrote so far.
+            return h.live_len(slot);
+        }
         let reader = Reader {
             producer: h.producer,
             fire: h.fire,
         };
         self.waiter()
-            .slot_end(self.slot(index)?, reader, off, &h.path, interrupt)
+            .slot_end(slot, reader, off, &h.path, interrupt)
     }
 
     /// Wait, per the fire rule, until `want` bytes from `offset` (the fd's position when None) can

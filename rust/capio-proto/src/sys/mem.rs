@@ -24,12 +24,26 @@ pub fn memfd(name: &str) -> io::Result<OwnedFd> {
 /// Unlike a `dup`, it has its own offset and counts as an opener of its own, which is what
 /// [`sole_opener`] checks.
 pub fn reopen(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-    Ok(OwnedFd::from(file))
+    reopen_as(fd, libc::O_RDWR)
+}
+
+/// A new open file description of the file behind `fd` with `open(2)`'s access mode and
+/// `O_APPEND` from `flags`, as the kernel checks them; its reads leave the file's access time
+/// alone where the caller owns the file (see `open_at_noatime`).
+pub fn reopen_as(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let acc = flags & libc::O_ACCMODE;
+    let open = |extra: i32| {
+        std::fs::OpenOptions::new()
+            .read(acc != libc::O_WRONLY)
+            .write(acc != libc::O_RDONLY)
+            .custom_flags(libc::O_CLOEXEC | flags & libc::O_APPEND | extra)
+            .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    };
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        opened => opened,
+    }
+    .map(OwnedFd::from)
 }
 
 /// Whether `fd`'s open file description is the only one of its file anywhere: no other process or

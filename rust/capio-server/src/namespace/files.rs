@@ -350,7 +350,9 @@ impl FileNode {
     /// back, so its size is its length for anyone who maps or `fstat`s the object.
     /// Under the append lock, and never below what a producer still writing may have claimed.
     fn trim(&mut self) -> io::Result<()> {
-        if !self.recyclable {
+        // Fresh memory holds nothing past its end; and a file written directly may still be
+        // written by a writer the server cannot hold back (its size is its length).
+        if !self.recyclable || self.direct_write {
             return Ok(());
         }
         let slot = self.shared();

@@ -148,10 +148,10 @@ impl Namespace {
                     let new = NewData {
                         seed: None,
                         mode: mode & 0o7777,
-                        plain_write,
+                        plain_write: plain_write.then_some(flags),
                     };
-                    self.insert(cid, root, path, new, caused)?;
-                    self.opened(cid, path)
+                    let own = self.insert(cid, root, path, new, caused)?;
+                    self.opened(cid, path, own)
                 }
                 Where::Missing if !writable => self.missing_read(cid, path, generation),
                 Where::Missing => Err(FsError::NotFound),
@@ -208,7 +208,7 @@ impl Namespace {
         let new = NewData {
             seed,
             mode: node.meta.mode() & 0o7777,
-            plain_write: false,
+            plain_write: None,
         };
         self.insert(cid, root, path, new, caused)?;
         // Opening a file for writing changes none of its times: keep the input's until written.
@@ -218,10 +218,11 @@ impl Namespace {
                 warning!("cannot keep the times of {}: {e}", path.display());
             }
         }
-        self.opened(cid, path)
+        self.opened(cid, path, None)
     }
 
-    /// Create the file at `path`, produced by `cid`, backed as its rule says.
+    /// Create the file at `path`, produced by `cid`, backed as its rule says. Of a file written
+    /// directly, returns its creator's own description of it.
     fn insert(
         &mut self,
         cid: ClientId,
@@ -233,9 +234,10 @@ impl Namespace {
             plain_write,
         }: NewData,
         caused: &mut Caused,
-    ) -> Result<(), FsError> {
+    ) -> Result<Option<OwnedFd>, FsError> {
         let rule = self.rules.rule_for(path);
-        let direct_write = plain_write && seed.is_none() && self.files.plain_write_allowed(&rule);
+        let direct_write =
+            plain_write.filter(|_| seed.is_none() && self.files.plain_write_allowed(&rule));
         // Before the copy: an input bigger than the budget must not even pass through memory.
         if rule.storage == capio_cl::Storage::Memory
             && let Some(seed) = &seed
@@ -243,20 +245,31 @@ impl Namespace {
             self.files.budget.check(seed.metadata()?.len())?;
         }
         // Written directly, its memory is fresh: no byte of another file below its size.
-        let pool = (!direct_write).then_some(&mut self.files.budget.pool);
+        let pool = direct_write
+            .is_none()
+            .then_some(&mut self.files.budget.pool);
         let mut new = new_data(root, path, rule, seed, pool)?;
-        new.direct_write = direct_write;
+        new.direct_write = direct_write.is_some();
+        // Made before the mode is set, as `open(2)` creating a file opens it whatever its mode.
+        let own = direct_write.map(|flags| sys::reopen_as(new.data.as_fd(), flags as i32));
         // The data object carries the file's mode, owner and times, kept by the kernel.
-        if let Err(e) = new.data.set_permissions(fs::Permissions::from_mode(mode)) {
-            backing::discard(&new.data, new.backing);
-            return Err(e.into());
-        }
+        let made = own.transpose().and_then(|own| {
+            new.data.set_permissions(fs::Permissions::from_mode(mode))?;
+            Ok(own)
+        });
+        let own = match made {
+            Ok(own) => own,
+            Err(e) => {
+                backing::discard(&new.data, new.backing);
+                return Err(e.into());
+            }
+        };
         let slot = self.files.create(path, new)?;
         self.announce_new_file(cid, path, slot, mode);
         self.clients.add_producer(cid, slot);
         self.add_child(cid, path, caused);
         self.bump();
-        Ok(())
+        Ok(own)
     }
 
     fn open_existing(&mut self, cid: ClientId, path: &Path, flags: u32) -> Result<Opened, FsError> {
@@ -266,6 +279,14 @@ impl Namespace {
         if create && flags & O_EXCL != 0 {
             return Err(FsError::Exists);
         }
+        // A writer of a file written directly gets a description of its own, made as `open(2)`
+        // makes it (its mode may refuse it), before anything about the file changes.
+        let own = match self.files.get(path) {
+            Some(node) if writable && node.direct_write() => {
+                Some(sys::reopen_as(node.data.as_fd(), flags as i32)?)
+            }
+            _ => None,
+        };
         if writable && self.files.node(slot).is_some_and(|n| n.remote.is_none()) {
             // Out of memory and served from its persisted copy: never written in place.
             self.writable_again(slot)?;
@@ -307,15 +328,24 @@ impl Namespace {
         if flags & O_TRUNC != 0 {
             self.forget_readers(slot);
         }
-        self.opened(cid, path)
+        self.opened(cid, path, own)
     }
 
-    /// Count an open and build the `Memory` reply. A declared producer counts as a producer even
+    /// Count an open and build the `Memory` reply, handing over `own` (a writer's own
+    /// description) or a duplicate of the file's. A declared producer counts as a producer even
     /// when it only reads: it never waits on the file.
-    fn opened(&mut self, cid: ClientId, path: &Path) -> Result<Opened, FsError> {
+    fn opened(
+        &mut self,
+        cid: ClientId,
+        path: &Path,
+        own: Option<OwnedFd>,
+    ) -> Result<Opened, FsError> {
         let node = self.files.get_mut(path).ok_or(FsError::NotFound)?;
         let client = self.clients.get(cid).ok_or(FsError::Exited)?;
-        let data = OwnedFd::from(node.data.try_clone()?);
+        let data = match own {
+            Some(own) => own,
+            None => OwnedFd::from(node.data.try_clone()?),
+        };
         node.apps.insert(client.app.clone());
         let (slot, fire, size) = (node.slot(), fire_wire(node.rule().fire), node.len());
         let direct_write = node.direct_write();
@@ -343,5 +373,6 @@ impl Namespace {
 struct NewData {
     seed: Option<File>,
     mode: u32,
-    plain_write: bool,
+    /// The creator's `open(2)` flags, when it asked to write the file directly.
+    plain_write: Option<u32>,
 }
