@@ -6,6 +6,8 @@ lives in ``open_proxy``'s own frame and owns its eligibility, the slow path take
 from __future__ import annotations
 
 import _io
+import contextlib
+import gc
 import io
 import operator
 import os
@@ -136,6 +138,24 @@ def _plain_writer(
 
 _fileio_close = _io.FileIO.close
 
+# Text files written directly that the collector found in reference cycles, as (plain fd, CAPIO
+# fd, owner pid): closed once the collection is over, after every finaliser in it (which may
+# still flush into the file) has run.
+_orphans: list[tuple[int, int, int]] = []
+
+
+def _close_orphans(phase: str, _info: dict[str, int]) -> None:
+    while phase == "stop" and _orphans:
+        plain, closes_with, owner = _orphans.pop()
+        with contextlib.suppress(OSError):
+            os.close(plain)
+        if os.getpid() == owner:
+            with contextlib.suppress(OSError):
+                _pycapio._close(closes_with)
+
+
+gc.callbacks.append(_close_orphans)
+
 
 def _commit_on_close(raw: io.FileIO, closes_with: int) -> None:
     """Make ``raw.close()`` close the CAPIO fd ``closes_with`` too, once, after the plain one.
@@ -149,13 +169,16 @@ def _commit_on_close(raw: io.FileIO, closes_with: int) -> None:
 
     def close() -> None:
         f = ref()
+        if f is None:
+            # Collected in a reference cycle: the collector clears weak references before it
+            # finalises, so the file is out of reach; its fd, still open, is closed after the
+            # collection (another finaliser of the cycle may still write through it).
+            with contextlib.suppress(IndexError):
+                plain, fd = pending.pop()
+                _orphans.append((plain, fd, owner))
+            return
         try:
-            if f is not None:
-                _fileio_close(f)
-            elif pending:
-                # Collected in a reference cycle: the collector clears weak references before it
-                # finalises, so the file is out of reach and its fd, still open, is closed here.
-                os.close(pending[0][0])
+            _fileio_close(f)
         finally:
             try:
                 _, fd = pending.pop()

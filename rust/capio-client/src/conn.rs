@@ -11,12 +11,19 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-/// How long `receive` checks for a reply before blocking.
-const REPLY_SPIN: std::time::Duration = std::time::Duration::from_micros(300);
+use std::time::Duration;
+
+/// How long `receive` checks for a reply before blocking at most, and at least while replies
+/// come within it: waking a thread that slept costs 100-200 us on a busy VM, more than most
+/// replies take; replies that take longer than the most are slept for at once.
+const REPLY_SPIN_MOST: Duration = Duration::from_micros(300);
+const REPLY_SPIN_LEAST: Duration = Duration::from_micros(40);
 
 pub struct Conn {
     stream: UnixStream,
     workflow: String,
+    /// How long replies take of late (a moving average), which sets how long to spin for one.
+    typical_reply: Duration,
 }
 
 /// A reply: its fixed part `T` (the request's `Reply` type), its tail, and the fd it carried.
@@ -46,6 +53,7 @@ impl Conn {
         Conn {
             stream,
             workflow: workflow.to_owned(),
+            typical_reply: Duration::ZERO,
         }
     }
 
@@ -81,11 +89,16 @@ impl Conn {
     where
         R::Reply: ReplyBody,
     {
-        // Most replies come within tens of microseconds: checking for a short while before
-        // sleeping in recv saves a sleep and a wake-up per request.
+        // Most replies come within tens of microseconds: checking for a while (twice what they
+        // take of late) before sleeping in recv saves a sleep and a wake-up per request; when
+        // they take longer than spinning may, a wake-up is the cheaper.
+        let spin = match self.typical_reply * 2 {
+            t if t > REPLY_SPIN_MOST => Duration::ZERO,
+            t => t.max(REPLY_SPIN_LEAST),
+        };
         let start = std::time::Instant::now();
-        while start.elapsed() < REPLY_SPIN
-            && !sys::poll_readable(self.stream.as_fd(), std::time::Duration::ZERO).unwrap_or(true)
+        while start.elapsed() < spin
+            && !sys::poll_readable(self.stream.as_fd(), Duration::ZERO).unwrap_or(true)
         {
             std::thread::yield_now();
         }
@@ -94,6 +107,7 @@ impl Conn {
             Err(WireError::Eof | WireError::Io(_)) => return Err(self.gone()),
             Err(e) => return Err(e.into()),
         };
+        self.typical_reply = (self.typical_reply * 7 + start.elapsed()) / 8;
         if header.kind != R::KIND.reply_code() {
             return Err(WireError::UnknownKind(header.kind).into());
         }

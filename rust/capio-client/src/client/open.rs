@@ -154,68 +154,77 @@ impl Client {
                     return Ok(Opened::Capio(file.into_raw_fd()));
                 }
                 Ok(kind @ (OpenKind::Memory | OpenKind::Disk)) => {
-                    let fd = reply
-                        .fd
-                        .ok_or_else(|| ClientError::os(libc::EIO, path.to_path_buf()))?;
-                    let acc = flags & libc::O_ACCMODE;
-                    let append = flags & libc::O_APPEND != 0;
-                    let slot = (kind == OpenKind::Memory).then_some(r.slot);
-                    let memory = kind == OpenKind::Memory;
-                    let direct_write = memory && r.direct_write != 0;
-                    let mut file = File::from(fd);
-                    let mut plain = None;
-                    // Past the server's yes, a failure here must still tell it the close.
-                    let made = if memory && acc == libc::O_RDONLY {
-                        private_read_only(&file, path).map(|own| file = own)
-                    } else if direct_write && writable && plain_write {
-                        // The server made this writer's description (offset, `O_APPEND`); the
-                        // plain fd is it, and the CAPIO fd standing for it a duplicate.
-                        file.try_clone()
-                            .map(|dup| {
-                                if let Ok(meta) = file.metadata() {
-                                    super::local::note_plain_object(&meta);
-                                }
-                                plain = Some(OwnedFd::from(std::mem::replace(&mut file, dup)));
-                            })
-                            .map_err(|e| ClientError::from_io(e, path.to_path_buf()))
-                    } else {
-                        Ok(())
-                    };
-                    if let Err(e) = made {
-                        if memory {
-                            self.abandon(r.slot, writable, r.progress);
-                        }
-                        return Err(e);
+                    let adopted = self.adopt(path, flags, kind, &r, reply.fd, plain_write);
+                    if adopted.is_err() && kind == OpenKind::Memory {
+                        // Past the server's yes it counted this open (and maybe a producer): it
+                        // is told the close, never as a writer's, which could commit the file.
+                        self.abandon(r.slot, r.progress);
                     }
-                    let handle = Handle {
-                        file,
-                        path: path.to_path_buf(),
-                        slot,
-                        offered: None,
-                        namespace_file: slot.is_some(),
-                        producer: r.producer != 0,
-                        fire: r.fire_rule()?,
-                        readable: acc == libc::O_RDONLY || acc == libc::O_RDWR,
-                        writable: acc == libc::O_WRONLY || acc == libc::O_RDWR,
-                        append,
-                        pos: AtomicU64::new(if append { r.size } else { 0 }),
-                        reserved: AtomicU64::new(if self.memory_limited { 0 } else { u64::MAX }),
-                        progress: (r.progress != 0).then_some(r.progress),
-                        map: std::sync::OnceLock::new(),
-                        direct_write,
-                    };
-                    let capio = self.add_handle(handle);
-                    return Ok(match plain {
-                        Some(fd) => Opened::Plain {
-                            fd,
-                            closes_with: capio,
-                        },
-                        None => Opened::Capio(capio),
-                    });
+                    return adopted;
                 }
                 Err(_) => return Err(ClientError::os(libc::EIO, path.to_path_buf())),
             }
         }
+    }
+
+    /// Make what the server handed over for an open of `path` (a file in memory or on disk) this
+    /// process's: a CAPIO fd, or for a writer asking for one, a plain fd and its CAPIO fd.
+    fn adopt(
+        &self,
+        path: &Path,
+        flags: i32,
+        kind: OpenKind,
+        r: &capio_proto::OpenReply,
+        fd: Option<OwnedFd>,
+        plain_write: bool,
+    ) -> Result<Opened> {
+        let fd = fd.ok_or_else(|| ClientError::os(libc::EIO, path.to_path_buf()))?;
+        let acc = flags & libc::O_ACCMODE;
+        let writable = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+        let append = flags & libc::O_APPEND != 0;
+        let memory = kind == OpenKind::Memory;
+        let slot = memory.then_some(r.slot);
+        let direct_write = memory && r.direct_write != 0;
+        let mut file = File::from(fd);
+        let mut plain = None;
+        if memory && acc == libc::O_RDONLY {
+            file = private_read_only(&file, path)?;
+        } else if direct_write && writable && plain_write {
+            // The server made this writer's description (offset, `O_APPEND`); the plain fd is
+            // it, and the CAPIO fd standing for it a duplicate.
+            let dup = file
+                .try_clone()
+                .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?;
+            if let Ok(meta) = file.metadata() {
+                super::local::note_plain_object(&meta);
+            }
+            plain = Some(OwnedFd::from(std::mem::replace(&mut file, dup)));
+        }
+        let handle = Handle {
+            file,
+            path: path.to_path_buf(),
+            slot,
+            offered: None,
+            namespace_file: slot.is_some(),
+            producer: r.producer != 0,
+            fire: r.fire_rule()?,
+            readable: acc == libc::O_RDONLY || acc == libc::O_RDWR,
+            writable,
+            append,
+            pos: AtomicU64::new(if append { r.size } else { 0 }),
+            reserved: AtomicU64::new(if self.memory_limited { 0 } else { u64::MAX }),
+            progress: (r.progress != 0).then_some(r.progress),
+            map: std::sync::OnceLock::new(),
+            direct_write,
+        };
+        let capio = self.add_handle(handle);
+        Ok(match plain {
+            Some(fd) => Opened::Plain {
+                fd,
+                closes_with: capio,
+            },
+            None => Opened::Capio(capio),
+        })
     }
 
     /// Make `handle` a CAPIO fd: its file's number.
@@ -251,9 +260,10 @@ impl Client {
         Ok(())
     }
 
-    /// Tell the server an open it answered is closed before it became a CAPIO fd.
-    fn abandon(&self, slot: u32, writable: bool, progress: u32) {
-        let _ = self.tell_closed(slot, writable, progress);
+    /// Tell the server an open it answered is closed before it became a CAPIO fd: not as a
+    /// writer's close (it wrote nothing, and `on_close` must not count it).
+    fn abandon(&self, slot: u32, progress: u32) {
+        let _ = self.tell_closed(slot, false, progress);
     }
 
     fn tell_closed(&self, slot: u32, writable: bool, progress: u32) -> Result<()> {

@@ -29,8 +29,10 @@ impl Namespace {
     /// With `OpenReq::PLAIN_WRITE` in `flags`, a file this open creates is written directly where
     /// its rule allows (see `FileNode::direct_write`).
     pub fn open(&mut self, cid: ClientId, path: &Path, flags: u32, mode: u32) -> Done<Opened> {
-        let plain_write = flags & OpenReq::PLAIN_WRITE != 0;
+        let flags_asked = flags;
         let flags = flags & !OpenReq::PLAIN_WRITE;
+        let plain_write = flags_asked & OpenReq::PLAIN_WRITE != 0
+            && matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
         self.doing(|ns, caused| {
             let mut opened = ns.open_in(cid, path, (flags, plain_write), mode, caused)?;
             if let Opened::Memory { slot, progress, .. } = &mut opened
