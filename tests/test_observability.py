@@ -247,3 +247,29 @@ def test_memory_in_use_is_reported_without_a_limit(workflow: Workflow) -> None:
     assert "memory 3.0 MiB (no limit)" in cli(wf, "status").stdout
     assert cli(wf, "stop", "--all").returncode == 0
     assert not ServerTracker(wf.runtime_dir).live()
+
+
+MANY_KEPT = """
+import os, sys
+for i in range(30):
+    with open(os.path.join(sys.argv[1], f"kept{i:02d}.bin"), "wb") as f:
+        f.write(b"k" * 100)
+"""
+
+
+def test_the_shutdown_names_a_few_files_kept_in_memory_only_and_counts_the_rest(workflow: Workflow) -> None:
+    # 30 committed files whose rule keeps them in memory only: as asked, so not a warning each.
+    from test_capio_cl import config, start, step_rule
+
+    rule = {"name": ["kept*"], "committed": "on_close", "mode": "update"}
+    cl = config(workflow, {"IO_Graph": [step_rule("keeper", ["kept*"], [rule])]}, "kept.json")
+    result = start(workflow, cl, MANY_KEPT, "keeper", str(workflow.capio_dir)).wait(60)
+    assert result.returncode == 0, result.stderr
+    assert wait_until(lambda: not ServerTracker(workflow.runtime_dir).live(), 30)
+    log = log_path(workflow.runtime_dir, workflow.name).read_text()
+    named = [line for line in log.splitlines() if "committed, not configured to persist" in line]
+    assert len(named) == 20, log
+    assert (
+        "not persisted: 10 more committed files not configured to persist (30 files, 3000 bytes in all)"
+        in log
+    )

@@ -389,6 +389,9 @@ fn accept_loop(server: &Arc<Shared>) {
     }
 }
 
+/// How many committed files kept in memory only (as their rule says) the shutdown names.
+const NAMED_UNPERSISTED: usize = 20;
+
 /// Ordered shutdown: disappear from the runtime directory, let commits in flight finish
 /// persisting, then name every file whose content is not on disk.
 fn shut_down(server: &Shared, paths: &WorkflowPaths) {
@@ -405,21 +408,37 @@ fn shut_down(server: &Shared, paths: &WorkflowPaths) {
             dir.display()
         );
     }
+    // Files lost half-written are named one by one; committed files their rule keeps in memory
+    // only are as asked, so a run of thousands of them names a few and counts the rest.
+    let (mut kept, mut kept_bytes) = (0usize, 0u64);
     for f in server.ns().shut_down() {
         let apps = if f.apps.is_empty() {
             "no app".to_owned()
         } else {
             f.apps.join(", ")
         };
+        let why = match f.state {
+            capio_proto::SlotState::Open => "still being written",
+            capio_proto::SlotState::Aborted => "its producer crashed",
+            _ => {
+                kept += 1;
+                kept_bytes += f.size;
+                if kept > NAMED_UNPERSISTED {
+                    continue;
+                }
+                "committed, not configured to persist"
+            }
+        };
         warning!(
-            "not persisted: {} ({} bytes, {}, opened by {apps})",
+            "not persisted: {} ({} bytes, {why}, opened by {apps})",
             f.path.display(),
             f.size,
-            match f.state {
-                capio_proto::SlotState::Open => "still being written",
-                capio_proto::SlotState::Aborted => "its producer crashed",
-                _ => "committed, not configured to persist",
-            }
+        );
+    }
+    if kept > NAMED_UNPERSISTED {
+        warning!(
+            "not persisted: {} more committed files not configured to persist ({kept} files, {kept_bytes} bytes in all)",
+            kept - NAMED_UNPERSISTED
         );
     }
     for dir in server.ns().remove_transient_dirs() {
