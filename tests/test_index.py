@@ -283,6 +283,42 @@ with open(path, "rb") as r:
     assert out.stdout == "first second\n"
 
 
+ATTRS = """
+import stat
+path = sys.argv[1]
+def same(st, live):
+    keys = ("st_mode", "st_ino", "st_dev", "st_size", "st_uid", "st_gid", "st_mtime_ns", "st_ctime_ns")
+    return all(getattr(st, k) == getattr(live, k) for k in keys), (st, live)
+fd = os.open(path, os.O_RDONLY)  # a CAPIO fd: its fstat is the object's own, read live
+ok, why = same(os.stat(path), os.fstat(fd))
+assert ok, why
+os.chmod(path, 0o600)  # through the server, which publishes the file's attributes again
+st = os.stat(path)
+assert stat.S_IMODE(st.st_mode) == 0o600 and same(st, os.fstat(fd))[0], (st, os.fstat(fd))
+os.fchmod(fd, 0o640)  # through this step's own fd: what the server published no longer holds
+os.utime(fd, ns=(5_000_000_000, 6_000_000_000))
+st = os.stat(path)
+assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_mtime_ns == 6_000_000_000, st
+assert same(st, os.fstat(fd))[0] and os.lstat(path) == st, (st, os.fstat(fd))
+os.close(fd)
+print("ok")
+"""
+
+
+def test_stat_of_a_committed_file_follows_every_change_of_its_attributes(kept: tuple[Workflow, Path]) -> None:
+    # A committed file's stat is answered from the attributes the server published: a change
+    # through the server publishes them again, one through a step's own fd makes them unusable.
+    wf, cl = kept
+    path = wf.capio_dir / "attrs.txt"
+    step(wf, cl, "open(sys.argv[1], 'w').write('attrs')\n", "writer", str(path)).wait(60).check()
+    result = step(wf, cl, ATTRS, "checker", str(path)).wait(60).check()
+    assert result.stdout.strip() == "ok"
+    # And another step, later, sees the last change.
+    after = "st = os.stat(sys.argv[1]); print(oct(st.st_mode & 0o777), st.st_mtime_ns)\n"
+    result = step(wf, cl, after, "checker", str(path)).wait(60).check()
+    assert result.stdout.split() == ["0o640", "6000000000"]
+
+
 def test_a_reader_holding_a_file_rewritten_from_scratch_reads_the_new_bytes_only(
     kept: tuple[Workflow, Path],
 ) -> None:

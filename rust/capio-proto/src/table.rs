@@ -12,7 +12,8 @@ use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
+use crate::Inode;
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 /// Number of slots in a server's table (64 MiB of sparse, lazily allocated shared memory).
@@ -74,6 +75,68 @@ pub struct Slot {
 }
 
 const _: () = assert!(size_of::<Slot>() == 64);
+
+/// What `stat` reports of a committed file besides its size and state, as the server last read
+/// it from the file's memory object: clients answer `stat` from it without a syscall. Written
+/// and read under its slot's access word (see [`StateTable::publish_direct`]).
+#[repr(C, align(64))]
+pub struct SlotAttrs {
+    mode: AtomicU32,
+    uid: AtomicU32,
+    gid: AtomicU32,
+    /// Set by a client that changed the object's attributes itself (`fchmod` of its fd): the
+    /// copy no longer holds until the server takes a new one.
+    stale: AtomicU32,
+    /// 0: no copy (the file is not committed, or not offered).
+    ino: AtomicU64,
+    dev: AtomicU64,
+    atime_ns: AtomicI64,
+    mtime_ns: AtomicI64,
+    ctime_ns: AtomicI64,
+}
+
+const _: () = assert!(size_of::<SlotAttrs>() == 64);
+
+impl SlotAttrs {
+    fn store(&self, inode: Option<&Inode>) {
+        let Some(i) = inode else {
+            self.ino.store(0, SeqCst);
+            return;
+        };
+        self.mode.store(i.mode, SeqCst);
+        self.uid.store(i.uid, SeqCst);
+        self.gid.store(i.gid, SeqCst);
+        self.dev.store(i.dev, SeqCst);
+        self.atime_ns.store(i.atime_ns, SeqCst);
+        self.mtime_ns.store(i.mtime_ns, SeqCst);
+        self.ctime_ns.store(i.ctime_ns, SeqCst);
+        self.stale.store(0, SeqCst);
+        self.ino.store(i.ino, SeqCst);
+    }
+
+    /// The copy, if there is one and nobody changed the object since (size 0, one link: the
+    /// caller knows the file's).
+    pub fn load(&self) -> Option<Inode> {
+        let ino = self.ino.load(SeqCst);
+        (ino != 0 && self.stale.load(SeqCst) == 0).then(|| Inode {
+            size: 0,
+            mode: self.mode.load(SeqCst),
+            uid: self.uid.load(SeqCst),
+            gid: self.gid.load(SeqCst),
+            nlink: 1,
+            ino,
+            dev: self.dev.load(SeqCst),
+            atime_ns: self.atime_ns.load(SeqCst),
+            mtime_ns: self.mtime_ns.load(SeqCst),
+            ctime_ns: self.ctime_ns.load(SeqCst),
+        })
+    }
+
+    /// A client changed the object's attributes through its own fd.
+    pub fn mark_stale(&self) {
+        self.stale.store(1, SeqCst);
+    }
+}
 
 /// The bit of `Slot::clean` a writer sets while it clears a gap.
 const CLEARING: u64 = 1 << 63;
@@ -359,9 +422,40 @@ impl StateTable {
         Ok(StateTable { base, slots, fd })
     }
 
-    /// The slots, then the namespace index (sparse: pages are allocated as they are used).
+    /// The slots, then the namespace index (sparse: pages are allocated as they are used), then
+    /// each slot's attributes.
     fn byte_len(slots: u32) -> usize {
-        Self::index_offset(slots) + crate::index::BYTES
+        Self::attrs_offset(slots) + slots as usize * size_of::<SlotAttrs>()
+    }
+
+    fn attrs_offset(slots: u32) -> usize {
+        (Self::index_offset(slots) + crate::index::BYTES).next_multiple_of(4096)
+    }
+
+    /// The attributes kept for slot `index` (see [`SlotAttrs`]).
+    pub fn attrs(&self, index: u32) -> Option<&SlotAttrs> {
+        if index >= self.slots {
+            return None;
+        }
+        let at = Self::attrs_offset(self.slots) + index as usize * size_of::<SlotAttrs>();
+        // SAFETY: `at` is inside the live mapping (`byte_len`) and 64-byte aligned (page-aligned
+        // region of 64-byte entries); `SlotAttrs` is all atomics, valid for any bit pattern.
+        Some(unsafe { &*self.base.as_ptr().cast::<u8>().add(at).cast::<SlotAttrs>() })
+    }
+
+    /// Tell clients, under slot `index`'s access word, the memory object they may reach directly
+    /// (the server's fd of it and its inode), and with `committed` the attributes a `stat` of it
+    /// reports (which only the server changes from then on); `None`: none.
+    pub fn publish_direct(&self, index: u32, object: Option<(i32, &Inode)>, committed: bool) {
+        let (Some(slot), Some(attrs)) = (self.slot(index), self.attrs(index)) else {
+            return;
+        };
+        let (fd, ino) = object.map_or((-1, 0), |(fd, inode)| (fd, inode.ino));
+        slot.access.fetch_add(1, SeqCst);
+        slot.data_fd.store(fd, SeqCst);
+        slot.data_ino.store(ino, SeqCst);
+        attrs.store(object.filter(|_| committed).map(|(_, inode)| inode));
+        slot.access.fetch_add(1, SeqCst);
     }
 
     fn index_offset(slots: u32) -> usize {
@@ -422,6 +516,36 @@ impl Drop for StateTable {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_committed_files_attributes_are_published_with_its_object_until_a_client_changes_them() {
+        let table = StateTable::create(8).unwrap();
+        let file = std::fs::File::from(sys::memfd("attrs-test").unwrap());
+        let inode = Inode::from(&file.metadata().unwrap());
+        let (slot, attrs) = (table.slot(3).unwrap(), table.attrs(3).unwrap());
+        // Not committed: the object only; committed: its attributes too, under one access word.
+        table.publish_direct(3, Some((7, &inode)), false);
+        let (_, _, open_access) = slot.direct().unwrap();
+        assert!(attrs.load().is_none());
+        table.publish_direct(3, Some((7, &inode)), true);
+        let (fd, ino, access) = slot.direct().unwrap();
+        assert_eq!((fd, ino), (7, inode.ino));
+        assert!(access != open_access && !slot.direct_unchanged(open_access));
+        let got = attrs.load().unwrap();
+        assert_eq!(
+            (got.mode, got.uid, got.ino, got.dev, got.mtime_ns, got.ctime_ns),
+            (inode.mode, inode.uid, inode.ino, inode.dev, inode.mtime_ns, inode.ctime_ns)
+        );
+        // A client's own change makes it unusable until the server publishes again.
+        attrs.mark_stale();
+        assert!(attrs.load().is_none());
+        table.publish_direct(3, Some((7, &inode)), true);
+        assert!(attrs.load().is_some());
+        table.publish_direct(3, None, true);
+        assert!(slot.direct().is_none() && attrs.load().is_none());
+        // Each slot has its own.
+        assert!(table.attrs(2).unwrap().load().is_none() && table.attrs(8).is_none());
+    }
 
     #[test]
     fn publish_wakes_a_waiting_reader() {

@@ -133,13 +133,18 @@ impl Client {
                 {
                     return None;
                 }
-                let st = sys::stat_at(self.server_fds()?, d.fd.as_cstr()).ok()?;
+                // A committed file's attributes as the server published them; the object's own
+                // (through the server's `/proc/<pid>/fd`) while it may still change.
+                let inode = match self.table.attrs(slot).and_then(|a| a.load()) {
+                    Some(inode) if d.state == SlotState::Committed => inode,
+                    _ => Inode::from(&sys::stat_at(self.server_fds()?, d.fd.as_cstr()).ok()?),
+                };
                 let size = d.slot.len.load(SeqCst);
-                let same = st.st_ino == d.ino
+                let same = inode.ino == d.ino
                     && d.slot.direct_unchanged(d.access)
                     && d.slot.state() == d.state
                     && index.unchanged_since(changes);
-                same.then(|| Ok(self.memory_stat(&Inode::from(&st), size, d.state)))
+                same.then(|| Ok(self.memory_stat(&inode, size, d.state)))
             }
             (Lookup::Missing, _) => {
                 let parent = abs.parent()?;

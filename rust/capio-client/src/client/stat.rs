@@ -80,7 +80,12 @@ impl Client {
     pub fn set_fd_attrs(&self, fd: RawFd, attrs: &sys::Attrs) -> Result<()> {
         use std::os::fd::AsFd;
         let h = self.handle(fd)?;
-        sys::set_attrs_fd(h.file.as_fd(), attrs)
-            .map_err(|e| ClientError::from_io(e, None::<PathBuf>))
+        let applied = sys::set_attrs_fd(h.file.as_fd(), attrs);
+        // What the server published of the file's attributes holds no more (see `SlotAttrs`).
+        let slot = h.slot.or(h.offered.map(|(slot, _)| slot));
+        if let Some(attrs) = slot.and_then(|i| self.table.attrs(i)) {
+            attrs.mark_stale();
+        }
+        applied.map_err(|e| ClientError::from_io(e, None::<PathBuf>))
     }
 }

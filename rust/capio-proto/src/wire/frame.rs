@@ -7,7 +7,7 @@ use std::io::{self, Read};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"CPIO");
 /// Bumped whenever a message layout changes; exchanged in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 /// Hard cap on a frame body, checked before anything is allocated.
 pub const MAX_BODY: u32 = 16 << 20;
 /// Replies carry the request kind with this bit set.

@@ -83,7 +83,10 @@ impl Namespace {
         match self.locate(&root, path)? {
             Where::File => {
                 let node = self.files.visible(path).ok_or(FsError::NotFound)?;
-                sys::set_attrs_fd(node.data.as_fd(), attrs)?;
+                let applied = sys::set_attrs_fd(node.data.as_fd(), attrs);
+                // Clients answer `stat` from what it published: what changed (or not) is told.
+                node.publish_direct();
+                applied?;
                 if node.persisted
                     && node.backing != Backing::InPlace
                     && let Ok(Some(copy)) = disk::lookup(&root, path)

@@ -176,12 +176,16 @@ impl FileNode {
         self.direct_write
     }
 
-    /// Of a file written directly: publish what its writers wrote so far.
+    /// Of a file written directly: publish what its writers wrote so far (and of a committed
+    /// one, its attributes as they are now).
     pub(super) fn publish_direct_writes(&self) {
         if self.direct_write
             && let Ok(meta) = self.data.metadata()
         {
             self.shared().publish_exact(meta.len());
+            if self.state == SlotState::Committed {
+                self.publish_direct();
+            }
         }
     }
 
@@ -233,20 +237,19 @@ impl FileNode {
             && self.recyclable
             && self.backing == Backing::Anonymous
             && !super::release::releasable(self, false);
-        let object = direct
+        let inode = direct
             .then(|| self.data.metadata().ok())
             .flatten()
-            .map(|meta| {
-                (
-                    self.data.as_raw_fd(),
-                    std::os::unix::fs::MetadataExt::ino(&meta),
-                )
-            });
+            .map(|meta| capio_proto::Inode::from(&meta));
+        let committed = self.state == SlotState::Committed;
         // Clients hold the object only once they open it, which they do of a committed file.
-        if object.is_some() && self.state == SlotState::Committed {
+        if inode.is_some() && committed {
             self.direct_granted.set(true);
         }
-        self.shared().set_direct(object);
+        // Of a committed file, the attributes `stat` reports too: only the server changes them
+        // from then on (reads leave the access time alone), and it publishes again when it does.
+        let object = inode.as_ref().map(|i| (self.data.as_raw_fd(), i));
+        self.table.publish_direct(self.slot, object, committed);
     }
 
     /// Open → Aborted: its producers are gone before the commit, and readers get an error.
