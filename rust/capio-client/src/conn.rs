@@ -17,7 +17,7 @@ use std::time::Duration;
 /// come within it: waking a thread that slept costs 100-200 us on a busy VM, more than most
 /// replies take; replies that take longer than the most are slept for at once.
 const REPLY_SPIN_MOST: Duration = Duration::from_micros(300);
-const REPLY_SPIN_LEAST: Duration = Duration::from_micros(40);
+const REPLY_SPIN_LEAST: Duration = Duration::from_micros(100);
 
 pub struct Conn {
     stream: UnixStream,
@@ -89,10 +89,10 @@ impl Conn {
     where
         R::Reply: ReplyBody,
     {
-        // Most replies come within tens of microseconds: checking for a while (twice what they
+        // Most replies come within tens of microseconds: checking for a while (four times what they
         // take of late) before sleeping in recv saves a sleep and a wake-up per request; when
         // they take longer than spinning may, a wake-up is the cheaper.
-        let spin = match self.typical_reply * 2 {
+        let spin = match self.typical_reply * 4 {
             t if t > REPLY_SPIN_MOST => Duration::ZERO,
             t => t.max(REPLY_SPIN_LEAST),
         };
