@@ -8,11 +8,11 @@
 //! A slot may also serve a reader as its progress cell instead of a file: `len` is how far the
 //! reader has read without a gap, and `state` says whether it mapped the file (see `Slot::note_read`).
 
+use crate::Inode;
 use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use crate::Inode;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -533,8 +533,22 @@ mod tests {
         assert!(access != open_access && !slot.direct_unchanged(open_access));
         let got = attrs.load().unwrap();
         assert_eq!(
-            (got.mode, got.uid, got.ino, got.dev, got.mtime_ns, got.ctime_ns),
-            (inode.mode, inode.uid, inode.ino, inode.dev, inode.mtime_ns, inode.ctime_ns)
+            (
+                got.mode,
+                got.uid,
+                got.ino,
+                got.dev,
+                got.mtime_ns,
+                got.ctime_ns
+            ),
+            (
+                inode.mode,
+                inode.uid,
+                inode.ino,
+                inode.dev,
+                inode.mtime_ns,
+                inode.ctime_ns
+            )
         );
         // A client's own change makes it unusable until the server publishes again.
         attrs.mark_stale();
