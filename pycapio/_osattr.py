@@ -17,11 +17,11 @@ from typing import Any
 
 from . import _pycapio
 from ._route import capio_fd as _capio_fd
+from ._route import changed_through_fd, originals
 from ._route import follow as _follow
 from ._route import fspath_or_self as _fspath
 from ._route import keywords_ok as _keywords
 from ._route import mode_of as _mode
-from ._route import originals
 from ._route import oserror as _oserror
 from ._route import stat_of as _stat_of
 from ._route import target as _target
@@ -122,6 +122,7 @@ def fchmod_proxy(fd: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
         _set_attrs(fd, fd, mode=mode)
         return
     originals["os.fchmod"](fd, mode, *args, **kwargs)
+    changed_through_fd(fd)
 
 
 def _id(value: Any) -> bool:
@@ -161,6 +162,7 @@ def fchown_proxy(fd: Any, uid: Any, gid: Any, *args: Any, **kwargs: Any) -> None
         _set_attrs(fd, fd, uid=uid, gid=gid)
         return
     originals["os.fchown"](fd, uid, gid, *args, **kwargs)
+    changed_through_fd(fd)
 
 
 def _utime_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -226,6 +228,7 @@ def utime_proxy(path: Any, *args: Any, **kwargs: Any) -> None:
             _set_attrs(target, path, named=False, follow_symlinks=follow, **attrs)
             return
     originals["os.utime"](path, *args, **kwargs)
+    changed_through_fd(path)
 
 
 def truncate_proxy(path: Any, length: Any, *args: Any, **kwargs: Any) -> None:

@@ -14,7 +14,14 @@ from typing import Any
 
 from . import _pycapio
 from ._rawio import CapioFileIO
-from ._route import as_reported, beside_dir_fd, check_trailing_slash, ends_in_slash, originals
+from ._route import (
+    as_reported,
+    beside_dir_fd,
+    changed_through_fd,
+    check_trailing_slash,
+    ends_in_slash,
+    originals,
+)
 from ._route import capio_fd as _capio_fd
 from ._route import fspath_or_self as _fspath
 from ._route import keywords_ok as _keywords
@@ -134,6 +141,7 @@ def ftruncate_proxy(fd: Any, length: Any, *args: Any, **kwargs: Any) -> None:
         _pycapio._truncate(fd, length)
         return
     originals["os.ftruncate"](fd, length, *args, **kwargs)
+    changed_through_fd(fd)
 
 
 def _capio_file_object(fd: Any) -> bool:

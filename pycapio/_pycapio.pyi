@@ -148,6 +148,10 @@ def _plain_fstat(fd: int) -> os.stat_result | None:
     """``os.stat_result`` of a plain fd ``_open_path(..., plain=True)`` gave, as its CAPIO path
     reports the file; None for any other fd."""
 
+def _plain_changed(fd: int) -> None:
+    """After the OS changed a file through a plain fd ``_open_path(..., plain=True)`` gave (its
+    mode, times, size): ``stat`` by path reads the file again. Nothing for any other fd."""
+
 def _stat_path(path: _Path, follow_symlinks: bool = True) -> os.stat_result | None:
     """``os.stat_result`` of any path in one call (errors name the path as given); None when the
     path is not CAPIO's (the OS answers)."""

@@ -14,6 +14,7 @@ from typing import Any
 from . import _pycapio
 
 __all__ = [
+    "changed_through_fd",
     "as_reported",
     "beside_dir_fd",
     "capio_fd",
@@ -168,3 +169,10 @@ def stat_of(target: str, path: Any, follow_symlinks: bool = True) -> os.stat_res
         return _pycapio._stat(target, follow_symlinks)
     except OSError as exc:
         raise oserror(exc, fspath_or_self(path)) from None
+
+
+def changed_through_fd(fd: Any) -> None:
+    """The OS changed a file through ``fd``: if a plain fd of a CAPIO file (a text file's), what
+    ``stat`` by path answers from is read again."""
+    if type(fd) is int:
+        _pycapio._plain_changed(fd)

@@ -16,7 +16,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-/// Number of slots in a server's table (64 MiB of sparse, lazily allocated shared memory).
+/// Number of slots in a server's table (64 MiB of slots and as much of their attributes, plus
+/// the namespace index: sparse, lazily allocated shared memory).
 pub const DEFAULT_SLOTS: u32 = 1 << 20;
 /// The namespace slot.
 pub const NAMESPACE_SLOT: u32 = 0;
@@ -84,9 +85,11 @@ pub struct SlotAttrs {
     mode: AtomicU32,
     uid: AtomicU32,
     gid: AtomicU32,
-    /// Set by a client that changed the object's attributes itself (`fchmod` of its fd): the
-    /// copy no longer holds until the server takes a new one.
-    stale: AtomicU32,
+    /// Moved by every client that changes the object itself (`fchmod` of its fd, a write after
+    /// the commit): the copy holds only while this is what it was when the server read the
+    /// object (`published`), so a change racing the server's read is never covered up.
+    changes: AtomicU32,
+    published: AtomicU32,
     /// 0: no copy (the file is not committed, or not offered).
     ino: AtomicU64,
     dev: AtomicU64,
@@ -98,7 +101,8 @@ pub struct SlotAttrs {
 const _: () = assert!(size_of::<SlotAttrs>() == 64);
 
 impl SlotAttrs {
-    fn store(&self, inode: Option<&Inode>) {
+    /// Keep `inode` (read when `changes` was `seen`), or no copy.
+    fn store(&self, inode: Option<&Inode>, seen: u32) {
         let Some(i) = inode else {
             self.ino.store(0, SeqCst);
             return;
@@ -110,15 +114,21 @@ impl SlotAttrs {
         self.atime_ns.store(i.atime_ns, SeqCst);
         self.mtime_ns.store(i.mtime_ns, SeqCst);
         self.ctime_ns.store(i.ctime_ns, SeqCst);
-        self.stale.store(0, SeqCst);
+        self.published.store(seen, SeqCst);
         self.ino.store(i.ino, SeqCst);
+    }
+
+    /// Where clients' changes stand: read by the server before it reads the object.
+    pub fn changes(&self) -> u32 {
+        self.changes.load(SeqCst)
     }
 
     /// The copy, if there is one and nobody changed the object since (size 0, one link: the
     /// caller knows the file's).
     pub fn load(&self) -> Option<Inode> {
         let ino = self.ino.load(SeqCst);
-        (ino != 0 && self.stale.load(SeqCst) == 0).then(|| Inode {
+        let current = self.changes.load(SeqCst) == self.published.load(SeqCst);
+        (ino != 0 && current).then(|| Inode {
             size: 0,
             mode: self.mode.load(SeqCst),
             uid: self.uid.load(SeqCst),
@@ -132,9 +142,9 @@ impl SlotAttrs {
         })
     }
 
-    /// A client changed the object's attributes through its own fd.
+    /// A client changed the object through its own fd.
     pub fn mark_stale(&self) {
-        self.stale.store(1, SeqCst);
+        self.changes.fetch_add(1, SeqCst);
     }
 }
 
@@ -330,16 +340,6 @@ impl Slot {
         off >= self.released.load(SeqCst)
     }
 
-    /// The server says whether clients may reach the file's memory object directly: `Some((fd,
-    /// ino))` names it among the server's fds, `None` withdraws it.
-    pub fn set_direct(&self, object: Option<(i32, u64)>) {
-        let (fd, ino) = object.unwrap_or((-1, 0));
-        self.access.fetch_add(1, SeqCst);
-        self.data_fd.store(fd, SeqCst);
-        self.data_ino.store(ino, SeqCst);
-        self.access.fetch_add(1, SeqCst);
-    }
-
     /// The memory object a client may reach directly, as `(fd, ino, access)`: the server's fd
     /// and the object's inode, and the access word to check with [`Slot::direct_unchanged`]
     /// after acting on them. `None` when the server does not allow it now.
@@ -445,8 +445,14 @@ impl StateTable {
 
     /// Tell clients, under slot `index`'s access word, the memory object they may reach directly
     /// (the server's fd of it and its inode), and with `committed` the attributes a `stat` of it
-    /// reports (which only the server changes from then on); `None`: none.
-    pub fn publish_direct(&self, index: u32, object: Option<(i32, &Inode)>, committed: bool) {
+    /// reports (read when its attributes' `changes` was `seen`); `None`: none.
+    pub fn publish_direct(
+        &self,
+        index: u32,
+        object: Option<(i32, &Inode)>,
+        committed: bool,
+        seen: u32,
+    ) {
         let (Some(slot), Some(attrs)) = (self.slot(index), self.attrs(index)) else {
             return;
         };
@@ -454,7 +460,7 @@ impl StateTable {
         slot.access.fetch_add(1, SeqCst);
         slot.data_fd.store(fd, SeqCst);
         slot.data_ino.store(ino, SeqCst);
-        attrs.store(object.filter(|_| committed).map(|(_, inode)| inode));
+        attrs.store(object.filter(|_| committed).map(|(_, inode)| inode), seen);
         slot.access.fetch_add(1, SeqCst);
     }
 
@@ -524,10 +530,10 @@ mod tests {
         let inode = Inode::from(&file.metadata().unwrap());
         let (slot, attrs) = (table.slot(3).unwrap(), table.attrs(3).unwrap());
         // Not committed: the object only; committed: its attributes too, under one access word.
-        table.publish_direct(3, Some((7, &inode)), false);
+        table.publish_direct(3, Some((7, &inode)), false, 0);
         let (_, _, open_access) = slot.direct().unwrap();
         assert!(attrs.load().is_none());
-        table.publish_direct(3, Some((7, &inode)), true);
+        table.publish_direct(3, Some((7, &inode)), true, attrs.changes());
         let (fd, ino, access) = slot.direct().unwrap();
         assert_eq!((fd, ino), (7, inode.ino));
         assert!(access != open_access && !slot.direct_unchanged(open_access));
@@ -550,12 +556,17 @@ mod tests {
                 inode.ctime_ns
             )
         );
-        // A client's own change makes it unusable until the server publishes again.
+        // A client's own change makes it unusable until the server publishes again, also one
+        // made while the server was reading the object (it read `changes` first).
         attrs.mark_stale();
         assert!(attrs.load().is_none());
-        table.publish_direct(3, Some((7, &inode)), true);
+        let seen = attrs.changes();
+        attrs.mark_stale();
+        table.publish_direct(3, Some((7, &inode)), true, seen);
+        assert!(attrs.load().is_none());
+        table.publish_direct(3, Some((7, &inode)), true, attrs.changes());
         assert!(attrs.load().is_some());
-        table.publish_direct(3, None, true);
+        table.publish_direct(3, None, true, 0);
         assert!(slot.direct().is_none() && attrs.load().is_none());
         // Each slot has its own.
         assert!(table.attrs(2).unwrap().load().is_none() && table.attrs(8).is_none());

@@ -75,6 +75,7 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_is_capio_fd" => api::is_capio_fd, c"Whether an fd is an open CAPIO fd of this process.";
             c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
             c"_plain_fstat" => api::plain_fstat, c"os.stat_result of a plain fd of a committed CAPIO file (as its path reports it), None for any other fd.";
+            c"_plain_changed" => api::plain_changed, c"After a change through a plain fd of a CAPIO file: stat by path reads it again.";
             c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";
             c"_stat_path" => api::stat_path, c"os.stat_result of any path in one call; None when it is not CAPIO's.";
             c"_path_mode" => api::path_mode, c"st_mode of any path for the os.path predicates: None where a stat of a CAPIO path would fail, -1 when the path is not CAPIO's.";

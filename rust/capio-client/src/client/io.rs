@@ -102,10 +102,23 @@ impl Client {
             Some(i) => (i, self.slot(i)?),
             None => return Err(ClientError::os(libc::EBADF, None)),
         };
-        if h.direct_write {
-            return h.write_direct(data, offset);
+        let written = if h.direct_write {
+            h.write_direct(data, offset)
+        } else {
+            h.write_published(slot, data, offset, |end| self.ask_reserve(&h, index, end))
+        };
+        self.changed_after_commit(index, slot);
+        written
+    }
+
+    /// A write or cut of a file already committed (by its rule, while this fd was still open)
+    /// changes what the server published of it for `stat` (see `SlotAttrs`).
+    fn changed_after_commit(&self, index: u32, slot: &Slot) {
+        if slot.state() == capio_proto::SlotState::Committed
+            && let Some(attrs) = self.table.attrs(index)
+        {
+            attrs.mark_stale();
         }
-        h.write_published(slot, data, offset, |end| self.ask_reserve(&h, index, end))
     }
 
     fn current_size(&self, h: &Handle) -> Result<u64> {
@@ -141,7 +154,9 @@ impl Client {
             Some(i) if h.writable => (i, self.slot(i)?),
             _ => return Err(ClientError::os(libc::EINVAL, None)),
         };
-        h.truncate_published(slot, size, |end| self.ask_reserve(&h, index, end))
+        let cut = h.truncate_published(slot, size, |end| self.ask_reserve(&h, index, end));
+        self.changed_after_commit(index, slot);
+        cut
     }
 }
 

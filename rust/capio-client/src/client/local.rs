@@ -26,16 +26,30 @@ use super::{Client, FileStat, Handle};
 /// The memory objects (dev, ino) handed out as plain fds in this process: what `fstat` of any fd
 /// of theirs reports as the CAPIO file. Kept across re-attaches and forks (a child's inherited
 /// fds are its parent's objects); an object recycled for another file is still a CAPIO file's.
-static PLAIN_OBJECTS: std::sync::Mutex<std::collections::BTreeSet<(u64, u64)>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
+/// Each with the slot its file had when handed out (a change through the fd is told there).
+static PLAIN_OBJECTS: std::sync::Mutex<std::collections::BTreeMap<(u64, u64), u32>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-/// The memory object `meta` describes is handed out as a plain fd in this process.
-pub(super) fn note_plain_object(meta: &std::fs::Metadata) {
+/// The memory object `meta` describes, the file in `slot`, is handed out as a plain fd in this
+/// process.
+pub(super) fn note_plain_object(meta: &std::fs::Metadata, slot: u32) {
     use std::os::unix::fs::MetadataExt;
     PLAIN_OBJECTS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert((meta.dev(), meta.ino()));
+        .insert((meta.dev(), meta.ino()), slot);
+}
+
+/// The slot of the file whose memory object `fd` holds, if [`Client::open_plain`] or a plain
+/// writer handed it out in this process (or a parent it forked from), with its metadata.
+fn plain_object(fd: std::os::fd::RawFd) -> Option<(u32, std::fs::Metadata)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
+    let slot = *PLAIN_OBJECTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(meta.dev(), meta.ino()))?;
+    Some((slot, meta))
 }
 
 /// An fd number as a name in `/proc/<pid>/fd`, NUL-terminated, without allocating.
@@ -222,10 +236,10 @@ impl Client {
     pub fn open_plain(&self, path: &Path) -> Result<Option<std::os::fd::RawFd>> {
         use std::os::fd::IntoRawFd;
         let abs = self.require_capio_path(path)?;
-        let Some((file, meta, _)) = self.open_committed(&abs) else {
+        let Some((file, meta, (slot, _))) = self.open_committed(&abs) else {
             return Ok(None);
         };
-        note_plain_object(&meta);
+        note_plain_object(&meta, slot);
         Ok(Some(file.into_raw_fd()))
     }
 
@@ -233,13 +247,16 @@ impl Client {
     /// [`Client::open_plain`] handed out in this process (or a parent it forked from): through any
     /// fd of it, `dup`s included.
     pub fn plain_fstat(&self, fd: std::os::fd::RawFd) -> Option<FileStat> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
-        let known = PLAIN_OBJECTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&(meta.dev(), meta.ino()));
-        known.then(|| self.memory_stat(&(&meta).into(), meta.len(), SlotState::Committed))
+        let (_, meta) = plain_object(fd)?;
+        Some(self.memory_stat(&(&meta).into(), meta.len(), SlotState::Committed))
+    }
+
+    /// `fd`, if a plain fd of a file's memory object, changed the object itself (its mode,
+    /// times, size): what the server published of the file for `stat` holds no more.
+    pub fn plain_changed(&self, fd: std::os::fd::RawFd) {
+        if let Some(attrs) = plain_object(fd).and_then(|(slot, _)| self.table.attrs(slot)) {
+            attrs.mark_stale();
+        }
     }
 }
 

@@ -196,7 +196,7 @@ impl Client {
                 .try_clone()
                 .map_err(|e| ClientError::from_io(e, path.to_path_buf()))?;
             if let Ok(meta) = file.metadata() {
-                super::local::note_plain_object(&meta);
+                super::local::note_plain_object(&meta, r.slot);
             }
             plain = Some(OwnedFd::from(std::mem::replace(&mut file, dup)));
         }

@@ -176,16 +176,12 @@ impl FileNode {
         self.direct_write
     }
 
-    /// Of a file written directly: publish what its writers wrote so far (and of a committed
-    /// one, its attributes as they are now).
+    /// Of a file written directly: publish what its writers wrote so far.
     pub(super) fn publish_direct_writes(&self) {
         if self.direct_write
             && let Ok(meta) = self.data.metadata()
         {
             self.shared().publish_exact(meta.len());
-            if self.state == SlotState::Committed {
-                self.publish_direct();
-            }
         }
     }
 
@@ -237,6 +233,8 @@ impl FileNode {
             && self.recyclable
             && self.backing == Backing::Anonymous
             && !super::release::releasable(self, false);
+        // Read before the object: a client's change made meanwhile is never covered up.
+        let seen = self.table.attrs(self.slot).map_or(0, |a| a.changes());
         let inode = direct
             .then(|| self.data.metadata().ok())
             .flatten()
@@ -249,7 +247,13 @@ impl FileNode {
         // Of a committed file, the attributes `stat` reports too: only the server changes them
         // from then on (reads leave the access time alone), and it publishes again when it does.
         let object = inode.as_ref().map(|i| (self.data.as_raw_fd(), i));
-        self.table.publish_direct(self.slot, object, committed);
+        self.table
+            .publish_direct(self.slot, object, committed, seen);
+    }
+
+    /// Clients may no longer reach its memory object.
+    fn withdraw_direct(&self) {
+        self.table.publish_direct(self.slot, None, false, 0);
     }
 
     /// Open → Aborted: its producers are gone before the commit, and readers get an error.
@@ -341,7 +345,7 @@ impl FileNode {
     /// Serve it from `data` (on disk) from now on; returns the memory object it leaves, if any.
     pub(super) fn replace_data(&mut self, data: File, backing: Backing) -> Option<File> {
         // Clients stop reaching the old object before the server lets it go.
-        self.shared().set_direct(None);
+        self.withdraw_direct();
         let old = std::mem::replace(&mut self.data, data);
         self.backing = backing;
         // A file on disk never holds another file's bytes.
@@ -372,8 +376,8 @@ impl FileNode {
     /// and its slot is free for the next file.
     fn release(mut self, budget: &mut Budget) -> u32 {
         budget.set_charge(&mut self, 0);
+        self.withdraw_direct();
         let s = self.shared();
-        s.set_direct(None);
         s.start_file(0, 0);
         s.set_state(SlotState::Free);
         let slot = self.slot;
@@ -602,6 +606,8 @@ impl FileTable {
         if let Err(e) = node.trim() {
             warning!("cannot give back the unused memory of a committed file: {e}");
         }
+        // The trim changed the object's size and times after the commit published them.
+        node.publish_direct();
         self.last_generation = generation;
         // Done growing: the budget's headroom held for it goes back to the others.
         self.release_headroom(slot);

@@ -55,8 +55,12 @@ impl Namespace {
             return caused;
         };
         if writable && let Some(node) = self.files.node(slot) {
-            // What a writer of a file written directly wrote is seen from its close on.
+            // What a writer of a file written directly wrote is seen from its close on; and
+            // what a writer changed of a committed file (still open when it was committed).
             node.publish_direct_writes();
+            if node.is_committed() {
+                node.publish_direct();
+            }
         }
         if writable && self.clients.produces(cid, slot) {
             self.producer_closed(slot, &mut caused);

@@ -123,6 +123,17 @@ pub fn plain_fstat(a: &CallArgs, m: ModuleRef) -> PyResult<Owned> {
     }
 }
 
+/// After the OS changed a file through a plain fd `_open_path(..., plain=True)` gave (its mode,
+/// times, size): `stat` by path reads the file again. Nothing for any other fd.
+pub fn plain_changed(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    if let Some(c) = state::peek() {
+        c.plain_changed(fd);
+    }
+    Ok(Owned::none())
+}
+
 pub fn pycapio_mkdir(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["path", "flags"], 1)?;
     let path = convert::path(v[0].expect("required"), "path")?;
