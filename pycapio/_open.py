@@ -35,6 +35,10 @@ from ._route import capio_target, originals
 
 __all__ = ["DEFAULT_TEXT_ENCODING", "new_fileio", "open_proxy", "open_with_opener", "warn_default_encoding"]
 
+# The stdlib's own raw file, as imported (while patched, `_io.FileIO` is a stand-in that routes).
+_FileIO = _io.FileIO
+_fileio_close = _FileIO.close
+
 # What TextIOWrapper does with encoding=None, said explicitly: the proxies warn about the missing
 # encoding themselves (-X warn_default_encoding), at the caller's line, as the built-in open does.
 DEFAULT_TEXT_ENCODING = "utf-8" if sys.flags.utf8_mode else "locale"
@@ -95,7 +99,7 @@ def open_proxy(
                 return _plain_writer(file, fd, m, (mode, -1, encoding, None, None), 3)
             raw: CapioFileIO | io.FileIO
             if fd < 0:
-                raw = _io.FileIO(~fd, m.rawmode, closefd=True)
+                raw = _FileIO(~fd, m.rawmode, closefd=True)
             else:
                 raw = CapioFileIO(fd, m.rawmode)
                 raw.name = file
@@ -125,18 +129,16 @@ def _plain_writer(
     for it, which commits the file. ``depth``: the stack level of open()'s caller seen from here."""
     plain, closes_with = fds
     try:
-        raw = _io.FileIO(plain, m.rawmode, closefd=True)
+        raw = _FileIO(plain, m.rawmode, closefd=True)
     except BaseException:
         os.close(plain)
-        _pycapio._close(closes_with)
+        _pycapio._abandon(closes_with)
         raise
     raw.name = name
     _commit_on_close(raw, closes_with)
     mode, buffering, encoding, errors, newline = layers
     return track(_layers(raw, m, mode, buffering, encoding, errors, newline, depth + 1))
 
-
-_fileio_close = _io.FileIO.close
 
 # Text files written directly that the collector found in reference cycles, as (plain fd, CAPIO
 # fd, owner pid): closed once the collection is over, after every finaliser in it (which may
@@ -236,7 +238,7 @@ def _open_slow(
         name = file if isinstance(file, (str, bytes)) else os.fspath(file)
         fd = open_by_name(name, m.flags, not m.binary)
     except NotServed as exc:  # a FIFO or a device in the CAPIO directory: a built-in file
-        os_raw = _io.FileIO(exc.fd, m.rawmode, closefd=True)
+        os_raw = _FileIO(exc.fd, m.rawmode, closefd=True)
         os_raw.name = name
         return _layers(os_raw, m, mode, buffering, encoding, errors, newline, 4)
     except (TypeError, ValueError):  # not a path the OS would take: it says so itself

@@ -102,6 +102,7 @@ def chmod_proxy(path: Any, mode: Any, *args: Any, **kwargs: Any) -> None:
                 _set_attrs(target, path, mode=mode, follow_symlinks=follow)
                 return
     originals["os.chmod"](path, mode, *args, **kwargs)
+    changed_through_fd(path)
 
 
 _umask_lock = threading.Lock()
@@ -143,6 +144,7 @@ def _chown_call(name: str, follow: bool) -> Callable[..., None]:
                 _set_attrs(target, path, uid=uid, gid=gid, follow_symlinks=follows)
                 return
         originals[name](path, uid, gid, *args, **kwargs)
+        changed_through_fd(path)
 
     proxy.__name__ = proxy.__qualname__ = f"{name.rsplit('.', 1)[1]}_proxy"
     proxy.__doc__ = (
@@ -252,6 +254,7 @@ def truncate_proxy(path: Any, length: Any, *args: Any, **kwargs: Any) -> None:
                 _pycapio._close(fd)
             return
     originals["os.truncate"](path, length, *args, **kwargs)
+    changed_through_fd(path)
 
 
 def _xattr_call(name: str, nargs: int) -> Callable[..., Any]:

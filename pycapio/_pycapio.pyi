@@ -91,7 +91,7 @@ def _capio_path(path: _Path) -> str | None:
 @overload
 def _open_path(path: _Path, flags: int, mode: int = 0o666, plain: Literal[False] = False) -> int | None: ...
 @overload
-def _open_path(path: _Path, flags: int, mode: int, plain: bool) -> int | tuple[int, int] | None:
+def _open_path(path: _Path, flags: int, mode: int = 0o666, plain: bool = ...) -> int | tuple[int, int] | None:
     """The one call that decides whether ``path`` is CAPIO's and opens it (``open(2)`` flags and
     mode): a CAPIO fd; ``~fd`` (negative) for an fd the OS opened because CAPIO does not serve the
     node (a FIFO, a device in the CAPIO directory) or, with ``plain``, a committed file opened
@@ -147,6 +147,10 @@ def _stat(path: _Path, follow_symlinks: bool = True) -> os.stat_result:
 def _plain_fstat(fd: int) -> os.stat_result | None:
     """``os.stat_result`` of a plain fd ``_open_path(..., plain=True)`` gave, as its CAPIO path
     reports the file; None for any other fd."""
+
+def _abandon(fd: int) -> None:
+    """Undo the open of CAPIO fd ``fd`` whose file object could not be made (nothing was written
+    through it): closed, and never counted as a writer's close, which could commit the file."""
 
 def _plain_changed(fd: int) -> None:
     """After the OS changed a file through a plain fd ``_open_path(..., plain=True)`` gave (its

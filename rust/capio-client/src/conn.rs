@@ -24,6 +24,9 @@ pub struct Conn {
     workflow: String,
     /// How long replies take of late (a moving average), which sets how long to spin for one.
     typical_reply: Duration,
+    /// Calls made: every so often one spins its longest, so slow replies that became quick again
+    /// are noticed.
+    calls: u32,
 }
 
 /// A reply: its fixed part `T` (the request's `Reply` type), its tail, and the fd it carried.
@@ -54,6 +57,7 @@ impl Conn {
             stream,
             workflow: workflow.to_owned(),
             typical_reply: Duration::ZERO,
+            calls: 0,
         }
     }
 
@@ -92,7 +96,9 @@ impl Conn {
         // Most replies come within tens of microseconds: checking for a while (four times what they
         // take of late) before sleeping in recv saves a sleep and a wake-up per request; when
         // they take longer than spinning may, a wake-up is the cheaper.
+        self.calls = self.calls.wrapping_add(1);
         let spin = match self.typical_reply * 4 {
+            _ if self.calls.is_multiple_of(16) => REPLY_SPIN_MOST,
             t if t > REPLY_SPIN_MOST => Duration::ZERO,
             t => t.max(REPLY_SPIN_LEAST),
         };
@@ -107,7 +113,13 @@ impl Conn {
             Err(WireError::Eof | WireError::Io(_)) => return Err(self.gone()),
             Err(e) => return Err(e.into()),
         };
-        self.typical_reply = (self.typical_reply * 7 + start.elapsed()) / 8;
+        // Learnt only from replies it spun for (one slept for at once took a wake-up too), and
+        // at most twice the longest spin: one slow reply (a server starting) must not keep the
+        // next ones from spinning for long.
+        if spin > Duration::ZERO {
+            let took = start.elapsed().min(REPLY_SPIN_MOST * 2);
+            self.typical_reply = (self.typical_reply * 7 + took) / 8;
+        }
         if header.kind != R::KIND.reply_code() {
             return Err(WireError::UnknownKind(header.kind).into());
         }

@@ -7,6 +7,9 @@
 //!
 //! A slot may also serve a reader as its progress cell instead of a file: `len` is how far the
 //! reader has read without a gap, and `state` says whether it mapped the file (see `Slot::note_read`).
+//!
+//! After the slots come the namespace index (`index`) and one [`SlotAttrs`] per slot: what a
+//! `stat` of a committed file reports, published with the slot's direct access.
 
 use crate::Inode;
 use crate::sys;
@@ -46,7 +49,8 @@ impl SlotState {
 
 #[repr(C, align(64))]
 pub struct Slot {
-    /// Bytes published by producers (readers never read past it before the commit).
+    /// Bytes published by producers (readers never read past it before the commit); of a file
+    /// its writers write directly, by the server at the commit and at each writer's close.
     pub len: AtomicU64,
     /// Futex word: bumped when `len` grows while someone waits, and on every state change.
     pub seq: AtomicU32,
@@ -65,8 +69,9 @@ pub struct Slot {
     /// Bytes below this end were released: every declared consumer had read them (a read of
     /// them fails). Only ever grows for a file; the server sets it before it frees the memory.
     pub released: AtomicU64,
-    /// Direct access (see [`Slot::direct`]): even between changes of the two fields below, odd
-    /// during one; every change moves it, so a client can tell its answer still held.
+    /// Direct access (see [`Slot::direct`]): even between changes of the two fields below and
+    /// the slot's [`SlotAttrs`], odd during one; every change moves it, so a client can tell its
+    /// answer still held.
     access: AtomicU32,
     /// The server's fd of the file's memory object, which a client may open and `stat` itself
     /// (through `/proc/<server>/fd`) while the file's data and rules allow it; -1 otherwise.

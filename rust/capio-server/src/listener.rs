@@ -393,7 +393,8 @@ fn accept_loop(server: &Arc<Shared>) {
 const NAMED_UNPERSISTED: usize = 20;
 
 /// Ordered shutdown: disappear from the runtime directory, let commits in flight finish
-/// persisting, then name every file whose content is not on disk.
+/// persisting, then name every file whose content is not on disk (of committed files kept in
+/// memory only as their rule says, the first few and a count).
 fn shut_down(server: &Shared, paths: &WorkflowPaths) {
     // First, so a client starting now spawns a fresh server (which waits on our lock).
     for path in [&paths.socket, &paths.info] {

@@ -71,10 +71,11 @@ pub unsafe extern "C" fn PyInit__pycapio() -> *mut ffi::PyObject {
             c"_seek" => api::seek, c"Move a CAPIO fd's position.";
             c"_truncate" => api::truncate, c"Resize a CAPIO file.";
             c"_close" => api::close, c"Close a CAPIO fd.";
+            c"_abandon" => api::abandon, c"Undo the open of a CAPIO fd nothing was written through (never a writer's close).";
             c"_pin" => api::pin, c"The file of a CAPIO fd is mapped from offset (or its fd handed out: 0): none of its bytes may be released early; OSError(ENODATA) if some already were.";
             c"_is_capio_fd" => api::is_capio_fd, c"Whether an fd is an open CAPIO fd of this process.";
             c"_fstat" => api::fstat, c"os.stat_result of an open CAPIO fd.";
-            c"_plain_fstat" => api::plain_fstat, c"os.stat_result of a plain fd of a committed CAPIO file (as its path reports it), None for any other fd.";
+            c"_plain_fstat" => api::plain_fstat, c"os.stat_result of a plain fd of a CAPIO file (as its path reports it), None for any other fd.";
             c"_plain_changed" => api::plain_changed, c"After a change through a plain fd of a CAPIO file: stat by path reads it again.";
             c"_stat" => api::stat, c"os.stat_result of a CAPIO path; follow_symlinks=False reports a final symlink itself; never waits.";
             c"_stat_path" => api::stat_path, c"os.stat_result of any path in one call; None when it is not CAPIO's.";

@@ -114,10 +114,8 @@ impl Client {
     /// A write or cut of a file already committed (by its rule, while this fd was still open)
     /// changes what the server published of it for `stat` (see `SlotAttrs`).
     fn changed_after_commit(&self, index: u32, slot: &Slot) {
-        if slot.state() == capio_proto::SlotState::Committed
-            && let Some(attrs) = self.table.attrs(index)
-        {
-            attrs.mark_stale();
+        if slot.state() == capio_proto::SlotState::Committed {
+            self.attrs_changed(index);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Answers without a round trip, from the namespace index the server publishes in the shared table
-//! (`capio_proto::index`): the `stat` of a file in memory, a path that does not exist, and the
+//! (`capio_proto::index`): the `stat` of a file in memory (of a committed one, from the
+//! attributes the server published with it: no syscall), a path that does not exist, and the
 //! open of a committed file for reading. Of a persisted file, its copy on disk is checked first,
 //! as the server does (one `lstat`). Each answer is taken only if neither the index nor the
 //! file's direct access changed while it was made, so it is one the server could have given at
@@ -254,7 +255,15 @@ impl Client {
     /// `fd`, if a plain fd of a file's memory object, changed the object itself (its mode,
     /// times, size): what the server published of the file for `stat` holds no more.
     pub fn plain_changed(&self, fd: std::os::fd::RawFd) {
-        if let Some(attrs) = plain_object(fd).and_then(|(slot, _)| self.table.attrs(slot)) {
+        if let Some((slot, _)) = plain_object(fd) {
+            self.attrs_changed(slot);
+        }
+    }
+
+    /// The file in `slot` was changed by a client itself: what the server published of it for
+    /// `stat` (`SlotAttrs`) holds no more.
+    pub(super) fn attrs_changed(&self, slot: u32) {
+        if let Some(attrs) = self.table.attrs(slot) {
             attrs.mark_stale();
         }
     }

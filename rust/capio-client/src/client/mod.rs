@@ -69,16 +69,17 @@ struct Handle {
     /// write into it (fresh memory is written with `pwrite`).
     map: std::sync::OnceLock<capio_proto::datamap::WriteMap>,
     /// Its file's writers write its memory object directly (`OpenReply::direct_write`): its
-    /// length is the object's size, and this handle's writes are plain ones through `file`, a
-    /// description of its own.
+    /// length is the object's size until the commit, and this handle's writes are plain ones
+    /// through `file`, which the server made for this writer (for a plain writer's CAPIO fd, a
+    /// duplicate of the plain fd's).
     direct_write: bool,
 }
 
 impl Handle {
     /// The file's length as this handle sees it now: what its producers published, or of a file
-    /// written directly, its object's size.
+    /// written directly and not committed yet, its object's size (as the server's `len`).
     fn live_len(&self, slot: &capio_proto::Slot) -> Result<u64> {
-        if !self.direct_write {
+        if !self.direct_write || slot.state() != capio_proto::SlotState::Open {
             return Ok(slot.len.load(std::sync::atomic::Ordering::SeqCst));
         }
         self.file

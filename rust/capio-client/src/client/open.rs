@@ -49,7 +49,8 @@ impl Client {
 
     /// `open`, for a writer that writes with the OS's own calls (a text file under the stdlib's
     /// exact `FileIO`, whose every line CPython writes without a Python-level check): a file this
-    /// open creates, whose readers wait for its commit, comes as a plain fd of its memory object.
+    /// open creates, whose readers wait for its commit (or one such a create made, opened for
+    /// writing again), comes as a plain fd of its memory object.
     /// The caller closes that fd, then [`Client::close`]s `closes_with`, which commits it.
     pub fn open_plain_writer(
         &self,
@@ -264,6 +265,23 @@ impl Client {
     /// writer's close (it wrote nothing, and `on_close` must not count it).
     fn abandon(&self, slot: u32, progress: u32) {
         let _ = self.tell_closed(slot, false, progress);
+    }
+
+    /// Undo the open of CAPIO fd `fd` whose caller could not take it (nothing was written
+    /// through it): closed, and told as [`Client::abandon`] tells it.
+    pub fn abandon_fd(&self, fd: RawFd) {
+        let h = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd);
+        if let Some(h) = h {
+            let (slot, progress) = (h.slot, h.progress.unwrap_or(0));
+            drop(h);
+            if let Some(slot) = slot {
+                self.abandon(slot, progress);
+            }
+        }
     }
 
     fn tell_closed(&self, slot: u32, writable: bool, progress: u32) -> Result<()> {

@@ -82,9 +82,8 @@ impl Client {
         let h = self.handle(fd)?;
         let applied = sys::set_attrs_fd(h.file.as_fd(), attrs);
         // What the server published of the file's attributes holds no more (see `SlotAttrs`).
-        let slot = h.slot.or(h.offered.map(|(slot, _)| slot));
-        if let Some(attrs) = slot.and_then(|i| self.table.attrs(i)) {
-            attrs.mark_stale();
+        if let Some(slot) = h.slot.or(h.offered.map(|(slot, _)| slot)) {
+            self.attrs_changed(slot);
         }
         applied.map_err(|e| ClientError::from_io(e, None::<PathBuf>))
     }

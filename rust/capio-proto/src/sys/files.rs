@@ -254,8 +254,14 @@ pub fn open_at_noatime(
     dir: BorrowedFd<'_>,
     name: &std::ffi::CStr,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    match open_at(dir, name, libc::O_RDONLY | libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open_at(dir, name, libc::O_RDONLY),
+    noatime_if_allowed(|noatime| open_at(dir, name, libc::O_RDONLY | noatime))
+}
+
+/// `open(O_NOATIME)` where the kernel allows it (the caller owns the file), a plain open
+/// otherwise: `open` is called with the flag to add.
+pub(super) fn noatime_if_allowed<T>(open: impl Fn(i32) -> io::Result<T>) -> io::Result<T> {
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
         opened => opened,
     }
 }

@@ -39,11 +39,7 @@ pub fn reopen_as(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
             .custom_flags(libc::O_CLOEXEC | flags & libc::O_APPEND | extra)
             .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
     };
-    match open(libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
-        opened => opened,
-    }
-    .map(OwnedFd::from)
+    super::files::noatime_if_allowed(open).map(OwnedFd::from)
 }
 
 /// Whether `fd`'s open file description is the only one of its file anywhere: no other process or

@@ -162,10 +162,12 @@ impl FileNode {
         &self.rule
     }
 
-    /// Bytes published by its producers; of a file written directly, its object's size.
+    /// Bytes published by its producers; of a file written directly and not committed yet, its
+    /// object's size (once committed, what its commit and its writers' closes published, as
+    /// everyone sees it).
     pub(super) fn len(&self) -> u64 {
         let published = self.shared().len.load(SeqCst);
-        if !self.direct_write {
+        if !self.direct_write || self.state != SlotState::Open {
             return published;
         }
         self.data.metadata().map_or(published, |m| m.len())

@@ -83,7 +83,7 @@ pub fn open_path(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
                     }
                     Err(e) => {
                         drop(fd);
-                        let _ = c.close(closes_with);
+                        c.abandon_fd(closes_with);
                         Err(e.into())
                     }
                 }
@@ -243,6 +243,15 @@ pub fn close(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
     let v = a.bind(&["fd"], 1)?;
     let fd = fd_arg(v[0])?;
     client()?.close(fd)?;
+    Ok(Owned::none())
+}
+
+/// Undo an open whose file object could not be made (nothing was written): never a writer's
+/// close, which could commit the file.
+pub fn abandon(a: &CallArgs, _m: ModuleRef) -> PyResult<Owned> {
+    let v = a.bind(&["fd"], 1)?;
+    let fd = fd_arg(v[0])?;
+    client()?.abandon_fd(fd);
     Ok(Owned::none())
 }
 
