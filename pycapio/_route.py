@@ -14,11 +14,11 @@ from typing import Any
 from . import _pycapio
 
 __all__ = [
-    "changed_through_fd",
     "as_reported",
     "beside_dir_fd",
     "capio_fd",
     "capio_target",
+    "changed_through_fd",
     "check_trailing_slash",
     "ends_in_slash",
     "follow",

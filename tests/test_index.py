@@ -311,18 +311,49 @@ print("ok")
 """
 
 
+def committed_then_checked(kept: tuple[Workflow, Path], name: str, check: str) -> Path:
+    """A file ``name`` one step writes and commits, then ``check`` run by another on its path
+    (``sys.argv[1]``), which must print "ok"; returns the path."""
+    wf, cl = kept
+    path = wf.capio_dir / name
+    step(wf, cl, "open(sys.argv[1], 'w').write('some text')\n", "writer", str(path)).wait(60).check()
+    result = step(wf, cl, check, "checker", str(path)).wait(60).check()
+    assert result.stdout.strip() == "ok"
+    return path
+
+
 def test_stat_of_a_committed_file_follows_every_change_of_its_attributes(kept: tuple[Workflow, Path]) -> None:
     # A committed file's stat is answered from the attributes the server published: a change
     # through the server publishes them again, one through a step's own fd makes them unusable.
     wf, cl = kept
-    path = wf.capio_dir / "attrs.txt"
-    step(wf, cl, "open(sys.argv[1], 'w').write('attrs')\n", "writer", str(path)).wait(60).check()
-    result = step(wf, cl, ATTRS, "checker", str(path)).wait(60).check()
-    assert result.stdout.strip() == "ok"
+    path = committed_then_checked(kept, "attrs.txt", ATTRS)
     # And another step, later, sees the last change.
     after = "st = os.stat(sys.argv[1]); print(oct(st.st_mode & 0o777), st.st_mtime_ns)\n"
     result = step(wf, cl, after, "checker", str(path)).wait(60).check()
     assert result.stdout.split() == ["0o604", "6000000000"]
+
+
+NOATIME = """
+import time
+path = sys.argv[1]
+before = os.stat(path).st_atime_ns
+time.sleep(0.05)  # past the kernel's clock tick: a read that touched the access time would show
+with open(path, encoding="utf-8") as f:
+    f.read()
+with open(path, "rb") as f:
+    f.read()
+fd = os.open(path, os.O_RDONLY)
+os.read(fd, 100)
+live = os.fstat(fd).st_atime_ns  # the memory object's own
+os.close(fd)
+after = os.stat(path).st_atime_ns
+assert before == after == live, (before, after, live)
+print("ok")
+"""
+
+
+def test_reads_leave_a_files_access_time_alone_as_on_a_noatime_mount(kept: tuple[Workflow, Path]) -> None:
+    committed_then_checked(kept, "atime.txt", NOATIME)
 
 
 def test_a_reader_holding_a_file_rewritten_from_scratch_reads_the_new_bytes_only(

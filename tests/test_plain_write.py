@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from test_capio_cl import config, reader_rule, start, step_rule
+from test_faults import status_json
 
 from conftest import Step, Workflow, wait_until
 
@@ -209,3 +210,47 @@ def test_a_file_whose_readers_stream_it_is_not_written_directly(workflow: Workfl
     writer = step(workflow, cl, STREAMED, "writer", str(workflow.capio_dir / "s.txt"))
     result = writer.wait(60)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+REFUSED = """
+import pycapio._open as opening
+path, checked = sys.argv[1:3]
+real = opening._FileIO
+
+def refused(*args, **kwargs):
+    raise MemoryError("no file object today")
+
+opening._FileIO = refused
+try:
+    open(path, "w", encoding="utf-8")
+except MemoryError:
+    pass
+else:
+    raise AssertionError("open() succeeded without its file object")
+opening._FileIO = real
+touch(checked + ".ready")
+wait_for(checked, 60)
+with open(path, "w", encoding="utf-8") as f:  # now written, and committed by its close
+    f.write("written")
+"""
+
+
+def state_of(wf: Workflow, path: Path) -> str:
+    (f,) = [f for f in status_json(wf)["files"] if f["path"] == str(path)]  # type: ignore[union-attr]
+    return f["state"]  # type: ignore[no-any-return]
+
+
+def test_an_open_whose_file_object_cannot_be_made_never_commits_the_file(workflow: Workflow) -> None:
+    # The server counted the open (and a producer) before the step could make its file object:
+    # the open is undone without counting as a writer's close, which would commit it empty.
+    cl = update_rules(workflow)
+    path = workflow.capio_dir / "refused.txt"
+    checked = workflow.marker("checked")
+    writer = step(workflow, cl, REFUSED, "writer", str(path), str(checked))
+    ready = Path(str(checked) + ".ready")
+    assert wait_until(lambda: ready.exists() or not writer.running(), 60), writer.stderr()
+    assert ready.exists(), writer.stderr()
+    assert state_of(workflow, path) == "open"
+    checked.write_text("go")
+    result = writer.wait(60)
+    assert result.returncode == 0, result.stderr

@@ -89,19 +89,34 @@ impl Conn {
         sys::send_with_fd(&self.stream, &frame, None).map_err(|_| self.gone())
     }
 
+    /// How long to check for the next reply before sleeping. Most replies come within tens of
+    /// microseconds: checking for a while (four times what they take of late) saves a sleep and
+    /// a wake-up per request; when they take longer than spinning may, a wake-up is the cheaper.
+    fn next_spin(&mut self) -> Duration {
+        self.calls = self.calls.wrapping_add(1);
+        match self.typical_reply * 4 {
+            _ if self.calls.is_multiple_of(16) => REPLY_SPIN_MOST,
+            t if t > REPLY_SPIN_MOST => Duration::ZERO,
+            t => t.max(REPLY_SPIN_LEAST),
+        }
+    }
+
+    /// A reply came `took` after the request, spinning for at most `spin`. Learnt only from
+    /// replies it spun for (one slept for at once took a wake-up too), and at most twice the
+    /// longest spin: one slow reply (a server starting) must not keep the next ones from spinning
+    /// for long.
+    fn learn(&mut self, spin: Duration, took: Duration) {
+        if spin > Duration::ZERO {
+            let took = took.min(REPLY_SPIN_MOST * 2);
+            self.typical_reply = (self.typical_reply * 7 + took) / 8;
+        }
+    }
+
     fn receive<R: Request>(&mut self) -> Result<Reply<R::Reply>>
     where
         R::Reply: ReplyBody,
     {
-        // Most replies come within tens of microseconds: checking for a while (four times what they
-        // take of late) before sleeping in recv saves a sleep and a wake-up per request; when
-        // they take longer than spinning may, a wake-up is the cheaper.
-        self.calls = self.calls.wrapping_add(1);
-        let spin = match self.typical_reply * 4 {
-            _ if self.calls.is_multiple_of(16) => REPLY_SPIN_MOST,
-            t if t > REPLY_SPIN_MOST => Duration::ZERO,
-            t => t.max(REPLY_SPIN_LEAST),
-        };
+        let spin = self.next_spin();
         let start = std::time::Instant::now();
         while start.elapsed() < spin
             && !sys::poll_readable(self.stream.as_fd(), Duration::ZERO).unwrap_or(true)
@@ -113,13 +128,7 @@ impl Conn {
             Err(WireError::Eof | WireError::Io(_)) => return Err(self.gone()),
             Err(e) => return Err(e.into()),
         };
-        // Learnt only from replies it spun for (one slept for at once took a wake-up too), and
-        // at most twice the longest spin: one slow reply (a server starting) must not keep the
-        // next ones from spinning for long.
-        if spin > Duration::ZERO {
-            let took = start.elapsed().min(REPLY_SPIN_MOST * 2);
-            self.typical_reply = (self.typical_reply * 7 + took) / 8;
-        }
+        self.learn(spin, start.elapsed());
         if header.kind != R::KIND.reply_code() {
             return Err(WireError::UnknownKind(header.kind).into());
         }
@@ -140,6 +149,44 @@ mod tests {
     fn pair() -> (Conn, UnixStream) {
         let (client, server) = UnixStream::pair().unwrap();
         (Conn::new(client, "wf"), server)
+    }
+
+    #[test]
+    fn the_reply_spin_follows_how_long_replies_take_and_probes_again_when_they_are_slow() {
+        let (mut conn, _server) = pair();
+        let us = Duration::from_micros;
+        // Quick replies: four times their time, never under the least.
+        for _ in 0..40 {
+            let spin = conn.next_spin();
+            conn.learn(spin, us(60));
+        }
+        assert!(
+            (us(200)..=us(260)).contains(&conn.next_spin()),
+            "{:?}",
+            conn.next_spin()
+        );
+        // Slow replies (a loaded server): no spin, but a probe every 16th call.
+        for _ in 0..40 {
+            let spin = conn.next_spin();
+            conn.learn(spin, us(5000));
+        }
+        let spins: Vec<Duration> = (0..32).map(|_| conn.next_spin()).collect();
+        assert_eq!(
+            spins.iter().filter(|s| **s == REPLY_SPIN_MOST).count(),
+            2,
+            "{spins:?}"
+        );
+        assert_eq!(
+            spins.iter().filter(|s| s.is_zero()).count(),
+            30,
+            "{spins:?}"
+        );
+        // Quick again: the probes bring the spin back.
+        for _ in 0..400 {
+            let spin = conn.next_spin();
+            conn.learn(spin, us(30));
+        }
+        assert_eq!(conn.next_spin(), REPLY_SPIN_LEAST.max(us(120)));
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl SlotState {
 #[repr(C, align(64))]
 pub struct Slot {
     /// Bytes published by producers (readers never read past it before the commit); of a file
-    /// its writers write directly, by the server at the commit and at each writer's close.
+    /// its writers write directly, by the server at the commit (and after it, at each writer's
+    /// close).
     pub len: AtomicU64,
     /// Futex word: bumped when `len` grows while someone waits, and on every state change.
     pub seq: AtomicU32,

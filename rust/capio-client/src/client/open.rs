@@ -240,13 +240,24 @@ impl Client {
 
     /// Close a CAPIO fd. The server is told without waiting for an answer.
     pub fn close(&self, fd: RawFd) -> Result<()> {
+        self.close_told(fd, true)
+    }
+
+    /// Undo the open of CAPIO fd `fd` whose caller could not take it (nothing was written
+    /// through it): closed, and told as [`Client::abandon`] tells it.
+    pub fn abandon_fd(&self, fd: RawFd) {
+        let _ = self.close_told(fd, false);
+    }
+
+    /// Close `fd`, telling the server a writer's close only if `written` and it was writable.
+    fn close_told(&self, fd: RawFd, written: bool) -> Result<()> {
         let h = self
             .handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&fd)
             .ok_or_else(|| ClientError::os(libc::EBADF, None))?;
-        let (slot, writable, progress) = (h.slot, h.writable, h.progress);
+        let (slot, writable, progress) = (h.slot, h.writable && written, h.progress);
         // Its fd goes first: on the last close of a removed file, the server checks that nothing
         // holds the memory before recycling it.
         drop(h);
@@ -265,23 +276,6 @@ impl Client {
     /// writer's close (it wrote nothing, and `on_close` must not count it).
     fn abandon(&self, slot: u32, progress: u32) {
         let _ = self.tell_closed(slot, false, progress);
-    }
-
-    /// Undo the open of CAPIO fd `fd` whose caller could not take it (nothing was written
-    /// through it): closed, and told as [`Client::abandon`] tells it.
-    pub fn abandon_fd(&self, fd: RawFd) {
-        let h = self
-            .handles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&fd);
-        if let Some(h) = h {
-            let (slot, progress) = (h.slot, h.progress.unwrap_or(0));
-            drop(h);
-            if let Some(slot) = slot {
-                self.abandon(slot, progress);
-            }
-        }
     }
 
     fn tell_closed(&self, slot: u32, writable: bool, progress: u32) -> Result<()> {

@@ -71,7 +71,7 @@ pub(super) struct FileNode {
     pub(super) direct_granted: std::cell::Cell<bool>,
     /// Its writers write its (fresh) memory object through descriptions of their own, as a plain
     /// file is written, and publish nothing: its length is the object's size, which the server
-    /// reads when it needs it and publishes at its commit and at each writer's close.
+    /// reads when it needs it and publishes at its commit (and after it, at each writer's close).
     direct_write: bool,
 }
 
@@ -601,15 +601,17 @@ impl FileTable {
     pub(super) fn commit(&mut self, slot: u32) -> Option<Committed> {
         let generation = self.last_generation + 1;
         let node = self.node_mut(slot)?;
+        if node.state() != SlotState::Open {
+            return None;
+        }
+        // Trimmed first: the cut moves the object's size and times, which the commit publishes.
+        if let Err(e) = node.trim() {
+            warning!("cannot give back the unused memory of a committed file: {e}");
+        }
         if !node.commit(generation) {
             return None;
         }
         let permanent = node.rule.permanent;
-        if let Err(e) = node.trim() {
-            warning!("cannot give back the unused memory of a committed file: {e}");
-        }
-        // The trim changed the object's size and times after the commit published them.
-        node.publish_direct();
         self.last_generation = generation;
         // Done growing: the budget's headroom held for it goes back to the others.
         self.release_headroom(slot);

@@ -54,13 +54,15 @@ impl Namespace {
         let Some(last) = self.clients.closed(cid, slot) else {
             return caused;
         };
-        if writable && let Some(node) = self.files.node(slot) {
-            // What a writer of a file written directly wrote is seen from its close on; and
-            // what a writer changed of a committed file (still open when it was committed).
+        if writable
+            && let Some(node) = self.files.node(slot)
+            && node.is_committed()
+        {
+            // A writer still open when its file was committed: what it changed since (and of a
+            // file written directly, what it wrote) is seen from its close on. Before the
+            // commit nobody reads the published length of a file written directly.
             node.publish_direct_writes();
-            if node.is_committed() {
-                node.publish_direct();
-            }
+            node.publish_direct();
         }
         if writable && self.clients.produces(cid, slot) {
             self.producer_closed(slot, &mut caused);

@@ -28,12 +28,17 @@ fn a_file_created_to_be_written_directly_is_as_long_as_its_object_until_its_comm
     fx.ns.exit(a, false).unwrap();
     assert_eq!(fx.state(w.slot), SlotState::Committed);
     assert_eq!(slot.len.load(SeqCst), 10, "published at the commit");
-    // Written again after its commit: still directly, published at each writer's close.
+    // Written again after its commit: still directly, as long as its object until committed
+    // again, which publishes what was written.
     let c = fx.client("again");
     let reopened = mem(fx.open(c, "t.txt", WR).unwrap());
     assert!(reopened.direct_write && reopened.size == 10);
     reopened.data.write_all_at(b"abc", 10).unwrap();
     fx.ns.close(c, reopened.slot, true);
+    let d = fx.client("reader");
+    assert_eq!(mem(fx.open(d, "t.txt", RD).unwrap()).size, 13);
+    fx.ns.exit(c, false).unwrap();
+    assert_eq!(fx.state(w.slot), SlotState::Committed);
     assert_eq!(slot.len.load(SeqCst), 13);
 }
 
